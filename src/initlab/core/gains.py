@@ -1,0 +1,86 @@
+"""Gains: torch's table (``calculate_gain``) and a numeric gain for any activation (``gain``).
+
+Definitions used by :func:`gain` (z ~ N(0, q)):
+
+* forward: ``gain**2 = q / E[f(z)**2]``. A layer with Var(w) = gain**2 / fan_in applied to
+  activations f(z) keeps the second moment of its pre-activations at q (the quantity the mean-field
+  length map tracks; Poole et al. 2016). For ReLU it is sqrt(2) (He et al. 2015).
+* backward: ``gain**2 = 1 / E[f'(z)**2]``: keeps the variance of back-propagated gradients
+  (Glorot & Bengio 2010's backward condition; for ReLU sqrt(2), for tanh at q = 1, 1.46741).
+
+Reference values (q = 1): forward tanh 1.59254, gelu 1.53353 (exact erf GELU; the tanh
+approximation gives 1.53358), silu 1.67653, relu sqrt(2); backward tanh 1.46741, relu sqrt(2).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .activations import activation, gaussian_expectation
+from .validation import check_choice, check_scalar, fail
+
+TORCH_GAIN_NAMES = (
+    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+)
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """torch.nn.init's recommended gain, value for value.
+
+    ========================  ==================================
+    nonlinearity              gain
+    ========================  ==================================
+    linear / conv* / sigmoid  1
+    tanh                      5/3
+    relu                      sqrt(2)
+    leaky_relu                sqrt(2 / (1 + negative_slope**2)), slope default 0.01
+    selu                      3/4 (found empirically by PyTorch, for self-normalizing nets)
+    ========================  ==================================
+
+    For activations outside this table (gelu, silu, mish, elu, ...) use :func:`gain`.
+    """
+    name = check_choice(nonlinearity, "nonlinearity", TORCH_GAIN_NAMES,
+                        fix="for other activations use initlab.gain(name), computed numerically.")
+    if name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d", "sigmoid"):
+        return 1
+    if name == "tanh":
+        return 5.0 / 3
+    if name == "relu":
+        return math.sqrt(2.0)
+    if name == "leaky_relu":
+        if param is None:
+            slope = 0.01
+        else:
+            if isinstance(param, bool) or not isinstance(param, (int, float)):
+                raise fail("param", "must be a number (the negative slope of leaky_relu)", param,
+                           "pass e.g. param=0.2.")
+            slope = float(param)
+        return math.sqrt(2.0 / (1 + slope**2))
+    return 3.0 / 4  # selu
+
+
+def gain(activation_name, *, q: float = 1.0, direction: str = "forward",
+         param: float | None = None) -> float:
+    """Numeric gain of any activation (a name or a NumPy-vectorized callable).
+
+    ``direction="forward"``: ``sqrt(q / E[f(z)^2])``; ``"backward"``: ``1 / sqrt(E[f'(z)^2])``;
+    z ~ N(0, q). Integrals are split at the activation's kinks (see module docs).
+
+    >>> round(gain("relu"), 12) == round(2 ** 0.5, 12)
+    True
+    """
+    q = check_scalar(q, "q", min_val=0.0, include_min=False,
+                     why=" (the variance of the pre-activation)")
+    check_choice(direction, "direction", ("forward", "backward"))
+    act = activation(activation_name, param)
+    if direction == "forward":
+        m2 = gaussian_expectation(lambda x: act.f(x) ** 2, q, act.kinks)
+        if m2 <= 0:
+            raise fail("activation", "must not be identically zero under N(0, q)", act.name)
+        return math.sqrt(q / m2)
+    m2 = gaussian_expectation(lambda x: act.df(x) ** 2, q, act.kinks)
+    if m2 <= 0:
+        raise fail("activation", "must have a derivative that is not zero almost everywhere", act.name)
+    return 1.0 / math.sqrt(m2)

@@ -1,0 +1,405 @@
+"""The catalog: every initializer as a thin named function over one variance-scaling core.
+
+Each function validates its parameters and returns an :class:`Initializer`; none draws anything.
+Aliases are plain assignments (``xavier_uniform = glorot_uniform``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .distributions import (
+    TRUNCATED_NORMAL_STD_2SIGMA,
+    Constant,
+    DeltaOrthogonal,
+    Dirac,
+    Eye,
+    MartensSparse,
+    Normal,
+    Orthogonal,
+    Sparse,
+    TruncatedNormal,
+    Uniform,
+)
+from .fans import fan_for_mode
+from .gains import calculate_gain
+from .initializer import Context, Initializer
+from .registry import register
+from .validation import check_choice, check_scalar, fail
+
+MODES = ("fan_in", "fan_out", "fan_avg")
+DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
+
+# ===================================================================== fixed values
+
+
+@register()
+def zeros() -> Initializer:
+    """All zeros. The usual bias init; for weights it makes every hidden unit identical
+    (symmetry is never broken by gradient descent)."""
+    return Initializer("zeros", {}, lambda ctx: Constant(0.0), random=False)
+
+
+@register()
+def ones() -> Initializer:
+    """All ones (norm-layer scales)."""
+    return Initializer("ones", {}, lambda ctx: Constant(1.0), random=False)
+
+
+@register()
+def constant(value: float = 0.0) -> Initializer:
+    """Every element equal to ``value`` (torch ``constant_``)."""
+    v = check_scalar(value, "value")
+    return Initializer("constant", {"value": v}, lambda ctx: Constant(v), random=False)
+
+
+# ===================================================================== fixed variance
+
+
+@register()
+def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
+    """N(mean, std^2), independent of the fans (torch ``normal_``; defaults as torch's)."""
+    m = check_scalar(mean, "mean")
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+    return Initializer("normal", {"mean": m, "std": s}, lambda ctx: Normal(m, s))
+
+
+@register()
+def uniform(low: float = 0.0, high: float = 1.0) -> Initializer:
+    """U(low, high) (torch ``uniform_(a=low, b=high)``; defaults as torch's)."""
+    lo = check_scalar(low, "low")
+    hi = check_scalar(high, "high")
+    if lo > hi:
+        raise fail("low", f"must be <= `high` (={hi})", lo, "swap the bounds.")
+    return Initializer("uniform", {"low": lo, "high": hi}, lambda ctx: Uniform(lo, hi))
+
+
+@register()
+def uniform_std(std: float = 1.0, mean: float = 0.0) -> Initializer:
+    """Uniform with a target standard deviation: U(mean - r, mean + r), r = sqrt(3) * std.
+
+    (The variance of U(-r, r) is r^2 / 3.)
+    """
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+    m = check_scalar(mean, "mean")
+    r = math.sqrt(3.0) * s
+    return Initializer("uniform_std", {"std": s, "mean": m}, lambda ctx: Uniform(m - r, m + r))
+
+
+@register()
+def small_normal(std: float = 0.01) -> Initializer:
+    """N(0, std^2) with std 0.01: the common ``randn(...) * 0.01`` (e.g. Ng's course).
+
+    Fine for shallow nets; in deep nets the signal shrinks by ~std * sqrt(fan_in) per layer.
+    """
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+    return Initializer("small_normal", {"std": s}, lambda ctx: Normal(0.0, s))
+
+
+@register()
+def rbm_normal(std: float = 0.01) -> Initializer:
+    """RBM weights: N(0, std^2), std 0.01 (Hinton 2010, "A Practical Guide to Training Restricted
+    Boltzmann Machines", sec. 8: "a zero-mean Gaussian with a standard deviation of about 0.01").
+    ``rbm_normal(std=0.1)`` gives the N(0, 0.1) variant some RBM code uses."""
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+    return Initializer("rbm_normal", {"std": s}, lambda ctx: Normal(0.0, s))
+
+
+@register()
+def truncated_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                     b: float = 2.0) -> Initializer:
+    """N(mean, std^2) truncated to [a, b], with torch's meaning: ``a`` and ``b`` are *absolute*
+    values and ``std`` is the parent normal's (so the result's std is smaller than ``std``).
+
+    For bounds in units of std (JAX's / timm's ``trunc_normal_tf_``) pass ``a=mean - 2 * std``.
+    Drawn by inverse CDF, so no redraw loop.
+    """
+    m = check_scalar(mean, "mean")
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+    lo = check_scalar(a, "a")
+    hi = check_scalar(b, "b")
+    if lo >= hi:
+        raise fail("a", f"must be < `b` (={hi}): the truncation interval [a, b] must be non-empty",
+                   lo, "pass a < b, e.g. a=-2.0, b=2.0 (absolute values, as torch's trunc_normal_).")
+    return Initializer("truncated_normal", {"mean": m, "std": s, "a": lo, "b": hi},
+                       lambda ctx: TruncatedNormal(m, s, lo, hi))
+
+
+# ===================================================================== variance scaling core
+
+
+def _scaled(name: str, params: dict, scale: float, mode: str, distribution: str) -> Initializer:
+    """The one core: Var(w) = scale / n, n = fan_in, fan_out or (fan_in + fan_out) / 2.
+
+    normal: std = sqrt(scale / n); uniform: bound = sqrt(3 * scale / n); truncated_normal:
+    parent std = sqrt(scale / n) / 0.87962566103423978, truncated at +-2 parent std, so the result
+    has variance scale / n.
+    """
+
+    def resolve(ctx: Context):
+        fan_in, fan_out = ctx.fans()
+        var = scale / fan_for_mode(fan_in, fan_out, mode)
+        std = math.sqrt(var)
+        if distribution == "normal":
+            return Normal(0.0, std)
+        if distribution == "uniform":
+            bound = math.sqrt(3.0) * std
+            return Uniform(-bound, bound)
+        parent = std / TRUNCATED_NORMAL_STD_2SIGMA
+        return TruncatedNormal(0.0, parent, -2.0 * parent, 2.0 * parent)
+
+    return Initializer(name, params, resolve, needs_fans=True)
+
+
+@register()
+def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
+                     distribution: str = "truncated_normal") -> Initializer:
+    """The variance-scaling core: Var(w) = scale / n.
+
+    n is ``fan_in``, ``fan_out`` or ``fan_avg = (fan_in + fan_out) / 2``. ``distribution``:
+
+    * ``"normal"``: N(0, scale / n);
+    * ``"uniform"``: U(-r, r), r = sqrt(3 * scale / n);
+    * ``"truncated_normal"``: normal truncated at +-2 standard deviations of its parent, whose std
+      is sqrt(scale / n) / 0.87962566103423978 (the std of N(0, 1) truncated to (-2, 2)), so the
+      result has exactly the variance scale / n. This is what JAX's ``variance_scaling`` and
+      Keras's ``VarianceScaling`` do (Keras maps ``"normal"`` to it as well).
+
+    LeCun (scale 1, fan_in), Glorot (scale 1, fan_avg) and He (scale 2, fan_in) are presets of it.
+    """
+    s = check_scalar(scale, "scale", min_val=0.0, include_min=False,
+                     why=" (the variance multiplier)")
+    check_choice(mode, "mode", MODES)
+    check_choice(distribution, "distribution", DISTRIBUTIONS)
+    return _scaled("variance_scaling", {"scale": s, "mode": mode, "distribution": distribution},
+                   s, mode, distribution)
+
+
+def _gain(gain: float) -> float:
+    return check_scalar(gain, "gain", min_val=0.0, include_min=False,
+                        why=" (a gain multiplies the standard deviation)")
+
+
+@register()
+def lecun_normal() -> Initializer:
+    """N(0, 1 / fan_in). LeCun, Bottou, Orr, Mueller 1998, "Efficient BackProp".
+
+    Untruncated (as in the paper); JAX/Keras's ``lecun_normal`` is the truncated variant,
+    ``variance_scaling(1, "fan_in", "truncated_normal")``. The right choice for SELU.
+    """
+    return _scaled("lecun_normal", {}, 1.0, "fan_in", "normal")
+
+
+@register()
+def lecun_uniform() -> Initializer:
+    """U(-r, r), r = sqrt(3 / fan_in). LeCun et al. 1998, "Efficient BackProp"."""
+    return _scaled("lecun_uniform", {}, 1.0, "fan_in", "uniform")
+
+
+@register(aliases=("xavier_normal",))
+def glorot_normal(gain: float = 1.0) -> Initializer:
+    """N(0, gain^2 * 2 / (fan_in + fan_out)). Glorot & Bengio 2010, "Understanding the difficulty
+    of training deep feedforward neural networks". Same as torch ``xavier_normal_``."""
+    g = _gain(gain)
+    return _scaled("glorot_normal", {"gain": g}, g * g, "fan_avg", "normal")
+
+
+@register(aliases=("xavier_uniform",))
+def glorot_uniform(gain: float = 1.0) -> Initializer:
+    """U(-r, r), r = gain * sqrt(6 / (fan_in + fan_out)): the "normalized initialization" of
+    Glorot & Bengio 2010. Same as torch ``xavier_uniform_``; Keras's Dense default."""
+    g = _gain(gain)
+    return _scaled("glorot_uniform", {"gain": g}, g * g, "fan_avg", "uniform")
+
+
+def _he(name: str, a: float, mode: str, nonlinearity: str, distribution: str) -> Initializer:
+    a = check_scalar(a, "a", why=" (the negative slope of the rectifier)")
+    check_choice(mode, "mode", ("fan_in", "fan_out"))
+    g = calculate_gain(nonlinearity, a)
+    return _scaled(name, {"a": a, "mode": mode, "nonlinearity": nonlinearity}, g * g, mode,
+                   distribution)
+
+
+@register(aliases=("kaiming_normal",))
+def he_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Initializer:
+    """N(0, gain^2 / fan_mode), gain = calculate_gain(nonlinearity, a); sqrt(2) for ReLU (a = 0).
+    He, Zhang, Ren, Sun 2015, "Delving Deep into Rectifiers". Same as torch ``kaiming_normal_``
+    (untruncated)."""
+    return _he("he_normal", a, mode, nonlinearity, "normal")
+
+
+@register(aliases=("kaiming_uniform",))
+def he_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Initializer:
+    """U(-r, r), r = gain * sqrt(3 / fan_mode). He et al. 2015. Same as torch ``kaiming_uniform_``."""
+    return _he("he_uniform", a, mode, nonlinearity, "uniform")
+
+
+@register()
+def torch_default() -> Initializer:
+    """What ``nn.Linear`` / ``nn.Conv*`` do: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight
+    (``kaiming_uniform_(a=sqrt(5))``) and for the bias (``role="bias"`` with the layer's
+    ``fans=``). The classic U(-1/sqrt(d), 1/sqrt(d)) rule, d = number of inputs; Var = 1/(3 d).
+    """
+
+    def resolve(ctx: Context):
+        fan_in, _ = ctx.fans()
+        bound = 1.0 / math.sqrt(fan_in)
+        return Uniform(-bound, bound)
+
+    return Initializer("torch_default", {}, resolve, needs_fans=True)
+
+
+@register()
+def nielsen_default() -> Initializer:
+    """Nielsen's ``default_weight_initializer`` ("Neural Networks and Deep Learning", ch. 3,
+    ``network2.py``): weights N(0, 1/n_in) (``randn(y, x) / sqrt(x)``), biases N(0, 1)
+    (``role="bias"``)."""
+
+    def resolve(ctx: Context):
+        if ctx.role == "bias":
+            return Normal(0.0, 1.0)
+        fan_in, _ = ctx.fans()
+        return Normal(0.0, 1.0 / math.sqrt(fan_in))
+
+    return Initializer("nielsen_default", {}, resolve, needs_fans=True)
+
+
+@register()
+def nielsen_large() -> Initializer:
+    """Nielsen's ``large_weight_initializer`` (ch. 1-2 of his book): N(0, 1) weights and biases.
+    With 1000 inputs half on, the weighted input has std sqrt(501) = 22.4: sigmoid units saturate."""
+    return Initializer("nielsen_large", {}, lambda ctx: Normal(0.0, 1.0))
+
+
+# ===================================================================== structured
+
+
+@register()
+def orthogonal(gain: float = 1.0, method: str = "qr") -> Initializer:
+    """A Haar-distributed (semi-)orthogonal matrix times ``gain``. Saxe, McClelland, Ganguli 2014,
+    "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks".
+
+    The tensor is viewed as ``(out, prod(rest))`` (torch layout). ``method``: ``"qr"`` (QR of a
+    Gaussian matrix with the sign fix of diag(R), Mezzadri 2007; torch's ``orthogonal_``), ``"svd"``
+    (singular vectors of a Gaussian matrix with random column signs, which the classic recipe
+    omits and without which the result is not Haar), ``"householder"`` (Stewart 1980).
+    """
+    g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
+    check_choice(method, "method", ("qr", "svd", "householder"))
+
+    def resolve(ctx: Context):
+        if len(ctx.shape) < 2:
+            raise fail("shape", "must have at least 2 dimensions for `orthogonal`", ctx.shape,
+                       "orthogonal matrices need rows and columns; use another initializer for 1-D.")
+        return Orthogonal(g, method)
+
+    return Initializer("orthogonal", {"gain": g, "method": method}, resolve)
+
+
+@register(aliases=("eye",))
+def identity(gain: float = 1.0) -> Initializer:
+    """``gain`` times the identity matrix (torch ``eye_``); rectangular: ones on the diagonal.
+    Le, Jaitly, Hinton 2015 (IRNN) use it for recurrent weights. 2-D only."""
+    g = check_scalar(gain, "gain")
+
+    def resolve(ctx: Context):
+        if len(ctx.shape) != 2:
+            raise fail("shape", "must be 2-D for `identity`", ctx.shape,
+                       "for conv kernels use `dirac` (the convolution identity).")
+        return Eye(g)
+
+    return Initializer("identity", {"gain": g}, resolve, random=False)
+
+
+@register()
+def dirac(groups: int = 1, gain: float = 1.0) -> Initializer:
+    """Convolution identity (torch ``dirac_``): a delta at the kernel centre, so a conv with
+    ``in == out`` passes its input through; with ``groups``, the identity of each group.
+    3-, 4- or 5-D (conv1d/2d/3d weights), torch layout ``(out, in, *kernel)``."""
+    gr = check_scalar(groups, "groups", min_val=1, integer=True)
+    g = check_scalar(gain, "gain")
+
+    def resolve(ctx: Context):
+        if len(ctx.shape) not in (3, 4, 5):
+            raise fail("shape", "must be 3-, 4- or 5-D (a conv1d/2d/3d weight) for `dirac`",
+                       ctx.shape, "for 2-D matrices use `identity`.")
+        from .fans import to_torch_shape
+
+        out = to_torch_shape(ctx.shape, ctx.layout)[0]
+        if out % gr:
+            raise fail("groups", f"must divide the number of output channels (={out})", gr,
+                       "pass the conv's `groups`.")
+        return Dirac(gr, g)
+
+    return Initializer("dirac", {"groups": gr, "gain": g}, resolve, random=False)
+
+
+@register()
+def delta_orthogonal(gain: float = 1.0) -> Initializer:
+    """Delta-orthogonal conv kernel (Xiao, Bahri, Sohl-Dickstein, Schoenholz, Pennington 2018,
+    "Dynamical Isometry and a Mean Field Theory of CNNs"): zero everywhere except the spatial
+    centre, which holds a Haar orthogonal ``(out, in)`` matrix times ``gain``. Needs ``in <= out``.
+    """
+    g = check_scalar(gain, "gain", min_val=0.0)
+
+    def resolve(ctx: Context):
+        from .fans import to_torch_shape
+
+        shp = to_torch_shape(ctx.shape, ctx.layout)
+        if len(shp) not in (3, 4, 5):
+            raise fail("shape", "must be 3-, 4- or 5-D (a conv weight) for `delta_orthogonal`",
+                       ctx.shape, "for 2-D matrices use `orthogonal`.")
+        if shp[1] > shp[0]:
+            raise fail("shape", f"must have in_channels <= out_channels for `delta_orthogonal` "
+                       f"(in={shp[1]}, out={shp[0]})", ctx.shape,
+                       "an orthogonal (out, in) matrix with in > out cannot have orthonormal "
+                       "columns; use `orthogonal` on the flattened kernel instead.")
+        return DeltaOrthogonal(g)
+
+    return Initializer("delta_orthogonal", {"gain": g}, resolve)
+
+
+@register()
+def sparse(sparsity: float = 0.9, std: float = 0.01) -> Initializer:
+    """torch ``sparse_``: N(0, std^2), then a fraction ``sparsity`` of each column (ceil of it)
+    set to zero. Martens 2010 ("Deep learning via Hessian-free optimization") motivates it; for
+    his exact scheme (k nonzero incoming weights per unit) see ``martens_sparse``. 2-D only.
+    The zeroed positions come from the same seed/generator (torch's ignore ``generator``)."""
+    sp = check_scalar(sparsity, "sparsity", min_val=0.0, max_val=1.0, include_max=False,
+                      why=" (the fraction of each column set to zero)")
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+
+    def resolve(ctx: Context):
+        if len(ctx.shape) != 2:
+            raise fail("shape", "must be 2-D for `sparse`", ctx.shape,
+                       "`sparse` zeros a fraction of each column of a matrix; use "
+                       "`martens_sparse` or reshape.")
+        return Sparse(sp, s)
+
+    return Initializer("sparse", {"sparsity": sp, "std": s}, resolve)
+
+
+@register()
+def martens_sparse(k: int = 15, std: float = 1.0) -> Initializer:
+    """Martens 2010 sparse initialization: each unit keeps exactly ``k`` nonzero incoming weights
+    (k = 15 in the paper), drawn from N(0, std^2) (unit Gaussian in the paper); all others zero.
+    Incoming weights are the non-output axes (torch layout: each row of the flattened weight)."""
+    kk = check_scalar(k, "k", min_val=1, integer=True)
+    s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
+
+    def resolve(ctx: Context):
+        fan_in, _ = ctx.fans() if ctx.given_fans is None else ctx.given_fans
+        if kk > fan_in:
+            raise fail("k", f"must be <= fan_in (={fan_in}) of the layer", kk,
+                       f"pass k <= {fan_in}.")
+        return MartensSparse(kk, s)
+
+    return Initializer("martens_sparse", {"k": kk, "std": s}, resolve, needs_fans=True)
+
+
+# Aliases as plain assignments, for users who import the functions.
+xavier_normal = glorot_normal
+xavier_uniform = glorot_uniform
+kaiming_normal = he_normal
+kaiming_uniform = he_uniform
+eye = identity

@@ -1,0 +1,115 @@
+"""Registry of named initializers: ``names()``, ``get(name, **params)``, ``from_dict(d)``."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from .initializer import STREAM_VERSION, Initializer
+from .validation import InitlabTypeError, fail
+
+_REGISTRY: dict[str, Callable[..., Initializer]] = {}
+_CANONICAL: dict[str, str] = {}  # alias -> canonical name
+
+
+def register(name: str | None = None, *, aliases: tuple[str, ...] = ()):
+    """Decorator: register a preset factory under ``name`` (default: its ``__name__``)."""
+
+    def deco(fn: Callable[..., Initializer]) -> Callable[..., Initializer]:
+        key = name or fn.__name__
+        for k in (key, *aliases):
+            if k in _REGISTRY and _REGISTRY[k] is not fn:
+                raise fail("name", "is already registered to another initializer", k,
+                           "choose another name.")
+            _REGISTRY[k] = fn
+            _CANONICAL[k] = key
+        return fn
+
+    return deco
+
+
+def names() -> list[str]:
+    """Sorted list of every registered initializer name, aliases included."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def canonical_name(name: str) -> str:
+    """The canonical name of an alias (``xavier_uniform`` -> ``glorot_uniform``)."""
+    _ensure_loaded()
+    _check_name(name)
+    return _CANONICAL[name]
+
+
+def _check_name(name: Any) -> None:
+    if not isinstance(name, str) or name not in _REGISTRY:
+        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise fail("name", "must be a registered initializer", name,
+                   f"pass one of: {', '.join(sorted(_REGISTRY))}.{hint}")
+
+
+def get(name: str, **params: Any) -> Initializer:
+    """Build the initializer ``name`` with ``params``.
+
+    Unknown names and unknown parameters raise errors that list the valid ones.
+
+    >>> get("glorot_uniform")
+    glorot_uniform(gain=1.0)
+    """
+    _ensure_loaded()
+    if isinstance(name, Initializer):
+        if params:
+            raise fail("params", "cannot be given with an Initializer object", params,
+                       "pass a name to rebuild with new parameters.")
+        return name
+    _check_name(name)
+    factory = _REGISTRY[name]
+    sig = inspect.signature(factory)
+    valid = [p for p in sig.parameters if not p.startswith("_")]
+    unknown = [k for k in params if k not in valid]
+    if unknown:
+        raise InitlabTypeError(
+            f"`{name}` got unknown parameter(s) {', '.join(map(repr, unknown))}; "
+            f"valid parameters: {', '.join(valid) or '(none)'}. Fix: pass only those.")
+    try:
+        sig.bind(**params)
+    except TypeError as exc:
+        raise InitlabTypeError(f"`{name}`: {exc}. Valid parameters: {', '.join(valid)}.") from None
+    return factory(**params)
+
+
+def from_dict(d: dict[str, Any]) -> Initializer:
+    """Rebuild an initializer from :meth:`Initializer.to_dict`'s output.
+
+    A dict recorded under another sampling stream version is refused (the same seed would give
+    different numbers), unless it has no ``stream`` key (a hand-written description).
+    """
+    if not isinstance(d, dict) or "name" not in d:
+        raise fail("d", "must be a dict with at least a 'name' key (from Initializer.to_dict())", d,
+                   "pass e.g. {'name': 'he_normal', 'params': {}}.")
+    stream = d.get("stream")
+    if stream is not None and stream != STREAM_VERSION:
+        raise fail("d['stream']", f"must be {STREAM_VERSION!r} (this initlab's sampling stream)",
+                   stream, "use the initlab version that recorded it to reproduce the same numbers, "
+                   "or drop the 'stream' key to accept this version's stream.")
+    params = d.get("params") or {}
+    if not isinstance(params, dict):
+        raise fail("d['params']", "must be a dict", params)
+    return get(d["name"], **params)
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        from . import presets  # noqa: F401  (registers the catalog)
+        try:  # theory registers `critical` when present
+            from ..theory import critical as _critical  # noqa: F401
+        except ImportError:
+            pass
