@@ -316,7 +316,7 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Initializer:
     """Convolution identity (torch ``dirac_``): a delta at the kernel centre, so a conv with
     ``in == out`` passes its input through; with ``groups``, the identity of each group.
     3-, 4- or 5-D (conv1d/2d/3d weights), torch layout ``(out, in, *kernel)``."""
-    gr = check_scalar(groups, "groups", min_val=1, integer=True)
+    gr = int(check_scalar(groups, "groups", min_val=1, integer=True))
     g = check_scalar(gain, "gain")
 
     def resolve(ctx: Context):
@@ -384,11 +384,11 @@ def martens_sparse(k: int = 15, std: float = 1.0) -> Initializer:
     """Martens 2010 sparse initialization: each unit keeps exactly ``k`` nonzero incoming weights
     (k = 15 in the paper), drawn from N(0, std^2) (unit Gaussian in the paper); all others zero.
     Incoming weights are the non-output axes (torch layout: each row of the flattened weight)."""
-    kk = check_scalar(k, "k", min_val=1, integer=True)
+    kk = int(check_scalar(k, "k", min_val=1, integer=True))
     s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
 
     def resolve(ctx: Context):
-        fan_in, _ = ctx.fans() if ctx.given_fans is None else ctx.given_fans
+        fan_in, _ = ctx.fans()
         if kk > fan_in:
             raise fail("k", f"must be <= fan_in (={fan_in}) of the layer", kk,
                        f"pass k <= {fan_in}.")

@@ -109,7 +109,8 @@ def _ensure_loaded() -> None:
     if not _loaded:
         _loaded = True
         from . import presets  # noqa: F401  (registers the catalog)
-        try:  # theory registers `critical` when present
-            from ..theory import critical as _critical  # noqa: F401
-        except ImportError:
-            pass
+        try:  # the theory package registers `critical`
+            import initlab.theory.critical  # noqa: F401
+        except ModuleNotFoundError as exc:  # only tolerate the module itself being absent
+            if exc.name not in ("initlab.theory", "initlab.theory.critical"):
+                raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+
 def canonical_param_name(name: str) -> str:
     """Strip wrappers' prefixes: DDP's leading ``module.`` (repeatedly), and torch.compile's
     ``_orig_mod.`` and FSDP1/checkpoint wrappers' names anywhere in the dotted path."""
