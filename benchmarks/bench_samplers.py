@@ -1,0 +1,170 @@
+"""initlab.torch vs torch.nn.init, side by side: time and peak memory of each sampler.
+
+    python benchmarks/bench_samplers.py              # full sizes (16M elements, 4096^2, ...)
+    python benchmarks/bench_samplers.py --quick      # small sizes: a smoke test in seconds
+    python benchmarks/bench_samplers.py --out BENCH.md --repeat 7 --threads 2
+
+Each case fills the *same* tensor with torch's function and initlab's drop-in (same arguments,
+each with its own seeded ``torch.Generator``), alternating round by round, best of ``--repeat``
+(see ``_util.best_of``). Peak memory: each (case, side) is run once more in a fresh subprocess
+that reports ``ru_maxrss`` after allocating the output and after the call; the difference is the
+extra memory the call needed beyond its output (``--no-memory`` skips this). The machine is
+printed with the table: numbers from a shared or throttled CPU are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import (  # noqa: E402
+    best_of,
+    fmt_mib,
+    fmt_time,
+    machine_info,
+    markdown_table,
+    maxrss_bytes,
+    peak_in_subprocess,
+)
+
+M16 = 16 * 2**20
+
+
+def cases(quick: bool) -> list[dict]:
+    """(name, shape, dtype, torch function name, initlab function name, kwargs, repeat factor)."""
+    n = 2**20 if quick else M16
+    side = 1024 if quick else 4096
+    orth = [(256, 256), (512, 512), (2048, 128)] if quick else [(2048, 2048), (4096, 4096),
+                                                               (16384, 1024)]
+    out = [
+        dict(name="normal_", shape=(n,), dtype="float32", fn="normal_", kw={}),
+        dict(name="uniform_", shape=(n,), dtype="float32", fn="uniform_", kw={"a": -1.0, "b": 1.0}),
+        dict(name="trunc_normal_ (std 1, +-2)", shape=(n,), dtype="float32", fn="trunc_normal_",
+             kw={}),
+        dict(name="trunc_normal_ (std .02, +-.04)", shape=(n,), dtype="float32",
+             fn="trunc_normal_", kw={"std": 0.02, "a": -0.04, "b": 0.04}),
+        dict(name="trunc_normal_ bf16", shape=(n,), dtype="bfloat16", fn="trunc_normal_", kw={}),
+        dict(name="kaiming_normal_", shape=(side, side), dtype="float32", fn="kaiming_normal_",
+             kw={"nonlinearity": "relu"}),
+        dict(name="kaiming_uniform_", shape=(side, side), dtype="float32",
+             fn="kaiming_uniform_", kw={"a": math.sqrt(5)}),
+        dict(name="xavier_uniform_", shape=(side, side), dtype="float32", fn="xavier_uniform_",
+             kw={}),
+        dict(name="xavier_normal_", shape=(side, side), dtype="float32", fn="xavier_normal_",
+             kw={}),
+    ]
+    for shape in orth:
+        out.append(dict(name=f"orthogonal_ {shape[0]}x{shape[1]}", shape=shape, dtype="float32",
+                        fn="orthogonal_", kw={}, slow=True))
+    return out
+
+
+def _functions(case: dict):
+    import torch
+    import torch.nn.init as tinit
+
+    import initlab.torch as itorch
+
+    return getattr(tinit, case["fn"]), getattr(itorch, case["fn"]), torch
+
+
+def run_case(case: dict, repeat: int) -> dict:
+    tfn, ifn, torch = _functions(case)
+    x = torch.empty(case["shape"], dtype=getattr(torch, case["dtype"]))
+    g_t = torch.Generator().manual_seed(0)
+    g_i = torch.Generator().manual_seed(0)
+    kw = case["kw"]
+    reps = max(2, repeat // 2) if case.get("slow") else repeat
+    t = best_of({"torch": lambda: tfn(x, **kw, generator=g_t),
+                 "initlab": lambda: ifn(x, **kw, generator=g_i)}, reps)
+    return {"torch": t["torch"], "initlab": t["initlab"], "repeat": reps}
+
+
+def probe(case_json: str, side: str) -> None:
+    """Subprocess entry: extra peak RSS of one call beyond its (touched) output tensor."""
+    case = json.loads(case_json)
+    tfn, ifn, torch = _functions(case)
+    fn = tfn if side == "torch" else ifn
+    x = torch.zeros(case["shape"], dtype=getattr(torch, case["dtype"]))  # touched pages
+    g = torch.Generator().manual_seed(0)
+    before = maxrss_bytes()
+    fn(x, **case["kw"], generator=g)
+    after = maxrss_bytes()
+    out_bytes = x.numel() * x.element_size()
+    print(json.dumps({"extra": after - before, "output": out_bytes}))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    ap.add_argument("--repeat", type=int, default=5, help="best of N (orthogonal: N/2, >= 2)")
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--out", type=str, default=None, help="also write the markdown to this file")
+    ap.add_argument("--no-memory", action="store_true", help="skip the subprocess memory probes")
+    ap.add_argument("--only", type=str, default=None, help="run cases whose name contains this")
+    ap.add_argument("--_probe", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args._probe:
+        probe(*args._probe)
+        return 0
+
+    from tqdm import tqdm
+
+    todo = [c for c in cases(args.quick) if not args.only or args.only in c["name"]]
+    rows = []
+    env = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    for case in tqdm(todo, desc="cases", file=sys.stderr):
+        t = run_case(case, args.repeat)
+        mem = {"torch": None, "initlab": None}
+        if not args.no_memory:
+            for side in mem:
+                pargs = ["--_probe", json.dumps(case), side]
+                if args.threads:
+                    pargs += ["--threads", str(args.threads)]
+                mem[side] = peak_in_subprocess(__file__, pargs, env=env)["extra"]
+        shape = "x".join(map(str, case["shape"]))
+        rows.append([case["name"], shape, case["dtype"], fmt_time(t["torch"]),
+                     fmt_time(t["initlab"]), f"{t['torch'] / t['initlab']:.2f}x",
+                     fmt_mib(mem["torch"]), fmt_mib(mem["initlab"])])
+
+    info = machine_info()
+    head = ["case", "shape", "dtype", "torch.nn.init", "initlab.torch", "speedup",
+            "torch extra peak MiB", "initlab extra peak MiB"]
+    md = "\n".join([
+        f"### initlab.torch vs torch.nn.init ({'quick' if args.quick else 'full'} sizes)",
+        "",
+        f"Command: `python benchmarks/bench_samplers.py {' '.join(argv or sys.argv[1:])}`  ",
+        f"Machine: {info.get('cpu')}, {info.get('cores')} cores, {info.get('os')}; Python "
+        f"{info.get('python')}, torch {info.get('torch')} ({info.get('torch_threads')} threads); "
+        f"load average at the end: {info.get('load_avg', '?')}.  ",
+        f"Time: best of {args.repeat} interleaved runs (orthogonal: {max(2, args.repeat // 2)}). "
+        "Speedup = torch time / initlab time. Extra peak MiB: ru_maxrss growth during one call in "
+        "a fresh subprocess, beyond the already-allocated output.",
+        "",
+        markdown_table(head, rows),
+        "",
+    ])
+    print(md)
+    if args.out:
+        try:
+            from initlab.util.atomic import atomic_write_text
+        except ImportError:  # pragma: no cover
+            Path(args.out).write_text(md)
+        else:
+            atomic_write_text(args.out, md)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())

@@ -1,0 +1,295 @@
+"""Benchmark initlab.scale (the counter stream) against torch, side by side in one process.
+
+    python benchmarks/bench_scale.py --quick          # smoke run (~1 min)
+    python benchmarks/bench_scale.py                  # 16M elements, GPT-2 small, 1/2/4 ranks
+    python benchmarks/bench_scale.py --big            # + the ~1.2B-parameter Llama-shaped model
+    python benchmarks/bench_scale.py --json out.json  # also write the numbers (atomically)
+
+Sections
+1. Elementwise generator: ns per element of initlab's counter normal / uniform / truncated normal
+   vs torch ``normal_`` / ``uniform_`` / ``nn.init.trunc_normal_`` on the same float32 tensor
+   (already touched, so page faults are not timed), with 1 and 2 threads (``threads=`` for
+   initlab, ``torch.set_num_threads`` for torch). Best of ``--repeat`` runs.
+2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
+   with ``to_empty``: initlab ``init_model`` (counter stream; N(0, 0.02) weights, zero biases,
+   unit norms) vs the same scheme drawn with torch ``normal_`` vs torch's default
+   ``reset_parameters``; float32 and bf16; wall time and peak RSS (``ru_maxrss``) of the process.
+3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
+   (CPU, loopback, one thread per rank): CPU time per rank falls with the shard size; the wall
+   time on a 2-core machine cannot show more than two ranks in parallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+# ------------------------------------------------------------------------------ model shapes
+# GPT-2 small (Radford et al. 2019): 12 layers, d=768, vocab 50257, context 1024; ~124M params.
+GPT2_SMALL = dict(kind="gpt2", vocab=50257, ctx=1024, d=768, layers=12)
+GPT2_QUICK = dict(kind="gpt2", vocab=8192, ctx=256, d=256, layers=2)
+# Llama-3.2-1B-shaped (Meta 2024): 16 layers, d=2048, 32 heads / 8 KV heads (head 64), MLP 8192,
+# vocab 128256, tied embeddings; ~1.24B params (~5 GB in float32).
+LLAMA_1B = dict(kind="llama", vocab=128256, d=2048, layers=16, kv=512, hidden=8192)
+
+
+class GPT2Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.ln_1, self.ln_2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.c_attn, self.c_proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.c_fc, self.mlp_proj = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, d, kv, hidden):
+        super().__init__()
+        self.attn_norm, self.mlp_norm = nn.RMSNorm(d), nn.RMSNorm(d)
+        self.wq, self.wo = nn.Linear(d, d, bias=False), nn.Linear(d, d, bias=False)
+        self.wk, self.wv = nn.Linear(d, kv, bias=False), nn.Linear(d, kv, bias=False)
+        self.w1 = nn.Linear(d, hidden, bias=False)
+        self.w3 = nn.Linear(d, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, d, bias=False)
+
+
+def build(cfg) -> nn.Module:
+    m = nn.Module()
+    if cfg["kind"] == "gpt2":
+        m.wte, m.wpe = nn.Embedding(cfg["vocab"], cfg["d"]), nn.Embedding(cfg["ctx"], cfg["d"])
+        m.h = nn.ModuleList(GPT2Block(cfg["d"]) for _ in range(cfg["layers"]))
+        m.ln_f = nn.LayerNorm(cfg["d"])
+    else:
+        m.tok = nn.Embedding(cfg["vocab"], cfg["d"])
+        m.layers = nn.ModuleList(LlamaBlock(cfg["d"], cfg["kv"], cfg["hidden"])
+                                 for _ in range(cfg["layers"]))
+        m.norm = nn.RMSNorm(cfg["d"])
+    return m
+
+
+def plan():
+    import initlab
+
+    return {"*norm*.weight": "ones", "*ln_*.weight": "ones", "*.bias": "zeros",
+            "*": initlab.get("normal", std=0.02)}
+
+
+def torch_same_scheme(m: nn.Module) -> None:
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" in n or "ln_" in n:
+                p.fill_(1.0) if n.endswith("weight") else p.zero_()
+            elif n.endswith("bias"):
+                p.zero_()
+            else:
+                p.normal_(0.0, 0.02)
+
+
+def torch_default(m: nn.Module) -> None:
+    for mod in m.modules():
+        if hasattr(mod, "reset_parameters"):
+            mod.reset_parameters()
+
+
+# ------------------------------------------------------------------------------ section 1
+def _best(fn, repeat):
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def bench_elementwise(n: int, repeat: int) -> list[dict]:
+    from initlab.core.distributions import Normal, TruncatedNormal, Uniform
+    from initlab.scale.sharded import fill_block_
+
+    x = torch.empty(n)
+    x.zero_()  # touch the pages once
+    rows = []
+    cases = [("normal", Normal(0.0, 1.0), lambda t: t.normal_()),
+             ("uniform", Uniform(-1.0, 1.0), lambda t: t.uniform_(-1.0, 1.0)),
+             ("trunc_normal", TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+              lambda t: nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0))]
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for label, dist, tfn in cases:
+                t_torch = _best(lambda tfn=tfn: tfn(x), repeat)
+                t_ctr = _best(lambda dist=dist, th=threads: fill_block_(
+                    x, dist, key=12345, global_shape=(n,), offsets=(0,), threads=th),
+                    repeat)
+                rows.append(dict(section="elementwise", dist=label, threads=threads, n=n,
+                                 torch_ns=1e9 * t_torch / n, counter_ns=1e9 * t_ctr / n,
+                                 ratio=t_ctr / t_torch))
+                print(f"  {label:13s} threads={threads}  torch {rows[-1]['torch_ns']:6.2f} "
+                      f"ns/el  counter {rows[-1]['counter_ns']:6.2f} ns/el  "
+                      f"ratio {rows[-1]['ratio']:.2f}x", flush=True)
+    finally:
+        torch.set_num_threads(old)
+    return rows
+
+
+# ------------------------------------------------------------------------------ section 2
+def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
+    """Run in a fresh process: materialize on CPU and initialize; time and peak RSS."""
+    torch.set_num_threads(threads)
+    dt = getattr(torch, dtype)
+    with torch.device("meta"):
+        m = build(cfg).to(dt)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    m.to_empty(device="cpu")
+    n_params = sum(p.numel() for p in m.parameters())
+    t0, c0 = time.perf_counter(), time.process_time()
+    if method == "counter":
+        from initlab.scale import init_model
+
+        init_model(m, plan(), seed=0, threads=threads)
+    elif method == "torch_same":
+        torch_same_scheme(m)
+    else:
+        torch_default(m)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    return dict(section="model", model=cfg["kind"], params=n_params, dtype=dtype, method=method,
+                threads=threads, wall_s=wall, cpu_s=cpu, peak_rss_mb=rss / 1024,
+                rss_before_mb=rss0 / 1024,
+                param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
+
+
+def _subprocess_json(args: list[str], env=None, timeout=3600) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                         env=env, timeout=timeout)
+    if out.returncode:
+        raise RuntimeError(f"case {args} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bench_models(cfgs: list[tuple[str, dict]], threads: int) -> list[dict]:
+    rows = []
+    for name, cfg in cfgs:
+        for dtype in ("float32", "bfloat16"):
+            for method in ("counter", "torch_same", "torch_default"):
+                r = _subprocess_json(["--_model", json.dumps(cfg), dtype, method, str(threads)])
+                r["name"] = name
+                rows.append(r)
+                print(f"  {name:10s} {r['params'] / 1e6:7.1f}M {dtype:8s} {method:13s} "
+                      f"wall {r['wall_s']:7.2f} s  cpu {r['cpu_s']:7.2f} s  "
+                      f"peak RSS {r['peak_rss_mb']:7.0f} MB (params {r['param_mb']:.0f} MB, "
+                      f"before to_empty {r['rss_before_mb']:.0f} MB)", flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------------ section 3
+def sharded_worker(cfg: dict) -> None:
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from initlab.scale import init_model
+
+    dist.init_process_group("gloo")
+    world = dist.get_world_size()
+    mesh = init_device_mesh("cpu", (world,))
+    with torch.device("meta"):
+        m = build(cfg)
+    for mod in m.modules():
+        if isinstance(mod, (GPT2Block, LlamaBlock)):
+            fully_shard(mod, mesh=mesh)
+    fully_shard(m, mesh=mesh)
+    m.to_empty(device="cpu")
+    local = sum(p.to_local().numel() for p in m.parameters())
+    dist.barrier()
+    t0, c0 = time.perf_counter(), time.process_time()
+    init_model(m, plan(), seed=0, threads=1)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = [None] * world
+    dist.all_gather_object(rows, dict(wall_s=wall, cpu_s=cpu, local_params=local))
+    if dist.get_rank() == 0:
+        print(json.dumps(rows))
+    dist.destroy_process_group()
+
+
+def bench_sharded(cfg: dict, worlds=(1, 2, 4)) -> list[dict]:
+    out = []
+    for world in worlds:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = dict(os.environ, WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1",
+                   MASTER_PORT=str(port), OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+        procs = [subprocess.Popen([sys.executable, __file__, "--_sharded", json.dumps(cfg)],
+                                  env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for r in range(world)]
+        outs = [p.communicate(timeout=3600) for p in procs]
+        if any(p.returncode for p in procs):
+            raise RuntimeError("sharded worker failed:\n" + "\n".join(e[-2000:] for _, e in outs))
+        rows = json.loads(outs[0][0].strip().splitlines()[-1])
+        r = dict(section="sharded", world=world,
+                 cpu_s_per_rank=[x["cpu_s"] for x in rows],
+                 wall_s_per_rank=[x["wall_s"] for x in rows],
+                 local_params=[x["local_params"] for x in rows])
+        out.append(r)
+        print(f"  ranks={world}  cpu/rank " + " ".join(f"{c:.2f}" for c in r["cpu_s_per_rank"])
+              + " s   wall max {:.2f} s   local params/rank {}".format(
+                  max(r["wall_s_per_rank"]), r["local_params"]), flush=True)
+    return out
+
+
+# ------------------------------------------------------------------------------ main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
+    ap.add_argument("--big", action="store_true", help="also the ~1.2B Llama-shaped model")
+    ap.add_argument("--repeat", type=int, default=None, help="timing repeats (best of)")
+    ap.add_argument("--threads", type=int, default=2, help="threads for the model section")
+    ap.add_argument("--json", default=None, help="write all rows to this file")
+    ap.add_argument("--_model", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--_sharded", help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a._model:
+        cfg, dtype, method, threads = a._model
+        print(json.dumps(model_case(json.loads(cfg), dtype, method, int(threads))))
+        return 0
+    if a._sharded:
+        sharded_worker(json.loads(a._sharded))
+        return 0
+
+    import initlab
+    from initlab.scale import COUNTER_STREAM_VERSION
+
+    n = (1 << 21) if a.quick else (1 << 24)
+    repeat = a.repeat or (2 if a.quick else 5)
+    print(f"initlab {initlab.__version__} ({COUNTER_STREAM_VERSION}), torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+    rows = []
+    print(f"[1] elementwise, float32, {n} elements (best of {repeat})")
+    rows += bench_elementwise(n, repeat)
+    cfgs = [("gpt2-quick" if a.quick else "gpt2-small", GPT2_QUICK if a.quick else GPT2_SMALL)]
+    if a.big:
+        cfgs.append(("llama-1b", LLAMA_1B))
+    print(f"[2] whole-model init (fresh process per case, {a.threads} threads)")
+    rows += bench_models(cfgs, a.threads)
+    print("[3] sharded init, FSDP2 on gloo, one thread per rank")
+    rows += bench_sharded(GPT2_QUICK if a.quick else GPT2_SMALL,
+                          (1, 2) if a.quick else (1, 2, 4))
+    if a.json:
+        from initlab.util.atomic import atomic_write_text
+
+        atomic_write_text(a.json, json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

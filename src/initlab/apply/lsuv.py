@@ -1,0 +1,252 @@
+"""LSUV: layer-sequential unit-variance initialization.
+
+Mishkin & Matas 2016, "All you need is a good init" (ICLR 2016), Algorithm 1:
+
+1. pre-initialize the weights of every selected layer with orthonormal matrices (here: Haar
+   orthogonal from the seed, biases zero);
+2. for each layer in forward order: forward the batch, measure the standard deviation s of the
+   layer's output, and rescale W <- W * target_std / s, until |s - target_std| < tol or
+   ``max_iter`` rescalings (defaults tol 0.1, max_iter 10 as the public PyTorch / Keras
+   implementations; the authors' Caffe code uses 0.02 / 20).
+
+With ``mean_correction=True`` each step also sets b <- (b - mean(y)) * target_std / s, so the
+layer output y becomes (y - mean(y)) * target_std / s: mean 0 and the target std at once.
+
+The forward passes run in eval mode (no dropout noise, BatchNorm uses its running statistics),
+so the result is deterministic given the seed and the batch; the mode is restored afterwards.
+Each measuring pass stops right after the layer being scaled (no compute is wasted on the rest).
+All or nothing: on any error every selected layer is restored.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.validation import InitlabError, check_scalar, fail
+from ..util.hashing import canonical_param_name
+from .rules import Plan, Rule
+from .walk import _restore, _snapshot, apply, check_model, check_seed
+
+DEFAULT_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+class _Stop(Exception):
+    """Raised inside a hook to end a forward pass early."""
+
+
+@dataclass
+class LSUVLayer:
+    name: str
+    iterations: int
+    initial_std: float
+    final_std: float
+    final_mean: float
+    converged: bool
+
+
+@dataclass
+class LSUVReport:
+    """Per layer (forward order): rescalings done, output std before and after, convergence."""
+
+    layers: list[LSUVLayer]
+    tol: float
+    target_std: float
+    max_iter: int
+    seed: int
+    skipped: list[str] = field(default_factory=list)   # selected but never ran in the forward
+    init_report: Any = None
+
+    @property
+    def converged(self) -> bool:
+        return all(layer.converged for layer in self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"tol": self.tol, "target_std": self.target_std, "max_iter": self.max_iter,
+                "seed": self.seed, "skipped": self.skipped,
+                "layers": [asdict(layer) for layer in self.layers]}
+
+    def __str__(self) -> str:
+        w = max([len(layer.name) for layer in self.layers] + [5])
+        lines = [f"LSUV (Mishkin & Matas 2016): target std {self.target_std}, tol {self.tol}, "
+                 f"max_iter {self.max_iter}, seed {self.seed}",
+                 f"{'layer':<{w}}  iters  std before  std after  converged"]
+        for layer in self.layers:
+            lines.append(f"{layer.name:<{w}}  {layer.iterations:>5}  {layer.initial_std:>10.4f}  "
+                         f"{layer.final_std:>9.4f}  {'yes' if layer.converged else 'NO'}")
+        if self.skipped:
+            lines.append("never ran in the forward pass (left orthonormal): "
+                         + ", ".join(self.skipped))
+        return "\n".join(lines)
+
+
+def _call(model: nn.Module, batch: Any):
+    if isinstance(batch, Mapping):
+        return model(**batch)
+    if isinstance(batch, (tuple, list)):
+        return model(*batch)
+    return model(batch)
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, torch.Tensor):
+                return o
+    raise fail("modules", "must produce tensor outputs", type(out).__name__,
+               "select only layers whose forward returns a tensor.")
+
+
+def _forward(model: nn.Module, batch: Any) -> None:
+    try:
+        with torch.no_grad():
+            _call(model, batch)
+    except _Stop:
+        pass
+    except InitlabError:
+        raise
+    except Exception as exc:
+        shape = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
+        raise fail("batch", f"must fit the model: the forward pass raised {type(exc).__name__}: "
+                   f"{str(exc)[:300]}", shape,
+                   "pass a batch the model accepts (a tensor, a tuple of positional inputs or a "
+                   "dict of keyword inputs); the model is unchanged.") from exc
+
+
+def _measure(model: nn.Module, layer: nn.Module, batch: Any) -> tuple[float, float]:
+    box: dict[str, torch.Tensor] = {}
+
+    def hook(mod, inp, out):
+        box["y"] = _first_tensor(out).detach()
+        raise _Stop
+
+    h = layer.register_forward_hook(hook)
+    try:
+        _forward(model, batch)
+    finally:
+        h.remove()
+    y = box["y"].to(torch.float64)
+    return float(y.mean()), float(y.std())
+
+
+def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
+         target_std: float = 1.0, modules: tuple = DEFAULT_MODULES, seed: int = 0,
+         mean_correction: bool = False, quiet: bool = True) -> LSUVReport:
+    """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init").
+
+    Orthonormal pre-init of every module of a type in ``modules`` (from ``seed``), then, layer by
+    layer in forward order, W <- W * target_std / std(layer output on ``batch``) until
+    |std - target_std| < ``tol`` or ``max_iter`` rescalings. Returns an :class:`LSUVReport`
+    (iterations and final std per layer; ``.init_report`` is the pre-init's InitReport).
+
+    ``batch``: a tensor, a tuple of positional inputs or a dict of keyword inputs. ``modules``:
+    the layer types to scale (others opt in, e.g. ``modules=(nn.Linear, nn.ConvTranspose2d)``).
+    ``quiet=False`` shows a progress bar.
+
+    >>> import torch, torch.nn as nn, initlab
+    >>> m = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    >>> rep = initlab.lsuv(m, torch.randn(64, 8, generator=torch.Generator().manual_seed(0)))
+    >>> all(abs(layer.final_std - 1) < 0.1 for layer in rep.layers)
+    True
+    """
+    check_model(model)
+    seed = check_seed(seed)
+    tol = check_scalar(tol, "tol", min_val=0.0, include_min=False)
+    max_iter = check_scalar(max_iter, "max_iter", min_val=1, integer=True)
+    target_std = check_scalar(target_std, "target_std", min_val=0.0, include_min=False)
+    if batch is None:
+        raise fail("batch", "must be given (LSUV is data-dependent)", None,
+                   "pass a batch of inputs, e.g. lsuv(model, x[:256]).")
+    mods = tuple(modules) if isinstance(modules, (tuple, list)) else (modules,)
+    if not mods or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in mods):
+        raise fail("modules", "must be a tuple of nn.Module classes", modules,
+                   "pass e.g. (nn.Linear, nn.Conv2d).")
+    selected = [(n, m) for n, m in model.named_modules() if isinstance(m, mods)
+                and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    if not selected:
+        raise fail("modules", "matched no layer with a weight in the model",
+                   [t.__name__ for t in mods], "pass the layer types your model uses.")
+    tensors = []
+    for _, m in selected:
+        tensors.append(m.weight)
+        if isinstance(getattr(m, "bias", None), torch.Tensor):
+            tensors.append(m.bias)
+    snap = _snapshot(tensors)
+    was_training = model.training
+    pre = Plan([Rule(mods, params={"weight": "orthogonal", "bias": "zeros"},
+                     label="LSUV pre-init", why="LSUV: orthonormal pre-init, zero bias")],
+               name="lsuv", warn_unused=False, reset_running_stats=False,
+               description="LSUV (Mishkin & Matas 2016): orthonormal, then unit output variance")
+    try:
+        init_report = apply(model, pre, seed=seed)
+        model.eval()
+        # forward order of the selected layers
+        order: list[str] = []
+        names = {m: n for n, m in selected}
+        handles = [m.register_forward_hook(
+            lambda mod, i, o: order.append(names[mod]) if names[mod] not in order else None)
+            for _, m in selected]
+        try:
+            _forward(model, batch)
+        finally:
+            for h in handles:
+                h.remove()
+        by_name = dict(selected)
+        layers: list[LSUVLayer] = []
+        from tqdm.auto import tqdm
+
+        for name in tqdm(order, desc="LSUV", disable=quiet, leave=False):
+            layer = by_name[name]
+            mean, std = _measure(model, layer, batch)
+            initial = std
+            it = 0
+            while abs(std - target_std) >= tol and it < max_iter:
+                if not math.isfinite(std) or std == 0.0:
+                    raise fail(f"{name} output std", "must be finite and > 0 to rescale the "
+                               "layer", std, "check the batch (all zeros?) and the layers before "
+                               f"`{name}`; the model is unchanged.")
+                c = target_std / std
+                with torch.no_grad():
+                    layer.weight.mul_(c)
+                    bias = getattr(layer, "bias", None)
+                    if mean_correction and isinstance(bias, torch.Tensor):
+                        bias.sub_(mean).mul_(c)
+                it += 1
+                mean, std = _measure(model, layer, batch)
+            layers.append(LSUVLayer(name, it, initial, std, mean,
+                                    abs(std - target_std) < tol))
+    except BaseException:
+        _restore(snap)
+        model.train(was_training)
+        raise
+    model.train(was_training)
+    report = LSUVReport(layers, tol, target_std, max_iter, seed,
+                        skipped=[n for n, _ in selected if n not in order],
+                        init_report=init_report)
+    bad = [layer.name for layer in layers if not layer.converged]
+    if bad:
+        warnings.warn(f"LSUV did not reach std {target_std} +- {tol} within max_iter={max_iter} "
+                      f"for: {', '.join(bad)}. Increase max_iter or tol, or check the layers "
+                      "(saturating activations, normalization).", UserWarning, stacklevel=2)
+    # refresh the InitReport's statistics: LSUV rescaled the weights
+    from .report import _tensor_moments
+
+    scaled = {canonical_param_name(layer.name): layer for layer in layers}
+    for rec in init_report.records:
+        mod_name, _, local = rec.name.rpartition(".")
+        if mod_name in scaled and local in ("weight", "bias"):
+            layer = scaled[mod_name]
+            rec.mean, rec.std = _tensor_moments(getattr(by_name[layer.name], local))
+            rec.expected_mean = rec.expected_std = None
+            rec.notes.append(f"LSUV: {layer.iterations} rescaling(s), output std "
+                             f"{layer.final_std:.4f}")
+    init_report.lsuv = report
+    return report

@@ -1,0 +1,254 @@
+"""What :func:`initlab.apply` did, parameter by parameter, as plain data and a readable table."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _fmt(x: float | None) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x == 0:
+        return "0"
+    if abs(x) >= 1e4 or abs(x) < 1e-3:
+        return f"{x:.2e}"
+    return f"{x:.4f}"
+
+
+def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
+    if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
+        return None, None
+    with torch.no_grad():
+        x = t.detach().to(torch.float64)
+        mean = float(x.mean())
+        std = float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
+    return mean, std
+
+
+def compact_repr(init) -> str:
+    """``name(params that differ from the catalog defaults)``, e.g. ``he_normal()``."""
+    import inspect
+
+    from ..core.registry import _REGISTRY
+
+    factory = _REGISTRY.get(init.name)
+    if factory is None:
+        return repr(init)
+    defaults = {k: p.default for k, p in inspect.signature(factory).parameters.items()}
+    args = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
+            for k, v in init.params.items() if defaults.get(k, object()) != v]
+    return f"{init.name}({', '.join(args)})"
+
+
+@dataclass
+class ParamRecord:
+    """One parameter: name, shape, what it received and the resulting statistics."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    module: str
+    role: str
+    status: str                  # initialized | loaded | kept | unmatched
+    initializer: str = ""
+    init: dict | str | None = None
+    fans: list = field(default_factory=list)   # one (fan_in, fan_out) per block
+    layout: str = ""
+    blocks: list[str] = field(default_factory=list)
+    rule_index: int | None = None
+    rule: str = ""
+    why: str = ""
+    scale: float = 1.0
+    stream_keys: list[str] = field(default_factory=list)
+    mean: float | None = None
+    std: float | None = None
+    expected_mean: float | None = None
+    expected_std: float | None = None
+    aliases: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, slot, a, *, loaded: bool) -> ParamRecord:
+        from .rules import initializer_to_dict
+        from .walk import expected_moments
+
+        value = slot.tensor
+        if slot.originals:
+            value = getattr(slot.module, slot.local)
+        mean, std = _tensor_moments(value)
+        rec = cls(name=slot.name, shape=tuple(slot.shape), dtype=str(slot.tensor.dtype)
+                  .replace("torch.", ""), module=type(slot.module).__name__, role=slot.role,
+                  status="loaded" if loaded else a.status, mean=mean, std=std,
+                  aliases=tuple(slot.aliases), notes=list(slot.notes))
+        if a is None or a.init is None:
+            return rec
+        rec.rule_index = a.rule_index
+        rec.rule = a.rule.describe()
+        rec.why = a.rule.why
+        if a.status == "kept":
+            rec.initializer = "keep"
+            return rec
+        rec.initializer = compact_repr(a.init)
+        rec.init = initializer_to_dict(a.init)
+        rec.fans = [list(f) if f is not None else None for f in a.fans]
+        rec.layout = a.layout
+        rec.blocks = [b.label for b in a.blocks] if len(a.blocks) > 1 else []
+        rec.scale = a.rule.scale
+        rec.stream_keys = list(a.keys)
+        # expected moments: exact when every block has the same known distribution
+        moments = []
+        for b, dist in zip(a.blocks, a.dists):
+            bshape = tuple(slot.shape) if len(a.blocks) == 1 else \
+                (b.stop - b.start, *slot.shape[1:])
+            moments.append(expected_moments(dist, bshape))
+        if moments and all(m is not None for m in moments) and len(set(moments)) == 1:
+            m, s = moments[0]
+            rec.expected_mean, rec.expected_std = m * a.rule.scale, s * abs(a.rule.scale)
+        return rec
+
+    def fans_str(self) -> str:
+        if not self.fans or all(f is None for f in self.fans):
+            return "-"
+        uniq = {tuple(f) if f else None for f in self.fans}
+        if len(uniq) == 1:
+            f = self.fans[0]
+            s = f"{f[0]}/{f[1]}" if f else "-"
+            return s + (f" x{len(self.fans)}" if len(self.fans) > 1 else "")
+        return ",".join(f"{f[0]}/{f[1]}" if f else "-" for f in self.fans)
+
+
+@dataclass
+class InitReport:
+    """Returned by :func:`initlab.apply`: the seed, the random stream, the plan, and one
+    :class:`ParamRecord` per distinct parameter (tied parameters once, with their aliases).
+
+    ``str(report)`` is a table (name, shape, initializer, fans, std, mean, rule);
+    ``report.to_dict()`` is JSON-able; ``report.save(path)`` writes it atomically.
+    """
+
+    seed: int
+    rng: str
+    stream_version: str
+    plan: Any
+    records: list[ParamRecord]
+    unused_rules: list[tuple[int, str]] = field(default_factory=list)
+    running_stats_reset: int = 0
+    load: Any = None
+    lsuv: Any = None
+
+    # ------------------------------------------------------------------ queries
+    def __getitem__(self, name: str) -> ParamRecord:
+        for r in self.records:
+            if r.name == name or name in r.aliases:
+                return r
+        raise KeyError(f"no parameter named {name!r} in this report; names: "
+                       + ", ".join(r.name for r in self.records[:20]))
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @property
+    def unmatched(self) -> list[str]:
+        return [r.name for r in self.records if r.status == "unmatched"]
+
+    @property
+    def initialized(self) -> list[str]:
+        return [r.name for r in self.records if r.status == "initialized"]
+
+    @property
+    def loaded(self) -> list[str]:
+        return [r.name for r in self.records if r.status == "loaded"]
+
+    # ------------------------------------------------------------------ output
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "seed": self.seed, "rng": self.rng, "stream_version": self.stream_version,
+            "plan": self.plan.to_dict() if self.plan is not None else None,
+            "parameters": [{**asdict(r), "shape": list(r.shape), "aliases": list(r.aliases)}
+                           for r in self.records],
+            "unmatched": self.unmatched,
+            "unused_rules": [{"index": i, "rule": d} for i, d in self.unused_rules],
+            "running_stats_reset": self.running_stats_reset,
+            "pretrained": self.load.to_dict() if self.load is not None else None,
+            "lsuv": self.lsuv.to_dict() if self.lsuv is not None else None,
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, default=str)
+
+    def save(self, path: str | Path) -> Path:
+        from ..util.atomic import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    def table(self, *, max_rows: int | None = None, why: bool = False) -> str:
+        head = ["name", "shape", "initializer", "fans in/out", "std", "mean", "rule"]
+        if why:
+            head.append("why")
+        rows = []
+        recs = self.records if max_rows is None else self.records[:max_rows]
+        for r in recs:
+            if r.status == "initialized":
+                init = r.initializer + (f" *{r.scale:.3g}" if r.scale != 1.0 else "")
+            else:
+                init = f"({r.status})" if r.status != "kept" else "(kept)"
+            name = r.name + (f" (= {', '.join(r.aliases)})" if r.aliases else "")
+            rule = f"#{r.rule_index} {r.rule}" if r.rule_index is not None else "-"
+            row = [name, "x".join(map(str, r.shape)) or "()", init, r.fans_str(), _fmt(r.std),
+                   _fmt(r.mean), rule]
+            if why:
+                row.append(r.why or "")
+            rows.append(row)
+        widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+                  for i, h in enumerate(head)]
+        widths = [min(w, 48) for w in widths]
+
+        def line(cells):
+            return "  ".join(c[:w].ljust(w) if len(c) <= w else c[:w - 1] + "~"
+                             for c, w in zip(cells, widths)).rstrip()
+
+        out = [line(head), line(["-" * w for w in widths])]
+        out += [line(r) for r in rows]
+        if max_rows is not None and len(self.records) > max_rows:
+            out.append(f"... {len(self.records) - max_rows} more")
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        plan = self.plan.name if self.plan is not None and self.plan.name else "custom plan"
+        n_init = len(self.initialized)
+        head = (f"InitReport: {plan}, seed={self.seed}, rng={self.rng} "
+                f"(stream {self.stream_version}); {n_init} initialized")
+        if self.loaded:
+            head += f", {len(self.loaded)} loaded"
+        if self.unmatched:
+            head += f", {len(self.unmatched)} unmatched (left as they were)"
+        lines = [head]
+        if self.plan is not None and self.plan.description:
+            lines.append(f"plan: {self.plan.description}")
+        lines.append(self.table(why=any(r.why for r in self.records)))
+        if self.unused_rules and self.plan is not None and self.plan.warn_unused:
+            lines.append("rules that matched nothing: "
+                         + "; ".join(f"#{i} {d}" for i, d in self.unused_rules))
+        if self.running_stats_reset:
+            lines.append(f"running statistics reset in {self.running_stats_reset} norm layer(s)")
+        if self.load is not None:
+            lines.append(self.load.summary())
+        if self.lsuv is not None:
+            lines.append(str(self.lsuv))
+        return "\n".join(lines)
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(str(self))
+
+    def __repr__(self) -> str:
+        return (f"InitReport(seed={self.seed}, rng={self.rng!r}, {len(self.records)} parameters, "
+                f"{len(self.unmatched)} unmatched)")

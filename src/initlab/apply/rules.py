@@ -1,0 +1,371 @@
+"""Rules and plans: how a model is initialized, as data.
+
+A :class:`Rule` says *which* parameters it covers (by module type, by a glob on the full dotted
+parameter name, or both) and *what* they get (one initializer for every matched parameter, or one
+per parameter of the module: ``weight=``, ``bias=``, ``weight_hh*=``...). A :class:`Plan` is an
+ordered list of rules: first match wins, so put specific rules before general ones.
+
+Plans are data: ``plan.to_dict()`` / ``Plan.from_dict(d)`` / ``plan.save(path)`` /
+``Plan.load(path)`` round-trip through JSON, with module types written by qualified name
+(``"torch.nn.Linear"``) and initializers as ``{"name": ..., "params": {...}}``.
+
+Globs use :func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters *including dots*, so
+``"*c_proj.weight"`` matches ``transformer.h.0.attn.c_proj.weight``. Names are matched after
+wrappers' prefixes are stripped (DDP's ``module.``, ``torch.compile``'s ``_orig_mod.``), and a
+tied parameter matches when any of its names does.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..core.initializer import Initializer
+from ..core.validation import InitlabTypeError, check_scalar, error_message, fail
+
+KEEP = "keep"  # an init spec meaning "matched, left as it is"
+LAYOUTS = ("torch", "torch_transposed", "jax")
+
+
+# ----------------------------------------------------------------------------- initializer specs
+
+
+def to_initializer(spec: Any, where: str) -> Initializer | str:
+    """Normalize an init spec: an Initializer, a catalog name, a ``{"name", "params"}`` dict, or
+    ``"keep"`` (leave the parameter as it is)."""
+    from ..core.registry import from_dict, get
+
+    if isinstance(spec, Initializer):
+        return spec
+    if spec == KEEP:
+        return KEEP
+    if isinstance(spec, str):
+        return get(spec)
+    if isinstance(spec, Mapping) and "name" in spec:
+        d = {k: v for k, v in spec.items() if k in ("name", "params", "stream")}
+        return from_dict(d)
+    raise InitlabTypeError(error_message(
+        where, "must be an Initializer, a catalog name, a dict {'name': ..., 'params': {...}} or "
+        "'keep'", spec, "pass e.g. initlab.get('he_normal') or 'zeros'."))
+
+
+def initializer_to_dict(init: Initializer | str) -> dict | str:
+    if init == KEEP:
+        return KEEP
+    assert isinstance(init, Initializer)
+    return {"name": init.name, "params": dict(init.params)}
+
+
+# ----------------------------------------------------------------------------- module types
+
+
+def type_name(cls: type) -> str:
+    """Qualified name of a module class, the public one when it exists (``torch.nn.Linear``)."""
+    import torch.nn as nn
+
+    if cls.__module__.startswith("torch.nn") and getattr(nn, cls.__name__, None) is cls:
+        return f"torch.nn.{cls.__name__}"
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def resolve_type(spec: Any, where: str) -> type | str:
+    """A module type from a class or a qualified name; a bare name (no dot) is kept as a string
+    and matches any module whose class, or a base class, has that ``__name__`` (handy for
+    third-party types such as Hugging Face's ``Conv1D`` without importing them)."""
+    if isinstance(spec, type):
+        return spec
+    if isinstance(spec, str) and spec:
+        if "." not in spec:
+            return spec
+        mod_name, _, attr = spec.rpartition(".")
+        try:
+            obj: Any = importlib.import_module(mod_name)
+        except ImportError:
+            # nested qualnames (pkg.mod.Outer.Inner): walk back until a module imports
+            parts = spec.split(".")
+            obj = None
+            for i in range(len(parts) - 1, 0, -1):
+                try:
+                    obj = importlib.import_module(".".join(parts[:i]))
+                except ImportError:
+                    continue
+                for p in parts[i:]:
+                    obj = getattr(obj, p, None)
+                break
+            if isinstance(obj, type):
+                return obj
+            raise fail(where, "must name an importable module class", spec,
+                       "write the qualified name, e.g. 'torch.nn.Linear', or a bare class name "
+                       "like 'Conv1D' to match by name.") from None
+        obj = getattr(obj, attr, None)
+        if isinstance(obj, type):
+            return obj
+        raise fail(where, "must name an importable module class", spec,
+                   "write the qualified name, e.g. 'torch.nn.Linear'.")
+    raise InitlabTypeError(error_message(where, "must be a module class or its qualified name",
+                                         spec, "pass e.g. torch.nn.Linear or 'torch.nn.Linear'."))
+
+
+def _type_matches(module, t: type | str) -> bool:
+    if isinstance(t, str):
+        return any(c.__name__ == t for c in type(module).__mro__)
+    return isinstance(module, t)
+
+
+# ----------------------------------------------------------------------------- Rule
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """One line of a plan.
+
+    ``Rule(match, init=None, /, **per_param)``:
+
+    * ``match``: a glob on the full dotted parameter name (``"*c_proj.weight"``), a module class
+      (``nn.Linear``), a tuple of classes, or ``None`` with ``module=`` / ``pattern=`` given as
+      keywords (both may be given: the parameter must satisfy both).
+    * ``init``: the initializer for every parameter the rule matches.
+    * ``**per_param``: initializers by the parameter's local name in its module (``weight=``,
+      ``bias=``); pass globs through ``params={"weight_hh*": ...}``. A parameter whose local name
+      is not listed (and no ``init`` given) is not matched by this rule; the next rule is tried.
+
+    Keywords: ``scale`` multiplies the drawn values (Fixup's L^(-1/(2m-2))); ``layout`` overrides
+    the fan convention (e.g. ``"torch_transposed"`` for true ConvTranspose fans); ``blocks=False``
+    treats packed tensors (MHA ``in_proj``, LSTM/GRU gates) as one matrix, as torch does; ``why``
+    is an explanation shown in the report; ``label`` names the rule in the report.
+
+    Initializers are :class:`~initlab.Initializer` objects, catalog names, or ``"keep"``.
+
+    >>> import torch.nn as nn, initlab
+    >>> r = Rule(nn.Linear, weight=initlab.normal(std=0.02), bias="zeros")
+    """
+
+    module: tuple[type | str, ...] = ()
+    pattern: str | None = None
+    init: Initializer | str | None = None
+    params: Mapping[str, Initializer | str] = field(default_factory=dict)
+    scale: float = 1.0
+    layout: str | None = None
+    blocks: bool = True
+    why: str = ""
+    label: str = ""
+
+    def __init__(self, match: Any = None, init: Any = None, /, *, module: Any = None,
+                 pattern: str | None = None, params: Mapping[str, Any] | None = None,
+                 scale: float = 1.0, layout: str | None = None, blocks: bool = True,
+                 why: str = "", label: str = "", **per_param: Any):
+        mods: list[Any] = []
+        if isinstance(match, str):
+            if pattern is not None:
+                raise fail("pattern", "cannot be given twice (positionally and as a keyword)",
+                           pattern, "pass the glob once.")
+            pattern = match
+        elif isinstance(match, type):
+            mods.append(match)
+        elif isinstance(match, (tuple, list)):
+            mods.extend(match)
+        elif match is not None:
+            raise InitlabTypeError(error_message(
+                "match", "must be a glob string, a module class or a tuple of classes", match,
+                "pass e.g. '*c_proj.weight' or torch.nn.Linear."))
+        if module is not None:
+            mods.extend(module if isinstance(module, (tuple, list)) else [module])
+        mod_types = tuple(resolve_type(m, "module") for m in mods)
+        if pattern is not None and not isinstance(pattern, str):
+            raise InitlabTypeError(error_message("pattern", "must be a string glob", pattern,
+                                                 "pass e.g. '*.weight'."))
+        if not mod_types and pattern is None:
+            raise fail("match", "must select something: a glob, a module type, or both", None,
+                       "pass e.g. Rule('*.bias', 'zeros') or Rule(nn.Linear, weight=...).")
+        per = dict(params or {})
+        per.update(per_param)
+        init_n = None if init is None else to_initializer(init, "init")
+        per_n = {k: to_initializer(v, f"{k}") for k, v in per.items()}
+        if init_n is None and not per_n:
+            raise fail("init", "must be given, or at least one per-parameter initializer", None,
+                       "pass e.g. Rule('*.bias', 'zeros') or Rule(nn.Linear, weight='he_normal').")
+        sc = check_scalar(scale, "scale", why=" (it multiplies the drawn values)")
+        if layout is not None and layout not in LAYOUTS:
+            raise fail("layout", f"must be one of {LAYOUTS} or None", layout,
+                       "pass 'torch', 'torch_transposed' or 'jax'.")
+        object.__setattr__(self, "module", mod_types)
+        object.__setattr__(self, "pattern", pattern)
+        object.__setattr__(self, "init", init_n)
+        object.__setattr__(self, "params", per_n)
+        object.__setattr__(self, "scale", sc)
+        object.__setattr__(self, "layout", layout)
+        object.__setattr__(self, "blocks", bool(blocks))
+        object.__setattr__(self, "why", str(why))
+        object.__setattr__(self, "label", str(label))
+
+    # ------------------------------------------------------------------ matching
+    def select(self, names: Iterable[str], module, local: str) -> Initializer | str | None:
+        """The initializer this rule gives a parameter (its names, owning module and local
+        name), or None when the rule does not match it."""
+        if self.module and not any(_type_matches(module, t) for t in self.module):
+            return None
+        if self.pattern is not None and not any(fnmatch.fnmatchcase(n, self.pattern)
+                                                for n in names):
+            return None
+        if local in self.params:
+            return self.params[local]
+        for key, init in self.params.items():
+            if any(ch in key for ch in "*?[") and fnmatch.fnmatchcase(local, key):
+                return init
+        return self.init
+
+    def describe(self) -> str:
+        """A short human-readable form, e.g. ``Linear[weight,bias]`` or ``*c_proj.weight``."""
+        if self.label:
+            return self.label
+        parts = []
+        if self.module:
+            parts.append("|".join(t if isinstance(t, str) else t.__name__ for t in self.module))
+        if self.pattern is not None:
+            parts.append(repr(self.pattern) if self.module else self.pattern)
+        s = " & ".join(parts)
+        if self.params:
+            s += "[" + ",".join(self.params) + "]"
+        return s
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.module:
+            d["module"] = [t if isinstance(t, str) else type_name(t) for t in self.module]
+        if self.pattern is not None:
+            d["pattern"] = self.pattern
+        if self.init is not None:
+            d["init"] = initializer_to_dict(self.init)
+        if self.params:
+            d["params"] = {k: initializer_to_dict(v) for k, v in self.params.items()}
+        if self.scale != 1.0:
+            d["scale"] = self.scale
+        if self.layout is not None:
+            d["layout"] = self.layout
+        if not self.blocks:
+            d["blocks"] = False
+        if self.why:
+            d["why"] = self.why
+        if self.label:
+            d["label"] = self.label
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rule:
+        if not isinstance(d, Mapping):
+            raise fail("rule", "must be a dict (from Rule.to_dict())", d,
+                       "pass e.g. {'module': ['torch.nn.Linear'], 'params': {'weight': "
+                       "{'name': 'he_normal'}}}.")
+        known = {"module", "pattern", "init", "params", "scale", "layout", "blocks", "why",
+                 "label"}
+        extra = sorted(set(d) - known)
+        if extra:
+            raise fail("rule", f"has unknown key(s) {extra}", dict(d),
+                       f"use only {sorted(known)}.")
+        return cls(None, d.get("init"), module=d.get("module"), pattern=d.get("pattern"),
+                   params=d.get("params"), scale=d.get("scale", 1.0), layout=d.get("layout"),
+                   blocks=d.get("blocks", True), why=d.get("why", ""), label=d.get("label", ""))
+
+    def __repr__(self) -> str:
+        return f"Rule({json.dumps(self.to_dict(), default=str)})"
+
+
+# ----------------------------------------------------------------------------- Plan
+
+
+@dataclass(frozen=True, eq=False)
+class Plan:
+    """An ordered list of :class:`Rule` s; the first rule that matches a parameter wins.
+
+    ``strict=True`` makes a parameter that no rule matches an error (default: it is left as it is
+    and listed in the report). ``warn_unused`` warns about rules that match no parameter (the
+    built-in plans, which carry rules for every layer type, turn it off). ``reset_running_stats``
+    resets BatchNorm-style running statistics of the model's norm layers.
+    """
+
+    rules: tuple[Rule, ...]
+    strict: bool = False
+    name: str = ""
+    description: str = ""
+    warn_unused: bool = True
+    reset_running_stats: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, rules: Iterable[Rule], *, strict: bool = False, name: str = "",
+                 description: str = "", warn_unused: bool = True,
+                 reset_running_stats: bool = True, options: Mapping[str, Any] | None = None):
+        rules = tuple(rules)
+        for i, r in enumerate(rules):
+            if not isinstance(r, Rule):
+                raise InitlabTypeError(error_message(
+                    f"rules[{i}]", "must be a Rule", r, "wrap it: Rule(match, init)."))
+        object.__setattr__(self, "rules", rules)
+        object.__setattr__(self, "strict", bool(strict))
+        object.__setattr__(self, "name", str(name))
+        object.__setattr__(self, "description", str(description))
+        object.__setattr__(self, "warn_unused", bool(warn_unused))
+        object.__setattr__(self, "reset_running_stats", bool(reset_running_stats))
+        object.__setattr__(self, "options", dict(options or {}))
+
+    def __add__(self, other: Plan) -> Plan:
+        """Concatenate: ``specific + general`` (the left plan's rules are tried first)."""
+        return Plan(self.rules + other.rules, strict=self.strict or other.strict,
+                    name=self.name or other.name, description=self.description,
+                    warn_unused=self.warn_unused and other.warn_unused,
+                    reset_running_stats=self.reset_running_stats,
+                    options={**other.options, **self.options})
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form; :meth:`from_dict` rebuilds an equal plan."""
+        from ..core.initializer import STREAM_VERSION
+
+        return {"name": self.name, "description": self.description, "strict": self.strict,
+                "warn_unused": self.warn_unused, "reset_running_stats": self.reset_running_stats,
+                "options": dict(self.options), "rules": [r.to_dict() for r in self.rules],
+                "format": "initlab-plan-v1", "core_stream": STREAM_VERSION}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        if not isinstance(d, Mapping) or not isinstance(d.get("rules"), list):
+            raise fail("plan", "must be a dict with a 'rules' list (from Plan.to_dict())",
+                       d if not isinstance(d, Mapping) else sorted(d),
+                       "save a plan with plan.to_dict() / plan.save(path).")
+        return cls([Rule.from_dict(r) for r in d["rules"]], strict=d.get("strict", False),
+                   name=d.get("name", ""), description=d.get("description", ""),
+                   warn_unused=d.get("warn_unused", True),
+                   reset_running_stats=d.get("reset_running_stats", True),
+                   options=d.get("options") or {})
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Plan:
+        return cls.from_dict(json.loads(text))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the plan as JSON (atomically)."""
+        from ..util.atomic import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Plan:
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        head = f"Plan({self.name!r}, " if self.name else "Plan("
+        return head + f"{len(self.rules)} rules, strict={self.strict})"

@@ -1,0 +1,431 @@
+"""PyTorch backend: draws each :mod:`~initlab.core.distributions` kind into a tensor, in place.
+
+:func:`draw_` is the only entry point; :mod:`initlab.torch` builds every public function on it.
+It never computes a formula: the core's ``Initializer.resolve`` says *what* to draw (e.g.
+``Normal(0, 0.05)``), this module only says *how*, on the tensor's own device and dtype.
+
+Conventions
+-----------
+* Randomness comes only from ``generator`` (``None`` means torch's default generator for the
+  tensor's device, exactly as ``torch.Tensor.normal_`` does). A generator on another device type
+  than the tensor is an error.
+* Everything is validated before anything is written, so a tensor is untouched when an error is
+  raised. Zero-element tensors warn ("Initializing zero-element tensors is a no-op", like torch)
+  and are returned unchanged; meta tensors (no storage) are returned unchanged.
+* float32 and float64 tensors are drawn in their own dtype, in place (no temporary for
+  elementwise kinds). Other floating dtypes (bfloat16, float16, float8) are drawn in float32,
+  chunk by chunk (``CHUNK`` elements), and cast; the truncated normal's bounds are first rounded
+  *into* the dtype so that rounding can never push a value outside ``[a, b]``.
+* Random kinds need a floating tensor; constant kinds (zeros, ones, constant, eye, dirac) accept
+  integer and boolean tensors too, as torch's do.
+
+Truncated normal: inverse CDF, with no redraw loop. With t = erf(x / sqrt(2)) (so x = sqrt(2) *
+erfinv(t)), N(0, 1) conditioned on [alpha, beta] is t ~ U(erf(alpha/sqrt 2), erf(beta/sqrt 2)):
+``uniform_`` in t-space, ``erfinv_``, scale, clamp, all in place on the output. The interval is
+mirrored to the lower tail when alpha > 0. When the t-interval is too narrow to be resolved in the
+working precision (far-tail intervals such as [4, 10] std) the draw switches to float64 with
+``torch.special.ndtri`` in u-space (u = Phi(x)), which keeps full relative precision there.
+float32 t-space draws are limited to |t| <= 1 - 2**-23 (|x| <~ 5.3 std, a mass of ~1e-7, the
+same tail resolution as a 24-bit uniform gives any float32 sampler).
+
+Orthogonal: ``"householder"`` is Stewart's method (G. W. Stewart 1980, "The efficient generation
+of random orthogonal matrices with an application to condition estimators"): the Householder
+vectors of the QR factorization of a Gaussian matrix are themselves independent Gaussian vectors
+of decreasing length, so they are drawn directly and multiplied out with
+``torch.linalg.householder_product``, skipping the factorization; the diagonal of R is known from
+them, so Mezzadri's sign fix costs nothing. The result has exactly the distribution of
+``"qr"`` (QR of a Gaussian matrix, columns multiplied by sign(diag(R)); F. Mezzadri 2007, "How to
+generate random matrices from the classical compact groups"): Haar.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from ..core.distributions import (
+    Constant,
+    DeltaOrthogonal,
+    Dirac,
+    Distribution,
+    Eye,
+    MartensSparse,
+    Normal,
+    Orthogonal,
+    Sparse,
+    TruncatedNormal,
+    Uniform,
+)
+from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
+from ..core.validation import InitlabTypeError, check_choice, error_message, fail
+
+__all__ = ["draw_", "check_target", "haar_orthogonal", "CHUNK", "ZERO_ELEMENT_WARNING"]
+
+# Elements per chunk when a low-precision output is drawn through a float32 buffer (4 MiB).
+CHUNK = 1 << 20
+
+ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"
+
+_SQRT2 = math.sqrt(2.0)
+_DIRECT = (torch.float32, torch.float64)  # dtypes drawn in place, in their own precision
+
+# Largest |t| used in t-space (t = erf(x / sqrt 2)): one ulp of margin below the largest value
+# < 1 of the working dtype, so uniform_'s last rounding can never reach erfinv(+-1) = +-inf.
+_T_MAX = {torch.float32: 1.0 - 2.0**-23, torch.float64: 1.0 - 2.0**-52}
+# Narrowest t-interval drawn in t-space; narrower ones (far tails) are drawn in float64 u-space.
+# 2**-10 spans >= 2**14 distinct float32 values even next to +-1.
+_T_MIN_WIDTH = 2.0**-10
+
+
+# ============================================================================ validation
+
+
+def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") -> None:
+    """Raise unless ``tensor`` can receive a draw (random or constant) from ``generator``."""
+    if not isinstance(tensor, torch.Tensor):
+        raise InitlabTypeError(error_message(
+            name, "must be a torch.Tensor", type(tensor).__name__,
+            "pass a tensor (e.g. a module's weight); for NumPy use Initializer.sample()."))
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise InitlabTypeError(error_message(
+                "generator", "must be a torch.Generator or None", type(generator).__name__,
+                "pass torch.Generator(device=tensor.device).manual_seed(seed), or None for "
+                "torch's default generator."))
+        if generator.device.type != tensor.device.type:
+            raise fail(
+                "generator", f"must be on the tensor's device type ({tensor.device.type!r}); it "
+                f"is on {generator.device.type!r}", str(generator.device),
+                f"create it with torch.Generator(device={str(tensor.device)!r}).")
+    if random:
+        if tensor.dtype.is_complex or not tensor.dtype.is_floating_point:
+            raise fail(
+                name, "must have a real floating dtype for a random initializer (float16, "
+                "bfloat16, float32, float64)", str(tensor.dtype),
+                "initialize a floating tensor and convert it, or use a constant initializer "
+                "(zeros, ones, constant, eye, dirac), which accept integer tensors.")
+
+
+def _warn_zero_elements(shape, stacklevel: int) -> None:
+    warnings.warn(f"{ZERO_ELEMENT_WARNING} (shape {tuple(shape)}).", UserWarning,
+                  stacklevel=stacklevel + 1)
+
+
+def _check_structure(dist: Distribution, tshape: tuple[int, ...]) -> None:
+    """Checks a hand-built distribution must pass against the torch-layout shape (``resolve``
+    already enforces these for catalog initializers)."""
+    nd = len(tshape)
+    if isinstance(dist, Orthogonal):
+        if nd < 2:
+            raise fail("tensor", "must have at least 2 dimensions for an orthogonal matrix",
+                       tshape, "use another initializer for 1-D tensors.")
+        check_choice(dist.method, "method", ("qr", "svd", "householder"))
+    elif isinstance(dist, Eye) and nd != 2:
+        raise fail("tensor", "must be 2-D for `eye`", tshape, "for conv kernels use `dirac`.")
+    elif isinstance(dist, Dirac):
+        if nd not in (3, 4, 5):
+            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `dirac`", tshape,
+                       "for 2-D matrices use `eye`.")
+        if dist.groups < 1 or tshape[0] % dist.groups:
+            raise fail("groups", f"must divide the number of output channels (={tshape[0]})",
+                       dist.groups, "pass the conv's `groups`.")
+    elif isinstance(dist, DeltaOrthogonal):
+        if nd not in (3, 4, 5):
+            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `delta_orthogonal`",
+                       tshape, "for 2-D matrices use `orthogonal`.")
+        if tshape[1] > tshape[0]:
+            raise fail("tensor", "must have in_channels <= out_channels for `delta_orthogonal`",
+                       tshape, "use `orthogonal` on the flattened kernel instead.")
+    elif isinstance(dist, Sparse) and nd != 2:
+        raise fail("tensor", "must be 2-D for `sparse`", tshape, "use `martens_sparse`.")
+    elif isinstance(dist, MartensSparse):
+        cols = math.prod(tshape[1:]) if nd >= 2 else 0
+        if nd < 2 or dist.k > cols:
+            raise fail("k", f"must be <= the number of inputs per unit (={cols})", dist.k,
+                       "pass a smaller k.")
+    elif isinstance(dist, TruncatedNormal) and not dist.a < dist.b:
+        raise fail("a", f"must be < `b` (={dist.b})", dist.a, "pass a < b.")
+    elif isinstance(dist, Uniform) and dist.low > dist.high:
+        raise fail("low", f"must be <= `high` (={dist.high})", dist.low, "swap the bounds.")
+
+
+# ============================================================================ entry point
+
+
+def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator | None = None,
+          *, layout: str = "torch", _stacklevel: int = 1) -> torch.Tensor:
+    """Fill ``tensor`` in place with a draw from ``dist`` and return it.
+
+    ``dist`` is a :mod:`initlab.core.distributions` object, usually from
+    ``Initializer.resolve(tuple(tensor.shape), ...)``. ``layout`` is the layout ``tensor`` is
+    stored in; structured kinds (orthogonal, eye, dirac, ...) are defined on the torch layout
+    ``(out, in, *kernel)`` and are written through a permuted view. Runs under ``no_grad``;
+    dtype and device are preserved. See the module docstring for the conventions.
+    """
+    if not isinstance(dist, Distribution):
+        raise InitlabTypeError(error_message(
+            "dist", "must be an initlab.core.distributions object", type(dist).__name__,
+            "pass Initializer.resolve(tuple(tensor.shape)) or use initlab.torch.init_."))
+    check_target(tensor, dist.random, generator)
+    check_choice(layout, "layout", LAYOUTS)
+    if not dist.iid:
+        _check_structure(dist, to_torch_shape(tuple(tensor.shape), layout))
+    else:
+        _check_structure(dist, tuple(tensor.shape))
+    if tensor.numel() == 0:
+        _warn_zero_elements(tensor.shape, _stacklevel + 1)
+        return tensor
+    if tensor.is_meta:
+        return tensor
+    with torch.no_grad():
+        if dist.iid:
+            _draw_elementwise(tensor, dist, generator)
+        else:
+            _draw_structured(_torch_view(tensor, layout), dist, generator)
+    return tensor
+
+
+# ============================================================================ elementwise
+
+
+def _chunks(flat: torch.Tensor):
+    for start in range(0, flat.numel(), CHUNK):
+        yield flat[start:start + CHUNK]
+
+
+def _via_buffer(tensor: torch.Tensor, fill, work_dtype: torch.dtype) -> None:
+    """Run ``fill(buffer)`` on ``work_dtype`` chunks and cast each into ``tensor``."""
+    target = tensor if tensor.is_contiguous() else torch.empty_like(
+        tensor, memory_format=torch.contiguous_format)
+    flat = target.view(-1)
+    buf = torch.empty(min(CHUNK, flat.numel()), dtype=work_dtype, device=tensor.device)
+    for out in _chunks(flat):
+        b = buf[:out.numel()]
+        fill(b)
+        out.copy_(b)
+    if target is not tensor:
+        tensor.copy_(target)
+
+
+def _draw_elementwise(tensor: torch.Tensor, dist: Distribution, gen) -> None:
+    if isinstance(dist, Constant):
+        tensor.fill_(dist.value)
+        return
+    if isinstance(dist, Normal):
+        def fill(x):
+            x.normal_(dist.mean, dist.std, generator=gen)
+    elif isinstance(dist, Uniform):
+        def fill(x):
+            x.uniform_(dist.low, dist.high, generator=gen)
+    elif isinstance(dist, TruncatedNormal):
+        _truncated_normal_(tensor, dist, gen)
+        return
+    else:  # pragma: no cover - every iid kind is handled above
+        raise fail("dist", "is not an elementwise kind the torch backend knows",
+                   type(dist).__name__)
+    if tensor.dtype in _DIRECT:
+        fill(tensor)
+    else:
+        _via_buffer(tensor, fill, torch.float32)
+
+
+def _round_inward(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:
+    """[a, b] shrunk to the nearest values representable in ``dtype`` (lo >= a, hi <= b)."""
+    lo_t = torch.tensor(a, dtype=torch.float64).to(dtype)
+    hi_t = torch.tensor(b, dtype=torch.float64).to(dtype)
+    if lo_t.double().item() < a:
+        lo_t = torch.nextafter(lo_t, torch.tensor(math.inf, dtype=dtype))
+    if hi_t.double().item() > b:
+        hi_t = torch.nextafter(hi_t, torch.tensor(-math.inf, dtype=dtype))
+    return lo_t.double().item(), hi_t.double().item()
+
+
+def _phi(x: float) -> float:
+    """Standard normal CDF, accurate in the lower tail (x << 0)."""
+    return 0.5 * math.erfc(-x / _SQRT2)
+
+
+def _truncated_normal_(tensor: torch.Tensor, dist: TruncatedNormal, gen) -> None:
+    """N(mean, std^2) conditioned on [a, b] by inverse CDF (see the module docstring)."""
+    out_dtype = tensor.dtype
+    lo_b, hi_b = _round_inward(dist.a, dist.b, out_dtype)
+    if lo_b > hi_b:  # no representable value in [a, b]: the nearest one to the interval
+        tensor.fill_(dist.a)
+        return
+    if dist.std == 0:
+        tensor.fill_(min(max(dist.mean, lo_b), hi_b))
+        return
+    alpha = (dist.a - dist.mean) / dist.std
+    beta = (dist.b - dist.mean) / dist.std
+    scale = _SQRT2 * dist.std  # x = mean + scale * erfinv(t)
+    if alpha > 0:  # mirror to the lower tail: sample -x on [-beta, -alpha]
+        alpha, beta, scale = -beta, -alpha, -scale
+    work = torch.float64 if out_dtype == torch.float64 else torch.float32
+    t_max = _T_MAX[work]
+    t_lo = max(math.erf(alpha / _SQRT2), -t_max)
+    t_hi = min(math.erf(beta / _SQRT2), t_max)
+    mean = dist.mean
+
+    if t_hi - t_lo >= _T_MIN_WIDTH:
+        def fill(x):
+            x.uniform_(t_lo, t_hi, generator=gen).erfinv_().mul_(scale)
+            if mean != 0:
+                x.add_(mean)
+            x.clamp_(lo_b, hi_b)
+
+        if out_dtype in _DIRECT:
+            fill(tensor)
+        else:
+            _via_buffer(tensor, fill, torch.float32)
+        return
+
+    # Far-tail interval: float64 u-space, u = Phi(x) in [Phi(alpha), Phi(beta)] (alpha < 0 after
+    # mirroring, so Phi keeps full relative precision), x = ndtri(u).
+    u_lo, u_hi = _phi(alpha), _phi(beta)
+    std_signed = scale / _SQRT2
+
+    def fill64(x):
+        x.uniform_(u_lo, u_hi, generator=gen)
+        torch.special.ndtri(x, out=x)
+        x.mul_(std_signed).add_(mean).clamp_(lo_b, hi_b)
+
+    _via_buffer(tensor, fill64, torch.float64)
+
+
+# ============================================================================ structured
+
+
+def _torch_view(tensor: torch.Tensor, layout: str) -> torch.Tensor:
+    """A view of ``tensor`` (stored in ``layout``) in torch layout ``(out, in, *kernel)``."""
+    axes = torch_axes_to(layout, tensor.dim())
+    if axes is None:
+        return tensor
+    inverse = [0] * len(axes)
+    for i, p in enumerate(axes):
+        inverse[p] = i
+    return tensor.permute(*inverse)
+
+
+def _work_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32,
+                    device=None, method: str = "householder") -> torch.Tensor:
+    """A Haar-distributed ``(rows, cols)`` matrix with orthonormal rows (rows <= cols) or columns.
+
+    Like ``torch.nn.init.orthogonal_``, a wide matrix is drawn as the transpose of a tall one
+    (n x m, n >= m: the first m columns of a Haar O(n) matrix).
+
+    * ``"qr"``: Q of a Gaussian n x m matrix, column j times sign(R[j, j]) (Mezzadri 2007).
+    * ``"householder"``: Stewart 1980; column j of a Gaussian matrix below the diagonal,
+      v = G[j:, j], is the j-th Householder vector's source: beta_j = -sign(v_0) |v|,
+      tau_j = (beta_j - v_0) / beta_j, reflector w = v / (v_0 - beta_j) (LAPACK's dlarfg);
+      Q = householder_product(W, tau), column j times sign(beta_j) = sign(R[j, j]).
+      Same distribution as ``"qr"`` at about half the flops (no factorization).
+    * ``"svd"``: U of the thin SVD of a Gaussian matrix, columns times independent random signs
+      (without them U is not Haar: LAPACK fixes the signs deterministically).
+    """
+    transpose = rows < cols
+    m = min(rows, cols)
+    # drawn as (rows, cols) and transposed, as torch does, so "qr" reproduces torch's stream
+    g = torch.empty((rows, cols), dtype=dtype, device=device).normal_(0.0, 1.0, generator=generator)
+    if transpose:
+        g = g.t()
+    if method == "qr":
+        q, r = torch.linalg.qr(g)
+        d = torch.diagonal(r).sign()
+        d[d == 0] = 1.0
+        q.mul_(d)
+    elif method == "householder":
+        g.tril_()
+        v0 = torch.diagonal(g).clone()
+        s = torch.where(v0 >= 0, 1.0, -1.0).to(dtype)
+        beta = -s * torch.linalg.vector_norm(g, dim=0)  # R[j, j]
+        tau = (beta - v0) / beta
+        g.div_(v0 - beta)  # the diagonal (implicitly 1) and upper part are ignored
+        q = torch.linalg.householder_product(g, tau)
+        q.mul_(torch.where(beta >= 0, 1.0, -1.0).to(dtype))
+    elif method == "svd":
+        u, _, _ = torch.linalg.svd(g, full_matrices=False)
+        signs = torch.randint(0, 2, (m,), generator=generator, device=device).to(dtype)
+        q = u.mul_(signs.mul_(2).sub_(1))
+    else:
+        check_choice(method, "method", ("qr", "svd", "householder"))
+    return q.t() if transpose else q
+
+
+def _orthogonal_(view: torch.Tensor, gain: float, method: str, gen) -> None:
+    rows = view.shape[0]
+    cols = view.numel() // rows
+    q = haar_orthogonal(rows, cols, generator=gen, dtype=_work_dtype(view.dtype),
+                        device=view.device, method=method)
+    if gain != 1:
+        q.mul_(gain)
+    view.copy_(q.reshape(view.shape))
+
+
+def _centre(shape) -> tuple[int, ...]:
+    return tuple(k // 2 for k in shape[2:])
+
+
+def _draw_structured(view: torch.Tensor, dist: Distribution, gen) -> None:
+    shape = tuple(view.shape)
+    if isinstance(dist, Orthogonal):
+        _orthogonal_(view, dist.gain, dist.method, gen)
+    elif isinstance(dist, Eye):
+        view.zero_()
+        view.diagonal().fill_(dist.gain)
+    elif isinstance(dist, Dirac):
+        view.zero_()
+        per_group = shape[0] // dist.groups
+        d = torch.arange(min(per_group, shape[1]), device=view.device)
+        rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
+        cols = d.repeat(dist.groups)
+        view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
+    elif isinstance(dist, DeltaOrthogonal):
+        q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
+                            device=view.device)
+        view.zero_()
+        view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
+    elif isinstance(dist, Sparse):
+        _sparse_(view, dist, gen)
+    elif isinstance(dist, MartensSparse):
+        _martens_sparse_(view, dist, gen)
+    else:
+        raise fail("dist", "is not a kind the torch backend knows", type(dist).__name__)
+
+
+def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:
+    """``(n_sets, k)`` indices: for each set, k distinct positions of ``range(size)`` drawn
+    uniformly (the k smallest of iid U(0, 1) float64 keys: a uniform random k-subset)."""
+    keys = torch.empty((n_sets, size), dtype=torch.float64, device=device)
+    keys.uniform_(0.0, 1.0, generator=gen)
+    return torch.topk(keys, k, dim=1, largest=False, sorted=False).indices
+
+
+def _sparse_(view: torch.Tensor, dist: Sparse, gen) -> None:
+    """torch ``sparse_``: N(0, std^2), then ceil(sparsity * rows) zeros per column, the zero
+    positions drawn from ``gen`` too (torch's ignore it, pytorch issue 98200), all columns at
+    once."""
+    rows, cols = view.shape
+    n_zero = int(math.ceil(dist.sparsity * rows))
+    tmp = torch.empty((cols, rows), dtype=_work_dtype(view.dtype), device=view.device)
+    tmp.normal_(0.0, dist.std, generator=gen)
+    if n_zero:
+        tmp.scatter_(1, _random_subsets(cols, rows, n_zero, gen, view.device), 0.0)
+    view.copy_(tmp.t())
+
+
+def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
+    """Martens 2010: each row (unit) gets exactly k nonzero N(0, std^2) incoming weights."""
+    rows = view.shape[0]
+    cols = view.numel() // rows
+    idx = _random_subsets(rows, cols, dist.k, gen, view.device)
+    vals = torch.empty((rows, dist.k), dtype=_work_dtype(view.dtype), device=view.device)
+    vals.normal_(0.0, dist.std, generator=gen)
+    tmp = torch.zeros((rows, cols), dtype=vals.dtype, device=view.device)
+    tmp.scatter_(1, idx, vals)
+    view.copy_(tmp.reshape(view.shape))

@@ -1,0 +1,446 @@
+"""Rules that turn per-layer statistics into findings with a severity and a concrete fix.
+
+Each rule is a small function ``(layers, inputs, thresholds) -> list[Finding]``; :func:`diagnose`
+runs them all. The thresholds are one frozen dataclass with the reasoning next to each default.
+
+The rules and the literature behind them:
+
+* saturation — LeCun et al. 1998 ("Efficient BackProp") and Glorot & Bengio 2010 ("Understanding
+  the difficulty of training deep feedforward neural networks"): sigmoid units driven to their flat
+  tails learn slowly (sigmoid'(2)/sigmoid'(10) = 2312.8). The cause is read off the layer: weights
+  above LeCun's 1/sqrt(fan_in), large biases, or large inputs.
+* dead units — a ReLU unit negative on every example gets no gradient (He et al. 2015 motivate
+  their scale by keeping the signal alive).
+* vanishing / exploding signal in the forward pass, and in the backward pass (Glorot & Bengio's
+  backward condition: Var of dL/dz is multiplied by fan_out Var(w) E[f'(z)^2] per layer).
+* collapse of input-to-input differences — the ordered phase of Poole et al. 2016 and Schoenholz
+  et al. 2017 ("Deep information propagation"): with chi_1 < 1 every input converges to the same
+  fixed point, while the forward std can sit at a fixed point set by the biases.
+* symmetry — units with identical incoming weights, bias and gradient stay identical forever
+  (the zero-init problem; e.g. Ng's "Initialization" exercise).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .stats import SATURATION_THRESHOLD, InputStats, LayerStats
+
+SEVERITIES = ("info", "warning", "error")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a measurement becomes a finding. Fractions are of entries/units; decades are log10."""
+
+    saturation_slope: float = SATURATION_THRESHOLD  # |f'| < 5% of peak counts as saturated
+    saturation_warning: float = 0.20   # a fifth of the units learning >= 20x slower
+    saturation_error: float = 0.50     # most of the layer is in the flat tails
+    # Deep ReLU nets with He init lose units on a whole batch as examples correlate (~10% at
+    # depth 8, width 100, batch 64); a quarter of the layer is a real problem.
+    dead_warning: float = 0.25
+    dead_error: float = 0.50
+    # Over depth: a well-initialized net of moderate depth changes its std by < 10x end to end
+    # (tanh + glorot drifts slowly as q shrinks; ReLU + He keeps it); 100x is a real trend.
+    decades_warning: float = 2.0
+    decades_error: float = 4.0
+    # Input-to-input spread relative to the input's: ReLU + He at depth 10 keeps ~0.2-0.4; the
+    # ordered phase falls geometrically (chi_1^L), e.g. (1/3)^L for tanh with torch's default.
+    collapse_warning: float = 1e-2
+    collapse_error: float = 1e-4
+    merge_after: int = 3               # more findings of one kind than this are merged into one
+
+
+@dataclass
+class Finding:
+    """One diagnosis: ``code`` (e.g. ``"saturation"``), ``severity``, the layers concerned (their
+    ``index``), what was seen (``message``), what to do (``recommendation``), initlab names to try
+    (``suggest``) and the numbers behind it (``evidence``)."""
+
+    code: str
+    severity: str
+    layers: list[int]
+    message: str
+    recommendation: str = ""
+    suggest: list[str] = field(default_factory=list)
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return f"{self.message}; {self.recommendation}" if self.recommendation else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["text"] = self.text
+        return d
+
+    def __str__(self) -> str:
+        return f"[{self.severity}] {self.text}"
+
+
+# ------------------------------------------------------------------ helpers
+
+def span(indices: Sequence[int]) -> str:
+    """``"layer 3"``, ``"layers 3-5"``, ``"layers 1, 4-6"``."""
+    idx = sorted(set(indices))
+    if not idx:
+        return "no layer"
+    parts, start, prev = [], idx[0], idx[0]
+    for i in idx[1:] + [None]:
+        if i is not None and i == prev + 1:
+            prev = i
+            continue
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+        if i is not None:
+            start = prev = i
+    word = "layer" if len(idx) == 1 else "layers"
+    return f"{word} {', '.join(parts)}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%" if x >= 0.01 else f"{100 * x:.2g}%"
+
+
+def _g(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:.3g}"
+
+
+def advise(activation: str | None, depth: int, problem: str = "scale") -> tuple[str, list[str]]:
+    """The initializer to use for an activation (and a net of ``depth`` weighted layers).
+
+    ``problem="depth"`` asks about a trend over depth (vanishing, exploding, collapse), for which
+    a deep sigmoid net needs a different activation rather than a different scale.
+    """
+    deep = depth > 20
+    if activation == "sigmoid" and problem == "depth":
+        return ("sigmoid's slope is at most 1/4 and its output is not centred, so at LeCun's "
+                "scale each layer shrinks the gradient ~4x or more (Glorot & Bengio 2010); use "
+                "tanh with glorot_normal or relu with he_normal in the hidden layers, or `critical`",
+                ["glorot_normal", "he_normal", "critical"])
+    if activation in ("tanh", "softsign", "hardtanh"):
+        if deep:
+            return (f"with {activation} use glorot_normal, or for a net this deep `critical` "
+                    "(sigma_w, sigma_b on the edge of chaos) or orthogonal(gain=5/3)",
+                    ["glorot_normal", "critical", "orthogonal"])
+        return f"with {activation} use glorot_normal (or lecun_normal)", ["glorot_normal", "lecun_normal"]
+    if activation == "sigmoid":
+        return "use lecun_normal (Var(w) = 1/fan_in) or glorot_normal", ["lecun_normal", "glorot_normal"]
+    if activation in ("relu", "leaky_relu", "relu6"):
+        extra = " or orthogonal(gain=sqrt(2))" if deep else ""
+        return f"with {activation} use he_normal (Var(w) = 2/fan_in){extra}", (
+            ["he_normal", "orthogonal"] if deep else ["he_normal"])
+    if activation == "selu":
+        return "with selu use lecun_normal (self-normalizing nets need Var(w) = 1/fan_in)", ["lecun_normal"]
+    if activation in ("gelu", "gelu_tanh", "silu", "swish", "mish", "elu", "softplus"):
+        return (f"with {activation} use he_normal, or `lsuv` to set each layer's variance from data",
+                ["he_normal", "lsuv"])
+    return ("use lecun_normal or orthogonal, or `lsuv` to set each layer's variance from data",
+            ["lecun_normal", "orthogonal", "lsuv"])
+
+
+def _main_activation(layers: Sequence[LayerStats]) -> str | None:
+    acts = Counter(s.activation for s in layers if s.activation and s.activation != "linear")
+    return acts.most_common(1)[0][0] if acts else None
+
+
+def _severity(value: float, warning: float, error: float, *, below: bool = False) -> str | None:
+    if below:
+        return "error" if value < error else "warning" if value < warning else None
+    return "error" if value >= error else "warning" if value >= warning else None
+
+
+# ------------------------------------------------------------------ rules
+
+def rule_nonfinite(layers, inputs, th) -> list[Finding]:
+    bad = [s.index for s in layers if s.nonfinite]
+    if not bad:
+        return []
+    return [Finding("nonfinite", "error", bad,
+                    f"{span(bad)}: output contains inf or NaN (overflow at init)",
+                    "the weights or inputs are far too large: " + advise(_main_activation(layers), len(layers))[0],
+                    advise(_main_activation(layers), len(layers))[1])]
+
+
+def rule_symmetry(layers, inputs, th) -> list[Finding]:
+    out = []
+    depth = len(layers)
+    for s in layers:
+        if s.n_units < 2 or s.duplicate_units == 0:
+            continue
+        zero = " (zero init)" if s.weights_zero else ""
+        rec, names = advise(s.activation or _main_activation(layers), depth)
+        rec = "initialize the weights randomly to break the symmetry: " + rec
+        ev = {"n_units": s.n_units, "duplicate_units": s.duplicate_units,
+              "symmetric_units": s.symmetric_units, "unit_groups": s.unit_groups}
+        if s.is_output:
+            if s.weights_zero:
+                out.append(Finding("symmetry", "info", [s.index],
+                                   f"layer {s.index}: the output layer is zero-initialized; fine "
+                                   "(as in Fixup/ReZero) when the layers below are random, since "
+                                   "its gradient differs per output", "", [], ev))
+            continue
+        if s.unit_groups == 1:
+            unit = "hidden units" if not s.is_output else "units"
+            out.append(Finding("symmetry", "error", [s.index],
+                               f"layer {s.index}: all {s.n_units} {unit} identical{zero}: same "
+                               "weights, bias and gradient, so no gradient can separate them",
+                               rec, names, ev))
+        elif s.symmetric_units > 0:
+            out.append(Finding("symmetry", "warning", [s.index],
+                               f"layer {s.index}: {s.symmetric_units} of {s.n_units} units are exact "
+                               "copies of another unit (same weights, bias and gradient); they will "
+                               "stay copies", rec, names, ev))
+        else:
+            out.append(Finding("symmetry", "info", [s.index],
+                               f"layer {s.index}: {s.duplicate_units} of {s.n_units} units start "
+                               f"identical{zero}; only the different gradients they receive "
+                               "separate them", "", [], ev))
+    return out
+
+
+def _saturation_cause(s: LayerStats) -> str:
+    """Why the weighted input z is large: weights, biases or inputs."""
+    parts = []
+    if s.weight_std and s.lecun_std and s.weight_std / s.lecun_std >= 3:
+        ratio = s.weight_std / s.lecun_std
+        parts.append(f"the weights are ~{ratio:.0f}x too large (std {s.weight_std:.3g} where "
+                     f"LeCun's is 1/sqrt({s.fan_in}) = {s.lecun_std:.3g})")
+    if s.bias_rms is not None and s.bias_rms >= 1.0:
+        parts.append(f"the biases are large (rms {s.bias_rms:.3g})")
+    if s.input_rms is not None and s.input_rms >= 3.0:
+        parts.append(f"the layer's inputs are large (rms {s.input_rms:.3g}; standardize them or "
+                     "normalize the layer)")
+    if not parts:
+        return ""
+    # predicted std of z at LeCun's scale: Var(z) ~ fan_in Var(w) E[x^2] + b^2 = E[x^2] + b^2
+    x2 = (s.input_rms or 0.0) ** 2
+    b2 = (s.bias_rms or 0.0) ** 2
+    at_lecun = math.sqrt(x2 + b2)
+    return (", ".join(parts) + f", so the weighted input has std ~{s.z_std:.3g} instead of "
+            f"~{at_lecun:.2g} at LeCun's scale")
+
+
+def rule_saturation(layers, inputs, th) -> list[Finding]:
+    out = []
+    for s in layers:
+        if s.saturated is None:
+            continue
+        sev = _severity(s.saturated, th.saturation_warning, th.saturation_error)
+        if not sev:
+            continue
+        cause = _saturation_cause(s)
+        rec, names = advise(s.activation, len(layers))
+        if s.bias_rms is not None and s.bias_rms >= 1.0:
+            rec += "; zero the biases"
+        msg = (f"layer {s.index}: {_pct(s.saturated)} of {s.activation} units saturated "
+               f"(|f'(z)| < {th.saturation_slope:g} of its peak: learning >= "
+               f"{1 / th.saturation_slope:.0f}x slower)")
+        if cause:
+            msg += "; " + cause
+        out.append(Finding("saturation", sev, [s.index], msg, rec, names,
+                           {"saturated": s.saturated, "z_std": s.z_std, "weight_std": s.weight_std,
+                            "lecun_std": s.lecun_std, "bias_rms": s.bias_rms,
+                            "input_rms": s.input_rms}))
+    return out
+
+
+def rule_dead(layers, inputs, th) -> list[Finding]:
+    out = []
+    for s in layers:
+        if s.dead is None:
+            continue
+        sev = _severity(s.dead, th.dead_warning, th.dead_error)
+        if not sev:
+            continue
+        rec, names = advise(s.activation, len(layers))
+        msg = (f"layer {s.index}: {_pct(s.dead)} of {s.activation} units dead (no example of the "
+               "batch activates them, so their weights get no gradient)")
+        if s.z_mean is not None and s.z_std is not None and s.z_mean < -s.z_std:
+            msg += f"; the weighted input is mostly negative (mean {s.z_mean:.3g}, std {s.z_std:.3g})"
+            if s.bias_mean is not None and s.bias_mean < 0 and abs(s.bias_mean) > 0.5 * abs(s.z_mean):
+                msg += f", pushed down by the biases (mean {s.bias_mean:.3g})"
+        out.append(Finding("dead_units", sev, [s.index], msg,
+                           rec + " with zero biases; a small positive bias or leaky_relu also helps",
+                           names, {"dead": s.dead, "z_mean": s.z_mean, "z_std": s.z_std,
+                                   "bias_mean": s.bias_mean}))
+    return out
+
+
+def _trend(values: list[tuple[int, float]], rising: bool) -> tuple[int, int, float]:
+    """Largest change in log10 over i < j: a drop (``rising=False``) or a rise.
+
+    Returns (layer_i, layer_j, decades); decades = 0 when there is no such change.
+    """
+    best = (0, 0, 0.0)
+    if len(values) < 2:
+        return best
+    sign = 1.0 if rising else -1.0
+    lo_idx, lo_val = values[0][0], sign * math.log10(values[0][1])
+    for idx, v in values[1:]:
+        x = sign * math.log10(v)
+        if x - lo_val > best[2]:
+            best = (lo_idx, idx, x - lo_val)
+        if x < lo_val:
+            lo_idx, lo_val = idx, x
+    return best
+
+
+def _series(layers, attr) -> list[tuple[int, float]]:
+    out = []
+    for s in layers:
+        v = getattr(s, attr)
+        if v is not None and v > 0 and math.isfinite(v) and not s.weights_zero:
+            out.append((s.index, float(v)))
+    return out
+
+
+def rule_forward_depth(layers, inputs, th) -> list[Finding]:
+    series = [(s.index, s.signal_std) for s in layers
+              if s.signal_std and s.signal_std > 0 and not s.weights_zero]
+    vals = dict(series)
+    out = []
+    for rising, code, word in ((False, "vanishing_forward", "falls"),
+                               (True, "exploding_forward", "grows")):
+        i, j, dec = _trend(series, rising)
+        sev = _severity(dec, th.decades_warning, th.decades_error)
+        if not sev:
+            continue
+        sub = [s for s in layers if i <= s.index <= j]
+        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        kind = "vanishing" if not rising else "exploding"
+        out.append(Finding(code, sev, list(range(i, j + 1)),
+                           f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
+                           f"layers ({_g(vals[i])} -> {_g(vals[j])}): {kind} signal",
+                           rec, names, {"from": vals[i], "to": vals[j], "decades": dec}))
+    return out
+
+
+def rule_backward_depth(layers, inputs, th) -> list[Finding]:
+    series = _series(layers, "grad_out_rms")
+    vals = dict(series)
+    fwd = [s.signal_std for s in layers if s.signal_std]
+    out = []
+    # vanishing: the gradient grows with the index, i.e. shrinks on its way back to the input
+    for rising, code in ((True, "vanishing_gradient"), (False, "exploding_gradient")):
+        i, j, dec = _trend(series, rising)
+        sev = _severity(dec, th.decades_warning, th.decades_error)
+        if not sev:
+            continue
+        sub = [s for s in layers if i <= s.index <= j]
+        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        verb = "shrinks" if rising else "grows"
+        msg = (f"layers {i}-{j}: the back-propagated gradient (RMS of dL/dz) {verb} 10x every "
+               f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
+               f"{_g(vals[i])} at layer {i}): {'vanishing' if rising else 'exploding'} gradients")
+        if rising:
+            msg += f"; layer {i} learns ~{10 ** dec:.2g}x slower than layer {j}"
+        if fwd and max(fwd) / min(fwd) < 10 ** th.decades_warning:
+            msg += (f" (the forward std stays within {min(fwd):.2g}-{max(fwd):.2g}, so the "
+                    "forward pass alone does not show it)")
+        out.append(Finding(code, sev, list(range(i, j + 1)), msg, rec, names,
+                           {"from": vals[i], "to": vals[j], "decades": dec}))
+    return out
+
+
+def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
+    base = inputs.spread if inputs is not None and inputs.spread else 1.0
+    ratios = [(s, s.spread / base) for s in layers
+              if s.spread is not None and not s.weights_zero]
+    first = next((k for k, (_, r) in enumerate(ratios) if r < th.collapse_warning), None)
+    if first is None:
+        return []
+    tail = ratios[first:]
+    worst_s, worst_r = min(tail, key=lambda t: t[1])
+    sev = _severity(worst_r, th.collapse_warning, th.collapse_error, below=True)
+    start = tail[0][0].index
+    rec, names = advise(_main_activation([s for s, _ in tail]), len(layers), "depth")
+    c = worst_s.example_corr
+    corr = ""
+    if c is not None:
+        corr = (f", mean correlation between examples 1 - {1 - c:.2g}" if 0.999 < c < 1
+                else f", mean correlation between examples {c:.4g}")
+    msg = (f"layers {start}-{layers[-1].index}: outputs for different inputs collapse: by layer "
+           f"{worst_s.index} the input-to-input spread is {worst_r:.2g} of the input's{corr}; "
+           "the net maps every input to nearly the same point (ordered phase), so it cannot tell "
+           "them apart")
+    return [Finding("collapse", sev, [s.index for s, _ in tail], msg, rec, names,
+                    {"spread_ratio": worst_r, "layer": worst_s.index,
+                     "example_corr": worst_s.example_corr})]
+
+
+def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
+    out = []
+    flagged = []
+    for k, s in enumerate(layers):
+        if s.weight_grad_norm != 0.0 or (s.unit_groups == 1 and s.n_units > 1 and not s.is_output):
+            continue
+        later_zero = [t.index for t in layers[k + 1:] if t.weights_zero]
+        if later_zero:
+            out.append(Finding("zero_gradient", "info", [s.index],
+                               f"layer {s.index}: no gradient at init because {span(later_zero)} "
+                               "has zero weights; it starts learning once those move (fine for "
+                               "Fixup/ReZero-style init)"))
+        else:
+            flagged.append(s.index)
+    if flagged:
+        rec, names = advise(_main_activation(layers), len(layers))
+        out.append(Finding("zero_gradient", "warning", flagged,
+                           f"{span(flagged)}: the weight gradient is exactly zero, nothing these "
+                           "layers do changes the loss at init (dead or saturated units around them)",
+                           rec, names))
+    return out
+
+
+def rule_inputs(layers, inputs: InputStats | None, th) -> list[Finding]:
+    if inputs is None or inputs.std is None or inputs.mean is None:
+        return []
+    m, s = inputs.mean, inputs.std
+    if s > 0 and abs(m) <= 0.5 * s and 0.5 <= s <= 2.0:
+        return []
+    return [Finding("inputs", "info", [],
+                    f"the probe inputs are not standardized (mean {m:.3g}, std {s:.3g}); LeCun, "
+                    "Glorot and He scales assume zero-mean, unit-variance inputs",
+                    "standardize the inputs (per feature) or measure on the data you will train on")]
+
+
+RULES = (rule_nonfinite, rule_symmetry, rule_saturation, rule_dead, rule_forward_depth,
+         rule_backward_depth, rule_collapse, rule_zero_gradient, rule_inputs)
+
+
+def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
+    """Many per-layer findings of one code and severity become one (the worst layer's text)."""
+    groups: dict[tuple[str, str], list[Finding]] = {}
+    for f in findings:
+        groups.setdefault((f.code, f.severity), []).append(f)
+    out = []
+    for (code, sev), fs in groups.items():
+        if len(fs) <= th.merge_after or code not in ("saturation", "dead_units", "symmetry"):
+            out.extend(fs)
+            continue
+        key = {"saturation": "saturated", "dead_units": "dead"}.get(code)
+        worst = max(fs, key=lambda f: f.evidence.get(key, 0) if key else 0)
+        idx = sorted(i for f in fs for i in f.layers)
+        out.append(Finding(code, sev, idx, f"{span(idx)} ({len(fs)} layers); worst: {worst.message}",
+                           worst.recommendation, worst.suggest,
+                           {"per_layer": {f.layers[0]: f.evidence for f in fs}}))
+    return out
+
+
+def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
+             thresholds: Thresholds | None = None) -> list[Finding]:
+    """Run every rule; findings sorted by severity (errors first), then in rule order (causes
+    such as symmetry and saturation before consequences such as vanishing gradients)."""
+    th = thresholds or Thresholds()
+    layers = list(layers)
+    found: list[Finding] = []
+    for rule in RULES:
+        found.extend(rule(layers, inputs, th))
+    found = _merge(found, th)
+    return sorted(found, key=lambda f: -_RANK[f.severity])  # stable: keeps the rule order

@@ -1,0 +1,304 @@
+"""Per-layer statistics as plain data, and the small functions that compute them.
+
+Everything here takes detached tensors (copied to float64 on the CPU, so that collapsed
+differences of 1e-10 are still measurable) and returns floats, ints and lists; nothing keeps a
+reference to the model. The definitions (z = a layer's output, the *weighted input*; u = the
+input of the activation that follows it, usually z, or z after a norm layer; h = that activation's
+output; a *unit* is an output feature of a Linear or a channel of a Conv):
+
+* ``saturated``: fraction of the entries of u where ``|f'(u)| < threshold * max|f'|`` (default 5%
+  of the peak slope, i.e. learning at least 20x slower than at the origin). For sigmoid that is
+  ``|u| > 4.36``, for tanh ``|u| > 2.18``. Only for bounded (sigmoid/tanh-like) activations.
+* ``dead``: fraction of units with ``f'(u) = 0`` for every example (and every position) of the
+  batch: no gradient reaches their weights. Only for ReLU-like activations.
+* ``spread``: the part of the second moment that varies from input to input,
+  ``mean_j Var_batch(x_j) / mean(x^2)`` over the flattened features j of the examples. It is 1 for
+  zero-mean inputs and 0 when every input gives the same output. For B >> 1 it equals
+  ``1 - c`` where ``c`` is the mean-field correlation between examples below.
+* ``example_corr``: mean over pairs a != b of the cosine between example outputs,
+  ``c_ab = <x_a, x_b> / (|x_a| |x_b|)`` — the correlation map of Poole et al. 2016 ("Exponential
+  expressivity in deep neural networks through transient chaos"), which tends to 1 in the ordered
+  phase: all inputs are mapped to the same point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.activations import Activation
+from ..core.activations import activation as core_activation
+
+SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
+HIST_BINS = 40
+
+
+# ------------------------------------------------------------------ which module is what
+
+def activation_of(module: nn.Module) -> tuple[str, float | None] | None:
+    """``(name, param)`` of a torch activation module in :mod:`initlab.core.activations`, or None.
+
+    Modules whose settings have no core counterpart (``Softplus`` with beta != 1, ``Hardtanh``
+    with other bounds) return None.
+    """
+    if isinstance(module, nn.ReLU6):  # a Hardtanh subclass: test it first
+        return "relu6", None
+    if isinstance(module, nn.Hardtanh):
+        return ("hardtanh", None) if (module.min_val, module.max_val) == (-1.0, 1.0) else None
+    if isinstance(module, nn.LeakyReLU):
+        return "leaky_relu", float(module.negative_slope)
+    if isinstance(module, nn.ELU):
+        return "elu", float(module.alpha)
+    if isinstance(module, nn.GELU):
+        return ("gelu_tanh" if module.approximate == "tanh" else "gelu"), None
+    if isinstance(module, nn.Softplus):
+        return ("softplus", None) if module.beta == 1 else None
+    simple = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.SELU: "selu",
+              nn.SiLU: "silu", nn.Mish: "mish", nn.Softsign: "softsign"}
+    for cls, name in simple.items():
+        if isinstance(module, cls):
+            return name, None
+    return None
+
+
+def is_weighted_layer(module: nn.Module) -> bool:
+    """Linear, Bilinear, Conv*/ConvTranspose*, or any other leaf module with a >= 2-D ``weight``
+    parameter, except embeddings (a lookup table has no units to saturate)."""
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return False
+    if isinstance(module, (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)):
+        return True
+    w = getattr(module, "weight", None)
+    return isinstance(w, nn.Parameter) and w.dim() >= 2 and not any(True for _ in module.children())
+
+
+def unit_axis(module: nn.Module) -> int:
+    """Axis of the layer's output that indexes units: channels (1) for convs, else the last."""
+    return 1 if isinstance(module, nn.modules.conv._ConvNd) else -1
+
+
+def weight_rows(module: nn.Module, w: torch.Tensor) -> torch.Tensor:
+    """The weight as (units, inputs): one row per output unit (ConvTranspose stores (in, out, *k))."""
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        return w.transpose(0, 1).reshape(w.shape[1], -1)
+    return w.reshape(w.shape[0], -1)
+
+
+def layer_fans(module: nn.Module, w: torch.Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of the layer as a map from its input to its output."""
+    from ..core.fans import fans
+
+    layout = "torch_transposed" if isinstance(module, nn.modules.conv._ConvTransposeNd) else "torch"
+    return fans(tuple(w.shape), layout)
+
+
+@lru_cache(maxsize=64)
+def _act(name: str, param: float | None) -> tuple[Activation, float]:
+    """The core activation and the peak of |f'| (on a fine grid over [-10, 10])."""
+    act = core_activation(name, param)
+    peak = float(np.max(np.abs(act.df(np.linspace(-10.0, 10.0, 20001)))))
+    return act, peak
+
+
+# ------------------------------------------------------------------ tensor statistics
+
+def snapshot(t: torch.Tensor) -> torch.Tensor:
+    """A detached float64 CPU copy (never an alias: later in-place ops cannot change it)."""
+    return t.detach().to(device="cpu", dtype=torch.float64, copy=True)
+
+
+def finite(x: float | None) -> float | None:
+    """``None`` for None/NaN/inf (JSON has no NaN), else the float."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def moments(x: torch.Tensor) -> dict[str, float | None]:
+    """Mean, std (population, over all entries) and root mean square."""
+    if x.numel() == 0:
+        return {"mean": None, "std": None, "rms": None}
+    return {"mean": finite(x.mean()), "std": finite(x.std(unbiased=False)),
+            "rms": finite(x.square().mean().sqrt())}
+
+
+def spread(x: torch.Tensor) -> float | None:
+    """``mean_j Var_batch(x_j) / mean(x^2)``: the input-to-input part of the second moment."""
+    if x.dim() == 0 or x.shape[0] < 2:
+        return None
+    flat = x.reshape(x.shape[0], -1)
+    ms = float(flat.square().mean())
+    if not math.isfinite(ms) or ms == 0.0:
+        return None
+    return finite(float(flat.var(dim=0, unbiased=False).mean()) / ms)
+
+
+def example_corr(x: torch.Tensor) -> float | None:
+    """Mean cosine between the flattened outputs of different examples (mean-field ``c``)."""
+    if x.dim() == 0 or x.shape[0] < 2:
+        return None
+    flat = x.reshape(x.shape[0], -1)
+    if flat.shape[1] < 2:
+        return None
+    norms = flat.norm(dim=1)
+    keep = norms > 0
+    if int(keep.sum()) < 2:
+        return None
+    unit = flat[keep] / norms[keep, None]
+    gram = unit @ unit.T
+    b = gram.shape[0]
+    return finite((float(gram.sum()) - float(gram.diagonal().sum())) / (b * (b - 1)))
+
+
+def by_unit(x: torch.Tensor, axis: int) -> torch.Tensor:
+    """Reshape to (units, everything else), the unit axis first."""
+    if x.dim() < 2:
+        return x.reshape(1, -1)
+    return x.movedim(axis, 0).reshape(x.shape[axis], -1)
+
+
+def saturation(u: torch.Tensor, name: str, param: float | None, axis: int,
+               threshold: float = SATURATION_THRESHOLD) -> tuple[float | None, float | None]:
+    """``(saturated, dead)`` fractions of the activation input ``u`` (see the module docs).
+
+    ``saturated`` is None unless the activation is bounded; ``dead`` is None unless ReLU-like.
+    """
+    act, peak = _act(name, param)
+    if u.numel() == 0:
+        return None, None
+    d = np.abs(act.df(u.numpy()))
+    sat = float(np.mean(d < threshold * peak)) if act.saturating else None
+    dead = None
+    if act.relu_like:
+        per_unit = by_unit(torch.from_numpy(d), axis)
+        dead = float((per_unit == 0).all(dim=1).double().mean())
+    return sat, dead
+
+
+def apply_activation(z: torch.Tensor, name: str, param: float | None) -> torch.Tensor:
+    """h = f(z) with the core (NumPy) activation, for functional activations named by the user."""
+    act, _ = _act(name, param)
+    return torch.from_numpy(np.asarray(act.f(z.numpy()), dtype=np.float64))
+
+
+def distinct_rows(m: torch.Tensor) -> int:
+    """Number of distinct rows of a 2-D tensor (exact equality)."""
+    if m.shape[0] == 0:
+        return 0
+    return int(torch.unique(m, dim=0).shape[0])
+
+
+def histogram(x: torch.Tensor, bins: int = HIST_BINS) -> tuple[list[float], list[int]]:
+    """(edges, counts) of the finite entries of x; a constant tensor gets a bin of width 1e-6 * (1 + |x|)."""
+    v = x.reshape(-1).numpy()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return [], []
+    lo, hi = float(v.min()), float(v.max())
+    if hi - lo <= 1e-12 * (1.0 + abs(lo)):
+        pad = 1e-6 * (1.0 + abs(lo))
+        lo, hi = lo - pad, hi + pad
+    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    return [float(e) for e in edges], [int(c) for c in counts]
+
+
+def output_stats(z: torch.Tensor, axis: int, bins: int = HIST_BINS) -> dict[str, Any]:
+    """Statistics of a layer's output z (float64 snapshot) that the doctor keeps."""
+    mz = moments(z)
+    by = by_unit(z, axis)
+    return {"z_mean": mz["mean"], "z_std": mz["std"], "spread": spread(z),
+            "example_corr": example_corr(z), "nonfinite": not bool(torch.isfinite(z).all()),
+            "hist": histogram(z, bins), "units": (by.shape[0], distinct_rows(by))}
+
+
+def activation_stats(u: torch.Tensor, h: torch.Tensor, name: str, param: float | None, axis: int,
+                     threshold: float = SATURATION_THRESHOLD,
+                     bins: int = HIST_BINS) -> dict[str, Any]:
+    """Statistics of an activation: its input u and output h (float64 snapshots)."""
+    sat, dead = saturation(u, name, param, axis, threshold)
+    mh = moments(h)
+    by = by_unit(h, axis)
+    return {"saturated": sat, "dead": dead, "h_mean": mh["mean"], "h_std": mh["std"],
+            "hist": histogram(h, bins), "units": (by.shape[0], distinct_rows(by))}
+
+
+# ------------------------------------------------------------------ plain-data records
+
+@dataclass
+class LayerStats:
+    """What the doctor measured for one call of one weighted layer (plain data).
+
+    ``z`` is the layer's output (its weighted input to the next nonlinearity), ``h`` the output of
+    the activation module that ran next (None if none was found). Gradients are of the probe loss.
+    """
+
+    index: int                         # 1-based position among weighted-layer calls, in run order
+    name: str                          # module path, "(call k)" appended for reused modules
+    kind: str                          # module class, e.g. "Linear"
+    weight_shape: list[int]
+    fan_in: int
+    fan_out: int
+    n_units: int
+    activation: str | None = None      # name of the activation that follows (core name)
+    activation_module: str | None = None
+    # weights and input
+    weight_std: float | None = None
+    weight_mean: float | None = None
+    lecun_std: float | None = None     # 1/sqrt(fan_in): Var(z) = Var(x) at this scale
+    bias_rms: float | None = None
+    bias_mean: float | None = None
+    input_rms: float | None = None     # RMS of the layer's input
+    weights_zero: bool = False
+    # forward
+    z_mean: float | None = None
+    z_std: float | None = None
+    h_mean: float | None = None
+    h_std: float | None = None
+    saturated: float | None = None
+    dead: float | None = None
+    spread: float | None = None        # input-to-input part of the output's second moment
+    example_corr: float | None = None  # mean cosine between examples' outputs
+    nonfinite: bool = False
+    # backward
+    grad_out_rms: float | None = None  # RMS of dLoss/dz, the back-propagated signal
+    weight_grad_norm: float | None = None
+    weight_norm: float | None = None
+    grad_weight_ratio: float | None = None  # |dL/dW| / |W|
+    # symmetry
+    duplicate_units: int = 0           # units whose (weight row, bias) equals another unit's
+    symmetric_units: int = 0           # ... whose weight-gradient row is equal as well
+    unit_groups: int = 0               # distinct (weights, bias, gradient) rows
+    duplicate_outputs: int = 0         # units whose outputs over the batch equal another's
+    is_output: bool = False            # the last weighted layer that ran
+    hist_edges: list[float] = field(default_factory=list)   # of h (or z without activation)
+    hist_counts: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def signal_std(self) -> float | None:
+        """The std the forward-depth rules follow: of h when an activation was found, else of z."""
+        return self.h_std if self.h_std is not None else self.z_std
+
+
+@dataclass
+class InputStats:
+    """Statistics of the probe batch (the first positional input)."""
+
+    shape: list[int]
+    mean: float | None
+    std: float | None
+    rms: float | None
+    spread: float | None
+    example_corr: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

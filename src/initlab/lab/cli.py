@@ -1,0 +1,161 @@
+"""``initlab compare`` and ``initlab demo`` (also what plain ``initlab`` runs).
+
+    initlab demo [--open]
+    initlab compare --data digits --model mlp --depth 10 --width 128 --activation tanh \\
+        --inits torch_default,glorot,he,orthogonal,lsuv,critical --epochs 10 --seeds 3 \\
+        --out runs/x [--lr 0.01 | --lr-grid 1e-3,1e-2,1e-1] [--quiet] [--resume] [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from ..core.validation import fail
+
+# The demo: a 6-hidden-layer tanh MLP on the 8x8 digits, where the inits clearly differ
+# (torch's default shrinks the signal layer by layer, He saturates tanh, Glorot/orthogonal/LSUV
+# keep it) and which trains in well under a minute on 2 cores.
+DEMO = dict(data="digits", model="mlp", depth=6, width=64, activation="tanh",
+            inits=("torch_default", "small_normal", "glorot", "he", "orthogonal", "lsuv"),
+            epochs=8, seeds=2, lr=0.02, batch_size=64)
+DEMO_OUT = "runs/demo"
+
+
+def _floats(text: str, name: str) -> tuple[float, ...]:
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise fail(name, "must be a comma-separated list of numbers", text,
+                   "pass e.g. --lr-grid 1e-3,1e-2,1e-1.") from None
+    if not vals:
+        raise fail(name, "must list at least one number", text, "pass e.g. 1e-3,1e-2.")
+    return vals
+
+
+def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--out", default=out_default, metavar="DIR",
+                   help=f"output directory (default: {out_default})")
+    p.add_argument("--quiet", action="store_true", help="no progress bars (for scripts and CI)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same experiment in --out")
+    p.add_argument("--force", action="store_true",
+                   help="start over in --out even if it holds another experiment")
+    p.add_argument("--open", action="store_true",
+                   help="open the report in a browser (never on a headless machine or in CI)")
+
+
+def register(subparsers) -> None:
+    """Add ``compare`` and ``demo``."""
+    from .compare import DEFAULT_INITS, CompareConfig
+
+    d = CompareConfig.__dataclass_fields__
+    p = subparsers.add_parser(
+        "compare", help="train one model with several initializations and compare them",
+        description="Train every (init, seed) combination on the same data and model, print a "
+                    "results table and write OUT/report.html.")
+    p.add_argument("--data", default=d["data"].default,
+                   help="digits, mnist, mnist1d, circles, moons or spirals (default: digits)")
+    p.add_argument("--data-dir", default=None, metavar="D",
+                   help="mnist: directory of the IDX files (or where to download them), or an "
+                        ".npz with images/labels (default: $INITLAB_DATA_DIR or ~/.cache/initlab)")
+    p.add_argument("--model", default=d["model"].default,
+                   help="mlp, cnn, resmlp, rescnn or linear (default: mlp)")
+    p.add_argument("--depth", type=int, default=d["depth"].default,
+                   help="hidden layers or residual blocks")
+    p.add_argument("--width", type=int, default=d["width"].default, help="hidden units")
+    p.add_argument("--channels", type=int, default=d["channels"].default, help="conv channels")
+    p.add_argument("--activation", default=d["activation"].default)
+    p.add_argument("--no-bias", action="store_true", help="layers without biases")
+    p.add_argument("--inits", default=",".join(DEFAULT_INITS),
+                   help="comma-separated plan names (default: %(default)s)")
+    p.add_argument("--epochs", type=int, default=d["epochs"].default)
+    p.add_argument("--seeds", type=int, default=d["seeds"].default, help="seeds 0..N-1")
+    p.add_argument("--lr", type=float, default=d["lr"].default, help="learning rate")
+    p.add_argument("--lr-grid", default=None, metavar="A,B,..",
+                   help="pick each init's best lr from these on a validation split")
+    p.add_argument("--optimizer", default=d["optimizer"].default, help="sgd or adam")
+    p.add_argument("--momentum", type=float, default=d["momentum"].default)
+    p.add_argument("--weight-decay", type=float, default=d["weight_decay"].default)
+    p.add_argument("--batch-size", type=int, default=d["batch_size"].default)
+    p.add_argument("--loss", default=d["loss"].default, help="cross_entropy or mse")
+    p.add_argument("--n-train", type=int, default=None, help="training examples to use")
+    p.add_argument("--n-val", type=int, default=None, help="validation examples")
+    p.add_argument("--target-acc", type=float, default=d["target_acc"].default,
+                   help="accuracy for the 'epochs to target' column (default: 0.9)")
+    _add_run_options(p, "runs/compare")
+    p.set_defaults(func=_cmd_compare)
+
+    q = subparsers.add_parser(
+        "demo", help="a small comparison on the built-in digits (under a minute)",
+        description="Compare six initializations of a 6-layer tanh MLP on scikit-learn's 8x8 "
+                    "digits: prints the results table and writes an HTML report.")
+    _add_run_options(q, DEMO_OUT)
+    q.set_defaults(func=_cmd_demo)
+
+
+def _config_from_args(args):
+    from .compare import CompareConfig
+
+    inits = tuple(s.strip() for s in args.inits.split(",") if s.strip())
+    grid = _floats(args.lr_grid, "lr_grid") if args.lr_grid else ()
+    return CompareConfig(
+        data=args.data, model=args.model, depth=args.depth, width=args.width,
+        activation=args.activation, bias=not args.no_bias, channels=args.channels, inits=inits,
+        epochs=args.epochs, seeds=args.seeds, lr=args.lr, lr_grid=grid, optimizer=args.optimizer,
+        momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size,
+        loss=args.loss, n_train=args.n_train, n_val=args.n_val, target_acc=args.target_acc,
+        data_dir=args.data_dir)
+
+
+def _can_open_browser() -> bool:
+    if os.environ.get("CI"):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _run(cfg, args, *, force: bool) -> int:
+    from .compare import format_table, run_compare
+    from .compare_report import write_report
+
+    t0 = time.perf_counter()
+    if not args.quiet:
+        print(f"initlab compare: {cfg.model} depth {cfg.depth} width {cfg.width} "
+              f"{cfg.activation} on {cfg.data}; inits {', '.join(cfg.inits)}; "
+              f"{cfg.epochs} epochs x {cfg.seeds} seeds", file=sys.stderr)
+    res = run_compare(cfg, args.out, resume=args.resume, force=force, quiet=args.quiet)
+    path = write_report(res)
+    print(format_table(res.summary, cfg))
+    print(f"\nreport: {path.resolve()}   ({time.perf_counter() - t0:.1f} s)")
+    if args.open:
+        if _can_open_browser():
+            import webbrowser
+
+            webbrowser.open(path.resolve().as_uri())
+        else:
+            print("(not opening a browser: no display or running in CI)", file=sys.stderr)
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    return _run(_config_from_args(args), args, force=args.force)
+
+
+def _cmd_demo(args) -> int:
+    import torch
+
+    from .compare import CompareConfig, available_plans
+
+    # Tiny models: one thread avoids the overhead (and contention) of intra-op parallelism.
+    torch.set_num_threads(1)
+    plans = available_plans()
+    inits = tuple(i for i in DEMO["inits"] if i in plans)
+    cfg = CompareConfig(**{**DEMO, "inits": inits})
+    # The demo owns its default directory: rerunning it starts over unless --resume.
+    force = args.force or (not args.resume and Path(args.out) == Path(DEMO_OUT))
+    return _run(cfg, args, force=force)

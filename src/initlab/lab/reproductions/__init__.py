@@ -1,0 +1,94 @@
+"""Reproductions of classic initialization experiments, run by ``initlab reproduce NAME``.
+
+Each case is a module with ``NAME``, ``TITLE``, ``PAPER``, ``PUBLISHED`` (the paper's numbers),
+``DATA_NOTE`` (how our data differs from the paper's), a frozen ``Config`` whose defaults are a
+reduced run, ``config(full=False) -> Config`` (``full=True``: the published length),
+``run(cfg, *, data_dir, quiet, checkpoint) -> dict`` and ``report(results) -> HtmlReport``.
+
+:func:`reproduce` runs a case into an output directory: ``results.json`` and ``report.html``
+(both written atomically) and ``checkpoint.json`` (finished arms, for ``--resume``).
+
+>>> from initlab.lab.reproductions import names, reproduce
+>>> names()                                              # doctest: +SKIP
+['depth-sweep', 'glorot-bengio', 'he-depth', 'nielsen-ch3', 'ng-circles', 'saxe-linear', 'symmetry']
+>>> res = reproduce("ng-circles", out="runs/ng", quiet=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from ...core.validation import fail
+from ._common import REPORT, Checkpoint, jsonable, write_results
+
+# case name -> module (imported on use)
+CASES: dict[str, str] = {
+    "nielsen-ch3": "initlab.lab.reproductions.nielsen_ch3",
+    "ng-circles": "initlab.lab.reproductions.ng_circles",
+    "symmetry": "initlab.lab.reproductions.symmetry",
+    "glorot-bengio": "initlab.lab.reproductions.glorot_bengio",
+    "he-depth": "initlab.lab.reproductions.he_depth",
+    "saxe-linear": "initlab.lab.reproductions.saxe_linear",
+    "depth-sweep": "initlab.lab.reproductions.depth_sweep",
+}
+
+
+def names() -> list[str]:
+    """The reproduction names, sorted."""
+    return sorted(CASES)
+
+
+def get_case(name: str) -> ModuleType:
+    """The module of case ``name``; an unknown name is an error that lists the valid ones."""
+    if name not in CASES:
+        listed = ", ".join(names())
+        raise fail("name", f"must be one of the reproductions: {listed}", name,
+                   "run `initlab reproduce --list` or pick one of those.")
+    return importlib.import_module(CASES[name])
+
+
+def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
+              data_dir: str | None = None, quiet: bool = False, resume: bool = False,
+              force: bool = False, overrides: dict[str, Any] | None = None) -> dict:
+    """Run reproduction ``name`` and return its results.
+
+    ``full``: the published-length config (default: the reduced one). ``overrides``: config
+    fields to replace (e.g. ``{"epochs": 2}``). With ``out``, writes ``out/results.json`` and
+    ``out/report.html`` atomically and keeps finished arms in ``out/checkpoint.json``; an ``out``
+    holding another experiment is refused unless ``force``; one holding this experiment is
+    continued with ``resume`` (refused otherwise).
+    """
+    case = get_case(name)
+    cfg = case.config(full)
+    if overrides:
+        bad = sorted(set(overrides) - set(cfg.__dataclass_fields__))
+        if bad:
+            raise fail("overrides", f"must name fields of {name}'s Config "
+                       f"({', '.join(cfg.__dataclass_fields__)})", bad, "drop or rename them.")
+        cfg = replace(cfg, **overrides)
+    identity = {"case": name, "config": jsonable(cfg),
+                "data_dir": None if data_dir is None else str(data_dir)}
+    ck = Checkpoint(out, identity, resume=resume, force=force)
+    t0 = time.perf_counter()
+    results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck)
+    results = jsonable(results)
+    results["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
+                          "processor": platform.processor() or platform.machine()}
+    results["seconds"] = round(time.perf_counter() - t0, 1)
+    if out is not None:
+        write_results(out, identity, results)
+        rep = case.report(results)
+        rep.paragraph(f"Run time {results['seconds']} s on {results['machine']['platform']}. "
+                      f"Config: {'full (published length)' if full else 'reduced'}; "
+                      f"{identity['config']}.")
+        rep.save(Path(out) / REPORT)
+    return results
+
+
+__all__ = ["CASES", "names", "get_case", "reproduce"]

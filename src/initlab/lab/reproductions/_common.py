@@ -1,0 +1,210 @@
+"""What every reproduction shares: the output directory and its checkpoint, progress bars,
+seeded initialization of small torch MLPs, and a few plotting helpers.
+
+A reproduction is made of *arms* (one training run, one measurement). Each finished arm is saved
+in ``OUT/checkpoint.json`` (atomically) under a key, so ``--resume`` skips what is done and a run
+interrupted at any point loses at most the arm in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...core.validation import fail
+from ...util.atomic import atomic_write_text
+
+CHECKPOINT = "checkpoint.json"
+RESULTS = "results.json"
+REPORT = "report.html"
+
+
+def jsonable(obj: Any) -> Any:
+    """Plain JSON types from dataclasses, tuples, NumPy scalars/arrays (NaN/inf become None)."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return jsonable(asdict(obj))
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+class Checkpoint:
+    """Finished arms of one reproduction, keyed by name, saved after every arm.
+
+    ``identity`` (case name + config + data source) is stored with the arms; an output directory
+    holding a different identity is refused unless ``force`` (which starts afresh), and one
+    holding the same identity is reused only with ``resume``.
+    """
+
+    def __init__(self, out: str | Path | None, identity: dict, *, resume: bool = False,
+                 force: bool = False):
+        self.identity = jsonable(identity)
+        self.arms: dict[str, Any] = {}
+        self.path = Path(out) / CHECKPOINT if out is not None else None
+        if self.path is None:
+            return
+        out = Path(out)
+        held = _held_identity(out)
+        if held is None or force:
+            return
+        if held != self.identity:
+            raise fail("--out", "holds a different experiment (another case, config or data)",
+                       str(out), "choose another --out, or pass --force to overwrite it.")
+        if not resume:
+            raise fail("--out", "already holds this experiment", str(out),
+                       "pass --resume to continue (finished arms are kept) or --force to start "
+                       "again.")
+        if self.path.exists():
+            self.arms = json.loads(self.path.read_text())["arms"]
+
+    def run(self, key: str, fn: Callable[[], Any]) -> Any:
+        """The saved result of arm ``key``, else ``fn()`` (saved before returning)."""
+        if key in self.arms:
+            return self.arms[key]
+        value = jsonable(fn())
+        self.arms[key] = value
+        if self.path is not None:
+            atomic_write_text(self.path, json.dumps(
+                {"identity": self.identity, "arms": self.arms}, indent=1))
+        return value
+
+
+def _held_identity(out: Path) -> dict | None:
+    for name in (CHECKPOINT, RESULTS):
+        p = out / name
+        if p.exists():
+            try:
+                return json.loads(p.read_text())["identity"]
+            except (ValueError, KeyError) as exc:
+                raise fail("--out", f"holds an unreadable {name}", str(p),
+                           "remove it or pass --force.") from exc
+    return None
+
+
+def write_results(out: str | Path, identity: dict, results: dict) -> Path:
+    """Write ``OUT/results.json`` atomically: ``{"identity": ..., "results": ...}``."""
+    path = Path(out) / RESULTS
+    atomic_write_text(path, json.dumps({"identity": jsonable(identity),
+                                        "results": jsonable(results)}, indent=1))
+    return path
+
+
+def progress(iterable: Iterable, *, desc: str, quiet: bool, total: int | None = None):
+    """A tqdm progress bar over ``iterable`` (none when ``quiet``)."""
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+# ----------------------------------------------------------------------------------- models
+def mlp(sizes: Sequence[int], activation: str, *, out_activation: str | None = None,
+        dtype=None):
+    """``nn.Sequential`` of Linear layers ``sizes[0] -> ... -> sizes[-1]`` with ``activation``
+    between them (none after the last unless ``out_activation``)."""
+    import torch
+    from torch import nn
+
+    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+    layers: list = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        last = i == len(sizes) - 2
+        act = out_activation if last else activation
+        if act is not None:
+            layers.append(acts[act]())
+    return nn.Sequential(*layers).to(dtype or torch.float32)
+
+
+def linear_layers(model) -> list:
+    from torch import nn
+
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def init_linear(model, weight, bias="zeros", *, seed: int | np.random.Generator) -> None:
+    """Initialize every ``nn.Linear`` of ``model`` from catalog initializers.
+
+    ``weight``/``bias``: a catalog name or an :class:`~initlab.core.Initializer` (a bias is drawn
+    with ``role="bias"`` and its layer's fans, so e.g. ``torch_default`` gives U(+-1/sqrt(fan_in))).
+    Values come from the NumPy reference backend in float64 (one Generator consumed layer by
+    layer in order: weight, then bias), then are copied into the parameters.
+    """
+    import torch
+
+    from ... import get
+    from ...backends.numpy_backend import make_rng
+
+    w_init = get(weight) if isinstance(weight, str) else weight
+    b_init = get(bias) if isinstance(bias, str) else bias
+    rng = make_rng(seed)
+    with torch.no_grad():
+        for layer in linear_layers(model):
+            out_f, in_f = layer.weight.shape
+            w = w_init.sample((out_f, in_f), seed=rng, dtype="float64")
+            layer.weight.copy_(torch.from_numpy(w))
+            if layer.bias is not None:
+                b = b_init.sample((out_f,), seed=rng, dtype="float64", fans=(in_f, out_f),
+                                  role="bias")
+                layer.bias.copy_(torch.from_numpy(b))
+
+
+def initialize(model, weight, bias="zeros", *, seed: int, plan: str | None = None) -> str:
+    """Give every ``nn.Linear`` of ``model`` ``weight`` and ``bias`` (catalog names or
+    Initializers) through a model-level plan: the built-in plan named ``plan`` when given
+    (``initlab.apply(model, "he", seed=seed)``; it must mean the same ``weight``/``bias`` for
+    Linear layers), else ``Plan([Rule(nn.Linear, weight=..., bias=...)])``. When
+    ``initlab.apply`` is not installed, :func:`init_linear` draws the same distributions (other
+    values). Returns the path taken (``"plan <name>"``, ``"Plan(Rule(Linear))"`` or
+    ``"init_linear"``)."""
+    try:
+        from ...apply import Plan, Rule, apply
+    except ImportError:
+        init_linear(model, weight, bias, seed=seed)
+        return "init_linear"
+    from torch import nn
+
+    if plan is not None:
+        apply(model, plan, seed=seed)
+        return f"plan {plan}"
+    apply(model, Plan([Rule(nn.Linear, weight=weight, bias=bias)]), seed=seed)
+    return "Plan(Rule(Linear))"
+
+
+# ----------------------------------------------------------------------------------- data
+def load_data(name: str, *, seed: int, data_dir: str | None, n_train: int | None = None,
+              n_test: int | None = None, standardize: bool = True):
+    """``initlab.lab.data.load_dataset`` with no validation split; returns the Dataset."""
+    from ..data import load_dataset
+
+    return load_dataset(name, seed=seed, data_dir=data_dir, n_train=n_train, n_val=0,
+                        n_test=n_test, standardize=standardize)
+
+
+# ----------------------------------------------------------------------------------- plots
+def plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as pyplot
+
+    return pyplot
+
+
+def fmt_pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"

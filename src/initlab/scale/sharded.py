@@ -1,0 +1,275 @@
+"""Fill torch tensors, DTensor shards and FSDP2 shards from the counter stream.
+
+Each rank computes only its own block of the global tensor, from the block's global offsets, so
+the gathered tensor is the same bit for bit for every sharding (Shard(0), Shard(1), uneven
+shards, Replicate, 2-D meshes), every number of ranks and every thread count, and no collective
+is needed. See ``docs/scale.md`` for the guarantees and their limits.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from ..core.distributions import Constant, Distribution
+from ..core.initializer import Initializer
+from ..core.validation import InitlabTypeError, error_message, fail
+from .counter import (
+    ELEMENTWISE,
+    bounds,
+    check_block,
+    run_chunks,
+    stream_key,
+    structured_block,
+)
+
+
+# ---------------------------------------------------------------------------------- layouts
+def _placement_kind(p) -> str:
+    """'shard' / 'replicate' for the placements we support; an error for the others."""
+    from torch.distributed.tensor import Partial, Replicate, Shard
+
+    name = type(p).__name__
+    if isinstance(p, Replicate):
+        return "replicate"
+    if isinstance(p, Shard) and name == "Shard":
+        return "shard"
+    if isinstance(p, Partial):
+        raise fail("placements", "contains Partial, whose local tensors are summands rather "
+                   "than slices of the parameter, so a shard has no global offset", p,
+                   "initialize the parameter with Shard/Replicate placements and redistribute "
+                   "afterwards.")
+    raise fail("placements", "may only contain Shard(dim) and Replicate() (strided shards "
+               "such as _StridedShard are not contiguous blocks of the global tensor)", p,
+               "initialize with Shard/Replicate placements and redistribute afterwards, or file "
+               "an issue with your mesh.")
+
+
+def shard_layout(global_shape: Sequence[int], placements: Sequence, mesh_shape: Sequence[int],
+                 coordinate: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """``(local_shape, global_offsets)`` of the shard at ``coordinate`` of a device mesh.
+
+    Placements are applied left to right over the mesh dimensions, each ``Shard(d)`` splitting
+    the current extent ``L`` of tensor dim ``d`` like ``torch.chunk``: chunks of
+    ``ceil(L / n)``, the last ones shorter or empty (torch.distributed.tensor's rule; see
+    ``compute_local_shape_and_global_offset``). ``Replicate`` leaves the extent unchanged.
+    Pure arithmetic: needs no process group. Empty shards report offset ``global_shape[d]``.
+    """
+    g = tuple(int(x) for x in global_shape)
+    placements = list(placements)
+    mesh_shape = tuple(int(x) for x in mesh_shape)
+    coordinate = tuple(int(x) for x in coordinate)
+    if not (len(placements) == len(mesh_shape) == len(coordinate)):
+        raise fail("placements", f"must have one entry per mesh dimension (mesh shape "
+                   f"{mesh_shape}, coordinate {coordinate})", placements,
+                   "pass one placement per mesh dimension, e.g. (Shard(0), Replicate()) on a "
+                   "2-D mesh.")
+    local, offs = list(g), [0] * len(g)
+    for p, n, c in zip(placements, mesh_shape, coordinate):
+        if not 0 <= c < n:
+            raise fail("coordinate", f"must lie inside the mesh shape {mesh_shape}", coordinate,
+                       "pass this rank's coordinate on the mesh.")
+        if _placement_kind(p) == "replicate":
+            continue
+        d = p.dim
+        if not 0 <= d < len(g):
+            raise fail("placements", f"shards dim {d}, which a tensor of shape {g} does not "
+                       "have", p, f"shard a dim in 0..{len(g) - 1} (or Replicate).")
+        size = local[d]
+        chunk = -(-size // n)
+        start = min(c * chunk, size)
+        local[d] = max(0, min(size, start + chunk) - start)
+        offs[d] += start
+    offs = [o if s else gd for o, s, gd in zip(offs, local, g)]
+    return tuple(local), tuple(offs)
+
+
+def is_dtensor(t) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(t, DTensor)
+
+
+def require_process_group(what: str) -> None:
+    """Raise the standard error when torch.distributed has no default process group."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise fail("process group", f"must be initialized to {what}", "not initialized",
+                   "call torch.distributed.init_process_group(...) first (e.g. under torchrun), "
+                   "or pass `offsets=` / `coordinate=` explicitly.")
+
+
+def dtensor_layout(t) -> tuple[tuple[int, ...], tuple[int, ...], torch.Tensor]:
+    """``(global_shape, global_offsets, local_tensor)`` of a DTensor on this rank.
+
+    Uses ``torch.distributed.tensor._utils.compute_local_shape_and_global_offset`` and checks it
+    against :func:`shard_layout` and against the local tensor's actual shape.
+    """
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    require_process_group("initialize a DTensor shard")
+    mesh, placements = t.device_mesh, tuple(t.placements)
+    for p in placements:
+        _placement_kind(p)
+    g = tuple(t.shape)
+    with torch.no_grad():
+        local = t.to_local()
+    coord = mesh.get_coordinate()
+    if coord is None:  # this rank holds no part of the tensor
+        return g, (0,) * len(g), local
+    shape, offs = compute_local_shape_and_global_offset(g, mesh, placements)
+    mine = shard_layout(g, placements, tuple(mesh.shape), coord)
+    if tuple(local.shape) != tuple(shape) or tuple(shape) != mine[0]:
+        raise fail("tensor", f"has a local shard of shape {tuple(local.shape)}, but its "
+                   f"placements {placements} on mesh {tuple(mesh.shape)} give {tuple(shape)} "
+                   f"(initlab derives {mine[0]})", tuple(g),
+                   "the local tensor must be the unpadded torch.chunk-style shard; "
+                   "redistribute the parameter or file an issue.")
+    offs = tuple(o if s else gd for o, s, gd in zip(offs, shape, g))
+    return g, offs, local
+
+
+def _rank_coordinate(mesh_shape: Sequence[int]) -> tuple[int, ...]:
+    """This rank's coordinate on a row-major mesh of ``mesh_shape`` over the default group."""
+    import torch.distributed as tdist
+
+    require_process_group("find this rank's shard from `placements`")
+    world = tdist.get_world_size()
+    if math.prod(mesh_shape) != world:
+        raise fail("mesh_shape", f"must have as many devices as the world size ({world})",
+                   tuple(mesh_shape), "pass the mesh shape your DeviceMesh uses.")
+    return tuple(int(c) for c in np.unravel_index(tdist.get_rank(), tuple(mesh_shape)))
+
+
+# ---------------------------------------------------------------------------------- filling
+def _torch_bounds(lim, dtype: torch.dtype) -> tuple[float, float]:
+    """``[a, b]`` rounded *into* ``dtype`` (so clipping in the dtype cannot leave it)."""
+    a, b = lim
+    lo = torch.tensor(a, dtype=torch.float64).to(dtype)
+    hi = torch.tensor(b, dtype=torch.float64).to(dtype)
+    if float(lo) < a:
+        lo = torch.nextafter(lo, torch.tensor(math.inf, dtype=dtype))
+    if float(hi) > b:
+        hi = torch.nextafter(hi, torch.tensor(-math.inf, dtype=dtype))
+    return float(lo), float(hi)
+
+
+def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_shape,
+                offsets, layout: str = "torch", threads=None, chunk_size=None) -> torch.Tensor:
+    """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor."""
+    g, o, s = check_block(global_shape, offsets, tuple(local.shape))
+    if local.numel() == 0:
+        return local
+    with torch.no_grad():
+        if isinstance(dist, Constant):
+            return local.fill_(dist.value)
+        if not isinstance(dist, ELEMENTWISE):
+            block = structured_block(dist, g, o, s, key, layout)
+            local.copy_(torch.from_numpy(block))
+            return local
+        target = local if local.is_contiguous() else torch.empty(
+            local.shape, dtype=local.dtype, device=local.device)
+        flat = target.view(-1)
+        lim = bounds(dist)
+        lo_hi = _torch_bounds(lim, local.dtype) if lim is not None else None
+
+        def write(a, b, x):
+            with torch.no_grad():  # grad mode is per thread: worker threads need their own
+                seg = flat[a:b]
+                seg.copy_(torch.from_numpy(x))
+                if lo_hi is not None:
+                    seg.clamp_(*lo_hi)
+
+        run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
+        if target is not local:
+            local.copy_(target)
+    return local
+
+
+def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=None,
+                  offsets=None, placements=None, mesh_shape=None, coordinate=None,
+                  fans=None, role: str = "weight", layout: str = "torch", threads=None,
+                  chunk_size=None) -> torch.Tensor:
+    """Fill a tensor or a local shard in place from the counter stream; returns ``tensor``.
+
+    Element ``i`` of the flattened global tensor gets the value that is a pure function of
+    ``(seed, name, i)`` (Philox4x64-10 keyed by ``stable_u64(seed, canonical_param_name(name))``;
+    Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC 2011), so any sharding of
+    the tensor gathers to the same values bit for bit. Structured kinds (Orthogonal, Eye, ...) are
+    computed in full in float64 on every rank from the same stream and sliced.
+
+    ``tensor``: a plain tensor (the whole parameter, or a local shard with ``global_shape`` plus
+    ``offsets``, or plus ``placements`` [+ ``mesh_shape``, ``coordinate``]; without a coordinate
+    the default process group's rank is used, row-major on ``mesh_shape``), or a ``DTensor`` (its
+    local shard is filled; offsets come from its mesh and placements).
+    ``dist``: a :mod:`~initlab.core.distributions` object, or an Initializer (resolved for the
+    global shape with ``fans``, ``role`` and ``layout``; ``layout`` is also the layout in which
+    structured kinds are drawn).
+
+    Example::
+
+        w = torch.empty(33, 17)
+        counter_fill_(w, initlab.get("he_normal").resolve((33, 17)), seed=0, name="fc.weight")
+        part = torch.empty(33, 9)   # columns 8..16 of the same tensor, identical bits
+        counter_fill_(part, Normal(0, 0.24), seed=0, name="fc.weight", global_shape=(33, 17),
+                      offsets=(0, 8))
+    """
+    if not isinstance(tensor, torch.Tensor):
+        raise InitlabTypeError(error_message("tensor", "must be a torch.Tensor or DTensor", type(
+            tensor).__name__, "pass the parameter (or its local shard)."))
+    if is_dtensor(tensor):
+        g, o, local = dtensor_layout(tensor)
+        for nm, given, derived in (("global_shape", global_shape, g), ("offsets", offsets, o)):
+            if given is not None and tuple(given) != tuple(derived):
+                raise fail(nm, f"disagrees with the DTensor's own layout ({tuple(derived)})",
+                           tuple(given), f"omit `{nm}` for DTensors.")
+        if tensor.device_mesh.get_coordinate() is None:
+            return tensor
+    else:
+        local = tensor
+        g = tuple(tensor.shape) if global_shape is None else tuple(global_shape)
+        if placements is not None:
+            if offsets is not None:
+                raise fail("offsets", "cannot be combined with `placements`", offsets,
+                           "pass either offsets or placements (+ mesh_shape/coordinate).")
+            if mesh_shape is not None:
+                ms = tuple(mesh_shape)
+            elif coordinate is not None:
+                raise fail("mesh_shape", "is required with `coordinate`", None,
+                           "pass mesh_shape=(n,) or (n, m).")
+            else:
+                import torch.distributed as tdist
+
+                require_process_group("find this rank's shard from `placements`")
+                ms = (tdist.get_world_size(),)
+            coord = tuple(coordinate) if coordinate is not None else _rank_coordinate(ms)
+            shape, o = shard_layout(g, placements, ms, coord)
+            if tuple(local.shape) != shape:
+                raise fail("tensor", f"has shape {tuple(local.shape)}, but `placements` "
+                           f"{tuple(placements)} give this rank's shard of {g} the shape {shape}",
+                           tuple(local.shape), "allocate the local shard with the shape from "
+                           "`shard_layout`.")
+        else:
+            o = tuple(offsets) if offsets is not None else (0,) * len(g)
+    if local.is_meta:
+        raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
+                   "materialize it first: module.to_empty(device='cpu') (or your device).")
+    if not local.is_floating_point():
+        raise fail("tensor", "must have a floating dtype", str(local.dtype),
+                   "initialize float parameters only.")
+    if isinstance(dist, Initializer):
+        dist = dist.resolve(g, fans=fans, role=role, layout=layout)
+    if not isinstance(dist, Distribution):
+        raise InitlabTypeError(error_message(
+            "dist", "must be an initlab Distribution or Initializer", type(dist).__name__,
+            "pass e.g. initlab.get('normal', std=0.02) or its .resolve(shape)."))
+    fill_block_(local, dist, key=stream_key(seed, name), global_shape=g, offsets=o,
+                layout=layout, threads=threads, chunk_size=chunk_size)
+    return tensor
+

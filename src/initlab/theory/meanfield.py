@@ -1,0 +1,342 @@
+"""Mean-field theory of deep random networks: length map, chi_1, critical line, depth scales.
+
+A fully connected layer ``z_l = W_l phi(z_{l-1}) + b_l`` with ``W_ij ~ N(0, sigma_w2 / N)`` and
+``b_i ~ N(0, sigma_b2)`` maps the second moment ``q`` of its pre-activations, at infinite width, by
+the *length map* (Poole, Lahiri, Raghu, Sohl-Dickstein, Ganguli 2016, "Exponential expressivity in
+deep neural networks through transient chaos", eq. (3))::
+
+    q_l = sigma_w2 * E[phi(sqrt(q_{l-1}) z)^2] + sigma_b2,        z ~ N(0, 1)
+
+with a stable fixed point ``q*``. Two inputs at correlation ``c`` evolve by the correlation map;
+its slope at ``c = 1`` is (Poole et al. 2016, eq. (7))::
+
+    chi_1 = sigma_w2 * E[phi'(sqrt(q*) z)^2]
+
+``chi_1 < 1``: ordered phase (inputs become correlated, gradients vanish); ``chi_1 > 1``: chaotic
+(nearby inputs decorrelate, gradients explode); ``chi_1 = 1``: the critical line / edge of chaos.
+Schoenholz, Gilmer, Ganguli, Sohl-Dickstein 2017, "Deep Information Propagation", eqs. (4)-(9),
+define the depth scales over which ``q`` and ``c`` approach their fixed points::
+
+    xi_q = -1 / ln( L'(q*) ),   L'(q*) = sigma_w2 * E[phi'(u)^2 + phi(u) phi''(u)],  u ~ N(0, q*)
+    xi_c = -1 / ln( chi_c ),    chi_c = sigma_w2 * E[phi'(u_1) phi'(u_2)]  at the fixed point c*
+
+(in the ordered phase c* = 1 and chi_c = chi_1), and find that networks are trainable when their
+depth is below about ``6 xi_c``. Both depth scales diverge on the critical line: they are returned
+as ``math.inf`` there, never as an error.
+
+Numerics: every Gaussian expectation goes through :func:`initlab.core.gaussian_expectation`, split
+at the activation's kinks. ``L'(q)`` is computed without ``phi''`` by the Gaussian heat-equation
+identity ``d/dq E[g(sqrt(q) z)] = E[g(sqrt(q) z) (z^2 - 1)] / (2 q)`` applied to ``g = phi^2``
+(valid for kinked activations such as ReLU). ``q*`` is found by bracketing and Brent's method (not
+by iterating the map, which converges only algebraically on the critical line): it is the root of
+``L(q) - q`` that the iteration started at ``q0`` would converge to.
+
+Special cases: with ``sigma_b2 = 0`` and ``phi(0) = 0`` (tanh) ``q = 0`` is a fixed point; for
+``sigma_w2 <= 1`` it is the stable one, so ``q* = 0`` and the critical point is ``sigma_w2 = 1``
+exactly (there ``q`` still shrinks to 0, algebraically, like ``1/l``). For unbounded activations
+with ``L'(q) >= 1`` at large q (ReLU with ``sigma_w2 >= 2`` and ``sigma_b2 > 0``) ``q*`` is
+``inf``; ``chi_1`` is then the large-q limit (evaluated at ``q = 1e10``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+
+import numpy as np
+from scipy import optimize
+
+from ..core.activations import Activation, activation, gaussian_expectation
+from ..core.validation import check_scalar, fail
+
+Q_LARGE = 1e10     # stand-in for q = inf when q* diverges (large-q limit of chi_1)
+Q_SEARCH_MAX = 1e12  # beyond this, q* is declared infinite
+Q_SEARCH_MIN = 1e-30  # below this, q* is declared 0 (only when L(0) = 0)
+TRAINABLE_DEPTH_FACTOR = 6.0  # Schoenholz et al. 2017, sec. 5: trainable up to ~6 xi_c
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(81)  # probabilists' Gauss-Hermite, outer c-map
+_GH_W = _GH_W / math.sqrt(2 * math.pi)
+
+
+def _act(act) -> Activation:
+    return activation(act)
+
+
+def _check_sw_sb(sigma_w2, sigma_b2) -> tuple[float, float]:
+    sw = check_scalar(sigma_w2, "sigma_w2", min_val=0.0, include_min=False,
+                      why=" (the weight variance times fan_in)")
+    sb = check_scalar(sigma_b2, "sigma_b2", min_val=0.0, why=" (a bias variance)")
+    return sw, sb
+
+
+def second_moment(act, q: float) -> float:
+    """E[phi(sqrt(q) z)^2], z ~ N(0, 1)."""
+    a = _act(act)
+    return gaussian_expectation(lambda x: a.f(x) ** 2, q, a.kinks)
+
+
+def length_map(q: float, sigma_w2: float, sigma_b2: float, act="tanh") -> float:
+    """The length map ``q -> sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2`` (Poole et al. 2016)."""
+    sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
+    q = check_scalar(q, "q", min_val=0.0, why=" (a second moment)")
+    return sw * second_moment(act, q) + sb
+
+
+def length_map_slope(q: float, sigma_w2: float, act="tanh") -> float:
+    """``dL/dq = sigma_w2 * E[phi(sqrt(q) z)^2 (z^2 - 1)] / (2 q)`` (heat-equation identity);
+    equal to ``sigma_w2 * E[phi'^2 + phi phi'']``; at ``q = 0`` the limit ``sigma_w2 phi'(0)^2``
+    (for ``phi(0) = 0``)."""
+    a = _act(act)
+    if q <= 0:
+        return sigma_w2 * float(a.df(np.zeros(1))[0]) ** 2
+    val = gaussian_expectation(lambda x: a.f(x) ** 2 * (x * x / q - 1.0), q, a.kinks)
+    return sigma_w2 * val / (2.0 * q)
+
+
+def _deriv_moment(a: Activation, q: float) -> float:
+    """E[phi'(sqrt(q) z)^2]."""
+    return gaussian_expectation(lambda x: a.df(x) ** 2, q, a.kinks)
+
+
+def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1.0) -> float:
+    """The fixed point ``q*`` of the length map reached from ``q0`` (0 and ``inf`` possible).
+
+    ``L(q) = sigma_w2 E[phi(sqrt(q) z)^2] + sigma_b2`` is increasing in q for the usual
+    activations, so iterating from ``q0`` moves monotonically to the nearest root of
+    ``h(q) = L(q) - q`` in the direction of ``sign h(q0)``; this function brackets that root
+    (doubling / quartering q) and solves it with Brent's method to ~1e-14 relative accuracy.
+    """
+    sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
+    q0 = check_scalar(q0, "q0", min_val=0.0, include_min=False)
+    return _fixed_point_q(sw, sb, _act(act), q0)
+
+
+def _fixed_point_q(sw: float, sb: float, a: Activation, q0: float = 1.0) -> float:
+    def h(q):
+        return sw * gaussian_expectation(lambda x: a.f(x) ** 2, q, a.kinks) + sb - q
+
+    h0 = h(q0)
+    if abs(h0) <= 1e-13 * q0:
+        return q0
+    if h0 > 0:  # grows: find q with h < 0 above
+        lo, hi = q0, q0 * 2.0
+        while h(hi) > 0:
+            lo, hi = hi, hi * 2.0
+            if hi > Q_SEARCH_MAX:
+                return math.inf
+    else:  # shrinks: find q with h > 0 below
+        hi, lo = q0, q0 / 4.0
+        while True:
+            # a bracket needs h clearly above the ~1e-12 relative quadrature noise
+            if h(lo) > 1e-10 * lo:
+                break
+            hi, lo = lo, lo / 4.0
+            if lo < Q_SEARCH_MIN:
+                h_zero = sw * float(a.f(np.zeros(1))[0]) ** 2 + sb
+                if h_zero <= 0:
+                    return 0.0
+                lo = 0.0
+                break
+    return float(optimize.brentq(h, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps,
+                                 maxiter=500))
+
+
+def chi1(sigma_w2: float, sigma_b2: float, act="tanh", *, q_star: float | None = None) -> float:
+    """``chi_1 = sigma_w2 * E[phi'(sqrt(q*) z)^2]`` (Poole et al. 2016, eq. (7))."""
+    sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
+    a = _act(act)
+    q = _fixed_point_q(sw, sb, a) if q_star is None else q_star
+    return _chi1_at(sw, a, q)
+
+
+def _chi1_at(sw: float, a: Activation, q: float) -> float:
+    if math.isinf(q):
+        q = Q_LARGE
+    if q <= 0:
+        return sw * float(a.df(np.zeros(1))[0]) ** 2
+    return float(sw * _deriv_moment(a, q))
+
+
+# ---------------------------------------------------------------- correlation map (2-D)
+
+
+def _bivariate(g1, g2, q: float, c: float, kinks) -> float:
+    """E[g1(u1) g2(u2)], (u1, u2) centred normal, variances q, correlation c.
+
+    u1 = sqrt(q) z1; u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2). Outer: 81-point Gauss-Hermite over z1;
+    inner: :func:`gaussian_expectation` over ``x = sqrt(q (1 - c^2)) z2``, split at kinks shifted
+    by ``sqrt(q) c z1``.
+    """
+    s = math.sqrt(q)
+    if c >= 1.0:
+        return gaussian_expectation(lambda x: g1(x) * g2(x), q, kinks)
+    v = q * (1.0 - c * c)
+    total = 0.0
+    for z1, w in zip(_GH_Z, _GH_W):
+        m = s * c * z1
+        inner = gaussian_expectation(lambda x, m=m: g2(x + m), v, tuple(k - m for k in kinks))
+        total += w * float(g1(np.array([s * z1]))[0]) * inner
+    return total
+
+
+def correlation_map(c: float, sigma_w2: float, sigma_b2: float, act="tanh", *,
+                    q_star: float | None = None) -> float:
+    """``c -> (sigma_w2 E[phi(u1) phi(u2)] + sigma_b2) / q*`` (Poole et al. 2016, eq. (5)),
+    ``(u1, u2)`` with variances ``q*`` and correlation ``c``."""
+    sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
+    c = check_scalar(c, "c", min_val=-1.0, max_val=1.0, why=" (a correlation)")
+    a = _act(act)
+    q = _fixed_point_q(sw, sb, a) if q_star is None else q_star
+    if not 0 < q < math.inf:
+        raise fail("q_star", "must be finite and > 0 for the correlation map", q,
+                   "choose (sigma_w2, sigma_b2) where the length map has a finite, positive fixed "
+                   "point.")
+    return (sw * _bivariate(a.f, a.f, q, c, a.kinks) + sb) / q
+
+
+def _fixed_point_c(sw: float, sb: float, a: Activation, q: float) -> float:
+    """Stable fixed point c* of the correlation map in the chaotic phase (1 in the ordered one)."""
+
+    def h(c):
+        return (sw * _bivariate(a.f, a.f, q, c, a.kinks) + sb) / q - c
+
+    for eps in (1e-2, 1e-3, 1e-4, 1e-5, 1e-6):
+        if h(1.0 - eps) < 0:
+            hi = 1.0 - eps
+            break
+    else:
+        return 1.0  # no root below 1 found: c* = 1 (ordered or critical)
+    lo = 0.0
+    h_lo = h(lo)
+    while h_lo < 0 and lo > -1.0 + 1e-9:
+        hi, lo = lo, max(-1.0 + 1e-9, lo - 0.25 if lo > -0.75 else (lo - 1.0) / 2)
+        h_lo = h(lo)
+    if h_lo == 0:
+        return lo
+    if h_lo < 0:
+        return -1.0
+    return float(optimize.brentq(h, lo, hi, xtol=1e-12))
+
+
+# ---------------------------------------------------------------- summary
+
+
+@dataclass(frozen=True)
+class MeanField:
+    """Mean-field quantities at one point ``(sigma_w2, sigma_b2)``; see the module docstring.
+
+    ``phase`` is "ordered" (chi_1 < 1), "chaotic" (chi_1 > 1) or "critical" (|chi_1 - 1| < 1e-6).
+    ``max_trainable_depth = 6 * xi_c`` (Schoenholz et al. 2017); ``inf`` on the critical line.
+    """
+
+    activation: str
+    sigma_w2: float
+    sigma_b2: float
+    q_star: float
+    chi1: float
+    c_star: float
+    chi_c: float
+    xi_q: float
+    xi_c: float
+    max_trainable_depth: float
+    phase: str
+
+    def as_dict(self) -> dict:
+        return {k: (v if not (isinstance(v, float) and math.isinf(v)) else "inf")
+                for k, v in asdict(self).items()}
+
+
+CRITICAL_TOL = 1e-6
+
+
+def _depth_scale(slope: float) -> float:
+    """``-1 / ln(slope)``; inf when slope is (numerically) 1, nan outside (0, 1]."""
+    if not slope > 0:
+        return 0.0 if slope == 0 else math.nan
+    if slope >= 1.0 - 1e-12:
+        return math.inf if slope <= 1.0 + 1e-12 else math.nan
+    return -1.0 / math.log(slope)
+
+
+def mean_field(sigma_w2: float, sigma_b2: float, act="tanh") -> MeanField:
+    """All mean-field quantities at ``(sigma_w2, sigma_b2)`` for an activation.
+
+    ``q*`` (length-map fixed point), ``chi_1``, ``c*`` and ``chi_c`` (correlation fixed point and
+    slope), ``xi_q = -1/ln L'(q*)``, ``xi_c = -1/ln chi_c``, ``max_trainable_depth = 6 xi_c``.
+    Poole et al. 2016, "Exponential expressivity in deep neural networks through transient chaos";
+    Schoenholz et al. 2017, "Deep Information Propagation". Depth scales are ``inf`` at
+    criticality (and ``xi_q`` is ``inf`` at ``q* = 0`` on ``sigma_w2 = 1``).
+
+    >>> mf = mean_field(critical_sigma_w2(0.05, "tanh"), 0.05, "tanh")
+    >>> mf.phase, mf.xi_c, round(mf.q_star, 3)
+    ('critical', inf, 0.57)
+    """
+    sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
+    a = _act(act)
+    q = _fixed_point_q(sw, sb, a)
+    x1 = _chi1_at(sw, a, q)
+    if abs(x1 - 1.0) < CRITICAL_TOL:
+        phase = "critical"
+    else:
+        phase = "ordered" if x1 < 1 else "chaotic"
+    if math.isinf(q):
+        xi_q = math.nan
+        c_star, chi_c = math.nan, math.nan
+        xi_c = math.nan
+    else:
+        xi_q = _depth_scale(length_map_slope(q, sw, a))
+        if phase == "chaotic" and q > 0:
+            c_star = _fixed_point_c(sw, sb, a, q)
+            chi_c = float(sw * _bivariate(a.df, a.df, q, c_star, a.kinks)) if c_star < 1 else x1
+        else:
+            c_star, chi_c = 1.0, x1
+        xi_c = math.inf if phase == "critical" else _depth_scale(chi_c)
+    depth = TRAINABLE_DEPTH_FACTOR * xi_c if not math.isnan(xi_c) else math.nan
+    return MeanField(a.name, sw, sb, q, x1, c_star, chi_c, xi_q, xi_c, depth, phase)
+
+
+# ---------------------------------------------------------------- critical line
+
+
+def critical_sigma_w2(sigma_b2: float = 0.0, act="tanh", *, max_sigma_w2: float = 1e4) -> float:
+    """The weight variance ``sigma_w2`` on the critical line ``chi_1(sigma_w2, sigma_b2) = 1``.
+
+    Solved by Brent's method on ``chi_1(sigma_w2) - 1``, each ``chi_1`` at its own ``q*``.
+    For tanh: 1.000 (sigma_b2 = 0), 1.424 (0.01), 1.761 (0.05), 1.948 (0.09), 2.843 (0.5),
+    3.443 (1.0) (Schoenholz et al. 2017, Fig. 1 / Poole et al. 2016, Fig. 2); ReLU: 2 for every
+    sigma_b2 (He et al. 2015). Raises when chi_1 never crosses 1 below ``max_sigma_w2``.
+    """
+    sb = check_scalar(sigma_b2, "sigma_b2", min_val=0.0, why=" (a bias variance)")
+    a = _act(act)
+    if isinstance(act, str):
+        return _critical_cached(sb, a.name, float(max_sigma_w2))
+    return _critical(sb, a, float(max_sigma_w2))
+
+
+@lru_cache(maxsize=256)
+def _critical_cached(sb: float, name: str, max_sw: float) -> float:
+    return _critical(sb, activation(name), max_sw)
+
+
+def _critical(sb: float, a: Activation, max_sw: float) -> float:
+    def g(sw):
+        return _chi1_at(sw, a, _fixed_point_q(sw, sb, a)) - 1.0
+
+    lo, hi = 1e-3, 1.0
+    g_lo = g(lo)
+    if g_lo > 0:
+        raise fail("sigma_b2", f"admits no critical point for `{a.name}`: chi_1 > 1 already at "
+                   f"sigma_w2 = {lo}", sb, "choose another activation or sigma_b2.")
+    while g(hi) < 0:
+        lo, hi = hi, hi * 2.0
+        if hi > max_sw:
+            raise fail("activation", f"has no critical point with sigma_b2 = {sb}: chi_1 stays "
+                       f"below 1 for sigma_w2 up to {max_sw:g}", a.name,
+                       "choose another sigma_b2 or activation (chi_1 = sigma_w2 E[phi'^2] must "
+                       "reach 1).")
+    return float(optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
+
+
+def critical_line(sigma_b2_values, act="tanh") -> list[tuple[float, float]]:
+    """``[(sigma_b2, sigma_w2 critical), ...]`` for each value of ``sigma_b2``."""
+    return [(float(sb), critical_sigma_w2(sb, act)) for sb in np.atleast_1d(sigma_b2_values)]

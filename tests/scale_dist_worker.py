@@ -1,0 +1,164 @@
+"""One rank of the initlab.scale multi-process tests (launched by test_scale_distributed.py).
+
+Usage: RANK=r WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=p python scale_dist_worker.py OUT
+
+Initializes a small Transformer-like model with odd shapes three ways -- DTensor parameters with
+per-parameter placements (1-D mesh, and a 2-D mesh when the world size is 4), FSDP2
+``fully_shard`` built on the meta device then ``to_empty``, and ``initlab.apply(rng="counter")``
+on the DTensor model -- gathers every parameter and, on rank 0, saves ``{mode: {name: tensor}}``
+plus the names of sharded parameters whose shards on two ranks were identical.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+import initlab
+
+SEED = 1234
+
+
+class Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = nn.Linear(17, 33)      # weight 33x17
+        self.proj = nn.Linear(7, 13)      # weight 13x7 (orthogonal)
+        self.norm = nn.LayerNorm(12)
+
+
+class TinyTransformer(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(50, 12)
+        self.block = Block()
+        self.head = nn.Linear(12, 50, bias=False)
+
+
+def plan():
+    return {
+        "emb.weight": initlab.get("normal", std=0.02),
+        "block.norm.weight": "ones",
+        "block.norm.bias": "zeros",
+        "block.proj.weight": initlab.get("orthogonal", gain=1.0),
+        "*.bias": initlab.get("uniform", low=-0.1, high=0.1),
+        "block.qkv.weight": initlab.get("truncated_normal", std=0.02, a=-0.04, b=0.04),
+        "*": initlab.get("he_uniform"),
+    }
+
+
+def reference() -> dict[str, torch.Tensor]:
+    """Single-process result: the plain model initialized by init_model."""
+    from initlab.scale import init_model
+
+    m = TinyTransformer()
+    init_model(m, plan(), seed=SEED)
+    return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+
+def _placements_1d(i: int):
+    from torch.distributed.tensor import Replicate, Shard
+
+    return [(Shard(0),), (Shard(1),), (Replicate(),)][i % 3]
+
+
+def _placements_2d(i: int):
+    from torch.distributed.tensor import Replicate, Shard
+
+    return [(Shard(0), Shard(1)), (Shard(1), Replicate()), (Shard(0), Shard(0)),
+            (Replicate(), Shard(0))][i % 4]
+
+
+def dtensor_model(mesh, two_d: bool):
+    """The model with every parameter replaced by an uninitialized DTensor (local shard only)."""
+    from torch.distributed.tensor import Shard
+    from torch.distributed.tensor import empty as dt_empty
+
+    with torch.device("meta"):
+        m = TinyTransformer()
+    i = 0
+    for mod in m.modules():
+        for local, p in list(mod.named_parameters(recurse=False)):
+            pl = _placements_2d(i) if two_d else _placements_1d(i)
+            pl = tuple(Shard(0) if isinstance(x, Shard) and x.dim >= p.dim() else x for x in pl)
+            setattr(mod, local, nn.Parameter(dt_empty(*p.shape, device_mesh=mesh,
+                                                      placements=pl)))
+            i += 1
+    return m
+
+
+def gather(m) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Full tensors (on every rank) and the names of parameters two of whose shards at
+    *different* global offsets hold identical values."""
+    from torch.distributed.tensor import DTensor
+
+    from initlab.scale.sharded import dtensor_layout
+
+    full, identical = {}, []
+    world = dist.get_world_size()
+    for n, p in m.named_parameters():
+        if isinstance(p, DTensor):
+            full[n] = p.full_tensor().detach().clone()
+            _, offsets, local = dtensor_layout(p)
+            shards = [None] * world
+            dist.all_gather_object(shards, (offsets, local.detach().clone()))
+            seen = [s for s in shards if s[1].numel() > 0]
+            for a in range(len(seen)):
+                for b in range(a + 1, len(seen)):
+                    (oa, ta), (ob, tb) = seen[a], seen[b]
+                    if oa != ob and ta.shape == tb.shape and torch.equal(ta, tb):
+                        identical.append(n)
+        else:
+            full[n] = p.detach().clone()
+    return full, sorted(set(identical))
+
+
+def main(out: str) -> int:
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from initlab.scale import init_model
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    result: dict = {"identical": {}}
+
+    mesh = init_device_mesh("cpu", (world,))
+    m = dtensor_model(mesh, two_d=False)
+    init_model(m, plan(), seed=SEED)
+    result["dtensor_1d"], result["identical"]["dtensor_1d"] = gather(m)
+
+    if world == 4:
+        mesh2 = init_device_mesh("cpu", (2, 2))
+        m = dtensor_model(mesh2, two_d=True)
+        init_model(m, plan(), seed=SEED)
+        result["dtensor_2d"], result["identical"]["dtensor_2d"] = gather(m)
+
+    with torch.device("meta"):
+        m = TinyTransformer()
+    for mod in (m.emb, m.block.qkv, m.block.proj, m.head):
+        fully_shard(mod, mesh=mesh)
+    fully_shard(m, mesh=mesh)
+    m.to_empty(device="cpu")
+    init_model(m, plan(), seed=SEED)
+    result["fsdp2"], result["identical"]["fsdp2"] = gather(m)
+
+    from initlab.apply.rules import Plan, Rule
+    from initlab.apply.walk import apply
+
+    m = dtensor_model(mesh, two_d=False)
+    apply(m, Plan([Rule(k, v) for k, v in plan().items()]), seed=SEED, rng="counter")
+    result["apply_counter"], result["identical"]["apply_counter"] = gather(m)
+
+    if rank == 0:
+        torch.save(result, out)
+    dist.barrier()
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
