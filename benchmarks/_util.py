@@ -5,11 +5,14 @@ round so a burst of load from other processes hits both sides alike. The best, n
 reported: on a shared machine the minimum is the least noisy estimate of the cost itself.
 
 Peak memory: each case runs once in a fresh Python subprocess, which allocates and touches its
-output tensor, reads ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` (the process's high-water
-resident set), runs the initializer once, and reads it again. The difference is the *extra* peak
-memory the call needed beyond its output (temporaries, workspaces). Resolution is a page; memory
-that the allocator recycles from earlier frees (e.g. from imports) is not counted, so small
-numbers (< a few MiB) mean "no full-size temporary", not an exact byte count.
+output tensor, then resets the kernel's resident-set high-water mark (``echo 5 >
+/proc/self/clear_refs``, Linux >= 4.0), reads the current RSS, runs the initializer once and reads
+the high-water mark (``VmHWM`` in ``/proc/self/status``). The difference is the *extra* peak
+memory the call needed beyond its output (temporaries, workspaces), at page resolution. Without
+the reset (other OSes), ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` deltas are used instead;
+those miss memory below an earlier peak (e.g. from imports), and the probe says which method it
+used. Memory the allocator recycles from earlier frees is not counted either way, so numbers
+below a few MiB mean "no full-size temporary", not an exact byte count.
 """
 
 from __future__ import annotations
@@ -42,6 +45,44 @@ def maxrss_bytes() -> int:
     """The process's peak resident set so far, in bytes (Linux reports KiB, macOS bytes)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+class PeakMemory:
+    """``with PeakMemory() as pm: work()`` then ``pm.extra`` (bytes above the RSS at entry) and
+    ``pm.method`` ("VmHWM after clear_refs" or "ru_maxrss delta")."""
+
+    def __enter__(self):
+        self.method = "ru_maxrss delta"
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")  # reset the peak RSS to the current RSS
+            rss = _status_kib("VmRSS")
+            if rss is not None and _status_kib("VmHWM") is not None:
+                self.method = "VmHWM after clear_refs"
+                self.before = rss * 1024
+        except OSError:
+            pass
+        if self.method == "ru_maxrss delta":
+            self.before = maxrss_bytes()
+        return self
+
+    def __exit__(self, *exc):
+        if self.method == "ru_maxrss delta":
+            self.extra = maxrss_bytes() - self.before
+        else:
+            self.extra = _status_kib("VmHWM") * 1024 - self.before
+        return False
 
 
 def peak_in_subprocess(script: str, args: Sequence[str], env: dict | None = None,

@@ -7,8 +7,9 @@
 Each case fills the *same* tensor with torch's function and initlab's drop-in (same arguments,
 each with its own seeded ``torch.Generator``), alternating round by round, best of ``--repeat``
 (see ``_util.best_of``). Peak memory: each (case, side) is run once more in a fresh subprocess
-that reports ``ru_maxrss`` after allocating the output and after the call; the difference is the
-extra memory the call needed beyond its output (``--no-memory`` skips this). The machine is
+that reports the peak RSS of one call beyond its already-allocated output (``_util.PeakMemory``),
+after a warm-up call on a tiny tensor so lazy imports are not counted (``--no-memory`` skips
+this). The machine is
 printed with the table: numbers from a shared or throttled CPU are noisy.
 """
 
@@ -23,20 +24,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import (  # noqa: E402
+    PeakMemory,
     best_of,
     fmt_mib,
     fmt_time,
     machine_info,
     markdown_table,
-    maxrss_bytes,
     peak_in_subprocess,
 )
 
 M16 = 16 * 2**20
 
 
-def cases(quick: bool) -> list[dict]:
-    """(name, shape, dtype, torch function name, initlab function name, kwargs, repeat factor)."""
+def cases(quick: bool, methods=("householder",)) -> list[dict]:
+    """One dict per case: name, shape, dtype, function name (same in both), initlab kwargs."""
     n = 2**20 if quick else M16
     side = 1024 if quick else 4096
     orth = [(256, 256), (512, 512), (2048, 128)] if quick else [(2048, 2048), (4096, 4096),
@@ -59,18 +60,28 @@ def cases(quick: bool) -> list[dict]:
              kw={}),
     ]
     for shape in orth:
-        out.append(dict(name=f"orthogonal_ {shape[0]}x{shape[1]}", shape=shape, dtype="float32",
-                        fn="orthogonal_", kw={}, slow=True))
+        for method in methods:
+            out.append(dict(name=f"orthogonal_ ({method})", shape=shape, dtype="float32",
+                            fn="orthogonal_", kw={"method": method}, slow=True))
     return out
 
 
 def _functions(case: dict):
+    """(torch's function, initlab's, torch); initlab-only keywords (``method``) are dropped for
+    torch's."""
     import torch
     import torch.nn.init as tinit
 
     import initlab.torch as itorch
 
-    return getattr(tinit, case["fn"]), getattr(itorch, case["fn"]), torch
+    tfn = getattr(tinit, case["fn"])
+    if "method" in case["kw"]:
+        raw = tfn
+
+        def tfn(x, method=None, **kw):
+            return raw(x, **kw)
+
+    return tfn, getattr(itorch, case["fn"]), torch
 
 
 def run_case(case: dict, repeat: int) -> dict:
@@ -80,9 +91,12 @@ def run_case(case: dict, repeat: int) -> dict:
     g_i = torch.Generator().manual_seed(0)
     kw = case["kw"]
     reps = max(2, repeat // 2) if case.get("slow") else repeat
-    t = best_of({"torch": lambda: tfn(x, **kw, generator=g_t),
-                 "initlab": lambda: ifn(x, **kw, generator=g_i)}, reps)
-    return {"torch": t["torch"], "initlab": t["initlab"], "repeat": reps}
+    fns = {"torch": lambda: tfn(x, **kw, generator=g_t),
+           "initlab": lambda: ifn(x, **kw, generator=g_i)}
+    if case["fn"] == "trunc_normal_":  # the target: at most 1.5x torch's normal_ on the same tensor
+        fns["torch normal_"] = lambda: torch.nn.init.normal_(x, generator=g_t)
+    t = best_of(fns, reps)
+    return {**t, "repeat": reps}
 
 
 def probe(case_json: str, side: str) -> None:
@@ -92,11 +106,13 @@ def probe(case_json: str, side: str) -> None:
     fn = tfn if side == "torch" else ifn
     x = torch.zeros(case["shape"], dtype=getattr(torch, case["dtype"]))  # touched pages
     g = torch.Generator().manual_seed(0)
-    before = maxrss_bytes()
-    fn(x, **case["kw"], generator=g)
-    after = maxrss_bytes()
+    # warm-up on a tiny tensor of the same rank and dtype: lazy imports and first-call caches
+    tiny = torch.zeros([2] * len(case["shape"]), dtype=x.dtype)
+    fn(tiny, **case["kw"], generator=g)
+    with PeakMemory() as pm:
+        fn(x, **case["kw"], generator=g)
     out_bytes = x.numel() * x.element_size()
-    print(json.dumps({"extra": after - before, "output": out_bytes}))
+    print(json.dumps({"extra": pm.extra, "output": out_bytes, "method": pm.method}))
 
 
 def main(argv=None) -> int:
@@ -107,6 +123,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=str, default=None, help="also write the markdown to this file")
     ap.add_argument("--no-memory", action="store_true", help="skip the subprocess memory probes")
     ap.add_argument("--only", type=str, default=None, help="run cases whose name contains this")
+    ap.add_argument("--orthogonal-methods", default="householder",
+                    help="comma-separated initlab methods to time (householder,qr,svd)")
     ap.add_argument("--_probe", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -120,8 +138,10 @@ def main(argv=None) -> int:
 
     from tqdm import tqdm
 
-    todo = [c for c in cases(args.quick) if not args.only or args.only in c["name"]]
+    methods = tuple(args.orthogonal_methods.split(","))
+    todo = [c for c in cases(args.quick, methods) if not args.only or args.only in c["name"]]
     rows = []
+    mem_method = "not measured"
     env = {"OMP_NUM_THREADS": str(torch.get_num_threads())}
     for case in tqdm(todo, desc="cases", file=sys.stderr):
         t = run_case(case, args.repeat)
@@ -131,14 +151,17 @@ def main(argv=None) -> int:
                 pargs = ["--_probe", json.dumps(case), side]
                 if args.threads:
                     pargs += ["--threads", str(args.threads)]
-                mem[side] = peak_in_subprocess(__file__, pargs, env=env)["extra"]
+                res = peak_in_subprocess(__file__, pargs, env=env)
+                mem[side], mem_method = res["extra"], res["method"]
         shape = "x".join(map(str, case["shape"]))
         rows.append([case["name"], shape, case["dtype"], fmt_time(t["torch"]),
                      fmt_time(t["initlab"]), f"{t['torch'] / t['initlab']:.2f}x",
+                     f"{t['initlab'] / t['torch normal_']:.2f}x" if "torch normal_" in t else "-",
                      fmt_mib(mem["torch"]), fmt_mib(mem["initlab"])])
 
     info = machine_info()
     head = ["case", "shape", "dtype", "torch.nn.init", "initlab.torch", "speedup",
+            "initlab / torch normal_",
             "torch extra peak MiB", "initlab extra peak MiB"]
     md = "\n".join([
         f"### initlab.torch vs torch.nn.init ({'quick' if args.quick else 'full'} sizes)",
@@ -148,8 +171,9 @@ def main(argv=None) -> int:
         f"{info.get('python')}, torch {info.get('torch')} ({info.get('torch_threads')} threads); "
         f"load average at the end: {info.get('load_avg', '?')}.  ",
         f"Time: best of {args.repeat} interleaved runs (orthogonal: {max(2, args.repeat // 2)}). "
-        "Speedup = torch time / initlab time. Extra peak MiB: ru_maxrss growth during one call in "
-        "a fresh subprocess, beyond the already-allocated output.",
+        "Speedup = torch time / initlab time; for trunc_normal_ also initlab's time over torch's "
+        "normal_ on the same tensor (target <= 1.5x). Extra peak MiB: peak resident memory of one call in "
+        f"a fresh subprocess beyond the already-allocated output ({mem_method}).",
         "",
         markdown_table(head, rows),
         "",

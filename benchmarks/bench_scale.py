@@ -13,7 +13,8 @@ Sections
 2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
    with ``to_empty``: initlab ``init_model`` (counter stream; N(0, 0.02) weights, zero biases,
    unit norms) vs the same scheme drawn with torch ``normal_`` vs torch's default
-   ``reset_parameters``; float32 and bf16; wall time and peak RSS (``ru_maxrss``) of the process.
+   ``reset_parameters``; float32 and bf16; wall and CPU time, and the process's peak RSS
+   (``VmHWM``) before ``to_empty`` (imports) and at the end.
 3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
    (CPU, loopback, one thread per rank): CPU time per rank falls with the shard size; the wall
    time on a 2-core machine cannot show more than two ranks in parallel.
@@ -101,13 +102,16 @@ def torch_default(m: nn.Module) -> None:
 
 # ------------------------------------------------------------------------------ section 1
 def _best(fn, repeat):
+    """Best wall time and best process CPU time (all threads) over ``repeat`` runs. On a shared
+    machine the CPU time is the steadier number for one thread."""
     fn()
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         fn()
         best = min(best, time.perf_counter() - t)
-    return best
+        best_cpu = min(best_cpu, time.process_time() - c)
+    return best, best_cpu
 
 
 def bench_elementwise(n: int, repeat: int) -> list[dict]:
@@ -126,45 +130,61 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             for label, dist, tfn in cases:
-                t_torch = _best(lambda tfn=tfn: tfn(x), repeat)
-                t_ctr = _best(lambda dist=dist, th=threads: fill_block_(
+                t_torch, c_torch = _best(lambda tfn=tfn: tfn(x), repeat)
+                t_ctr, c_ctr = _best(lambda dist=dist, th=threads: fill_block_(
                     x, dist, key=12345, global_shape=(n,), offsets=(0,), threads=th),
                     repeat)
                 rows.append(dict(section="elementwise", dist=label, threads=threads, n=n,
                                  torch_ns=1e9 * t_torch / n, counter_ns=1e9 * t_ctr / n,
-                                 ratio=t_ctr / t_torch))
-                print(f"  {label:13s} threads={threads}  torch {rows[-1]['torch_ns']:6.2f} "
-                      f"ns/el  counter {rows[-1]['counter_ns']:6.2f} ns/el  "
-                      f"ratio {rows[-1]['ratio']:.2f}x", flush=True)
+                                 ratio=t_ctr / t_torch, torch_cpu_ns=1e9 * c_torch / n,
+                                 counter_cpu_ns=1e9 * c_ctr / n, cpu_ratio=c_ctr / c_torch))
+                r = rows[-1]
+                print(f"  {label:13s} threads={threads}  wall: torch {r['torch_ns']:6.2f} "
+                      f"counter {r['counter_ns']:6.2f} ns/el ({r['ratio']:.2f}x)   cpu: torch "
+                      f"{r['torch_cpu_ns']:6.2f} counter {r['counter_cpu_ns']:6.2f} ns/el "
+                      f"({r['cpu_ratio']:.2f}x)", flush=True)
     finally:
         torch.set_num_threads(old)
     return rows
 
 
 # ------------------------------------------------------------------------------ section 2
+def peak_rss_mb() -> float:
+    """Peak resident set of this process in MB: ``VmHWM`` (reset by exec, unlike ``ru_maxrss``,
+    which Linux carries over from the parent across fork + exec)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
     """Run in a fresh process: materialize on CPU and initialize; time and peak RSS."""
     torch.set_num_threads(threads)
     dt = getattr(torch, dtype)
     with torch.device("meta"):
         m = build(cfg).to(dt)
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0 = peak_rss_mb()
     m.to_empty(device="cpu")
     n_params = sum(p.numel() for p in m.parameters())
+    from initlab.scale import init_model  # imported before timing
+
     t0, c0 = time.perf_counter(), time.process_time()
     if method == "counter":
-        from initlab.scale import init_model
-
         init_model(m, plan(), seed=0, threads=threads)
     elif method == "torch_same":
         torch_same_scheme(m)
     else:
         torch_default(m)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    rss = peak_rss_mb()
     return dict(section="model", model=cfg["kind"], params=n_params, dtype=dtype, method=method,
-                threads=threads, wall_s=wall, cpu_s=cpu, peak_rss_mb=rss / 1024,
-                rss_before_mb=rss0 / 1024,
+                threads=threads, wall_s=wall, cpu_s=cpu, peak_rss_mb=rss,
+                rss_before_mb=rss0,
                 param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
 
 

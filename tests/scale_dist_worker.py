@@ -59,6 +59,16 @@ def reference() -> dict[str, torch.Tensor]:
     return {n: p.detach().clone() for n, p in m.named_parameters()}
 
 
+def packed(t: torch.Tensor) -> torch.Tensor:
+    """A packed (3E, E) q/k/v tensor filled block by block with counter_fill_rows_."""
+    from initlab.scale import counter_fill_rows_
+
+    for i, label in enumerate("qkv"):
+        counter_fill_rows_(t, initlab.get("glorot_uniform"), (12 * i, 12 * (i + 1)), seed=SEED,
+                           name=f"attn.in_proj_weight/{label}")
+    return t
+
+
 def _placements_1d(i: int):
     from torch.distributed.tensor import Replicate, Shard
 
@@ -145,6 +155,14 @@ def main(out: str) -> int:
     m.to_empty(device="cpu")
     init_model(m, plan(), seed=SEED)
     result["fsdp2"], result["identical"]["fsdp2"] = gather(m)
+
+    from torch.distributed.tensor import Replicate, Shard
+    from torch.distributed.tensor import empty as dt_empty
+
+    result["packed"], result["identical"]["packed"] = {}, []
+    for pl in (Shard(0), Shard(1), Replicate()):
+        t = packed(dt_empty(36, 12, device_mesh=mesh, placements=(pl,)))
+        result["packed"][str(pl)] = t.full_tensor()
 
     from initlab.apply.rules import Plan, Rule
     from initlab.apply.walk import apply

@@ -437,6 +437,11 @@ def test_claim_flax_dense_default_is_truncated_lecun_normal():
     np.testing.assert_allclose(to_numpy(ours["kernel"]), to_numpy(theirs["kernel"]), rtol=1e-6,
                                atol=1e-9)
     assert not np.any(to_numpy(theirs["bias"])) and not np.any(to_numpy(ours["bias"]))
+    from flax import nnx
+
+    lin = nnx.Linear(FAN_IN, FAN_OUT, rngs=nnx.Rngs(1))  # nnx: the same default
+    check_truncated_2sigma(to_numpy(lin.kernel[...]), 1 / FAN_IN, "flax nnx.Linear kernel")
+    assert not np.any(to_numpy(lin.bias[...]))
 
 
 def _keras_p_outside(keras) -> float:
@@ -501,4 +506,8 @@ def test_claim_haiku_linear_default_uncorrected_truncated_normal():
     check_iid(w, D.TruncatedNormal(0.0, s, -2 * s, 2 * s), "haiku Linear w")
     assert not np.any(to_numpy(params["b"]))
     ours = initlab.truncated_normal(std=s, a=-2 * s, b=2 * s).resolve((FAN_IN, FAN_OUT))
+    assert (ours.std, ours.a, ours.b) == pytest.approx((s, -2 * s, 2 * s), rel=1e-12)
+    # for every layer at once: scale 0.8796^2 cancels the correction (parent std 1/sqrt(fan_in))
+    per_layer = initlab.variance_scaling(TN_STD**2, "fan_in", "truncated_normal")
+    ours = per_layer.resolve((FAN_IN, FAN_OUT), layout="jax")
     assert (ours.std, ours.a, ours.b) == pytest.approx((s, -2 * s, 2 * s), rel=1e-12)

@@ -229,6 +229,35 @@ def test_negative_biases_kill_relu_units():
     assert rep.layers[1].dead == 1.0
 
 
+def test_huge_biases_make_a_layer_ignore_its_input():
+    # z = Wx + b with Var(Wx) = 1 and b ~ N(0, 100^2): the input accounts for 1e-4 of E[z^2]
+    g = gen(24)
+    model = mlp([50, 50, 10], nn.Tanh, lecun_w, lambda shape, fan_in, g: 100 * torch.randn(shape, generator=g), g)
+    rep = doctor(model, torch.randn(64, 50, generator=g))
+    f = next(f for f in rep.findings if f.code == "collapse" and f.layers == [1])
+    assert "biases" in f.text and "zero the biases" in f.recommendation
+    sat = next(f for f in rep.findings if f.code == "saturation")
+    assert "biases are large" in sat.text and "too large" not in sat.text
+
+
+def test_global_average_pooling_of_noise_is_not_a_collapse():
+    # Averaging 32x32 positions of i.i.d. noise probes leaves ~1/1024 of the input-to-input
+    # spread: an abrupt drop between two layers, caused by the probe, not by the init.
+    g = gen(25)
+    convs = [nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1)]
+    head = nn.Linear(16, 10)
+    with torch.no_grad():
+        for m in [*convs, head]:
+            fan_in = m.weight[0].numel()
+            m.weight.copy_(torch.randn(m.weight.shape, generator=g) * math.sqrt(2 / fan_in))
+            m.bias.zero_()
+    model = nn.Sequential(convs[0], nn.ReLU(), convs[1], nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                          nn.Flatten(), head)
+    rep = doctor(model, torch.randn(16, 3, 32, 32, generator=g))
+    assert rep.layers[2].spread / rep.inputs.spread < 0.01  # the drop is there ...
+    assert rep.ok, str(rep)                                 # ... and not blamed on the init
+
+
 def test_overflow_is_an_error():
     g = gen(23)
     # each layer multiplies the std by 30 * sqrt(100 / 2) = 212: float32 overflows (3.4e38) by ~17
@@ -440,9 +469,42 @@ def test_report_as_dict_json_table_and_plot(tmp_path):
     assert d["findings"][0]["severity"] == "error" and d["findings"][0]["text"]
     assert len(d["layers"][0]["hist_counts"]) == 40 and sum(d["layers"][0]["hist_counts"]) == 32 * 30
     text = str(rep)
-    assert "dL/dz rms" in text and "[error] layer 1:" in text
+    assert "|dL/dz|" in text and "[error] layer 1:" in text
+    assert json.loads(rep.save_json(tmp_path / "rep.json").read_text()) == d
     path = rep.plot(tmp_path / "sub" / "doctor.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_suggested_names_exist():
+    # every suggestion is a catalog initializer (or initlab.lsuv), every plan an apply plan
+    g = gen(19)
+    broken = [mlp([1000, 30, 10], nn.Sigmoid, normal_w(1.0), normal_b, g),
+              mlp([100] * 31 + [10], nn.Tanh, torch_default_w, torch_default_b, g),
+              mlp([100] * 11 + [10], nn.ReLU, normal_w(1.0), zeros_b, g),
+              mlp([100] * 9 + [10], nn.GELU, normal_w(0.01), zeros_b, g)]
+    x = [half_on(16, 1000, g)] + [torch.randn(16, 100, generator=g)] * 3
+    plans = initlab.plans.names()
+    seen = set()
+    for model, xb in zip(broken, x):
+        for f in doctor(model, xb).findings:
+            for name in f.suggest:
+                assert name in initlab.names() or callable(getattr(initlab, name, None)), name
+            assert set(f.plans) <= set(plans), f.plans
+            seen.update(f.suggest)
+    assert {"lecun_normal", "glorot_normal", "critical", "he_normal", "lsuv"} <= seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("plan", ["glorot", "critical", "orthogonal"])
+def test_applying_a_suggested_plan_clears_the_findings(plan):
+    # end to end with initlab.apply: the deep tanh net's suggested plans fix it
+    g = gen(2)
+    model = mlp([100] * 51 + [10], nn.Tanh, torch_default_w, torch_default_b, g)
+    x = torch.randn(64, 100, generator=g)
+    before = doctor(model, x)
+    assert plan in {p for f in before.findings for p in f.plans}
+    initlab.apply(model, plan, seed=0)
+    assert doctor(model, x).ok
 
 
 def test_lazy_access_from_the_package():

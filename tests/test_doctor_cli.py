@@ -60,7 +60,7 @@ def run(argv, capsys):
 def test_doctor_table_on_a_builder(module_file, capsys):
     code, out, _ = run(["doctor", f"{module_file}:build_model", "--input-shape", "1,8,8"], capsys)
     assert code == 0
-    assert "dL/dz rms" in out and "findings: none" in out
+    assert "|dL/dz|" in out and "findings: none" in out
 
 
 def test_doctor_json_parses_and_plot_is_written(module_file, tmp_path, capsys):

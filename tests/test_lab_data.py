@@ -53,14 +53,14 @@ def test_circles_default_is_ngs_data_exactly():
     from sklearn.datasets import make_circles
 
     # Ng's assignment: np.random.seed(1); make_circles(300, noise=.05); np.random.seed(2); ...(100)
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002 (Ng used the global RNG)
     try:
-        np.random.seed(1)
+        np.random.seed(1)  # noqa: NPY002
         xtr, ytr = make_circles(n_samples=300, noise=0.05)
-        np.random.seed(2)
+        np.random.seed(2)  # noqa: NPY002
         xte, yte = make_circles(n_samples=100, noise=0.05)
     finally:
-        np.random.set_state(state)
+        np.random.set_state(state)  # noqa: NPY002
     d = load_dataset("circles")
     assert np.array_equal(d.x_train, xtr.astype(np.float32)) and np.array_equal(d.y_train, ytr)
     assert np.array_equal(d.x_test, xte.astype(np.float32)) and np.array_equal(d.y_test, yte)
@@ -216,3 +216,17 @@ def test_shared_mnist10k():
 def test_bad_input(kwargs, match):
     with pytest.raises(InitlabError, match=match):
         load_dataset(**kwargs)
+
+
+def test_mnist_download_from_a_mirror(tmp_path):
+    # a local "mirror" (file:// URLs go through the same urllib path as https)
+    arrays, sums = _write_mnist(tmp_path / "mirror", gz=True)
+    mirrors = ("file:///nonexistent-mirror/", (tmp_path / "mirror").as_uri() + "/")
+    files = D.mnist_files(tmp_path / "cache", checksums=sums, mirrors=mirrors)
+    assert all(p.parent == tmp_path / "cache" / "mnist" for p in files.values())
+    xtr, ytr, xte, yte = D.load_mnist_idx(tmp_path / "cache", checksums=sums, mirrors=())
+    assert np.array_equal(ytr, arrays["train-labels-idx1-ubyte"])
+    bad = {k: "0" * 32 for k in sums}  # a download that fails its checksum is an error
+    with pytest.raises(InitlabError, match="differs from the published"):
+        D.mnist_files(tmp_path / "cache2", checksums=bad, mirrors=mirrors)
+    assert not list((tmp_path / "cache2").rglob("*.gz"))  # the bad download was not kept

@@ -182,3 +182,12 @@ def test_divergence_is_recorded(digits):
     assert len(h) == 4
     json.dumps(h, allow_nan=False)  # strict JSON: no NaN
     assert np.isfinite([r["train_acc"] for r in h]).all()
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rescnn"])
+def test_1d_convolutions_on_mnist1d(kind):
+    d = load_dataset("mnist1d", n_train=64, n_test=32)
+    m = build_model(ModelConfig(kind=kind, depth=1, in_shape=d.shape, channels=4))
+    assert any(isinstance(x, nn.Conv1d) for x in m.modules())
+    h = train(m, d, TrainConfig(epochs=1, batch_size=32), seed=0)
+    assert len(h) == 2 and h[-1]["train_loss"] is not None

@@ -177,6 +177,11 @@ def test_counter_fill_casts_last_and_keeps_bounds(dtype):
     # where rounding stayed inside the bounds the fill is exactly the rounded float64 value
     assert torch.equal(t[inside], ref[inside])
     assert lo < 0 < hi
+    # unbounded: exactly torch's own cast of the float64 values (float64 -> float32 -> dtype)
+    n = counter_fill_(torch.empty(7, 3000, dtype=dtype), Normal(0.0, 3.0), seed=1, name="n",
+                      threads=2, chunk_size=999)
+    x64 = torch.from_numpy(sample_range(Normal(0.0, 3.0), seed=1, name="n", start=0, stop=21000))
+    assert torch.equal(n.view(-1), x64.to(dtype))
 
 
 def test_counter_fill_shard_equals_full_slice_and_shards_differ():
@@ -246,6 +251,31 @@ def test_threaded_fill_of_a_parameter_that_requires_grad():
     assert p.requires_grad and torch.equal(p.detach(), ref)
 
 
+def test_fill_rows_equals_separate_tensor_and_is_shard_local():
+    from initlab.scale import counter_fill_rows_
+
+    init = initlab.get("glorot_uniform")
+    packed = torch.zeros(36, 12)
+    for i, lab in enumerate("qkv"):
+        counter_fill_rows_(packed, init, (12 * i, 12 * (i + 1)), seed=0, name=f"attn/{lab}")
+    for i, lab in enumerate("qkv"):
+        ref = counter_fill_(torch.empty(12, 12), init, seed=0, name=f"attn/{lab}")
+        assert torch.equal(packed[12 * i:12 * (i + 1)], ref)
+    # the same through a "shard" (rows 10..25 of the packed tensor) via a DTensor-free path:
+    # fill_block_ on the intersection, as each rank does
+    shard = torch.zeros(16, 12)
+    from initlab.scale.counter import stream_key as key_of
+    from initlab.scale.sharded import fill_block_
+
+    d = init.resolve((12, 12))
+    fill_block_(shard[:2], d, key=key_of(0, "attn/q"), global_shape=(12, 12), offsets=(10, 0))
+    fill_block_(shard[2:14], d, key=key_of(0, "attn/k"), global_shape=(12, 12), offsets=(0, 0))
+    fill_block_(shard[14:], d, key=key_of(0, "attn/v"), global_shape=(12, 12), offsets=(0, 0))
+    assert torch.equal(shard, packed[10:26])
+    with pytest.raises(InitlabError, match=r"`rows` must satisfy"):
+        counter_fill_rows_(packed, init, (30, 40), seed=0, name="x")
+
+
 def test_constant_fill():
     t = counter_fill_(torch.empty(3, 4), Constant(0.5), seed=0, name="c")
     assert torch.equal(t, torch.full((3, 4), 0.5))
@@ -274,6 +304,15 @@ def test_init_model_is_deterministic_and_reports():
     assert torch.equal(m1[1].weight, w)
 
 
+def test_init_model_tied_parameter_initialized_once_under_first_name():
+    m = torch.nn.Sequential(torch.nn.Embedding(50, 12), torch.nn.Linear(12, 50, bias=False))
+    m[1].weight = m[0].weight
+    r = init_model(m, {"*": initlab.get("normal", std=0.02)}, seed=0)
+    assert list(r) == ["0.weight"]
+    ref = counter_fill_(torch.empty(50, 12), Normal(0.0, 0.02), seed=0, name="0.weight")
+    assert torch.equal(m[1].weight, ref)
+
+
 def test_apply_counter_backend_matches_counter_fill():
     from initlab.apply.rules import Plan, Rule
     from initlab.apply.walk import apply
@@ -287,6 +326,16 @@ def test_apply_counter_backend_matches_counter_fill():
         if name.endswith("weight"):
             ref = counter_fill_(torch.empty(p.shape), Normal(0.0, 0.1), seed=4, name=name)
             assert torch.equal(p.detach(), ref), name
+
+
+def test_materialize_from_meta_with_counter_equals_apply_on_real_model():
+    real = _tiny()
+    initlab.apply(real, "he", seed=2, rng="counter")
+    with torch.device("meta"):
+        meta = _tiny()
+    initlab.materialize(meta, "he", device="cpu", seed=2, rng="counter")
+    for (n, a), (_, b) in zip(real.named_parameters(), meta.named_parameters()):
+        assert torch.equal(a, b), n
 
 
 # ------------------------------------------------------------------------------ bad input

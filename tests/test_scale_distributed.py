@@ -55,14 +55,18 @@ def _run(world: int, out: Path) -> None:
         raise AssertionError(f"worker failed:\n{text}")
 
 
-@pytest.fixture(scope="module")
-def reference():
+def _worker_module():
     sys.path.insert(0, str(HERE))
     try:
         import scale_dist_worker
     finally:
         sys.path.remove(str(HERE))
-    return scale_dist_worker.reference()
+    return scale_dist_worker
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return _worker_module().reference()
 
 
 @pytest.mark.distributed
@@ -83,3 +87,8 @@ def test_sharded_init_equals_single_process(world, reference, tmp_path):
         if world > 1:
             # the check above is live: constant parameters do have identical shards
             assert set(result["identical"][mode]) >= {"block.norm.bias"}, mode
+    # packed q/k/v blocks filled row-range by row-range on a sharded (3E, E) tensor
+    ref = _worker_module().packed(torch.zeros(36, 12))
+    assert len(result["packed"]) == 3
+    for placement, got in result["packed"].items():
+        assert torch.equal(got, ref), placement

@@ -75,6 +75,21 @@ def test_layer_jacobians_mean_s2_matches_chi1():
     assert abs(per_layer.mean() - 1.0) < 6 * per_layer.std(ddof=1) / math.sqrt(8) + 0.02
 
 
+def test_glorot_bengio_layer_jacobian_singular_values():
+    # Glorot & Bengio 2010 (sec. 4.2.1): the average singular value of the layer-to-layer
+    # Jacobians is ~0.5 with the "standard" U(+-1/sqrt(n)) init and ~0.8 with the "normalized"
+    # one. For a square n x n layer, W's singular values follow the quarter-circle law with mean
+    # 8 / (3 pi) * sqrt(n Var(w)): 0.49 (Var = 1/(3n)) vs 0.85 (Var = 1/n); tanh' <= 1 lowers both.
+    kw = dict(n_inputs=2, seed=0, activate_last=False)
+    std = jacobian_spectrum([256] * 6, "tanh", "torch_default", "zeros", **kw)
+    norm = jacobian_spectrum([256] * 6, "tanh", "glorot_uniform", "zeros", **kw)
+    s_std = np.mean([s.mean_s for s in std.layers[2:4]])
+    s_norm = np.mean([s.mean_s for s in norm.layers[2:4]])
+    assert s_std < 8 / (3 * math.pi) / math.sqrt(3) and 0.4 < s_std
+    assert 0.65 < s_norm < 8 / (3 * math.pi)
+    assert s_norm > 1.4 * s_std
+
+
 def test_randomized_estimate_agrees_with_exact():
     kw = dict(n_inputs=3, seed=5, layers=True)
     widths = [48] * 7

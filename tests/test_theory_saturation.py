@@ -94,3 +94,20 @@ def test_saturated_fraction_with_mean_std_pair_and_errors():
         saturated_fraction("abc", "sigmoid")
     with pytest.raises(InitlabError, match="`threshold`"):
         saturated_set("tanh", -1.0)
+
+
+def test_monte_carlo_method_for_few_uniform_inputs():
+    # 3 inputs with U(+-1/sqrt(3)) weights: z is far from normal (bounded by sqrt(3) * max|x|)
+    wi = weighted_input("torch_default", np.array([4.0, 4.0, 4.0]))
+    n = 20_000
+    mc = saturated_fraction(wi, "tanh", 0.01, method="monte_carlo", n_samples=n, seed=3)
+    # independent check: draw the weights ourselves
+    rng = np.random.default_rng(11)
+    w = rng.uniform(-1 / math.sqrt(3), 1 / math.sqrt(3), (n, 3))
+    ref = np.mean(np.abs(derivative("tanh", w @ np.full(3, 4.0))) < 0.01)
+    # two independent binomial proportions: std of the difference sqrt(2 p (1 - p) / n); 6 sigma
+    assert abs(mc - ref) < 6 * math.sqrt(2 * ref * (1 - ref) / n)
+    with pytest.raises(InitlabError, match="`z`"):
+        saturated_fraction((0.0, 1.0), "tanh", method="monte_carlo")
+    with pytest.raises(InitlabError, match="`method`"):
+        saturated_fraction(wi, "tanh", method="exact")

@@ -73,6 +73,25 @@ def test_normal_and_uniform_moments_and_dtype(dtype):
     check_moments(x, -1.0, 4 / math.sqrt(12), kurtosis=1.8, rel=rel)
 
 
+@pytest.mark.parametrize("dist,ref", [(Normal(-1.0, 0.3), stats.norm(-1.0, 0.3)),
+                                      (Uniform(-2.0, 5.0), stats.uniform(-2.0, 7.0))],
+                         ids=["normal", "uniform"])
+def test_elementwise_family_ks(dist, ref):
+    x = torch.empty(200_000, dtype=torch.float64)
+    draw_(x, dist, gen(8))
+    assert stats.kstest(x.numpy(), ref.cdf).pvalue > 1e-3
+    # the KS test can fail: the same sample against a slightly wrong scale is rejected
+    assert stats.kstest(x.numpy() * 1.02, ref.cdf).pvalue < 1e-3
+
+
+def test_degenerate_uniform_and_normal():
+    x = torch.empty(100)
+    draw_(x, Uniform(0.25, 0.25), gen())
+    assert (x == 0.25).all()
+    draw_(x, Normal(3.0, 0.0), gen())
+    assert (x == 3.0).all()
+
+
 def test_constant_accepts_integer_and_bool_tensors():
     x = torch.zeros(3, 4, dtype=torch.int64)
     assert draw_(x, Constant(7.0)) is x

@@ -212,11 +212,11 @@ class JaxInitializer:
         check_key(key)
         shape = check_shape(shape)
         dtype = _check_dtype(jnp.float32 if dtype is None else dtype)
+        if 0 in shape:  # nothing to draw (and no fans to compute)
+            return jnp.zeros(shape, dtype)
         if self.layout != "jax":
             dist = self.initializer.resolve(shape, fans=self.fans, layout=self.layout,
                                             role=self.role)
-            if 0 in shape:
-                return jnp.zeros(shape, dtype)
             return jax_backend.draw(key, dist, shape, dtype, self.layout, out_sharding)
         return self._call_jax(key, shape, dtype, out_sharding)
 
@@ -232,8 +232,6 @@ class JaxInitializer:
             dist = self.initializer.resolve(shape, fans=self.fans, layout="jax", role=self.role)
             if not dist.iid:
                 raise exc from None
-            if 0 in shape:
-                return jnp.zeros(shape, dtype)
             return jax_backend.draw(key, dist, shape, dtype, "jax", out_sharding)
         kernel_axes = tuple(i for i in range(len(shape)) if i not in in_axes + out_axes + batch_axes)
         # canonical kernel shape (*kernel, in, out): JAX's layout, as the core understands it
@@ -242,8 +240,6 @@ class JaxInitializer:
         rf = math.prod(kshape[:-2])
         fans = self.fans if self.fans is not None else (kshape[-2] * rf, kshape[-1] * rf)
         dist = self.initializer.resolve(kshape, fans=fans, layout="jax", role=self.role)
-        if 0 in shape:
-            return jnp.zeros(shape, dtype)
         if dist.iid:  # elementwise: one draw over the tensor's own shape (sharding-invariant)
             return jax_backend.draw(key, dist, shape, dtype, "jax", out_sharding)
         perm = (*batch_axes, *kernel_axes, *in_axes, *out_axes)

@@ -19,6 +19,12 @@ float16 are sampled in float32 and cast; truncated bounds hold after the cast); 
 tensors warn and are returned; random initializers refuse integer and boolean tensors (constant
 ones accept them); nothing is written when an error is raised.
 
+Same stream as torch: for float32 tensors, ``normal_``, ``uniform_``, ``xavier_*_``,
+``kaiming_*_`` and ``orthogonal_(..., method="qr")`` give exactly torch.nn.init's values for the
+same generator state (same draw, same std/bound); ``trunc_normal_`` (inverse CDF instead of
+rejection), ``sparse_`` (mask from the generator) and the default ``orthogonal_`` (Householder)
+give the same *distribution* from a different stream.
+
 Fans follow torch's convention: weights are ``(out, in, *kernel)``, fan_in = in * prod(kernel),
 fan_out = out * prod(kernel) (see :func:`initlab.fans`). No formula lives here: each function
 builds a catalog :class:`~initlab.Initializer` and lets the core resolve the distribution.
@@ -31,6 +37,7 @@ from typing import Any
 import torch
 
 from .backends.torch_backend import _warn_zero_elements, check_target, draw_
+from .core import presets
 from .core.gains import calculate_gain
 from .core.initializer import Initializer
 from .core.registry import get, names
@@ -85,7 +92,10 @@ def _init(tensor, ini: Initializer, generator, *, fans=None, role="weight", layo
 
 
 def _named(name: str, tensor, generator, fans=None, role="weight", **params) -> torch.Tensor:
-    return _init(tensor, get(name, **params), generator, fans=fans, role=role, stacklevel=3)
+    # the preset function itself (the core validates every parameter); skipping the registry's
+    # signature introspection keeps the per-call overhead near torch's
+    factory = getattr(presets, name)
+    return _init(tensor, factory(**params), generator, fans=fans, role=role, stacklevel=3)
 
 
 # ============================================================================ torch drop-ins

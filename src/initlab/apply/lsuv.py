@@ -139,7 +139,7 @@ def _measure(model: nn.Module, layer: nn.Module, batch: Any) -> tuple[float, flo
 
 def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
          target_std: float = 1.0, modules: tuple = DEFAULT_MODULES, seed: int = 0,
-         mean_correction: bool = False, quiet: bool = True) -> LSUVReport:
+         mean_correction: bool = False, quiet: bool = True, rng: str = "torch") -> LSUVReport:
     """Layer-sequential unit-variance init (Mishkin & Matas 2016, "All you need is a good init").
 
     Orthonormal pre-init of every module of a type in ``modules`` (from ``seed``), then, layer by
@@ -149,7 +149,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
 
     ``batch``: a tensor, a tuple of positional inputs or a dict of keyword inputs. ``modules``:
     the layer types to scale (others opt in, e.g. ``modules=(nn.Linear, nn.ConvTranspose2d)``).
-    ``quiet=False`` shows a progress bar.
+    ``quiet=False`` shows a progress bar. ``rng``: the random source of the orthonormal
+    pre-init (see :func:`initlab.apply`).
 
     >>> import torch, torch.nn as nn, initlab
     >>> m = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
@@ -186,7 +187,7 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                name="lsuv", warn_unused=False, reset_running_stats=False,
                description="LSUV (Mishkin & Matas 2016): orthonormal, then unit output variance")
     try:
-        init_report = apply(model, pre, seed=seed)
+        init_report = apply(model, pre, seed=seed, rng=rng)
         model.eval()
         # forward order of the selected layers
         order: list[str] = []

@@ -210,10 +210,10 @@ class InitReport:
             rows.append(row)
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
                   for i, h in enumerate(head)]
-        widths = [min(w, 48) for w in widths]
+        widths = [min(w, 48) for w in widths[:-1]] + widths[-1:]   # the last column in full
 
         def line(cells):
-            return "  ".join(c[:w].ljust(w) if len(c) <= w else c[:w - 1] + "~"
+            return "  ".join(c.ljust(w) if len(c) <= w else c[:w - 1] + "~"
                              for c, w in zip(cells, widths)).rstrip()
 
         out = [line(head), line(["-" * w for w in widths])]

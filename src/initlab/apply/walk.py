@@ -371,6 +371,9 @@ def match(plan: Plan, slots: list[Slot]) -> tuple[list[Assignment], list[str]]:
         if a.init == KEEP:
             a.status = "kept"
             continue
+        if math.prod(slot.shape) == 0:
+            a.status = "empty"   # zero elements: nothing to draw
+            continue
         a.status = "initialized"
         a.layout = a.rule.layout or slot.layout
         if a.rule.blocks or len(slot.blocks) == 1:
@@ -426,6 +429,8 @@ def _write(a: Assignment, *, seed: int, rng: str) -> None:
             target = slot.tensor
         for b, fans, key in zip(a.blocks, a.fans, a.keys):
             view = target if len(a.blocks) == 1 else target[b.start:b.stop]
+            if view.numel() == 0:
+                continue
             _fill(view, init, seed=seed, key=key, fans=fans, role=slot.role, layout=a.layout,
                   rng=rng)
         if a.rule.scale != 1.0:
@@ -537,7 +542,7 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
             raise fail("pretrained", "cannot be combined with the 'lsuv' plan", "given",
                        "load first with load_pretrained(), then call lsuv() on the layers "
                        "you want.")
-        return lsuv(model, batch, seed=seed, **plan_kwargs).init_report
+        return lsuv(model, batch, seed=seed, rng=rng, **plan_kwargs).init_report
     if batch is not None:
         plan_kwargs["batch"] = batch
     plan_obj = resolve_plan(model, plan, **plan_kwargs)

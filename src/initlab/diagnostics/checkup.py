@@ -5,7 +5,7 @@ What a run does, in order:
 
 1. Snapshot everything it could disturb: parameters and buffers (BatchNorm running statistics,
    spectral-norm vectors, ...), each parameter's ``.grad`` object, every module's ``training``
-   flag, and the global CPU random state (``torch.random.fork_rng``).
+   flag, and the global random state of the CPU and of the model's GPUs (``fork_rng``).
 2. Put the model in train mode (or eval with ``train=False``) with dropout switched off: the
    statistics are those of a training step, without dropout's noise.
 3. Hook every weighted layer (Linear, Conv, ...) and every activation module. In execution order,
@@ -15,7 +15,9 @@ What a run does, in order:
    hooks; name them with ``activation=`` and the doctor applies that activation to every
    weighted layer's output but the last.
 4. Forward, then backward on ``loss_fn(output, target)`` (or ``loss_fn(output)``), by default on
-   the sum of the outputs. Tensor hooks on each layer output record the RMS of dLoss/dz.
+   the sum of the outputs. Tensor hooks on each layer output record the RMS of dLoss/dz and its
+   per-example norm (the depth rules follow the latter: with fan_in scaling it does not change
+   with the width).
 5. Remove every hook and restore everything from step 1, whether or not the passes raised.
 6. Compute :class:`~initlab.diagnostics.stats.LayerStats` per layer call and run the rules of
    :mod:`initlab.diagnostics.findings`.
@@ -81,12 +83,14 @@ class _Call:
     axis: int
     ndim: int
     input_rms: float | None
+    input_spread: float | None
     out: dict[str, Any]
     act: tuple[str, float | None] | None = None
     act_module: str | None = None
     act_stats: dict[str, Any] | None = None
     fallback_stats: dict[str, Any] | None = None
     grad_rms: float | None = None
+    grad_norm: float | None = None
 
 
 class _Recorder:
@@ -109,12 +113,14 @@ class _Recorder:
                 return
             k = self.counts[id(module)] = self.counts.get(id(module), 0) + 1
             x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            x_rms = (S.finite(x.detach().double().square().mean().sqrt())
-                     if x is not None and x.is_floating_point() and x.numel() else None)
+            x_rms = x_spread = None
+            if x is not None and x.is_floating_point() and x.numel():
+                xd = x.detach().double()
+                x_rms, x_spread = S.finite(xd.square().mean().sqrt()), S.spread(xd)
             z = S.snapshot(output)
             axis = S.unit_axis(module)
             call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
-                         S.output_stats(z, axis, self.bins))
+                         x_spread, S.output_stats(z, axis, self.bins))
             if self.fallback is not None:  # used unless an activation module claims this call
                 h = S.apply_activation(z, *self.fallback)
                 call.fallback_stats = S.activation_stats(z, h, *self.fallback, axis,
@@ -123,7 +129,10 @@ class _Recorder:
             self.calls.append(call)
             if output.requires_grad:
                 def on_grad(g, call=call):
-                    call.grad_rms = S.finite(g.detach().double().square().mean().sqrt())
+                    sq = g.detach().double().square()
+                    call.grad_rms = S.finite(sq.mean().sqrt())
+                    examples = sq.shape[0] if sq.dim() > 0 else 1
+                    call.grad_norm = S.finite((sq.sum() / examples).sqrt())
                 self.hooks.adopt(output.register_hook(on_grad))
         return hook
 
@@ -184,16 +193,22 @@ class DoctorReport:
         """JSON text (no NaN: unmeasurable values are null)."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
+    def save_json(self, path: str | Path) -> Path:
+        """Write :meth:`to_json` to ``path`` atomically; returns the path."""
+        from ..util.atomic import atomic_write_text
+
+        return atomic_write_text(Path(path), self.to_json() + "\n")
+
     def table(self) -> str:
         """The per-layer table (one row per weighted-layer call)."""
         head = ["#", "layer", "shape", "act", "z std", "h std", "sat", "dead", "spread", "corr",
-                "dL/dz rms", "|gW|/|W|", "dup"]
+                "|dL/dz|", "|gW|/|W|", "dup"]
         rows = []
         for s in self.layers:
             rows.append([str(s.index), s.name, "x".join(map(str, s.weight_shape)),
                          s.activation or "-", _num(s.z_std), _num(s.h_std), _frac(s.saturated),
                          _frac(s.dead), _num(s.spread), _num(s.example_corr, 3),
-                         _num(s.grad_out_rms), _num(s.grad_weight_ratio),
+                         _num(s.grad_out_norm), _num(s.grad_weight_ratio),
                          str(s.duplicate_units) if s.duplicate_units else "-"])
         widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
         left = {1, 2, 3}
@@ -220,6 +235,11 @@ class DoctorReport:
         else:
             parts.append(f"findings ({len(self.findings)}):")
             parts += [f"  {f}" for f in self.findings]
+            plans = list(dict.fromkeys(p for f in self.findings if f.severity != "info"
+                                       for p in f.plans))
+            if plans:
+                parts.append("to re-initialize the whole model: initlab.apply(model, PLAN, "
+                             f"seed=0) with PLAN in {', '.join(repr(p) for p in plans)}")
         return "\n".join(parts)
 
     def plot(self, path: str | Path) -> Path:
@@ -445,7 +465,7 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> l
         s.lecun_std = 1.0 / math.sqrt(fan_in)
         s.bias_rms = S.finite(b.square().mean().sqrt()) if b is not None and b.numel() else None
         s.bias_mean = S.finite(b.mean()) if b is not None and b.numel() else None
-        s.input_rms = c.input_rms
+        s.input_rms, s.input_spread = c.input_rms, c.input_spread
         s.weights_zero = bool((w == 0).all())
         o = c.out
         s.z_mean, s.z_std, s.spread, s.example_corr = (o["z_mean"], o["z_std"], o["spread"],
@@ -465,13 +485,13 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> l
         if units == n:
             s.duplicate_outputs = n - distinct
         s.hist_edges, s.hist_counts = shown["hist"]
-        s.grad_out_rms = c.grad_rms
+        s.grad_out_rms, s.grad_out_norm = c.grad_rms, c.grad_norm
         s.weight_norm = S.finite(w.norm())
         gw = grads.get(id(m.weight))
         if gw is not None:
             s.weight_grad_norm = S.finite(gw.norm())
             if s.weight_norm and s.weight_grad_norm is not None:
-                s.grad_weight_ratio = s.weight_grad_norm / s.weight_norm
+                s.grad_weight_ratio = S.finite(s.weight_grad_norm / s.weight_norm)
         # symmetry: identical (weight row, bias), then also identical gradient rows
         parts = [rows]
         if b is not None and b.numel() == n:

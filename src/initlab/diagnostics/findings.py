@@ -12,7 +12,9 @@ The rules and the literature behind them:
 * dead units — a ReLU unit negative on every example gets no gradient (He et al. 2015 motivate
   their scale by keeping the signal alive).
 * vanishing / exploding signal in the forward pass, and in the backward pass (Glorot & Bengio's
-  backward condition: Var of dL/dz is multiplied by fan_out Var(w) E[f'(z)^2] per layer).
+  backward condition: Var of dL/dz is multiplied by fan_out Var(w) E[f'(z)^2] per layer). The
+  backward rules follow the per-example norm |dL/dz_a| (RMS over the batch): with fan_in scaling
+  (LeCun, He) it is what stays constant when widths change, since fan_out Var(w) = n_out / n_in.
 * collapse of input-to-input differences — the ordered phase of Poole et al. 2016 and Schoenholz
   et al. 2017 ("Deep information propagation"): with chi_1 < 1 every input converges to the same
   fixed point, while the forward std can sit at a fixed point set by the biases.
@@ -56,11 +58,17 @@ class Thresholds:
     merge_after: int = 3               # more findings of one kind than this are merged into one
 
 
+# catalog initializer -> model-level plan of initlab.apply with the same rule
+PLAN_OF = {"lecun_normal": "lecun", "glorot_normal": "glorot", "he_normal": "he",
+           "orthogonal": "orthogonal", "critical": "critical", "lsuv": "lsuv"}
+
+
 @dataclass
 class Finding:
     """One diagnosis: ``code`` (e.g. ``"saturation"``), ``severity``, the layers concerned (their
-    ``index``), what was seen (``message``), what to do (``recommendation``), initlab names to try
-    (``suggest``) and the numbers behind it (``evidence``)."""
+    ``index``), what was seen (``message``), what to do (``recommendation``), catalog initializers
+    to try (``suggest``, for ``initlab.get``), the numbers behind it (``evidence``) and the
+    matching model-level plans (``plans``, for ``initlab.apply(model, plan, seed=...)``)."""
 
     code: str
     severity: str
@@ -69,6 +77,11 @@ class Finding:
     recommendation: str = ""
     suggest: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
+    plans: list[str] = field(default_factory=list)  # initlab.apply plans; from ``suggest``
+
+    def __post_init__(self) -> None:
+        if not self.plans:
+            self.plans = [PLAN_OF[n] for n in self.suggest if n in PLAN_OF]
 
     @property
     def text(self) -> str:
@@ -162,10 +175,10 @@ def rule_nonfinite(layers, inputs, th) -> list[Finding]:
     bad = [s.index for s in layers if s.nonfinite]
     if not bad:
         return []
+    rec, names = advise(_main_activation(layers), len(layers))
     return [Finding("nonfinite", "error", bad,
                     f"{span(bad)}: output contains inf or NaN (overflow at init)",
-                    "the weights or inputs are far too large: " + advise(_main_activation(layers), len(layers))[0],
-                    advise(_main_activation(layers), len(layers))[1])]
+                    "the weights or inputs are far too large: " + rec, names)]
 
 
 def rule_symmetry(layers, inputs, th) -> list[Finding]:
@@ -187,9 +200,8 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
                                    "its gradient differs per output", "", [], ev))
             continue
         if s.unit_groups == 1:
-            unit = "hidden units" if not s.is_output else "units"
             out.append(Finding("symmetry", "error", [s.index],
-                               f"layer {s.index}: all {s.n_units} {unit} identical{zero}: same "
+                               f"layer {s.index}: all {s.n_units} hidden units identical{zero}: same "
                                "weights, bias and gradient, so no gradient can separate them",
                                rec, names, ev))
         elif s.symmetric_units > 0:
@@ -208,23 +220,34 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
 def _saturation_cause(s: LayerStats) -> str:
     """Why the weighted input z is large: weights, biases or inputs."""
     parts = []
-    if s.weight_std and s.lecun_std and s.weight_std / s.lecun_std >= 3:
+    big_w = bool(s.weight_std and s.lecun_std and s.weight_std / s.lecun_std >= 3)
+    big_b = s.bias_rms is not None and s.bias_rms >= 1.0
+    if big_w:
         ratio = s.weight_std / s.lecun_std
         parts.append(f"the weights are ~{ratio:.0f}x too large (std {s.weight_std:.3g} where "
                      f"LeCun's is 1/sqrt({s.fan_in}) = {s.lecun_std:.3g})")
-    if s.bias_rms is not None and s.bias_rms >= 1.0:
+    if big_b:
         parts.append(f"the biases are large (rms {s.bias_rms:.3g})")
     if s.input_rms is not None and s.input_rms >= 3.0:
         parts.append(f"the layer's inputs are large (rms {s.input_rms:.3g}; standardize them or "
                      "normalize the layer)")
-    if not parts:
-        return ""
-    # predicted std of z at LeCun's scale: Var(z) ~ fan_in Var(w) E[x^2] + b^2 = E[x^2] + b^2
+    if not parts or s.z_std is None:
+        return ", ".join(parts)
     x2 = (s.input_rms or 0.0) ** 2
     b2 = (s.bias_rms or 0.0) ** 2
-    at_lecun = math.sqrt(x2 + b2)
-    return (", ".join(parts) + f", so the weighted input has std ~{s.z_std:.3g} instead of "
-            f"~{at_lecun:.2g} at LeCun's scale")
+    if big_w:
+        # at LeCun's scale Var(z) ~ fan_in Var(w) E[x^2] + b^2 = E[x^2] + b^2
+        return (", ".join(parts) + f", so the weighted input has std ~{s.z_std:.3g} instead of "
+                f"~{math.sqrt(x2 + b2):.2g} at LeCun's scale")
+    if big_b:
+        # the input-dependent part of z: spread * E[z^2] (a bias is the same for every input)
+        if s.spread is not None:
+            without = math.sqrt(s.spread * (s.z_std ** 2 + (s.z_mean or 0.0) ** 2))
+        else:
+            without = math.sqrt(max(s.z_std ** 2 - b2, 0.0))
+        return (", ".join(parts) + f", so the weighted input has std ~{s.z_std:.3g} "
+                f"(~{without:.2g} with zero biases)")
+    return ", ".join(parts)
 
 
 def rule_saturation(layers, inputs, th) -> list[Finding]:
@@ -323,7 +346,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
 
 
 def rule_backward_depth(layers, inputs, th) -> list[Finding]:
-    series = _series(layers, "grad_out_rms")
+    series = _series(layers, "grad_out_norm")
     vals = dict(series)
     fwd = [s.signal_std for s in layers if s.signal_std]
     out = []
@@ -336,7 +359,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         sub = [s for s in layers if i <= s.index <= j]
         rec, names = advise(_main_activation(sub), len(layers), "depth")
         verb = "shrinks" if rising else "grows"
-        msg = (f"layers {i}-{j}: the back-propagated gradient (RMS of dL/dz) {verb} 10x every "
+        msg = (f"layers {i}-{j}: the back-propagated gradient (|dL/dz| per example) {verb} 10x every "
                f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
                f"{_g(vals[i])} at layer {i}): {'vanishing' if rising else 'exploding'} gradients")
         if rising:
@@ -349,30 +372,61 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
     return out
 
 
+def _corr_text(c: float | None) -> str:
+    if c is None:
+        return ""
+    if 0.999 < c < 1:
+        return f", mean correlation between examples 1 - {1 - c:.2g}"
+    return f", mean correlation between examples {c:.4g}"
+
+
 def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
+    """Input-to-input differences lost over depth (a gradual, geometric trend, the ordered
+    phase) or inside one layer (biases that dwarf the weighted sum).
+
+    An abrupt drop *between* layers (global average pooling of i.i.d. noise probes, say) is a
+    property of the architecture and the probe, not of the initialization, and is not reported.
+    """
     base = inputs.spread if inputs is not None and inputs.spread else 1.0
-    ratios = [(s, s.spread / base) for s in layers
-              if s.spread is not None and not s.weights_zero]
-    first = next((k for k, (_, r) in enumerate(ratios) if r < th.collapse_warning), None)
-    if first is None:
-        return []
-    tail = ratios[first:]
-    worst_s, worst_r = min(tail, key=lambda t: t[1])
-    sev = _severity(worst_r, th.collapse_warning, th.collapse_error, below=True)
-    start = tail[0][0].index
-    rec, names = advise(_main_activation([s for s, _ in tail]), len(layers), "depth")
-    c = worst_s.example_corr
-    corr = ""
-    if c is not None:
-        corr = (f", mean correlation between examples 1 - {1 - c:.2g}" if 0.999 < c < 1
-                else f", mean correlation between examples {c:.4g}")
-    msg = (f"layers {start}-{layers[-1].index}: outputs for different inputs collapse: by layer "
-           f"{worst_s.index} the input-to-input spread is {worst_r:.2g} of the input's{corr}; "
-           "the net maps every input to nearly the same point (ordered phase), so it cannot tell "
-           "them apart")
-    return [Finding("collapse", sev, [s.index for s, _ in tail], msg, rec, names,
-                    {"spread_ratio": worst_r, "layer": worst_s.index,
-                     "example_corr": worst_s.example_corr})]
+    out = []
+    # inside one layer: output spread / input spread
+    for s in layers:
+        if s.spread is None or not s.input_spread or s.weights_zero:
+            continue
+        r = s.spread / s.input_spread
+        sev = _severity(r, th.collapse_warning, th.collapse_error, below=True)
+        if sev:
+            rec, names = advise(s.activation or _main_activation(layers), len(layers))
+            out.append(Finding("collapse", sev, [s.index],
+                               f"layer {s.index}: its output hardly depends on the input (spread "
+                               f"{s.input_spread:.2g} -> {s.spread:.2g} across the layer); the "
+                               f"biases (rms {_g(s.bias_rms)}) dwarf the weighted sum",
+                               "zero the biases; " + rec, names,
+                               {"spread_ratio": r, "bias_rms": s.bias_rms,
+                                "weight_std": s.weight_std}))
+    # over depth: a geometric fall spread over several layers
+    series = [(s.index, s.spread / base) for s in layers
+              if s.spread is not None and s.spread > 0 and not s.weights_zero]
+    i, j, dec = _trend(series, rising=False)
+    vals = dict(series)
+    local = {f.layers[0] for f in out}
+    if dec > 0 and j not in local:
+        logs = [math.log10(v) for k, v in series if i <= k <= j]
+        steepest = max((a - b for a, b in zip(logs[:-1], logs[1:])), default=0.0)
+        sev = _severity(vals[j], th.collapse_warning, th.collapse_error, below=True)
+        if sev and len(logs) >= 3 and steepest <= 0.5 * dec:
+            worst = next(s for s in layers if s.index == j)
+            tail = [s for s in layers if s.index >= i]
+            rec, names = advise(_main_activation(tail), len(layers), "depth")
+            out.append(Finding(
+                "collapse", sev, [s.index for s in tail],
+                f"layers {i}-{j}: outputs for different inputs collapse, the input-to-input "
+                f"spread falls 10x every {(j - i) / dec:.2g} layers to {vals[j]:.2g} of the "
+                f"input's{_corr_text(worst.example_corr)}; the net maps every input to nearly "
+                "the same point (ordered phase), so it cannot tell them apart",
+                rec, names, {"spread_ratio": vals[j], "layer": j, "decades": dec,
+                             "example_corr": worst.example_corr}))
+    return out
 
 
 def rule_zero_gradient(layers, inputs, th) -> list[Finding]:

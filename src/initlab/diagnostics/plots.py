@@ -4,8 +4,8 @@ One figure, four panels against depth (the layer index):
 
 1. the std of the weighted input z and of the activation h (log scale), as in fastai's
    ``ActivationStats.plot_layer_stats``;
-2. the back-propagated gradient (RMS of dL/dz) and ``|dL/dW| / |W|`` (log scale): Glorot &
-   Bengio 2010's backward view;
+2. the back-propagated gradient (per-example norm of dL/dz) and ``|dL/dW| / |W|`` (log scale):
+   Glorot & Bengio 2010's backward view;
 3. the fractions of saturated entries and dead units, and the input-to-input ``spread``;
 4. the histogram (as a density) of each layer's activation values, one curve per layer coloured
    by depth, like the activation histograms of Glorot & Bengio 2010 ("Understanding the
@@ -58,7 +58,7 @@ def report_figure(report: Any):
     ax.legend(fontsize=8)
 
     ax = axes[0, 1]
-    for attr, label in (("grad_out_rms", "RMS of dL/dz"), ("grad_weight_ratio", "|dL/dW| / |W|")):
+    for attr, label in (("grad_out_norm", "|dL/dz| per example"), ("grad_weight_ratio", "|dL/dW| / |W|")):
         xs, ys = _xy(layers, attr, positive=True)
         if xs:
             ax.semilogy(xs, ys, "o-", ms=3, label=label)

@@ -189,15 +189,32 @@ def apply_activation(z: torch.Tensor, name: str, param: float | None) -> torch.T
 
 
 def distinct_rows(m: torch.Tensor) -> int:
-    """Number of distinct rows of a 2-D tensor (exact equality)."""
-    if m.shape[0] == 0:
-        return 0
-    return int(torch.unique(m, dim=0).shape[0])
+    """Number of distinct rows of a 2-D tensor (exact equality).
+
+    Rows are first grouped by their first 16 entries (identical rows always share a group), and
+    only groups with several rows are compared in full: cheap for the usual all-distinct case.
+    """
+    n = m.shape[0]
+    if n < 2:
+        return n
+    prefix = m[:, : min(m.shape[1], 16)]
+    _, inverse, counts = torch.unique(prefix, dim=0, return_inverse=True, return_counts=True)
+    total = int((counts == 1).sum())
+    for group in torch.nonzero(counts > 1).flatten().tolist():
+        total += int(torch.unique(m[inverse == group], dim=0).shape[0])
+    return total
+
+
+HIST_MAX_ENTRIES = 1 << 18  # histograms only feed plots: larger tensors are subsampled evenly
 
 
 def histogram(x: torch.Tensor, bins: int = HIST_BINS) -> tuple[list[float], list[int]]:
-    """(edges, counts) of the finite entries of x; a constant tensor gets a bin of width 1e-6 * (1 + |x|)."""
-    v = x.reshape(-1).numpy()
+    """(edges, counts) of the finite entries of x (every k-th entry beyond 2^18 entries); a
+    constant tensor gets a bin of width 1e-6 * (1 + |x|)."""
+    v = x.reshape(-1)
+    if v.numel() > HIST_MAX_ENTRIES:
+        v = v[:: -(-v.numel() // HIST_MAX_ENTRIES)]
+    v = v.numpy()
     v = v[np.isfinite(v)]
     if v.size == 0:
         return [], []
@@ -255,6 +272,7 @@ class LayerStats:
     bias_rms: float | None = None
     bias_mean: float | None = None
     input_rms: float | None = None     # RMS of the layer's input
+    input_spread: float | None = None  # spread of the layer's input
     weights_zero: bool = False
     # forward
     z_mean: float | None = None
@@ -267,7 +285,8 @@ class LayerStats:
     example_corr: float | None = None  # mean cosine between examples' outputs
     nonfinite: bool = False
     # backward
-    grad_out_rms: float | None = None  # RMS of dLoss/dz, the back-propagated signal
+    grad_out_rms: float | None = None  # RMS of the entries of dLoss/dz
+    grad_out_norm: float | None = None  # RMS over examples of |dLoss/dz_a|: the depth rules' signal
     weight_grad_norm: float | None = None
     weight_norm: float | None = None
     grad_weight_ratio: float | None = None  # |dL/dW| / |W|

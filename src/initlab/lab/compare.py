@@ -16,13 +16,12 @@ the table reports that lr's *test* numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from ..core.validation import check_choice, check_scalar, fail
+from ..core.validation import InitlabError, check_choice, check_scalar, fail
 from ..util.hashing import stable_u64
 from .data import DATASETS, load_dataset
 from .models import ACTIVATIONS, KINDS, ModelConfig, build_model
@@ -30,100 +29,33 @@ from .results import RunDir
 from .train import LOSSES, OPTIMIZERS, TrainConfig, train
 
 DEFAULT_INITS = ("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical")
-# Plans this module can apply by itself when `initlab.apply` is not installed.
-FALLBACK_PLANS = ("torch_default", "lecun", "glorot", "he", "orthogonal", "small_normal",
-                  "zeros", "nielsen_default", "nielsen_large", "lsuv")
 
 
 # ----------------------------------------------------------------------------- initialization
 
 
-def _apply_module():
-    """The ``initlab.apply`` package once it provides ``apply``, else None."""
-    import importlib
-
-    try:
-        mod = importlib.import_module("initlab.apply")
-    except ImportError:
-        return None
-    return mod if callable(getattr(mod, "apply", None)) else None
-
-
 def available_plans() -> tuple[str, ...]:
-    """Plan names ``initlab.apply`` knows (its ``plans()``), else :data:`FALLBACK_PLANS`."""
-    mod = _apply_module()
-    if mod is None:
-        return FALLBACK_PLANS
-    listing = getattr(mod, "plans", None)
-    try:
-        names = listing() if callable(listing) else listing
-        if isinstance(names, Mapping):
-            names = list(names)
-        names = tuple(str(n) for n in names)
-        if names:
-            return names
-    except Exception:  # noqa: BLE001 (an unexpected listing API: fall back to ours)
-        pass
-    return FALLBACK_PLANS
+    """The built-in plan names of ``initlab.apply`` (``initlab.apply.plans.names()``)."""
+    from ..apply import plans
+
+    return tuple(plans.names())
 
 
 def init_model(model: torch.nn.Module, plan: str, *, seed: int, batch=None,
                activation: str | None = None):
     """Initialize ``model`` in place by the named plan; return ``initlab.apply``'s report.
 
-    Uses ``initlab.apply(model, plan, seed=seed)``, with ``batch=`` for the data-dependent plans
-    (``lsuv``, ``auto``) and ``activation=`` for ``critical``. When that
-    package is not available, a minimal fallback applies the plans in :data:`FALLBACK_PLANS`
-    (each Linear/Conv weight from the catalog initializer of the same scheme, biases zero except
-    torch_default/nielsen_*; lsuv = orthogonal, then Mishkin & Matas' rescaling, tol 0.1,
-    max_iter 10) and returns None.
+    Calls ``initlab.apply(model, plan, seed=seed)``, with ``batch=`` for the data-dependent plans
+    (``lsuv``, ``auto``) and ``activation=`` for ``critical`` (the edge of chaos depends on it).
     """
-    mod = _apply_module()
-    if mod is not None:
-        kwargs: dict = {"seed": seed}
-        if plan in ("lsuv", "auto"):
-            kwargs["batch"] = batch
-        if plan == "critical" and activation is not None:
-            kwargs["activation"] = activation
-        return mod.apply(model, plan, **kwargs)
-    _fallback_apply(model, plan, seed=seed, batch=batch)
-    return None
+    from ..apply import apply
 
-
-@torch.no_grad()
-def _fallback_apply(model, plan, *, seed, batch):
-    import initlab
-
-    check_choice(plan, "init", FALLBACK_PLANS)
-    weight = {"torch_default": "torch_default", "lecun": "lecun_normal",
-              "glorot": "glorot_uniform", "he": "he_normal", "orthogonal": "orthogonal",
-              "small_normal": "small_normal", "zeros": "zeros",
-              "nielsen_default": "nielsen_default", "nielsen_large": "nielsen_large",
-              "lsuv": "orthogonal"}[plan]
-    bias = weight if plan in ("torch_default", "nielsen_default", "nielsen_large") else "zeros"
-    layers = [(n, m) for n, m in model.named_modules()
-              if isinstance(m, (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d))]
-    for name, m in layers:
-        shape = tuple(m.weight.shape)
-        fans = (m.weight[0].numel(), shape[0] * m.weight[0, 0].numel())
-        w = initlab.get(weight).sample(shape, seed=stable_u64(seed, name + ".weight"), fans=fans)
-        m.weight.copy_(torch.from_numpy(w))
-        if m.bias is not None:
-            b = initlab.get(bias).sample(tuple(m.bias.shape), seed=stable_u64(seed, name + ".bias"),
-                                         fans=fans, role="bias")
-            m.bias.copy_(torch.from_numpy(b))
-    if plan == "lsuv":
-        x = torch.as_tensor(batch)
-        for _name, m in layers:
-            for _ in range(10):
-                out: dict = {}
-                h = m.register_forward_hook(lambda _m, _i, o, out=out: out.__setitem__("o", o))
-                model(x)
-                h.remove()
-                std = float(out["o"].std())
-                if abs(std - 1.0) < 0.1 or std == 0:
-                    break
-                m.weight.div_(std)
+    kwargs: dict = {"seed": seed}
+    if plan in ("lsuv", "auto"):
+        kwargs["batch"] = batch
+    if plan == "critical" and activation is not None:
+        kwargs["activation"] = activation
+    return apply(model, plan, **kwargs)
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -245,6 +177,13 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
     """Train every (init, lr, seed) of ``cfg`` (resuming finished epochs from ``out`` with
     ``resume``) and return all records, each init's chosen lr and the summary rows."""
     data = load_data(cfg)
+    for init in cfg.inits:  # fail fast on a plan that cannot initialize this model
+        try:
+            make_initialized_model(cfg, data, init, 0)
+        except InitlabError as exc:
+            raise InitlabError(f"`inits` entry {init!r} cannot initialize this {cfg.model} model "
+                               f"({exc}) Fix: drop it, or use a model it applies to (fixup and "
+                               "zero_residual need --model resmlp or rescnn).") from exc
     rd = RunDir(out, {"experiment": "initlab.compare", **cfg.to_dict()})
     records = rd.open(resume=resume, force=force)
     done: dict[tuple, set] = {}
@@ -387,12 +326,49 @@ def format_table(rows: list[dict], cfg: CompareConfig | None = None) -> str:
         s = r["init_std"]
         spread = "—"
         if len(s):
-            ratio = s[-1] / s[0] if s[0] > 0 else math.nan
-            spread = f"{s[0]:.3g} → {s[-1]:.3g} ({ratio:.2g}x)"
+            ratio = f"{s[-1] / s[0]:.2g}x" if s[0] > 0 else "—"
+            spread = f"{s[0]:.3g} → {s[-1]:.3g} ({ratio})"
         body.append([r["init"], f"{r['lr']:g}", acc, loss, reach, spread])
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h)
               for i, h in enumerate(heads)]
     line = "  ".join("─" * w for w in widths)
     fmt = lambda cells: "  ".join(  # noqa: E731
         c.ljust(w) if i in (0, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(heads), line, *(fmt(b) for b in body)])
+    return "\n".join(x.rstrip() for x in [fmt(heads), line, *(fmt(b) for b in body)])
+
+
+def takeaways(rows: list[dict], cfg: CompareConfig) -> list[str]:
+    """A few plain sentences on what the table shows (best init, shrinking or exploding signal at
+    init, runs that never reached the target or diverged)."""
+    done = [r for r in rows if not math.isnan(r["acc_mean"])]
+    if not done:
+        return []
+    best = max(done, key=lambda r: r["acc_mean"])
+    worst = min(done, key=lambda r: r["acc_mean"])
+    epochs = f"{cfg.epochs} epoch" + ("s" if cfg.epochs != 1 else "")
+    out = [f"best: {best['init']} ({100 * best['acc_mean']:.1f}% test accuracy after "
+           f"{epochs}); worst: {worst['init']} ({100 * worst['acc_mean']:.1f}%)."]
+    anyone = any(r["epochs_to_target"] is not None for r in rows)
+    if not anyone:
+        out.append(f"no init reached {cfg.target_acc:.0%} test accuracy in {epochs}.")
+    for r in rows:
+        s = r["init_std"]
+        notes = []
+        if len(s) and max(s) == 0:
+            notes.append("every hidden activation is 0 at init (all units identical: the "
+                         "symmetry is never broken)")
+        elif len(s) > 1 and s[0] > 0:
+            ratio = s[-1] / s[0]
+            if ratio < 0.25:
+                notes.append(f"its signal shrinks {1 / ratio:.3g}x over {len(s)} hidden layers "
+                             "at init (vanishing)")
+            elif ratio > 4:
+                notes.append(f"its signal grows {ratio:.3g}x over {len(s)} hidden layers at "
+                             "init (exploding)")
+        if r["epochs_to_target"] is None and anyone:
+            notes.append(f"never reached {cfg.target_acc:.0%}")
+        if r["diverged"]:
+            notes.append(f"diverged in {r['diverged']} of {r['seeds']} seeds")
+        if notes:
+            out.append(f"{r['init']}: " + "; ".join(notes) + ".")
+    return out

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..report.html import HtmlReport
-from .compare import CompareResult, format_table, make_initialized_model
+from .compare import CompareResult, format_table, make_initialized_model, takeaways
 from .train import layer_activations
 
 N_STATS = 512  # training examples forwarded for the statistics at init
@@ -183,6 +183,8 @@ def write_report(res: CompareResult, path: str | Path | None = None) -> Path:
                "act std last layer"], rows,
               caption="Final epoch; mean and sample std over seeds.")
     rep.preformatted(format_table(res.summary, cfg))
+    for line in takeaways(res.summary, cfg):
+        rep.paragraph(line)
     if cfg.lr_grid:
         grid_rows = []
         for init in cfg.inits:

@@ -198,6 +198,27 @@ def _download(url: str, dest: Path, timeout: float) -> None:
         atomic_write_bytes(dest, resp.read())
 
 
+def _fetch(name: str, md5: str, dest: Path, mirrors, timeout: float, base: Path) -> Path | None:
+    """Download ``name`` from the first mirror that serves it with the right MD5; None if no
+    mirror answers. A file that fails its checksum is deleted, never kept."""
+    wrong = None
+    for mirror in mirrors:
+        try:
+            _download(mirror + name, dest, timeout)
+        except OSError:
+            continue
+        got = _md5(dest)
+        if not md5 or got == md5:
+            return dest
+        dest.unlink()
+        wrong = fail("data_dir", f"received {name} from {mirror} with MD5 {got}, which differs "
+                     f"from the published {md5}", str(base),
+                     "try again later, or download the file by hand from another mirror.")
+    if wrong is not None:
+        raise wrong
+    return None
+
+
 def mnist_files(data_dir=None, *, download: bool = True, checksums: dict | None = None,
                 mirrors=None, timeout: float = 30.0) -> dict[str, Path]:
     """Find (or download) the four MNIST IDX files; verify MD5s of the gzip files.
@@ -223,14 +244,7 @@ def mnist_files(data_dir=None, *, download: bool = True, checksums: dict | None 
                 path = d / raw_name
                 break
         if path is None and download:
-            dest = base / "mnist" / gz_name
-            for mirror in mirrors:
-                try:
-                    _download(mirror + gz_name, dest, timeout)
-                    path = dest
-                    break
-                except OSError:
-                    continue
+            path = _fetch(gz_name, md5, base / "mnist" / gz_name, mirrors, timeout, base)
         if path is None:
             missing.append(gz_name)
             continue

@@ -24,12 +24,18 @@ from .counter import (
     stream_key,
 )
 from .model import init_model
-from .sharded import counter_fill_, shard_layout
+from .sharded import counter_fill_, counter_fill_rows_, shard_layout
 
 
 def _counter_backend_fill(tensor, init, *, seed, key, fans, role, layout) -> None:
     """``initlab.apply``'s random-source signature over :func:`counter_fill_`."""
     counter_fill_(tensor, init, seed=seed, name=key, fans=fans, role=role, layout=layout)
+
+
+def _counter_backend_fill_rows(tensor, init, *, rows, seed, key, fans, role, layout) -> None:
+    """Packed blocks: fill rows ``rows`` of the whole (possibly sharded) parameter."""
+    counter_fill_rows_(tensor, init, rows, seed=seed, name=key, fans=fans, role=role,
+                       layout=layout)
 
 
 def register_counter_backend() -> bool:
@@ -40,16 +46,23 @@ def register_counter_backend() -> bool:
     except ImportError:
         return False
     if "counter" not in walk.RNG_BACKENDS:
+        import dataclasses
+
+        extra = {}
+        if "fill_rows" in {f.name for f in dataclasses.fields(walk.RngBackend)}:
+            extra["fill_rows"] = _counter_backend_fill_rows
         walk.RNG_BACKENDS["counter"] = walk.RngBackend(
             "counter", COUNTER_STREAM_VERSION, _counter_backend_fill,
             "Philox4x64-10 counter stream keyed by stable_u64(seed, stream key): element i of "
-            "the global tensor from counter i; identical for every sharding (initlab.scale)")
+            "the global tensor from counter i; identical for every sharding (initlab.scale)",
+            **extra)
     return True
 
 
 register_counter_backend()
 
 __all__ = [
-    "COUNTER_STREAM_VERSION", "CounterRNG", "counter_fill_", "counter_sample", "init_model",
+    "COUNTER_STREAM_VERSION", "CounterRNG", "counter_fill_", "counter_fill_rows_",
+    "counter_sample", "init_model",
     "philox_words", "register_counter_backend", "sample_range", "shard_layout", "stream_key",
 ]

@@ -48,9 +48,11 @@ from ..util.hashing import canonical_param_name, stable_u64
 # Bump whenever the same (seed, name, index) could give a different value.
 COUNTER_STREAM_VERSION = "philox4x64-10-ndtri-v1"
 
-# Elements per unit of work: 64Ki float64 = 512 KiB per temporary, so a chunk's few temporaries
-# stay in L2; large enough that per-chunk Python overhead (~50 us) is < 5% of its ~1.3 ms.
-DEFAULT_CHUNK = 1 << 16
+# Elements per unit of work: 16Ki float64 = 128 KiB per temporary. Measured on the 2-core dev
+# machine (CPU ns per normal, one thread): 4Ki 23.0, 8Ki 21.6, 16Ki 20.9, 32Ki 21.2, 64Ki 35.7
+# (at 512 KiB per temporary glibc serves each one with a fresh mmap, and the page faults cost
+# more than the arithmetic); per-chunk Python overhead is ~15 us against ~330 us of work.
+DEFAULT_CHUNK = 1 << 14
 
 # When a chunk touches several disjoint runs of the global tensor (e.g. a Shard(1) slice), jumping
 # the cipher to each run costs about as much as generating this many words (a ~1.2 us state

@@ -51,7 +51,8 @@ def init_model(model: nn.Module, plan: Mapping[str, Any] | Initializer | Callabl
     ``plan``: a mapping from glob patterns over canonical parameter names (``fnmatch``, ``*``
     crosses dots; first match wins, dict order) to an Initializer or a registered name; or one
     Initializer for everything; or a callable ``(name, param, module) -> Initializer | None``.
-    Parameters no pattern matches are an error when ``strict`` (else left untouched).
+    Parameters no pattern matches are an error when ``strict`` (else left untouched). A tied
+    parameter (one tensor under several names) is initialized once, under its first name.
 
     Each parameter ``name`` draws from its own Philox stream keyed by
     ``stable_u64(seed, canonical_param_name(name))`` (Salmon et al. 2011), element ``i`` of the
@@ -76,8 +77,12 @@ def init_model(model: nn.Module, plan: Mapping[str, Any] | Initializer | Callabl
 
     entries = []
     seen: dict[str, str] = {}
+    tensors: set[int] = set()
     for mname, module in model.named_modules():
         for local, p in module.named_parameters(recurse=False):
+            if id(p) in tensors:  # tied: initialized once, under its first name
+                continue
+            tensors.add(id(p))
             full = f"{mname}.{local}" if mname else local
             canon = canonical_param_name(full)
             if canon in seen:

@@ -160,6 +160,63 @@ def _torch_bounds(lim, dtype: torch.dtype) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
+_BF16_ROUND = np.uint32(0x7FFF)
+
+
+def _writer(flat: torch.Tensor, lo_hi):
+    """``write(a, b, x)``: float64 values ``x`` into ``flat[a:b]``, cast and clipped into
+    ``lo_hi`` (bounds already representable in the dtype).
+
+    On CPU the cast is done in NumPy (torch's ``copy_`` on a 64Ki-element slice starts an
+    OpenMP region per chunk, which on a busy machine costs ~100x the copy itself). It is the
+    cast torch does: float64 -> float32 round-to-nearest-even, and for float16 / bfloat16 a
+    second RNE rounding from float32 (``c10::Half`` / ``c10::BFloat16`` of a float). Clipping
+    before the last rounding equals clipping after it, since rounding is monotone and the
+    bounds are representable.
+    """
+    dt = flat.dtype
+    if flat.device.type == "cpu" and dt in (torch.float32, torch.float64):
+        arr = flat.numpy()
+
+        def write(a, b, x):
+            if lo_hi is not None:
+                np.clip(x, *lo_hi, out=x)
+            arr[a:b] = x
+        return write
+    if flat.device.type == "cpu" and dt == torch.float16:
+        arr = flat.numpy()
+
+        def write(a, b, x):
+            x32 = x.astype(np.float32)
+            if lo_hi is not None:
+                np.clip(x32, *lo_hi, out=x32)
+            arr[a:b] = x32
+        return write
+    if flat.device.type == "cpu" and dt == torch.bfloat16:
+        arr = flat.view(torch.int16).numpy().view(np.uint16)
+
+        def write(a, b, x):
+            x32 = x.astype(np.float32)
+            if lo_hi is not None:
+                np.clip(x32, *lo_hi, out=x32)
+            bits = x32.view(np.uint32)
+            # round to nearest even on the upper 16 bits (values are finite, never NaN)
+            r = (bits >> 16) & 1
+            r += _BF16_ROUND
+            r += bits
+            r >>= 16
+            arr[a:b] = r
+        return write
+
+    def write(a, b, x):
+        with torch.no_grad():  # grad mode is per thread: worker threads need their own
+            seg = flat[a:b]
+            seg.copy_(torch.from_numpy(x))
+            if lo_hi is not None:
+                seg.clamp_(*lo_hi)
+    return write
+
+
 def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_shape,
                 offsets, layout: str = "torch", threads=None, chunk_size=None) -> torch.Tensor:
     """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor."""
@@ -175,17 +232,9 @@ def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_sha
             return local
         target = local if local.is_contiguous() else torch.empty(
             local.shape, dtype=local.dtype, device=local.device)
-        flat = target.view(-1)
         lim = bounds(dist)
-        lo_hi = _torch_bounds(lim, local.dtype) if lim is not None else None
-
-        def write(a, b, x):
-            with torch.no_grad():  # grad mode is per thread: worker threads need their own
-                seg = flat[a:b]
-                seg.copy_(torch.from_numpy(x))
-                if lo_hi is not None:
-                    seg.clamp_(*lo_hi)
-
+        write = _writer(target.detach().view(-1),
+                        _torch_bounds(lim, local.dtype) if lim is not None else None)
         run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
         if target is not local:
             local.copy_(target)
@@ -273,3 +322,43 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
                 layout=layout, threads=threads, chunk_size=chunk_size)
     return tensor
 
+
+
+def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, seed, name: str,
+                       fans=None, role: str = "weight", layout: str = "torch", threads=None,
+                       chunk_size=None) -> torch.Tensor:
+    """Fill rows ``[start, stop)`` (dim 0) of a tensor or DTensor as an independent tensor of
+    shape ``(stop - start, *rest)`` with its own stream ``name``; returns ``tensor``.
+
+    For packed parameters (MultiheadAttention's q/k/v ``in_proj_weight``, RNN gate blocks): each
+    rank fills the intersection of its local shard with the block, so the result is independent
+    of the sharding like :func:`counter_fill_` (a row slice of a DTensor is not a view of the
+    local shard, so slicing first and filling the slice would lose the values).
+    """
+    if is_dtensor(tensor):
+        g, o, local = dtensor_layout(tensor)
+        if tensor.device_mesh.get_coordinate() is None:
+            return tensor
+    else:
+        g, o, local = tuple(tensor.shape), (0,) * tensor.dim(), tensor
+    try:
+        start, stop = (int(rows[0]), int(rows[1]))
+    except (TypeError, ValueError, IndexError):
+        raise fail("rows", "must be a pair (start, stop) of row indices", rows,
+                   "pass rows=(start, stop).") from None
+    if not g or not 0 <= start <= stop <= g[0]:
+        raise fail("rows", f"must satisfy 0 <= start <= stop <= {g[0] if g else 0} (dim 0 of "
+                   f"the global shape {g})", rows, "pass a row range of the parameter.")
+    sub = (stop - start, *g[1:])
+    if isinstance(dist, Initializer):
+        dist = dist.resolve(sub, fans=fans, role=role, layout=layout)
+    lo, hi = max(o[0], start), min(o[0] + local.shape[0], stop)
+    if hi <= lo or local.numel() == 0:
+        return tensor
+    if local.is_meta:
+        raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
+                   "materialize it first: module.to_empty(device='cpu') (or your device).")
+    fill_block_(local[lo - o[0]:hi - o[0]], dist, key=stream_key(seed, name), global_shape=sub,
+                offsets=(lo - start, *o[1:]), layout=layout, threads=threads,
+                chunk_size=chunk_size)
+    return tensor

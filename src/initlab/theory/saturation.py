@@ -107,16 +107,32 @@ def normal_mass(intervals, mean: float, std: float) -> float:
 
 
 def saturated_fraction(z, act="sigmoid", threshold: float = DEFAULT_THRESHOLD, *,
-                       param: float | None = None) -> float:
+                       param: float | None = None, method: str = "normal",
+                       n_samples: int = 100_000, seed=0) -> float:
     """Fraction of weighted inputs ``z`` with ``|f'(z)| < threshold`` (a saturated unit).
 
     ``z``: a :class:`~initlab.theory.weighted_input.WeightedInput` (from :func:`weighted_input`;
     exact for Gaussian weights with fixed inputs, a normal mixture for empirical inputs, otherwise
     the CLT approximation), or ``(mean, std)`` of a normal weighted input.
 
+    ``method="monte_carlo"`` (WeightedInput only) instead draws ``n_samples`` weighted inputs
+    (:meth:`WeightedInput.sample`, with ``seed``) and counts: use it when the CLT is poor (few
+    inputs with uniform weights); its standard error is ``sqrt(p (1 - p) / n_samples)``.
+
     Nielsen's large init (N(0, 1) weights and bias, 500 of 1000 inputs on) gives ``z ~ N(0, 501)``
     and a sigmoid saturated fraction (|s'| < 0.01, i.e. |z| > 4.585) of 0.838.
     """
+    from ..core.validation import check_choice
+
+    check_choice(method, "method", ("normal", "monte_carlo"))
+    if method == "monte_carlo":
+        if not isinstance(z, WeightedInput):
+            raise fail("z", "must be a WeightedInput for method='monte_carlo'", type(z).__name__,
+                       "pass weighted_input(...), or use method='normal' with (mean, std).")
+        a = activation(act, param)
+        thr = check_scalar(threshold, "threshold", min_val=0.0, include_min=False)
+        draws = z.sample(n_samples, seed=seed)
+        return float(np.mean(np.abs(a.df(draws)) < thr))
     intervals = saturated_set(act, threshold, param=param)
     if isinstance(z, WeightedInput):
         means, vars_ = z._comps()

@@ -53,6 +53,24 @@ def get_case(name: str) -> ModuleType:
     return importlib.import_module(CASES[name])
 
 
+def machine() -> dict:
+    """Where a result was measured: platform, Python, CPU model and count, torch threads."""
+    import os
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")),
+                       cpu)
+    except OSError:
+        pass
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads()}
+
+
 def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
               data_dir: str | None = None, quiet: bool = False, resume: bool = False,
               force: bool = False, overrides: dict[str, Any] | None = None) -> dict:
@@ -78,13 +96,15 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
     t0 = time.perf_counter()
     results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck)
     results = jsonable(results)
-    results["machine"] = {"platform": platform.platform(), "python": platform.python_version(),
-                          "processor": platform.processor() or platform.machine()}
+    results["machine"] = machine()
     results["seconds"] = round(time.perf_counter() - t0, 1)
     if out is not None:
         write_results(out, identity, results)
         rep = case.report(results)
-        rep.paragraph(f"Run time {results['seconds']} s on {results['machine']['platform']}. "
+        m = results["machine"]
+        rep.paragraph(f"Run time {results['seconds']} s (this invocation) on {m['cpu']} x "
+                      f"{m['cpu_count']}, {m['platform']}, torch {m['torch']} with "
+                      f"{m['torch_threads']} thread(s). "
                       f"Config: {'full (published length)' if full else 'reduced'}; "
                       f"{identity['config']}.")
         rep.save(Path(out) / REPORT)

@@ -35,7 +35,7 @@ class Config:
     depths: tuple[int, ...] = (4, 40)
     width: int = 64
     epochs: int = 3
-    lr: float = 0.01
+    lr: float = 0.002             # 0.01 is too large for the deepest critical nets
     momentum: float = 0.9
     batch_size: int = 64
     seed: int = 0

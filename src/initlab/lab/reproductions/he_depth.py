@@ -37,7 +37,7 @@ class Config:
     signal_seeds: int = 16        # independent networks per init for the signal measurement
     signal_batch: int = 256       # inputs forwarded for the signal measurement
     epochs: int = 5               # training epochs
-    lr: float = 0.01
+    lr: float = 0.002             # 0.01 makes even He's 30-layer net diverge at times
     momentum: float = 0.9
     batch_size: int = 32
     seeds: tuple[int, ...] = (0,)
@@ -103,12 +103,16 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     for key, seed in progress([(k, s) for k in INITS for s in cfg.seeds], desc=NAME, quiet=quiet):
         runs.append(ck.run(f"train/{key}/{seed}", lambda k=key, s=seed: train_one(k, s, cfg, data)))
     final = {k: float(np.mean([r["test_acc"][-1] for r in runs if r["init"] == k])) for k in INITS}
+    best = {k: float(np.mean([max(a for a in r["test_acc"] if a is not None)
+                              for r in runs if r["init"] == k])) for k in INITS}
     headline = [f"Xavier/He signal after {cfg.depth} layers: 2^{sig['log2_ratio']:.2f} "
                 f"(+-{sig['log2_ratio_se']:.2f}) = {sig['ratio']:.3g}; published 2^-{cfg.depth / 2:g}"
                 f" = {2.0 ** (-cfg.depth / 2):.3g}",
                 f"test accuracy after {cfg.epochs} epochs: xavier {final['xavier']:.3f}, "
-                f"he {final['he']:.3f}"]
+                f"he {final['he']:.3f} (best epoch: xavier {best['xavier']:.3f}, "
+                f"he {best['he']:.3f})"]
     return {"case": NAME, "config": cfg, "signal": sig, "runs": runs, "final_test_acc": final,
+            "best_test_acc": best,
             "published": PUBLISHED, "data_note": DATA_NOTE, "headline": headline}
 
 
@@ -125,8 +129,10 @@ def report(results: dict):
                ["ratio", sig["ratio"], 2.0 ** (-cfg["depth"] / 2)]],
               caption=f"mean over {cfg['signal_seeds']} networks per init (+- one standard error)")
     rep.heading("Training")
-    rep.table(["init", "test accuracy (ours)", "He et al."],
-              [[k, v, PUBLISHED[k]] for k, v in results["final_test_acc"].items()])
+    rep.table(["init", "final test accuracy (ours)", "best epoch (ours)", "He et al."],
+              [[k, v, results["best_test_acc"][k], PUBLISHED[k]]
+               for k, v in results["final_test_acc"].items()],
+              caption="mean over seeds; a 30-layer plain net trains noisily even from He's init")
     pyplot = plt()
     fig, (a1, a2) = pyplot.subplots(1, 2, figsize=(11, 4))
     for r in results["runs"]:

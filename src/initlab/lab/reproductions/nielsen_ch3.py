@@ -275,9 +275,20 @@ def run(cfg: Config, *, data_dir: str | None = None, quiet: bool = False,
             agreement.append({"hidden": h, "init": init, "seed": seed,
                               "torch_eval_accuracy": t["eval_accuracy"],
                               "max_abs_diff_points": diff})
+    summary = summarize(runs)
+    headline = []
+    for h, by_init in summary.items():
+        for init, curve in by_init.items():
+            pub = PUBLISHED.get(int(h), {}).get(init, {})
+            headline.append(f"784-{h}-10 {init:15s} epoch 1 {curve[0]:.2f} -> epoch {len(curve)} "
+                            f"{curve[-1]:.2f} (Nielsen, 50k images: {fmt_pct(pub.get(1))} -> "
+                            f"{fmt_pct(pub.get(30))} at epoch 30)")
+    for a in agreement:
+        headline.append(f"NumPy vs PyTorch ({a['init']}): max difference "
+                        f"{a['max_abs_diff_points']:.2f} points")
     return {"case": NAME, "config": cfg, "n_train": n_train, "n_eval": int(data[2].shape[0]),
             "runs": runs, "torch_agreement": agreement, "published": PUBLISHED,
-            "data_note": DATA_NOTE, "summary": summarize(runs)}
+            "data_note": DATA_NOTE, "summary": summary, "headline": headline}
 
 
 def summarize(runs: list[dict]) -> dict:
