@@ -276,3 +276,12 @@ def test_errors(call, exc, message):
         call()
     assert message in str(info.value)
     assert "Fix:" in str(info.value) or "Valid parameters" in str(info.value)
+
+
+def test_float64_with_x64():
+    if not hasattr(jax, "enable_x64"):
+        pytest.skip("this JAX has no jax.enable_x64 context manager")
+    with jax.enable_x64(True):
+        q = jax.jit(lambda k: ij.orthogonal()(k, (8, 8), jnp.float64))(KEY)
+        assert q.dtype == jnp.float64  # factorized in float64: orthogonal to 1e-12
+        np.testing.assert_allclose(np.asarray(q) @ np.asarray(q).T, np.eye(8), atol=1e-12)

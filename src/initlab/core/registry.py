@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -67,7 +68,7 @@ def get(name: str, **params: Any) -> Initializer:
         return name
     _check_name(name)
     factory = _REGISTRY[name]
-    sig = inspect.signature(factory)
+    sig = _signature(factory)
     valid = [p for p in sig.parameters if not p.startswith("_")]
     unknown = [k for k in params if k not in valid]
     if unknown:
@@ -79,6 +80,11 @@ def get(name: str, **params: Any) -> Initializer:
     except TypeError as exc:
         raise InitlabTypeError(f"`{name}`: {exc}. Valid parameters: {', '.join(valid)}.") from None
     return factory(**params)
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(factory: Callable[..., Initializer]) -> inspect.Signature:
+    return inspect.signature(factory)
 
 
 def from_dict(d: dict[str, Any]) -> Initializer:

@@ -160,6 +160,9 @@ def make_initialized_model(cfg: CompareConfig, data, init: str, seed: int):
 
 @dataclass
 class CompareResult:
+    """A finished comparison: its config and data, every JSONL record, each init's chosen lr,
+    the summary rows (:func:`summarize`) and the output directory."""
+
     config: CompareConfig
     data: object
     records: list[dict]

@@ -356,13 +356,16 @@ def _mnist1d(seed, n_train, n_val, n_test, standardize):
                       "Generator (same distribution as the `mnist1d` package, not bit-identical)")
 
 
-def _spirals(n, seed, noise=0.2, turns=1.5):
+def _spirals(n, seed, noise=0.02, turns=1.5):
+    """Two interleaved spirals: for class c in {0, 1}, angle t ~ 2 pi turns sqrt(U) (uniform
+    density along the arm), radius t / (2 pi turns) in [0, 1], rotated by c pi, plus Gaussian
+    noise of std ``noise``; labels and angles from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, 2, n)
     t = np.sqrt(rng.random(n)) * turns * 2 * np.pi
     r = t / (turns * 2 * np.pi)
     ang = t + np.pi * y
-    x = np.stack([r * np.cos(ang), r * np.sin(ang)], 1) + noise * 0.1 * rng.standard_normal((n, 2))
+    x = np.stack([r * np.cos(ang), r * np.sin(ang)], 1) + noise * rng.standard_normal((n, 2))
     return x, y
 
 

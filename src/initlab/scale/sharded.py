@@ -263,11 +263,10 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
 
     Example::
 
-        w = torch.empty(33, 17)
-        counter_fill_(w, initlab.get("he_normal").resolve((33, 17)), seed=0, name="fc.weight")
-        part = torch.empty(33, 9)   # columns 8..16 of the same tensor, identical bits
-        counter_fill_(part, Normal(0, 0.24), seed=0, name="fc.weight", global_shape=(33, 17),
-                      offsets=(0, 8))
+        d = initlab.get("he_normal").resolve((33, 17))      # Normal(0, sqrt(2 / 17))
+        w = counter_fill_(torch.empty(33, 17), d, seed=0, name="fc.weight")
+        part = torch.empty(33, 9)   # columns 8..16 of the same tensor: w[:, 8:], bit for bit
+        counter_fill_(part, d, seed=0, name="fc.weight", global_shape=(33, 17), offsets=(0, 8))
     """
     if not isinstance(tensor, torch.Tensor):
         raise InitlabTypeError(error_message("tensor", "must be a torch.Tensor or DTensor", type(
@@ -321,7 +320,6 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
     fill_block_(local, dist, key=stream_key(seed, name), global_shape=g, offsets=o,
                 layout=layout, threads=threads, chunk_size=chunk_size)
     return tensor
-
 
 
 def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, seed, name: str,
