@@ -164,8 +164,8 @@ def main(out: str) -> int:
         t = packed(dt_empty(36, 12, device_mesh=mesh, placements=(pl,)))
         result["packed"][str(pl)] = t.full_tensor()
 
-    from initlab.apply.rules import Plan, Rule
-    from initlab.apply.walk import apply
+    from initlab.modelinit.rules import Plan, Rule
+    from initlab.modelinit.walk import apply
 
     m = dtensor_model(mesh, two_d=False)
     apply(m, Plan([Rule(k, v) for k, v in plan().items()]), seed=SEED, rng="counter")

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from initlab.apply import Plan, Rule
+from initlab.modelinit import Plan, Rule
 
 
 def make():

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from initlab.apply import Plan, Rule, plans
+from initlab.modelinit import Plan, Rule, plans
 
 # Tolerance for a sample standard deviation of n i.i.d. draws with true std sigma: for a normal,
 # Var(s) ~= sigma^2 / (2 (n - 1)); for a uniform (kurtosis 1.8) Var(s) ~= 0.2 sigma^2 / n, smaller.

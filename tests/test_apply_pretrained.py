@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from initlab.apply import LoadReport
+from initlab.modelinit import LoadReport
 
 
 def backbone():

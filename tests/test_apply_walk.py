@@ -11,7 +11,7 @@ import torch.nn as nn
 from torch.nn.utils import parametrizations
 
 import initlab
-from initlab.apply import RNG_BACKENDS, Plan, RngBackend, Rule
+from initlab.modelinit import RNG_BACKENDS, Plan, RngBackend, Rule
 from initlab.util.hashing import stable_u64
 
 
@@ -253,3 +253,17 @@ def test_counter_rng_from_initlab_scale():
     n = a[0].weight.numel()
     s = float(a[0].weight.double().std())
     assert abs(s / math.sqrt(2 / 10) - 1) < 6 / math.sqrt(2 * (n - 1))
+
+
+def test_two_parameters_with_one_canonical_name_are_refused_before_any_write():
+    """`_orig_mod.` is stripped anywhere, so `_orig_mod.weight` and `weight` would share a
+    stream: refused, naming both, and nothing is written."""
+    import initlab
+
+    m = nn.Module()
+    m.weight = nn.Parameter(torch.full((3, 4), 7.0))
+    m._orig_mod = nn.Module()
+    m._orig_mod.weight = nn.Parameter(torch.full((3, 4), 7.0))
+    with pytest.raises(ValueError, match=r"`weight` and `_orig_mod.weight`.*same canonical name"):
+        initlab.apply(m, initlab.Plan([initlab.Rule("*", initlab.normal())]), seed=0)
+    assert torch.all(m.weight == 7) and torch.all(m._orig_mod.weight == 7)

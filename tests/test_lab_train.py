@@ -68,7 +68,7 @@ def test_torch_default_distribution():
 
 
 def test_residual_convention_matches_apply_plans():
-    from initlab.apply.plans import residual_blocks
+    from initlab.modelinit.plans import residual_blocks
 
     m = build_model(ModelConfig(kind="resmlp", depth=3, width=8, in_shape=(5,), n_classes=2,
                                 residual_scalar=True))

@@ -252,7 +252,7 @@ def test_initialize_falls_back_to_core_sampling_without_initlab_apply(monkeypatc
     from initlab.lab.reproductions._common import initialize, mlp
 
     model = mlp([400, 300, 10], "relu")
-    monkeypatch.setitem(sys.modules, "initlab.apply", None)  # import of initlab.apply fails
+    monkeypatch.setitem(sys.modules, "initlab.modelinit", None)  # import of initlab.apply fails
     assert initialize(model, "he_normal", "zeros", seed=0) == "init_linear"
     w = model[0].weight.detach().double().numpy()
     # Var(w) = 2/400; the sample variance of 120,000 normal draws has relative std

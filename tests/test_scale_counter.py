@@ -314,8 +314,8 @@ def test_init_model_tied_parameter_initialized_once_under_first_name():
 
 
 def test_apply_counter_backend_matches_counter_fill():
-    from initlab.apply.rules import Plan, Rule
-    from initlab.apply.walk import apply
+    from initlab.modelinit.rules import Plan, Rule
+    from initlab.modelinit.walk import apply
 
     m = torch.nn.Sequential(torch.nn.Linear(7, 13), torch.nn.Linear(13, 5))
     plan = Plan([Rule("*.bias", initlab.get("zeros")),

@@ -25,30 +25,39 @@ from .core import (  # noqa: E402
     names,
 )
 from .core.presets import *  # noqa: E402,F401,F403  (every catalog function by name)
+from .core.presets import __all__ as _PRESETS  # noqa: E402
 
-# name -> module that defines it, imported on first access
-_LAZY = {
-    "apply": "initlab.apply",
-    "Plan": "initlab.apply",
-    "Rule": "initlab.apply",
-    "InitReport": "initlab.apply",
-    "plans": "initlab.apply",
-    "materialize": "initlab.apply",
-    "load_pretrained": "initlab.apply",
-    "LoadReport": "initlab.apply",
-    "lsuv": "initlab.apply",
-    "LSUVReport": "initlab.apply",
-    "doctor": "initlab.diagnostics",
-    "theory": "initlab.theory",
-    "lab": "initlab.lab",
-    "critical": "initlab.theory.critical",
+# name -> (module, attribute) imported on first access; attribute None means the module itself
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "apply": ("initlab.modelinit", "apply"),
+    "Plan": ("initlab.modelinit", "Plan"),
+    "Rule": ("initlab.modelinit", "Rule"),
+    "InitReport": ("initlab.modelinit", "InitReport"),
+    "plans": ("initlab.modelinit", "plans"),
+    "materialize": ("initlab.modelinit", "materialize"),
+    "load_pretrained": ("initlab.modelinit", "load_pretrained"),
+    "LoadReport": ("initlab.modelinit", "LoadReport"),
+    "lsuv": ("initlab.modelinit", "lsuv"),
+    "LSUVReport": ("initlab.modelinit", "LSUVReport"),
+    "doctor": ("initlab.diagnostics", "doctor"),
+    "DoctorReport": ("initlab.diagnostics", "DoctorReport"),
+    "critical": ("initlab.theory.critical", "critical"),
+    "modelinit": ("initlab.modelinit", None),
+    "theory": ("initlab.theory", None),
+    "diagnostics": ("initlab.diagnostics", None),
+    "lab": ("initlab.lab", None),
+    "scale": ("initlab.scale", None),
+    "torch": ("initlab.torch", None),
+    "jax": ("initlab.jax", None),
+    "keras": ("initlab.keras", None),
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name])
-        value = module if module.__name__.endswith("." + name) else getattr(module, name)
+        modname, attr = _LAZY[name]
+        module = importlib.import_module(modname)
+        value = module if attr is None else getattr(module, attr)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'initlab' has no attribute {name!r}")
@@ -56,5 +65,5 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "__version__", "STREAM_VERSION", "Initializer", "InitlabError", "InitlabTypeError",
-    "calculate_gain", "fans", "from_dict", "gain", "get", "names", *_LAZY,
+    "calculate_gain", "fans", "from_dict", "gain", "get", "names", *_PRESETS, *_LAZY,
 ]

@@ -27,6 +27,14 @@ from .initializer import Context, Initializer
 from .registry import register
 from .validation import check_choice, check_scalar, fail
 
+__all__ = [
+    "zeros", "ones", "constant", "normal", "uniform", "uniform_std", "small_normal", "rbm_normal",
+    "truncated_normal", "variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
+    "glorot_uniform", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
+    "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
+    "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "sparse", "martens_sparse",
+]
+
 MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
 

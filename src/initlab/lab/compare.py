@@ -35,8 +35,8 @@ DEFAULT_INITS = ("torch_default", "glorot", "he", "orthogonal", "lsuv", "critica
 
 
 def available_plans() -> tuple[str, ...]:
-    """The built-in plan names of ``initlab.apply`` (``initlab.apply.plans.names()``)."""
-    from ..apply import plans
+    """The built-in plan names of ``initlab.apply`` (``initlab.modelinit.plans.names()``)."""
+    from ..modelinit import plans
 
     return tuple(plans.names())
 
@@ -48,7 +48,7 @@ def init_model(model: torch.nn.Module, plan: str, *, seed: int, batch=None,
     Calls ``initlab.apply(model, plan, seed=seed)``, with ``batch=`` for the data-dependent plans
     (``lsuv``, ``auto``) and ``activation=`` for ``critical`` (the edge of chaos depends on it).
     """
-    from ..apply import apply
+    from ..modelinit import apply
 
     kwargs: dict = {"seed": seed}
     if plan in ("lsuv", "auto"):

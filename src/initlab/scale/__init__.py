@@ -9,7 +9,7 @@ threads, with no collective and no rank holding the full tensor. See ``docs/scal
 * :func:`counter_fill_` fills a tensor, a DTensor's local shard or a shard given by offsets.
 * :func:`init_model` initializes a whole model from ``{glob: initializer}``.
 * ``initlab.apply(model, plan, seed=..., rng="counter")`` uses the same stream (importing this
-  package registers ``"counter"`` in ``initlab.apply.walk.RNG_BACKENDS``).
+  package registers ``"counter"`` in ``initlab.modelinit.walk.RNG_BACKENDS``).
 * :func:`counter_sample` / :func:`sample_range`: the NumPy side (blocks and flat index ranges).
 """
 
@@ -39,10 +39,10 @@ def _counter_backend_fill_rows(tensor, init, *, rows, seed, key, fans, role, lay
 
 
 def register_counter_backend() -> bool:
-    """Add ``"counter"`` to ``initlab.apply.walk.RNG_BACKENDS`` (idempotent). Returns whether
+    """Add ``"counter"`` to ``initlab.modelinit.walk.RNG_BACKENDS`` (idempotent). Returns whether
     ``initlab.apply`` was importable."""
     try:
-        from ..apply import walk
+        from ..modelinit import walk
     except ImportError:
         return False
     if "counter" not in walk.RNG_BACKENDS:

@@ -173,7 +173,7 @@ def initialize(model, weight, bias="zeros", *, seed: int, plan: str | None = Non
     values). Returns the path taken (``"plan <name>"``, ``"Plan(Rule(Linear))"`` or
     ``"init_linear"``)."""
     try:
-        from ...apply import Plan, Rule, apply
+        from ...modelinit import Plan, Rule, apply
     except ImportError:
         init_linear(model, weight, bias, seed=seed)
         return "init_linear"

@@ -1,5 +1,8 @@
 """Model-level initialization: plans, rules, reports, pre-trained weights, LSUV.
 
+``initlab.apply`` is :func:`initlab.modelinit.apply` (the package has its own name so that the
+function and the package never shadow each other).
+
 >>> import torch.nn as nn, initlab
 >>> model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
 >>> report = initlab.apply(model, "he", seed=0)
@@ -19,19 +22,3 @@ __all__ = [
     "apply", "Plan", "Rule", "InitReport", "ParamRecord", "plans", "materialize",
     "load_pretrained", "LoadReport", "lsuv", "LSUVReport", "RNG_BACKENDS", "RngBackend",
 ]
-
-
-# `initlab.apply` is both this package and the function: Python binds a subpackage to its
-# parent's attribute on import, so ``initlab.apply`` is this module object. Making the module
-# callable lets ``initlab.apply(model, plan, seed=0)`` work either way (and keeps
-# ``initlab.apply.Plan`` etc.). Module ``__class__`` assignment is supported since Python 3.5.
-import sys as _sys  # noqa: E402
-import types as _types  # noqa: E402
-
-
-class _CallableModule(_types.ModuleType):
-    def __call__(self, *args, **kwargs):
-        return apply(*args, **kwargs)
-
-
-_sys.modules[__name__].__class__ = _CallableModule

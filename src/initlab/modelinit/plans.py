@@ -29,7 +29,7 @@ critical           N(0, sigma_w^2/fan_in) / N(0, sigma_b^2) on the edge of chaos
 zero_residual      He, and the last layer of each residual branch zero (Goyal et al. 2017)
 fixup              Fixup (Zhang, Dauphin, Ma 2019, "Fixup Initialization: Residual Learning
                    Without Normalization")
-auto               activation-aware: see :mod:`initlab.apply.auto`
+auto               activation-aware: see :mod:`initlab.modelinit.auto`
 lsuv               data-dependent: see :func:`initlab.lsuv` (``apply(m, "lsuv", batch=x)``)
 =================  ============================================================================
 

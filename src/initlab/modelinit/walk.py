@@ -81,6 +81,9 @@ class RngBackend:
     stream_version: str
     fill: Callable[..., None]
     description: str = ""
+    # optional: fill rows [start, stop) of a packed parameter (q/k/v, RNN gates) in place,
+    # for sources whose tensors may be sharded (a slice of a DTensor is not a view of its shard)
+    fill_rows: Callable[..., None] | None = None
 
 
 def _torch_generator(seed: int, key: str, device) -> torch.Generator:
@@ -262,6 +265,7 @@ def collect_slots(model: nn.Module) -> list[Slot]:
                    "run one forward pass with a real batch to materialize them (their shapes are "
                    "unknown until then), then initialize.")
     by_id: dict[int, Slot] = {}
+    by_name: dict[str, str] = {}  # canonical name -> full name of the tensor that owns its stream
     slots: list[Slot] = []
     for mname, module in model.named_modules(remove_duplicate=False):
         if isinstance(module, parametrize.ParametrizationList):
@@ -288,6 +292,13 @@ def collect_slots(model: nn.Module) -> list[Slot]:
                 if canon not in by_id[key].names:
                     by_id[key].aliases = (*by_id[key].aliases, canon)
                 continue
+            if canon in by_name:
+                raise fail(
+                    "model", f"has two different parameters, `{by_name[canon]}` and `{full}`, "
+                    f"with the same canonical name `{canon}` (wrapper prefixes stripped), so they "
+                    "would share one random stream", type(model).__name__,
+                    "rename one of them, or initialize the unwrapped model.")
+            by_name[canon] = full
             shape = _logical_shape(module, local, tensors[0])
             role, layout, blocks = _describe(module, local, shape)
             slot = Slot(canon, (), mname, module, local, tensors[-1], shape, role, layout, blocks,
@@ -427,7 +438,13 @@ def _write(a: Assignment, *, seed: int, rng: str) -> None:
                                  device=slot.originals[-1].device)
         else:
             target = slot.tensor
+        backend = RNG_BACKENDS[rng]
         for b, fans, key in zip(a.blocks, a.fans, a.keys):
+            if len(a.blocks) > 1 and backend.fill_rows is not None:
+                if b.stop > b.start:
+                    backend.fill_rows(target, init, rows=(b.start, b.stop), seed=seed, key=key,
+                                      fans=fans, role=slot.role, layout=a.layout)
+                continue
             view = target if len(a.blocks) == 1 else target[b.start:b.stop]
             if view.numel() == 0:
                 continue
@@ -503,7 +520,7 @@ def resolve_plan(model: nn.Module, plan: Any, **plan_kwargs: Any) -> Plan:
 def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrained: Any = None,
           mapping: Any = None, batch: Any = None, strict: bool | None = None,
           **plan_kwargs: Any):
-    """Initialize ``model`` in place by ``plan``; return an :class:`~initlab.apply.InitReport`.
+    """Initialize ``model`` in place by ``plan``; return an :class:`~initlab.modelinit.InitReport`.
 
     Parameters
     ----------
@@ -512,11 +529,11 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
         ``"gpt2"``, ``"fixup"``, ``"auto"``, ``"lsuv"``...) or a dict from ``Plan.to_dict()``.
         Built-in plans take options as keywords (``apply(m, "gpt2", seed=0, n_layer=12)``).
     seed : non-negative int. Each parameter (block) draws from its own ``torch.Generator`` seeded
-        with ``stable_u64(seed, canonical name) % 2**63`` (see :mod:`initlab.apply.walk`).
+        with ``stable_u64(seed, canonical name) % 2**63`` (see :mod:`initlab.modelinit.walk`).
     rng : random source, a key of ``RNG_BACKENDS`` (``"torch"``; ``initlab.scale`` adds
         ``"counter"``).
     pretrained : optional checkpoint (path or state dict): its tensors are loaded first (see
-        :func:`~initlab.apply.load_pretrained`, partial loads allowed) and only the parameters it
+        :func:`~initlab.modelinit.load_pretrained`, partial loads allowed) and only the parameters it
         does not provide are initialized by the plan (transfer learning: a new head).
     mapping : key rename rules for ``pretrained``.
     batch : example input for data-dependent plans (``"lsuv"``, ``"auto"``).
@@ -527,7 +544,7 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
 
     Rules follow Glorot & Bengio 2010 ("Understanding the difficulty of training deep feedforward
     neural networks") and He et al. 2015 ("Delving Deep into Rectifiers") for the named schemes;
-    see :mod:`initlab.apply.plans`.
+    see :mod:`initlab.modelinit.plans`.
     """
     from .pretrained import prepare_load
     from .report import InitReport, ParamRecord
