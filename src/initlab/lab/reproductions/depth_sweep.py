@@ -42,6 +42,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     if full:
         return Config(sigma_w2=(0.5, 1.0, 1.3, 1.761, 2.2, 3.0, 4.0),
                       depths=(4, 10, 20, 40, 70, 100), epochs=10)
@@ -77,6 +78,7 @@ def train_one(sw2: float, depth: int, cfg: Config, data) -> dict:
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data("digits", seed=0, data_dir=None)
     cells = [(sw, d) for sw in cfg.sigma_w2 for d in cfg.depths]
@@ -93,6 +95,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg = results["config"]

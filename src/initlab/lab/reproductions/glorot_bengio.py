@@ -45,6 +45,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     return (Config(width=1000, epochs=5, lr=0.02, dataset="mnist", n_jacobian=8) if full
             else Config())
 
@@ -107,6 +108,7 @@ def train_one(act: str, init: str, cfg: Config, data) -> dict:
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data(cfg.dataset, seed=0, data_dir=data_dir)
     arms = [(a, i) for a in cfg.activations for i in cfg.inits]
@@ -115,13 +117,16 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     headline = [f"{r['activation']:7s} {r['init']:10s} Jacobian mean singular value at init "
                 f"{np.mean(r['at_init']['jacobian_mean_sv']):.2f} (published, tanh: "
                 f"{PUBLISHED['jacobian_mean_sv'][r['init']]}), test error "
-                f"{r['test_error_pct'][-1]:.2f}%" for r in runs]
+                f"{r['test_error_pct'][-1]:.2f}%, top hidden layer mean activation "
+                f"{r['layer_mean_per_epoch'][0][-1]:.2f} -> {r['layer_mean_per_epoch'][-1][-1]:.2f}"
+                for r in runs]
     note = DATA_NOTE_MNIST if cfg.dataset == "mnist" else DATA_NOTE_DIGITS
     return {"case": NAME, "config": cfg, "runs": runs, "published": PUBLISHED,
             "data_note": note, "data_info": data.info, "headline": headline}
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg = results["config"]

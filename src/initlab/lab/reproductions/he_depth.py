@@ -45,6 +45,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     return Config(signal_seeds=64, epochs=30, seeds=(0, 1, 2)) if full else Config()
 
 
@@ -96,6 +97,7 @@ def train_one(key: str, seed: int, cfg: Config, data) -> dict:
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data(cfg.dataset, seed=0, data_dir=data_dir)
     sig = ck.run("signal", lambda: signal(cfg, data))
@@ -117,6 +119,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg, sig = results["config"], results["signal"]

@@ -62,6 +62,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     return Config(seeds=tuple(range(20))) if full else Config()
 
 
@@ -134,6 +135,7 @@ def train_one(init: str, seed: int, cfg: Config, data) -> dict:
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data("circles", seed=0, data_dir=None, standardize=False)
     runs = []
@@ -154,11 +156,17 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg = results["config"]
     rep = HtmlReport(TITLE, PAPER)
     rep.paragraph(DATA_NOTE, note=True)
+    rep.paragraph("Initializations (weights / biases): zeros = the built-in plan 'zeros' (0 / 0); "
+                  "randn*10 = Plan([Rule(nn.Linear, weight=normal(std=10), bias=zeros)]); He = the "
+                  "built-in plan 'he' (he_normal = kaiming normal, N(0, 2/fan_in), / 0), the same "
+                  "distribution as Ng's randn(n, n_prev) * sqrt(2/n_prev). Costs are computed "
+                  "stably from the logit; Ng's code prints inf at the start of the randn*10 run.")
     rep.heading("Accuracy: ours (mean over seeds) beside the assignment's")
     rows = []
     for init, s in results["summary"].items():

@@ -58,6 +58,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     if full:
         return Config(hidden=(30, 100), epochs=30, n_train=None, n_test=None, seeds=(0, 1, 2))
     return Config()

@@ -44,9 +44,10 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     if full:
-        return Config(depths=(2, 4, 8, 16, 32, 50), lr0_grid=(0.5, 1.0, 1.5), max_epochs=1000,
-                      seeds=(0, 1))
+        return Config(depths=(2, 4, 8, 16, 32, 50), lr0_grid=(0.1, 0.25, 0.5, 1.0, 1.5),
+                      max_epochs=1000, seeds=(0, 1))
     return Config()
 
 
@@ -80,6 +81,7 @@ def train_one(init: str, depth: int, lr0: float, seed: int, cfg: Config, data, t
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data("digits", seed=0, data_dir=None, n_train=cfg.n_train)
     l_star = least_squares_loss(data.x_train, data.y_train, data.n_classes)
@@ -96,21 +98,23 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         table.append({"init": init, "depth": depth, "seed": seed, "best_lr0": best,
                       "epochs": reached.get(best) if best is not None else None,
                       "loss_curve": tries[best]["loss"] if best is not None else None})
-    summary = {}
+    summary, per_seed = {}, {}
     for init in INITS:
-        summary[init] = {}
+        summary[init], per_seed[init] = {}, {}
         for d in cfg.depths:
             ep = [r["epochs"] for r in table if r["init"] == init and r["depth"] == d]
+            per_seed[init][str(d)] = ep
             summary[init][str(d)] = (None if any(e is None for e in ep) else float(np.mean(ep)))
     headline = [f"{i:16s} epochs to {cfg.criterion:g} L*: " + ", ".join(
         f"L={d}: {'>' + str(cfg.max_epochs) if v is None else f'{v:.0f}'}" for d, v in s.items())
         for i, s in summary.items()]
     return {"case": NAME, "config": cfg, "l_star": l_star, "target": target, "runs": table,
-            "summary": summary, "published": PUBLISHED, "data_note": DATA_NOTE,
+            "summary": summary, "per_seed": per_seed, "published": PUBLISHED, "data_note": DATA_NOTE,
             "headline": headline}
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg = results["config"]
@@ -125,15 +129,27 @@ def report(results: dict):
         rows.append([init] + [f"> {cfg['max_epochs']}" if s[str(d)] is None else s[str(d)]
                               for d in depths] + [PUBLISHED[init]])
     rep.table(["init"] + [f"L={d}" for d in depths] + ["Saxe et al."], rows,
-              caption="Epochs (full-batch steps) to criterion, mean over seeds")
+              caption="Epochs (full-batch steps) to criterion, mean over seeds (> max: some seed "
+                      "did not reach it)")
+    rep.table(["init"] + [f"L={d}" for d in depths],
+              [[init] + [", ".join("-" if e is None else str(e) for e in eps[str(d)])
+                         for d in depths] for init, eps in results["per_seed"].items()],
+              caption="Per seed (best learning rate of the grid; - = not reached)")
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6.5, 4))
-    for init, s in results["summary"].items():
-        ys = [np.nan if s[str(d)] is None else s[str(d)] for d in depths]
-        ax.plot(depths, ys, marker="o", label=init)
+    for init, eps in results["per_seed"].items():
+        pts = [(d, e) for d in depths for e in eps[str(d)] if e is not None]
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", alpha=0.7, label=init)
+        cap = [(d, cfg["max_epochs"]) for d in depths for e in eps[str(d)] if e is None]
+        if cap:
+            ax.plot([p[0] for p in cap], [p[1] for p in cap], "^", color=line.get_color(),
+                    alpha=0.7, label=f"{init}: not reached")
     ax.set_xlabel("depth (weight matrices)")
     ax.set_ylabel("epochs to criterion")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.legend()
     ax.grid(alpha=0.3)
-    rep.figure(fig, "Learning time vs depth (missing points: criterion not reached)")
+    rep.figure(fig, "Learning time vs depth, one point per seed (triangles at the cap: not "
+                    "reached within max_epochs)")
     return rep

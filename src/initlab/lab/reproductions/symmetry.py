@@ -44,6 +44,7 @@ class Config:
 
 
 def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the published-length one."""
     return Config(epochs=30) if full else Config()
 
 
@@ -104,6 +105,7 @@ def train_one(init: str, cfg: Config, data) -> dict:
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data("digits", seed=0, data_dir=None)
     runs = [ck.run(init, lambda i=init: train_one(i, cfg, data))
@@ -116,6 +118,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
 
 
 def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json): ours beside the published."""
     from ...report.html import HtmlReport
 
     cfg = results["config"]
