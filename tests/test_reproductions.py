@@ -246,14 +246,11 @@ def test_glorot_bengio_jacobian_singular_values():
     assert sum(hist) == res["config"]["n_stats"] * res["config"]["width"]
 
 
-def test_initialize_falls_back_to_core_sampling_without_initlab_apply(monkeypatch):
-    import sys
-
+def test_initialize_goes_through_a_model_level_plan():
     from initlab.lab.reproductions._common import initialize, mlp
 
     model = mlp([400, 300, 10], "relu")
-    monkeypatch.setitem(sys.modules, "initlab.modelinit", None)  # import of initlab.apply fails
-    assert initialize(model, "he_normal", "zeros", seed=0) == "init_linear"
+    assert initialize(model, "he_normal", "zeros", seed=0) == "Plan(Rule(Linear))"
     w = model[0].weight.detach().double().numpy()
     # Var(w) = 2/400; the sample variance of 120,000 normal draws has relative std
     # sqrt(2/119999) = 0.0041; 6 sigma = 2.5%.

@@ -82,7 +82,7 @@ def get(name: str, **params: Any) -> Initializer:
     return factory(**params)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _signature(factory: Callable[..., Initializer]) -> inspect.Signature:
     return inspect.signature(factory)
 

@@ -210,23 +210,10 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m initlab.diagnostics.cli doctor ...`` (the same as ``initlab doctor``)."""
-    parser = argparse.ArgumentParser(prog="initlab")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args))
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        from ..core.validation import InitlabError
+    """``python -m initlab.diagnostics.cli doctor ...``: the same as ``initlab doctor ...``."""
+    from ..cli import main as initlab_main
 
-        if isinstance(exc, (InitlabError, InitlabTypeError, FileNotFoundError)):
-            print(f"initlab: error: {exc}", file=sys.stderr)
-            return 2
-        raise
+    return initlab_main(argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -137,47 +137,15 @@ def linear_layers(model) -> list:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-def init_linear(model, weight, bias="zeros", *, seed: int | np.random.Generator) -> None:
-    """Initialize every ``nn.Linear`` of ``model`` from catalog initializers.
-
-    ``weight``/``bias``: a catalog name or an :class:`~initlab.core.Initializer` (a bias is drawn
-    with ``role="bias"`` and its layer's fans, so e.g. ``torch_default`` gives U(+-1/sqrt(fan_in))).
-    Values come from the NumPy reference backend in float64 (one Generator consumed layer by
-    layer in order: weight, then bias), then are copied into the parameters.
-    """
-    import torch
-
-    from ... import get
-    from ...backends.numpy_backend import make_rng
-
-    w_init = get(weight) if isinstance(weight, str) else weight
-    b_init = get(bias) if isinstance(bias, str) else bias
-    rng = make_rng(seed)
-    with torch.no_grad():
-        for layer in linear_layers(model):
-            out_f, in_f = layer.weight.shape
-            w = w_init.sample((out_f, in_f), seed=rng, dtype="float64")
-            layer.weight.copy_(torch.from_numpy(w))
-            if layer.bias is not None:
-                b = b_init.sample((out_f,), seed=rng, dtype="float64", fans=(in_f, out_f),
-                                  role="bias")
-                layer.bias.copy_(torch.from_numpy(b))
-
-
 def initialize(model, weight, bias="zeros", *, seed: int, plan: str | None = None) -> str:
     """Give every ``nn.Linear`` of ``model`` ``weight`` and ``bias`` (catalog names or
     Initializers) through a model-level plan: the built-in plan named ``plan`` when given
     (``initlab.apply(model, "he", seed=seed)``; it must mean the same ``weight``/``bias`` for
-    Linear layers), else ``Plan([Rule(nn.Linear, weight=..., bias=...)])``. When
-    ``initlab.apply`` is not installed, :func:`init_linear` draws the same distributions (other
-    values). Returns the path taken (``"plan <name>"``, ``"Plan(Rule(Linear))"`` or
-    ``"init_linear"``)."""
-    try:
-        from ...modelinit import Plan, Rule, apply
-    except ImportError:
-        init_linear(model, weight, bias, seed=seed)
-        return "init_linear"
+    Linear layers), else ``Plan([Rule(nn.Linear, weight=..., bias=...)])``. Returns the path
+    taken (``"plan <name>"`` or ``"Plan(Rule(Linear))"``)."""
     from torch import nn
+
+    from ...modelinit import Plan, Rule, apply
 
     if plan is not None:
         apply(model, plan, seed=seed)
