@@ -13,8 +13,9 @@ Sections
 2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
    with ``to_empty``: initlab ``init_model`` (counter stream; N(0, 0.02) weights, zero biases,
    unit norms) vs the same scheme drawn with torch ``normal_`` vs torch's default
-   ``reset_parameters``; float32 and bf16; wall and CPU time, and the process's peak RSS
-   (``VmHWM``) before ``to_empty`` (imports) and at the end.
+   ``reset_parameters``, and ``initlab.materialize`` (allocation and initialization in one call,
+   with the torch or the counter stream); float32 and bf16; wall and CPU time, and the process's
+   peak RSS (``VmHWM``) before ``to_empty`` (imports) and at the end.
 3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
    (CPU, loopback, one thread per rank): CPU time per rank falls with the shard size; the wall
    time on a 2-core machine cannot show more than two ranks in parallel.
@@ -81,6 +82,16 @@ def plan():
 
     return {"*norm*.weight": "ones", "*ln_*.weight": "ones", "*.bias": "zeros",
             "*": initlab.get("normal", std=0.02)}
+
+
+def materialize_plan():
+    """The same scheme as :func:`plan`, as an ``initlab.Plan`` for ``initlab.materialize``."""
+    import initlab
+
+    return initlab.Plan([
+        initlab.Rule("*norm*.weight", initlab.ones()), initlab.Rule("*ln_*.weight", initlab.ones()),
+        initlab.Rule("*.bias", initlab.zeros()), initlab.Rule("*", initlab.normal(std=0.02)),
+    ], warn_unused=False)  # GPT-2 names its norms ln_*, Llama *norm*: one of the two is unused
 
 
 def torch_same_scheme(m: nn.Module) -> None:
@@ -169,10 +180,22 @@ def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
     with torch.device("meta"):
         m = build(cfg).to(dt)
     rss0 = peak_rss_mb()
-    m.to_empty(device="cpu")
     n_params = sum(p.numel() for p in m.parameters())
+    import initlab
     from initlab.scale import init_model  # imported before timing
 
+    if method.startswith("materialize"):
+        # initlab.materialize allocates (to_empty) and initializes in one call: timed together
+        rng = method.split("_", 1)[1]
+        mplan = materialize_plan()
+        t0, c0 = time.perf_counter(), time.process_time()
+        initlab.materialize(m, mplan, device="cpu", seed=0, rng=rng)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return dict(section="model", model=cfg["kind"], params=n_params, dtype=dtype,
+                    method=method, threads=threads, wall_s=wall, cpu_s=cpu,
+                    peak_rss_mb=peak_rss_mb(), rss_before_mb=rss0,
+                    param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
+    m.to_empty(device="cpu")
     t0, c0 = time.perf_counter(), time.process_time()
     if method == "counter":
         init_model(m, plan(), seed=0, threads=threads)
@@ -200,7 +223,8 @@ def bench_models(cfgs: list[tuple[str, dict]], threads: int) -> list[dict]:
     rows = []
     for name, cfg in cfgs:
         for dtype in ("float32", "bfloat16"):
-            for method in ("counter", "torch_same", "torch_default"):
+            for method in ("counter", "torch_same", "torch_default", "materialize_torch",
+                           "materialize_counter"):
                 r = _subprocess_json(["--_model", json.dumps(cfg), dtype, method, str(threads)])
                 r["name"] = name
                 rows.append(r)

@@ -74,3 +74,47 @@ def test_meta_buffers_need_a_decision():
         initlab.materialize(m, "he", seed=0)
     initlab.materialize(m, "he", seed=0, buffers="zeros")
     assert torch.equal(m.scale, torch.zeros(3))
+
+
+def _failing_backend(after: int):
+    """A random source that fails (like an interrupt or out-of-memory) after `after` fills."""
+    from initlab.modelinit import RNG_BACKENDS, RngBackend
+
+    calls = {"n": 0}
+    torch_fill = RNG_BACKENDS["torch"].fill
+
+    def fill(tensor, init, **kw):
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise MemoryError("simulated failure mid-write")
+        torch_fill(tensor, init, **kw)
+
+    return RngBackend("failing", "test", fill)
+
+
+def test_materialize_failure_midway_returns_the_model_to_meta(monkeypatch):
+    from initlab.modelinit import RNG_BACKENDS
+
+    monkeypatch.setitem(RNG_BACKENDS, "failing", _failing_backend(after=2))
+    with torch.device("meta"):
+        meta = make()
+    with pytest.raises(MemoryError, match="simulated"):
+        initlab.materialize(meta, "he", device="cpu", seed=0, rng="failing")
+    assert all(p.device.type == "meta" for p in meta.parameters())
+
+
+def test_apply_atomic_restores_and_non_atomic_writes_the_same_values(monkeypatch):
+    from initlab.modelinit import RNG_BACKENDS
+
+    a, b = make(), make()
+    b.load_state_dict(a.state_dict())
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    monkeypatch.setitem(RNG_BACKENDS, "failing", _failing_backend(after=2))
+    with pytest.raises(MemoryError):
+        initlab.apply(a, "he", seed=3, rng="failing")          # atomic (default): rolled back
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    initlab.apply(a, "he", seed=3)
+    initlab.apply(b, "he", seed=3, atomic=False)             # no copy held: same values
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k

@@ -69,10 +69,16 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
                    "create those buffers on a real device in __init__, or pass "
                    "buffers='zeros' if zero is their right initial value.")
     model.to_empty(device=device)
-    with torch.no_grad():
-        for name, b in model.named_buffers():
-            if name in keep:
-                b.copy_(keep[name])
-            elif id(b) not in resettable and buffers == "zeros":
-                b.zero_()
-    return apply(model, plan_obj, seed=seed, rng=rng)
+    try:
+        with torch.no_grad():
+            for name, b in model.named_buffers():
+                if name in keep:
+                    b.copy_(keep[name])
+                elif id(b) not in resettable and buffers == "zeros":
+                    b.zero_()
+        # no snapshot: the state before this call holds no values to restore (the plan was
+        # checked above, before allocating); on a failure the model goes back to the meta device
+        return apply(model, plan_obj, seed=seed, rng=rng, atomic=False)
+    except BaseException:
+        model.to_empty(device="meta")
+        raise

@@ -24,11 +24,20 @@ def _fmt(x: float | None) -> str:
 def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
     if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
         return None, None
+    # two passes over float64 chunks: exact enough, and never a full-size float64 copy (a large
+    # embedding would otherwise cost twice its own memory just to be reported)
+    chunk = 1 << 20
     with torch.no_grad():
-        x = t.detach().to(torch.float64)
-        mean = float(x.mean())
-        std = float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
-    return mean, std
+        flat = t.detach().reshape(-1)
+        n = flat.numel()
+        total = 0.0
+        for i in range(0, n, chunk):
+            total += float(flat[i:i + chunk].to(torch.float64).sum())
+        mean = total / n
+        ss = 0.0
+        for i in range(0, n, chunk):
+            ss += float((flat[i:i + chunk].to(torch.float64) - mean).square().sum())
+    return mean, (ss / n) ** 0.5
 
 
 def compact_repr(init) -> str:

@@ -519,7 +519,7 @@ def resolve_plan(model: nn.Module, plan: Any, **plan_kwargs: Any) -> Plan:
 
 def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrained: Any = None,
           mapping: Any = None, batch: Any = None, strict: bool | None = None,
-          **plan_kwargs: Any):
+          atomic: bool = True, **plan_kwargs: Any):
     """Initialize ``model`` in place by ``plan``; return an :class:`~initlab.modelinit.InitReport`.
 
     Parameters
@@ -538,6 +538,10 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
     mapping : key rename rules for ``pretrained``.
     batch : example input for data-dependent plans (``"lsuv"``, ``"auto"``).
     strict : overrides ``plan.strict`` (a parameter that no rule matches is an error).
+    atomic : if writing fails midway (an interrupt, out of memory), restore every touched tensor.
+        This holds a copy of the touched tensors while writing; ``atomic=False`` skips the copy
+        for models too large to hold twice (every check still runs before the first write, so
+        only such external failures can leave a model partly initialized).
 
     All or nothing: the plan is checked against every parameter (and the checkpoint against the
     model) before anything is written; if anything fails, every touched tensor is restored.
@@ -611,7 +615,7 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
         touched.extend(load.targets)
     for m in norm_modules:
         touched.extend(b for b in m.buffers(recurse=False))
-    snap = _snapshot(touched)
+    snap = _snapshot(touched) if atomic else []
     try:
         if load is not None:
             load.commit()
