@@ -24,20 +24,24 @@ def _fmt(x: float | None) -> str:
 def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
     if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
         return None, None
-    # two passes over float64 chunks: exact enough, and never a full-size float64 copy (a large
-    # embedding would otherwise cost twice its own memory just to be reported)
-    chunk = 1 << 20
+    # chunk by chunk (torch's var_mean per chunk, combined exactly by Chan et al.'s pairwise
+    # update in float64): never a full-size copy, one pass over the data
+    chunk = 1 << 22
     with torch.no_grad():
         flat = t.detach().reshape(-1)
-        n = flat.numel()
-        total = 0.0
-        for i in range(0, n, chunk):
-            total += float(flat[i:i + chunk].to(torch.float64).sum())
-        mean = total / n
-        ss = 0.0
-        for i in range(0, n, chunk):
-            ss += float((flat[i:i + chunk].to(torch.float64) - mean).square().sum())
-    return mean, (ss / n) ** 0.5
+        n_tot, mean, m2 = 0, 0.0, 0.0
+        for i in range(0, flat.numel(), chunk):
+            part = flat[i:i + chunk]
+            if part.dtype not in (torch.float32, torch.float64):
+                part = part.float()
+            v, m = torch.var_mean(part, unbiased=False)
+            n, m, v = part.numel(), float(m), float(v)
+            delta = m - mean
+            tot = n_tot + n
+            mean += delta * n / tot
+            m2 += v * n + delta * delta * n_tot * n / tot
+            n_tot = tot
+    return mean, (m2 / n_tot) ** 0.5
 
 
 def compact_repr(init) -> str:
