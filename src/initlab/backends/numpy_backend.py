@@ -43,6 +43,18 @@ def make_rng(seed) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed))))
 
 
+def bounds_in_dtype(a: float, b: float, dtype) -> tuple:
+    """[a, b] rounded *into* ``dtype``: the nearest representable bounds inside the interval, so
+    that clipping after the cast can never leave a value outside [a, b]."""
+    dt = np.dtype(dtype)
+    lo, hi = dt.type(a), dt.type(b)
+    if lo < a:
+        lo = np.nextafter(lo, dt.type(np.inf))
+    if hi > b:
+        hi = np.nextafter(hi, dt.type(-np.inf))
+    return lo, hi
+
+
 def truncated_standard_normal(rng: np.random.Generator, size, alpha: float, beta: float) -> np.ndarray:
     """Standard normal conditioned on [alpha, beta], by inverse CDF in float64.
 
@@ -162,10 +174,7 @@ def draw(dist: Distribution, shape: tuple[int, ...], rng: np.random.Generator,
         beta = (dist.b - dist.mean) / dist.std
         x = dist.mean + dist.std * truncated_standard_normal(rng, shape, alpha, beta)
         x = x.astype(dtype, copy=False)
-        # bounds rounded *into* the dtype, so rounding can never push a value outside [a, b]
-        lo = np.nextafter(dtype.type(dist.a), dtype.type(np.inf)) if dtype.type(dist.a) < dist.a else dtype.type(dist.a)
-        hi = np.nextafter(dtype.type(dist.b), dtype.type(-np.inf)) if dtype.type(dist.b) > dist.b else dtype.type(dist.b)
-        np.clip(x, lo, hi, out=x)
+        np.clip(x, *bounds_in_dtype(dist.a, dist.b, dtype), out=x)
         return x
     tshape = to_torch_shape(shape, layout)
     arr = _draw_torch_layout(dist, tshape, rng)

@@ -41,6 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import special
 
+from ..backends.numpy_backend import bounds_in_dtype
 from ..core.distributions import Constant, Distribution, Normal, TruncatedNormal, Uniform
 from ..core.validation import InitlabTypeError, check_shape, error_message, fail
 from ..util.hashing import canonical_param_name, stable_u64
@@ -373,7 +374,7 @@ def counter_sample(dist: Distribution, global_shape, *, seed, name: str, offsets
     lim = bounds(dist)
     lo = hi = None
     if lim is not None:
-        lo, hi = _np_bounds_in_dtype(lim, dt)
+        lo, hi = bounds_in_dtype(*lim, dt)
 
     def write(a, b, x):
         out[a:b] = x
@@ -382,16 +383,6 @@ def counter_sample(dist: Distribution, global_shape, *, seed, name: str, offsets
 
     run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
     return out.reshape(s)
-
-
-def _np_bounds_in_dtype(lim, dt):
-    a, b = lim
-    lo, hi = dt.type(a), dt.type(b)
-    if lo < a:
-        lo = np.nextafter(lo, dt.type(np.inf))
-    if hi > b:
-        hi = np.nextafter(hi, dt.type(-np.inf))
-    return lo, hi
 
 
 def _check_elementwise(dist):
