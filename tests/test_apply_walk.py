@@ -138,6 +138,15 @@ def test_unmatched_parameters_listed_or_strict_error():
     assert torch.count_nonzero(m[0].weight) == 0       # unchanged by the failed call
 
 
+def test_strict_override_keeps_the_plan_otherwise():
+    m = net()
+    plan = Plan([Rule("*", "zeros")], name="mine", description="d", warn_unused=False,
+                reset_running_stats=False, options={"k": 1})
+    rep = initlab.apply(m, plan, seed=0, strict=True)
+    assert rep.plan.strict and not plan.strict
+    assert {**rep.plan.to_dict(), "strict": False} == plan.to_dict()
+
+
 def test_keep_leaves_a_parameter_alone():
     m = net()
     before = values(m)

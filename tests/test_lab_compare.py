@@ -82,6 +82,21 @@ def test_resume_gives_the_same_jsonl(tmp_path, monkeypatch, before_append):
     assert (tmp_path / "cut" / "results.jsonl").read_bytes() == expected
 
 
+def test_resume_redoes_a_run_whose_checkpoint_is_gone(tmp_path, monkeypatch):
+    cfg = CompareConfig(**TINY)
+    run_compare(cfg, tmp_path / "full", quiet=True)
+    key = lambda r: (r["init"], r["lr"], r["seed"], r["epoch"])  # noqa: E731
+    expected = sorted(read_jsonl(tmp_path / "full" / "results.jsonl"), key=key)
+    monkeypatch.setattr(C, "train", _crashing_train(2, 1, False))
+    with pytest.raises(_Crash):
+        run_compare(cfg, tmp_path / "cut", quiet=True)
+    monkeypatch.undo()
+    for ck in (tmp_path / "cut" / "checkpoints").glob("*.pt"):
+        ck.unlink()  # the interrupted run's partial results can no longer be continued
+    run_compare(cfg, tmp_path / "cut", resume=True, quiet=True)
+    assert sorted(read_jsonl(tmp_path / "cut" / "results.jsonl"), key=key) == expected
+
+
 def test_torn_last_line_is_dropped_on_resume(tmp_path, monkeypatch):
     cfg = CompareConfig(**TINY)
     run_compare(cfg, tmp_path / "full", quiet=True)
@@ -111,6 +126,19 @@ def test_output_directory_rules(tmp_path):
     assert RunDir(out, {"a": 2}).open(force=True) == []
     assert json.loads((out / "config.json").read_text()) == {"a": 2}
     assert not (out / "results.jsonl").exists()
+
+
+def test_run_dir_holds_only_its_own_readable_config(tmp_path):
+    out = tmp_path / "o"
+    assert not RunDir(out, {"a": (1, 2)}).holds()  # nothing there yet
+    RunDir(out, {"a": (1, 2)}).open()
+    assert RunDir(out, {"a": (1, 2)}).holds()  # tuples compare as the saved lists
+    assert not RunDir(out, {"a": (1, 3)}).holds()
+    (out / "config.json").write_text("{not json")
+    assert not RunDir(out, {"a": (1, 2)}).holds()
+    cfg = CompareConfig(**TINY)
+    assert C.run_dir(cfg, out).config == {"experiment": "initlab.compare",
+                                          **json.loads(json.dumps(cfg.to_dict()))}
 
 
 class _Checker(HTMLParser):

@@ -405,3 +405,10 @@ def test_error_bad_arguments():
         counter_fill_(torch.empty(3, dtype=torch.int64), Normal(0, 1), seed=0, name="w")
     with pytest.raises(InitlabError, match=r"`plan` matches no rule for `1.weight`"):
         init_model(_tiny(), {"0.*": "zeros", "2.*": "zeros", "*.bias": "zeros"}, seed=0)
+
+
+def test_init_model_reports_the_stream_key_it_draws_from():
+    m = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    rep = initlab.scale.init_model(m, {"*": "zeros"}, seed=7)
+    assert rep["0.weight"]["stream_key"] == f"{stream_key(7, '0.weight'):016x}"
+    assert rep["0.weight"]["stream_key"] == f"{stable_u64(7, '0.weight'):016x}"

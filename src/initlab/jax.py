@@ -51,8 +51,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
 from .backends import jax_backend
 from .core.fans import LAYOUTS, check_fans
 from .core.initializer import ROLES, Initializer
+from .core.registry import _REGISTRY, names
 from .core.registry import get as _core_get
-from .core.registry import names
 from .core.validation import (
     InitlabError,
     InitlabTypeError,
@@ -237,9 +237,7 @@ class JaxInitializer:
         # canonical kernel shape (*kernel, in, out): JAX's layout, as the core understands it
         kshape = (*(shape[i] for i in kernel_axes), math.prod(shape[i] for i in in_axes),
                   math.prod(shape[i] for i in out_axes))
-        rf = math.prod(kshape[:-2])
-        fans = self.fans if self.fans is not None else (kshape[-2] * rf, kshape[-1] * rf)
-        dist = self.initializer.resolve(kshape, fans=fans, layout="jax", role=self.role)
+        dist = self.initializer.resolve(kshape, fans=self.fans, layout="jax", role=self.role)
         if dist.iid:  # elementwise: one draw over the tensor's own shape (sharding-invariant)
             return jax_backend.draw(key, dist, shape, dtype, "jax", out_sharding)
         perm = (*batch_axes, *kernel_axes, *in_axes, *out_axes)
@@ -283,7 +281,7 @@ def get(init: str | Initializer, *, layout: str = "jax", in_axis=_DEFAULT_IN,
 
 
 def _named(name: str):
-    preset = _registry_factory(name)
+    preset = _REGISTRY[name]
     sig = inspect.signature(preset)
 
     def factory(*args: Any, layout: str = "jax", in_axis=_DEFAULT_IN, out_axis=_DEFAULT_OUT,
@@ -307,12 +305,6 @@ def _named(name: str):
         f"``in_axis``, ``out_axis``, ``batch_axis``, ``fans``, ``role`` as in "
         f":func:`initlab.jax.get`.\n\n{preset.__doc__ or ''}")
     return factory
-
-
-def _registry_factory(name: str):
-    from .core import registry
-
-    return registry._REGISTRY[name]
 
 
 for _name in names():

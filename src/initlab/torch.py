@@ -40,7 +40,7 @@ from .backends.torch_backend import _warn_zero_elements, check_target, draw_
 from .core import presets
 from .core.gains import calculate_gain
 from .core.initializer import Initializer
-from .core.registry import get, names
+from .core.registry import _REGISTRY, get, names
 from .core.validation import check_scalar, fail
 
 __all__ = [
@@ -329,12 +329,6 @@ def _fail_order(n1, v1, n2, v2, op):
     return fail(n1, f"must be {op} `{n2}` (={v2})", v1, "swap the bounds.")
 
 
-def _factory_doc(name: str) -> str:
-    from .core.registry import _REGISTRY
-
-    return _REGISTRY[name].__doc__ or ""
-
-
 def __getattr__(attr: str):
     """``initlab.torch.<name>_`` for any registered initializer without a hand-written function
     (e.g. ones registered by other modules): ``f(tensor, generator=None, *, fans=None,
@@ -347,6 +341,6 @@ def __getattr__(attr: str):
 
         fill_.__name__ = fill_.__qualname__ = attr
         fill_.__doc__ = (f"``init_(tensor, {name!r}, generator=generator, ...)``.\n\n"
-                         + _factory_doc(name))
+                         + (_REGISTRY[name].__doc__ or ""))
         return fill_
     raise AttributeError(f"module 'initlab.torch' has no attribute {attr!r}")

@@ -23,7 +23,6 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ..core.distributions import (
     Constant,
@@ -40,22 +39,12 @@ from ..core.distributions import (
 )
 from ..core.fans import to_torch_shape, torch_axes_to
 from ..core.validation import fail
+from .numpy_backend import bounds_in_dtype, dirac_array
 
 
 def compute_dtype(dtype) -> jnp.dtype:
     """The dtype samples are drawn in: float64 for float64 outputs, else float32."""
     return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
-
-
-def _inward_bounds(a: float, b: float, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``a`` and ``b`` rounded *into* [a, b] in ``dtype`` (so clipping can't leave the interval)."""
-    dt = np.dtype(dtype)
-    lo, hi = np.array(a, dt), np.array(b, dt)
-    if float(lo) < a:
-        lo = np.nextafter(lo, np.array(np.inf, dt))
-    if float(hi) > b:
-        hi = np.nextafter(hi, np.array(-np.inf, dt))
-    return lo, hi
 
 
 def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "jax",
@@ -79,7 +68,7 @@ def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "
     if isinstance(dist, Uniform):
         return jax.random.uniform(key, shape, cdt, dist.low, dist.high, **kw).astype(dtype)
     if isinstance(dist, TruncatedNormal):
-        lo, hi = _inward_bounds(dist.a, dist.b, dtype)
+        lo, hi = bounds_in_dtype(dist.a, dist.b, dtype)
         if dist.std == 0:
             return jnp.full(shape, min(max(dist.mean, dist.a), dist.b), dtype, **kw)
         alpha = (dist.a - dist.mean) / dist.std
@@ -163,16 +152,6 @@ def _ranks(key, shape: tuple[int, int], axis: int) -> jax.Array:
     return jnp.argsort(jnp.argsort(u, axis=axis), axis=axis)
 
 
-def _dirac(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:
-    out = np.zeros(shape)
-    per_group = shape[0] // groups
-    centre = tuple(k // 2 for k in shape[2:])
-    for g in range(groups):
-        for d in range(min(per_group, shape[1])):
-            out[(g * per_group + d, d, *centre)] = gain
-    return out
-
-
 def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> jax.Array:
     """Draw a structured distribution for a tensor whose torch-layout shape is ``shape``."""
     if isinstance(dist, Orthogonal):
@@ -182,7 +161,7 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
     if isinstance(dist, Eye):
         return dist.gain * jnp.eye(shape[0], shape[1], dtype=cdt)
     if isinstance(dist, Dirac):
-        return jnp.asarray(_dirac(shape, dist.groups, dist.gain), cdt)
+        return jnp.asarray(dirac_array(shape, dist.groups, dist.gain), cdt)
     if isinstance(dist, DeltaOrthogonal):
         centre = tuple(k // 2 for k in shape[2:])
         q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)

@@ -45,12 +45,13 @@ def make_rng(seed) -> np.random.Generator:
 
 def bounds_in_dtype(a: float, b: float, dtype) -> tuple:
     """[a, b] rounded *into* ``dtype``: the nearest representable bounds inside the interval, so
-    that clipping after the cast can never leave a value outside [a, b]."""
+    that clipping after the cast can never leave a value outside [a, b]. (The comparisons are in
+    Python floats: under NumPy 2's promotion rules ``np.float32(0.3) > 0.3`` compares in float32.)"""
     dt = np.dtype(dtype)
     lo, hi = dt.type(a), dt.type(b)
-    if lo < a:
+    if float(lo) < a:
         lo = np.nextafter(lo, dt.type(np.inf))
-    if hi > b:
+    if float(hi) > b:
         hi = np.nextafter(hi, dt.type(-np.inf))
     return lo, hi
 
@@ -116,6 +117,18 @@ def _stewart(rng: np.random.Generator, n: int) -> np.ndarray:
     return q * signs
 
 
+def dirac_array(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:
+    """torch ``dirac_`` as a float64 array of torch-layout ``shape``: ``gain`` at the kernel
+    centre linking input channel d to output channel d of each of the ``groups``."""
+    out = np.zeros(shape)
+    per_group = shape[0] // groups
+    centre = tuple(k // 2 for k in shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, shape[1])):
+            out[(g * per_group + d, d, *centre)] = gain
+    return out
+
+
 def _draw_torch_layout(dist: Distribution, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
     """Draw a structured distribution for a tensor whose torch-layout shape is ``shape``."""
     if isinstance(dist, Orthogonal):
@@ -124,13 +137,7 @@ def _draw_torch_layout(dist: Distribution, shape: tuple[int, ...], rng: np.rando
     if isinstance(dist, Eye):
         return dist.gain * np.eye(shape[0], shape[1])
     if isinstance(dist, Dirac):
-        out = np.zeros(shape)
-        per_group = shape[0] // dist.groups
-        centre = tuple(k // 2 for k in shape[2:])
-        for g in range(dist.groups):
-            for d in range(min(per_group, shape[1])):
-                out[(g * per_group + d, d, *centre)] = dist.gain
-        return out
+        return dirac_array(shape, dist.groups, dist.gain)
     if isinstance(dist, DeltaOrthogonal):
         out = np.zeros(shape)
         centre = tuple(k // 2 for k in shape[2:])

@@ -21,7 +21,7 @@ from .distributions import (
     TruncatedNormal,
     Uniform,
 )
-from .fans import fan_for_mode
+from .fans import fan_for_mode, to_torch_shape
 from .gains import calculate_gain
 from .initializer import Context, Initializer
 from .registry import register
@@ -331,8 +331,6 @@ def dirac(groups: int = 1, gain: float = 1.0) -> Initializer:
         if len(ctx.shape) not in (3, 4, 5):
             raise fail("shape", "must be 3-, 4- or 5-D (a conv1d/2d/3d weight) for `dirac`",
                        ctx.shape, "for 2-D matrices use `identity`.")
-        from .fans import to_torch_shape
-
         out = to_torch_shape(ctx.shape, ctx.layout)[0]
         if out % gr:
             raise fail("groups", f"must divide the number of output channels (={out})", gr,
@@ -351,8 +349,6 @@ def delta_orthogonal(gain: float = 1.0) -> Initializer:
     g = check_scalar(gain, "gain", min_val=0.0)
 
     def resolve(ctx: Context):
-        from .fans import to_torch_shape
-
         shp = to_torch_shape(ctx.shape, ctx.layout)
         if len(shp) not in (3, 4, 5):
             raise fail("shape", "must be 3-, 4- or 5-D (a conv weight) for `delta_orthogonal`",

@@ -18,6 +18,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+from ..report.html import pyplot
 from ..util.atomic import atomic_write_bytes
 
 MAX_HIST_CURVES = 10  # more curves than this are unreadable; evenly spaced layers are shown
@@ -34,18 +35,9 @@ def _xy(layers, attr: str, positive: bool = False) -> tuple[list[int], list[floa
     return xs, ys
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)  # no display needed; a backend already chosen is kept
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def report_figure(report: Any):
     """Build the matplotlib figure of a report (the caller saves or closes it)."""
-    plt = _pyplot()
+    plt = pyplot()
 
     layers = report.layers
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
@@ -106,7 +98,7 @@ def report_figure(report: Any):
 
 def save_report_plot(report: Any, path: str | Path, *, dpi: int = 100) -> Path:
     """Save the figure of :func:`report_figure` as a PNG, atomically; returns the path."""
-    plt = _pyplot()
+    plt = pyplot()
     fig = report_figure(report)
     buf = io.BytesIO()
     try:

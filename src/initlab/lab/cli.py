@@ -179,7 +179,7 @@ def _cmd_compare(args) -> int:
 def _cmd_demo(args) -> int:
     import torch
 
-    from .compare import CompareConfig, available_plans
+    from .compare import CompareConfig, available_plans, run_dir
 
     # Tiny models: one thread avoids the overhead (and contention) of intra-op parallelism.
     torch.set_num_threads(1)
@@ -189,15 +189,5 @@ def _cmd_demo(args) -> int:
     # Rerunning the demo starts over (unless --resume) in its default directory or in one that
     # holds the demo itself; another experiment's directory is refused as usual.
     force = args.force or (not args.resume and (Path(args.out) == Path(DEMO_OUT)
-                                                or _holds(Path(args.out), cfg)))
+                                                or run_dir(cfg, args.out).holds()))
     return _run(cfg, args, force=force)
-
-
-def _holds(out: Path, cfg) -> bool:
-    import json
-
-    try:
-        found = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return found == json.loads(json.dumps({"experiment": "initlab.compare", **cfg.to_dict()}))

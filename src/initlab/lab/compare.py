@@ -171,6 +171,11 @@ class CompareResult:
     out: str | None = None
 
 
+def run_dir(cfg: CompareConfig, out) -> RunDir:
+    """The output directory of ``cfg``'s comparison (its config.json names the experiment)."""
+    return RunDir(out, {"experiment": "initlab.compare", **cfg.to_dict()})
+
+
 def _key(init: str, lr: float, seed: int) -> str:
     return f"{init}_lr={lr:g}_seed={seed}"
 
@@ -187,7 +192,7 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
             raise InitlabError(f"`inits` entry {init!r} cannot initialize this {cfg.model} model "
                                f"({exc}) Fix: drop it, or use a model it applies to (fixup and "
                                "zero_residual need --model resmlp or rescnn).") from exc
-    rd = RunDir(out, {"experiment": "initlab.compare", **cfg.to_dict()})
+    rd = run_dir(cfg, out)
     records = rd.open(resume=resume, force=force)
     done: dict[tuple, set] = {}
     for r in records:
@@ -218,7 +223,7 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
                             bar.update(1)
             elif have:  # results without a checkpoint to continue from: redo this run
                 kept = [r for r in rd.read() if (r["init"], r["lr"], r["seed"]) != (init, lr, seed)]
-                _rewrite(rd, kept)
+                rd.rewrite(kept)
                 have = set()
             if bar is not None:
                 bar.set_description(f"{init} lr={lr:g} seed={seed}")
@@ -240,13 +245,6 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
     res = CompareResult(cfg, data, records, best, out=str(out))
     res.summary = summarize(records, cfg, best)
     return res
-
-
-def _rewrite(rd: RunDir, records: list[dict]) -> None:
-    from ..util.atomic import atomic_write_text
-    from .results import _dumps
-
-    atomic_write_text(rd.results_path, "".join(_dumps(r) + "\n" for r in records))
 
 
 # ----------------------------------------------------------------------------- summaries

@@ -18,31 +18,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report.html import HtmlReport
+from ..report.html import HtmlReport, pyplot
 from .compare import CompareResult, format_table, make_initialized_model, takeaways
 from .train import layer_activations
 
 N_STATS = 512  # training examples forwarded for the statistics at init
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _colors(n):
-    plt = _plt()
+    plt = pyplot()
     cmap = plt.get_cmap("tab10")
     return [cmap(i % 10) for i in range(n)]
 
 
 def _curves(res: CompareResult):
     cfg = res.config
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for color, init in zip(_colors(len(cfg.inits)), cfg.inits):
         lr = res.best_lr[init]
@@ -104,7 +95,7 @@ def _doctor(model, x, y) -> str | None:
 
 
 def _std_vs_depth(res: CompareResult, stats):
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for color, init in zip(_colors(len(res.config.inits)), res.config.inits):
         acts = stats[init][0]
@@ -118,7 +109,7 @@ def _std_vs_depth(res: CompareResult, stats):
 
 
 def _histograms(res: CompareResult, stats):
-    plt = _plt()
+    plt = pyplot()
     inits = res.config.inits
     ncol = min(3, len(inits))
     nrow = math.ceil(len(inits) / ncol)

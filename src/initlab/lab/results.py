@@ -78,6 +78,13 @@ class RunDir:
         safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)
         return self.path / CHECKPOINTS / f"{safe}.pt"
 
+    def holds(self) -> bool:
+        """Whether ``config.json`` is there, readable, and this experiment's."""
+        try:
+            return json.loads((self.path / CONFIG).read_text()) == self.config
+        except (OSError, ValueError):
+            return False
+
     def open(self, *, resume: bool = False, force: bool = False) -> list[dict]:
         """Prepare the directory; return the records already there (empty unless resuming)."""
         cfg_path = self.path / CONFIG
@@ -131,6 +138,10 @@ class RunDir:
 
     def read(self) -> list[dict]:
         return read_jsonl(self.results_path)
+
+    def rewrite(self, records: list[dict]) -> None:
+        """Replace the results with ``records``, atomically."""
+        atomic_write_text(self.results_path, "".join(_dumps(r) + "\n" for r in records))
 
 
 def _diff(old, new) -> str:

@@ -9,14 +9,23 @@ values equal those of ``apply(model_built_on_cpu, plan, seed=...)`` bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 import torch.nn as nn
 
 from ..core.validation import fail
-from .rules import Plan
-from .walk import apply, check_model, check_rng, check_seed, collect_slots, match, resolve_plan
+from .walk import (
+    apply,
+    check_model,
+    check_rng,
+    check_seed,
+    collect_slots,
+    match,
+    resolve_plan,
+    running_stats_modules,
+)
 
 
 def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
@@ -36,9 +45,7 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
         raise fail("buffers", "must be 'error' or 'zeros'", buffers,
                    "pass buffers='zeros' to zero-fill meta buffers that no norm layer resets.")
     plan_obj = resolve_plan(model, plan, **plan_kwargs)
-    plan_obj = Plan(plan_obj.rules, strict=True, name=plan_obj.name,
-                    description=plan_obj.description, warn_unused=plan_obj.warn_unused,
-                    reset_running_stats=True, options=plan_obj.options)
+    plan_obj = dataclasses.replace(plan_obj, strict=True, reset_running_stats=True)
     # check the plan against every parameter before allocating anything
     assignments, problems = match(plan_obj, collect_slots(model))
     unmatched = [a.slot.name for a in assignments if a.status != "initialized"]
@@ -50,10 +57,7 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
         raise fail("plan", "must initialize every parameter of a meta model; nothing was "
                    "allocated. Problems:\n  - " + "\n  - ".join(msg), plan_obj.name or "custom",
                    "add rules for those parameters.")
-    resettable = set()
-    for _, m in model.named_modules():
-        if hasattr(m, "reset_running_stats") and getattr(m, "track_running_stats", False):
-            resettable.update(id(b) for b in m.buffers(recurse=False))
+    resettable = {id(b) for m in running_stats_modules(model) for b in m.buffers(recurse=False)}
     keep: dict[str, torch.Tensor] = {}
     bad: list[str] = []
     for name, b in model.named_buffers():

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from ..util.dtensor import is_dtensor
+
 
 def _fmt(x: float | None) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
@@ -21,20 +23,12 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4f}"
 
 
-def _is_dtensor(t: torch.Tensor) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover - torch built without distributed
-        return False
-    return isinstance(t, DTensor)
-
-
 def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
     if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
         return None, None
     # chunk by chunk (torch's var_mean per chunk, combined exactly by Chan et al.'s pairwise
     # update in float64): never a full-size copy, one pass over the data
-    if _is_dtensor(t):
+    if is_dtensor(t):
         # global moments through DTensor's own reductions (each rank converts only its shard)
         with torch.no_grad():
             x = t.detach().to(torch.float64)

@@ -34,12 +34,14 @@ bias), fan convention and *blocks*. A slot knows where its fans come from:
 Random streams: each (block of a) parameter gets its own ``torch.Generator`` seeded with
 ``stable_u64(seed, stream_key) % 2**63`` (SHA-256, never Python's salted ``hash()``), where the
 stream key is the canonical parameter name (wrappers' prefixes ``module.`` and ``_orig_mod.``
-stripped; ``/q``, ``/k``, ``/v`` or ``/gate{i}`` appended for blocks). Initializing one parameter
-never shifts another's values, and adding a layer leaves every other parameter's values unchanged.
+stripped; ``/q``, ``/k``, ``/v`` or ``/gate_{g}`` (``g`` the gate's letter, e.g. ``/gate_i``)
+appended for blocks). Initializing one parameter never shifts another's values, and adding a
+layer leaves every other parameter's values unchanged.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping
@@ -52,14 +54,9 @@ import torch.nn as nn
 from ..core import fans as core_fans
 from ..core.distributions import (
     Constant,
-    DeltaOrthogonal,
-    Dirac,
     Distribution,
-    Eye,
-    MartensSparse,
     Normal,
     Orthogonal,
-    Sparse,
     TruncatedNormal,
     Uniform,
 )
@@ -107,12 +104,6 @@ RNG_BACKENDS: dict[str, RngBackend] = {
                         "one torch.Generator per parameter (block), seeded by "
                         "stable_u64(seed, stream key) % 2**63"),
 }
-
-
-def _fill(tensor: torch.Tensor, init: Initializer, *, seed: int, key: str, fans, role: str,
-          layout: str, rng: str = "torch") -> None:
-    """The one place where values are drawn: dispatch to the random source ``rng``."""
-    RNG_BACKENDS[rng].fill(tensor, init, seed=seed, key=key, fans=fans, role=role, layout=layout)
 
 
 def stream_version(rng: str = "torch") -> str:
@@ -336,9 +327,7 @@ def expected_moments(dist: Distribution, shape: tuple[int, ...]) -> tuple[float,
     if isinstance(dist, Orthogonal):
         # sum of squares of a semi-orthogonal (rows, cols) matrix is min(rows, cols)
         return 0.0, dist.gain * math.sqrt(min(rows, cols) / n)
-    if isinstance(dist, (Eye, Dirac, DeltaOrthogonal, Sparse, MartensSparse)):
-        return None
-    return None
+    return None  # Eye, Dirac, DeltaOrthogonal, Sparse, MartensSparse...: not known in closed form
 
 
 # ============================================================================ matching
@@ -409,8 +398,8 @@ def match(plan: Plan, slots: list[Slot]) -> tuple[list[Assignment], list[str]]:
                 break
             a.fans.append(fans)
             a.dists.append(dist)
-            a.keys.append(slot.name + (f"/{b.label}" if len(a.blocks) > 1 and b.label else
-                                       (f"/block{b.start}" if len(a.blocks) > 1 else "")))
+            a.keys.append(slot.name + (f"/{b.label or f'block{b.start}'}" if len(a.blocks) > 1
+                                       else ""))
     return out, problems
 
 
@@ -448,8 +437,8 @@ def _write(a: Assignment, *, seed: int, rng: str) -> None:
             view = target if len(a.blocks) == 1 else target[b.start:b.stop]
             if view.numel() == 0:
                 continue
-            _fill(view, init, seed=seed, key=key, fans=fans, role=slot.role, layout=a.layout,
-                  rng=rng)
+            backend.fill(view, init, seed=seed, key=key, fans=fans, role=slot.role,
+                         layout=a.layout)
         if a.rule.scale != 1.0:
             target.mul_(a.rule.scale)
         if slot.kind == "embedding" and slot.local == "weight":
@@ -464,6 +453,12 @@ def _write(a: Assignment, *, seed: int, rng: str) -> None:
                 value = p.right_inverse(value)
             for orig, v in zip(slot.originals, value):
                 orig.copy_(v)
+
+
+def running_stats_modules(model: nn.Module) -> list[nn.Module]:
+    """The modules whose running statistics ``reset_running_stats()`` resets (BatchNorm...)."""
+    return [m for _, m in model.named_modules()
+            if hasattr(m, "reset_running_stats") and getattr(m, "track_running_stats", False)]
 
 
 def check_model(model: Any) -> nn.Module:
@@ -568,10 +563,7 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
         plan_kwargs["batch"] = batch
     plan_obj = resolve_plan(model, plan, **plan_kwargs)
     if strict is not None:
-        plan_obj = Plan(plan_obj.rules, strict=strict, name=plan_obj.name,
-                        description=plan_obj.description, warn_unused=plan_obj.warn_unused,
-                        reset_running_stats=plan_obj.reset_running_stats,
-                        options=plan_obj.options)
+        plan_obj = dataclasses.replace(plan_obj, strict=strict)
     slots = collect_slots(model)
 
     load = None
@@ -602,10 +594,8 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
     norm_modules = []
     if plan_obj.reset_running_stats:
         loaded_buffers = set(load.buffer_ids) if load is not None else set()
-        for _, m in model.named_modules():
-            if hasattr(m, "reset_running_stats") and getattr(m, "track_running_stats", False):
-                if id(getattr(m, "running_mean", None)) not in loaded_buffers:
-                    norm_modules.append(m)
+        norm_modules = [m for m in running_stats_modules(model)
+                        if id(getattr(m, "running_mean", None)) not in loaded_buffers]
 
     touched: list[torch.Tensor] = []
     for a in assignments:

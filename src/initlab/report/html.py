@@ -34,6 +34,16 @@ pre{background:#f6f6f6;padding:0.6em;overflow-x:auto}
 """
 
 
+def pyplot():
+    """``matplotlib.pyplot``, with the non-interactive Agg backend unless one was chosen."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, bool) or v is None:
         return html.escape(str(v))

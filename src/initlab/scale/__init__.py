@@ -46,16 +46,11 @@ def register_counter_backend() -> bool:
     except ImportError:
         return False
     if "counter" not in walk.RNG_BACKENDS:
-        import dataclasses
-
-        extra = {}
-        if "fill_rows" in {f.name for f in dataclasses.fields(walk.RngBackend)}:
-            extra["fill_rows"] = _counter_backend_fill_rows
         walk.RNG_BACKENDS["counter"] = walk.RngBackend(
             "counter", COUNTER_STREAM_VERSION, _counter_backend_fill,
             "Philox4x64-10 counter stream keyed by stable_u64(seed, stream key): element i of "
             "the global tensor from counter i; identical for every sharding (initlab.scale)",
-            **extra)
+            fill_rows=_counter_backend_fill_rows)
     return True
 
 

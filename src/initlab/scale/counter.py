@@ -74,12 +74,12 @@ def stream_key(seed, name: str) -> int:
     ``_orig_mod.``, FSDP1 / activation-checkpoint wrappers), so a wrapped model draws the same
     values as the bare one.
     """
-    check_seed(seed)
+    seed = check_seed(seed)
     if not isinstance(name, str) or not name:
         raise InitlabTypeError(error_message(
             "name", "must be a non-empty str (the parameter's name selects its stream)", name,
             "pass the dotted parameter name, e.g. name='layers.0.attn.wq.weight'."))
-    return stable_u64(int(seed), canonical_param_name(name))
+    return stable_u64(seed, canonical_param_name(name))
 
 
 def check_seed(seed) -> int:

@@ -14,11 +14,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..core import fans as core_fans
 from ..core.initializer import Initializer
 from ..core.registry import get as get_initializer
 from ..core.validation import InitlabError, InitlabTypeError, error_message, fail
-from ..util.hashing import canonical_param_name, stable_u64
-from .counter import COUNTER_STREAM_VERSION, check_seed
+from ..util.hashing import canonical_param_name
+from .counter import COUNTER_STREAM_VERSION, check_seed, stream_key
 from .sharded import counter_fill_, dtensor_layout, is_dtensor
 
 
@@ -114,8 +115,6 @@ def init_model(model: nn.Module, plan: Mapping[str, Any] | Initializer | Callabl
             role = "bias"
             w = getattr(module, "weight", None)
             if isinstance(w, torch.Tensor) and w.dim() >= 2:
-                from ..core.fans import fans as core_fans
-
                 fans = core_fans(tuple(w.shape))
         dist = init.resolve(tuple(p.shape), fans=fans, role=role)
         todo.append((canon, p, init, dist))
@@ -136,7 +135,7 @@ def init_model(model: nn.Module, plan: Mapping[str, Any] | Initializer | Callabl
             g, offs, local, placements = tuple(p.shape), (0,) * p.dim(), p, []
         report[canon] = {
             "initializer": init.to_dict(), "distribution": dist.to_dict(), "seed": seed,
-            "stream_key": f"{stable_u64(seed, canon):016x}", "stream": COUNTER_STREAM_VERSION,
+            "stream_key": f"{stream_key(seed, canon):016x}", "stream": COUNTER_STREAM_VERSION,
             "global_shape": list(g), "local_shape": list(local.shape), "offsets": list(offs),
             "placements": placements,
         }

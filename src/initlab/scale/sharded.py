@@ -17,6 +17,7 @@ import torch
 from ..core.distributions import Constant, Distribution
 from ..core.initializer import Initializer
 from ..core.validation import InitlabTypeError, error_message, fail
+from ..util.dtensor import is_dtensor
 from .counter import (
     ELEMENTWISE,
     bounds,
@@ -85,14 +86,6 @@ def shard_layout(global_shape: Sequence[int], placements: Sequence, mesh_shape: 
         offs[d] += start
     offs = [o if s else gd for o, s, gd in zip(offs, local, g)]
     return tuple(local), tuple(offs)
-
-
-def is_dtensor(t) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(t, DTensor)
 
 
 def require_process_group(what: str) -> None:
@@ -217,6 +210,12 @@ def _writer(flat: torch.Tensor, lo_hi):
     return write
 
 
+def _check_materialized(local: torch.Tensor) -> None:
+    if local.is_meta:
+        raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
+                   "materialize it first: module.to_empty(device='cpu') (or your device).")
+
+
 def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_shape,
                 offsets, layout: str = "torch", threads=None, chunk_size=None) -> torch.Tensor:
     """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor."""
@@ -305,9 +304,7 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
                            "`shard_layout`.")
         else:
             o = tuple(offsets) if offsets is not None else (0,) * len(g)
-    if local.is_meta:
-        raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
-                   "materialize it first: module.to_empty(device='cpu') (or your device).")
+    _check_materialized(local)
     if not local.is_floating_point():
         raise fail("tensor", "must have a floating dtype", str(local.dtype),
                    "initialize float parameters only.")
@@ -353,9 +350,7 @@ def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, see
     lo, hi = max(o[0], start), min(o[0] + local.shape[0], stop)
     if hi <= lo or local.numel() == 0:
         return tensor
-    if local.is_meta:
-        raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
-                   "materialize it first: module.to_empty(device='cpu') (or your device).")
+    _check_materialized(local)
     fill_block_(local[lo - o[0]:hi - o[0]], dist, key=stream_key(seed, name), global_shape=sub,
                 offsets=(lo - start, *o[1:]), layout=layout, threads=threads,
                 chunk_size=chunk_size)

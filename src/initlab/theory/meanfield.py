@@ -113,7 +113,7 @@ def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1
 
 def _fixed_point_q(sw: float, sb: float, a: Activation, q0: float = 1.0) -> float:
     def h(q):
-        return sw * gaussian_expectation(lambda x: a.f(x) ** 2, q, a.kinks) + sb - q
+        return sw * second_moment(a, q) + sb - q
 
     h0 = h(q0)
     if abs(h0) <= 1e-13 * q0:

@@ -66,7 +66,6 @@ def saturated_set(act="sigmoid", threshold: float = DEFAULT_THRESHOLD, *,
     thr = check_scalar(threshold, "threshold", min_val=0.0, include_min=False)
     span = check_scalar(span, "span", min_val=0.0, include_min=False)
     grid = np.linspace(-span, span, _GRID)
-    # include kinks exactly and points just around them
     inside = np.abs(a.df(grid)) < thr
 
     def is_in(x):

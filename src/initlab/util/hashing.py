@@ -7,11 +7,16 @@ import hashlib
 
 def canonical_param_name(name: str) -> str:
     """Strip wrappers' prefixes: DDP's leading ``module.`` (repeatedly), and torch.compile's
-    ``_orig_mod.`` and FSDP1/checkpoint wrappers' names anywhere in the dotted path."""
-    while name.startswith("module."):
-        name = name[len("module."):]
+    ``_orig_mod.`` and FSDP1/checkpoint wrappers' names anywhere in the dotted path.
+
+    Idempotent: ``torch.compile(DDP(m))`` gives ``_orig_mod.module.fc.weight``, which becomes
+    ``fc.weight`` like the bare model's name.
+    """
     anywhere = {"_orig_mod", "_fsdp_wrapped_module", "_checkpoint_wrapped_module"}
-    return ".".join(p for p in name.split(".") if p not in anywhere)
+    parts = [p for p in name.split(".") if p not in anywhere]
+    while parts[:1] == ["module"] and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(parts)
 
 
 def stable_u64(*items: str | int) -> int:

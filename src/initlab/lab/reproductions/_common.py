@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...core.validation import fail
+from ...report.html import pyplot as plt  # noqa: F401 (the reproductions' plotting entry)
 from ...util.atomic import atomic_write_text
 
 CHECKPOINT = "checkpoint.json"
@@ -165,14 +166,5 @@ def load_data(name: str, *, seed: int, data_dir: str | None, n_train: int | None
 
 
 # ----------------------------------------------------------------------------------- plots
-def plt():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as pyplot
-
-    return pyplot
-
-
 def fmt_pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}"

@@ -58,8 +58,6 @@ def _model(cfg: Config, n_in: int, n_classes: int):
 
 def signal(cfg: Config, data) -> dict:
     """log2 of the std of the last hidden layer's activations at init, per init and seed."""
-    import torch
-
     from ..train import layer_activations
 
     x = data.x_train[:cfg.signal_batch]
@@ -69,8 +67,7 @@ def signal(cfg: Config, data) -> dict:
         for s in range(cfg.signal_seeds):
             model = _model(cfg, data.n_features, data.n_classes)
             initialize(model, init, "zeros", seed=10_000 + s + (0 if key == "he" else 5_000))
-            with torch.no_grad():
-                acts = list(layer_activations(model, x).values())
+            acts = list(layer_activations(model, x).values())  # (under no_grad)
             vals.append(float(np.log2(np.std(acts[-1].astype(np.float64)))))
         out[key] = vals
     diff = np.array(out["xavier"]).mean() - np.array(out["he"]).mean()
