@@ -318,3 +318,23 @@ def test_every_preset_has_a_docstring_with_formula_or_paper():
     for name, fn in registry._REGISTRY.items():
         doc = inspect.getdoc(fn) or ""
         assert len(doc) > 20, name
+
+
+def test_adapter_factory_keeps_the_preset_signature_and_adds_extras():
+    """The framework adapters' per-name functions: preset parameters + keyword-only extras."""
+    import inspect
+
+    from initlab.core.registry import adapter_factory
+
+    def build(name, **kw):
+        return name, kw
+
+    f = adapter_factory("he_normal", build, {"layout": "jax", "fans": None}, returns="X",
+                        doc="adapter doc")
+    assert f.__name__ == "he_normal" and f.__doc__.startswith("adapter doc")
+    params = inspect.signature(f).parameters
+    assert list(params) == ["a", "mode", "nonlinearity", "layout", "fans"]
+    assert params["layout"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert f(0.1, layout="torch") == ("he_normal", {"layout": "torch", "fans": None, "a": 0.1})
+    with pytest.raises(TypeError, match=r"`he_normal`: .*Valid parameters: a, mode, nonlinearity"):
+        f(gain=2.0)

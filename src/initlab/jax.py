@@ -33,7 +33,6 @@ traced, and a warning at trace time would say nothing useful).
 
 from __future__ import annotations
 
-import inspect
 import math
 import numbers
 from dataclasses import dataclass
@@ -51,7 +50,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
 from .backends import jax_backend
 from .core.fans import LAYOUTS, check_fans
 from .core.initializer import ROLES, Initializer
-from .core.registry import _REGISTRY, names
+from .core.registry import adapter_factory, names
 from .core.registry import get as _core_get
 from .core.validation import (
     InitlabError,
@@ -281,30 +280,13 @@ def get(init: str | Initializer, *, layout: str = "jax", in_axis=_DEFAULT_IN,
 
 
 def _named(name: str):
-    preset = _REGISTRY[name]
-    sig = inspect.signature(preset)
-
-    def factory(*args: Any, layout: str = "jax", in_axis=_DEFAULT_IN, out_axis=_DEFAULT_OUT,
-                batch_axis=(), fans=None, role: str = "weight", **params: Any) -> JaxInitializer:
-        try:
-            bound = sig.bind(*args, **params).arguments
-        except TypeError as exc:
-            raise InitlabTypeError(f"`{name}`: {exc}. Valid parameters: "
-                                   f"{', '.join(sig.parameters) or '(none)'}.") from None
-        return get(name, layout=layout, in_axis=in_axis, out_axis=out_axis,
-                   batch_axis=batch_axis, fans=fans, role=role, **bound)
-
-    factory.__name__ = factory.__qualname__ = name
-    extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in (
-        ("layout", "jax"), ("in_axis", _DEFAULT_IN), ("out_axis", _DEFAULT_OUT),
-        ("batch_axis", ()), ("fans", None), ("role", "weight"))]
-    factory.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[*sig.parameters.values(), *extra], return_annotation="JaxInitializer")
-    factory.__doc__ = (
-        f"``initlab.{name}`` as a JAX initializer ``init(key, shape, dtype)``; ``layout``, "
-        f"``in_axis``, ``out_axis``, ``batch_axis``, ``fans``, ``role`` as in "
-        f":func:`initlab.jax.get`.\n\n{preset.__doc__ or ''}")
-    return factory
+    return adapter_factory(
+        name, get, {"layout": "jax", "in_axis": _DEFAULT_IN, "out_axis": _DEFAULT_OUT,
+                    "batch_axis": (), "fans": None, "role": "weight"},
+        returns="JaxInitializer",
+        doc=f"``initlab.{name}`` as a JAX initializer ``init(key, shape, dtype)``; ``layout``, "
+            f"``in_axis``, ``out_axis``, ``batch_axis``, ``fans``, ``role`` as in "
+            f":func:`initlab.jax.get`.")
 
 
 for _name in names():

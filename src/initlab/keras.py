@@ -43,7 +43,6 @@ two layers given the same initializer object get identical weights. initlab coun
 
 from __future__ import annotations
 
-import inspect
 import numbers
 from typing import Any
 
@@ -57,7 +56,7 @@ import numpy as np
 
 from .core.fans import LAYOUTS, check_fans
 from .core.initializer import ROLES, Initializer
-from .core.registry import _REGISTRY, names
+from .core.registry import adapter_factory, names
 from .core.registry import get as _core_get
 from .core.validation import InitlabTypeError, check_choice, check_shape, error_message, fail
 
@@ -166,27 +165,11 @@ def get(init: str | Initializer, *, seed=None, layout: str = "jax", fans=None,
 
 
 def _named(name: str):
-    preset = _REGISTRY[name]
-    sig = inspect.signature(preset)
-
-    def factory(*args: Any, seed=None, layout: str = "jax", fans=None, role: str = "weight",
-                **params: Any) -> KerasInitializer:
-        try:
-            bound = sig.bind(*args, **params).arguments
-        except TypeError as exc:
-            raise InitlabTypeError(f"`{name}`: {exc}. Valid parameters: "
-                                   f"{', '.join(sig.parameters) or '(none)'}.") from None
-        return get(name, seed=seed, layout=layout, fans=fans, role=role, **bound)
-
-    factory.__name__ = factory.__qualname__ = name
-    extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v) for k, v in (
-        ("seed", None), ("layout", "jax"), ("fans", None), ("role", "weight"))]
-    factory.__signature__ = sig.replace(  # type: ignore[attr-defined]
-        parameters=[*sig.parameters.values(), *extra], return_annotation="KerasInitializer")
-    factory.__doc__ = (
-        f"``initlab.{name}`` as a Keras initializer; ``seed``, ``layout``, ``fans``, ``role`` as "
-        f"in :class:`initlab.keras.KerasInitializer`.\n\n{preset.__doc__ or ''}")
-    return factory
+    return adapter_factory(
+        name, get, {"seed": None, "layout": "jax", "fans": None, "role": "weight"},
+        returns="KerasInitializer",
+        doc=f"``initlab.{name}`` as a Keras initializer; ``seed``, ``layout``, ``fans``, ``role`` "
+            f"as in :class:`initlab.keras.KerasInitializer`.")
 
 
 for _name in names():

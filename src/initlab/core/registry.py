@@ -87,6 +87,38 @@ def _signature(factory: Callable[..., Initializer]) -> inspect.Signature:
     return inspect.signature(factory)
 
 
+def adapter_factory(name: str, build: Callable[..., Any], extras: dict[str, Any], *,
+                    returns: str, doc: str) -> Callable[..., Any]:
+    """A framework adapter's function for the catalog entry ``name``.
+
+    It takes the preset's own parameters (same names, defaults and order) plus the keyword-only
+    ``extras`` (name -> default), and returns ``build(name, **extras, **params)``. Its
+    ``__signature__`` shows both, so ``help()`` and IDEs see the real parameters; its docstring is
+    ``doc`` followed by the preset's.
+    """
+    _ensure_loaded()
+    _check_name(name)
+    preset = _REGISTRY[name]
+    sig = _signature(preset)
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        ext = {k: kwargs.pop(k, default) for k, default in extras.items()}
+        try:
+            bound = sig.bind(*args, **kwargs).arguments
+        except TypeError as exc:
+            raise InitlabTypeError(f"`{name}`: {exc}. Valid parameters: "
+                                   f"{', '.join(sig.parameters) or '(none)'}.") from None
+        return build(name, **ext, **bound)
+
+    factory.__name__ = factory.__qualname__ = name
+    extra = [inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=v)
+             for k, v in extras.items()]
+    factory.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=[*sig.parameters.values(), *extra], return_annotation=returns)
+    factory.__doc__ = f"{doc}\n\n{preset.__doc__ or ''}"
+    return factory
+
+
 def from_dict(d: dict[str, Any]) -> Initializer:
     """Rebuild an initializer from :meth:`Initializer.to_dict`'s output.
 
