@@ -54,12 +54,42 @@ Q_LARGE = 1e10     # stand-in for q = inf when q* diverges (large-q limit of chi
 Q_SEARCH_MAX = 1e12  # beyond this, q* is declared infinite
 Q_SEARCH_MIN = 1e-30  # below this, q* is declared 0 (only when L(0) = 0)
 TRAINABLE_DEPTH_FACTOR = 6.0  # Schoenholz et al. 2017, sec. 5: trainable up to ~6 xi_c
-_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(81)  # probabilists' Gauss-Hermite, outer c-map
-_GH_W = _GH_W / math.sqrt(2 * math.pi)
 
 
 def _act(act) -> Activation:
     return activation(act)
+
+
+# Activations vary on the scale |x| ~ 1 (tanh saturates by |x| ~ 3, sech^4 is 1e-5 at |x| = 6),
+# while the Gaussian's scale is sqrt(q). For q >> 1 a rule spread over +-12 sqrt(q) would step
+# over that unit-scale structure, so expectations are also cut at +-2^k, k = -2 .. up to
+# 12 sqrt(q): every piece is then within a factor 2 of its distance from the structure, and the
+# 96-point Gauss-Legendre rule on each piece stays accurate for any q (checked against Monte
+# Carlo up to q = 1e13 in tests/test_theory_meanfield.py).
+# Below sqrt(q) = 4 the plain rule (pieces of 3 sqrt(q)) already resolves the unit scale.
+_SCALE_MIN_EXP = -2
+_SCALE_CUTS_FROM = 12.0 * 4.0
+
+
+def _scale_cuts(half_width: float, centre: float = 0.0) -> tuple[float, ...]:
+    """Cuts at ``centre +- 2^k`` for 2^-2 <= 2^k < half_width, when half_width > 48
+    (12 sigma of a Gaussian wider than 4)."""
+    if not half_width > _SCALE_CUTS_FROM:
+        return ()
+    top = int(math.ceil(math.log2(half_width)))
+    offs = [2.0**k for k in range(_SCALE_MIN_EXP, top + 1) if 2.0**k < half_width]
+    return tuple([centre] + [centre + o for o in offs] + [centre - o for o in offs])
+
+
+def _expect(g, q: float, a: Activation) -> float:
+    """E[g(sqrt(q) z)] split at the activation's kinks and at the unit-scale cuts."""
+    cuts = a.kinks + _scale_cuts(12.0 * math.sqrt(q)) if q > 0 else a.kinks
+    return gaussian_expectation(g, q, cuts)
+
+
+def _check_q(q, name: str = "q") -> float:
+    return check_scalar(q, name, min_val=0.0, why=" (a second moment of pre-activations)",
+                        fix=f"pass a finite {name} >= 0.")
 
 
 def _check_sw_sb(sigma_w2, sigma_b2) -> tuple[float, float]:
@@ -72,13 +102,14 @@ def _check_sw_sb(sigma_w2, sigma_b2) -> tuple[float, float]:
 def second_moment(act, q: float) -> float:
     """E[phi(sqrt(q) z)^2], z ~ N(0, 1)."""
     a = _act(act)
-    return gaussian_expectation(lambda x: a.f(x) ** 2, q, a.kinks)
+    q = _check_q(q)
+    return _expect(lambda x: a.f(x) ** 2, q, a)
 
 
 def length_map(q: float, sigma_w2: float, sigma_b2: float, act="tanh") -> float:
     """The length map ``q -> sigma_w2 * E[phi(sqrt(q) z)^2] + sigma_b2`` (Poole et al. 2016)."""
     sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
-    q = check_scalar(q, "q", min_val=0.0, why=" (a second moment)")
+    q = _check_q(q)
     return sw * second_moment(act, q) + sb
 
 
@@ -86,16 +117,22 @@ def length_map_slope(q: float, sigma_w2: float, act="tanh") -> float:
     """``dL/dq = sigma_w2 * E[phi(sqrt(q) z)^2 (z^2 - 1)] / (2 q)`` (heat-equation identity);
     equal to ``sigma_w2 * E[phi'^2 + phi phi'']``; at ``q = 0`` the limit ``sigma_w2 phi'(0)^2``
     (for ``phi(0) = 0``)."""
-    a = _act(act)
+    sw = check_scalar(sigma_w2, "sigma_w2", min_val=0.0, include_min=False,
+                      why=" (the weight variance times fan_in)")
+    q = _check_q(q)
+    return _slope(q, sw, _act(act))
+
+
+def _slope(q: float, sw: float, a: Activation) -> float:
     if q <= 0:
-        return sigma_w2 * float(a.df(np.zeros(1))[0]) ** 2
-    val = gaussian_expectation(lambda x: a.f(x) ** 2 * (x * x / q - 1.0), q, a.kinks)
-    return sigma_w2 * val / (2.0 * q)
+        return sw * float(a.df(np.zeros(1))[0]) ** 2
+    val = _expect(lambda x: a.f(x) ** 2 * (x * x / q - 1.0), q, a)
+    return sw * val / (2.0 * q)
 
 
 def _deriv_moment(a: Activation, q: float) -> float:
     """E[phi'(sqrt(q) z)^2]."""
-    return gaussian_expectation(lambda x: a.df(x) ** 2, q, a.kinks)
+    return _expect(lambda x: a.df(x) ** 2, q, a)
 
 
 def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1.0) -> float:
@@ -112,8 +149,12 @@ def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1
 
 
 def _fixed_point_q(sw: float, sb: float, a: Activation, q0: float = 1.0) -> float:
+    # For a bounded activation q* <= sigma_w2 sup(phi^2) + sigma_b2, so the search for a root
+    # must reach beyond sigma_w2 + sigma_b2 before q* is declared infinite.
+    q_max = Q_SEARCH_MAX * (1.0 + sw + sb)
+
     def h(q):
-        return sw * second_moment(a, q) + sb - q
+        return sw * _expect(lambda x: a.f(x) ** 2, q, a) + sb - q
 
     h0 = h(q0)
     if abs(h0) <= 1e-13 * q0:
@@ -122,7 +163,7 @@ def _fixed_point_q(sw: float, sb: float, a: Activation, q0: float = 1.0) -> floa
         lo, hi = q0, q0 * 2.0
         while h(hi) > 0:
             lo, hi = hi, hi * 2.0
-            if hi > Q_SEARCH_MAX:
+            if hi > q_max:
                 return math.inf
     else:  # shrinks: find q with h > 0 below
         hi, lo = q0, q0 / 4.0
@@ -145,7 +186,11 @@ def chi1(sigma_w2: float, sigma_b2: float, act="tanh", *, q_star: float | None =
     """``chi_1 = sigma_w2 * E[phi'(sqrt(q*) z)^2]`` (Poole et al. 2016, eq. (7))."""
     sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
     a = _act(act)
-    q = _fixed_point_q(sw, sb, a) if q_star is None else q_star
+    if q_star is None:
+        q = _fixed_point_q(sw, sb, a)
+    else:
+        q = check_scalar(q_star, "q_star", min_val=0.0, why=" (the length map's fixed point)",
+                         fix="pass q_star >= 0, or leave it None to solve for it.")
     return _chi1_at(sw, a, q)
 
 
@@ -160,23 +205,75 @@ def _chi1_at(sw: float, a: Activation, q: float) -> float:
 # ---------------------------------------------------------------- correlation map (2-D)
 
 
+_GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(81)
+_GH_W = _GH_W / math.sqrt(2 * math.pi)
+_OUTER_GL_X, _OUTER_GL_W = np.polynomial.legendre.leggauss(24)
+
+
+def _outer_rule(q: float, cuts: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights (density included) of N(0, q) on +-12 sqrt(q), split at ``cuts`` and
+    into pieces of at most 3 sqrt(q), 24-point Gauss-Legendre on each."""
+    s = math.sqrt(q)
+    lo, hi = -12.0 * s, 12.0 * s
+    edges = [lo] + sorted({c for c in cuts if lo < c < hi}) + [hi]
+    xs, ws = [], []
+    for a, b in zip(edges[:-1], edges[1:]):
+        n_sub = max(1, math.ceil((b - a) / (3.0 * s)))
+        sub = np.linspace(a, b, n_sub + 1)
+        for ea, eb in zip(sub[:-1], sub[1:]):
+            xs.append(0.5 * (eb - ea) * _OUTER_GL_X + 0.5 * (eb + ea))
+            ws.append(0.5 * (eb - ea) * _OUTER_GL_W)
+    x, w = np.concatenate(xs), np.concatenate(ws)
+    return x, w * np.exp(-0.5 * x * x / q) / math.sqrt(2 * math.pi * q)
+
+
+_GL96_X, _GL96_W = np.polynomial.legendre.leggauss(96)
+
+
+def _inner_batch(g, v: float, m: np.ndarray, kinks) -> np.ndarray:
+    """``E[g(x + m_i)]`` for every ``m_i``, ``x ~ N(0, v)``: the real line cut at +-12 sqrt(v),
+    every 3 sqrt(v), at the kinks shifted by ``-m_i`` and (for a wide Gaussian) at the unit-scale
+    cuts around ``-m_i``; 96-point Gauss-Legendre on each piece, all rows at once."""
+    sd = math.sqrt(v)
+    half = 12.0 * sd
+    fixed = np.linspace(-half, half, 9)
+    shifts = [np.asarray(kinks, dtype=np.float64)]
+    if half > _SCALE_CUTS_FROM:
+        top = int(math.ceil(math.log2(half + float(np.max(np.abs(m))))))
+        offs = 2.0 ** np.arange(_SCALE_MIN_EXP, top + 1)
+        shifts.append(np.concatenate([[0.0], offs, -offs]))
+    rel = np.concatenate(shifts)
+    out = np.empty(len(m))
+    for start in range(0, len(m), 256):   # bounded memory: 256 rows x pieces x 96 nodes
+        mm = m[start:start + 256, None]
+        edges = np.concatenate([np.broadcast_to(fixed, (len(mm), 9)),
+                                np.clip(rel[None, :] - mm, -half, half)], axis=1)
+        edges.sort(axis=1)
+        lo, hi = edges[:, :-1, None], edges[:, 1:, None]
+        x = 0.5 * (hi - lo) * _GL96_X + 0.5 * (hi + lo)
+        w = 0.5 * (hi - lo) * _GL96_W * np.exp(-0.5 * x * x / v) / math.sqrt(2 * math.pi * v)
+        out[start:start + 256] = np.sum(w * g(x + mm[:, :, None]), axis=(1, 2))
+    return out
+
+
 def _bivariate(g1, g2, q: float, c: float, kinks) -> float:
     """E[g1(u1) g2(u2)], (u1, u2) centred normal, variances q, correlation c.
 
-    u1 = sqrt(q) z1; u2 = sqrt(q) (c z1 + sqrt(1 - c^2) z2). Outer: 81-point Gauss-Hermite over z1;
-    inner: :func:`gaussian_expectation` over ``x = sqrt(q (1 - c^2)) z2``, split at kinks shifted
-    by ``sqrt(q) c z1``.
+    u2 = c u1 + x with x ~ N(0, q (1 - c^2)) independent of u1. Outer over u1: 81-point
+    Gauss-Hermite for moderate q, else a piecewise Gauss-Legendre rule split at the kinks and
+    the unit-scale cuts (:func:`_outer_rule`); inner over ``x``: :func:`_inner_batch`.
     """
-    s = math.sqrt(q)
     if c >= 1.0:
-        return gaussian_expectation(lambda x: g1(x) * g2(x), q, kinks)
+        return gaussian_expectation(lambda x: g1(x) * g2(x), q, tuple(kinks)
+                                    + _scale_cuts(12.0 * math.sqrt(q)))
     v = q * (1.0 - c * c)
-    total = 0.0
-    for z1, w in zip(_GH_Z, _GH_W):
-        m = s * c * z1
-        inner = gaussian_expectation(lambda x, m=m: g2(x + m), v, tuple(k - m for k in kinks))
-        total += w * float(g1(np.array([s * z1]))[0]) * inner
-    return total
+    if 12.0 * math.sqrt(q) > _SCALE_CUTS_FROM:
+        x1, w1 = _outer_rule(q, tuple(kinks) + _scale_cuts(12.0 * math.sqrt(q)))
+    else:  # moderate q: 81-point probabilists' Gauss-Hermite over z1 = u1 / sqrt(q)
+        x1, w1 = math.sqrt(q) * _GH_Z, _GH_W
+    wf = w1 * g1(x1)
+    keep = np.abs(wf) > 1e-17 * np.sum(np.abs(wf))  # drop the far tails (relative 1e-17 each)
+    return float(np.sum(wf[keep] * _inner_batch(g2, v, c * x1[keep], kinks)))
 
 
 def correlation_map(c: float, sigma_w2: float, sigma_b2: float, act="tanh", *,
@@ -186,7 +283,12 @@ def correlation_map(c: float, sigma_w2: float, sigma_b2: float, act="tanh", *,
     sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
     c = check_scalar(c, "c", min_val=-1.0, max_val=1.0, why=" (a correlation)")
     a = _act(act)
-    q = _fixed_point_q(sw, sb, a) if q_star is None else q_star
+    if q_star is None:
+        q = _fixed_point_q(sw, sb, a)
+    else:
+        q = check_scalar(q_star, "q_star", min_val=0.0, include_min=False,
+                         why=" (the length map's fixed point)",
+                         fix="pass a finite q_star > 0, or leave it None to solve for it.")
     if not 0 < q < math.inf:
         raise fail("q_star", "must be finite and > 0 for the correlation map", q,
                    "choose (sigma_w2, sigma_b2) where the length map has a finite, positive fixed "
@@ -227,6 +329,7 @@ class MeanField:
 
     ``phase`` is "ordered" (chi_1 < 1), "chaotic" (chi_1 > 1) or "critical" (|chi_1 - 1| < 1e-6).
     ``max_trainable_depth = 6 * xi_c`` (Schoenholz et al. 2017); ``inf`` on the critical line.
+    ``note`` explains a regime where some quantities do not exist (``q* = inf``: they are nan).
     """
 
     activation: str
@@ -240,6 +343,7 @@ class MeanField:
     xi_c: float
     max_trainable_depth: float
     phase: str
+    note: str = ""
 
     def as_dict(self) -> dict:
         return {k: (v if not (isinstance(v, float) and math.isinf(v)) else "inf")
@@ -279,12 +383,20 @@ def mean_field(sigma_w2: float, sigma_b2: float, act="tanh") -> MeanField:
         phase = "critical"
     else:
         phase = "ordered" if x1 < 1 else "chaotic"
+    note = ""
     if math.isinf(q):
         xi_q = math.nan
         c_star, chi_c = math.nan, math.nan
         xi_c = math.nan
+        note = (f"no finite fixed point: for {a.name} with sigma_w2 = {sw:g} and sigma_b2 = "
+                f"{sb:g} the length map gives L(q) > q for every q (its slope L'(q) = "
+                f"{_slope(Q_LARGE, sw, a):.4g} >= 1 at large q), so the pre-activation variance "
+                "grows without bound with depth. q* is infinite and c*, chi_c and the depth "
+                "scales do not exist (nan); chi_1 is the large-q limit. For a finite q*, lower "
+                "sigma_w2 below the point where L'(q) reaches 1 (ReLU: sigma_w2 < 2) or set "
+                "sigma_b2 = 0.")
     else:
-        xi_q = _depth_scale(length_map_slope(q, sw, a))
+        xi_q = _depth_scale(_slope(q, sw, a))
         if phase == "chaotic" and q > 0:
             c_star = _fixed_point_c(sw, sb, a, q)
             chi_c = float(sw * _bivariate(a.df, a.df, q, c_star, a.kinks)) if c_star < 1 else x1
@@ -292,7 +404,7 @@ def mean_field(sigma_w2: float, sigma_b2: float, act="tanh") -> MeanField:
             c_star, chi_c = 1.0, x1
         xi_c = math.inf if phase == "critical" else _depth_scale(chi_c)
     depth = TRAINABLE_DEPTH_FACTOR * xi_c if not math.isnan(xi_c) else math.nan
-    return MeanField(a.name, sw, sb, q, x1, c_star, chi_c, xi_q, xi_c, depth, phase)
+    return MeanField(a.name, sw, sb, q, x1, c_star, chi_c, xi_q, xi_c, depth, phase, note)
 
 
 # ---------------------------------------------------------------- critical line
@@ -307,10 +419,13 @@ def critical_sigma_w2(sigma_b2: float = 0.0, act="tanh", *, max_sigma_w2: float 
     sigma_b2 (He et al. 2015). Raises when chi_1 never crosses 1 below ``max_sigma_w2``.
     """
     sb = check_scalar(sigma_b2, "sigma_b2", min_val=0.0, why=" (a bias variance)")
+    max_sw = check_scalar(max_sigma_w2, "max_sigma_w2", min_val=1.0, include_min=False,
+                          why=" (the search for the critical point starts at sigma_w2 = 1)",
+                          fix="pass max_sigma_w2 > 1 (default 1e4).")
     a = _act(act)
     if isinstance(act, str):
-        return _critical_cached(sb, a.name, float(max_sigma_w2))
-    return _critical(sb, a, float(max_sigma_w2))
+        return _critical_cached(sb, a.name, max_sw)
+    return _critical(sb, a, max_sw)
 
 
 @lru_cache(maxsize=256)
@@ -330,13 +445,21 @@ def _critical(sb: float, a: Activation, max_sw: float) -> float:
     while g(hi) < 0:
         lo, hi = hi, hi * 2.0
         if hi > max_sw:
-            raise fail("activation", f"has no critical point with sigma_b2 = {sb}: chi_1 stays "
-                       f"below 1 for sigma_w2 up to {max_sw:g}", a.name,
-                       "choose another sigma_b2 or activation (chi_1 = sigma_w2 E[phi'^2] must "
-                       "reach 1).")
+            raise fail("max_sigma_w2", f"is too small for `{a.name}` with sigma_b2 = {sb}: "
+                       f"chi_1 stays below 1 for sigma_w2 up to {max_sw:g}", max_sw,
+                       "raise max_sigma_w2, or choose another sigma_b2 or activation "
+                       "(chi_1 = sigma_w2 E[phi'^2] must reach 1).")
     return float(optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
 
 
 def critical_line(sigma_b2_values, act="tanh") -> list[tuple[float, float]]:
-    """``[(sigma_b2, sigma_w2 critical), ...]`` for each value of ``sigma_b2``."""
-    return [(float(sb), critical_sigma_w2(sb, act)) for sb in np.atleast_1d(sigma_b2_values)]
+    """``[(sigma_b2, sigma_w2 critical), ...]`` for each value of ``sigma_b2`` (at least one)."""
+    try:
+        values = np.atleast_1d(np.asarray(sigma_b2_values, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise fail("sigma_b2", "must be a list of bias variances (numbers >= 0)",
+                   sigma_b2_values, "pass e.g. [0, 0.05, 0.5].") from None
+    if values.ndim != 1 or values.size == 0:
+        raise fail("sigma_b2", "must list at least one bias variance", sigma_b2_values,
+                   "pass e.g. [0, 0.05, 0.5].")
+    return [(float(sb), critical_sigma_w2(sb, act)) for sb in values]

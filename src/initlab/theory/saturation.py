@@ -34,7 +34,13 @@ _GRID = 20001  # grid points when locating the saturated set
 def derivative(act, x, param: float | None = None):
     """``f'(x)`` of an activation (name or NumPy callable); scalar in, float out."""
     a = activation(act, param)
-    arr = np.asarray(x, dtype=np.float64)
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise fail("x", "must be a number or an array of numbers", x, "pass e.g. 2.0.") from None
+    if np.isnan(arr).any():
+        raise fail("x", "must not be NaN (f'(NaN) has no value)", x,
+                   "pass real points; +-inf give the limits of f'.")
     out = a.df(arr)
     return float(out) if np.ndim(out) == 0 else np.asarray(out, dtype=np.float64)
 

@@ -50,6 +50,9 @@ class FixedInputs:
 
     x: np.ndarray
 
+    def __post_init__(self):
+        object.__setattr__(self, "x", _finite_array(self.x, "inputs", 1))
+
     @property
     def n(self) -> int:
         return int(self.x.shape[0])
@@ -60,6 +63,9 @@ class EmpiricalInputs:
     """Each row of ``X`` (batch, n) equally likely (e.g. a batch of real data)."""
 
     X: np.ndarray
+
+    def __post_init__(self):
+        object.__setattr__(self, "X", _finite_array(self.X, "inputs", 2))
 
     @property
     def n(self) -> int:
@@ -75,8 +81,35 @@ class IidInputs:
     mean: float = 0.0
     var: float = 1.0
 
+    def __post_init__(self):
+        object.__setattr__(self, "n", check_scalar(self.n, "n", min_val=1, integer=True))
+        object.__setattr__(self, "mean", check_scalar(self.mean, "input_mean",
+                                                      why=" (the inputs' mean)"))
+        object.__setattr__(self, "var", check_scalar(
+            self.var, "input_var", min_val=0.0, why=" (a variance cannot be negative)",
+            fix="pass the inputs' variance, a finite number >= 0 (1 for standardized inputs)."))
+
 
 InputSpec = FixedInputs | EmpiricalInputs | IidInputs
+
+
+def _finite_array(values, name: str, ndim: int) -> np.ndarray:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InitlabTypeError(error_message(
+            name, "must be an array of real numbers", type(values).__name__,
+            "pass a 1-D vector or a 2-D (batch, n) array of floats.")) from None
+    if arr.ndim != ndim or arr.size == 0:
+        raise fail(name, f"must be a non-empty {ndim}-D array", arr.shape,
+                   "pass one input vector (1-D) or a batch of input rows (2-D).")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise fail(name, f"must hold only finite numbers ({int(bad.sum())} NaN/inf, the first "
+                   f"at index {idx})", float(arr[idx]),
+                   "clean the inputs (np.nan_to_num, or drop the rows) before the calculation.")
+    return arr
 
 
 def binary_inputs(n: int, n_on: int) -> FixedInputs:
@@ -106,7 +139,7 @@ def as_inputs(inputs) -> InputSpec:
             "pass e.g. binary_inputs(1000, 500) or an array.")) from None
     if arr.ndim == 1 and arr.size:
         return FixedInputs(arr)
-    if arr.ndim == 2 and arr.size:
+    if arr.ndim == 2 and arr.size and arr.shape[1]:
         return EmpiricalInputs(arr)
     raise fail("inputs", "must be a non-empty 1-D vector or 2-D (batch, n) array", arr.shape,
                "pass one input vector or a batch of input rows.")
@@ -131,6 +164,14 @@ def distribution_moments(dist: Distribution) -> tuple[float, float]:
                "TruncatedNormal) for the weighted-input calculation", type(dist).__name__,
                "structured initializers (orthogonal, sparse, ...) have no i.i.d. weights; measure "
                "them with WeightedInput.sample on the actual matrix instead.")
+
+
+def _finite_moments(dist: Distribution, name: str) -> tuple[float, float]:
+    m, v = distribution_moments(dist)
+    if not (math.isfinite(m) and math.isfinite(v)) or v < 0:
+        raise fail(name, "must have a finite mean and a finite, non-negative variance", dist,
+                   "pass finite distribution parameters.")
+    return m, v
 
 
 def _is_gaussian(dist: Distribution | None) -> bool:
@@ -266,20 +307,36 @@ def weighted_input(weights="torch_default", inputs=None, *, bias=None,
         bdist = _resolve(weights, n, n_out, "bias")
     else:
         bdist = _resolve(bias, n, n_out, "bias")
-    mw, vw = distribution_moments(wdist)
-    mb, vb = distribution_moments(bdist) if bdist is not None else (0.0, 0.0)
+    mw, vw = _finite_moments(wdist, "weights")
+    mb, vb = _finite_moments(bdist, "bias") if bdist is not None else (0.0, 0.0)
     gaussian = _is_gaussian(wdist) and _is_gaussian(bdist)
     if isinstance(spec, FixedInputs):
-        mean = mw * float(spec.x.sum()) + mb
-        var = vw * float(np.sum(spec.x**2)) + vb
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = mw * float(spec.x.sum()) + mb
+            var = vw * float(np.sum(spec.x**2)) + vb
+        _check_result(mean, var)
         return WeightedInput(mean, var, gaussian, wdist, bdist, spec)
     if isinstance(spec, EmpiricalInputs):
-        means = mw * spec.X.sum(axis=1) + mb
-        vars_ = vw * np.sum(spec.X**2, axis=1) + vb
-        mean = float(means.mean())
-        var = float(vars_.mean() + means.var())  # law of total variance
+        with np.errstate(over="ignore", invalid="ignore"):
+            means = mw * spec.X.sum(axis=1) + mb
+            vars_ = vw * np.sum(spec.X**2, axis=1) + vb
+            mean = float(means.mean())
+            var = float(vars_.mean() + means.var())  # law of total variance
+        _check_result(mean, var)
         return WeightedInput(mean, var, gaussian, wdist, bdist, spec, (means, vars_))
     mx, vx = float(spec.mean), float(spec.var)
-    mean = n * mw * mx + mb
-    var = n * ((vw + mw**2) * (vx + mx**2) - mw**2 * mx**2) + vb
+    try:
+        mean = n * mw * mx + mb
+        var = n * ((vw + mw**2) * (vx + mx**2) - mw**2 * mx**2) + vb
+    except OverflowError:
+        mean = var = math.inf
+    _check_result(mean, var)
     return WeightedInput(mean, var, False, wdist, bdist, spec)
+
+
+def _check_result(mean: float, var: float) -> None:
+    """Refuse a mean or variance of ``z`` that overflows float64 (never return inf/nan)."""
+    if not (math.isfinite(mean) and math.isfinite(var)):
+        raise fail("inputs", "give a weighted input whose mean or variance overflows float64 "
+                   "(beyond 1.8e308) with these weights", {"mean": mean, "variance": var},
+                   "scale the inputs or the weights down.")
