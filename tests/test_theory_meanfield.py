@@ -143,5 +143,5 @@ def test_errors():
         mean_field(0.0, 0.1)
     with pytest.raises(InitlabError, match="`sigma_b2`"):
         critical_sigma_w2(-1.0)
-    with pytest.raises(InitlabError, match="`activation`"):
+    with pytest.raises(InitlabError, match="`max_sigma_w2`"):
         critical_sigma_w2(0.1, "relu", max_sigma_w2=1.5)
