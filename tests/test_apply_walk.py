@@ -218,7 +218,7 @@ def test_custom_rng_backend_is_dispatched_and_recorded():
     (lambda: Rule(nn.Linear), ValueError, "`init` must be given"),
     (lambda: Rule(3, "zeros"), TypeError, "`match` must be a glob string"),
     (lambda: Plan.from_dict({"rules": [{"module": ["torch.nn.Linearr"], "init": "zeros"}]}),
-     ValueError, "`module` must name an importable module class"),
+     ValueError, "`module` must name a module type known to initlab"),
     (lambda: Plan.from_dict({"rules": [{"pattern": "*", "init": "zeros", "bogus": 1}]}),
      ValueError, "`rule` has unknown key"),
     (lambda: initlab.apply(nn.Linear(2, 2), "gpt2", seed=0), ValueError,

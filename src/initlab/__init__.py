@@ -5,10 +5,7 @@ samples (NumPy here, PyTorch in :mod:`initlab.torch`). Model-level application, 
 doctor and the laboratory are imported lazily, so ``import initlab`` stays light.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
+import importlib as _importlib
 
 __version__ = "0.1.0"
 
@@ -39,6 +36,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LoadReport": ("initlab.modelinit", "LoadReport"),
     "lsuv": ("initlab.modelinit", "lsuv"),
     "LSUVReport": ("initlab.modelinit", "LSUVReport"),
+    "register_module_type": ("initlab.modelinit.rules", "register_module_type"),
     "doctor": ("initlab.diagnostics", "doctor"),
     "DoctorReport": ("initlab.diagnostics", "DoctorReport"),
     "critical": ("initlab.theory.critical", "critical"),
@@ -53,10 +51,10 @@ _LAZY: dict[str, tuple[str, str | None]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
     if name in _LAZY:
         modname, attr = _LAZY[name]
-        module = importlib.import_module(modname)
+        module = _importlib.import_module(modname)
         value = module if attr is None else getattr(module, attr)
         globals()[name] = value
         return value
@@ -67,3 +65,8 @@ __all__ = [
     "__version__", "STREAM_VERSION", "Initializer", "InitlabError", "InitlabTypeError",
     "calculate_gain", "fans", "from_dict", "gain", "get", "names", *_PRESETS, *_LAZY,
 ]
+
+
+def __dir__() -> list[str]:
+    """The public API (``__all__``), including what is imported on first access."""
+    return sorted(set(__all__) | {"__doc__", "__file__", "__name__", "__path__", "__version__"})

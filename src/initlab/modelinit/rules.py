@@ -18,7 +18,6 @@ tied parameter matches when any of its names does.
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -26,9 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from ..core.initializer import Initializer
-from ..core.validation import InitlabTypeError, check_scalar, error_message, fail
+from ..core.validation import InitlabError, InitlabTypeError, check_scalar, error_message, fail
 
 KEEP = "keep"  # an init spec meaning "matched, left as it is"
+
+
+def _excerpt(text: Any, n: int = 60) -> str:
+    """The start of a (possibly huge or binary) input, for an error message."""
+    if isinstance(text, (bytes, bytearray)):
+        text = bytes(text[:n]).decode("utf-8", "replace")
+    text = str(text)
+    return text if len(text) <= n else text[:n] + "..."
 LAYOUTS = ("torch", "torch_transposed", "jax")
 
 
@@ -62,58 +69,112 @@ def initializer_to_dict(init: Initializer | str) -> dict | str:
 
 
 # ----------------------------------------------------------------------------- module types
+#
+# Plans are pure data: a module type written in a plan (a file, a dict) is looked up, never
+# imported. It resolves through one registry:
+#   * torch.nn's module classes, by public name ("torch.nn.Linear") or defining path
+#     ("torch.nn.modules.batchnorm._NormBase"), read from the already-imported torch.nn;
+#   * transformers' classes, kept as their qualified name and matched against each module's
+#     class (and bases) by name, so nothing of transformers is imported;
+#   * classes registered in code with :func:`register_module_type`;
+#   * a bare class name (no dot) matches any module whose class or a base has that __name__.
+# Anything else is refused: importing a name from a plan would run that module's code.
+
+_USER_TYPES: dict[str, type] = {}
+_NAME_MATCHED_PACKAGES = ("transformers.",)
+
+
+def register_module_type(cls: type, name: str | None = None) -> type:
+    """Let plans (files, dicts) name ``cls``: by ``name`` or by its qualified name
+    (``type_name(cls)``, what ``Plan.to_dict`` writes). Returns ``cls``, so it works as a class
+    decorator. Plans never import modules; registering in code is how your own types become
+    nameable.
+
+    >>> import torch.nn as nn, initlab
+    >>> @initlab.register_module_type
+    ... class Block(nn.Module): ...
+    """
+    if not isinstance(cls, type):
+        raise InitlabTypeError(error_message("cls", "must be a class", cls,
+                                             "pass the module class itself, e.g. MyBlock."))
+    if name is not None and (not isinstance(name, str) or not name.strip()):
+        raise fail("name", "must be a non-empty string", name,
+                   "pass e.g. 'mypkg.MyBlock', or leave it None for the qualified name.")
+    for key in {type_name(cls), name} - {None}:
+        if _USER_TYPES.get(key, cls) is not cls:
+            raise fail("name", f"is already registered for {_USER_TYPES[key]!r}", key,
+                       "register under another name.")
+        _USER_TYPES[key] = cls
+    return cls
+
+
+def _torch_nn_types() -> dict[str, type]:
+    """Every ``torch.nn`` module class by public and defining name (from the imported torch)."""
+    import torch.nn as nn
+
+    out: dict[str, type] = {}
+    stack = [nn.Module]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("torch.nn"):
+            out.setdefault(f"{cls.__module__}.{cls.__qualname__}", cls)
+    for attr, obj in vars(nn).items():
+        if isinstance(obj, type) and issubclass(obj, nn.Module):
+            out[f"torch.nn.{attr}"] = obj
+    return out
 
 
 def type_name(cls: type) -> str:
     """Qualified name of a module class, the public one when it exists (``torch.nn.Linear``)."""
-    import torch.nn as nn
+    if cls.__module__.startswith("torch.nn"):
+        import torch.nn as nn
 
-    if cls.__module__.startswith("torch.nn") and getattr(nn, cls.__name__, None) is cls:
-        return f"torch.nn.{cls.__name__}"
+        if getattr(nn, cls.__name__, None) is cls:
+            return f"torch.nn.{cls.__name__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def resolve_type(spec: Any, where: str) -> type | str:
-    """A module type from a class or a qualified name; a bare name (no dot) is kept as a string
-    and matches any module whose class, or a base class, has that ``__name__`` (handy for
-    third-party types such as Hugging Face's ``Conv1D`` without importing them)."""
+    """A module type from a class or a name, through the registry above (never an import).
+
+    A class is returned as is. A name resolves to a registered class (torch.nn's, or one from
+    :func:`register_module_type`); a transformers name or a bare class name (no dot) stays a
+    string, matched by name against each module's class and its bases.
+    """
     if isinstance(spec, type):
         return spec
-    if isinstance(spec, str) and spec:
+    if isinstance(spec, str) and spec.strip():
+        spec = spec.strip()
         if "." not in spec:
             return spec
-        mod_name, _, attr = spec.rpartition(".")
-        try:
-            obj: Any = importlib.import_module(mod_name)
-        except ImportError:
-            # nested qualnames (pkg.mod.Outer.Inner): walk back until a module imports
-            parts = spec.split(".")
-            obj = None
-            for i in range(len(parts) - 1, 0, -1):
-                try:
-                    obj = importlib.import_module(".".join(parts[:i]))
-                except ImportError:
-                    continue
-                for p in parts[i:]:
-                    obj = getattr(obj, p, None)
-                break
-            if isinstance(obj, type):
-                return obj
-            raise fail(where, "must name an importable module class", spec,
-                       "write the qualified name, e.g. 'torch.nn.Linear', or a bare class name "
-                       "like 'Conv1D' to match by name.") from None
-        obj = getattr(obj, attr, None)
-        if isinstance(obj, type):
-            return obj
-        raise fail(where, "must name an importable module class", spec,
-                   "write the qualified name, e.g. 'torch.nn.Linear'.")
+        if spec in _USER_TYPES:
+            return _USER_TYPES[spec]
+        if spec.startswith("torch."):
+            found = _torch_nn_types().get(spec)
+            if found is not None:
+                return found
+        elif spec.startswith(_NAME_MATCHED_PACKAGES):
+            return spec
+        raise fail(where, "must name a module type known to initlab (torch.nn's, transformers' "
+                   "or one registered with initlab.register_module_type); plans never import "
+                   "modules", spec,
+                   "register the class in your code first (initlab.register_module_type(MyBlock)"
+                   "), or write its bare class name (e.g. 'MyBlock') to match by name.")
     raise InitlabTypeError(error_message(where, "must be a module class or its qualified name",
                                          spec, "pass e.g. torch.nn.Linear or 'torch.nn.Linear'."))
 
 
 def _type_matches(module, t: type | str) -> bool:
     if isinstance(t, str):
-        return any(c.__name__ == t for c in type(module).__mro__)
+        mro = type(module).__mro__
+        if "." not in t:
+            return any(c.__name__ == t for c in mro)
+        pkg, _, short = t.partition(".")
+        return any(f"{c.__module__}.{c.__qualname__}" == t
+                   # the top-level alias transformers.X of transformers.models....X
+                   or (c.__module__.startswith(pkg + ".") and c.__qualname__ == short)
+                   for c in mro)
     return isinstance(module, t)
 
 
@@ -221,11 +282,14 @@ class Rule:
 
     def describe(self) -> str:
         """A short human-readable form, e.g. ``Linear[weight,bias]`` or ``*c_proj.weight``."""
-        if self.label:
-            return self.label
+        return self.label or self.selector()
+
+    def selector(self) -> str:
+        """What the rule matches: module types, glob and per-parameter names."""
         parts = []
         if self.module:
-            parts.append("|".join(t if isinstance(t, str) else t.__name__ for t in self.module))
+            parts.append("|".join(t.rpartition(".")[2] if isinstance(t, str) else t.__name__
+                                  for t in self.module))
         if self.pattern is not None:
             parts.append(repr(self.pattern) if self.module else self.pattern)
         s = " & ".join(parts)
@@ -268,6 +332,15 @@ class Rule:
         if extra:
             raise fail("rule", f"has unknown key(s) {extra}", dict(d),
                        f"use only {sorted(known)}.")
+        for key, kind in (("blocks", bool), ("why", str), ("label", str)):
+            if key in d and not isinstance(d[key], kind):
+                raise InitlabTypeError(error_message(
+                    f"rule[{key!r}]", f"must be a {kind.__name__}", d[key],
+                    f"write {key} as a JSON {'true/false' if kind is bool else 'string'}."))
+        if "params" in d and not isinstance(d["params"], Mapping):
+            raise InitlabTypeError(error_message(
+                "rule['params']", "must be a dict of local name -> initializer", d["params"],
+                "write e.g. {'weight': {'name': 'he_normal'}}."))
         return cls(None, d.get("init"), module=d.get("module"), pattern=d.get("pattern"),
                    params=d.get("params"), scale=d.get("scale", 1.0), layout=d.get("layout"),
                    blocks=d.get("blocks", True), why=d.get("why", ""), label=d.get("label", ""))
@@ -332,22 +405,53 @@ class Plan:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Plan:
+        """Rebuild a plan from :meth:`to_dict`'s form. Pure data: module types resolve through
+        the registry (:func:`resolve_type`), nothing is imported."""
         if not isinstance(d, Mapping) or not isinstance(d.get("rules"), list):
             raise fail("plan", "must be a dict with a 'rules' list (from Plan.to_dict())",
                        d if not isinstance(d, Mapping) else sorted(d),
                        "save a plan with plan.to_dict() / plan.save(path).")
-        return cls([Rule.from_dict(r) for r in d["rules"]], strict=d.get("strict", False),
+        fmt = d.get("format", "initlab-plan-v1")
+        if fmt != "initlab-plan-v1":
+            raise fail("plan['format']", "must be 'initlab-plan-v1'", fmt,
+                       "load a plan written by Plan.save / Plan.to_dict.")
+        for key, kind in (("strict", bool), ("warn_unused", bool), ("reset_running_stats", bool),
+                          ("name", str), ("description", str)):
+            if key in d and not isinstance(d[key], kind):
+                raise InitlabTypeError(error_message(
+                    f"plan[{key!r}]", f"must be a {kind.__name__}", d[key],
+                    f"write {key} as a JSON {'true/false' if kind is bool else 'string'}."))
+        options = d.get("options") or {}
+        if not isinstance(options, Mapping):
+            raise InitlabTypeError(error_message("plan['options']", "must be a dict", options,
+                                                 "write options as a JSON object."))
+        rules = []
+        for i, r in enumerate(d["rules"]):
+            try:
+                rules.append(Rule.from_dict(r))
+            except (InitlabError, InitlabTypeError) as exc:
+                raise type(exc)(f"in rules[{i}]: {exc}") from None
+        return cls(rules, strict=d.get("strict", False),
                    name=d.get("name", ""), description=d.get("description", ""),
                    warn_unused=d.get("warn_unused", True),
                    reset_running_stats=d.get("reset_running_stats", True),
-                   options=d.get("options") or {})
+                   options=options)
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, sort_keys=False)
 
     @classmethod
-    def from_json(cls, text: str) -> Plan:
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str, *, source: str = "text") -> Plan:
+        """Rebuild a plan from :meth:`to_json`'s text; ``source`` names it in errors."""
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise InitlabTypeError(error_message("text", "must be a JSON string", type(text).__name__,
+                                                 "pass plan.to_json()'s output, or use Plan.load(path)."))
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise fail("plan", f"must be valid JSON ({source} is not: {exc})",
+                       _excerpt(text), "load a file written by Plan.save / Plan.to_json.") from None
+        return cls.from_dict(data)
 
     def save(self, path: str | Path) -> Path:
         """Write the plan as JSON (atomically)."""
@@ -357,7 +461,26 @@ class Plan:
 
     @classmethod
     def load(cls, path: str | Path) -> Plan:
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """Read a plan file written by :meth:`save`; errors name the file."""
+        if not isinstance(path, (str, Path)):
+            raise InitlabTypeError(error_message("path", "must be a file path", type(path).__name__,
+                                                 "pass the path of a plan JSON file."))
+        p = Path(path)
+        if not p.is_file():
+            raise fail("path", "must be an existing plan file", str(p),
+                       "check the path (a JSON file written by Plan.save).")
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise fail("path", f"must be a UTF-8 JSON plan file ({exc.reason} at byte "
+                       f"{exc.start})", str(p), "load a file written by Plan.save.") from None
+        try:
+            return cls.from_json(text, source=f"file {str(p)!r}")
+        except (InitlabError, InitlabTypeError) as exc:
+            msg = str(exc)
+            if str(p) not in msg:
+                msg = f"plan file {str(p)!r}: {msg}"
+            raise type(exc)(msg) from None
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Plan):
@@ -368,4 +491,19 @@ class Plan:
 
     def __repr__(self) -> str:
         head = f"Plan({self.name!r}, " if self.name else "Plan("
-        return head + f"{len(self.rules)} rules, strict={self.strict})"
+        lines = [head + f"strict={self.strict}, {len(self.rules)} rules: first match wins)"]
+        for i, r in enumerate(self.rules, 1):
+            if r.params:
+                what = ", ".join(f"{k}={_init_text(v)}" for k, v in r.params.items())
+                if r.init is not None:
+                    what += f", else {_init_text(r.init)}"
+            else:
+                what = _init_text(r.init)
+            extra = "" if r.scale == 1.0 else f" x{r.scale:g}"
+            label = f" ({r.label})" if r.label else ""
+            lines.append(f"  {i}. {r.selector()}{label} -> {what}{extra}")
+        return "\n".join(lines)
+
+
+def _init_text(init: Initializer | str | None) -> str:
+    return str(init) if isinstance(init, str) or init is None else repr(init)
