@@ -1,16 +1,7 @@
 """``initlab doctor``: run the init doctor on a model built by a Python function.
 
-::
-
-    initlab doctor path/to/module.py:build_model --input-shape 1,28,28
-    initlab doctor models.py:build --state weights.pt --input-shape 784 --json
-    initlab doctor mypkg.models:build --input-shape 3,32,32 --plot doctor.png --fail-on warning
-
-The target is ``FILE.py:NAME`` or ``package.module:NAME``; ``NAME`` is a function returning an
-``nn.Module`` (called without arguments, or with ``--kwargs '{"depth": 50}'``) or a module
-object. ``--state`` loads a ``torch.save``d state dict (``weights_only=True``) into the built
-model. The probe batch is drawn from a seeded ``torch.Generator``: standard normal (standardized
-inputs, the assumption of LeCun/Glorot/He) or uniform on [0, 1) (pixel-like).
+The command's help (:data:`DESCRIPTION`) is plain text; this module imports torch only when the
+command runs (``initlab doctor --help`` stays light).
 """
 
 from __future__ import annotations
@@ -26,6 +17,23 @@ from typing import Any
 from ..core.validation import InitlabTypeError, error_message, fail
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
+
+DESCRIPTION = """\
+Diagnose a model at initialization: one forward and one backward pass on a seeded probe
+batch, per-layer statistics, findings (saturation, vanishing/exploding signals, symmetry)
+and advice.
+
+The target is FILE.py:NAME or package.module:NAME. NAME is a function returning a
+torch.nn.Module (called without arguments, or with --kwargs '{"depth": 50}') or a module
+object. --state loads a torch.save'd state dict into the built model (weights only: no code
+from the file is run). The probe batch comes from a seeded torch.Generator: standard normal
+(standardized inputs, what LeCun/Glorot/He assume) or uniform on [0, 1) (pixel-like).
+
+examples:
+  initlab doctor path/to/module.py:build_model --input-shape 1,28,28
+  initlab doctor models.py:build --state weights.pt --input-shape 784 --json
+  initlab doctor mypkg.models:build --input-shape 3,32,32 --plot doctor.png --fail-on warning
+"""
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -61,18 +69,51 @@ def load_target(target: str, kwargs: dict[str, Any] | None = None):
         sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
         try:
             spec.loader.exec_module(module)
+        except Exception as exc:
+            raise fail("target", f"names a file that fails to run ({_brief(exc)})", target,
+                       "fix the error in that file (run it with python to see the traceback)."
+                       ) from None
         finally:
             try:
                 sys.path.remove(str(path.parent))
             except ValueError:  # pragma: no cover  (the module removed it itself)
                 pass
     else:
-        module = importlib.import_module(where)
+        try:
+            module = importlib.import_module(where)
+        except ImportError as exc:
+            raise fail("target", f"names a module that cannot be imported ({_brief(exc)})",
+                       target, "pass FILE.py:NAME, or a package.module importable from here "
+                       "(check the spelling and PYTHONPATH).") from None
+        except Exception as exc:
+            raise fail("target", f"names a module that fails on import ({_brief(exc)})",
+                       target, "fix the error in that module.") from None
     if not hasattr(module, name):
         raise fail("target", f"names `{name}`, which `{where}` does not define", target,
                    "check the name after the colon.")
     obj = getattr(module, name)
-    model = obj if isinstance(obj, nn.Module) else obj(**(kwargs or {}))
+    if isinstance(obj, nn.Module):
+        if kwargs:
+            raise fail("--kwargs", f"cannot be used: `{name}` is a module object, not a builder",
+                       kwargs, "drop --kwargs, or name the function that builds the model.")
+        model = obj
+    elif not callable(obj):
+        raise InitlabTypeError(error_message(
+            "target", f"must name a builder function or an nn.Module; `{name}` is a "
+            f"{type(obj).__name__}", target, "name the function that returns the model."))
+    else:
+        try:
+            model = obj(**(kwargs or {}))
+        except TypeError as exc:
+            if kwargs:
+                raise fail("--kwargs", f"do not fit `{name}` ({_brief(exc)})", kwargs,
+                           f"pass only keyword arguments that {name}() accepts.") from None
+            raise fail("target", f"`{name}` cannot be called without arguments "
+                       f"({_brief(exc)})", target, "give its arguments with --kwargs "
+                       "'{\"name\": value}'.") from None
+        except Exception as exc:
+            raise fail("target", f"`{name}` raised while building the model ({_brief(exc)})",
+                       target, "fix the builder, or pass other --kwargs.") from None
     if not isinstance(model, nn.Module):
         raise InitlabTypeError(error_message(
             "target", "must return a torch.nn.Module", type(model).__name__,
@@ -80,15 +121,30 @@ def load_target(target: str, kwargs: dict[str, Any] | None = None):
     return model
 
 
+def _brief(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, for a one-line error."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
+
+
 def load_state(model, path: str) -> None:
-    """Load a ``torch.save``d state dict (or a dict holding one under ``state_dict``/``model``)."""
+    """Load a ``torch.save``d state dict (or a dict holding one under ``state_dict``/``model``).
+
+    Weights only (``torch.load(weights_only=True)``): a file whose pickle would run code is
+    refused, as is a truncated or non-torch file; the model is then unchanged."""
     import torch
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"`--state` must be an existing file; got {path!r}. "
                                 "Fix: pass the path of a torch.save'd state dict.")
-    state = torch.load(p, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, or a pickle that wants to run code
+        raise fail("--state", f"must be a weights-only torch checkpoint (loading {str(p)!r} "
+                   f"failed: {_brief(exc)})", path,
+                   "save it with torch.save(model.state_dict(), path); initlab never runs code "
+                   "from a checkpoint.") from None
     if isinstance(state, dict):
         for key in ("state_dict", "model"):
             if isinstance(state.get(key), dict):
@@ -97,11 +153,32 @@ def load_state(model, path: str) -> None:
     if not isinstance(state, dict):
         raise fail("--state", "must hold a state dict (a dict of tensors)", type(state).__name__,
                    "save it with torch.save(model.state_dict(), path).")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise fail("--state", "must match the built model's parameters", str(exc).splitlines()[0],
-                   "build the same architecture (same --kwargs) the state was saved from.") from None
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise fail("--state", "must hold a state dict of name -> tensor", path,
+                   "save it with torch.save(model.state_dict(), path).")
+    missing, unexpected, mismatched = _compare_state(model, state)
+    if missing or unexpected or mismatched:
+        lines = []
+        for title, keys in (("missing from the file", missing),
+                            ("not in the model", unexpected), ("shape differs", mismatched)):
+            if keys:
+                shown = ", ".join(keys[:30]) + (f" ... (+{len(keys) - 30})" if len(keys) > 30
+                                                else "")
+                lines.append(f"{title} ({len(keys)}): {shown}")
+        raise fail("--state", "must match the built model's parameters (nothing was loaded)",
+                   path, "build the same architecture (same --kwargs) the state was saved "
+                   "from.\n" + "\n".join(lines))
+    model.load_state_dict(state)
+
+
+def _compare_state(model, state: dict) -> tuple[list[str], list[str], list[str]]:
+    """Keys missing from ``state``, keys ``model`` lacks, and keys whose shapes differ."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    return missing, unexpected, mismatched
 
 
 def probe_batch(shape: tuple[int, ...], batch_size: int, seed: int, kind: str, dtype=None):
@@ -144,7 +221,8 @@ def run(args: argparse.Namespace) -> int:
         except json.JSONDecodeError:
             kwargs = None
         if not isinstance(kwargs, dict):
-            raise fail("--kwargs", "must be a JSON object", args.kwargs,
+            raise fail("--kwargs", "must be a JSON object (keyword arguments of the builder)",
+                       args.kwargs,
                        "pass e.g. --kwargs '{\"depth\": 50}'.")
     model = load_target(args.target, kwargs)
     if args.state:
@@ -183,27 +261,30 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers) -> None:
     """Add ``doctor`` to the ``initlab`` command."""
+    from ..cli import HelpFormatter, output_file
+
     p = subparsers.add_parser(
         "doctor", help="diagnose a model at initialization (saturation, vanishing, symmetry, ...)",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+        description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("target", help="FILE.py:NAME or package.module:NAME (a builder or a model)")
     p.add_argument("--input-shape", required=True,
                    help="shape of one example without the batch dimension, e.g. 1,28,28")
-    p.add_argument("--batch-size", type=_positive_int, default=64, help="probe batch size (64)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probe batch (0)")
+    p.add_argument("--batch-size", type=_positive_int, default=64, help="probe batch size")
+    p.add_argument("--seed", type=int, default=0, help="seed of the probe batch")
     p.add_argument("--input", choices=("normal", "uniform"), default="normal",
-                   help="probe inputs: standard normal (default) or uniform on [0, 1)")
+                   help="probe inputs: standard normal or uniform on [0, 1)")
     p.add_argument("--loss", choices=("sum", "cross_entropy"), default="sum",
-                   help="backward on the sum of outputs (default) or on cross-entropy against "
-                        "random labels")
+                   help="backward on the sum of outputs, or on cross-entropy against random "
+                        "labels")
     p.add_argument("--state", help="a torch.save'd state dict to load into the built model")
     p.add_argument("--kwargs", help="JSON object of keyword arguments for the builder")
     p.add_argument("--activation", help="functional activation after every layer but the last "
                                         "(for models that call torch.tanh etc. in forward)")
-    p.add_argument("--eval", action="store_true", help="measure in eval mode (default: train "
-                                                       "mode without dropout)")
+    p.add_argument("--eval", action="store_true",
+                   help="measure in eval mode (default: train mode without dropout)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--plot", metavar="PNG", help="save the per-layer figure here")
+    p.add_argument("--plot", metavar="PNG", type=output_file,
+                   help="save the per-layer figure here")
     p.add_argument("--fail-on", choices=("info", "warning", "error"),
                    help="exit with code 1 if a finding at this severity or above is found")
     p.set_defaults(func=run)

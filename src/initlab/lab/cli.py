@@ -65,9 +65,9 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
 
 def register(subparsers) -> None:
     """Add ``compare`` and ``demo``."""
-    from .compare import DEFAULT_INITS, CompareConfig
+    from ..cli import config_defaults  # CompareConfig's defaults without importing torch
 
-    d = CompareConfig.__dataclass_fields__
+    d = config_defaults("initlab.lab.compare", "CompareConfig")
     p = subparsers.add_parser(
         "compare", help="train one model with several initializations and compare them",
         description="Train every (init, seed) combination on the same data and model, print a "
@@ -87,7 +87,7 @@ def register(subparsers) -> None:
     p.add_argument("--activation", default=d["activation"].default,
                    help="relu, tanh, sigmoid, gelu, silu, selu, elu, leaky_relu, softplus, linear")
     p.add_argument("--no-bias", action="store_true", help="layers without biases")
-    p.add_argument("--inits", default=",".join(DEFAULT_INITS),
+    p.add_argument("--inits", default=",".join(d["inits"].default),
                    help="comma-separated plan names (initlab.apply's built-in plans)")
     p.add_argument("--epochs", type=int, default=d["epochs"].default, help="training epochs")
     p.add_argument("--seeds", type=int, default=d["seeds"].default, help="seeds 0..N-1")

@@ -48,7 +48,10 @@ def read_checkpoint(source: Any) -> tuple[dict[str, torch.Tensor], str]:
         if suffix == ".safetensors":
             from safetensors.torch import load_file
 
-            sd = load_file(str(path), device="cpu")
+            try:
+                sd = load_file(str(path), device="cpu")
+            except Exception as exc:  # SafetensorError: empty, truncated, garbage header
+                raise _unreadable(path, "a complete safetensors file", exc) from None
         elif suffix in (".pt", ".pth", ".bin", ".ckpt"):
             try:
                 obj = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -59,8 +62,7 @@ def read_checkpoint(source: Any) -> tuple[dict[str, torch.Tensor], str]:
                            "safetensors; initlab never runs code from a checkpoint.") from None
             sd = _unwrap(obj, str(path))
         elif suffix == ".npz":
-            with np.load(str(path), allow_pickle=False) as z:
-                sd = {k: torch.from_numpy(np.array(z[k])) for k in z.files}
+            sd = _read_npz(path)
         else:
             raise fail("path", "must end in .safetensors, .pt/.pth/.bin/.ckpt or .npz", str(path),
                        "convert the checkpoint to one of those formats.")
@@ -77,6 +79,52 @@ def read_checkpoint(source: Any) -> tuple[dict[str, torch.Tensor], str]:
                        "pass a flat state dict of tensors.")
         out[str(k)] = v
     return out, desc
+
+
+def _unreadable(path: Path, what: str, exc: BaseException) -> InitlabError:
+    detail = f"{type(exc).__name__}: {str(exc)[:200]}".rstrip(": ")
+    return fail("path", f"must be {what} (reading it failed: {detail})", str(path),
+                "re-save the checkpoint (it may be truncated, empty or another format); the "
+                "model is unchanged.")
+
+
+# dtype kinds a checkpoint array may have: bool, signed/unsigned int, float, complex
+_NUMERIC_KINDS = "biufc"
+
+
+def _read_npz(path: Path) -> dict[str, torch.Tensor]:
+    """An ``.npz`` of numeric arrays; no pickle (object arrays are refused), errors name the file."""
+    import zipfile
+
+    try:
+        z = np.load(str(path), allow_pickle=False)
+    except Exception as exc:  # BadZipFile, a pickle refused, not an array file at all
+        raise _unreadable(path, "a complete .npz archive of numeric arrays", exc) from None
+    if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy (one array) under an .npz name
+        raise fail("path", "must be an .npz archive (name -> array); this file holds a single "
+                   f"{type(z).__name__}, as a .npy file does", str(path),
+                   "save with np.savez(path, **state_dict) or rename it .npy and load it "
+                   "yourself.")
+    out = {}
+    with z:
+        for k in z.files:
+            try:
+                arr = np.array(z[k])
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+                raise _unreadable(path, f"a complete .npz archive (array {k!r} is not readable)",
+                                  exc) from None
+            if arr.dtype.kind not in _NUMERIC_KINDS:
+                raise fail("path", f"must hold numeric arrays; array {k!r} has dtype "
+                           f"{arr.dtype} ({'object' if arr.dtype.kind == 'O' else 'text/bytes'})",
+                           str(path), "store only numeric tensors (bool, int, float) in the "
+                           "checkpoint.")
+            try:
+                out[k] = torch.from_numpy(arr)
+            except TypeError as exc:  # e.g. uint16/uint32 on an old torch
+                raise fail("path", f"holds array {k!r} of dtype {arr.dtype}, which torch "
+                           f"cannot hold ({exc})", str(path),
+                           "cast it to a torch dtype (float32, int64...) before saving.") from None
+    return out
 
 
 def _unwrap(obj: Any, where: str) -> dict:
@@ -99,8 +147,16 @@ def _compile_mapping(mapping: Any) -> Callable[[str], str | None]:
     if mapping is None:
         return lambda k: k
     if callable(mapping):
-        return mapping
-    items = list(mapping.items()) if isinstance(mapping, Mapping) else list(mapping)
+        return _checked_callable(mapping)
+    if isinstance(mapping, Mapping):
+        items = list(mapping.items())
+    elif isinstance(mapping, (list, tuple)):
+        items = list(mapping)
+    else:
+        raise InitlabTypeError(error_message(
+            "mapping", "must be None, a dict of rename rules, a list of (source_glob, target) "
+            "pairs or a callable key -> new key | None", mapping,
+            "pass e.g. mapping={'encoder.*': 'backbone.*', 'head.*': None}."))
     compiled = []
     for item in items:
         try:
@@ -108,6 +164,10 @@ def _compile_mapping(mapping: Any) -> Callable[[str], str | None]:
         except (TypeError, ValueError):
             raise fail("mapping", "must be a dict or a list of (source_glob, target) pairs",
                        item, "pass e.g. {'encoder.*': 'backbone.*'}.") from None
+        if not isinstance(src, str) or not (dst is None or isinstance(dst, str)):
+            raise InitlabTypeError(error_message(
+                "mapping", "rules must map a string glob to a string target or None",
+                (src, dst), "pass e.g. {'encoder.*': 'backbone.*', 'head.*': None}."))
         rx = re.compile("^" + "(.*)".join(re.escape(p) for p in str(src).split("*")) + "$")
         compiled.append((src, rx, dst))
 
@@ -126,6 +186,23 @@ def _compile_mapping(mapping: Any) -> Callable[[str], str | None]:
             return "".join(part + (next(groups) if i < n_star else "")
                            for i, part in enumerate(str(dst).split("*")))
         return key
+
+    return rename
+
+
+def _checked_callable(func: Callable) -> Callable[[str], str | None]:
+    def rename(key: str) -> str | None:
+        try:
+            new = func(key)
+        except Exception as exc:
+            raise fail("mapping", f"raised {type(exc).__name__}: {exc} for checkpoint key "
+                       f"{key!r}", func, "make the callable return a new key (str) or None "
+                       "for every key.") from None
+        if new is not None and not isinstance(new, str):
+            raise InitlabTypeError(error_message(
+                "mapping", f"must return a string key or None; for checkpoint key {key!r} it "
+                "returned", new, "return the new name as a str, or None to drop the key."))
+        return new
 
     return rename
 
