@@ -36,13 +36,27 @@ SUBCOMMAND_MODULES = (
 )
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """Plain-text help: descriptions kept as written, "(default: X)" after each option's help."""
+class HelpFormatter(argparse.HelpFormatter):
+    """Plain-text help: description paragraphs wrapped to the terminal, indented lines (examples)
+    kept as written, and "(default: X)" after each option's help."""
+
+    def _fill_text(self, text, width, indent):
+        import textwrap
+
+        out = []
+        for para in text.strip("\n").split("\n\n"):
+            lines = para.splitlines()
+            if any(line.startswith(" ") for line in lines[1:]) or para.startswith(" "):
+                out.append("\n".join(indent + line for line in lines))   # examples: as written
+            else:
+                out.append(textwrap.fill(" ".join(line.strip() for line in lines), width,
+                                         initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(out)
 
     def _get_help_string(self, action):
         text = action.help or ""
         d = action.default
-        if (not text or "default" in text or d in (None, False, argparse.SUPPRESS)
+        if (not text or "default" in text or d is None or d is False or d is argparse.SUPPRESS
                 or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
             return text
         if isinstance(d, (list, tuple)):
