@@ -94,37 +94,36 @@ _NUMERIC_KINDS = "biufc"
 
 def _read_npz(path: Path) -> dict[str, torch.Tensor]:
     """An ``.npz`` of numeric arrays; no pickle (object arrays are refused), errors name the file."""
-    import zipfile
+    with open(path, "rb") as fh:   # ours to close, whatever np.load raises
+        try:
+            z = np.load(fh, allow_pickle=False)
+        except Exception as exc:  # BadZipFile, a pickle refused, not an array file at all
+            raise _unreadable(path, "a complete .npz archive of numeric arrays", exc) from None
+        if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy (one array) under an .npz name
+            raise fail("path", "must be an .npz archive (name -> array); this file holds a "
+                       f"single {type(z).__name__}, as a .npy file does", str(path),
+                       "save with np.savez(path, **state_dict), or rename it .npy and load it "
+                       "yourself.")
+        with z:
+            return {k: _npz_tensor(z, k, path) for k in z.files}
 
+
+def _npz_tensor(z, key: str, path: Path) -> torch.Tensor:
     try:
-        z = np.load(str(path), allow_pickle=False)
-    except Exception as exc:  # BadZipFile, a pickle refused, not an array file at all
-        raise _unreadable(path, "a complete .npz archive of numeric arrays", exc) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):   # a .npy (one array) under an .npz name
-        raise fail("path", "must be an .npz archive (name -> array); this file holds a single "
-                   f"{type(z).__name__}, as a .npy file does", str(path),
-                   "save with np.savez(path, **state_dict) or rename it .npy and load it "
-                   "yourself.")
-    out = {}
-    with z:
-        for k in z.files:
-            try:
-                arr = np.array(z[k])
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise _unreadable(path, f"a complete .npz archive (array {k!r} is not readable)",
-                                  exc) from None
-            if arr.dtype.kind not in _NUMERIC_KINDS:
-                raise fail("path", f"must hold numeric arrays; array {k!r} has dtype "
-                           f"{arr.dtype} ({'object' if arr.dtype.kind == 'O' else 'text/bytes'})",
-                           str(path), "store only numeric tensors (bool, int, float) in the "
-                           "checkpoint.")
-            try:
-                out[k] = torch.from_numpy(arr)
-            except TypeError as exc:  # e.g. uint16/uint32 on an old torch
-                raise fail("path", f"holds array {k!r} of dtype {arr.dtype}, which torch "
-                           f"cannot hold ({exc})", str(path),
-                           "cast it to a torch dtype (float32, int64...) before saving.") from None
-    return out
+        arr = np.array(z[key])
+    except Exception as exc:  # ValueError (object array: pickle refused), truncated member
+        raise _unreadable(path, f"a complete .npz archive of numeric arrays (array {key!r} "
+                          "is not readable)", exc) from None
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise fail("path", f"must hold numeric arrays; array {key!r} has dtype {arr.dtype} "
+                   f"({'object' if arr.dtype.kind == 'O' else 'text/bytes'})", str(path),
+                   "store only numeric tensors (bool, int, float) in the checkpoint.")
+    try:
+        return torch.from_numpy(arr)
+    except TypeError as exc:  # a numeric dtype torch has no tensor type for
+        raise fail("path", f"holds array {key!r} of dtype {arr.dtype}, which torch cannot "
+                   f"hold ({exc})", str(path),
+                   "cast it to a torch dtype (float32, int64...) before saving.") from None
 
 
 def _unwrap(obj: Any, where: str) -> dict:
