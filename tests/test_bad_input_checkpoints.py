@@ -206,3 +206,12 @@ def test_no_payload_runs_through_apply_pretrained(tmp_path):
         initlab.apply(model, "he", seed=0, pretrained=str(path))
     assert model_bytes(model) == before and not marker.exists()
     assert not os.path.exists(marker)
+
+
+def test_the_payload_is_live(tmp_path):
+    # the control for the hostile files: plain pickle.load runs the payload
+    path, marker = tmp_path / "w.pt", tmp_path / "PAYLOAD_RAN"
+    make_malicious_pt(path, None, marker)
+    with open(path, "rb") as f:
+        pickle.load(f)  # noqa: S301  (deliberately unsafe, on our own file)
+    assert marker.read_text() == "payload ran"

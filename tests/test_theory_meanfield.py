@@ -145,3 +145,46 @@ def test_errors():
         critical_sigma_w2(-1.0)
     with pytest.raises(InitlabError, match="`max_sigma_w2`"):
         critical_sigma_w2(0.1, "relu", max_sigma_w2=1.5)
+
+
+@pytest.mark.parametrize("sigma_w2", [1e6, 1e13])
+def test_tanh_huge_weight_variance_is_chaotic_with_finite_q(sigma_w2):
+    # Bounded activation: q* <= sigma_w2 + sigma_b2 is finite, and chi_1 is far above 1.
+    # Independent check, the large-q expansion (x = sqrt(q) z, phi_q(x) = N(0, q) density):
+    #   E[tanh^2] = 1 - E[sech^2] = 1 - 2 / sqrt(2 pi q) + O(q^-3/2)   (int sech^2 = 2)
+    #   E[sech^4] = (4/3) / sqrt(2 pi q) * (1 + O(1/q))                (int sech^4 = 4/3)
+    # so q* solves q = sigma_w2 (1 - 2 / sqrt(2 pi q)) + sigma_b2 and
+    # chi_1 = sigma_w2 (4/3) / sqrt(2 pi q*); relative error of the expansion <= 1/q* ~ 1e-6.
+    sb = 0.05
+    q = sigma_w2
+    for _ in range(50):
+        q = sigma_w2 * (1 - 2 / math.sqrt(2 * math.pi * q)) + sb
+    chi_expected = sigma_w2 * (4 / 3) / math.sqrt(2 * math.pi * q)
+    mf = mean_field(sigma_w2, sb, "tanh")
+    assert mf.q_star == pytest.approx(q, rel=1e-6)
+    assert mf.chi1 == pytest.approx(chi_expected, rel=1e-5)
+    assert mf.phase == "chaotic" and mf.q_star <= sigma_w2 + sb
+    # two inputs decorrelate: tanh -> sign, E[sign u1 sign u2] at c ~ 0 gives chi_c -> 2/pi
+    assert mf.c_star == pytest.approx(0.0, abs=1e-5)
+    assert mf.chi_c == pytest.approx(2 / math.pi, rel=1e-2)
+
+
+def test_tanh_chi1_at_sigma_w2_1e6_monte_carlo():
+    # The number: chi_1(1e6, 0.05) is about 532 (it was 629). Monte Carlo, independent of
+    # the quadrature: E[sech^4(u)], u ~ N(0, q*), by importance sampling x ~ U(-20, 20)
+    # (sech^4(20) ~ 1e-34: the tails are negligible), estimate 40 * mean(sech^4(x) phi_q(x)).
+    # n = 2e6 draws; tolerance 5 standard errors of the mean.
+    q, x1 = fixed_point_q(1e6, 0.05, "tanh"), chi1(1e6, 0.05, "tanh")
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-20, 20, 2_000_000)
+    vals = 40.0 * np.cosh(x) ** -4 * np.exp(-0.5 * x * x / q) / math.sqrt(2 * math.pi * q)
+    est, se = 1e6 * vals.mean(), 1e6 * vals.std() / math.sqrt(len(vals))
+    assert abs(x1 - est) < 5 * se and 520 < est < 545
+    assert x1 == pytest.approx(532.1, abs=0.5)
+
+
+def test_infinite_q_star_is_explained():
+    mf = mean_field(2.0, 0.05, "relu")
+    assert mf.q_star == math.inf and "no finite fixed point" in mf.note
+    assert "sigma_w2 < 2" in mf.note
+    assert mean_field(1.5, 0.05, "relu").note == ""
