@@ -166,7 +166,7 @@ def _cmd_weighted_input(args) -> int:
     lines = _header("Weighted input z = w.x + b of one unit at initialization",
                     f"inputs:  {desc}",
                     f"weights: {args.weights} -> each w_i {_dist_text(wi.weight_dist)}",
-                    f"bias:    " + ("no bias" if wi.bias_dist is None else
+                    "bias:    " + ("no bias" if wi.bias_dist is None else
                                     f"{args.bias} -> {_dist_text(wi.bias_dist)}"))
     lines += [f"{'quantity':<12s} {'value':>12s}",
               f"{'mean':<12s} {wi.mean:12.6g}",
