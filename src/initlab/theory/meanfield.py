@@ -392,7 +392,7 @@ def mean_field(sigma_w2: float, sigma_b2: float, act="tanh") -> MeanField:
                 f"{sb:g} the length map gives L(q) > q for every q (its slope L'(q) = "
                 f"{_slope(Q_LARGE, sw, a):.4g} >= 1 at large q), so the pre-activation variance "
                 "grows without bound with depth. q* is infinite and c*, chi_c and the depth "
-                "scales do not exist (nan); chi_1 is the large-q limit. For a finite q*, lower "
+                "scales do not exist; chi_1 is the large-q limit. For a finite q*, lower "
                 "sigma_w2 below the point where L'(q) reaches 1 (ReLU: sigma_w2 < 2) or set "
                 "sigma_b2 = 0.")
     else:
