@@ -30,7 +30,7 @@ class Payload:
         self.marker = str(marker)
 
     def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('payload ran')",))
+        return (exec, (f"with open({self.marker!r}, 'w') as f: f.write('payload ran')",))
 
 
 @pytest.fixture
