@@ -7,7 +7,9 @@ ordered list of rules: first match wins, so put specific rules before general on
 
 Plans are data: ``plan.to_dict()`` / ``Plan.from_dict(d)`` / ``plan.save(path)`` /
 ``Plan.load(path)`` round-trip through JSON, with module types written by qualified name
-(``"torch.nn.Linear"``) and initializers as ``{"name": ..., "params": {...}}``.
+(``"torch.nn.Linear"``) and initializers as ``{"name": ..., "params": {...}}``. Pure data: a plan
+never imports a module; its type names resolve through a registry (torch.nn, transformers by
+name, and your classes registered with :func:`register_module_type`).
 
 Globs use :func:`fnmatch.fnmatchcase`: ``*`` matches any run of characters *including dots*, so
 ``"*c_proj.weight"`` matches ``transformer.h.0.attn.c_proj.weight``. Names are matched after

@@ -462,4 +462,7 @@ def critical_line(sigma_b2_values, act="tanh") -> list[tuple[float, float]]:
     if values.ndim != 1 or values.size == 0:
         raise fail("sigma_b2", "must list at least one bias variance", sigma_b2_values,
                    "pass e.g. [0, 0.05, 0.5].")
+    if not np.all(np.isfinite(values)):
+        raise fail("sigma_b2", "must list finite bias variances (numbers >= 0)", sigma_b2_values,
+                   "pass e.g. [0, 0.05, 0.5].")
     return [(float(sb), critical_sigma_w2(sb, act)) for sb in values]
