@@ -8,7 +8,6 @@ dtype last (so a float32 sample is the float64 sample rounded).
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 from scipy import special
@@ -27,20 +26,17 @@ from ..core.distributions import (
     Uniform,
 )
 from ..core.fans import to_torch_shape, torch_axes_to
-from ..core.validation import InitlabTypeError, error_message, fail
+from ..core.seeding import check_seed
+from ..core.validation import fail
 
 
 def make_rng(seed) -> np.random.Generator:
-    """A NumPy Generator from an explicit seed (int >= 0) or an existing Generator."""
+    """A NumPy Generator from an explicit seed (:func:`initlab.core.seeding.check_seed`) or an
+    existing Generator (returned as is, and consumed by the draw)."""
     if isinstance(seed, np.random.Generator):
         return seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InitlabTypeError(error_message(
-            "seed", "must be a non-negative int or a numpy.random.Generator", seed,
-            "pass e.g. seed=0; initlab never falls back to hidden global random state."))
-    if seed < 0:
-        raise fail("seed", "must be >= 0", seed, "pass a non-negative integer.")
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(int(seed))))
+    seed = check_seed(seed, also="a numpy.random.Generator")
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed)))
 
 
 def bounds_in_dtype(a: float, b: float, dtype) -> tuple:
