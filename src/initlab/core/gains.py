@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 
-from .activations import activation, gaussian_expectation
+from .activations import SPECS, activation, gaussian_expectation
 from .validation import check_choice, check_scalar, fail
 
-TORCH_GAIN_NAMES = (
-    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
-)
+# torch's layer names whose gain is the linear one
+_TORCH_LAYER_NAMES = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                      "conv_transpose3d")
+# the names torch.nn.init.calculate_gain accepts: linear, its layers, then every registry entry
+# that carries torch's published value (sigmoid, tanh, relu, leaky_relu, selu)
+TORCH_GAIN_NAMES = ("linear", *_TORCH_LAYER_NAMES,
+                    *(n for n, s in SPECS.items() if s.torch_gain is not None and n != "linear"))
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -38,27 +41,18 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     selu                      3/4 (found empirically by PyTorch, for self-normalizing nets)
     ========================  ==================================
 
-    For activations outside this table (gelu, silu, mish, elu, ...) use :func:`gain`.
+    The values live on the activation registry's entries (``Spec.torch_gain``). For activations
+    outside torch's table (gelu, silu, mish, elu, ...) use :func:`gain`.
     """
     name = check_choice(nonlinearity, "nonlinearity", TORCH_GAIN_NAMES,
                         fix="for other activations use initlab.gain(name), computed numerically.")
-    if name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                "conv_transpose3d", "sigmoid"):
-        return 1
-    if name == "tanh":
-        return 5.0 / 3
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "leaky_relu":
-        if param is None:
-            slope = 0.01
-        else:
-            if isinstance(param, bool) or not isinstance(param, (int, float)):
-                raise fail("param", "must be a number (the negative slope of leaky_relu)", param,
-                           "pass e.g. param=0.2.")
-            slope = float(param)
-        return math.sqrt(2.0 / (1 + slope**2))
-    return 3.0 / 4  # selu
+    if name in _TORCH_LAYER_NAMES:
+        name = "linear"
+    if name == "leaky_relu" and param is not None and (
+            isinstance(param, bool) or not isinstance(param, (int, float))):
+        raise fail("param", "must be a number (the negative slope of leaky_relu)", param,
+                   "pass e.g. param=0.2.")
+    return SPECS[name].torch_gain(None if param is None else float(param))
 
 
 def gain(activation_name, *, q: float = 1.0, direction: str = "forward",
