@@ -8,6 +8,7 @@ dtype last (so a float32 sample is the float64 sample rounded).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import special
@@ -24,6 +25,7 @@ from ..core.distributions import (
     Sparse,
     TruncatedNormal,
     Uniform,
+    check_fits_dtype,
 )
 from ..core.fans import to_torch_shape, torch_axes_to
 from ..core.seeding import check_seed
@@ -63,8 +65,8 @@ def truncated_standard_normal(rng: np.random.Generator, size, alpha: float, beta
     if flip:
         alpha, beta = -beta, -alpha
     lo, hi = special.ndtr(alpha), special.ndtr(beta)
-    u = rng.uniform(lo, hi, size)
-    x = special.ndtri(u)
+    u = np.asarray(rng.uniform(lo, hi, size))
+    x = special.ndtri(u, out=np.empty(u.shape))  # an array also for size=() (0-d)
     np.clip(x, alpha, beta, out=x)
     return -x if flip else x
 
@@ -125,62 +127,107 @@ def dirac_array(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:
     return out
 
 
-def _draw_torch_layout(dist: Distribution, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """Draw a structured distribution for a tensor whose torch-layout shape is ``shape``."""
-    if isinstance(dist, Orthogonal):
-        rows, cols = shape[0], math.prod(shape[1:])
-        return dist.gain * haar_orthogonal(rng, rows, cols, dist.method).reshape(shape)
-    if isinstance(dist, Eye):
-        return dist.gain * np.eye(shape[0], shape[1])
-    if isinstance(dist, Dirac):
-        return dirac_array(shape, dist.groups, dist.gain)
-    if isinstance(dist, DeltaOrthogonal):
-        out = np.zeros(shape)
-        centre = tuple(k // 2 for k in shape[2:])
-        out[(slice(None), slice(None), *centre)] = dist.gain * haar_orthogonal(rng, shape[0], shape[1])
-        return out
-    if isinstance(dist, Sparse):
-        rows, cols = shape
-        out = rng.standard_normal(shape) * dist.std
-        n_zero = int(math.ceil(dist.sparsity * rows))
-        for j in range(cols):
-            out[rng.permutation(rows)[:n_zero], j] = 0.0
-        return out
-    if isinstance(dist, MartensSparse):
-        rows = shape[0]
-        cols = math.prod(shape[1:])
-        out = np.zeros((rows, cols))
-        for i in range(rows):
-            idx = rng.permutation(cols)[: dist.k]
-            out[i, idx] = rng.standard_normal(dist.k) * dist.std
-        return out.reshape(shape)
-    raise fail("distribution", "is not a kind the NumPy backend knows", type(dist).__name__)
+# ============================================================================ the sampler table
+# One sampler per distribution kind: ``sampler(dist, shape, rng, dtype) -> ndarray``. Elementwise
+# kinds get the output shape and return ``dtype``; structured kinds get the torch-layout shape
+# and return float64 (``draw`` converts the layout and casts).
+
+
+def _constant(dist: Constant, shape, rng, dtype) -> np.ndarray:
+    return np.full(shape, dist.value, dtype=dtype)
+
+
+def _normal(dist: Normal, shape, rng, dtype) -> np.ndarray:
+    x = np.asarray(rng.standard_normal(shape))
+    x *= dist.std
+    x += dist.mean
+    return x.astype(dtype, copy=False)
+
+
+def _uniform(dist: Uniform, shape, rng, dtype) -> np.ndarray:
+    if math.isfinite(dist.high - dist.low):
+        x = rng.uniform(dist.low, dist.high, shape)
+    else:  # high - low overflows float64 (e.g. +-1e308): the same map on halves, then doubled
+        x = rng.uniform(0.5 * dist.low, 0.5 * dist.high, shape)
+        x *= 2.0
+    return np.asarray(x).astype(dtype, copy=False)
+
+
+def _truncated_normal(dist: TruncatedNormal, shape, rng, dtype) -> np.ndarray:
+    if dist.std == 0:
+        return np.full(shape, min(max(dist.mean, dist.a), dist.b), dtype=dtype)
+    alpha = (dist.a - dist.mean) / dist.std
+    beta = (dist.b - dist.mean) / dist.std
+    x = dist.mean + dist.std * truncated_standard_normal(rng, shape, alpha, beta)
+    x = np.asarray(x).astype(dtype, copy=False)
+    np.clip(x, *bounds_in_dtype(dist.a, dist.b, dtype), out=x)
+    return x
+
+
+def _orthogonal(dist: Orthogonal, shape, rng, dtype) -> np.ndarray:
+    rows, cols = shape[0], math.prod(shape[1:])
+    return dist.gain * haar_orthogonal(rng, rows, cols, dist.method).reshape(shape)
+
+
+def _eye(dist: Eye, shape, rng, dtype) -> np.ndarray:
+    return dist.gain * np.eye(shape[0], shape[1])
+
+
+def _dirac(dist: Dirac, shape, rng, dtype) -> np.ndarray:
+    return dirac_array(shape, dist.groups, dist.gain)
+
+
+def _delta_orthogonal(dist: DeltaOrthogonal, shape, rng, dtype) -> np.ndarray:
+    out = np.zeros(shape)
+    centre = tuple(k // 2 for k in shape[2:])
+    out[(slice(None), slice(None), *centre)] = dist.gain * haar_orthogonal(rng, shape[0], shape[1])
+    return out
+
+
+def _sparse(dist: Sparse, shape, rng, dtype) -> np.ndarray:
+    rows, cols = shape
+    out = rng.standard_normal(shape) * dist.std
+    n_zero = int(math.ceil(dist.sparsity * rows))
+    for j in range(cols):
+        out[rng.permutation(rows)[:n_zero], j] = 0.0
+    return out
+
+
+def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
+    rows = shape[0]
+    cols = math.prod(shape[1:])
+    out = np.zeros((rows, cols))
+    for i in range(rows):
+        idx = rng.permutation(cols)[: dist.k]
+        out[i, idx] = rng.standard_normal(dist.k) * dist.std
+    return out.reshape(shape)
+
+
+SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
+    Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
+    Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
+    Sparse: _sparse, MartensSparse: _martens_sparse,
+}
 
 
 def draw(dist: Distribution, shape: tuple[int, ...], rng: np.random.Generator,
          dtype=np.float32, layout: str = "torch") -> np.ndarray:
-    """Draw ``dist`` into a new array of ``shape`` (given in ``layout``) and ``dtype``."""
+    """Draw ``dist`` into a new array of ``shape`` (given in ``layout``) and ``dtype``.
+
+    Refused before drawing: a kind this backend has no sampler for, a shape the kind cannot fill
+    (``dist.check_shape``) and a distribution whose values would not fit ``dtype``
+    (``check_fits_dtype``: they would become inf)."""
     dtype = np.dtype(dtype)
-    if isinstance(dist, Constant):
-        return np.full(shape, dist.value, dtype=dtype)
-    if isinstance(dist, Normal):
-        x = rng.standard_normal(shape)
-        x *= dist.std
-        x += dist.mean
-        return x.astype(dtype, copy=False)
-    if isinstance(dist, Uniform):
-        return rng.uniform(dist.low, dist.high, shape).astype(dtype, copy=False)
-    if isinstance(dist, TruncatedNormal):
-        if dist.std == 0:
-            return np.full(shape, min(max(dist.mean, dist.a), dist.b), dtype=dtype)
-        alpha = (dist.a - dist.mean) / dist.std
-        beta = (dist.b - dist.mean) / dist.std
-        x = dist.mean + dist.std * truncated_standard_normal(rng, shape, alpha, beta)
-        x = x.astype(dtype, copy=False)
-        np.clip(x, *bounds_in_dtype(dist.a, dist.b, dtype), out=x)
-        return x
-    tshape = to_torch_shape(shape, layout)
-    arr = _draw_torch_layout(dist, tshape, rng)
+    sampler = SAMPLERS.get(type(dist))
+    if sampler is None:
+        raise fail("distribution", "is not a kind the NumPy backend knows", type(dist).__name__,
+                   "pass an initlab.core.distributions kind (KINDS).")
+    tshape = shape if dist.is_elementwise else to_torch_shape(shape, layout)
+    dist.check_shape(tshape)
+    check_fits_dtype(dist, str(dtype), float(np.finfo(dtype).max))
+    if dist.is_elementwise:
+        return sampler(dist, shape, rng, dtype)
+    arr = sampler(dist, tshape, rng, dtype)
     axes = torch_axes_to(layout, len(tshape))
     if axes is not None:
         arr = np.transpose(arr, axes)

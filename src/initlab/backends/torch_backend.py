@@ -61,7 +61,7 @@ from ..core.distributions import (
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
-__all__ = ["draw_", "check_target", "haar_orthogonal", "CHUNK", "ZERO_ELEMENT_WARNING"]
+__all__ = ["draw_", "check_target", "haar_orthogonal", "SAMPLERS", "CHUNK", "ZERO_ELEMENT_WARNING"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -115,44 +115,6 @@ def _warn_zero_elements(shape, stacklevel: int) -> None:
                   stacklevel=stacklevel + 1)
 
 
-def _check_structure(dist: Distribution, tshape: tuple[int, ...]) -> None:
-    """Checks a hand-built distribution must pass against the torch-layout shape (``resolve``
-    already enforces these for catalog initializers)."""
-    nd = len(tshape)
-    if isinstance(dist, Orthogonal):
-        if nd < 2:
-            raise fail("tensor", "must have at least 2 dimensions for an orthogonal matrix",
-                       tshape, "use another initializer for 1-D tensors.")
-        check_choice(dist.method, "method", ("qr", "svd", "householder"))
-    elif isinstance(dist, Eye) and nd != 2:
-        raise fail("tensor", "must be 2-D for `eye`", tshape, "for conv kernels use `dirac`.")
-    elif isinstance(dist, Dirac):
-        if nd not in (3, 4, 5):
-            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `dirac`", tshape,
-                       "for 2-D matrices use `eye`.")
-        if dist.groups < 1 or tshape[0] % dist.groups:
-            raise fail("groups", f"must divide the number of output channels (={tshape[0]})",
-                       dist.groups, "pass the conv's `groups`.")
-    elif isinstance(dist, DeltaOrthogonal):
-        if nd not in (3, 4, 5):
-            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `delta_orthogonal`",
-                       tshape, "for 2-D matrices use `orthogonal`.")
-        if tshape[1] > tshape[0]:
-            raise fail("tensor", "must have in_channels <= out_channels for `delta_orthogonal`",
-                       tshape, "use `orthogonal` on the flattened kernel instead.")
-    elif isinstance(dist, Sparse) and nd != 2:
-        raise fail("tensor", "must be 2-D for `sparse`", tshape, "use `martens_sparse`.")
-    elif isinstance(dist, MartensSparse):
-        cols = math.prod(tshape[1:]) if nd >= 2 else 0
-        if nd < 2 or dist.k > cols:
-            raise fail("k", f"must be <= the number of inputs per unit (={cols})", dist.k,
-                       "pass a smaller k.")
-    elif isinstance(dist, TruncatedNormal) and not dist.a < dist.b:
-        raise fail("a", f"must be < `b` (={dist.b})", dist.a, "pass a < b.")
-    elif isinstance(dist, Uniform) and dist.low > dist.high:
-        raise fail("low", f"must be <= `high` (={dist.high})", dist.low, "swap the bounds.")
-
-
 # ============================================================================ entry point
 
 
@@ -172,20 +134,19 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
             "pass Initializer.resolve(tuple(tensor.shape)) or use initlab.torch.init_."))
     check_target(tensor, dist.random, generator)
     check_choice(layout, "layout", LAYOUTS)
-    if not dist.iid:
-        _check_structure(dist, to_torch_shape(tuple(tensor.shape), layout))
-    else:
-        _check_structure(dist, tuple(tensor.shape))
+    sampler = SAMPLERS.get(type(dist))
+    if sampler is None:
+        raise fail("dist", "is not a kind the torch backend knows", type(dist).__name__,
+                   "pass an initlab.core.distributions kind (KINDS).")
+    shape = tuple(tensor.shape)
+    dist.check_shape(shape if dist.is_elementwise else to_torch_shape(shape, layout))
     if tensor.numel() == 0:
         _warn_zero_elements(tensor.shape, _stacklevel + 1)
         return tensor
     if tensor.is_meta:
         return tensor
     with torch.no_grad():
-        if dist.iid:
-            _draw_elementwise(tensor, dist, generator)
-        else:
-            _draw_structured(_torch_view(tensor, layout), dist, generator)
+        sampler(tensor if dist.is_elementwise else _torch_view(tensor, layout), dist, generator)
     return tensor
 
 
@@ -211,26 +172,24 @@ def _via_buffer(tensor: torch.Tensor, fill, work_dtype: torch.dtype) -> None:
         tensor.copy_(target)
 
 
-def _draw_elementwise(tensor: torch.Tensor, dist: Distribution, gen) -> None:
-    if isinstance(dist, Constant):
-        tensor.fill_(dist.value)
-        return
-    if isinstance(dist, Normal):
-        def fill(x):
-            x.normal_(dist.mean, dist.std, generator=gen)
-    elif isinstance(dist, Uniform):
-        def fill(x):
-            x.uniform_(dist.low, dist.high, generator=gen)
-    elif isinstance(dist, TruncatedNormal):
-        _truncated_normal_(tensor, dist, gen)
-        return
-    else:  # pragma: no cover - every iid kind is handled above
-        raise fail("dist", "is not an elementwise kind the torch backend knows",
-                   type(dist).__name__)
+def _elementwise(tensor: torch.Tensor, fill) -> None:
+    """Run ``fill`` in place (float32/float64) or through a float32 buffer (other dtypes)."""
     if tensor.dtype in _DIRECT:
         fill(tensor)
     else:
         _via_buffer(tensor, fill, torch.float32)
+
+
+def _constant_(tensor: torch.Tensor, dist: Constant, gen) -> None:
+    tensor.fill_(dist.value)
+
+
+def _normal_(tensor: torch.Tensor, dist: Normal, gen) -> None:
+    _elementwise(tensor, lambda x: x.normal_(dist.mean, dist.std, generator=gen))
+
+
+def _uniform_(tensor: torch.Tensor, dist: Uniform, gen) -> None:
+    _elementwise(tensor, lambda x: x.uniform_(dist.low, dist.high, generator=gen))
 
 
 def _round_inward(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:
@@ -359,13 +318,13 @@ def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32
     return q.t() if transpose else q
 
 
-def _orthogonal_(view: torch.Tensor, gain: float, method: str, gen) -> None:
+def _orthogonal_(view: torch.Tensor, dist: Orthogonal, gen) -> None:
     rows = view.shape[0]
     cols = view.numel() // rows
     q = haar_orthogonal(rows, cols, generator=gen, dtype=_work_dtype(view.dtype),
-                        device=view.device, method=method)
-    if gain != 1:
-        q.mul_(gain)
+                        device=view.device, method=dist.method)
+    if dist.gain != 1:
+        q.mul_(dist.gain)
     view.copy_(q.reshape(view.shape))
 
 
@@ -373,31 +332,27 @@ def _centre(shape) -> tuple[int, ...]:
     return tuple(k // 2 for k in shape[2:])
 
 
-def _draw_structured(view: torch.Tensor, dist: Distribution, gen) -> None:
+def _eye_(view: torch.Tensor, dist: Eye, gen) -> None:
+    view.zero_()
+    view.diagonal().fill_(dist.gain)
+
+
+def _dirac_(view: torch.Tensor, dist: Dirac, gen) -> None:
     shape = tuple(view.shape)
-    if isinstance(dist, Orthogonal):
-        _orthogonal_(view, dist.gain, dist.method, gen)
-    elif isinstance(dist, Eye):
-        view.zero_()
-        view.diagonal().fill_(dist.gain)
-    elif isinstance(dist, Dirac):
-        view.zero_()
-        per_group = shape[0] // dist.groups
-        d = torch.arange(min(per_group, shape[1]), device=view.device)
-        rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
-        cols = d.repeat(dist.groups)
-        view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
-    elif isinstance(dist, DeltaOrthogonal):
-        q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
-                            device=view.device)
-        view.zero_()
-        view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
-    elif isinstance(dist, Sparse):
-        _sparse_(view, dist, gen)
-    elif isinstance(dist, MartensSparse):
-        _martens_sparse_(view, dist, gen)
-    else:
-        raise fail("dist", "is not a kind the torch backend knows", type(dist).__name__)
+    view.zero_()
+    per_group = shape[0] // dist.groups
+    d = torch.arange(min(per_group, shape[1]), device=view.device)
+    rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
+    cols = d.repeat(dist.groups)
+    view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
+
+
+def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
+    shape = tuple(view.shape)
+    q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
+                        device=view.device)
+    view.zero_()
+    view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
 
 
 def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:
@@ -431,3 +386,12 @@ def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
     tmp = torch.zeros((rows, cols), dtype=vals.dtype, device=view.device)
     tmp.scatter_(1, idx, vals)
     view.copy_(tmp.reshape(view.shape))
+
+
+# One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
+# structured kinds ``tensor`` is the torch-layout view). ``draw_`` is its only caller.
+SAMPLERS = {
+    Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
+    TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
+    DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
+}
