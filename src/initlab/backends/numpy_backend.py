@@ -1,6 +1,7 @@
 """NumPy backend: the reference sampler. Draws each :mod:`~initlab.core.distributions` kind.
 
-Stream (``STREAM_VERSION = "numpy-pcg64-f64-v1"``): an int seed becomes
+Stream (``STREAM_VERSION = "numpy-pcg64-f64-v2"``; v2: orthogonal kinds default to and draw
+"householder" through LAPACK's ``dorgqr``): an int seed becomes
 ``Generator(PCG64(SeedSequence(seed)))``; every value is drawn in float64 and cast to the output
 dtype last (so a float32 sample is the float64 sample rounded).
 """
@@ -12,8 +13,10 @@ from collections.abc import Callable
 
 import numpy as np
 from scipy import special
+from scipy.linalg import lapack
 
 from ..core.distributions import (
+    DEFAULT_ORTHOGONAL_METHOD,
     Constant,
     DeltaOrthogonal,
     Dirac,
@@ -71,48 +74,50 @@ def truncated_standard_normal(rng: np.random.Generator, size, alpha: float, beta
     return -x if flip else x
 
 
-def haar_orthogonal(rng: np.random.Generator, rows: int, cols: int, method: str = "qr") -> np.ndarray:
-    """A (rows, cols) matrix with orthonormal rows (rows <= cols) or columns, Haar-distributed."""
+def haar_orthogonal(rng: np.random.Generator, rows: int, cols: int,
+                    method: str = DEFAULT_ORTHOGONAL_METHOD) -> np.ndarray:
+    """A (rows, cols) matrix with orthonormal rows (rows <= cols) or columns, Haar-distributed.
+
+    ``"householder"`` (default): Stewart 1980, as the torch backend: the Householder vectors of
+    the QR factorization of a Gaussian n x m matrix are themselves independent Gaussian vectors
+    (column j below the diagonal), so they are drawn directly and multiplied out by LAPACK's
+    ``dorgqr``, skipping the factorization; the sign fix uses beta_j = R[j, j]. ``"qr"``: Q of a
+    Gaussian matrix times sign(diag(R)) (Mezzadri 2007). ``"svd"``: U of a Gaussian matrix with
+    random column signs.
+    """
     transpose = rows < cols
     n, m = (cols, rows) if transpose else (rows, cols)  # n >= m: orthonormal columns of n x m
+    a = rng.standard_normal((n, m))
     if method == "householder":
-        q = _stewart(rng, n)[:, :m]
-    else:
-        a = rng.standard_normal((n, m))
-        if method == "qr":
-            q, r = np.linalg.qr(a)
-            d = np.sign(np.diag(r))
-            d[d == 0] = 1.0
-            q = q * d  # Mezzadri 2007: makes Q Haar
-        else:  # svd: U of a Gaussian matrix, then random column signs (the Haar fix)
-            u, _, _ = np.linalg.svd(a, full_matrices=False)
-            signs = rng.choice(np.array([-1.0, 1.0]), size=m)
-            q = u * signs
+        q = _householder(a)
+    elif method == "qr":
+        q, r = np.linalg.qr(a)
+        d = np.sign(np.diag(r))
+        d[d == 0] = 1.0
+        q = q * d  # Mezzadri 2007: makes Q Haar
+    else:  # svd: U of a Gaussian matrix, then random column signs (the Haar fix)
+        u, _, _ = np.linalg.svd(a, full_matrices=False)
+        signs = rng.choice(np.array([-1.0, 1.0]), size=m)
+        q = u * signs
     return q.T if transpose else q
 
 
-def _stewart(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Haar O(n) by Stewart 1980: product of random Householder reflectors with a sign fix.
+def _householder(g: np.ndarray) -> np.ndarray:
+    """Q (n x m, orthonormal columns) from the Gaussian n x m matrix ``g`` by Stewart's method.
 
-    For k = n, n-1, ..., 2 draw v ~ N(0, I_k), reflect with H_k = I - 2 u u^T (u = (v + sign(v_0)
-    |v| e_1) / norm) acting on the last k coordinates, and record D_k = -sign(v_0); the final
-    sign D_1 = sign of a standard normal. Q = D H_n ... H_2 (each H_k embedded in I_n).
+    Column j of ``g`` from the diagonal down is v = G[j:, j]: beta_j = -sign(v_0) |v|,
+    tau_j = (beta_j - v_0) / beta_j, reflector w = v / (v_0 - beta_j) (LAPACK's dlarfg);
+    ``dorgqr`` multiplies the reflectors out; column j times sign(beta_j) = sign(R[j, j]).
     """
-    q = np.eye(n)
-    signs = np.ones(n)
-    for k in range(n, 1, -1):
-        v = rng.standard_normal(k)
-        s = 1.0 if v[0] >= 0 else -1.0
-        signs[n - k] = -s
-        v[0] += s * np.linalg.norm(v)
-        nv = np.linalg.norm(v)
-        if nv == 0:
-            continue
-        u = v / nv
-        sub = q[:, n - k:]
-        sub -= 2.0 * np.outer(sub @ u, u)
-    signs[n - 1] = 1.0 if rng.standard_normal() >= 0 else -1.0
-    return q * signs
+    g = np.tril(g)
+    v0 = np.diagonal(g).copy()
+    beta = -np.where(v0 >= 0, 1.0, -1.0) * np.linalg.norm(g, axis=0)
+    tau = (beta - v0) / beta
+    g /= v0 - beta  # the diagonal (implicitly 1) and the upper part are ignored by dorgqr
+    q, _, info = lapack.dorgqr(g, tau, lwork=max(1, 64 * g.shape[1]))
+    if info != 0:  # pragma: no cover - LAPACK argument error, not reachable with valid shapes
+        raise RuntimeError(f"LAPACK dorgqr failed (info={info})")
+    return q * np.where(beta >= 0, 1.0, -1.0)
 
 
 def dirac_array(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:

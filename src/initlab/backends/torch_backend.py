@@ -46,6 +46,8 @@ import warnings
 import torch
 
 from ..core.distributions import (
+    DEFAULT_ORTHOGONAL_METHOD,
+    ORTHOGONAL_METHODS,
     Constant,
     DeltaOrthogonal,
     Dirac,
@@ -274,7 +276,7 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32,
-                    device=None, method: str = "householder") -> torch.Tensor:
+                    device=None, method: str = DEFAULT_ORTHOGONAL_METHOD) -> torch.Tensor:
     """A Haar-distributed ``(rows, cols)`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Like ``torch.nn.init.orthogonal_``, a wide matrix is drawn as the transpose of a tall one
@@ -314,7 +316,7 @@ def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32
         signs = torch.randint(0, 2, (m,), generator=generator, device=device).to(dtype)
         q = u.mul_(signs.mul_(2).sub_(1))
     else:
-        check_choice(method, "method", ("qr", "svd", "householder"))
+        check_choice(method, "method", ORTHOGONAL_METHODS)
     return q.t() if transpose else q
 
 

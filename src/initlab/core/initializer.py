@@ -24,7 +24,9 @@ ROLES = ("weight", "bias")
 # Version of the NumPy sampling stream: which bit generator, how seeds become streams and how
 # each distribution consumes it. Bump it whenever the same seed would give different numbers;
 # ``to_dict`` records it so that a change of stream is never silent.
-STREAM_VERSION = "numpy-pcg64-f64-v1"
+# v2: the catalog's `orthogonal` (and delta_orthogonal) default to "householder", drawn through
+# LAPACK's dorgqr (v1: "qr", and a Python loop for "householder").
+STREAM_VERSION = "numpy-pcg64-f64-v2"
 
 
 @dataclass(frozen=True)

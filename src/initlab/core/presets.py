@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 from .distributions import (
+    DEFAULT_ORTHOGONAL_METHOD,
+    ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
     DeltaOrthogonal,
@@ -283,17 +285,21 @@ def nielsen_large() -> Initializer:
 
 
 @register()
-def orthogonal(gain: float = 1.0, method: str = "qr") -> Initializer:
+def orthogonal(gain: float = 1.0, method: str = DEFAULT_ORTHOGONAL_METHOD) -> Initializer:
     """A Haar-distributed (semi-)orthogonal matrix times ``gain``. Saxe, McClelland, Ganguli 2014,
     "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks".
 
-    The tensor is viewed as ``(out, prod(rest))`` (torch layout). ``method``: ``"qr"`` (QR of a
-    Gaussian matrix with the sign fix of diag(R), Mezzadri 2007; torch's ``orthogonal_``), ``"svd"``
+    The tensor is viewed as ``(out, prod(rest))`` (torch layout). ``method``: ``"householder"``
+    (default; Stewart 1980, "The efficient generation of random orthogonal matrices with an
+    application to condition estimators": Householder reflectors from Gaussian vectors, no
+    factorization), ``"qr"`` (QR of a Gaussian matrix with the sign fix of diag(R), Mezzadri
+    2007; torch's ``orthogonal_``, whose stream ``method="qr"`` reproduces for float32), ``"svd"``
     (singular vectors of a Gaussian matrix with random column signs, which the classic recipe
-    omits and without which the result is not Haar), ``"householder"`` (Stewart 1980).
+    omits and without which the result is not Haar). All three are exactly Haar; the default is
+    the same in the catalog, the plans, LSUV and ``initlab.torch.orthogonal_``.
     """
     g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
-    check_choice(method, "method", ("qr", "svd", "householder"))
+    check_choice(method, "method", ORTHOGONAL_METHODS)
 
     def resolve(ctx: Context):
         if len(ctx.shape) < 2:
