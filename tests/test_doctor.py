@@ -104,7 +104,8 @@ def test_large_sigmoid_net_is_saturated():
     sat = [f for f in rep.findings if f.code == "saturation" and 1 in f.layers]
     assert sat and sat[0].severity == "error"
     f = sat[0]
-    assert "lecun_normal" in f.suggest and "lecun_normal" in f.text
+    # the one recommender's answer for sigmoid: Glorot (plan `glorot`, which draws exactly it)
+    assert "glorot_uniform" in f.suggest and "glorot_uniform" in f.text and f.plans == ["glorot"]
     assert "too large" in f.text and "1/sqrt(1000)" in f.text
     # Weight-std ratio to LeCun's 1/sqrt(1000): the sample std of 30,000 N(0,1) draws has a
     # relative std of 1/sqrt(2 * 30000) = 0.41%; 6 sigma = 2.5% around sqrt(1000) = 31.6.
@@ -129,7 +130,8 @@ def test_deep_tanh_torch_default_vanishes_in_the_backward_pass():
     stds = [s.h_std for s in rep.layers[:-1]]
     assert max(stds[10:]) / min(stds[10:]) < 2
     vg = next(f for f in rep.findings if f.code == "vanishing_gradient")
-    assert "critical" in vg.suggest and "glorot_normal" in vg.suggest
+    assert "critical" in vg.suggest and "glorot_uniform" in vg.suggest
+    assert {"glorot", "critical"} <= set(vg.plans)
     assert "forward pass alone does not show it" in vg.text
     # Slope against theory: from layer 5 to 50 the gradient gains sqrt(3 / E[tanh'(z)^2]) per
     # layer, E[tanh'^2] ~ 1 - 2q ~ 0.99 at the fixed point q ~ 0.005: 45 * log10(sqrt(3/0.99))
@@ -491,7 +493,7 @@ def test_suggested_names_exist():
                 assert name in initlab.names() or callable(getattr(initlab, name, None)), name
             assert set(f.plans) <= set(plans), f.plans
             seen.update(f.suggest)
-    assert {"lecun_normal", "glorot_normal", "critical", "he_normal", "lsuv"} <= seen
+    assert {"glorot_uniform", "critical", "he_normal", "lsuv"} <= seen
 
 
 @pytest.mark.slow

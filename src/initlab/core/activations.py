@@ -571,6 +571,23 @@ def function_form(name: str, param: float | None = None) -> tuple[str, dict[str,
     return None
 
 
+def module_form(name: str, param: float | None = None) -> tuple[str, dict[str, Any]] | None:
+    """``(qualified class name, constructor keywords)`` of the first ``torch.nn`` module form of
+    an activation (``("torch.nn.LeakyReLU", {"negative_slope": 0.2})``), or None (none in
+    ``torch.nn``: ``quick_gelu``, ``linear``)."""
+    s = _check_name(name)
+    act = _build(name, param)
+    for form in s.forms:
+        if form.kind != "module" or not form.target.startswith("torch.nn.") or \
+                form.when is not None or (form.param is not None and not isinstance(form.param, str)):
+            continue
+        kw = dict(form.fixed)
+        if isinstance(form.param, str) and act.param is not None:
+            kw[form.param] = act.param
+        return form.target, kw
+    return None
+
+
 # ---------------------------------------------------------------- Gaussian expectations
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(96)

@@ -28,8 +28,10 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..core.recommend import recommend
+from ..core.registry import get as get_init
 from .stats import SATURATION_THRESHOLD, InputStats, LayerStats
 
 SEVERITIES = ("info", "warning", "error")
@@ -58,11 +60,6 @@ class Thresholds:
     merge_after: int = 3               # more findings of one kind than this are merged into one
 
 
-# catalog initializer -> model-level plan of initlab.apply with the same rule
-PLAN_OF = {"lecun_normal": "lecun", "glorot_normal": "glorot", "he_normal": "he",
-           "orthogonal": "orthogonal", "critical": "critical", "lsuv": "lsuv"}
-
-
 @dataclass
 class Finding:
     """One diagnosis: ``code`` (e.g. ``"saturation"``), ``severity``, the layers concerned (their
@@ -77,11 +74,7 @@ class Finding:
     recommendation: str = ""
     suggest: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
-    plans: list[str] = field(default_factory=list)  # initlab.apply plans; from ``suggest``
-
-    def __post_init__(self) -> None:
-        if not self.plans:
-            self.plans = [PLAN_OF[n] for n in self.suggest if n in PLAN_OF]
+    plans: list[str] = field(default_factory=list)  # initlab.apply plans (the recommender's)
 
     @property
     def text(self) -> str:
@@ -125,42 +118,50 @@ def _g(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def advise(activation: str | None, depth: int, problem: str = "scale") -> tuple[str, list[str]]:
-    """The initializer to use for an activation (and a net of ``depth`` weighted layers).
+class Advice(NamedTuple):
+    """What to do about a finding: the text, catalog initializers and ``initlab.apply`` plans,
+    all from :func:`initlab.core.recommend.recommend` (the one recommender)."""
+
+    text: str
+    suggest: list[str]
+    plans: list[str]
+
+
+def _init_text(init) -> str:
+    """``he_normal`` for a preset at its defaults, the full repr otherwise."""
+    return init.name if init == get_init(init.name) else repr(init)
+
+
+def advise(activation: str | None, depth: int, problem: str = "scale") -> Advice:
+    """The recommender's advice for a layer followed by ``activation`` (a registry name, None for
+    a linear layer, ``"unknown"``) in a net of ``depth`` weighted layers.
 
     ``problem="depth"`` asks about a trend over depth (vanishing, exploding, collapse), for which
     a deep sigmoid net needs a different activation rather than a different scale.
     """
-    deep = depth > 20
     if activation == "sigmoid" and problem == "depth":
-        return ("sigmoid's slope is at most 1/4 and its output is not centred, so at LeCun's "
-                "scale each layer shrinks the gradient ~4x or more (Glorot & Bengio 2010); use "
-                "tanh with glorot_normal or relu with he_normal in the hidden layers, or `critical`",
-                ["glorot_normal", "he_normal", "critical"])
-    if activation in ("tanh", "softsign", "hardtanh"):
-        if deep:
-            return (f"with {activation} use glorot_normal, or for a net this deep `critical` "
-                    "(sigma_w, sigma_b on the edge of chaos) or orthogonal(gain=5/3)",
-                    ["glorot_normal", "critical", "orthogonal"])
-        return f"with {activation} use glorot_normal (or lecun_normal)", ["glorot_normal", "lecun_normal"]
-    if activation == "sigmoid":
-        return "use lecun_normal (Var(w) = 1/fan_in) or glorot_normal", ["lecun_normal", "glorot_normal"]
-    if activation in ("relu", "leaky_relu", "relu6"):
-        extra = " or orthogonal(gain=sqrt(2))" if deep else ""
-        return f"with {activation} use he_normal (Var(w) = 2/fan_in){extra}", (
-            ["he_normal", "orthogonal"] if deep else ["he_normal"])
-    if activation == "selu":
-        return "with selu use lecun_normal (self-normalizing nets need Var(w) = 1/fan_in)", ["lecun_normal"]
-    if activation in ("gelu", "gelu_tanh", "silu", "swish", "mish", "elu", "softplus"):
-        return (f"with {activation} use he_normal, or `lsuv` to set each layer's variance from data",
-                ["he_normal", "lsuv"])
-    return ("use lecun_normal or orthogonal, or `lsuv` to set each layer's variance from data",
-            ["lecun_normal", "orthogonal", "lsuv"])
+        tanh, relu = recommend("tanh", depth=depth), recommend("relu", depth=depth)
+        return Advice(
+            "sigmoid's slope is at most 1/4 and its output is not centred, so each layer shrinks "
+            "the gradient ~4x or more (Glorot & Bengio 2010); use tanh with "
+            f"{_init_text(tanh.initializer)} or relu with {_init_text(relu.initializer)} in the "
+            "hidden layers, or `critical`",
+            [tanh.initializer.name, relu.initializer.name, "critical"],
+            [tanh.plan, relu.plan, "critical"])
+    rec = recommend(activation, depth=depth)
+    text = f"use {_init_text(rec.initializer)} ({rec.reason})"
+    if rec.alternatives:
+        text += ", or " + " or ".join(f"`{a}`" for a in rec.alternatives)
+    return Advice(text, list(dict.fromkeys([rec.initializer.name, *rec.alternatives])),
+                  list(dict.fromkeys([rec.plan, *rec.alternatives])))
 
 
 def _main_activation(layers: Sequence[LayerStats]) -> str | None:
     acts = Counter(s.activation for s in layers if s.activation and s.activation != "linear")
-    return acts.most_common(1)[0][0] if acts else None
+    if not acts:  # a linear net, or nothing known: the recommender says which
+        return "unknown" if any(s.activation == "unknown" for s in layers) else None
+    known = Counter({a: n for a, n in acts.items() if a != "unknown"})
+    return (known or acts).most_common(1)[0][0]
 
 
 def _severity(value: float, warning: float, error: float, *, below: bool = False) -> str | None:
@@ -175,10 +176,10 @@ def rule_nonfinite(layers, inputs, th) -> list[Finding]:
     bad = [s.index for s in layers if s.nonfinite]
     if not bad:
         return []
-    rec, names = advise(_main_activation(layers), len(layers))
+    rec, names, plans = advise(_main_activation(layers), len(layers))
     return [Finding("nonfinite", "error", bad,
                     f"{span(bad)}: output contains inf or NaN (overflow at init)",
-                    "the weights or inputs are far too large: " + rec, names)]
+                    "the weights or inputs are far too large: " + rec, names, plans=plans)]
 
 
 def rule_symmetry(layers, inputs, th) -> list[Finding]:
@@ -188,7 +189,7 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
         if s.n_units < 2 or s.duplicate_units == 0:
             continue
         zero = " (zero init)" if s.weights_zero else ""
-        rec, names = advise(s.activation or _main_activation(layers), depth)
+        rec, names, plans = advise(s.activation or _main_activation(layers), depth)
         rec = "initialize the weights randomly to break the symmetry: " + rec
         ev = {"n_units": s.n_units, "duplicate_units": s.duplicate_units,
               "symmetric_units": s.symmetric_units, "unit_groups": s.unit_groups}
@@ -203,12 +204,12 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
             out.append(Finding("symmetry", "error", [s.index],
                                f"layer {s.index}: all {s.n_units} hidden units identical{zero}: same "
                                "weights, bias and gradient, so no gradient can separate them",
-                               rec, names, ev))
+                               rec, names, ev, plans))
         elif s.symmetric_units > 0:
             out.append(Finding("symmetry", "warning", [s.index],
                                f"layer {s.index}: {s.symmetric_units} of {s.n_units} units are exact "
                                "copies of another unit (same weights, bias and gradient); they will "
-                               "stay copies", rec, names, ev))
+                               "stay copies", rec, names, ev, plans))
         else:
             out.append(Finding("symmetry", "info", [s.index],
                                f"layer {s.index}: {s.duplicate_units} of {s.n_units} units start "
@@ -259,7 +260,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         cause = _saturation_cause(s)
-        rec, names = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers))
         if s.bias_rms is not None and s.bias_rms >= 1.0:
             rec += "; zero the biases"
         msg = (f"layer {s.index}: {_pct(s.saturated)} of {s.activation} units saturated "
@@ -270,7 +271,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         out.append(Finding("saturation", sev, [s.index], msg, rec, names,
                            {"saturated": s.saturated, "z_std": s.z_std, "weight_std": s.weight_std,
                             "lecun_std": s.lecun_std, "bias_rms": s.bias_rms,
-                            "input_rms": s.input_rms}))
+                            "input_rms": s.input_rms}, plans))
     return out
 
 
@@ -282,7 +283,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         sev = _severity(s.dead, th.dead_warning, th.dead_error)
         if not sev:
             continue
-        rec, names = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers))
         msg = (f"layer {s.index}: {_pct(s.dead)} of {s.activation} units dead (no example of the "
                "batch activates them, so their weights get no gradient)")
         if s.z_mean is not None and s.z_std is not None and s.z_mean < -s.z_std:
@@ -292,7 +293,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         out.append(Finding("dead_units", sev, [s.index], msg,
                            rec + " with zero biases; a small positive bias or leaky_relu also helps",
                            names, {"dead": s.dead, "z_mean": s.z_mean, "z_std": s.z_std,
-                                   "bias_mean": s.bias_mean}))
+                                   "bias_mean": s.bias_mean}, plans))
     return out
 
 
@@ -336,12 +337,12 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
         kind = "vanishing" if not rising else "exploding"
         out.append(Finding(code, sev, list(range(i, j + 1)),
                            f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
                            f"layers ({_g(vals[i])} -> {_g(vals[j])}): {kind} signal",
-                           rec, names, {"from": vals[i], "to": vals[j], "decades": dec}))
+                           rec, names, {"from": vals[i], "to": vals[j], "decades": dec}, plans))
     return out
 
 
@@ -357,7 +358,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
         verb = "shrinks" if rising else "grows"
         msg = (f"layers {i}-{j}: the back-propagated gradient (|dL/dz| per example) {verb} 10x every "
                f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
@@ -368,7 +369,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
             msg += (f" (the forward std stays within {min(fwd):.2g}-{max(fwd):.2g}, so the "
                     "forward pass alone does not show it)")
         out.append(Finding(code, sev, list(range(i, j + 1)), msg, rec, names,
-                           {"from": vals[i], "to": vals[j], "decades": dec}))
+                           {"from": vals[i], "to": vals[j], "decades": dec}, plans))
     return out
 
 
@@ -396,14 +397,14 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         r = s.spread / s.input_spread
         sev = _severity(r, th.collapse_warning, th.collapse_error, below=True)
         if sev:
-            rec, names = advise(s.activation or _main_activation(layers), len(layers))
+            rec, names, plans = advise(s.activation or _main_activation(layers), len(layers))
             out.append(Finding("collapse", sev, [s.index],
                                f"layer {s.index}: its output hardly depends on the input (spread "
                                f"{s.input_spread:.2g} -> {s.spread:.2g} across the layer); the "
                                f"biases (rms {_g(s.bias_rms)}) dwarf the weighted sum",
                                "zero the biases; " + rec, names,
                                {"spread_ratio": r, "bias_rms": s.bias_rms,
-                                "weight_std": s.weight_std}))
+                                "weight_std": s.weight_std}, plans))
     # over depth: a geometric fall spread over several layers
     series = [(s.index, s.spread / base) for s in layers
               if s.spread is not None and s.spread > 0 and not s.weights_zero]
@@ -417,7 +418,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         if sev and len(logs) >= 3 and steepest <= 0.5 * dec:
             worst = next(s for s in layers if s.index == j)
             tail = [s for s in layers if s.index >= i]
-            rec, names = advise(_main_activation(tail), len(layers), "depth")
+            rec, names, plans = advise(_main_activation(tail), len(layers), "depth")
             out.append(Finding(
                 "collapse", sev, [s.index for s in tail],
                 f"layers {i}-{j}: outputs for different inputs collapse, the input-to-input "
@@ -425,7 +426,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
                 f"input's{_corr_text(worst.example_corr)}; the net maps every input to nearly "
                 "the same point (ordered phase), so it cannot tell them apart",
                 rec, names, {"spread_ratio": vals[j], "layer": j, "decades": dec,
-                             "example_corr": worst.example_corr}))
+                             "example_corr": worst.example_corr}, plans))
     return out
 
 
@@ -444,11 +445,11 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
         else:
             flagged.append(s.index)
     if flagged:
-        rec, names = advise(_main_activation(layers), len(layers))
+        rec, names, plans = advise(_main_activation(layers), len(layers))
         out.append(Finding("zero_gradient", "warning", flagged,
                            f"{span(flagged)}: the weight gradient is exactly zero, nothing these "
                            "layers do changes the loss at init (dead or saturated units around them)",
-                           rec, names))
+                           rec, names, plans=plans))
     return out
 
 
@@ -483,7 +484,7 @@ def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
         idx = sorted(i for f in fs for i in f.layers)
         out.append(Finding(code, sev, idx, f"{span(idx)} ({len(fs)} layers); worst: {worst.message}",
                            worst.recommendation, worst.suggest,
-                           {"per_layer": {f.layers[0]: f.evidence for f in fs}}))
+                           {"per_layer": {f.layers[0]: f.evidence for f in fs}}, worst.plans))
     return out
 
 

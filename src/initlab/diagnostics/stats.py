@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.activations import Activation
+from ..core.activations import Activation, lookup_module
 from ..core.activations import activation as core_activation
 
 SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
@@ -42,29 +42,10 @@ HIST_BINS = 40
 # ------------------------------------------------------------------ which module is what
 
 def activation_of(module: nn.Module) -> tuple[str, float | None] | None:
-    """``(name, param)`` of a torch activation module in :mod:`initlab.core.activations`, or None.
-
-    Modules whose settings have no core counterpart (``Softplus`` with beta != 1, ``Hardtanh``
-    with other bounds) return None.
-    """
-    if isinstance(module, nn.ReLU6):  # a Hardtanh subclass: test it first
-        return "relu6", None
-    if isinstance(module, nn.Hardtanh):
-        return ("hardtanh", None) if (module.min_val, module.max_val) == (-1.0, 1.0) else None
-    if isinstance(module, nn.LeakyReLU):
-        return "leaky_relu", float(module.negative_slope)
-    if isinstance(module, nn.ELU):
-        return "elu", float(module.alpha)
-    if isinstance(module, nn.GELU):
-        return ("gelu_tanh" if module.approximate == "tanh" else "gelu"), None
-    if isinstance(module, nn.Softplus):
-        return ("softplus", None) if module.beta == 1 else None
-    simple = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.SELU: "selu",
-              nn.SiLU: "silu", nn.Mish: "mish", nn.Softsign: "softsign"}
-    for cls, name in simple.items():
-        if isinstance(module, cls):
-            return name, None
-    return None
+    """``(name, param)`` of the activation a module is (the registry's
+    :func:`~initlab.core.activations.lookup_module`), or None."""
+    found = lookup_module(module)
+    return None if found is None else (found[0].name, found[1])
 
 
 def is_weighted_layer(module: nn.Module) -> bool:
