@@ -31,15 +31,17 @@ def test_kinds_lists_every_distribution_type():
 
 
 def _backends_with_tables() -> list[str]:
-    """Every module under initlab/backends/ that defines a module-level SAMPLERS table (read
-    with ast, so a backend whose framework is not installed is still found)."""
+    """Every module under initlab/backends/ that defines (or re-exports) a module-level SAMPLERS
+    table (read with ast, so a backend whose framework is not installed is still found)."""
     found = []
     for path in sorted(BACKENDS_DIR.glob("*_backend.py")):
         tree = ast.parse(path.read_text())
         for node in tree.body:
             targets = node.targets if isinstance(node, ast.Assign) else \
                 [node.target] if isinstance(node, ast.AnnAssign) else []
-            if any(isinstance(t, ast.Name) and t.id == "SAMPLERS" for t in targets):
+            imported = isinstance(node, ast.ImportFrom) and \
+                any((a.asname or a.name) == "SAMPLERS" for a in node.names)
+            if imported or any(isinstance(t, ast.Name) and t.id == "SAMPLERS" for t in targets):
                 found.append(path.stem)
     return found
 

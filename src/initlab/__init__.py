@@ -10,8 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .core import (  # noqa: E402
     STREAM_VERSION,
     Initializer,
@@ -26,6 +25,9 @@ from .core import (  # noqa: E402
 )
 from .core.presets import *  # noqa: E402,F401,F403  (every catalog function by name)
 from .core.presets import __all__ as _PRESETS  # noqa: E402
+from .core.registry import add_catalog_provider as _add_catalog_provider  # noqa: E402
+
+_add_catalog_provider("initlab.theory.critical")  # `critical` (edge of chaos) joins the catalog
 
 # name -> (module, attribute) imported on first access; attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {

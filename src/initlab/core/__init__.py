@@ -1,5 +1,6 @@
 """Framework-free core: fans, gains, activations, distributions, initializers, the catalog."""
 
+from . import presets as _presets  # noqa: F401  (registers the catalog)
 from .activations import Activation, activation, gaussian_expectation
 from .distributions import TRUNCATED_NORMAL_STD_2SIGMA
 from .fans import fans

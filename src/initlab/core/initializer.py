@@ -105,7 +105,7 @@ class Initializer:
         bit for bit with the same initlab and NumPy versions) or a ``numpy.random.Generator``
         (consumed). Values are drawn in float64 and cast to ``dtype`` (float32 or float64).
         """
-        from ..backends.numpy_backend import draw, make_rng
+        from .sampling import draw, make_rng
 
         shape = check_shape(shape)
         np_dtype = _float_dtype(dtype)
@@ -121,7 +121,7 @@ class Initializer:
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description: ``{"name", "params", "stream"}``; see :func:`initlab.from_dict`."""
-        from .. import __version__
+        from .._version import __version__
 
         return {"name": self.name, "params": dict(self.params), "stream": STREAM_VERSION,
                 "initlab": __version__}

@@ -1,4 +1,8 @@
-"""NumPy backend: the reference sampler. Draws each :mod:`~initlab.core.distributions` kind.
+"""The NumPy reference sampler: draws each :mod:`~initlab.core.distributions` kind.
+
+It lives in the core (NumPy and SciPy only, no framework) because ``Initializer.sample`` is the
+reference path every framework backend is checked against; :mod:`initlab.backends.numpy_backend`
+re-exports it under its backend name.
 
 Stream (``STREAM_VERSION = "numpy-pcg64-f64-v2"``; v2: orthogonal kinds default to and draw
 "householder" through LAPACK's ``dorgqr``): an int seed becomes
@@ -15,7 +19,7 @@ import numpy as np
 from scipy import special
 from scipy.linalg import lapack
 
-from ..core.distributions import (
+from .distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
     Constant,
     DeltaOrthogonal,
@@ -30,9 +34,9 @@ from ..core.distributions import (
     Uniform,
     check_fits_dtype,
 )
-from ..core.fans import to_torch_shape, torch_axes_to
-from ..core.seeding import check_seed
-from ..core.validation import fail
+from .fans import to_torch_shape, torch_axes_to
+from .seeding import check_seed
+from .validation import fail
 
 
 def make_rng(seed) -> np.random.Generator:
@@ -225,7 +229,7 @@ def draw(dist: Distribution, shape: tuple[int, ...], rng: np.random.Generator,
     dtype = np.dtype(dtype)
     sampler = SAMPLERS.get(type(dist))
     if sampler is None:
-        raise fail("distribution", "is not a kind the NumPy backend knows", type(dist).__name__,
+        raise fail("distribution", "is not a kind the NumPy sampler knows", type(dist).__name__,
                    "pass an initlab.core.distributions kind (KINDS).")
     tshape = shape if dist.is_elementwise else to_torch_shape(shape, layout)
     dist.check_shape(tshape)
