@@ -250,13 +250,13 @@ def _dataflow(model: nn.Module, batch: Any, config_input: bool
             return g, "probe-real", notes + g.notes
         except Exception as exc:
             if batch is not None:
-                raise fail("batch", f"must fit the model: its forward raised "
+                raise fail("batch", f"must fit the model: the forward pass raised "
                            f"{type(exc).__name__}: {str(exc)[:300]}", _shape(batch),
                            "pass a batch the model accepts (a tensor, a tuple of positional "
                            "inputs or a dict of keyword inputs); the model is unchanged.") \
                     from exc
     if batch is not None and errors:
-        raise fail("batch", f"must fit the model: its forward raised {errors[-1]}",
+        raise fail("batch", f"must fit the model: the forward pass raised {errors[-1]}",
                    _shape(batch), "pass a batch the model accepts (a tensor, a tuple of "
                    "positional inputs or a dict of keyword inputs); the model is unchanged.")
     why = errors[-1] if errors else "no input could be built from the model"
@@ -369,7 +369,7 @@ def _producers(g: Graph) -> dict[int, set[str]]:
         cache[i] = frozenset(result)
         return cache[i]
 
-    for name, idx in g.unit_calls:
+    for _name, idx in g.unit_calls:
         if nodes[idx].unit_kind == "layer":
             out[idx] = set(up(idx))
     return out

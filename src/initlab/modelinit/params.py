@@ -305,21 +305,27 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
             out.append(p)
     for p in out:
         if p.aliases:
-            _make_embedding_primary(p)
+            _choose_primary(p)
     return out
 
 
-def _make_embedding_primary(p: ParamInfo) -> None:
-    """A tied tensor is described (and matched) as its input embedding when it is one."""
+def _choose_primary(p: ParamInfo) -> None:
+    """A tied tensor is described (and matched) as its input embedding when it is one, else as
+    a layer's (BERT's ``cls.predictions.bias`` is ``cls.predictions.decoder.bias``), else under
+    its first registered name."""
     names = list(p.names)
+    kinds = [module_kind(m) for _, m, _ in p.uses]
+    want = "embedding" if "embedding" in kinds else next(
+        (k for k in kinds if k in LAYER_KINDS), None) if kinds[0] not in LAYER_KINDS else None
     for i, (mname, module, local) in enumerate(p.uses):
-        if i and module_kind(module) == "embedding":
+        if i and want is not None and kinds[i] == want:
             shape = tuple(p.tensor.shape)
             role, layout, blocks, packed, note = _static(module, local, shape)
             p.name, p.aliases = names[i], tuple(n for j, n in enumerate(names) if j != i)
             p.module_name, p.module, p.local = mname, module, local
             p.role, p.layout, p.blocks, p.packed = role, layout, blocks, packed
-            p.kind = "embedding"
+            p.kind = kinds[i]
+            p.notes = [n for n in p.notes if not n.startswith("module type")]
             p.uses.insert(0, p.uses.pop(i))
             break
     users = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m, _ in p.uses)
