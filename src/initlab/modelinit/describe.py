@@ -25,14 +25,21 @@ How the dataflow is found (``method``):
    description's ``notes`` say so, and every report built on it repeats the note.
 
 A description is built once per ``apply``/``materialize``/``auto``/``lsuv`` call: while one is
-active (:func:`active`), ``describe`` of the same model returns it.
+active (:func:`active`), ``describe`` of the same model returns it. The dataflow part (layers,
+activations, branches, readout) is also kept per model object (weakly) and reused while the
+model's structure is unchanged: the same module objects under the same names with the same
+parameter shapes (``materialize`` replaces tensors, not modules, so ``materialize`` then
+``apply`` probes once). A probe with a user ``batch`` is never reused; ``refresh=True`` forces a
+new probe (e.g. after changing a function attribute such as ``layer.activation``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import fnmatch
 import inspect
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -208,8 +215,16 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
 # ----------------------------------------------------------------------------- describe
 
 
-def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True
-             ) -> ModelDescription:
+_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _signature(model: nn.Module) -> tuple:
+    return (tuple((n, id(m), type(m)) for n, m in model.named_modules(remove_duplicate=False)),
+            tuple((n, tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False)))
+
+
+def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
+             refresh: bool = False) -> ModelDescription:
     """The :class:`ModelDescription` of ``model`` (see the module docs). ``batch``: an example
     input (a tensor, a tuple of positional inputs or a dict of keyword inputs); without one the
     input is built from the model when ``config_input``."""
@@ -217,12 +232,26 @@ def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True
         if m is model and (batch is None or b is batch):
             return d
     params = collect_params(model)
-    graph, method, notes = _dataflow(model, batch, config_input)
-    desc = ModelDescription(params, [], [], method, notes, model_type=type(model).__name__)
-    if graph is not None:
-        _from_graph(model, desc, graph)
+    sig = _signature(model) if batch is None and config_input else None
+    cached = None if refresh or sig is None else _STRUCTURE.get(model)
+    if cached is not None and cached[0] == sig:
+        layers, branches, readouts, method, notes = copy.copy(cached[1])
+        desc = ModelDescription(params, [copy.copy(x) for x in layers], list(branches), method,
+                                list(notes), list(readouts), type(model).__name__)
     else:
-        _from_names(model, desc)
+        graph, method, notes = _dataflow(model, batch, config_input)
+        desc = ModelDescription(params, [], [], method, notes, model_type=type(model).__name__)
+        if graph is not None:
+            _from_graph(model, desc, graph)
+        else:
+            _from_names(model, desc)
+        if sig is not None:
+            try:
+                _STRUCTURE[model] = (sig, (tuple(copy.copy(x) for x in desc.layers),
+                                           tuple(desc.residual_branches), tuple(desc.readouts),
+                                           desc.method, tuple(desc.notes)))
+            except TypeError:  # pragma: no cover - a model that cannot be weakly referenced
+                pass
     _fill_params(desc)
     return desc
 
