@@ -416,7 +416,7 @@ def test_loss_fn_and_target_are_used():
     assert rep.meta["loss_value"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_functional_activation_is_named_by_the_user():
+def test_functional_activation_is_found_by_the_description(monkeypatch):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -430,7 +430,27 @@ def test_functional_activation_is_named_by_the_user():
     with torch.no_grad():
         net.a.weight.copy_(normal_w(1.0)(net.a.weight.shape, g))  # z std ~ sqrt(50) = 7
     x = torch.randn(64, 50, generator=g)
-    assert doctor(net, x).layers[0].saturated is None
+    rep = doctor(net, x)  # the probe sees torch.tanh in forward
+    assert rep.layers[0].activation == "tanh" and rep.layers[0].activation_module == "(functional)"
+    assert rep.layers[1].activation is None and rep.layers[1].is_output
+    assert "saturation" in rep.codes("error")
+    # P(|z| > 2.18) for z ~ N(0, 50): 0.758. Sampling error: binomial over 64 x 40 entries
+    # (0.0084) and the 40 units' row norms (chi^2_50: std of p per unit 0.023, /sqrt(40) =
+    # 0.0037); together 0.009, 6 sigma = 0.055
+    assert abs(rep.layers[0].saturated - 0.758) < 0.055
+    # without a description, the user names it, and the report says what it could not see
+    import importlib
+
+    D = importlib.import_module("initlab.modelinit.describe")
+
+    def no_description(*a, **k):
+        raise RuntimeError("cannot trace")
+
+    monkeypatch.setattr(D, "describe", no_description)
+    blind = doctor(net, x)
+    assert blind.layers[0].saturated is None
+    assert any("no model description" in n and "torch.relu" in n for n in blind.notes)
+    assert "no model description" in str(blind)
     rep = doctor(net, x, activation="tanh")
     assert rep.layers[0].activation == "tanh" and rep.layers[1].activation is None
     assert "saturation" in rep.codes("error")

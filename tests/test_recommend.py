@@ -25,14 +25,7 @@ def _module(name: str) -> nn.Module:
     raise AssertionError(name)
 
 
-# auto.py still has its own activation table until it reads the registry (issue #10, A1's part):
-# these entries are not in it yet; strict, so the marks go as soon as auto reads the registry
-_AUTO_PENDING = {"celu", "quick_gelu", "hardswish", "relu_squared"}
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="auto's own activation table"))
-    if n in _AUTO_PENDING else n for n in SPECS])
+@pytest.mark.parametrize("name", list(SPECS))
 def test_plan_draws_the_recommended_initializer(name):
     m = nn.Sequential(nn.Linear(16, 16), _module(name), nn.Linear(16, 4))
     rec = recommend(lookup_module(m[1]))

@@ -58,6 +58,15 @@ class Thresholds:
     collapse_warning: float = 1e-2
     collapse_error: float = 1e-4
     merge_after: int = 3               # more findings of one kind than this are merged into one
+    # Logits: z ~ N(0, s^2) over many classes puts the softmax's mass on a few of them once s
+    # is ~3 (the largest of 1000 N(0, 9) logits is ~9.3 above the mean, e^9.3 ~ 1e4 times the
+    # typical class); GPT-2 at n_embd 128 with wte std 1 is at ~11.
+    logits_warning: float = 3.0
+    logits_error: float = 10.0
+    # Residual stream: std(after last block) / std(after first) over sqrt(number of blocks),
+    # the most that independent branches of similar size give.
+    residual_growth_warning: float = 3.0
+    residual_growth_error: float = 10.0
 
 
 @dataclass
@@ -325,7 +334,18 @@ def _series(layers, attr) -> list[tuple[int, float]]:
     return out
 
 
+def _chain(layers) -> list[LayerStats]:
+    """The layers the depth rules follow (``on_chain``: the longest path of a plain network; none
+    in a residual network, whose depth the residual-stream rule follows)."""
+    return [s for s in layers if s.on_chain]
+
+
+def _between(layers, i: int, j: int) -> list[int]:
+    return [s.index for s in layers if i <= s.index <= j]
+
+
 def rule_forward_depth(layers, inputs, th) -> list[Finding]:
+    layers = _chain(layers)
     series = [(s.index, s.signal_std) for s in layers
               if s.signal_std and s.signal_std > 0 and not s.weights_zero]
     vals = dict(series)
@@ -339,7 +359,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
         sub = [s for s in layers if i <= s.index <= j]
         rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
         kind = "vanishing" if not rising else "exploding"
-        out.append(Finding(code, sev, list(range(i, j + 1)),
+        out.append(Finding(code, sev, _between(layers, i, j),
                            f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
                            f"layers ({_g(vals[i])} -> {_g(vals[j])}): {kind} signal",
                            rec, names, {"from": vals[i], "to": vals[j], "decades": dec}, plans))
@@ -347,6 +367,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
 
 
 def rule_backward_depth(layers, inputs, th) -> list[Finding]:
+    layers = _chain(layers)
     series = _series(layers, "grad_out_norm")
     vals = dict(series)
     fwd = [s.signal_std for s in layers if s.signal_std]
@@ -368,7 +389,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if fwd and max(fwd) / min(fwd) < 10 ** th.decades_warning:
             msg += (f" (the forward std stays within {min(fwd):.2g}-{max(fwd):.2g}, so the "
                     "forward pass alone does not show it)")
-        out.append(Finding(code, sev, list(range(i, j + 1)), msg, rec, names,
+        out.append(Finding(code, sev, _between(layers, i, j), msg, rec, names,
                            {"from": vals[i], "to": vals[j], "decades": dec}, plans))
     return out
 
@@ -406,6 +427,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
                                {"spread_ratio": r, "bias_rms": s.bias_rms,
                                 "weight_std": s.weight_std}, plans))
     # over depth: a geometric fall spread over several layers
+    layers = _chain(layers)
     series = [(s.index, s.spread / base) for s in layers
               if s.spread is not None and s.spread > 0 and not s.weights_zero]
     i, j, dec = _trend(series, rising=False)
@@ -453,6 +475,82 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
     return out
 
 
+def rule_logits(layers, inputs, th) -> list[Finding]:
+    """The output layer's outputs (logits) far from unit scale at init: above ~3 a softmax over
+    them is saturated (a few classes get all the probability, the initial loss is far above
+    log(n_classes) and the gradient reaches few outputs)."""
+    out = []
+    for s in layers:
+        if not s.is_output or s.n_units < 2 or s.z_std is None:
+            continue
+        sev = _severity(s.z_std, th.logits_warning, th.logits_error)
+        if not sev:
+            continue
+        rec = recommend(None, role="readout")
+        tied = f"; its weight is tied to `{s.tied_to[0]}` (std {_g(s.weight_std)})" \
+            if s.tied_to else f" (weight std {_g(s.weight_std)})"
+        if s.tied_to:
+            fix = (f"give the tied embedding a small std, ~1/sqrt(fan_in) = {_g(s.lecun_std)} or "
+                   "GPT-2's 0.02 (plan `gpt2`), so the logits start near unit scale")
+            plans = ["gpt2"]
+        else:
+            fix = f"use {_init_text(rec.initializer)} for the output layer ({rec.reason})"
+            plans = [rec.plan]
+        out.append(Finding(
+            "logits_scale", sev, [s.index],
+            f"layer {s.index} (`{s.name}`, the output layer): its outputs (logits) have std "
+            f"{s.z_std:.3g} at init, above {th.logits_warning:g}: a softmax over them is saturated"
+            + tied, fix, [rec.initializer.name],
+            {"z_std": s.z_std, "weight_std": s.weight_std, "tied_to": list(s.tied_to)}, plans))
+    return out
+
+
+def rule_residual_stream(blocks, th) -> list[Finding]:
+    """The residual stream over blocks. Independent branches that each add about the first
+    block's variance grow the stream's std at most like sqrt(number of blocks); growth well
+    beyond that means each block multiplies the stream (its branch output scales with the
+    stream), which compounds with depth. The gradient along the stream should stay level
+    (the shortcut is the identity): a trend over blocks is vanishing/exploding."""
+    out: list[Finding] = []
+    stds = [(b.index + 1, b.stream_std) for b in blocks if b.stream_std and b.stream_std > 0]
+    if len(stds) >= 2:
+        (k1, s1), (kl, sl) = stds[0], stds[-1]
+        n = kl - k1 + 1
+        ratio = sl / s1
+        bound = math.sqrt(n)
+        sev = _severity(ratio / bound, th.residual_growth_warning, th.residual_growth_error)
+        if sev:
+            per = ratio ** (1.0 / (n - 1))
+            out.append(Finding(
+                "residual_growth", sev, [],
+                f"residual blocks {k1}-{kl}: the residual stream's std grows {ratio:.3g}x "
+                f"({_g(s1)} -> {_g(sl)}, {per:.3g}x per block), more than the sqrt({n}) = "
+                f"{bound:.3g}x of branches that add independent, similar variance: each block "
+                "multiplies the stream",
+                "scale down the layers that close the residual branches: `gpt2` (std "
+                "0.02/sqrt(number of branches)), `zero_residual` or `fixup`",
+                [], {"from": s1, "to": sl, "ratio": ratio, "blocks": n},
+                ["gpt2", "zero_residual", "fixup"]))
+    grads = [(b.index + 1, b.stream_grad_norm) for b in blocks
+             if b.stream_grad_norm and b.stream_grad_norm > 0]
+    vals = dict(grads)
+    for rising, code in ((True, "vanishing_gradient"), (False, "exploding_gradient")):
+        i, j, dec = _trend(grads, rising)
+        sev = _severity(dec, th.decades_warning, th.decades_error)
+        if sev:
+            verb = "shrinks" if rising else "grows"
+            out.append(Finding(
+                code, sev, [],
+                f"residual blocks {i}-{j}: the gradient along the residual stream {verb} 10x "
+                f"every {(j - i) / dec:.2g} blocks on its way down ({_g(vals[j])} at block {j}, "
+                f"{_g(vals[i])} at block {i})",
+                "scale down the layers that close the residual branches: `gpt2`, "
+                "`zero_residual` or `fixup`", [],
+                {"from": vals[i], "to": vals[j], "decades": dec, "per": "block"},
+                ["gpt2", "zero_residual", "fixup"]))
+    return out
+
+
 def rule_inputs(layers, inputs: InputStats | None, th) -> list[Finding]:
     if inputs is None or inputs.std is None or inputs.mean is None:
         return []
@@ -466,7 +564,7 @@ def rule_inputs(layers, inputs: InputStats | None, th) -> list[Finding]:
 
 
 RULES = (rule_nonfinite, rule_symmetry, rule_saturation, rule_dead, rule_forward_depth,
-         rule_backward_depth, rule_collapse, rule_zero_gradient, rule_inputs)
+         rule_backward_depth, rule_collapse, rule_zero_gradient, rule_logits, rule_inputs)
 
 
 def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
@@ -489,13 +587,16 @@ def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
 
 
 def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
-             thresholds: Thresholds | None = None) -> list[Finding]:
-    """Run every rule; findings sorted by severity (errors first), then in rule order (causes
-    such as symmetry and saturation before consequences such as vanishing gradients)."""
+             thresholds: Thresholds | None = None, *, blocks: Sequence[Any] = ()
+             ) -> list[Finding]:
+    """Run every rule (and, given the residual stream per block, its rule); findings sorted by
+    severity (errors first), then in rule order (causes such as symmetry and saturation before
+    consequences such as vanishing gradients)."""
     th = thresholds or Thresholds()
     layers = list(layers)
     found: list[Finding] = []
     for rule in RULES:
         found.extend(rule(layers, inputs, th))
+    found.extend(rule_residual_stream(list(blocks), th))
     found = _merge(found, th)
     return sorted(found, key=lambda f: -_RANK[f.severity])  # stable: keeps the rule order
