@@ -59,11 +59,12 @@ from ..core.distributions import (
     Sparse,
     TruncatedNormal,
     Uniform,
+    check_fits_dtype,
 )
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
-__all__ = ["draw_", "check_target", "haar_orthogonal", "SAMPLERS", "CHUNK", "ZERO_ELEMENT_WARNING"]
+__all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK", "ZERO_ELEMENT_WARNING"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -103,6 +104,18 @@ def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") 
                 "generator", f"must be on the tensor's device type ({tensor.device.type!r}); it "
                 f"is on {generator.device.type!r}", str(generator.device),
                 f"create it with torch.Generator(device={str(tensor.device)!r}).")
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise fail(
+            name, "is an inference tensor (created under torch.inference_mode()), which cannot be "
+            "written in place outside inference mode", f"inference tensor of shape "
+            f"{tuple(tensor.shape)}", "initialize a normal tensor (t = t.clone() outside "
+            "inference mode), or call this inside torch.inference_mode().")
+    if _overlaps(tensor):
+        raise fail(
+            name, "has elements that share memory (e.g. made by expand()), so an in-place draw "
+            "cannot give them different values", f"shape {tuple(tensor.shape)}, stride "
+            f"{tuple(tensor.stride())}", "initialize the tensor it was expanded from, or a copy "
+            "(t.clone() / t.contiguous()).")
     if random:
         if tensor.dtype.is_complex or not tensor.dtype.is_floating_point:
             raise fail(
@@ -110,6 +123,35 @@ def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") 
                 "bfloat16, float32, float64)", str(tensor.dtype),
                 "initialize a floating tensor and convert it, or use a constant initializer "
                 "(zeros, ones, constant, eye, dirac), which accept integer tensors.")
+
+
+def _overlaps(tensor: torch.Tensor) -> bool:
+    """Whether two elements of ``tensor`` are one memory location (torch's own check)."""
+    if tensor.numel() <= 1 or tensor.is_meta:
+        return False
+    try:
+        return torch._debug_has_internal_overlap(tensor) == 1  # 1: MemOverlap::Yes
+    except (RuntimeError, TypeError, AttributeError):  # e.g. tensor subclasses: strides only
+        return any(st == 0 and n > 1 for st, n in zip(tensor.stride(), tensor.shape))
+
+
+def check_dtype_range(tensor: torch.Tensor, dist: Distribution, *, name: str = "tensor") -> None:
+    """Raise unless every value of ``dist`` fits ``tensor``'s dtype: floating dtypes by their
+    largest finite value (a draw beyond it would be written as inf), integer dtypes by their
+    range and integrality (a constant that would be wrapped or truncated)."""
+    dt = tensor.dtype
+    label = str(dt).replace("torch.", "")
+    if dt.is_floating_point:
+        check_fits_dtype(dist, label, torch.finfo(dt).max, name=name)
+    elif dt != torch.bool and not dt.is_complex:
+        info = torch.iinfo(dt)
+        for v in dist.fixed_values() or ():  # random kinds were refused by check_target
+            if not (info.min <= v <= info.max and float(v).is_integer()):
+                raise fail(
+                    name, f"({label}, integers in [{info.min}, {info.max}]) cannot hold the "
+                    f"value {v!r} exactly (it would be wrapped or truncated)", v,
+                    f"pass an integer value in [{info.min}, {info.max}], or use a floating or "
+                    "wider integer tensor.")
 
 
 def _warn_zero_elements(shape, stacklevel: int) -> None:
@@ -142,6 +184,7 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
                    "pass an initlab.core.distributions kind (KINDS).")
     shape = tuple(tensor.shape)
     dist.check_shape(shape if dist.is_elementwise else to_torch_shape(shape, layout))
+    check_dtype_range(tensor, dist)
     if tensor.numel() == 0:
         _warn_zero_elements(tensor.shape, _stacklevel + 1)
         return tensor
@@ -191,7 +234,19 @@ def _normal_(tensor: torch.Tensor, dist: Normal, gen) -> None:
 
 
 def _uniform_(tensor: torch.Tensor, dist: Uniform, gen) -> None:
-    _elementwise(tensor, lambda x: x.uniform_(dist.low, dist.high, generator=gen))
+    """torch's ``uniform_`` computes ``high - low`` in the working dtype; when that overflows but
+    the bounds fit (float32 U(-3e38, 3e38)) the draw is made in float64 and cast, and when it
+    overflows float64 too (U(-1e308, 1e308)) on the halved bounds, doubled."""
+    low, high = dist.low, dist.high
+    width = high - low  # a Python float: float64
+    work = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    if width <= torch.finfo(work).max:
+        _elementwise(tensor, lambda x: x.uniform_(low, high, generator=gen))
+    elif math.isfinite(width):
+        _via_buffer(tensor, lambda x: x.uniform_(low, high, generator=gen), torch.float64)
+    else:
+        _via_buffer(tensor, lambda x: x.uniform_(0.5 * low, 0.5 * high, generator=gen).mul_(2.0),
+                    torch.float64)
 
 
 def _round_inward(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:

@@ -41,7 +41,8 @@ class Distribution:
       (None: nothing to clip);
     * :meth:`extent` the largest ``|value|`` a draw reaches (Gaussian tails counted to
       ``GAUSSIAN_TAIL_STDS``), which a backend checks against its dtype's largest finite value;
-    * :meth:`check_shape` the structural requirements on a torch-layout shape.
+    * :meth:`check_shape` the structural requirements on a torch-layout shape;
+    * :meth:`fixed_values` the values a non-random kind writes.
     """
 
     kind: ClassVar[str] = "distribution"
@@ -80,6 +81,11 @@ class Distribution:
     def check_shape(self, shape: tuple[int, ...]) -> None:
         """Raise unless a tensor of torch-layout ``shape`` can hold this kind (no-op here)."""
 
+    def fixed_values(self) -> tuple[float, ...] | None:
+        """The values a non-random kind writes (e.g. an integer tensor must hold them exactly);
+        None for random kinds."""
+        return None
+
     def to_dict(self) -> dict:
         return {"kind": type(self).__name__, **asdict(self)}  # type: ignore[call-overload]
 
@@ -97,6 +103,9 @@ class Constant(Distribution):
 
     def moments(self, shape=None):
         return float(self.value), 0.0
+
+    def fixed_values(self):
+        return (self.value,)
 
     def extent(self) -> float:
         return abs(float(self.value))
@@ -176,7 +185,10 @@ class TruncatedNormal(Distribution):
         return (self.a, self.b)
 
     def extent(self) -> float:
-        return _over(self.a, self.b)
+        # values lie in [a, b] and, with probability 1 - 2e-19, within 9 parent std of the mean
+        lo = max(self.a, self.mean - GAUSSIAN_TAIL_STDS * self.std)
+        hi = min(self.b, self.mean + GAUSSIAN_TAIL_STDS * self.std)
+        return _over(lo, hi) if lo <= hi else _over(self.a, self.b)
 
     def check_shape(self, shape) -> None:
         if not self.a < self.b:
@@ -261,6 +273,9 @@ class Eye(Distribution):
             return None
         return _deterministic(shape, min(shape), self.gain)
 
+    def fixed_values(self):
+        return (self.gain, 0.0)
+
     def extent(self) -> float:
         return abs(self.gain)
 
@@ -285,6 +300,9 @@ class Dirac(Distribution):
             return None
         per_group = shape[0] // self.groups
         return _deterministic(shape, self.groups * min(per_group, shape[1]), self.gain)
+
+    def fixed_values(self):
+        return (self.gain, 0.0)
 
     def extent(self) -> float:
         return abs(self.gain)
@@ -379,19 +397,20 @@ KINDS: tuple[type[Distribution], ...] = (
 )
 
 
-def check_fits_dtype(dist: Distribution, dtype_name: str, max_finite: float) -> None:
+def check_fits_dtype(dist: Distribution, dtype_name: str, max_finite: float, *,
+                     name: str = "dtype") -> None:
     """Refuse a distribution whose draws would go beyond a dtype's largest finite value (they
-    would be written as inf), with the dtype's range in the message."""
+    would be written as inf), with the dtype's range in the message. ``name`` is the parameter
+    that carries the dtype (``dtype`` for NumPy sampling, ``tensor`` for initlab.torch)."""
     ext = dist.extent()
     if not ext <= max_finite:  # also refuses nan
         raise fail(
-            "distribution",
-            f"would put values beyond the range of {dtype_name} (largest finite value "
-            f"{max_finite:.6g}, range [-{max_finite:.6g}, {max_finite:.6g}]); the draw reaches "
-            f"|x| = {ext:.6g}",
-            dist,
-            f"use a wider dtype (e.g. float32 or float64) or a smaller scale, so that the values "
-            f"fit in {dtype_name}.")
+            name,
+            f"({dtype_name}, finite range [-{max_finite:.6g}, {max_finite:.6g}]) cannot hold "
+            f"draws of {dist!r}, which reach |x| = {ext:.6g} (they would be written as inf)",
+            dtype_name,
+            "use a dtype with a wider range (float32 instead of float16/bfloat16, float64 instead "
+            "of float32) or a smaller std / narrower bounds.")
 
 
 def missing_kinds(table) -> list[str]:

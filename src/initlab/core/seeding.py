@@ -44,12 +44,12 @@ def check_seed(seed: Any, name: str = "seed", *, also: str | None = None) -> int
     if seed is None:
         raise InitlabTypeError(error_message(name, f"must be given ({kinds})", None, _FIX))
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise InitlabTypeError(error_message(name, f"must be {kinds}", _short(seed), _FIX))
+        raise InitlabTypeError(error_message(name, f"must be {kinds}", seed, _FIX))
     value = int(seed)
     if value < 0:
-        raise fail(name, "must be >= 0", _short(value), "pass a non-negative integer.")
+        raise fail(name, "must be >= 0", value, "pass a non-negative integer.")
     if value >= 2**SEED_BITS:
-        raise fail(name, f"must be < 2**{SEED_BITS}", _Described(value),
+        raise fail(name, f"must be < 2**{SEED_BITS}", value,
                    f"pass a seed below 2**{SEED_BITS} (e.g. seed % 2**{SEED_BITS}).")
     return value
 
@@ -77,30 +77,8 @@ def stream_seed(seed: Any, key: str, *, bits: int = 64) -> int:
     seed = check_seed(seed)
     if not isinstance(key, str) or not key:
         raise InitlabTypeError(error_message(
-            "key", "must be a non-empty str (the stream's name)", _short(key),
+            "key", "must be a non-empty str (the stream's name)", key,
             "pass e.g. key='layers.0.weight'."))
     if isinstance(bits, bool) or not isinstance(bits, numbers.Integral) or not 1 <= bits <= 64:
-        raise fail("bits", "must be an int in 1..64", _short(bits), "pass bits=64 or bits=63.")
+        raise fail("bits", "must be an int in 1..64", bits, "pass bits=64 or bits=63.")
     return stable_u64(seed, key) % (1 << int(bits))
-
-
-class _Described:
-    """Shows a huge integer by its size: ``repr(10**5000)`` raises (Python's digit limit)."""
-
-    def __init__(self, value: int):
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"an integer of {self.value.bit_length()} bits (>= 2**{SEED_BITS})"
-
-
-def _short(value: Any) -> Any:
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool) \
-            and abs(int(value)).bit_length() > 256:
-        return _Described(int(value)) if int(value) >= 0 else _NegDescribed(int(value))
-    return value
-
-
-class _NegDescribed(_Described):
-    def __repr__(self) -> str:
-        return f"a negative integer of {self.value.bit_length()} bits"
