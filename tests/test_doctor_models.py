@@ -196,3 +196,30 @@ def test_lstm_internals_are_said_not_diagnosed():
     rep = doctor(Tagger(), torch.randn(4, 5, 8, generator=gen(7)))
     assert any("`rnn` (LSTM)" in n and "not diagnosed" in n for n in rep.notes)
     assert "not diagnosed" in str(rep) and rep.to_dict()["notes"] == rep.notes
+
+
+class Swishy(nn.Module):
+    """A custom activation module the registry does not know."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(2.0 * x)
+
+
+def test_unknown_activation_is_said_not_measured():
+    m = nn.Sequential(nn.Linear(16, 32), Swishy(), nn.Linear(32, 4))
+    rep = doctor(m, torch.randn(32, 16, generator=gen(8)))
+    assert rep.layers[0].activation == "unknown" and rep.layers[0].saturated is None
+    assert any("activation after `0` not found" in n for n in rep.notes), rep.notes
+
+
+def test_torch_transformer_encoder_blocks_and_attention_note():
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True),
+                                num_layers=3, enable_nested_tensor=False)
+    initlab.apply(enc, "gpt2", seed=0)
+    rep = doctor(enc, torch.randn(4, 10, 64, generator=gen(9)))
+    # out_proj runs inside F.multi_head_attention_forward: the branch is followed from the
+    # attention module's output
+    assert [b.closing for b in rep.blocks] == [f"layers.{i}.{n}" for i in range(3)
+                                               for n in ("self_attn.out_proj", "linear2")]
+    assert any("MultiheadAttention" in n for n in rep.notes)
+    assert not rep.codes() & DEPTH_CODES, str(rep)

@@ -109,9 +109,12 @@ class _Call:
 
 
 def _desc_act(info: Any) -> tuple[str, float | None] | None:
-    """``(name, param)`` of the activation the description found after a layer (not for gated
-    units, whose output is multiplied by another layer's activation, not activated)."""
-    if info is None or info.gated_by is not None:
+    """``(name, param)`` of the activation the description found after a layer, to apply to the
+    layer's output. Not for gated units (their output is multiplied by another layer's
+    activation, not activated) nor for layers closing a residual branch (the activation acts on
+    the stream, shortcut plus branch). After a norm or a scaling the activation's true input
+    differs from the layer's output; ``h = f(z)`` is then an approximation."""
+    if info is None or info.gated_by is not None or info.residual_branch is not None:
         return None
     act = info.activation
     if isinstance(act, tuple) and act and hasattr(act[0], "name"):
