@@ -73,3 +73,10 @@ def test_bad_activation():
         recommend("relu9")
     with pytest.raises(TypeError, match=r"`activation` must be an activation name"):
         recommend(3.0)
+
+
+def test_depth_only_adds_alternatives_today():
+    shallow, deep = recommend("tanh", depth=3), recommend("tanh", depth=50)
+    assert deep.initializer == shallow.initializer and deep.plan == shallow.plan == "glorot"
+    assert "orthogonal" in deep.alternatives and "orthogonal" not in shallow.alternatives
+    assert recommend("relu", depth=50, residual=True).initializer == initlab.get("he_normal")

@@ -29,12 +29,13 @@ for every activation of the registry, that applying ``plan`` to a layer followed
 activation draws ``initializer``.
 
 ``depth`` and ``residual`` are recorded but do not change the choice yet: the depth-aware rules
-(issue #11) go in :func:`_for_depth`, the one place that sees them.
+(issue #11) go in :func:`_for_depth`, the one place that sees them (today it only offers
+``orthogonal`` as an alternative for tanh nets deeper than 20 layers).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .activations import Activation
@@ -122,8 +123,15 @@ def _choose(name: str | None, param: float | None, role: str
             f"Var = {g * g:.4f}/fan_in", ("lsuv",))
 
 
+DEEP = 20  # weighted layers beyond which the alternatives for deep nets are offered
+
+
 def _for_depth(rec: Recommendation) -> Recommendation:
-    """Where depth and residual branches will change the choice (issue #11); today the identity."""
+    """Where depth and residual branches will change the choice (issue #11). Today the choice
+    stays; a deep tanh net is offered orthogonal weights as well (Saxe et al. 2014: orthogonal
+    matrices keep every singular value of a near-linear net's Jacobian at 1)."""
+    if rec.activation == "tanh" and rec.depth is not None and rec.depth > DEEP:
+        return replace(rec, alternatives=(*rec.alternatives, "orthogonal"))
     return rec
 
 
