@@ -421,7 +421,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
         of 1 into every output.
     activation
         Name (``"tanh"``) or ``(name, param)`` of a *functional* activation applied after every
-        weighted layer but the last, for models whose nonlinearities are not modules.
+        weighted layer but the output, where the model description found none (it finds
+        ``torch.relu``/``F.gelu``/``x.tanh()`` in ``forward`` itself; this is for models it
+        cannot probe, or activations it does not know).
     train
         Measure in train mode (BatchNorm uses batch statistics), dropout always off. Running
         statistics, parameters, ``.grad`` and every module's mode are restored afterwards.
@@ -435,7 +437,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     networks through transient chaos"); the RMS of dLoss/dz and ``|dL/dW| / |W|``; units whose
     weights, bias and gradient are identical (the zero-init symmetry problem). Depth trends follow
     Glorot & Bengio 2010 ("Understanding the difficulty of training deep feedforward neural
-    networks") forward and backward.
+    networks") forward and backward, along the longest chain of layers; in a residual network
+    along the residual stream, whose std and gradient are reported per block
+    (``report.blocks``). The output layer's logits are checked for a saturated softmax.
 
     >>> rep = doctor(model, x)            # doctest: +SKIP
     >>> print(rep); rep.plot("doctor.png")  # doctest: +SKIP
