@@ -54,9 +54,11 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot") -> P
     """The activation-aware plan for ``model`` (see module docs)."""
     check_choice(tanh, "tanh", ("glorot", "critical"))
     desc = describe(model, batch)
+    # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
+    tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []
     for layer in desc.layers:
-        if layer.kind in ("rnn", "mha"):
+        if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
             continue
         init, why = choose(layer.activation, tanh=tanh, readout=layer.is_readout,
                            residual=layer.residual_branch is not None)
