@@ -185,3 +185,11 @@ def test_function_form_computes_the_entry(name):
     x = torch.linspace(-8, 8, 801, dtype=torch.float64)
     np.testing.assert_allclose(torch_activation(name)(x).numpy(), activation(name).f(x.numpy()),
                                rtol=1e-9, atol=1e-12)
+
+
+def test_prelu_on_meta_reads_as_torch_init_slope():
+    with torch.device("meta"):
+        m = nn.PReLU()
+    act, p = lookup_module(m)
+    assert act.name == "leaky_relu" and p == 0.25  # nn.PReLU's init, no values on meta
+    assert lookup_module(nn.PReLU(init=0.1))[1] == pytest.approx(0.1)

@@ -209,6 +209,7 @@ class Form:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     when: Callable | None = None
     kind: str = "module"  # or "function"
+    unread: float | None = None  # the param when its setting holds no value (a meta tensor)
 
     def read(self, get: Callable[[str, Any], Any]) -> tuple[bool, float | None]:
         """``(matches, param)`` of a module or call whose settings ``get(key, default)`` reads."""
@@ -228,14 +229,15 @@ class Form:
             if self.param is None:
                 return True, None
             p = self.param(value) if callable(self.param) else value(self.param)
-            return True, None if p is None else float(p)
+            return True, self.unread if p is None else float(p)
         except (TypeError, ValueError, RuntimeError):  # a tensor-valued setting, say
             return False, None
 
 
 def _mean(t) -> float | None:
-    """The mean of a parameter tensor (PReLU's slopes), read without importing a framework."""
-    if t is None:
+    """The mean of a parameter tensor (PReLU's slopes), read without importing a framework;
+    None for a tensor without values (on the meta device)."""
+    if t is None or getattr(t, "is_meta", False):
         return None
     if hasattr(t, "detach"):
         t = t.detach().float().mean().item()
@@ -300,7 +302,8 @@ SPECS_LIST: tuple[Spec, ...] = (
          forms=_mod(NN + "LeakyReLU", param="negative_slope")
          + _fn(F_ + "leaky_relu", args=("negative_slope",), param="negative_slope",
                defaults={"negative_slope": 0.01})
-         + _mod(NN + "PReLU", param=lambda get: _mean(get("weight")))
+         # a PReLU on meta has no slopes yet: torch's init, nn.PReLU(init=0.25)
+         + _mod(NN + "PReLU", param=lambda get: _mean(get("weight")), unread=0.25)
          + _fn(F_ + "prelu", "torch.prelu", args=("weight",), param=lambda get: _mean(get("weight")))
          + _mod(NN + "RReLU", param=lambda get: (get("lower") + get("upper")) / 2)
          + _fn(F_ + "rrelu", args=("lower", "upper"),
