@@ -41,6 +41,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "LoadReport": ("initlab.modelinit", "LoadReport"),
     "lsuv": ("initlab.modelinit", "lsuv"),
     "LSUVReport": ("initlab.modelinit", "LSUVReport"),
+    "describe": ("initlab.modelinit", "describe"),
     "doctor": ("initlab.diagnostics", "doctor"),
     "DoctorReport": ("initlab.diagnostics", "DoctorReport"),
     "critical": ("initlab.theory.critical", "critical"),
