@@ -36,7 +36,7 @@ From the recorded graph:
   ``out_proj``/``linear2``), whatever it is called.
 
 Data-dependent Python control flow on meta tensors (``if mask.all():``) cannot be evaluated: the
-probe answers ``False`` / ``0`` and records a note (the graph's structure does not depend on it in
+probe answers ``True`` for ``all()``, else ``False`` / ``0``, and records a note (the graph's structure does not depend on it in
 the models tested). A model that cannot run on meta at all falls back (see
 :mod:`initlab.modelinit.describe`).
 """
@@ -53,7 +53,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import lookup_function, lookup_module
-from .params import LAYER_KINDS, module_kind
+from .params import LAYER_KINDS, is_hf_conv1d, module_kind
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 _SHAPE_OPS = frozenset("""
@@ -269,6 +269,9 @@ class _Probe(TorchFunctionMode):
         if self.depth == 0 and fname in _DATA_DEPENDENT and args and \
                 isinstance(args[0], torch.Tensor) and args[0].is_meta:
             self.data_dependent.add(fname)
+            src = self.node_of.get(id(args[0]))
+            if fname == "__bool__" and src is not None and self.g.nodes[src].name == "all":
+                return True      # `if mask.all():` takes the ordinary path (nothing masked)
             return _DATA_DEPENDENT[fname]
         out = func(*args, **kwargs)
         if self.depth or fname in _IGNORED:
@@ -404,6 +407,47 @@ class _Probe(TorchFunctionMode):
         return desc & anc
 
 
+def _shape_only(module: nn.Module, ukind: str):
+    """A forward that returns a meta tensor of the unit's output shape without computing it (the
+    probe does not look inside units; meta kernels cost Python time), or None."""
+    def first(args, kwargs):
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        return x if isinstance(x, torch.Tensor) else None
+
+    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
+        n_in, n_out = (module.in_features, module.out_features) if \
+            isinstance(module, nn.Linear) else (module.weight.shape[0], module.nf)
+
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if x.dim() == 0 or x.shape[-1] != n_in:
+                raise RuntimeError(f"{type(module).__name__} expects inputs of width {n_in}, "
+                                   f"got shape {tuple(x.shape)}")
+            return torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device="meta")
+    elif isinstance(module, nn.Embedding):
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if x.is_floating_point():
+                raise RuntimeError("Embedding expects integer indices, got "
+                                   f"{x.dtype}")
+            return torch.empty((*x.shape, module.embedding_dim), dtype=module.weight.dtype,
+                               device="meta")
+    elif isinstance(module, nn.LayerNorm):
+        ns = tuple(module.normalized_shape)
+
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if tuple(x.shape[x.dim() - len(ns):]) != ns:
+                raise RuntimeError(f"LayerNorm{ns} got shape {tuple(x.shape)}")
+            return torch.empty_like(x)
+    elif ukind == "activation":
+        def fwd(*args, **kwargs):
+            return torch.empty_like(first(args, kwargs))
+    else:
+        return None
+    return fwd
+
+
 def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
     """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
     and return the recorded :class:`Graph`. Exceptions of the forward propagate."""
@@ -417,6 +461,10 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
         if uk is None:
             continue
         units[m] = (name, uk)
+        if on_meta:
+            fwd = _shape_only(m, uk)
+            if fwd is not None:
+                m.forward = fwd       # the meta copy only: nothing inside a unit is recorded
         if isinstance(m, nn.MultiheadAttention):
             mha_out[name] = f"{name}.out_proj" if name else "out_proj"
     mode = _Probe(graph, units, mha_out)
@@ -450,6 +498,6 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
                 graph.outcomes.setdefault(layer, []).append(
                     Outcome("linear", why="model output (readout)"))
     if mode.data_dependent:
-        graph.notes.append("data-dependent checks on meta tensors answered False/0: "
-                           + ", ".join(sorted(mode.data_dependent)))
+        graph.notes.append("data-dependent checks on meta tensors answered without data (True "
+                           "for all(), else False/0): " + ", ".join(sorted(mode.data_dependent)))
     return graph
