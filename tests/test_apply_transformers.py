@@ -298,8 +298,12 @@ def _norm_params(m):
     return [p for p in d.params if p.role in ("norm_scale", "norm_shift")]
 
 
-@pytest.mark.parametrize("plan", [p for p in initlab.plans.names() if p != "lsuv"])
-@pytest.mark.parametrize("which", list(NORM_MODELS))
+ALL_PLANS = [p for p in initlab.plans.names() if p != "lsuv"]
+NORM_CASES = [(p, w) for p in ALL_PLANS for w in ("llama", "renamed", "resnet")] + [
+    (p, w) for p in ("he", "gpt2", "zero_residual", "fixup", "auto") for w in ("t5", "bert")]
+
+
+@pytest.mark.parametrize("plan, which", NORM_CASES)
 def test_every_norm_type_gets_one_and_zero(plan, which):
     m = NORM_MODELS[which]()
     with warnings.catch_warnings():
@@ -393,11 +397,11 @@ def test_hf_conv1d_layout_and_fans():
 
 @pytest.mark.parametrize("plan", RANDOM_PLANS)
 def test_logits_std_at_init_gpt2_small_width_and_tied_llama(plan):
-    # GPT-2 small's width (n_embd 768, 12 heads) with 2 layers and a 2048-token vocabulary: the
+    # GPT-2 small's width (n_embd 768, 12 heads) with 1 layer and a 1024-token vocabulary: the
     # logit scale is std(wte) * sqrt(768) after ln_f, independent of depth and vocabulary size
     # (the full GPT2Config() runs in the slow group below)
     with torch.device("meta"):     # skips transformers' own init: materialize draws once
-        m = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=2, vocab_size=1024,
+        m = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, vocab_size=1024,
                                                                  n_positions=64))
     initlab.materialize(m, plan, device="cpu", seed=0)
     s = logits_std(m, torch.arange(32).unsqueeze(0))
