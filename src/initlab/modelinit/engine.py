@@ -5,9 +5,10 @@ description once (:func:`~initlab.modelinit.describe.describe`, shared with the 
 while it runs), matches the plan, validates every rule and distribution, then writes. All or
 nothing **without a full-size copy**: every check runs before the first write; the only tensors
 copied are those whose write can still fail after validation (parametrized weights, whose
-``right_inverse`` runs while writing, and every tensor when the random source is not trusted not
-to fail once validated: a source registered without ``trusted=True``). ``atomic=False`` skips even
-that copy.
+``right_inverse`` runs while writing, and every tensor when the random source may still fail:
+an ``RngBackend`` registered without ``trusted=True``). ``atomic=False`` skips even that copy.
+An interrupt or out-of-memory during the writes of a trusted source can leave the model partly
+written (nothing is held to undo it, by design).
 """
 
 from __future__ import annotations
@@ -29,9 +30,6 @@ from .report import InitReport, ParamRecord
 from .rules import Plan
 from .streams import RNG_BACKENDS, check_rng, stream_version
 from .write import restore, snapshot, write
-
-#: random sources whose fill cannot fail once the distribution resolved (no rollback copy)
-TRUSTED_RNG = {"torch"}
 
 
 @contextlib.contextmanager
@@ -134,7 +132,7 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
 
     # copy only what can still fail after validation
     risky: list[torch.Tensor] = []
-    trusted = rng in TRUSTED_RNG or getattr(RNG_BACKENDS[rng], "trusted", False)
+    trusted = bool(getattr(RNG_BACKENDS[rng], "trusted", False))
     for a in assignments:
         if a.status == "initialized" and (a.slot.originals or a.slot.plist is not None
                                           or "parametrized" in " ".join(a.slot.notes)

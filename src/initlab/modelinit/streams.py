@@ -35,6 +35,9 @@ class RngBackend:
     # optional: fill rows [start, stop) of a packed parameter (q/k/v, RNN gates) in place,
     # for sources whose tensors may be sharded (a slice of a DTensor is not a view of its shard)
     fill_rows: Callable[..., None] | None = None
+    # True when ``fill`` cannot fail once the initializer resolved for the tensor's shape
+    # (then ``apply`` holds no rollback copy of what it writes; see modelinit.engine)
+    trusted: bool = False
 
 
 def _torch_generator(seed: int, key: str, device) -> torch.Generator:
@@ -56,7 +59,7 @@ TORCH_STREAM_VERSION = "torch-generator-per-param-sha256-v1"
 RNG_BACKENDS: dict[str, RngBackend] = {
     "torch": RngBackend("torch", TORCH_STREAM_VERSION, _torch_fill,
                         "one torch.Generator per parameter (block), seeded by "
-                        "stream_seed(seed, stream key, bits=63)"),
+                        "stream_seed(seed, stream key, bits=63)", trusted=True),
 }
 
 # random sources registered by other initlab packages on import
