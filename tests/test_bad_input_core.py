@@ -7,8 +7,7 @@ byte-for-byte unchanged. A second table holds inputs at the edge that must *work
 shapes, 0-d truncated normal, wide uniforms computed in float64).
 
 The gain cases of cause 3 (calculate_gain("leaky_relu", nan / inf), gain(np.log), gain(math.tanh))
-need the validators added to core/validation.py to be called from core/gains.py (helper A2's
-file); the validators themselves are tested here.
+go through the public functions, which call the validators of core/validation.py.
 """
 
 from __future__ import annotations
@@ -115,6 +114,12 @@ CASES = [
     ("init_-fans-10**400", lambda: _t(3, 3),
      lambda t: it.init_(t, "lecun_normal", fans=(10**400, 3)), InitlabError, "fan_in"),
     # validators for core/gains.py (cause 3)
+    ("calculate_gain-nan", None, lambda _: initlab.calculate_gain("leaky_relu", math.nan),
+     InitlabError, "`param`"),
+    ("calculate_gain-inf", None, lambda _: initlab.calculate_gain("leaky_relu", math.inf),
+     InitlabError, "`param`"),
+    ("gain-np.log", None, lambda _: initlab.gain(np.log), InitlabError, "log"),
+    ("gain-math.tanh", None, lambda _: initlab.gain(math.tanh), InitlabTypeError, "vectorized"),
     ("slope-nan", None, lambda _: check_finite_param(math.nan, "param", what="the slope"),
      InitlabError, "`param`"),
     ("slope-inf", None, lambda _: check_finite_param(math.inf, "param", what="the slope"),

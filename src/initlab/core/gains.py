@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 from .activations import SPECS, activation, gaussian_expectation
-from .validation import check_choice, check_scalar, fail
+from .validation import check_choice, check_finite_param, check_numeric_function, check_scalar, fail
 
 # torch's layer names whose gain is the linear one
 _TORCH_LAYER_NAMES = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -48,10 +48,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
                         fix="for other activations use initlab.gain(name), computed numerically.")
     if name in _TORCH_LAYER_NAMES:
         name = "linear"
-    if name == "leaky_relu" and param is not None and (
-            isinstance(param, bool) or not isinstance(param, (int, float))):
-        raise fail("param", "must be a number (the negative slope of leaky_relu)", param,
-                   "pass e.g. param=0.2.")
+    if name == "leaky_relu" and param is not None:
+        # nan would give a nan gain and inf a silent 0.0
+        param = check_finite_param(param, "param", what="the negative slope of leaky_relu")
     return SPECS[name].torch_gain(None if param is None else float(param))
 
 
@@ -68,6 +67,11 @@ def gain(activation_name, *, q: float = 1.0, direction: str = "forward",
     q = check_scalar(q, "q", min_val=0.0, include_min=False,
                      why=" (the variance of the pre-activation)")
     check_choice(direction, "direction", ("forward", "backward"))
+    if callable(activation_name):
+        # math.tanh raises on arrays and np.log is nan for z < 0: refuse before integrating
+        check_numeric_function(activation_name, "activation_name")
+    if param is not None:
+        param = check_finite_param(param, "param", what="the activation's parameter")
     act = activation(activation_name, param)
     if direction == "forward":
         m2 = gaussian_expectation(lambda x: act.f(x) ** 2, q, act.kinks)
