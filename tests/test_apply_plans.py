@@ -342,7 +342,7 @@ def test_auto_sees_functional_activations_through_fx():
     assert rep["a.weight"].init["name"] == "he_normal"
     assert rep["b.weight"].init["name"] == "glorot_uniform"
     assert rep["c.weight"].init["name"] == "lecun_normal"
-    assert "torch.fx" in rep.plan.description
+    assert "probe" in rep.plan.description
 
 
 def test_auto_with_batch_on_transformer():
@@ -351,7 +351,7 @@ def test_auto_with_batch_on_transformer():
     assert rep["layers.0.linear1.weight"].init["name"] == "he_normal"   # layer.activation
     assert rep["layers.0.linear2.weight"].init["name"] == "lecun_normal"
     assert rep["layers.0.self_attn.in_proj_weight"].fans == [[32, 32]] * 3
-    assert "forward hooks" in rep.plan.description
+    assert "probe" in rep.plan.description
 
 
 # ----------------------------------------------------------------------------- plans as data

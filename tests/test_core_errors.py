@@ -92,7 +92,7 @@ def test_zero_element_shapes_warn_and_return():
 def test_from_dict_refuses_other_stream():
     d = initlab.he_normal().to_dict()
     d["stream"] = "numpy-pcg64-f64-v0"
-    with pytest.raises(InitlabError, match=r"`d\['stream'\]` must be 'numpy-pcg64-f64-v1'"):
+    with pytest.raises(InitlabError, match=r"`d\['stream'\]` must be 'numpy-pcg64-f64-v2'"):
         initlab.from_dict(d)
     del d["stream"]
     assert initlab.from_dict(d) == initlab.he_normal()

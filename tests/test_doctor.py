@@ -104,7 +104,8 @@ def test_large_sigmoid_net_is_saturated():
     sat = [f for f in rep.findings if f.code == "saturation" and 1 in f.layers]
     assert sat and sat[0].severity == "error"
     f = sat[0]
-    assert "lecun_normal" in f.suggest and "lecun_normal" in f.text
+    # the one recommender's answer for sigmoid: Glorot (plan `glorot`, which draws exactly it)
+    assert "glorot_uniform" in f.suggest and "glorot_uniform" in f.text and f.plans == ["glorot"]
     assert "too large" in f.text and "1/sqrt(1000)" in f.text
     # Weight-std ratio to LeCun's 1/sqrt(1000): the sample std of 30,000 N(0,1) draws has a
     # relative std of 1/sqrt(2 * 30000) = 0.41%; 6 sigma = 2.5% around sqrt(1000) = 31.6.
@@ -129,7 +130,8 @@ def test_deep_tanh_torch_default_vanishes_in_the_backward_pass():
     stds = [s.h_std for s in rep.layers[:-1]]
     assert max(stds[10:]) / min(stds[10:]) < 2
     vg = next(f for f in rep.findings if f.code == "vanishing_gradient")
-    assert "critical" in vg.suggest and "glorot_normal" in vg.suggest
+    assert "critical" in vg.suggest and "glorot_uniform" in vg.suggest
+    assert {"glorot", "critical"} <= set(vg.plans)
     assert "forward pass alone does not show it" in vg.text
     # Slope against theory: from layer 5 to 50 the gradient gains sqrt(3 / E[tanh'(z)^2]) per
     # layer, E[tanh'^2] ~ 1 - 2q ~ 0.99 at the fixed point q ~ 0.005: 45 * log10(sqrt(3/0.99))
@@ -414,7 +416,7 @@ def test_loss_fn_and_target_are_used():
     assert rep.meta["loss_value"] == pytest.approx(expected, rel=1e-6)
 
 
-def test_functional_activation_is_named_by_the_user():
+def test_functional_activation_is_found_by_the_description(monkeypatch):
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -428,7 +430,27 @@ def test_functional_activation_is_named_by_the_user():
     with torch.no_grad():
         net.a.weight.copy_(normal_w(1.0)(net.a.weight.shape, g))  # z std ~ sqrt(50) = 7
     x = torch.randn(64, 50, generator=g)
-    assert doctor(net, x).layers[0].saturated is None
+    rep = doctor(net, x)  # the probe sees torch.tanh in forward
+    assert rep.layers[0].activation == "tanh" and rep.layers[0].activation_module == "(functional)"
+    assert rep.layers[1].activation is None and rep.layers[1].is_output
+    assert "saturation" in rep.codes("error")
+    # P(|z| > 2.18) for z ~ N(0, 50): 0.758. Sampling error: binomial over 64 x 40 entries
+    # (0.0084) and the 40 units' row norms (chi^2_50: std of p per unit 0.023, /sqrt(40) =
+    # 0.0037); together 0.009, 6 sigma = 0.055
+    assert abs(rep.layers[0].saturated - 0.758) < 0.055
+    # without a description, the user names it, and the report says what it could not see
+    import importlib
+
+    D = importlib.import_module("initlab.modelinit.describe")
+
+    def no_description(*a, **k):
+        raise RuntimeError("cannot trace")
+
+    monkeypatch.setattr(D, "describe", no_description)
+    blind = doctor(net, x)
+    assert blind.layers[0].saturated is None
+    assert any("no model description" in n and "torch.relu" in n for n in blind.notes)
+    assert "no model description" in str(blind)
     rep = doctor(net, x, activation="tanh")
     assert rep.layers[0].activation == "tanh" and rep.layers[1].activation is None
     assert "saturation" in rep.codes("error")
@@ -491,7 +513,7 @@ def test_suggested_names_exist():
                 assert name in initlab.names() or callable(getattr(initlab, name, None)), name
             assert set(f.plans) <= set(plans), f.plans
             seen.update(f.suggest)
-    assert {"lecun_normal", "glorot_normal", "critical", "he_normal", "lsuv"} <= seen
+    assert {"glorot_uniform", "critical", "he_normal", "lsuv"} <= seen
 
 
 @pytest.mark.slow

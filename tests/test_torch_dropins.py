@@ -147,6 +147,28 @@ def test_default_orthogonal_is_householder_and_orthonormal():
     assert torch.allclose(m.T @ m, 4 * torch.eye(27, dtype=torch.float64), atol=1e-5)
 
 
+def test_one_orthogonal_default_across_initlabs_own_paths():
+    """The catalog's `orthogonal`, init_, orthogonal_ and the `orthogonal` plan draw the same
+    values for the same generator state (before stream v2 the catalog was QR, orthogonal_
+    Householder); QR stays selectable and reproduces torch.nn.init.orthogonal_."""
+    from initlab.core.distributions import DEFAULT_ORTHOGONAL_METHOD, Orthogonal
+    from initlab.core.seeding import stream_seed
+
+    assert DEFAULT_ORTHOGONAL_METHOD == "householder" == Orthogonal().method
+    assert initlab.orthogonal().params["method"] == it.ORTHOGONAL_METHOD == "householder"
+    a = it.orthogonal_(torch.empty(12, 20), 1.5, gen(4))
+    b = it.init_(torch.empty(12, 20), "orthogonal", gain=1.5, generator=gen(4))
+    c = it.init_(torch.empty(12, 20), initlab.get("orthogonal", gain=1.5), generator=gen(4))
+    assert torch.equal(a, b) and torch.equal(a, c)
+    lin = torch.nn.Linear(20, 12)
+    initlab.apply(lin, "orthogonal", seed=5)
+    g = torch.Generator().manual_seed(stream_seed(5, "weight", bits=63))
+    assert torch.equal(lin.weight.detach(), it.orthogonal_(torch.empty(12, 20), 1.0, g))
+    qr = it.orthogonal_(torch.empty(12, 20), 1.5, gen(4), method="qr")
+    assert torch.equal(qr, torch.nn.init.orthogonal_(torch.empty(12, 20), 1.5, generator=gen(4)))
+    assert not torch.equal(qr, a)
+
+
 def test_none_generator_uses_torchs_global_generator_exactly_as_torch():
     with torch.random.fork_rng():
         torch.manual_seed(123)

@@ -7,8 +7,7 @@ doctor and the laboratory are imported lazily, so ``import initlab`` stays light
 
 import importlib as _importlib
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .core import (  # noqa: E402
     STREAM_VERSION,
     Initializer,
@@ -23,6 +22,9 @@ from .core import (  # noqa: E402
 )
 from .core.presets import *  # noqa: E402,F401,F403  (every catalog function by name)
 from .core.presets import __all__ as _PRESETS  # noqa: E402
+from .core.registry import add_catalog_provider as _add_catalog_provider  # noqa: E402
+
+_add_catalog_provider("initlab.theory.critical")  # `critical` (edge of chaos) joins the catalog
 
 # name -> (module, attribute) imported on first access; attribute None means the module itself
 _LAZY: dict[str, tuple[str, str | None]] = {
@@ -37,6 +39,7 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "lsuv": ("initlab.modelinit", "lsuv"),
     "LSUVReport": ("initlab.modelinit", "LSUVReport"),
     "register_module_type": ("initlab.modelinit.rules", "register_module_type"),
+    "describe": ("initlab.modelinit", "describe"),
     "doctor": ("initlab.diagnostics", "doctor"),
     "DoctorReport": ("initlab.diagnostics", "DoctorReport"),
     "critical": ("initlab.theory.critical", "critical"),

@@ -38,6 +38,7 @@ import torch
 
 from .backends.torch_backend import _warn_zero_elements, check_target, draw_
 from .core import presets
+from .core.distributions import DEFAULT_ORTHOGONAL_METHOD
 from .core.gains import calculate_gain
 from .core.initializer import Initializer
 from .core.registry import _REGISTRY, get, names
@@ -53,12 +54,17 @@ __all__ = [
     "lecun_normal_", "lecun_uniform_", "glorot_normal_", "glorot_uniform_", "he_normal_",
     "he_uniform_", "variance_scaling_", "truncated_normal_", "uniform_std_", "small_normal_",
     "rbm_normal_", "torch_default_", "nielsen_default_", "nielsen_large_", "identity_",
-    "delta_orthogonal_", "martens_sparse_", "ORTHOGONAL_METHOD",
+    "delta_orthogonal_", "martens_sparse_", "ORTHOGONAL_METHOD", "STREAM_VERSION",
 ]
 
-# Method of the drop-in ``orthogonal_``: Stewart's Householder method draws exactly the same
-# (Haar) distribution as torch's QR + sign fix and measured faster on CPU (benchmarks/).
-ORTHOGONAL_METHOD = "householder"
+# Method of the drop-in ``orthogonal_``: the core's one default (Stewart's Householder method draws
+# exactly the same Haar distribution as torch's QR + sign fix and measured faster on CPU).
+ORTHOGONAL_METHOD = DEFAULT_ORTHOGONAL_METHOD
+
+# Version of what initlab.torch draws for a given generator state (recorded by apply's report
+# next to the random source's version). v2: the catalog's `orthogonal` (init_(t, "orthogonal"),
+# plans, LSUV) is Householder like orthogonal_ (v1: QR there, Householder here).
+STREAM_VERSION = "initlab-torch-v2"
 
 
 def init_(tensor: torch.Tensor, init: str | Initializer, *, generator: torch.Generator | None = None,

@@ -46,6 +46,8 @@ import warnings
 import torch
 
 from ..core.distributions import (
+    DEFAULT_ORTHOGONAL_METHOD,
+    ORTHOGONAL_METHODS,
     Constant,
     DeltaOrthogonal,
     Dirac,
@@ -57,11 +59,12 @@ from ..core.distributions import (
     Sparse,
     TruncatedNormal,
     Uniform,
+    check_fits_dtype,
 )
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
-__all__ = ["draw_", "check_target", "haar_orthogonal", "CHUNK", "ZERO_ELEMENT_WARNING"]
+__all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK", "ZERO_ELEMENT_WARNING"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -101,6 +104,18 @@ def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") 
                 "generator", f"must be on the tensor's device type ({tensor.device.type!r}); it "
                 f"is on {generator.device.type!r}", str(generator.device),
                 f"create it with torch.Generator(device={str(tensor.device)!r}).")
+    if tensor.is_inference() and not torch.is_inference_mode_enabled():
+        raise fail(
+            name, "is an inference tensor (created under torch.inference_mode()), which cannot be "
+            "written in place outside inference mode", f"inference tensor of shape "
+            f"{tuple(tensor.shape)}", "initialize a normal tensor (t = t.clone() outside "
+            "inference mode), or call this inside torch.inference_mode().")
+    if _overlaps(tensor):
+        raise fail(
+            name, "has elements that share memory (e.g. made by expand()), so an in-place draw "
+            "cannot give them different values", f"shape {tuple(tensor.shape)}, stride "
+            f"{tuple(tensor.stride())}", "initialize the tensor it was expanded from, or a copy "
+            "(t.clone() / t.contiguous()).")
     if random:
         if tensor.dtype.is_complex or not tensor.dtype.is_floating_point:
             raise fail(
@@ -110,47 +125,46 @@ def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") 
                 "(zeros, ones, constant, eye, dirac), which accept integer tensors.")
 
 
+def _overlaps(tensor: torch.Tensor) -> bool:
+    """Whether two elements of ``tensor`` are one memory location (torch's own check)."""
+    if tensor.numel() <= 1 or tensor.is_meta:
+        return False
+    try:
+        return torch._debug_has_internal_overlap(tensor) == 1  # 1: MemOverlap::Yes
+    except (RuntimeError, TypeError, AttributeError):  # e.g. tensor subclasses: strides only
+        return any(st == 0 and n > 1 for st, n in zip(tensor.stride(), tensor.shape))
+
+
+_FINFO_MAX: dict[torch.dtype, float] = {}  # largest finite value per floating dtype
+
+
+def check_dtype_range(tensor: torch.Tensor, dist: Distribution, *, name: str = "tensor") -> None:
+    """Raise unless every value of ``dist`` fits ``tensor``'s dtype: floating dtypes by their
+    largest finite value (a draw beyond it would be written as inf), integer dtypes by their
+    range and integrality (a constant that would be wrapped or truncated)."""
+    dt = tensor.dtype
+    if dt.is_floating_point:
+        top = _FINFO_MAX.get(dt)
+        if top is None:
+            top = _FINFO_MAX[dt] = float(torch.finfo(dt).max)
+        if dist.extent() <= top:  # the common case, without building a message
+            return
+        check_fits_dtype(dist, str(dt).replace("torch.", ""), top, name=name)
+    elif dt != torch.bool and not dt.is_complex:
+        label = str(dt).replace("torch.", "")
+        info = torch.iinfo(dt)
+        for v in dist.fixed_values() or ():  # random kinds were refused by check_target
+            if not (info.min <= v <= info.max and float(v).is_integer()):
+                raise fail(
+                    name, f"({label}, integers in [{info.min}, {info.max}]) cannot hold the "
+                    f"value {v!r} exactly (it would be wrapped or truncated)", v,
+                    f"pass an integer value in [{info.min}, {info.max}], or use a floating or "
+                    "wider integer tensor.")
+
+
 def _warn_zero_elements(shape, stacklevel: int) -> None:
     warnings.warn(f"{ZERO_ELEMENT_WARNING} (shape {tuple(shape)}).", UserWarning,
                   stacklevel=stacklevel + 1)
-
-
-def _check_structure(dist: Distribution, tshape: tuple[int, ...]) -> None:
-    """Checks a hand-built distribution must pass against the torch-layout shape (``resolve``
-    already enforces these for catalog initializers)."""
-    nd = len(tshape)
-    if isinstance(dist, Orthogonal):
-        if nd < 2:
-            raise fail("tensor", "must have at least 2 dimensions for an orthogonal matrix",
-                       tshape, "use another initializer for 1-D tensors.")
-        check_choice(dist.method, "method", ("qr", "svd", "householder"))
-    elif isinstance(dist, Eye) and nd != 2:
-        raise fail("tensor", "must be 2-D for `eye`", tshape, "for conv kernels use `dirac`.")
-    elif isinstance(dist, Dirac):
-        if nd not in (3, 4, 5):
-            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `dirac`", tshape,
-                       "for 2-D matrices use `eye`.")
-        if dist.groups < 1 or tshape[0] % dist.groups:
-            raise fail("groups", f"must divide the number of output channels (={tshape[0]})",
-                       dist.groups, "pass the conv's `groups`.")
-    elif isinstance(dist, DeltaOrthogonal):
-        if nd not in (3, 4, 5):
-            raise fail("tensor", "must be 3-, 4- or 5-D (a conv weight) for `delta_orthogonal`",
-                       tshape, "for 2-D matrices use `orthogonal`.")
-        if tshape[1] > tshape[0]:
-            raise fail("tensor", "must have in_channels <= out_channels for `delta_orthogonal`",
-                       tshape, "use `orthogonal` on the flattened kernel instead.")
-    elif isinstance(dist, Sparse) and nd != 2:
-        raise fail("tensor", "must be 2-D for `sparse`", tshape, "use `martens_sparse`.")
-    elif isinstance(dist, MartensSparse):
-        cols = math.prod(tshape[1:]) if nd >= 2 else 0
-        if nd < 2 or dist.k > cols:
-            raise fail("k", f"must be <= the number of inputs per unit (={cols})", dist.k,
-                       "pass a smaller k.")
-    elif isinstance(dist, TruncatedNormal) and not dist.a < dist.b:
-        raise fail("a", f"must be < `b` (={dist.b})", dist.a, "pass a < b.")
-    elif isinstance(dist, Uniform) and dist.low > dist.high:
-        raise fail("low", f"must be <= `high` (={dist.high})", dist.low, "swap the bounds.")
 
 
 # ============================================================================ entry point
@@ -172,20 +186,20 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
             "pass Initializer.resolve(tuple(tensor.shape)) or use initlab.torch.init_."))
     check_target(tensor, dist.random, generator)
     check_choice(layout, "layout", LAYOUTS)
-    if not dist.iid:
-        _check_structure(dist, to_torch_shape(tuple(tensor.shape), layout))
-    else:
-        _check_structure(dist, tuple(tensor.shape))
+    sampler = SAMPLERS.get(type(dist))
+    if sampler is None:
+        raise fail("dist", "is not a kind the torch backend knows", type(dist).__name__,
+                   "pass an initlab.core.distributions kind (KINDS).")
+    shape = tuple(tensor.shape)
+    dist.check_shape(shape if dist.is_elementwise else to_torch_shape(shape, layout))
+    check_dtype_range(tensor, dist)
     if tensor.numel() == 0:
         _warn_zero_elements(tensor.shape, _stacklevel + 1)
         return tensor
     if tensor.is_meta:
         return tensor
     with torch.no_grad():
-        if dist.iid:
-            _draw_elementwise(tensor, dist, generator)
-        else:
-            _draw_structured(_torch_view(tensor, layout), dist, generator)
+        sampler(tensor if dist.is_elementwise else _torch_view(tensor, layout), dist, generator)
     return tensor
 
 
@@ -211,26 +225,36 @@ def _via_buffer(tensor: torch.Tensor, fill, work_dtype: torch.dtype) -> None:
         tensor.copy_(target)
 
 
-def _draw_elementwise(tensor: torch.Tensor, dist: Distribution, gen) -> None:
-    if isinstance(dist, Constant):
-        tensor.fill_(dist.value)
-        return
-    if isinstance(dist, Normal):
-        def fill(x):
-            x.normal_(dist.mean, dist.std, generator=gen)
-    elif isinstance(dist, Uniform):
-        def fill(x):
-            x.uniform_(dist.low, dist.high, generator=gen)
-    elif isinstance(dist, TruncatedNormal):
-        _truncated_normal_(tensor, dist, gen)
-        return
-    else:  # pragma: no cover - every iid kind is handled above
-        raise fail("dist", "is not an elementwise kind the torch backend knows",
-                   type(dist).__name__)
+def _elementwise(tensor: torch.Tensor, fill) -> None:
+    """Run ``fill`` in place (float32/float64) or through a float32 buffer (other dtypes)."""
     if tensor.dtype in _DIRECT:
         fill(tensor)
     else:
         _via_buffer(tensor, fill, torch.float32)
+
+
+def _constant_(tensor: torch.Tensor, dist: Constant, gen) -> None:
+    tensor.fill_(dist.value)
+
+
+def _normal_(tensor: torch.Tensor, dist: Normal, gen) -> None:
+    _elementwise(tensor, lambda x: x.normal_(dist.mean, dist.std, generator=gen))
+
+
+def _uniform_(tensor: torch.Tensor, dist: Uniform, gen) -> None:
+    """torch's ``uniform_`` computes ``high - low`` in the working dtype; when that overflows but
+    the bounds fit (float32 U(-3e38, 3e38)) the draw is made in float64 and cast, and when it
+    overflows float64 too (U(-1e308, 1e308)) on the halved bounds, doubled."""
+    low, high = dist.low, dist.high
+    width = high - low  # a Python float: float64
+    work = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    if width <= torch.finfo(work).max:
+        _elementwise(tensor, lambda x: x.uniform_(low, high, generator=gen))
+    elif math.isfinite(width):
+        _via_buffer(tensor, lambda x: x.uniform_(low, high, generator=gen), torch.float64)
+    else:
+        _via_buffer(tensor, lambda x: x.uniform_(0.5 * low, 0.5 * high, generator=gen).mul_(2.0),
+                    torch.float64)
 
 
 def _round_inward(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:
@@ -315,7 +339,7 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32,
-                    device=None, method: str = "householder") -> torch.Tensor:
+                    device=None, method: str = DEFAULT_ORTHOGONAL_METHOD) -> torch.Tensor:
     """A Haar-distributed ``(rows, cols)`` matrix with orthonormal rows (rows <= cols) or columns.
 
     Like ``torch.nn.init.orthogonal_``, a wide matrix is drawn as the transpose of a tall one
@@ -355,17 +379,17 @@ def haar_orthogonal(rows: int, cols: int, *, generator=None, dtype=torch.float32
         signs = torch.randint(0, 2, (m,), generator=generator, device=device).to(dtype)
         q = u.mul_(signs.mul_(2).sub_(1))
     else:
-        check_choice(method, "method", ("qr", "svd", "householder"))
+        check_choice(method, "method", ORTHOGONAL_METHODS)
     return q.t() if transpose else q
 
 
-def _orthogonal_(view: torch.Tensor, gain: float, method: str, gen) -> None:
+def _orthogonal_(view: torch.Tensor, dist: Orthogonal, gen) -> None:
     rows = view.shape[0]
     cols = view.numel() // rows
     q = haar_orthogonal(rows, cols, generator=gen, dtype=_work_dtype(view.dtype),
-                        device=view.device, method=method)
-    if gain != 1:
-        q.mul_(gain)
+                        device=view.device, method=dist.method)
+    if dist.gain != 1:
+        q.mul_(dist.gain)
     view.copy_(q.reshape(view.shape))
 
 
@@ -373,31 +397,27 @@ def _centre(shape) -> tuple[int, ...]:
     return tuple(k // 2 for k in shape[2:])
 
 
-def _draw_structured(view: torch.Tensor, dist: Distribution, gen) -> None:
+def _eye_(view: torch.Tensor, dist: Eye, gen) -> None:
+    view.zero_()
+    view.diagonal().fill_(dist.gain)
+
+
+def _dirac_(view: torch.Tensor, dist: Dirac, gen) -> None:
     shape = tuple(view.shape)
-    if isinstance(dist, Orthogonal):
-        _orthogonal_(view, dist.gain, dist.method, gen)
-    elif isinstance(dist, Eye):
-        view.zero_()
-        view.diagonal().fill_(dist.gain)
-    elif isinstance(dist, Dirac):
-        view.zero_()
-        per_group = shape[0] // dist.groups
-        d = torch.arange(min(per_group, shape[1]), device=view.device)
-        rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
-        cols = d.repeat(dist.groups)
-        view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
-    elif isinstance(dist, DeltaOrthogonal):
-        q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
-                            device=view.device)
-        view.zero_()
-        view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
-    elif isinstance(dist, Sparse):
-        _sparse_(view, dist, gen)
-    elif isinstance(dist, MartensSparse):
-        _martens_sparse_(view, dist, gen)
-    else:
-        raise fail("dist", "is not a kind the torch backend knows", type(dist).__name__)
+    view.zero_()
+    per_group = shape[0] // dist.groups
+    d = torch.arange(min(per_group, shape[1]), device=view.device)
+    rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
+    cols = d.repeat(dist.groups)
+    view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
+
+
+def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
+    shape = tuple(view.shape)
+    q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
+                        device=view.device)
+    view.zero_()
+    view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
 
 
 def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:
@@ -431,3 +451,12 @@ def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
     tmp = torch.zeros((rows, cols), dtype=vals.dtype, device=view.device)
     tmp.scatter_(1, idx, vals)
     view.copy_(tmp.reshape(view.shape))
+
+
+# One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
+# structured kinds ``tensor`` is the torch-layout view). ``draw_`` is its only caller.
+SAMPLERS = {
+    Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
+    TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
+    DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
+}

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 
-from .validation import check_choice, check_scalar, check_shape, fail
+from .validation import MAX_DIM, check_choice, check_scalar, check_shape, fail
 
 LAYOUTS = ("torch", "torch_transposed", "jax")
 
@@ -80,8 +80,8 @@ def check_fans(value) -> tuple[int, int]:
     except (TypeError, ValueError):
         raise fail("fans", "must be a pair (fan_in, fan_out) of positive integers", value,
                    "pass e.g. fans=(784, 256).") from None
-    fi = int(check_scalar(fi, "fans[0] (fan_in)", min_val=1, integer=True))
-    fo = int(check_scalar(fo, "fans[1] (fan_out)", min_val=1, integer=True))
+    fi = int(check_scalar(fi, "fans[0] (fan_in)", min_val=1, max_val=MAX_DIM, integer=True))
+    fo = int(check_scalar(fo, "fans[1] (fan_out)", min_val=1, max_val=MAX_DIM, integer=True))
     return fi, fo
 
 

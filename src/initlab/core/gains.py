@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import math
 
-from .activations import activation, gaussian_expectation
-from .validation import check_choice, check_scalar, fail
+from .activations import SPECS, activation, gaussian_expectation
+from .validation import check_choice, check_finite_param, check_numeric_function, check_scalar, fail
 
-TORCH_GAIN_NAMES = (
-    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-    "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu",
-)
+# torch's layer names whose gain is the linear one
+_TORCH_LAYER_NAMES = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                      "conv_transpose3d")
+# the names torch.nn.init.calculate_gain accepts: linear, its layers, then every registry entry
+# that carries torch's published value (sigmoid, tanh, relu, leaky_relu, selu)
+TORCH_GAIN_NAMES = ("linear", *_TORCH_LAYER_NAMES,
+                    *(n for n, s in SPECS.items() if s.torch_gain is not None and n != "linear"))
 
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
@@ -38,27 +41,17 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     selu                      3/4 (found empirically by PyTorch, for self-normalizing nets)
     ========================  ==================================
 
-    For activations outside this table (gelu, silu, mish, elu, ...) use :func:`gain`.
+    The values live on the activation registry's entries (``Spec.torch_gain``). For activations
+    outside torch's table (gelu, silu, mish, elu, ...) use :func:`gain`.
     """
     name = check_choice(nonlinearity, "nonlinearity", TORCH_GAIN_NAMES,
                         fix="for other activations use initlab.gain(name), computed numerically.")
-    if name in ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                "conv_transpose3d", "sigmoid"):
-        return 1
-    if name == "tanh":
-        return 5.0 / 3
-    if name == "relu":
-        return math.sqrt(2.0)
-    if name == "leaky_relu":
-        if param is None:
-            slope = 0.01
-        else:
-            if isinstance(param, bool) or not isinstance(param, (int, float)):
-                raise fail("param", "must be a number (the negative slope of leaky_relu)", param,
-                           "pass e.g. param=0.2.")
-            slope = float(param)
-        return math.sqrt(2.0 / (1 + slope**2))
-    return 3.0 / 4  # selu
+    if name in _TORCH_LAYER_NAMES:
+        name = "linear"
+    if name == "leaky_relu" and param is not None:
+        # nan would give a nan gain and inf a silent 0.0
+        param = check_finite_param(param, "param", what="the negative slope of leaky_relu")
+    return SPECS[name].torch_gain(None if param is None else float(param))
 
 
 def gain(activation_name, *, q: float = 1.0, direction: str = "forward",
@@ -74,6 +67,11 @@ def gain(activation_name, *, q: float = 1.0, direction: str = "forward",
     q = check_scalar(q, "q", min_val=0.0, include_min=False,
                      why=" (the variance of the pre-activation)")
     check_choice(direction, "direction", ("forward", "backward"))
+    if callable(activation_name):
+        # math.tanh raises on arrays and np.log is nan for z < 0: refuse before integrating
+        check_numeric_function(activation_name, "activation_name")
+    if param is not None:
+        param = check_finite_param(param, "param", what="the activation's parameter")
     act = activation(activation_name, param)
     if direction == "forward":
         m2 = gaussian_expectation(lambda x: act.f(x) ** 2, q, act.kinks)

@@ -24,7 +24,9 @@ ROLES = ("weight", "bias")
 # Version of the NumPy sampling stream: which bit generator, how seeds become streams and how
 # each distribution consumes it. Bump it whenever the same seed would give different numbers;
 # ``to_dict`` records it so that a change of stream is never silent.
-STREAM_VERSION = "numpy-pcg64-f64-v1"
+# v2: the catalog's `orthogonal` (and delta_orthogonal) default to "householder", drawn through
+# LAPACK's dorgqr (v1: "qr", and a Python loop for "householder").
+STREAM_VERSION = "numpy-pcg64-f64-v2"
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Context:
         if self.given_fans is not None:
             return self.given_fans
         try:
-            return fans(self.shape, self.layout)
+            fan_in, fan_out = fans(self.shape, self.layout)
         except ValueError as exc:
             raise fail(
                 "shape",
@@ -52,6 +54,13 @@ class Context:
                 "pass `fans=(fan_in, fan_out)` of the layer (how a bias gets its layer's fan_in), "
                 "or use an initializer that needs no fans.",
             ) from exc
+        if fan_in == 0 or fan_out == 0:
+            raise fail(
+                "shape", f"has no elements, so `{self.initializer}`'s fans are 0 (fan_in="
+                f"{fan_in}, fan_out={fan_out}) and its formula is undefined", self.shape,
+                "zero-element tensors need no initialization: Initializer.sample and "
+                "initlab.torch return them unchanged; or pass `fans=` of the layer.")
+        return fan_in, fan_out
 
 
 @dataclass(frozen=True, eq=False)
@@ -89,9 +98,7 @@ class Initializer:
                 role: str = "weight") -> Distribution:
         """The concrete distribution for a tensor of ``shape`` (see :mod:`.distributions`)."""
         shape = check_shape(shape)
-        check_choice(layout, "layout", LAYOUTS)
-        check_choice(role, "role", ROLES)
-        given = check_fans(fans) if fans is not None else None
+        given = _check_context(layout, role, fans)
         return self.resolver(Context(shape, layout, role, given, self.name))
 
     # ------------------------------------------------------------------ sampling (NumPy)
@@ -103,29 +110,36 @@ class Initializer:
         bit for bit with the same initlab and NumPy versions) or a ``numpy.random.Generator``
         (consumed). Values are drawn in float64 and cast to ``dtype`` (float32 or float64).
         """
-        from ..backends.numpy_backend import draw, make_rng
+        from .sampling import draw, make_rng
 
         shape = check_shape(shape)
         np_dtype = _float_dtype(dtype)
-        dist = self.resolve(shape, fans=fans, layout=layout, role=role)
-        if 0 in shape:
+        rng = make_rng(seed)
+        if 0 in shape:  # before the formula: a fan of 0 has no std (the documented no-op)
+            _check_context(layout, role, fans)
             warnings.warn(
                 f"Initializing zero-element tensors is a no-op (shape {shape}).", UserWarning,
                 stacklevel=2)
             return np.zeros(shape, dtype=np_dtype)
-        rng = make_rng(seed)
+        dist = self.resolve(shape, fans=fans, layout=layout, role=role)
         return draw(dist, shape, rng, np_dtype, layout)
 
     # ------------------------------------------------------------------ serialization
     def to_dict(self) -> dict[str, Any]:
         """JSON-able description: ``{"name", "params", "stream"}``; see :func:`initlab.from_dict`."""
-        from .. import __version__
+        from .._version import __version__
 
         return {"name": self.name, "params": dict(self.params), "stream": STREAM_VERSION,
                 "initlab": __version__}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
+
+
+def _check_context(layout, role, fans) -> tuple[int, int] | None:
+    check_choice(layout, "layout", LAYOUTS)
+    check_choice(role, "role", ROLES)
+    return check_fans(fans) if fans is not None else None
 
 
 def _float_dtype(dtype) -> np.dtype:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 
 from .distributions import (
+    DEFAULT_ORTHOGONAL_METHOD,
+    ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
     DeltaOrthogonal,
@@ -91,6 +93,9 @@ def uniform_std(std: float = 1.0, mean: float = 0.0) -> Initializer:
     s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
     m = check_scalar(mean, "mean")
     r = math.sqrt(3.0) * s
+    if not (math.isfinite(m - r) and math.isfinite(m + r)):
+        raise fail("std", "is too large: the bounds mean +- sqrt(3) std overflow float64", s,
+                   "pass a smaller std.")
     return Initializer("uniform_std", {"std": s, "mean": m}, lambda ctx: Uniform(m - r, m + r))
 
 
@@ -147,6 +152,10 @@ def _scaled(name: str, params: dict, scale: float, mode: str, distribution: str)
     def resolve(ctx: Context):
         fan_in, fan_out = ctx.fans()
         var = scale / fan_for_mode(fan_in, fan_out, mode)
+        if not (math.isfinite(var) and (var > 0 or scale == 0)):
+            raise fail("scale", f"gives Var(w) = scale / {mode} = {var!r} for fans "
+                       f"({fan_in}, {fan_out}), which float64 cannot represent (it over- or "
+                       "underflows)", scale, "pass a gain / scale of a sensible size.")
         std = math.sqrt(var)
         if distribution == "normal":
             return Normal(0.0, std)
@@ -184,8 +193,12 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
 
 
 def _gain(gain: float) -> float:
-    return check_scalar(gain, "gain", min_val=0.0, include_min=False,
-                        why=" (a gain multiplies the standard deviation)")
+    g = check_scalar(gain, "gain", min_val=0.0, include_min=False,
+                     why=" (a gain multiplies the standard deviation)")
+    if not math.isfinite(g * g):
+        raise fail("gain", "must be < 1e154 (its square, the variance multiplier, overflows "
+                   "float64)", g, "pass a gain of a sensible size (e.g. 1.0 or 5/3).")
+    return g
 
 
 @register()
@@ -222,6 +235,9 @@ def glorot_uniform(gain: float = 1.0) -> Initializer:
 
 def _he(name: str, a: float, mode: str, nonlinearity: str, distribution: str) -> Initializer:
     a = check_scalar(a, "a", why=" (the negative slope of the rectifier)")
+    if not math.isfinite(1.0 + a * a):
+        raise fail("a", "must satisfy |a| < 1e154: the gain sqrt(2 / (1 + a^2)) underflows to 0 "
+                   "beyond it", a, "pass the rectifier's negative slope (e.g. a=0.01 or sqrt(5)).")
     check_choice(mode, "mode", ("fan_in", "fan_out"))
     g = calculate_gain(nonlinearity, a)
     return _scaled(name, {"a": a, "mode": mode, "nonlinearity": nonlinearity}, g * g, mode,
@@ -283,17 +299,21 @@ def nielsen_large() -> Initializer:
 
 
 @register()
-def orthogonal(gain: float = 1.0, method: str = "qr") -> Initializer:
+def orthogonal(gain: float = 1.0, method: str = DEFAULT_ORTHOGONAL_METHOD) -> Initializer:
     """A Haar-distributed (semi-)orthogonal matrix times ``gain``. Saxe, McClelland, Ganguli 2014,
     "Exact solutions to the nonlinear dynamics of learning in deep linear neural networks".
 
-    The tensor is viewed as ``(out, prod(rest))`` (torch layout). ``method``: ``"qr"`` (QR of a
-    Gaussian matrix with the sign fix of diag(R), Mezzadri 2007; torch's ``orthogonal_``), ``"svd"``
+    The tensor is viewed as ``(out, prod(rest))`` (torch layout). ``method``: ``"householder"``
+    (default; Stewart 1980, "The efficient generation of random orthogonal matrices with an
+    application to condition estimators": Householder reflectors from Gaussian vectors, no
+    factorization), ``"qr"`` (QR of a Gaussian matrix with the sign fix of diag(R), Mezzadri
+    2007; torch's ``orthogonal_``, whose stream ``method="qr"`` reproduces for float32), ``"svd"``
     (singular vectors of a Gaussian matrix with random column signs, which the classic recipe
-    omits and without which the result is not Haar), ``"householder"`` (Stewart 1980).
+    omits and without which the result is not Haar). All three are exactly Haar; the default is
+    the same in the catalog, the plans, LSUV and ``initlab.torch.orthogonal_``.
     """
     g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
-    check_choice(method, "method", ("qr", "svd", "householder"))
+    check_choice(method, "method", ORTHOGONAL_METHODS)
 
     def resolve(ctx: Context):
         if len(ctx.shape) < 2:

@@ -139,16 +139,41 @@ def from_dict(d: dict[str, Any]) -> Initializer:
     return get(d["name"], **params)
 
 
+# Modules above the core that add entries to the catalog (``initlab.theory.critical`` registers
+# `critical`). The core never imports them by itself: the top-level package names them with
+# add_catalog_provider (dependency inversion: tests/test_layering.py checks the core imports
+# nothing above it), and they are imported at the first catalog use.
+_PROVIDERS: list[str] = []
 _loaded = False
+
+
+def add_catalog_provider(module: str) -> None:
+    """Have ``module`` (a dotted name) imported at the first catalog use, so the entries it
+    registers are in ``names()``. A module that is not installed is skipped; any other import
+    error propagates."""
+    global _loaded
+    if not isinstance(module, str) or not module:
+        raise InitlabTypeError(f"`module` must be a non-empty dotted module name; got {module!r}.")
+    if module not in _PROVIDERS:
+        _PROVIDERS.append(module)
+        if _loaded:
+            _import_provider(module)
+
+
+def _import_provider(module: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:  # only tolerate the module itself (or a parent) being absent
+        parents = {module.rsplit(".", i)[0] for i in range(module.count(".") + 1)}
+        if exc.name not in parents:
+            raise
 
 
 def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        from . import presets  # noqa: F401  (registers the catalog)
-        try:  # the theory package registers `critical`
-            import initlab.theory.critical  # noqa: F401
-        except ModuleNotFoundError as exc:  # only tolerate the module itself being absent
-            if exc.name not in ("initlab.theory", "initlab.theory.critical"):
-                raise
+        for module in list(_PROVIDERS):
+            _import_provider(module)

@@ -1,26 +1,37 @@
 """``doctor(model, batch)``: one forward and one backward pass on a probe batch, per-layer
-statistics, and findings with concrete advice.
+statistics, per-residual-block statistics, and findings with concrete advice.
 
 What a run does, in order:
 
 1. Snapshot everything it could disturb: parameters and buffers (BatchNorm running statistics,
    spectral-norm vectors, ...), each parameter's ``.grad`` object, every module's ``training``
    flag, and the global random state of the CPU and of the model's GPUs (``fork_rng``).
-2. Put the model in train mode (or eval with ``train=False``) with dropout switched off: the
+2. Describe the model (:func:`initlab.modelinit.describe.describe` on the batch: one probe forward
+   on a meta copy): which activation follows each layer (modules *and* functionals such as
+   ``torch.relu`` in ``forward``; gated units), which layer is the output (readout), which layers
+   close a residual branch, and the layers' producers (siblings such as q/k/v or gate/up are not
+   a chain). When no description can be built the report says so and the run continues on
+   hooks alone (functional activations then need ``activation=``).
+3. Put the model in train mode (or eval with ``train=False``) with dropout switched off: the
    statistics are those of a training step, without dropout's noise.
-3. Hook every weighted layer (Linear, Conv, ...) and every activation module. In execution order,
-   an activation module belongs to the last weighted layer that ran before it and has none yet
-   (``Linear -> BatchNorm -> ReLU`` pairs the ReLU with the Linear; saturation is then measured on
-   the ReLU's input). Functional activations (``torch.tanh`` in ``forward``) are invisible to
-   hooks; name them with ``activation=`` and the doctor applies that activation to every
-   weighted layer's output but the last.
-4. Forward, then backward on ``loss_fn(output, target)`` (or ``loss_fn(output)``), by default on
+4. Hook every weighted layer (Linear, Conv, HF Conv1D, ...) and every activation module. An
+   activation module belongs to the last weighted layer that ran before it and has none yet,
+   unless the description says that layer is linear (``Linear -> BatchNorm -> ReLU`` pairs the
+   ReLU with the Linear; saturation is then measured on the ReLU's input). A layer whose
+   activation the description found but no module claimed (a functional) gets it applied to its
+   output, ``h = f(z)``. The output of each layer that closes a residual branch is followed to the
+   addition that closes the branch (a ``TorchFunctionMode`` sees it): the residual stream's std
+   after every block, and its gradient, are recorded.
+5. Forward, then backward on ``loss_fn(output, target)`` (or ``loss_fn(output)``), by default on
    the sum of the outputs. Tensor hooks on each layer output record the RMS of dLoss/dz and its
    per-example norm (the depth rules follow the latter: with fan_in scaling it does not change
    with the width).
-5. Remove every hook and restore everything from step 1, whether or not the passes raised.
-6. Compute :class:`~initlab.diagnostics.stats.LayerStats` per layer call and run the rules of
-   :mod:`initlab.diagnostics.findings`.
+6. Remove every hook and restore everything from step 1, whether or not the passes raised.
+7. Compute :class:`~initlab.diagnostics.stats.LayerStats` per layer call and
+   :class:`~initlab.diagnostics.stats.BlockStats` per residual block and run the rules of
+   :mod:`initlab.diagnostics.findings`. The depth rules follow the longest chain of layers in a
+   plain network and the residual stream in a residual one; what was not diagnosed (RNN
+   internals, activations not found, no description) is listed in ``report.notes``.
 """
 
 from __future__ import annotations
@@ -28,6 +39,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +51,7 @@ from ..core.validation import InitlabTypeError, check_choice, check_scalar, erro
 from . import stats as S
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
 from .hooks import Hooks
+from .stream import StreamRecorder, closers
 
 # ------------------------------------------------------------------ snapshot / restore
 
@@ -91,69 +104,115 @@ class _Call:
     fallback_stats: dict[str, Any] | None = None
     grad_rms: float | None = None
     grad_norm: float | None = None
+    desc: Any = None                  # the description's LayerInfo, if any
+    desc_stats: dict[str, Any] | None = None  # h = f(z) for the description's activation
+
+
+def _desc_act(info: Any) -> tuple[str, float | None] | None:
+    """``(name, param)`` of the activation the description found after a layer, to apply to the
+    layer's output. Not for gated units (their output is multiplied by another layer's
+    activation, not activated) nor for layers closing a residual branch (the activation acts on
+    the stream, shortcut plus branch). After a norm or a scaling the activation's true input
+    differs from the layer's output; ``h = f(z)`` is then an approximation."""
+    if info is None or info.gated_by is not None or info.residual_branch is not None:
+        return None
+    act = info.activation
+    if isinstance(act, tuple) and act and hasattr(act[0], "name"):
+        return act[0].name, act[1]
+    return None
 
 
 class _Recorder:
     """Forward hooks for weighted layers and activation modules; tensor hooks for dL/dz."""
 
     def __init__(self, hooks: Hooks, fallback: tuple[str, float | None] | None,
-                 th: Thresholds, bins: int):
+                 th: Thresholds, bins: int, desc_of: dict[int, Any] | None = None,
+                 stream: StreamRecorder | None = None):
         self.hooks, self.fallback, self.th, self.bins = hooks, fallback, th, bins
+        self.desc_of = desc_of or {}
+        self.stream = stream
         self.calls: list[_Call] = []
         self.counts: dict[int, int] = {}
         self.pending_u: torch.Tensor | None = None
 
     def _waiting(self) -> _Call | None:
         last = self.calls[-1] if self.calls else None
-        return last if last is not None and last.act is None else None
+        if last is None or last.act is not None:
+            return None
+        if last.desc is not None and last.desc.activation is None:
+            return None  # the description says no activation follows this layer
+        return last
+
+    def paused(self):
+        return self.stream.paused() if self.stream is not None else _nullcontext()
 
     def layer_hook(self, name: str) -> Callable:
         def hook(module, inputs, output):
-            if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-                return
-            k = self.counts[id(module)] = self.counts.get(id(module), 0) + 1
-            x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
-            x_rms = x_spread = None
-            if x is not None and x.is_floating_point() and x.numel():
-                xd = x.detach().double()
-                x_rms, x_spread = S.finite(xd.square().mean().sqrt()), S.spread(xd)
-            z = S.snapshot(output)
-            axis = S.unit_axis(module)
-            call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
-                         x_spread, S.output_stats(z, axis, self.bins))
-            if self.fallback is not None:  # used unless an activation module claims this call
-                h = S.apply_activation(z, *self.fallback)
-                call.fallback_stats = S.activation_stats(z, h, *self.fallback, axis,
-                                                         self.th.saturation_slope, self.bins)
-                call.fallback_stats["name"] = self.fallback[0]
-            self.calls.append(call)
-            if output.requires_grad:
-                def on_grad(g, call=call):
-                    sq = g.detach().double().square()
-                    call.grad_rms = S.finite(sq.mean().sqrt())
-                    examples = sq.shape[0] if sq.dim() > 0 else 1
-                    call.grad_norm = S.finite((sq.sum() / examples).sqrt())
-                self.hooks.adopt(output.register_hook(on_grad))
+            with self.paused():
+                self._layer(name, module, inputs, output)
         return hook
+
+    def _layer(self, name: str, module, inputs, output) -> None:
+        if not isinstance(output, torch.Tensor) or not output.is_floating_point():
+            return
+        k = self.counts[id(module)] = self.counts.get(id(module), 0) + 1
+        x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
+        x_rms = x_spread = None
+        if x is not None and x.is_floating_point() and x.numel():
+            xd = x.detach().double()
+            x_rms, x_spread = S.finite(xd.square().mean().sqrt()), S.spread(xd)
+        z = S.snapshot(output)
+        axis = S.unit_axis(module)
+        call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
+                     x_spread, S.output_stats(z, axis, self.bins))
+        call.desc = self.desc_of.get(id(module))
+        spec = _desc_act(call.desc)
+        if spec is not None:  # used unless an activation module claims this call
+            h = S.apply_activation(z, *spec)
+            call.desc_stats = S.activation_stats(z, h, *spec, axis, self.th.saturation_slope,
+                                                 self.bins)
+            call.desc_stats["name"] = spec[0]
+        elif self.fallback is not None and (call.desc is None
+                                            or call.desc.activation == "unknown"):
+            h = S.apply_activation(z, *self.fallback)
+            call.fallback_stats = S.activation_stats(z, h, *self.fallback, axis,
+                                                     self.th.saturation_slope, self.bins)
+            call.fallback_stats["name"] = self.fallback[0]
+        self.calls.append(call)
+        if output.requires_grad:
+            def on_grad(g, call=call):
+                sq = g.detach().double().square()
+                call.grad_rms = S.finite(sq.mean().sqrt())
+                examples = sq.shape[0] if sq.dim() > 0 else 1
+                call.grad_norm = S.finite((sq.sum() / examples).sqrt())
+            self.hooks.adopt(output.register_hook(on_grad))
 
     def act_pre_hook(self) -> Callable:
         def hook(module, inputs):
-            self.pending_u = None
-            x = inputs[0] if inputs else None
-            if self._waiting() is not None and isinstance(x, torch.Tensor) and x.is_floating_point():
-                self.pending_u = S.snapshot(x)  # before an in-place activation overwrites it
+            with self.paused():
+                self._act_pre(inputs)
         return hook
+
+    def _act_pre(self, inputs) -> None:
+        self.pending_u = None
+        x = inputs[0] if inputs else None
+        if self._waiting() is not None and isinstance(x, torch.Tensor) and x.is_floating_point():
+            self.pending_u = S.snapshot(x)  # before an in-place activation overwrites it
 
     def act_hook(self, name: str, spec: tuple[str, float | None]) -> Callable:
         def hook(module, inputs, output):
-            call, u, self.pending_u = self._waiting(), self.pending_u, None
-            if call is None or u is None or not isinstance(output, torch.Tensor):
-                return
-            axis = call.axis if u.dim() == call.ndim else (-1 if u.dim() == 2 else 1)
-            call.act, call.act_module = spec, name
-            call.act_stats = S.activation_stats(u, S.snapshot(output), *spec, axis,
-                                                self.th.saturation_slope, self.bins)
+            with self.paused():
+                self._act(name, spec, output)
         return hook
+
+    def _act(self, name: str, spec: tuple[str, float | None], output) -> None:
+        call, u, self.pending_u = self._waiting(), self.pending_u, None
+        if call is None or u is None or not isinstance(output, torch.Tensor):
+            return
+        axis = call.axis if u.dim() == call.ndim else (-1 if u.dim() == 2 else 1)
+        call.act, call.act_module = spec, name
+        call.act_stats = S.activation_stats(u, S.snapshot(output), *spec, axis,
+                                            self.th.saturation_slope, self.bins)
 
 
 # ------------------------------------------------------------------ the report
@@ -161,13 +220,16 @@ class _Recorder:
 
 @dataclass
 class DoctorReport:
-    """Result of :func:`doctor`: per-layer statistics, findings, the probe batch's statistics and
-    what was run (``meta``). ``str(report)`` is a terminal table followed by the findings."""
+    """Result of :func:`doctor`: per-layer statistics, findings, the probe batch's statistics,
+    what was run (``meta``), the residual stream per block (``blocks``) and what could not be
+    diagnosed (``notes``). ``str(report)`` is a terminal table followed by the findings."""
 
     layers: list[S.LayerStats]
     findings: list[Finding]
     inputs: S.InputStats | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    blocks: list[S.BlockStats] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -187,7 +249,9 @@ class DoctorReport:
         return {"meta": dict(self.meta),
                 "inputs": self.inputs.to_dict() if self.inputs else None,
                 "layers": [s.to_dict() for s in self.layers],
-                "findings": [f.to_dict() for f in self.findings]}
+                "blocks": [b.to_dict() for b in self.blocks],
+                "findings": [f.to_dict() for f in self.findings],
+                "notes": list(self.notes)}
 
     def to_json(self, indent: int | None = 2) -> str:
         """JSON text (no NaN: unmeasurable values are null)."""
@@ -221,15 +285,32 @@ class DoctorReport:
         out += [line(r) for r in rows]
         return "\n".join(out)
 
+    def block_table(self) -> str:
+        """The residual stream per block: what the branch adds and the std after the block."""
+        if not self.blocks:
+            return ""
+        head = ["block", "closed by", "stream in", "branch", "stream out", "|dL/dstream|"]
+        rows = [[str(b.index + 1), b.closing, _num(b.stream_in_std), _num(b.branch_std),
+                 _num(b.stream_std), _num(b.stream_grad_norm)] for b in self.blocks]
+        widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+        fmt = [lambda c, w: c.rjust(w), lambda c, w: c.ljust(w)] + [lambda c, w: c.rjust(w)] * 4
+        return "\n".join("  ".join(f(c, w) for f, c, w in zip(fmt, r, widths))
+                         for r in [head, ["-" * w for w in widths], *rows])
+
     def __str__(self) -> str:
         m = self.meta
         title = (f"initlab doctor: {m.get('model', 'model')}, batch {m.get('batch_shape')}, "
                  f"loss {m.get('loss')} = {_num(m.get('loss_value'))}")
         parts = [title, "", self.table(), ""]
+        if self.blocks:
+            parts += ["residual stream per block (std):", self.block_table(), ""]
         if self.inputs is not None:
             i = self.inputs
             parts.append(f"input: mean {_num(i.mean)}, std {_num(i.std)}, spread {_num(i.spread)}"
                          f", corr {_num(i.example_corr, 3)}")
+        if self.notes:
+            parts.append("not diagnosed / notes:")
+            parts += [f"  - {n}" for n in self.notes]
         if not self.findings:
             parts.append("findings: none")
         else:
@@ -340,7 +421,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
         of 1 into every output.
     activation
         Name (``"tanh"``) or ``(name, param)`` of a *functional* activation applied after every
-        weighted layer but the last, for models whose nonlinearities are not modules.
+        weighted layer but the output, where the model description found none (it finds
+        ``torch.relu``/``F.gelu``/``x.tanh()`` in ``forward`` itself; this is for models it
+        cannot probe, or activations it does not know).
     train
         Measure in train mode (BatchNorm uses batch statistics), dropout always off. Running
         statistics, parameters, ``.grad`` and every module's mode are restored afterwards.
@@ -354,7 +437,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     networks through transient chaos"); the RMS of dLoss/dz and ``|dL/dW| / |W|``; units whose
     weights, bias and gradient are identical (the zero-init symmetry problem). Depth trends follow
     Glorot & Bengio 2010 ("Understanding the difficulty of training deep feedforward neural
-    networks") forward and backward.
+    networks") forward and backward, along the longest chain of layers; in a residual network
+    along the residual stream, whose std and gradient are reported per block
+    (``report.blocks``). The output layer's logits are checked for a saturated softmax.
 
     >>> rep = doctor(model, x)            # doctest: +SKIP
     >>> print(rep); rep.plot("doctor.png")  # doctest: +SKIP
@@ -378,9 +463,17 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     th = thresholds or Thresholds()
     snap = _Snapshot(model)
     grads: dict[int, torch.Tensor | None] = {}
+    cuda = sorted({p.device.index or 0 for p, _ in snap.params if p.device.type == "cuda"})
+    desc, notes = None, []
+    stream = None
     with Hooks() as hooks:
-        rec = _Recorder(hooks, fallback, th, bins)
         try:
+            with torch.random.fork_rng(devices=cuda):
+                desc, notes = _describe(model, batch)  # may run the model (probe-real): restored
+            desc_of = {id(layer.module): layer for layer in desc.layers} if desc else {}
+            branches = closers(model, desc) if desc is not None else []
+            stream = StreamRecorder(hooks, branches) if branches else None
+            rec = _Recorder(hooks, fallback, th, bins, desc_of, stream)
             _set_mode(model, train)
             seen: set[int] = set()
             for name, m in model.named_modules():
@@ -394,11 +487,13 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
                     if spec is not None:
                         hooks.register(m, rec.act_pre_hook(), "forward_pre")
                         hooks.register(m, rec.act_hook(name, spec))
-            cuda = sorted({p.device.index or 0 for p, _ in snap.params if p.device.type == "cuda"})
             with torch.random.fork_rng(devices=cuda), torch.enable_grad():
                 for p, _ in snap.grads:
                     p.grad = None
-                output = _forward(model, batch)
+                with stream if stream is not None else _nullcontext():
+                    output = _forward(model, batch)
+                if stream is not None:
+                    stream.clear()
                 if loss_fn is None:
                     loss, loss_name = _sum_outputs(output), "sum of outputs"
                     if loss is None:
@@ -420,7 +515,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             hooks.remove()
             snap.restore()
 
-    layers = _layer_stats(rec.calls, grads)
+    layers = _layer_stats(rec.calls, grads, desc)
+    blocks = stream.results() if stream is not None else []
+    notes += _coverage_notes(model, desc, layers, blocks, fallback)
     x = _first_tensor(batch)
     xs = S.snapshot(x) if x.is_floating_point() else None
     inputs = None
@@ -428,7 +525,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
         mo = S.moments(xs)
         inputs = S.InputStats(list(xs.shape), mo["mean"], mo["std"], mo["rms"], S.spread(xs),
                               S.example_corr(xs))
-    findings = diagnose(layers, inputs, th)
+    findings = diagnose(layers, inputs, th, blocks=blocks)
     if not backward:
         findings.append(Finding("no_backward", "info", [],
                                 "no backward pass: nothing in the loss requires grad",
@@ -442,24 +539,89 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             "n_params": int(sum(p.numel() for p, _ in snap.params)), "loss": loss_name,
             "loss_value": S.finite(loss.detach().double()), "train_mode": train,
             "backward": backward, "depth": len(layers),
-            "activation_fallback": fallback[0] if fallback else None}
-    return DoctorReport(layers, findings, inputs, meta)
+            "activation_fallback": fallback[0] if fallback else None,
+            "description": desc.method if desc is not None else None,
+            "residual_blocks": len(desc.residual_branches) if desc is not None else None}
+    return DoctorReport(layers, findings, inputs, meta, blocks, notes)
 
 
-def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> list[S.LayerStats]:
+def _describe(model: nn.Module, batch: Any) -> tuple[Any, list[str]]:
+    """The model description (or None) and the notes it brings."""
+    try:
+        from ..modelinit.describe import describe
+
+        desc = describe(model, batch)
+    except Exception as exc:  # the doctor still runs on hooks alone
+        return None, [f"no model description ({type(exc).__name__}: {str(exc)[:200]}): "
+                      "activations are only seen as modules (a functional such as torch.relu in "
+                      "forward is invisible; pass activation=), siblings are read as a chain, "
+                      "residual blocks are not known, and the last layer to run is taken as the "
+                      "output"]
+    notes = [f"model description: {n}" for n in desc.notes]
+    return desc, notes
+
+
+def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
+                    blocks: list[S.BlockStats], fallback) -> list[str]:
+    """What this run could not diagnose, said in the report."""
+    notes = []
+    for name, m in model.named_modules():
+        if isinstance(m, nn.RNNBase):
+            notes.append(f"`{name or type(m).__name__}` ({type(m).__name__}): its internals are "
+                         "not diagnosed (the gates' sigmoid/tanh and the recurrence over time run "
+                         "inside the module; no per-gate statistics)")
+        elif isinstance(m, nn.MultiheadAttention):
+            notes.append(f"`{name or type(m).__name__}` (MultiheadAttention): its q/k/v and "
+                         "out projections run inside F.multi_head_attention_forward and are not "
+                         "measured one by one")
+    unknown = [s.name for s in layers if s.activation == "unknown" and not s.is_output]
+    if unknown:
+        shown = ", ".join(f"`{n}`" for n in unknown[:6]) + (" ..." if len(unknown) > 6 else "")
+        notes.append(f"activation after {shown} not found (untraceable functional or an unknown "
+                     "module): saturation and dead units not measured there"
+                     + ("" if fallback else "; pass activation= to name it"))
+    if desc is not None:
+        seen = {b.index for b in blocks}
+        missed = [b.closing for b in desc.residual_branches if b.index not in seen]
+        if missed:
+            notes.append("residual branches closed by " + ", ".join(f"`{n}`" for n in missed[:6])
+                         + " not followed to their addition in this forward: no stream statistics")
+    return notes
+
+
+def _weight_info(desc: Any, module: nn.Module) -> tuple[str | None, list[str]]:
+    """(layout, other names of the tensor) of a layer's weight from the description."""
+    if desc is None:
+        return None, []
+    for p in desc.params:
+        for mname, mod, local in p.uses:
+            if mod is module and local == "weight":
+                others = [f"{n}.{loc}" if n else loc for n, _, loc in p.uses
+                          if not (mod is module and loc == "weight" and n == mname)]
+                return p.layout, others
+    return None, []
+
+
+def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
+                 desc: Any = None) -> list[S.LayerStats]:
     out = []
     for k, c in enumerate(calls):
         m = c.module
         w = S.snapshot(m.weight)
         b = m.bias if isinstance(getattr(m, "bias", None), torch.Tensor) else None
         b = S.snapshot(b) if b is not None else None
-        rows = S.weight_rows(m, w)
+        layout, tied = _weight_info(desc, m)
+        rows = S.weight_rows(m, w, layout)
         n = rows.shape[0]
-        fan_in, fan_out = S.layer_fans(m, w)
-        last = k == len(calls) - 1
+        fan_in, fan_out = S.layer_fans(m, w, layout)
+        info = c.desc
+        last = info.is_readout if info is not None else (desc is None and k == len(calls) - 1)
         s = S.LayerStats(index=k + 1, name=c.name, kind=type(m).__name__,
                          weight_shape=list(w.shape), fan_in=fan_in, fan_out=fan_out, n_units=n,
-                         is_output=last)
+                         is_output=last, tied_to=tied)
+        if info is not None:
+            s.gated_by, s.residual_branch = info.gated_by, info.residual_branch
+            s.activation = info.activation_name  # None: linear; "unknown": not found
         s.weight_std = S.finite(w.std(unbiased=False))
         s.weight_mean = S.finite(w.mean())
         s.lecun_std = 1.0 / math.sqrt(fan_in)
@@ -475,6 +637,9 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> l
         a = c.act_stats
         if a is not None:
             s.activation, s.activation_module = c.act[0], c.act_module
+        elif c.desc_stats is not None:
+            a = c.desc_stats
+            s.activation, s.activation_module = a["name"], "(functional)"
         elif c.fallback_stats is not None and not last:
             a = c.fallback_stats
             s.activation, s.activation_module = c.fallback_stats["name"], "(functional)"
@@ -498,7 +663,7 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> l
             parts.append(b.reshape(n, 1))
         s.duplicate_units = n - S.distinct_rows(torch.cat(parts, dim=1))
         if gw is not None:
-            parts.append(S.weight_rows(m, gw))
+            parts.append(S.weight_rows(m, gw, layout))
             gb = grads.get(id(m.bias)) if b is not None and b.numel() == n else None
             if gb is not None:
                 parts.append(gb.reshape(n, 1))
@@ -507,4 +672,29 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None]) -> l
             s.unit_groups = n - s.duplicate_units
         s.symmetric_units = n - s.unit_groups
         out.append(s)
+    if desc is not None:
+        _mark_chain(out, calls, desc)
     return out
+
+
+def _mark_chain(layers: list[S.LayerStats], calls: list[_Call], desc: Any) -> None:
+    """``on_chain``: the layers on the longest path of the description's layer graph, the chain
+    the depth rules follow (siblings such as q/k/v or gate/up are off it). In a residual network
+    no layer chain is followed: the residual stream per block is (see ``BlockStats``)."""
+    if desc.residual_branches:
+        for s in layers:
+            s.on_chain = False
+        return
+    level: dict[str, int] = {}
+    by_name = {layer.name: layer for layer in desc.layers}
+    for layer in desc.layers:  # dataflow order: inputs come first
+        level[layer.name] = 1 + max((level.get(i, 0) for i in layer.inputs), default=0)
+    chain: set[str] = set()
+    if level:
+        cur = max(level, key=lambda n: level[n])
+        while cur is not None:
+            chain.add(cur)
+            ins = [i for i in by_name[cur].inputs if level.get(i) == level[cur] - 1]
+            cur = ins[0] if ins else None
+    for s, c in zip(layers, calls):
+        s.on_chain = c.desc is None or c.desc.name in chain

@@ -28,8 +28,10 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..core.recommend import recommend
+from ..core.registry import get as get_init
 from .stats import SATURATION_THRESHOLD, InputStats, LayerStats
 
 SEVERITIES = ("info", "warning", "error")
@@ -56,11 +58,15 @@ class Thresholds:
     collapse_warning: float = 1e-2
     collapse_error: float = 1e-4
     merge_after: int = 3               # more findings of one kind than this are merged into one
-
-
-# catalog initializer -> model-level plan of initlab.apply with the same rule
-PLAN_OF = {"lecun_normal": "lecun", "glorot_normal": "glorot", "he_normal": "he",
-           "orthogonal": "orthogonal", "critical": "critical", "lsuv": "lsuv"}
+    # Logits: z ~ N(0, s^2) over many classes puts the softmax's mass on a few of them once s
+    # is ~3 (the largest of 1000 N(0, 9) logits is ~9.3 above the mean, e^9.3 ~ 1e4 times the
+    # typical class); GPT-2 at n_embd 128 with wte std 1 is at ~11.
+    logits_warning: float = 3.0
+    logits_error: float = 10.0
+    # Residual stream: std(after last block) / std(after first) over sqrt(number of blocks),
+    # the most that independent branches of similar size give.
+    residual_growth_warning: float = 3.0
+    residual_growth_error: float = 10.0
 
 
 @dataclass
@@ -77,11 +83,7 @@ class Finding:
     recommendation: str = ""
     suggest: list[str] = field(default_factory=list)
     evidence: dict[str, Any] = field(default_factory=dict)
-    plans: list[str] = field(default_factory=list)  # initlab.apply plans; from ``suggest``
-
-    def __post_init__(self) -> None:
-        if not self.plans:
-            self.plans = [PLAN_OF[n] for n in self.suggest if n in PLAN_OF]
+    plans: list[str] = field(default_factory=list)  # initlab.apply plans (the recommender's)
 
     @property
     def text(self) -> str:
@@ -125,42 +127,50 @@ def _g(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def advise(activation: str | None, depth: int, problem: str = "scale") -> tuple[str, list[str]]:
-    """The initializer to use for an activation (and a net of ``depth`` weighted layers).
+class Advice(NamedTuple):
+    """What to do about a finding: the text, catalog initializers and ``initlab.apply`` plans,
+    all from :func:`initlab.core.recommend.recommend` (the one recommender)."""
+
+    text: str
+    suggest: list[str]
+    plans: list[str]
+
+
+def _init_text(init) -> str:
+    """``he_normal`` for a preset at its defaults, the full repr otherwise."""
+    return init.name if init == get_init(init.name) else repr(init)
+
+
+def advise(activation: str | None, depth: int, problem: str = "scale") -> Advice:
+    """The recommender's advice for a layer followed by ``activation`` (a registry name, None for
+    a linear layer, ``"unknown"``) in a net of ``depth`` weighted layers.
 
     ``problem="depth"`` asks about a trend over depth (vanishing, exploding, collapse), for which
     a deep sigmoid net needs a different activation rather than a different scale.
     """
-    deep = depth > 20
     if activation == "sigmoid" and problem == "depth":
-        return ("sigmoid's slope is at most 1/4 and its output is not centred, so at LeCun's "
-                "scale each layer shrinks the gradient ~4x or more (Glorot & Bengio 2010); use "
-                "tanh with glorot_normal or relu with he_normal in the hidden layers, or `critical`",
-                ["glorot_normal", "he_normal", "critical"])
-    if activation in ("tanh", "softsign", "hardtanh"):
-        if deep:
-            return (f"with {activation} use glorot_normal, or for a net this deep `critical` "
-                    "(sigma_w, sigma_b on the edge of chaos) or orthogonal(gain=5/3)",
-                    ["glorot_normal", "critical", "orthogonal"])
-        return f"with {activation} use glorot_normal (or lecun_normal)", ["glorot_normal", "lecun_normal"]
-    if activation == "sigmoid":
-        return "use lecun_normal (Var(w) = 1/fan_in) or glorot_normal", ["lecun_normal", "glorot_normal"]
-    if activation in ("relu", "leaky_relu", "relu6"):
-        extra = " or orthogonal(gain=sqrt(2))" if deep else ""
-        return f"with {activation} use he_normal (Var(w) = 2/fan_in){extra}", (
-            ["he_normal", "orthogonal"] if deep else ["he_normal"])
-    if activation == "selu":
-        return "with selu use lecun_normal (self-normalizing nets need Var(w) = 1/fan_in)", ["lecun_normal"]
-    if activation in ("gelu", "gelu_tanh", "silu", "swish", "mish", "elu", "softplus"):
-        return (f"with {activation} use he_normal, or `lsuv` to set each layer's variance from data",
-                ["he_normal", "lsuv"])
-    return ("use lecun_normal or orthogonal, or `lsuv` to set each layer's variance from data",
-            ["lecun_normal", "orthogonal", "lsuv"])
+        tanh, relu = recommend("tanh", depth=depth), recommend("relu", depth=depth)
+        return Advice(
+            "sigmoid's slope is at most 1/4 and its output is not centred, so each layer shrinks "
+            "the gradient ~4x or more (Glorot & Bengio 2010); use tanh with "
+            f"{_init_text(tanh.initializer)} or relu with {_init_text(relu.initializer)} in the "
+            "hidden layers, or `critical`",
+            [tanh.initializer.name, relu.initializer.name, "critical"],
+            [tanh.plan, relu.plan, "critical"])
+    rec = recommend(activation, depth=depth)
+    text = f"use {_init_text(rec.initializer)} ({rec.reason})"
+    if rec.alternatives:
+        text += ", or " + " or ".join(f"`{a}`" for a in rec.alternatives)
+    return Advice(text, list(dict.fromkeys([rec.initializer.name, *rec.alternatives])),
+                  list(dict.fromkeys([rec.plan, *rec.alternatives])))
 
 
 def _main_activation(layers: Sequence[LayerStats]) -> str | None:
     acts = Counter(s.activation for s in layers if s.activation and s.activation != "linear")
-    return acts.most_common(1)[0][0] if acts else None
+    if not acts:  # a linear net, or nothing known: the recommender says which
+        return "unknown" if any(s.activation == "unknown" for s in layers) else None
+    known = Counter({a: n for a, n in acts.items() if a != "unknown"})
+    return (known or acts).most_common(1)[0][0]
 
 
 def _severity(value: float, warning: float, error: float, *, below: bool = False) -> str | None:
@@ -175,10 +185,10 @@ def rule_nonfinite(layers, inputs, th) -> list[Finding]:
     bad = [s.index for s in layers if s.nonfinite]
     if not bad:
         return []
-    rec, names = advise(_main_activation(layers), len(layers))
+    rec, names, plans = advise(_main_activation(layers), len(layers))
     return [Finding("nonfinite", "error", bad,
                     f"{span(bad)}: output contains inf or NaN (overflow at init)",
-                    "the weights or inputs are far too large: " + rec, names)]
+                    "the weights or inputs are far too large: " + rec, names, plans=plans)]
 
 
 def rule_symmetry(layers, inputs, th) -> list[Finding]:
@@ -188,7 +198,7 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
         if s.n_units < 2 or s.duplicate_units == 0:
             continue
         zero = " (zero init)" if s.weights_zero else ""
-        rec, names = advise(s.activation or _main_activation(layers), depth)
+        rec, names, plans = advise(s.activation or _main_activation(layers), depth)
         rec = "initialize the weights randomly to break the symmetry: " + rec
         ev = {"n_units": s.n_units, "duplicate_units": s.duplicate_units,
               "symmetric_units": s.symmetric_units, "unit_groups": s.unit_groups}
@@ -203,12 +213,12 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
             out.append(Finding("symmetry", "error", [s.index],
                                f"layer {s.index}: all {s.n_units} hidden units identical{zero}: same "
                                "weights, bias and gradient, so no gradient can separate them",
-                               rec, names, ev))
+                               rec, names, ev, plans))
         elif s.symmetric_units > 0:
             out.append(Finding("symmetry", "warning", [s.index],
                                f"layer {s.index}: {s.symmetric_units} of {s.n_units} units are exact "
                                "copies of another unit (same weights, bias and gradient); they will "
-                               "stay copies", rec, names, ev))
+                               "stay copies", rec, names, ev, plans))
         else:
             out.append(Finding("symmetry", "info", [s.index],
                                f"layer {s.index}: {s.duplicate_units} of {s.n_units} units start "
@@ -259,7 +269,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         cause = _saturation_cause(s)
-        rec, names = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers))
         if s.bias_rms is not None and s.bias_rms >= 1.0:
             rec += "; zero the biases"
         msg = (f"layer {s.index}: {_pct(s.saturated)} of {s.activation} units saturated "
@@ -270,7 +280,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         out.append(Finding("saturation", sev, [s.index], msg, rec, names,
                            {"saturated": s.saturated, "z_std": s.z_std, "weight_std": s.weight_std,
                             "lecun_std": s.lecun_std, "bias_rms": s.bias_rms,
-                            "input_rms": s.input_rms}))
+                            "input_rms": s.input_rms}, plans))
     return out
 
 
@@ -282,7 +292,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         sev = _severity(s.dead, th.dead_warning, th.dead_error)
         if not sev:
             continue
-        rec, names = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers))
         msg = (f"layer {s.index}: {_pct(s.dead)} of {s.activation} units dead (no example of the "
                "batch activates them, so their weights get no gradient)")
         if s.z_mean is not None and s.z_std is not None and s.z_mean < -s.z_std:
@@ -292,7 +302,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         out.append(Finding("dead_units", sev, [s.index], msg,
                            rec + " with zero biases; a small positive bias or leaky_relu also helps",
                            names, {"dead": s.dead, "z_mean": s.z_mean, "z_std": s.z_std,
-                                   "bias_mean": s.bias_mean}))
+                                   "bias_mean": s.bias_mean}, plans))
     return out
 
 
@@ -324,7 +334,18 @@ def _series(layers, attr) -> list[tuple[int, float]]:
     return out
 
 
+def _chain(layers) -> list[LayerStats]:
+    """The layers the depth rules follow (``on_chain``: the longest path of a plain network; none
+    in a residual network, whose depth the residual-stream rule follows)."""
+    return [s for s in layers if s.on_chain]
+
+
+def _between(layers, i: int, j: int) -> list[int]:
+    return [s.index for s in layers if i <= s.index <= j]
+
+
 def rule_forward_depth(layers, inputs, th) -> list[Finding]:
+    layers = _chain(layers)
     series = [(s.index, s.signal_std) for s in layers
               if s.signal_std and s.signal_std > 0 and not s.weights_zero]
     vals = dict(series)
@@ -336,16 +357,17 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
         kind = "vanishing" if not rising else "exploding"
-        out.append(Finding(code, sev, list(range(i, j + 1)),
+        out.append(Finding(code, sev, _between(layers, i, j),
                            f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
                            f"layers ({_g(vals[i])} -> {_g(vals[j])}): {kind} signal",
-                           rec, names, {"from": vals[i], "to": vals[j], "decades": dec}))
+                           rec, names, {"from": vals[i], "to": vals[j], "decades": dec}, plans))
     return out
 
 
 def rule_backward_depth(layers, inputs, th) -> list[Finding]:
+    layers = _chain(layers)
     series = _series(layers, "grad_out_norm")
     vals = dict(series)
     fwd = [s.signal_std for s in layers if s.signal_std]
@@ -357,7 +379,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
         verb = "shrinks" if rising else "grows"
         msg = (f"layers {i}-{j}: the back-propagated gradient (|dL/dz| per example) {verb} 10x every "
                f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
@@ -367,8 +389,8 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if fwd and max(fwd) / min(fwd) < 10 ** th.decades_warning:
             msg += (f" (the forward std stays within {min(fwd):.2g}-{max(fwd):.2g}, so the "
                     "forward pass alone does not show it)")
-        out.append(Finding(code, sev, list(range(i, j + 1)), msg, rec, names,
-                           {"from": vals[i], "to": vals[j], "decades": dec}))
+        out.append(Finding(code, sev, _between(layers, i, j), msg, rec, names,
+                           {"from": vals[i], "to": vals[j], "decades": dec}, plans))
     return out
 
 
@@ -396,15 +418,16 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         r = s.spread / s.input_spread
         sev = _severity(r, th.collapse_warning, th.collapse_error, below=True)
         if sev:
-            rec, names = advise(s.activation or _main_activation(layers), len(layers))
+            rec, names, plans = advise(s.activation or _main_activation(layers), len(layers))
             out.append(Finding("collapse", sev, [s.index],
                                f"layer {s.index}: its output hardly depends on the input (spread "
                                f"{s.input_spread:.2g} -> {s.spread:.2g} across the layer); the "
                                f"biases (rms {_g(s.bias_rms)}) dwarf the weighted sum",
                                "zero the biases; " + rec, names,
                                {"spread_ratio": r, "bias_rms": s.bias_rms,
-                                "weight_std": s.weight_std}))
+                                "weight_std": s.weight_std}, plans))
     # over depth: a geometric fall spread over several layers
+    layers = _chain(layers)
     series = [(s.index, s.spread / base) for s in layers
               if s.spread is not None and s.spread > 0 and not s.weights_zero]
     i, j, dec = _trend(series, rising=False)
@@ -417,7 +440,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         if sev and len(logs) >= 3 and steepest <= 0.5 * dec:
             worst = next(s for s in layers if s.index == j)
             tail = [s for s in layers if s.index >= i]
-            rec, names = advise(_main_activation(tail), len(layers), "depth")
+            rec, names, plans = advise(_main_activation(tail), len(layers), "depth")
             out.append(Finding(
                 "collapse", sev, [s.index for s in tail],
                 f"layers {i}-{j}: outputs for different inputs collapse, the input-to-input "
@@ -425,7 +448,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
                 f"input's{_corr_text(worst.example_corr)}; the net maps every input to nearly "
                 "the same point (ordered phase), so it cannot tell them apart",
                 rec, names, {"spread_ratio": vals[j], "layer": j, "decades": dec,
-                             "example_corr": worst.example_corr}))
+                             "example_corr": worst.example_corr}, plans))
     return out
 
 
@@ -444,11 +467,87 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
         else:
             flagged.append(s.index)
     if flagged:
-        rec, names = advise(_main_activation(layers), len(layers))
+        rec, names, plans = advise(_main_activation(layers), len(layers))
         out.append(Finding("zero_gradient", "warning", flagged,
                            f"{span(flagged)}: the weight gradient is exactly zero, nothing these "
                            "layers do changes the loss at init (dead or saturated units around them)",
-                           rec, names))
+                           rec, names, plans=plans))
+    return out
+
+
+def rule_logits(layers, inputs, th) -> list[Finding]:
+    """The output layer's outputs (logits) far from unit scale at init: above ~3 a softmax over
+    them is saturated (a few classes get all the probability, the initial loss is far above
+    log(n_classes) and the gradient reaches few outputs)."""
+    out = []
+    for s in layers:
+        if not s.is_output or s.n_units < 2 or s.z_std is None:
+            continue
+        sev = _severity(s.z_std, th.logits_warning, th.logits_error)
+        if not sev:
+            continue
+        rec = recommend(None, role="readout")
+        tied = f"; its weight is tied to `{s.tied_to[0]}` (std {_g(s.weight_std)})" \
+            if s.tied_to else f" (weight std {_g(s.weight_std)})"
+        if s.tied_to:
+            fix = (f"give the tied embedding a small std, ~1/sqrt(fan_in) = {_g(s.lecun_std)} or "
+                   "GPT-2's 0.02 (plan `gpt2`), so the logits start near unit scale")
+            plans = ["gpt2"]
+        else:
+            fix = f"use {_init_text(rec.initializer)} for the output layer ({rec.reason})"
+            plans = [rec.plan]
+        out.append(Finding(
+            "logits_scale", sev, [s.index],
+            f"layer {s.index} (`{s.name}`, the output layer): its outputs (logits) have std "
+            f"{s.z_std:.3g} at init, above {th.logits_warning:g}: a softmax over them is saturated"
+            + tied, fix, [rec.initializer.name],
+            {"z_std": s.z_std, "weight_std": s.weight_std, "tied_to": list(s.tied_to)}, plans))
+    return out
+
+
+def rule_residual_stream(blocks, th) -> list[Finding]:
+    """The residual stream over blocks. Independent branches that each add about the first
+    block's variance grow the stream's std at most like sqrt(number of blocks); growth well
+    beyond that means each block multiplies the stream (its branch output scales with the
+    stream), which compounds with depth. The gradient along the stream should stay level
+    (the shortcut is the identity): a trend over blocks is vanishing/exploding."""
+    out: list[Finding] = []
+    stds = [(b.index + 1, b.stream_std) for b in blocks if b.stream_std and b.stream_std > 0]
+    if len(stds) >= 2:
+        (k1, s1), (kl, sl) = stds[0], stds[-1]
+        n = kl - k1 + 1
+        ratio = sl / s1
+        bound = math.sqrt(n)
+        sev = _severity(ratio / bound, th.residual_growth_warning, th.residual_growth_error)
+        if sev:
+            per = ratio ** (1.0 / (n - 1))
+            out.append(Finding(
+                "residual_growth", sev, [],
+                f"residual blocks {k1}-{kl}: the residual stream's std grows {ratio:.3g}x "
+                f"({_g(s1)} -> {_g(sl)}, {per:.3g}x per block), more than the sqrt({n}) = "
+                f"{bound:.3g}x of branches that add independent, similar variance: each block "
+                "multiplies the stream",
+                "scale down the layers that close the residual branches: `gpt2` (std "
+                "0.02/sqrt(number of branches)), `zero_residual` or `fixup`",
+                [], {"from": s1, "to": sl, "ratio": ratio, "blocks": n},
+                ["gpt2", "zero_residual", "fixup"]))
+    grads = [(b.index + 1, b.stream_grad_norm) for b in blocks
+             if b.stream_grad_norm and b.stream_grad_norm > 0]
+    vals = dict(grads)
+    for rising, code in ((True, "vanishing_gradient"), (False, "exploding_gradient")):
+        i, j, dec = _trend(grads, rising)
+        sev = _severity(dec, th.decades_warning, th.decades_error)
+        if sev:
+            verb = "shrinks" if rising else "grows"
+            out.append(Finding(
+                code, sev, [],
+                f"residual blocks {i}-{j}: the gradient along the residual stream {verb} 10x "
+                f"every {(j - i) / dec:.2g} blocks on its way down ({_g(vals[j])} at block {j}, "
+                f"{_g(vals[i])} at block {i})",
+                "scale down the layers that close the residual branches: `gpt2`, "
+                "`zero_residual` or `fixup`", [],
+                {"from": vals[i], "to": vals[j], "decades": dec, "per": "block"},
+                ["gpt2", "zero_residual", "fixup"]))
     return out
 
 
@@ -465,7 +564,7 @@ def rule_inputs(layers, inputs: InputStats | None, th) -> list[Finding]:
 
 
 RULES = (rule_nonfinite, rule_symmetry, rule_saturation, rule_dead, rule_forward_depth,
-         rule_backward_depth, rule_collapse, rule_zero_gradient, rule_inputs)
+         rule_backward_depth, rule_collapse, rule_zero_gradient, rule_logits, rule_inputs)
 
 
 def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
@@ -483,18 +582,21 @@ def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
         idx = sorted(i for f in fs for i in f.layers)
         out.append(Finding(code, sev, idx, f"{span(idx)} ({len(fs)} layers); worst: {worst.message}",
                            worst.recommendation, worst.suggest,
-                           {"per_layer": {f.layers[0]: f.evidence for f in fs}}))
+                           {"per_layer": {f.layers[0]: f.evidence for f in fs}}, worst.plans))
     return out
 
 
 def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
-             thresholds: Thresholds | None = None) -> list[Finding]:
-    """Run every rule; findings sorted by severity (errors first), then in rule order (causes
-    such as symmetry and saturation before consequences such as vanishing gradients)."""
+             thresholds: Thresholds | None = None, *, blocks: Sequence[Any] = ()
+             ) -> list[Finding]:
+    """Run every rule (and, given the residual stream per block, its rule); findings sorted by
+    severity (errors first), then in rule order (causes such as symmetry and saturation before
+    consequences such as vanishing gradients)."""
     th = thresholds or Thresholds()
     layers = list(layers)
     found: list[Finding] = []
     for rule in RULES:
         found.extend(rule(layers, inputs, th))
+    found.extend(rule_residual_stream(list(blocks), th))
     found = _merge(found, th)
     return sorted(found, key=lambda f: -_RANK[f.severity])  # stable: keeps the rule order

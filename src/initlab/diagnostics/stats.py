@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.activations import Activation
+from ..core.activations import Activation, lookup_module
 from ..core.activations import activation as core_activation
 
 SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
@@ -42,29 +42,10 @@ HIST_BINS = 40
 # ------------------------------------------------------------------ which module is what
 
 def activation_of(module: nn.Module) -> tuple[str, float | None] | None:
-    """``(name, param)`` of a torch activation module in :mod:`initlab.core.activations`, or None.
-
-    Modules whose settings have no core counterpart (``Softplus`` with beta != 1, ``Hardtanh``
-    with other bounds) return None.
-    """
-    if isinstance(module, nn.ReLU6):  # a Hardtanh subclass: test it first
-        return "relu6", None
-    if isinstance(module, nn.Hardtanh):
-        return ("hardtanh", None) if (module.min_val, module.max_val) == (-1.0, 1.0) else None
-    if isinstance(module, nn.LeakyReLU):
-        return "leaky_relu", float(module.negative_slope)
-    if isinstance(module, nn.ELU):
-        return "elu", float(module.alpha)
-    if isinstance(module, nn.GELU):
-        return ("gelu_tanh" if module.approximate == "tanh" else "gelu"), None
-    if isinstance(module, nn.Softplus):
-        return ("softplus", None) if module.beta == 1 else None
-    simple = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu", nn.SELU: "selu",
-              nn.SiLU: "silu", nn.Mish: "mish", nn.Softsign: "softsign"}
-    for cls, name in simple.items():
-        if isinstance(module, cls):
-            return name, None
-    return None
+    """``(name, param)`` of the activation a module is (the registry's
+    :func:`~initlab.core.activations.lookup_module`), or None."""
+    found = lookup_module(module)
+    return None if found is None else (found[0].name, found[1])
 
 
 def is_weighted_layer(module: nn.Module) -> bool:
@@ -83,19 +64,25 @@ def unit_axis(module: nn.Module) -> int:
     return 1 if isinstance(module, nn.modules.conv._ConvNd) else -1
 
 
-def weight_rows(module: nn.Module, w: torch.Tensor) -> torch.Tensor:
-    """The weight as (units, inputs): one row per output unit (ConvTranspose stores (in, out, *k))."""
-    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+def weight_layout(module: nn.Module) -> str:
+    """The fan layout of a layer's weight when no model description says it: ConvTranspose
+    stores ``(in, out, *k)`` (``torch_transposed``), everything else ``(out, in, *k)``."""
+    return "torch_transposed" if isinstance(module, nn.modules.conv._ConvTransposeNd) else "torch"
+
+
+def weight_rows(module: nn.Module, w: torch.Tensor, layout: str | None = None) -> torch.Tensor:
+    """The weight as (units, inputs): one row per output unit (``torch_transposed`` weights,
+    ConvTranspose's ``(in, out, *k)`` and Hugging Face Conv1D's ``(in, out)``, are transposed)."""
+    if (layout or weight_layout(module)) == "torch_transposed":
         return w.transpose(0, 1).reshape(w.shape[1], -1)
     return w.reshape(w.shape[0], -1)
 
 
-def layer_fans(module: nn.Module, w: torch.Tensor) -> tuple[int, int]:
+def layer_fans(module: nn.Module, w: torch.Tensor, layout: str | None = None) -> tuple[int, int]:
     """(fan_in, fan_out) of the layer as a map from its input to its output."""
     from ..core.fans import fans
 
-    layout = "torch_transposed" if isinstance(module, nn.modules.conv._ConvTransposeNd) else "torch"
-    return fans(tuple(w.shape), layout)
+    return fans(tuple(w.shape), layout or weight_layout(module))
 
 
 @lru_cache(maxsize=64)
@@ -263,7 +250,8 @@ class LayerStats:
     fan_in: int
     fan_out: int
     n_units: int
-    activation: str | None = None      # name of the activation that follows (core name)
+    activation: str | None = None      # activation that follows (registry name; None: linear;
+    #                                    "unknown": not found)
     activation_module: str | None = None
     # weights and input
     weight_std: float | None = None
@@ -295,7 +283,11 @@ class LayerStats:
     symmetric_units: int = 0           # ... whose weight-gradient row is equal as well
     unit_groups: int = 0               # distinct (weights, bias, gradient) rows
     duplicate_outputs: int = 0         # units whose outputs over the batch equal another's
-    is_output: bool = False            # the last weighted layer that ran
+    is_output: bool = False            # the model's output (readout) layer
+    gated_by: str | None = None        # gated unit: its output is multiplied by that layer's act.
+    on_chain: bool = True              # on the longest path of layers (the depth rules' chain)
+    residual_branch: int | None = None  # index of the residual branch this layer closes
+    tied_to: list[str] = field(default_factory=list)  # other names of its weight (tied)
     hist_edges: list[float] = field(default_factory=list)   # of h (or z without activation)
     hist_counts: list[int] = field(default_factory=list)
 
@@ -318,6 +310,23 @@ class InputStats:
     rms: float | None
     spread: float | None
     example_corr: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BlockStats:
+    """The residual stream around one residual branch (plain data): ``stream_in_std`` of the
+    shortcut operand, ``branch_std`` of what the branch adds, ``stream_std`` of the sum, and the
+    RMS over examples of the per-example norm of dLoss/d(sum), ``stream_grad_norm``."""
+
+    index: int                         # the branch's index in dataflow order (0-based)
+    closing: str                       # the layer that closes the branch
+    stream_in_std: float | None = None
+    branch_std: float | None = None
+    stream_std: float | None = None
+    stream_grad_norm: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

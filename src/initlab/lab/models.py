@@ -28,14 +28,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from ..core.activations import activation, lookup_module
 from ..core.validation import check_choice, check_scalar, fail
 
 KINDS = ("mlp", "cnn", "resmlp", "rescnn", "linear")
-ACTIVATIONS = {
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU, "silu": nn.SiLU,
-    "selu": nn.SELU, "elu": nn.ELU, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus,
-    "linear": nn.Identity,
-}
+# the activations the lab offers (names of the registry, :mod:`initlab.core.activations`)
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "silu", "selu", "elu", "leaky_relu", "softplus",
+               "linear")
 
 
 @dataclass(frozen=True)
@@ -108,8 +107,20 @@ class Residual(nn.Module):
         return self.shortcut(x) + (out if self.scale is None else self.scale * out)
 
 
-def _act(name: str) -> nn.Module:
-    return ACTIVATIONS[name]()
+def activation_module(name: str) -> nn.Module:
+    """The torch module of a registry activation at its defaults (``linear``: ``nn.Identity``)."""
+    import importlib
+
+    from ..core.activations import module_form
+
+    if activation(name).name == "linear":
+        return nn.Identity()
+    target, kwargs = module_form(name)
+    module, _, cls = target.rpartition(".")
+    return getattr(importlib.import_module(module), cls)(**kwargs)
+
+
+_act = activation_module
 
 
 def _layers(cfg: ModelConfig) -> list[nn.Module]:
@@ -190,8 +201,7 @@ def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     top-level activation modules if any, else (deep linear nets) every weight layer but the
     last. Used to record per-layer statistics."""
     top = list(model.named_children()) if isinstance(model, nn.Sequential) else []
-    acts = [(n, m) for n, m in top if isinstance(m, tuple(ACTIVATIONS.values()))
-            and not isinstance(m, nn.Identity)]
+    acts = [(n, m) for n, m in top if lookup_module(m) is not None]
     if acts:
         return acts
     layers = [(n, m) for n, m in model.named_modules()

@@ -15,7 +15,16 @@ layer output y becomes (y - mean(y)) * target_std / s: mean 0 and the target std
 The forward passes run in eval mode (no dropout noise, BatchNorm uses its running statistics),
 so the result is deterministic given the seed and the batch; the mode is restored afterwards.
 Each measuring pass stops right after the layer being scaled (no compute is wasted on the rest).
-All or nothing: on any error every selected layer is restored.
+All or nothing: the batch is checked (finite) and run once before anything is written; on any
+later error every tensor LSUV wrote is restored (LSUV holds a copy of them while it runs: it
+writes each layer several times, so it cannot validate everything up front as ``apply`` does).
+
+On transformers: the layers come from the model description (Linear, Conv and Hugging Face
+``Conv1D`` by default, in dataflow order); a layer whose weight is tied to another module's (a
+readout tied to the input embedding) is not rescaled (it keeps the embedding rule; LSUV would
+rescale the embedding as a side effect), and the report says so. The pre-init covers the rest of
+the model as the built-in plans do (norms 1/0, embeddings by the plans' embedding rule), and every
+reported std is recomputed from the final tensors.
 """
 
 from __future__ import annotations
@@ -30,10 +39,15 @@ import torch
 import torch.nn as nn
 
 from ..core.validation import InitlabError, check_scalar, fail
-from ..util.hashing import canonical_param_name
+from .builtin_rules import embedding_rule, norm_types
+from .checks import check_model, check_not_meta, check_seed
+from .describe import active, describe
+from .engine import initialize
+from .params import is_hf_conv1d
 from .rules import Plan, Rule
-from .walk import _restore, _snapshot, apply, check_model, check_seed
+from .write import restore, snapshot
 
+#: layer types LSUV scales by default (and Hugging Face's ``Conv1D``, matched by class name)
 DEFAULT_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
@@ -62,6 +76,7 @@ class LSUVReport:
     seed: int
     skipped: list[str] = field(default_factory=list)   # selected but never ran in the forward
     init_report: Any = None
+    tied: list[str] = field(default_factory=list)      # not rescaled: weight tied elsewhere
 
     @property
     def converged(self) -> bool:
@@ -83,6 +98,9 @@ class LSUVReport:
         if self.skipped:
             lines.append("never ran in the forward pass (left orthonormal): "
                          + ", ".join(self.skipped))
+        if self.tied:
+            lines.append("not rescaled, weight tied to another module (kept the embedding "
+                         "rule): " + ", ".join(self.tied))
         return "\n".join(lines)
 
 
@@ -160,40 +178,59 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     """
     check_model(model)
     seed = check_seed(seed)
+    check_not_meta(model, "lsuv")
     tol = check_scalar(tol, "tol", min_val=0.0, include_min=False)
     max_iter = check_scalar(max_iter, "max_iter", min_val=1, integer=True)
     target_std = check_scalar(target_std, "target_std", min_val=0.0, include_min=False)
     if batch is None:
         raise fail("batch", "must be given (LSUV is data-dependent)", None,
                    "pass a batch of inputs, e.g. lsuv(model, x[:256]).")
+    _check_finite(batch)
+    default = modules is DEFAULT_MODULES
     mods = tuple(modules) if isinstance(modules, (tuple, list)) else (modules,)
     if not mods or not all(isinstance(t, type) and issubclass(t, nn.Module) for t in mods):
         raise fail("modules", "must be a tuple of nn.Module classes", modules,
                    "pass e.g. (nn.Linear, nn.Conv2d).")
-    selected = [(n, m) for n, m in model.named_modules() if isinstance(m, mods)
-                and isinstance(getattr(m, "weight", None), torch.Tensor)]
+    desc = describe(model, batch)
+    tied_names = {n for p in desc.params if p.aliases for n, _m, _l in p.uses[1:]}
+    candidates = [(layer.name, layer.module) for layer in desc.layers
+                  if (isinstance(layer.module, mods) or (default and is_hf_conv1d(layer.module)))
+                  and isinstance(getattr(layer.module, "weight", None), torch.Tensor)]
+    tied = [n for n, _ in candidates if n in tied_names]
+    selected = [(n, m) for n, m in candidates if n not in tied_names]
     if not selected:
         raise fail("modules", "matched no layer with a weight in the model",
                    [t.__name__ for t in mods], "pass the layer types your model uses.")
-    tensors = []
-    for _, m in selected:
-        tensors.append(m.weight)
-        if isinstance(getattr(m, "bias", None), torch.Tensor):
-            tensors.append(m.bias)
-    snap = _snapshot(tensors)
+    # the batch must run before anything is written
     was_training = model.training
-    pre = Plan([Rule(mods, params={"weight": "orthogonal", "bias": "zeros"},
-                     label="LSUV pre-init", why="LSUV: orthonormal pre-init, zero bias")],
+    model.eval()
+    try:
+        _forward(model, batch)
+    finally:
+        model.train(was_training)
+    names = [n for n, _ in selected]
+    pre = Plan([Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
+                     why="LSUV: orthonormal pre-init") for n in names]
+               + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",
+                       why="LSUV: zero bias") for n in names]
+               + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
+                       why="norm layers: scale 1, shift 0"), embedding_rule(model)],
                name="lsuv", warn_unused=False, reset_running_stats=False,
                description="LSUV (Mishkin & Matas 2016): orthonormal, then unit output variance")
+    from .matching import match
+
+    assignments, _ = match(pre, desc.params)
+    snap = snapshot([t for a in assignments if a.status == "initialized"
+                     for t in a.slot.write_targets()])
     try:
-        init_report = apply(model, pre, seed=seed, rng=rng)
+        with active(model, desc, batch):
+            init_report = initialize(model, pre, seed=seed, rng=rng, atomic=False, desc=desc)
         model.eval()
         # forward order of the selected layers
         order: list[str] = []
-        names = {m: n for n, m in selected}
+        by_mod = {m: n for n, m in selected}
         handles = [m.register_forward_hook(
-            lambda mod, i, o: order.append(names[mod]) if names[mod] not in order else None)
+            lambda mod, i, o: order.append(by_mod[mod]) if by_mod[mod] not in order else None)
             for _, m in selected]
         try:
             _forward(model, batch)
@@ -225,29 +262,43 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
             layers.append(LSUVLayer(name, it, initial, std, mean,
                                     abs(std - target_std) < tol))
     except BaseException:
-        _restore(snap)
+        restore(snap)
         model.train(was_training)
         raise
     model.train(was_training)
     report = LSUVReport(layers, tol, target_std, max_iter, seed,
                         skipped=[n for n, _ in selected if n not in order],
-                        init_report=init_report)
+                        init_report=init_report, tied=tied)
     bad = [layer.name for layer in layers if not layer.converged]
     if bad:
         warnings.warn(f"LSUV did not reach std {target_std} +- {tol} within max_iter={max_iter} "
                       f"for: {', '.join(bad)}. Increase max_iter or tol, or check the layers "
                       "(saturating activations, normalization).", UserWarning, stacklevel=2)
-    # refresh the InitReport's statistics: LSUV rescaled the weights
+    # the InitReport's statistics from the final tensors: LSUV rescaled the weights
     from .report import _tensor_moments
 
-    scaled = {canonical_param_name(layer.name): layer for layer in layers}
-    for rec in init_report.records:
-        mod_name, _, local = rec.name.rpartition(".")
-        if mod_name in scaled and local in ("weight", "bias"):
-            layer = scaled[mod_name]
-            rec.mean, rec.std = _tensor_moments(getattr(by_name[layer.name], local))
+    scaled = {layer.name: layer for layer in layers}
+    for rec, p in zip(init_report.records, desc.params):
+        if p.module_name in scaled and p.local in ("weight", "bias"):
+            layer = scaled[p.module_name]
+            rec.mean, rec.std = _tensor_moments(p.tensor)
             rec.expected_mean = rec.expected_std = None
-            rec.notes.append(f"LSUV: {layer.iterations} rescaling(s), output std "
-                             f"{layer.final_std:.4f}")
+            if layer.iterations:
+                rec.notes.append(f"LSUV: {layer.iterations} rescaling(s), output std "
+                                 f"{layer.initial_std:.4f} -> {layer.final_std:.4f}")
+        elif p.module_name in tied:
+            rec.notes.append("LSUV: not rescaled (tied)")
     init_report.lsuv = report
     return report
+
+
+def _check_finite(batch: Any) -> None:
+    items = batch.values() if isinstance(batch, Mapping) else \
+        batch if isinstance(batch, (tuple, list)) else (batch,)
+    for x in items:
+        if isinstance(x, torch.Tensor) and x.is_floating_point() and x.numel() and \
+                not bool(torch.isfinite(x).all()):
+            bad = int((~torch.isfinite(x)).sum())
+            raise fail("batch", f"must be finite: {bad} of {x.numel()} values are NaN or inf",
+                       tuple(x.shape), "clean the inputs (LSUV scales each layer by its output's "
+                       "std, which NaN makes NaN); the model is unchanged.")

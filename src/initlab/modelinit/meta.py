@@ -1,9 +1,11 @@
 """Materialize a model built on the meta device: allocate, then initialize by a plan.
 
 ``with torch.device("meta"): model = Net()`` builds the module tree without allocating or
-initializing anything. :func:`materialize` allocates storage with ``Module.to_empty`` (which runs
-no initializer: PyTorch's default init is never executed) and then fills every parameter with
-:func:`initlab.apply`. Because every parameter draws from its own stream keyed by its name, the
+initializing anything. :func:`materialize` allocates storage for every distinct tensor once and hands
+the *same* new tensor to every module that held the meta one, so tied weights stay tied (GPT-2's
+``lm_head.weight is transformer.wte.weight`` afterwards; ``Module.to_empty`` would untie them),
+runs no initializer (PyTorch's default init is never executed) and fills every parameter with
+the plan, on the model description built once from the meta model. Because every parameter draws from its own stream keyed by its name, the
 values equal those of ``apply(model_built_on_cpu, plan, seed=...)`` bit for bit.
 """
 
@@ -16,16 +18,36 @@ import torch
 import torch.nn as nn
 
 from ..core.validation import fail
-from .walk import (
-    apply,
-    check_model,
-    check_rng,
-    check_seed,
-    collect_slots,
-    match,
-    resolve_plan,
-    running_stats_modules,
-)
+from .checks import check_device, check_model, check_seed
+from .describe import active, describe
+from .engine import initialize, resolve_plan, running_stats_modules
+from .matching import match
+from .streams import check_rng
+
+
+def _allocate(model: nn.Module, device: torch.device) -> tuple[dict[int, torch.Tensor], list]:
+    """Give every distinct meta parameter/buffer one new tensor on ``device``, shared by all its
+    owners. Returns ``(new tensor by old id, undo list)``."""
+    new_of: dict[int, torch.Tensor] = {}
+    undo: list[tuple[dict, str, torch.Tensor]] = []
+    for mod in model.modules():
+        for table, is_param in ((mod._parameters, True), (mod._buffers, False)):
+            for k, t in list(table.items()):
+                if t is None:
+                    continue
+                if id(t) not in new_of:
+                    data = torch.empty_like(t, device=device) if t.is_meta else \
+                        t.detach().to(device)
+                    new_of[id(t)] = nn.Parameter(data, requires_grad=t.requires_grad) \
+                        if is_param else data
+                undo.append((table, k, t))
+                table[k] = new_of[id(t)]
+    return new_of, undo
+
+
+def _undo(undo: list) -> None:
+    for table, k, t in reversed(undo):
+        table[k] = t
 
 
 def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
@@ -34,20 +56,25 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
 
     Every parameter must be matched by the plan (an unmatched one would hold uninitialized
     memory), so the plan is applied as strict, and it is checked on the meta model before
-    anything is allocated. Buffers: norm layers' running statistics are reset; buffers that were
-    already real (not meta) keep their values; any other meta buffer is an error unless
-    ``buffers="zeros"`` (fill them with zeros). Returns the :class:`InitReport`.
+    anything is allocated. Ties are kept (one tensor per tied group, reported once with its
+    aliases). Buffers: norm layers' running statistics are reset; buffers that were already real
+    (not meta) keep their values; any other meta buffer is an error unless ``buffers="zeros"``
+    (fill them with zeros). On any failure the model goes back to its meta tensors.
+    Returns the :class:`InitReport`.
     """
     check_model(model)
     seed = check_seed(seed)
     rng = check_rng(rng)
+    dev = check_device(device)
     if buffers not in ("error", "zeros"):
         raise fail("buffers", "must be 'error' or 'zeros'", buffers,
                    "pass buffers='zeros' to zero-fill meta buffers that no norm layer resets.")
-    plan_obj = resolve_plan(model, plan, **plan_kwargs)
+    desc = describe(model)
+    with active(model, desc):
+        plan_obj = resolve_plan(model, plan, **plan_kwargs)
     plan_obj = dataclasses.replace(plan_obj, strict=True, reset_running_stats=True)
     # check the plan against every parameter before allocating anything
-    assignments, problems = match(plan_obj, collect_slots(model))
+    assignments, problems = match(plan_obj, desc.params)
     unmatched = [a.slot.name for a in assignments if a.status != "initialized"]
     if problems or unmatched:
         msg = list(problems)
@@ -58,31 +85,29 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
                    "allocated. Problems:\n  - " + "\n  - ".join(msg), plan_obj.name or "custom",
                    "add rules for those parameters.")
     resettable = {id(b) for m in running_stats_modules(model) for b in m.buffers(recurse=False)}
-    keep: dict[str, torch.Tensor] = {}
-    bad: list[str] = []
-    for name, b in model.named_buffers():
-        if id(b) in resettable:
-            continue
-        if b.device.type != "meta":
-            keep[name] = b.detach().clone()
-        elif buffers == "error":
-            bad.append(name)
+    bad = [name for name, b in model.named_buffers()
+           if id(b) not in resettable and b.device.type == "meta" and buffers == "error"]
     if bad:
         raise fail("buffers", "are on the meta device and nothing resets them: "
                    + ", ".join(f"`{n}`" for n in bad), "error",
                    "create those buffers on a real device in __init__, or pass "
                    "buffers='zeros' if zero is their right initial value.")
-    model.to_empty(device=device)
+    zero_ids = {id(b) for b in model.buffers() if id(b) not in resettable and b.is_meta}
+    new_of, undo = _allocate(model, dev)
     try:
         with torch.no_grad():
-            for name, b in model.named_buffers():
-                if name in keep:
-                    b.copy_(keep[name])
-                elif id(b) not in resettable and buffers == "zeros":
-                    b.zero_()
+            for old_id in zero_ids:
+                new_of[old_id].zero_()
+        for p in desc.params:
+            p.tensor = new_of.get(id(p.tensor), p.tensor)
+            p.originals = tuple(new_of.get(id(t), t) for t in p.originals)
         # no snapshot: the state before this call holds no values to restore (the plan was
-        # checked above, before allocating); on a failure the model goes back to the meta device
-        return apply(model, plan_obj, seed=seed, rng=rng, atomic=False)
+        # checked above, before allocating); on a failure the model goes back to meta
+        return initialize(model, plan_obj, seed=seed, rng=rng, atomic=False, desc=desc)
     except BaseException:
-        model.to_empty(device="meta")
+        _undo(undo)
+        inv = {id(v): k for k, v in new_of.items()}
+        olds = {id(t): t for _, _, t in undo}
+        for p in desc.params:
+            p.tensor = olds.get(inv.get(id(p.tensor)), p.tensor)
         raise

@@ -4,9 +4,23 @@ Every named-scheme plan applies the scheme exactly as published to every weight 
 Conv*, ConvTranspose*, RNN/LSTM/GRU (per gate block), MultiheadAttention (q, k, v blocks) and
 Hugging Face ``Conv1D`` layers, output layer included (Glorot without an extra gain, He with its
 factor 2, orthogonal with gain 1); biases are zero unless the scheme says otherwise
-(``torch_default``, ``nielsen_*``, ``critical``). Embedding weights are N(0, 1) as torch does
-(``gpt2``: N(0, 0.02^2)); norm layers get weight 1, bias 0 and their running statistics reset.
-Choosing gains per activation is the job of ``auto``.
+(``torch_default``, ``nielsen_*``, ``critical``). Norm layers of every type (LayerNorm, GroupNorm,
+BatchNorm, torch's RMSNorm, and norms of other classes found structurally: Llama's and T5's
+RMSNorm) get scale 1, shift 0 and their running statistics reset. Choosing gains per activation
+is the job of ``auto``.
+
+Embeddings (token, position, type: one rule per plan)
+-----------------------------------------------------
+* ``gpt2``: N(0, 0.02^2), as GPT-2 publishes.
+* every other plan: N(0, 1) (torch's ``nn.Embedding`` default), **unless the model's token
+  embedding is tied to its readout** (GPT-2, a Llama with ``tie_word_embeddings``, BERT's MLM
+  decoder): then every embedding of the model gets N(0, 1/dim) (``lecun_normal`` on the
+  (num, dim) table), the LeCun rule of the readout the tensor also is, so that logits over
+  normalized features have std ~1 instead of sqrt(dim) (27.7 on GPT-2 small under N(0, 1)).
+  ``zeros`` zeros them.
+* A tied tensor is initialized once, by the rule that matches its **input-embedding** name and
+  module (the input embedding wins in every plan, so Fixup's zero classifier never zeroes a tied
+  embedding); the report lists it under all its names.
 
 =================  ============================================================================
 name               weights / biases
@@ -26,6 +40,7 @@ gpt2               N(0, 0.02^2), residual projections N(0, (0.02/sqrt(2 n_layer)
                    (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners")
 critical           N(0, sigma_w^2/fan_in) / N(0, sigma_b^2) on the edge of chaos for
                    ``activation`` (Poole et al. 2016; Schoenholz et al. 2017)
+kaiming, xavier    aliases of ``he`` and ``glorot`` (torch's names)
 zero_residual      He, and the last layer of each residual branch zero (Goyal et al. 2017)
 fixup              Fixup (Zhang, Dauphin, Ma 2019, "Fixup Initialization: Residual Learning
                    Without Normalization")
@@ -33,17 +48,17 @@ auto               activation-aware: see :mod:`initlab.modelinit.auto`
 lsuv               data-dependent: see :func:`initlab.lsuv` (``apply(m, "lsuv", batch=x)``)
 =================  ============================================================================
 
-Residual branches (``zero_residual``, ``fixup``)
-------------------------------------------------
-Convention: a *residual block* is a module with an attribute named ``downsample`` or
-``shortcut`` (a submodule, or ``None`` as in torchvision's and timm's ``BasicBlock`` /
-``Bottleneck``). Or give ``blocks=`` a glob on module names (``"layer*.*"``, where ``*`` crosses
-dots; the outermost matches are blocks) or a callable ``(name, module) -> bool``. The *branch*
-of a block is its Linear/Conv/ConvTranspose layers in registration order (the order of
-``named_modules()``, which is the forward order in ordinary code), excluding the shortcut
-(``downsample`` / ``shortcut``) and nested blocks. The *last layer of the branch* is the last of
-those (for ``zero_residual``, the last norm layer if one follows it: zeroing BN's gamma is
-torchvision's ``zero_init_residual``).
+Residual branches (``gpt2``, ``zero_residual``, ``fixup``)
+-----------------------------------------------------------
+Found from the model's dataflow (:mod:`initlab.modelinit.dataflow`): every addition of a
+layer's output to a tensor it descends from (identity shortcut) or to a shorter branch from the
+same tensor (projection shortcut). The *branch* is the layers between the shortcut's source and
+the addition (shortcut excluded), in dataflow order; its *closing layer* is the last of them
+(for ``zero_residual``, the last norm after it inside the branch if there is one: zeroing BN's
+gamma is torchvision's ``zero_init_residual``). ``blocks=`` (a glob on module names, where ``*``
+crosses dots, or a callable ``(name, module) -> bool``) replaces the dataflow with a convention:
+a block's branch is its Linear/Conv/ConvTranspose layers in registration order, excluding
+``downsample``/``shortcut`` and nested blocks.
 """
 
 from __future__ import annotations
@@ -57,8 +72,10 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
+from .builtin_rules import embedding_rule, norm_types
+from .describe import describe
+from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
 from .rules import Plan, Rule
-from .walk import CONV_TYPES, CONVT_TYPES, NORM_TYPES
 
 WEIGHTED: tuple[Any, ...] = (nn.Linear, *CONV_TYPES, *CONVT_TYPES, nn.RNNBase,
                              nn.MultiheadAttention, "Conv1D")
@@ -68,24 +85,20 @@ GPT2_STD = 0.02  # Radford et al. 2019 / nanoGPT: std 0.02 for every weight
 GPT2_RESIDUAL_PATTERNS = ("*c_proj.weight", "*attn.out_proj.weight", "*linear2.weight")
 
 
-def _common(embedding="normal", *, zero_embeddings: bool = False) -> list[Rule]:
-    emb = "zeros" if zero_embeddings else get_init("normal", mean=0.0, std=1.0)
-    if embedding != "normal":
-        emb = embedding
+def _common(model: nn.Module | None, embedding: Any = "normal", *,
+            zero_embeddings: bool = False) -> list[Rule]:
     return [
-        Rule(NORM_TYPES, weight="ones", bias="zeros", label="norm",
-             why="norm layers: weight 1, bias 0"),
-        Rule((nn.Embedding, nn.EmbeddingBag), weight=emb, label="embedding",
-             why="embeddings: N(0, 1) as torch does" if embedding == "normal" and
-             not zero_embeddings else ""),
+        Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
+             why="norm layers: scale 1, shift 0"),
+        embedding_rule(model, "zeros" if zero_embeddings else embedding),
     ]
 
 
 def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Rule] = (),
-            zero_embeddings: bool = False, embedding="normal") -> Plan:
+            zero_embeddings: bool = False, embedding="normal", model=None) -> Plan:
     rules = [
         *extra,
-        *_common(embedding, zero_embeddings=zero_embeddings),
+        *_common(model, embedding, zero_embeddings=zero_embeddings),
         Rule(WEIGHTED, params={"*weight*": weight, "*bias*": bias}, label="layers"),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
@@ -115,54 +128,54 @@ def torch_default(model: nn.Module | None = None) -> Plan:
                                   pattern=f"{mname}.*" if mname else "*",
                                   label=f"RNN {mname or '(root)'}",
                                   why=f"torch: U(+-1/sqrt(hidden_size={m.hidden_size}))"))
-    return _scheme("torch_default", "torch_default", "torch_default", extra=extra,
+    return _scheme("torch_default", "torch_default", "torch_default", extra=extra, model=model,
                    description="PyTorch's default initialization")
 
 
 def lecun(model=None) -> Plan:
     """LeCun, Bottou, Orr, Mueller 1998, "Efficient BackProp": weights N(0, 1/fan_in), biases 0."""
-    return _scheme("lecun", "lecun_normal", description="LeCun et al. 1998: N(0, 1/fan_in)")
+    return _scheme("lecun", "lecun_normal", model=model, description="LeCun et al. 1998: N(0, 1/fan_in)")
 
 
 def glorot(model=None) -> Plan:
     """Glorot & Bengio 2010, "Understanding the difficulty of training deep feedforward
     neural networks": weights U(+-sqrt(6/(fan_in + fan_out))) (no extra gain), biases 0."""
-    return _scheme("glorot", "glorot_uniform",
+    return _scheme("glorot", "glorot_uniform", model=model,
                    description="Glorot & Bengio 2010: U(+-sqrt(6/(fan_in+fan_out)))")
 
 
 def he(model=None) -> Plan:
     """He, Zhang, Ren, Sun 2015, "Delving Deep into Rectifiers": weights N(0, 2/fan_in), biases 0."""
-    return _scheme("he", "he_normal", description="He et al. 2015: N(0, 2/fan_in)")
+    return _scheme("he", "he_normal", model=model, description="He et al. 2015: N(0, 2/fan_in)")
 
 
 def orthogonal(model=None) -> Plan:
     """Saxe, McClelland, Ganguli 2014, "Exact solutions to the nonlinear dynamics of
     learning in deep linear neural networks": Haar orthogonal weights (gain 1), biases 0."""
-    return _scheme("orthogonal", "orthogonal", description="Saxe et al. 2014: orthogonal, gain 1")
+    return _scheme("orthogonal", "orthogonal", model=model, description="Saxe et al. 2014: orthogonal, gain 1")
 
 
 def nielsen_default(model=None) -> Plan:
     """Nielsen, "Neural Networks and Deep Learning" ch. 3: weights N(0, 1/n_in), biases N(0, 1)."""
-    return _scheme("nielsen_default", "nielsen_default", "nielsen_default",
+    return _scheme("nielsen_default", "nielsen_default", "nielsen_default", model=model,
                    description="Nielsen ch. 3: weights N(0, 1/n_in), biases N(0, 1)")
 
 
 def nielsen_large(model=None) -> Plan:
     """Nielsen, "Neural Networks and Deep Learning" ch. 1-2: weights and biases N(0, 1)."""
-    return _scheme("nielsen_large", "nielsen_large", "nielsen_large",
+    return _scheme("nielsen_large", "nielsen_large", "nielsen_large", model=model,
                    description="Nielsen ch. 1-2: weights and biases N(0, 1)")
 
 
 def small_normal(model=None) -> Plan:
     """The ``randn(...) * 0.01`` recipe: weights N(0, 0.01^2), biases 0."""
-    return _scheme("small_normal", "small_normal", description="N(0, 0.01^2) weights, zero bias")
+    return _scheme("small_normal", "small_normal", model=model, description="N(0, 0.01^2) weights, zero bias")
 
 
 def zeros(model=None) -> Plan:
     """Everything zero (norm layers 1/0): every hidden unit computes the same function and gets
     the same gradient, so symmetry is never broken."""
-    return _scheme("zeros", "zeros", zero_embeddings=True,
+    return _scheme("zeros", "zeros", zero_embeddings=True, model=model,
                    description="all zeros (every hidden unit identical: symmetry never broken)")
 
 
@@ -172,7 +185,7 @@ def critical(model=None, *, activation: str = "tanh", sigma_b2: float | None = N
     if sigma_b2 is not None:
         kw["sigma_b2"] = sigma_b2
     init = get_init("critical", **kw)
-    return _scheme("critical", init, init,
+    return _scheme("critical", init, init, model=model,
                    description=f"critical (edge of chaos) for {activation}: {init!r}")
 
 
@@ -184,55 +197,108 @@ def _infer_n_layer(model: nn.Module | None) -> int:
     for attr in ("n_layer", "num_hidden_layers"):
         if cfg is not None and isinstance(getattr(cfg, attr, None), int):
             return int(getattr(cfg, attr))
-    n = sum(isinstance(m, (nn.TransformerEncoderLayer, nn.TransformerDecoderLayer))
-            for m in model.modules())
-    if n:
-        return n
-    names = [n for n, _ in model.named_parameters()]
-    n_proj = sum(fnmatch.fnmatchcase(n, "*attn.c_proj.weight") for n in names)
-    if n_proj:
-        return n_proj
-    raise fail("n_layer", "could not be inferred (no config.n_layer, no Transformer layers, no "
-               "`*attn.c_proj.weight`)", None, "pass n_layer= explicitly.")
+    raise fail("n_layer", "could not be inferred (no residual branch found in the model's "
+               "dataflow and no config.n_layer)", None, "pass n_layer= explicitly.")
 
 
 def gpt2(model: nn.Module | None = None, *, n_layer: int | None = None,
          std: float = GPT2_STD) -> Plan:
-    """GPT-2 / nanoGPT: N(0, 0.02^2) weights and embeddings, zero biases, and residual
-    projections N(0, (0.02 / sqrt(2 n_layer))^2) ("we scale the weights of residual layers at
+    """GPT-2 / nanoGPT: N(0, 0.02^2) weights and embeddings, zero biases, and the layers that
+    close a residual branch N(0, (0.02 / sqrt(N))^2) ("we scale the weights of residual layers at
     initialization by a factor of 1/sqrt(N) where N is the number of residual layers", Radford
-    et al. 2019; two residual layers per block). Residual projections: ``*c_proj.weight``
-    (Hugging Face, nanoGPT), ``*attn.out_proj.weight`` and ``*linear2.weight``
-    (``nn.TransformerEncoderLayer``). ``n_layer`` defaults to ``model.config.n_layer`` or the
-    number of Transformer layers."""
-    n = n_layer if n_layer is not None else _infer_n_layer(model)
-    n = check_scalar(n, "n_layer", min_val=1, integer=True)
+    et al. 2019), N the number of residual branches (two per block: N = 2 n_layer).
+
+    The closing layers are found structurally from the model's description (the last layer
+    before each residual addition: ``c_proj`` on GPT-2, ``o_proj``/``down_proj`` on Llama, BERT's
+    ``attention.output.dense``/``output.dense``, ``out_proj``/``linear2`` in
+    ``nn.TransformerEncoderLayer``, whatever they are called), and N is the number found.
+    ``n_layer=`` overrides N with 2 n_layer. Without a model, the name patterns
+    ``GPT2_RESIDUAL_PATTERNS`` are used (documented fallback)."""
     s = check_scalar(std, "std", min_val=0.0)
-    res = get_init("normal", std=s / math.sqrt(2 * n))
     w = get_init("normal", std=s)
-    extra = [Rule(p, res, label=f"residual {p}", why=f"GPT-2: 0.02/sqrt(2*n_layer), n_layer={n}")
-             for p in GPT2_RESIDUAL_PATTERNS]
-    return _scheme("gpt2", w, extra=extra, embedding=w,
-                   description=f"GPT-2: N(0, {s}^2), residual projections / sqrt(2*{n})")
+    extra: list[Rule] = []
+    if model is not None:
+        desc = describe(model)
+        branches = desc.residual_branches
+        if n_layer is not None:
+            n = 2 * check_scalar(n_layer, "n_layer", min_val=1, integer=True)
+        elif branches:
+            n = len(branches)
+        else:
+            n = 2 * _infer_n_layer(model)
+        res = get_init("normal", std=s / math.sqrt(n))
+        how = "by name (names-fallback)" if desc.method == "names-fallback" else \
+            "by dataflow: last layer before the residual addition"
+        seen = set()
+        for br in branches:
+            if br.closing in seen:
+                continue
+            seen.add(br.closing)
+            extra.append(Rule(f"{br.closing}.weight" if br.closing else "weight", res,
+                              label=f"residual {br.closing}",
+                              why=f"closes residual branch #{br.index} (found {how}): "
+                                  f"0.02/sqrt(N), N={n}"))
+        desc_text = f"GPT-2: N(0, {s}^2), the {len(seen)} residual closing layers / sqrt({n})"
+    else:
+        n = 2 * check_scalar(n_layer if n_layer is not None else _infer_n_layer(model),
+                             "n_layer", min_val=1, integer=True)
+        res = get_init("normal", std=s / math.sqrt(n))
+        extra = [Rule(p, res, label=f"residual {p}",
+                      why=f"GPT-2: 0.02/sqrt(N), N={n} (by name: no model given)")
+                 for p in GPT2_RESIDUAL_PATTERNS]
+        desc_text = f"GPT-2: N(0, {s}^2), residual projections / sqrt({n})"
+    return _scheme("gpt2", w, extra=extra, embedding=w, model=model, description=desc_text)
 
 
 # ----------------------------------------------------------------------------- residual
 
 
+def _prefix(names: list[str]) -> str:
+    parts = [n.split(".") for n in names]
+    out = []
+    for group in zip(*parts):
+        if len(set(group)) != 1:
+            break
+        out.append(group[0])
+    return ".".join(out)
+
+
+def _depth(desc, layers: list[str]) -> int:
+    """Longest chain of layers within a branch (siblings such as q/k/v count once)."""
+    inside = set(layers)
+    info = {layer.name: layer for layer in desc.layers}
+    memo: dict[str, int] = {}
+
+    def d(name: str) -> int:
+        if name not in memo:
+            memo[name] = 0
+            ins = [i for i in (info[name].inputs if name in info else []) if i in inside]
+            memo[name] = 1 + max((d(i) for i in ins), default=0)
+        return memo[name]
+
+    return max((d(n) for n in layers), default=0)
+
+
 def residual_blocks(model: nn.Module, blocks: str | Callable | None = None
                     ) -> list[tuple[str, list[str], list[str]]]:
-    """Residual blocks of ``model`` by the convention of this module's docs.
+    """Residual blocks of ``model``: ``[(block_name, branch_layer_names, branch_norm_names)]``.
 
-    Returns ``[(block_name, branch_layer_names, branch_norm_names), ...]`` in registration order;
-    names are full module names, layers are Linear/Conv/ConvTranspose modules.
+    By default from the model description (dataflow): one entry per residual branch, named by
+    the common prefix of its layers, with its layers (shortcut excluded) and norms in dataflow
+    order. With ``blocks=`` (a glob on module names or a callable ``(name, module) -> bool``) the
+    convention of this module's docs instead.
     """
+    if blocks is None:
+        desc = describe(model)
+        out = []
+        for br in desc.residual_branches:
+            out.append((_prefix(br.layers), list(br.layers), list(br.norms)))
+        return out
     mods = list(model.named_modules())
 
     def is_block(name: str, m: nn.Module) -> bool:
         if not name:
             return False
-        if blocks is None:
-            return any(hasattr(m, s) for s in SHORTCUT_NAMES)
         if callable(blocks):
             return bool(blocks(name, m))
         return fnmatch.fnmatchcase(name, blocks)
@@ -265,31 +331,45 @@ def residual_blocks(model: nn.Module, blocks: str | Callable | None = None
 def _no_blocks(blocks) -> Exception:
     return fail("blocks", "found no residual block in the model", blocks,
                 "name the blocks: blocks='layer*.*' (a glob on module names, `*` crosses dots) "
-                "or a callable (name, module) -> bool; by default a block is a module with a "
-                "`downsample` or `shortcut` attribute.")
+                "or a callable (name, module) -> bool; by default the residual additions of the "
+                "model's dataflow are the blocks.")
+
+
+def _branches(model, blocks):
+    """[(name, layers, norms_after_last_layer, depth)] and how they were found."""
+    if blocks is None:
+        desc = describe(model)
+        how = "names-fallback" if desc.method == "names-fallback" else "dataflow"
+        return [(_prefix(br.layers), list(br.layers), list(br.norms_after),
+                 _depth(desc, br.layers)) for br in desc.residual_branches], how
+    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
+    out = []
+    for b, layers, norms in residual_blocks(model, blocks):
+        after = [n for n in norms if order[n] > order[layers[-1]]]
+        out.append((b, layers, after, len(layers)))
+    return out, "blocks="
 
 
 def zero_residual(model: nn.Module, *, blocks: str | Callable | None = None,
                   base: str = "he") -> Plan:
     """``base`` (default He) with the last layer of each residual branch zero: its norm's
-    weight when a norm layer follows the branch's last conv/linear (Goyal et al. 2017, "Accurate,
-    Large Minibatch SGD"; torchvision's ``zero_init_residual``), else that layer's weight and
-    bias. Each block then starts as the identity."""
-    found = residual_blocks(model, blocks)
+    weight when a norm layer follows the branch's last layer inside the branch (Goyal et al.
+    2017, "Accurate, Large Minibatch SGD"; torchvision's ``zero_init_residual``), else that
+    layer's weight and bias. Each block then starts as the identity. Branches come from the
+    model's dataflow (or ``blocks=``)."""
+    found, how = _branches(model, blocks)
     if not found:
         raise _no_blocks(blocks)
-    order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     extra = []
-    for b, layers, norms in found:
-        last = layers[-1]
-        after = [n for n in norms if order[n] > order[last]]
-        target = after[-1] if after else last
-        why = f"last layer of residual branch {b}: zero"
+    for b, layers, after, _ in found:
+        target = after[-1] if after else layers[-1]
+        why = f"last layer of residual branch {b} (found by {how}): zero"
         extra.append(Rule(f"{target}.weight", "zeros", label=f"zero {target}", why=why))
         extra.append(Rule(f"{target}.bias", "zeros", label=f"zero {target}", why=why))
     plan = get(base, model)
     return Plan(extra + list(plan.rules), name="zero_residual", warn_unused=False,
-                description=f"{base} with each residual branch's last layer zero",
+                description=f"{base} with each residual branch's last layer zero "
+                            f"({len(found)} branches, found by {how})",
                 options={"blocks": blocks if isinstance(blocks, str) else None, "base": base})
 
 
@@ -297,39 +377,60 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
           zero_classifier: bool = True) -> Plan:
     """Fixup (Zhang, Dauphin, Ma 2019): for L residual branches of m layers each,
 
-    1. the classification layer (the model's last ``nn.Linear`` outside every block) and the
-       last layer of each branch are zero;
-    2. the other layers of a branch get He init scaled by L^(-1/(2m-2)) (m >= 2);
-    3. everything else: He init (norm layers 1/0, embeddings N(0, 1)).
+    1. the classification layer (the model's readout, from its dataflow) and the last layer of
+       each branch are zero (a readout tied to the input embedding keeps the embedding rule);
+    2. the other layers of a branch get He init scaled by L^(-1/(2m-2)) (m >= 2; m is the depth
+       of the branch: parallel layers such as q/k/v count once);
+    3. everything else: He init (norm layers 1/0, embeddings by the plans' embedding rule).
 
     The scalar biases and multipliers Fixup adds are the model's business, not the plan's.
     """
-    found = residual_blocks(model, blocks)
+    found, how = _branches(model, blocks)
     if not found:
         raise _no_blocks(blocks)
     n_branches = len(found)
     extra: list[Rule] = []
-    for b, layers, _ in found:
-        m = len(layers)
-        for name in layers[:-1]:
-            s = n_branches ** (-1.0 / (2 * m - 2))
-            extra.append(Rule(f"{name}.weight", "he_normal", scale=s, label=f"fixup {name}",
-                              why=f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m}"))
+    for b, layers, _, m in found:
         last = layers[-1]
+        for name in layers[:-1]:
+            s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
+            for local in ("weight", "in_proj_weight"):
+                extra.append(Rule(f"{name}.{local}", "he_normal", scale=s,
+                                  label=f"fixup {name}",
+                                  why=f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} "
+                                      f"(branches found by {how})"))
         for p in ("weight", "bias"):
             extra.append(Rule(f"{last}.{p}", "zeros", label=f"fixup {last}",
                               why=f"Fixup: last layer of residual branch {b}: zero"))
     if zero_classifier:
-        inside = [b for b, _, _ in found]
-        heads = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)
-                 and not any(n.startswith(b + ".") for b in inside)]
-        if heads:
+        desc = describe(model)
+        tied = {n for p in desc.tied_embeddings() for n in p.names}
+        heads = [r for r in desc.readouts if f"{r}.weight" not in tied]
+        if blocks is not None and not heads:
+            inside = [b for b, _, _, _ in found]
+            heads = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)
+                     and not any(n.startswith(b + ".") for b in inside)][-1:]
+        for h in heads:
             for p in ("weight", "bias"):
-                extra.append(Rule(f"{heads[-1]}.{p}", "zeros", label=f"fixup {heads[-1]}",
-                                  why="Fixup: classification layer zero"))
+                extra.append(Rule(f"{h}.{p}", "zeros", label=f"fixup {h}",
+                                  why="Fixup: classification layer (the readout) zero"))
     return Plan(extra + list(he(model).rules), name="fixup", warn_unused=False,
-                description=f"Fixup with L={n_branches} residual branches",
+                description=f"Fixup with L={n_branches} residual branches (found by {how})",
                 options={"blocks": blocks if isinstance(blocks, str) else None})
+
+
+def kaiming(model=None) -> Plan:
+    """Alias of ``he`` (He et al. 2015 is "Kaiming" init in torch's naming)."""
+    p = he(model)
+    return Plan(p.rules, name="kaiming", warn_unused=False,
+                description=p.description + " (alias of 'he')")
+
+
+def xavier(model=None) -> Plan:
+    """Alias of ``glorot`` (Glorot & Bengio 2010 is "Xavier" init in torch's naming)."""
+    p = glorot(model)
+    return Plan(p.rules, name="xavier", warn_unused=False,
+                description=p.description + " (alias of 'glorot')")
 
 
 # ----------------------------------------------------------------------------- registry
@@ -351,6 +452,7 @@ PLANS: dict[str, Callable[..., Plan]] = {
     "orthogonal": orthogonal, "nielsen_default": nielsen_default, "nielsen_large": nielsen_large,
     "small_normal": small_normal, "zeros": zeros, "gpt2": gpt2, "critical": critical,
     "zero_residual": zero_residual, "fixup": fixup, "auto": _auto, "lsuv": _lsuv,
+    "kaiming": kaiming, "xavier": xavier,
 }
 
 

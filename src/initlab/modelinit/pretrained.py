@@ -270,7 +270,7 @@ class PreparedLoad:
 def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
                  strict: bool = True) -> PreparedLoad:
     """Read, rename and check a checkpoint against ``model``; raise listing every problem."""
-    from .walk import check_model
+    from .checks import check_model
 
     check_model(model)
     sd, desc = read_checkpoint(source)
@@ -344,7 +344,7 @@ def load_pretrained(model: nn.Module, path_or_state_dict: Any, *, mapping: Any =
     impossible dtype conversions are always errors. Floating dtypes are cast to the model's (the
     report lists the casts). All or nothing: on any error, the model is unchanged.
     """
-    from .walk import _restore, _snapshot
+    from .write import _restore, _snapshot
 
     prepared = prepare_load(model, path_or_state_dict, mapping=mapping, strict=strict)
     snap = _snapshot(prepared.targets)

@@ -24,30 +24,48 @@ def _fmt(x: float | None) -> str:
 
 
 def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
+    """(mean, std) of a tensor's elements, exact to ~1e-6 relative.
+
+    One pass in the tensor's dtype for float32/float64: ``sum`` and ``vector_norm`` (cascaded
+    sums in the kernels; no full-size temporary), std from E[x^2] - mean^2. When that difference
+    could cancel (mean^2 above 1e-3 of E[x^2]: constants, biased tensors) the exact chunked
+    ``var_mean`` pass is used instead, as for other dtypes."""
     if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
         return None, None
-    # chunk by chunk (torch's var_mean per chunk, combined exactly by Chan et al.'s pairwise
-    # update in float64): never a full-size copy, one pass over the data
     if is_dtensor(t):
         # global moments through DTensor's own reductions (each rank converts only its shard)
         with torch.no_grad():
             x = t.detach().to(torch.float64)
             return float(x.mean()), float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
-    chunk = 1 << 22
     with torch.no_grad():
         flat = t.detach().reshape(-1)
-        n_tot, mean, m2 = 0, 0.0, 0.0
-        for i in range(0, flat.numel(), chunk):
-            part = flat[i:i + chunk]
-            if part.dtype not in (torch.float32, torch.float64):
-                part = part.float()
-            v, m = torch.var_mean(part, unbiased=False)
-            n, m, v = part.numel(), float(m), float(v)
-            delta = m - mean
-            tot = n_tot + n
-            mean += delta * n / tot
-            m2 += v * n + delta * delta * n_tot * n / tot
-            n_tot = tot
+        n = flat.numel()
+        if flat.dtype in (torch.float32, torch.float64):
+            mean = float(flat.sum()) / n
+            sq = float(torch.linalg.vector_norm(flat)) ** 2 / n
+            if mean * mean <= 1e-3 * sq:
+                return mean, max(sq - mean * mean, 0.0) ** 0.5
+            if sq == 0.0:
+                return 0.0, 0.0
+        return _chunked_moments(flat)
+
+
+def _chunked_moments(flat: torch.Tensor) -> tuple[float, float]:
+    # chunk by chunk (torch's var_mean per chunk, combined exactly by Chan et al.'s pairwise
+    # update in float64): never a full-size copy
+    chunk = 1 << 22
+    n_tot, mean, m2 = 0, 0.0, 0.0
+    for i in range(0, flat.numel(), chunk):
+        part = flat[i:i + chunk]
+        if part.dtype not in (torch.float32, torch.float64):
+            part = part.float()
+        v, m = torch.var_mean(part, unbiased=False)
+        n, m, v = part.numel(), float(m), float(v)
+        delta = m - mean
+        tot = n_tot + n
+        mean += delta * n / tot
+        m2 += v * n + delta * delta * n_tot * n / tot
+        n_tot = tot
     return mean, (m2 / n_tot) ** 0.5
 
 
@@ -92,11 +110,15 @@ class ParamRecord:
     expected_std: float | None = None
     aliases: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    activation: str | None = None      # from the model description ("unknown" if not found)
+    residual_branch: int | None = None
+    readout: bool = False
 
     @classmethod
     def build(cls, slot, a, *, loaded: bool) -> ParamRecord:
+        from .describe import activation_name
+        from .matching import expected_moments
         from .rules import initializer_to_dict
-        from .walk import expected_moments
 
         value = slot.tensor
         if slot.originals:
@@ -105,7 +127,9 @@ class ParamRecord:
         rec = cls(name=slot.name, shape=tuple(slot.shape), dtype=str(slot.tensor.dtype)
                   .replace("torch.", ""), module=type(slot.module).__name__, role=slot.role,
                   status="loaded" if loaded else a.status, mean=mean, std=std,
-                  aliases=tuple(slot.aliases), notes=list(slot.notes))
+                  aliases=tuple(slot.aliases), notes=list(slot.notes),
+                  activation=activation_name(slot.activation),
+                  residual_branch=slot.residual_branch, readout=slot.is_readout)
         if a is None or a.init is None:
             return rec
         rec.rule_index = a.rule_index
@@ -161,6 +185,7 @@ class InitReport:
     running_stats_reset: int = 0
     load: Any = None
     lsuv: Any = None
+    description: Any = None
 
     # ------------------------------------------------------------------ queries
     def __getitem__(self, name: str) -> ParamRecord:
@@ -200,6 +225,7 @@ class InitReport:
             "running_stats_reset": self.running_stats_reset,
             "pretrained": self.load.to_dict() if self.load is not None else None,
             "lsuv": self.lsuv.to_dict() if self.lsuv is not None else None,
+            "structure": self.structure_lines(),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -258,6 +284,7 @@ class InitReport:
         if self.unused_rules and self.plan is not None and self.plan.warn_unused:
             lines.append("rules that matched nothing: "
                          + "; ".join(f"#{i} {d}" for i, d in self.unused_rules))
+        lines += self.structure_lines()
         if self.running_stats_reset:
             lines.append(f"running statistics reset in {self.running_stats_reset} norm layer(s)")
         if self.load is not None:
@@ -265,6 +292,35 @@ class InitReport:
         if self.lsuv is not None:
             lines.append(str(self.lsuv))
         return "\n".join(lines)
+
+    def structure_lines(self) -> list[str]:
+        """What the model description found: how, residual branches, readout, notes."""
+        d = self.description
+        if d is None:
+            return []
+        out = [f"model structure ({d.method}): {d.n_residual} residual branch(es), readout "
+               f"{', '.join(d.readouts) or '-'}"]
+        if d.residual_branches:
+            closing = [b.closing for b in d.residual_branches]
+            shown = ", ".join(closing[:6]) + (f", ... ({len(closing)} in all)"
+                                               if len(closing) > 6 else "")
+            how = "by name (names-fallback)" if d.method == "names-fallback" else \
+                "by dataflow: the last layer before each residual addition"
+            out.append(f"residual branches closed by {shown} (found {how})")
+        unknown = [r.name for r in self.records if r.activation == "unknown"
+                   and r.role == "weight"]
+        if unknown:
+            out.append("activation not found (unknown) after: " + ", ".join(unknown[:8])
+                       + (" ..." if len(unknown) > 8 else ""))
+        if self.unmatched:
+            out.append("unmatched (left as they were): " + ", ".join(self.unmatched))
+        others = [r for r in self.records if any(n.startswith("module type") for n in r.notes)]
+        for r in others:
+            note = next(n for n in r.notes if n.startswith("module type"))
+            how = f"rule #{r.rule_index} {r.rule}" if r.rule_index is not None else "no rule"
+            out.append(f"{r.name}: {note}; matched by {how}")
+        out += [f"note: {n}" for n in d.notes]
+        return out
 
     def _repr_pretty_(self, p, cycle):  # IPython
         p.text(str(self))

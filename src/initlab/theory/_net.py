@@ -19,26 +19,26 @@ from ..core.validation import InitlabTypeError, check_scalar, error_message, fai
 
 
 def torch_activation(name: str, param: float | None = None):
-    """The torch function of an activation name of :mod:`initlab.core.activations`."""
-    import torch.nn.functional as F
+    """The torch function of an activation name of the registry (:mod:`initlab.core.activations`):
+    its first functional form, called with the registry's keyword arguments."""
+    import functools
+    import importlib
 
-    from ..core.activations import ACTIVATION_NAMES
-    from ..core.validation import check_choice
+    from ..core.activations import activation, function_form
 
     if callable(name):
         return name
-    check_choice(name, "activation", ACTIVATION_NAMES,
-                 fix="pass an activation name, or a torch callable.")
-    table = {
-        "linear": lambda x: x, "identity": lambda x: x, "sigmoid": torch.sigmoid,
-        "tanh": torch.tanh, "relu": torch.relu,
-        "leaky_relu": lambda x: F.leaky_relu(x, 0.01 if param is None else float(param)),
-        "elu": lambda x: F.elu(x, 1.0 if param is None else float(param)), "selu": F.selu,
-        "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "silu": F.silu,
-        "swish": F.silu, "mish": F.mish, "softplus": F.softplus, "softsign": F.softsign,
-        "hardtanh": F.hardtanh, "relu6": F.relu6,
-    }
-    return table[name]
+    act = activation(name, param)  # validates the name (and the parameter)
+    if act.name == "linear":
+        return lambda x: x
+    form = function_form(name, param)
+    if form is None:
+        raise fail("activation", "has no torch functional form for the theory's MLP", name,
+                   "pass a torch callable that computes it instead.")
+    target, kwargs = form
+    module, _, attr = target.rpartition(".")
+    fn = getattr(importlib.import_module(module), attr)
+    return functools.partial(fn, **kwargs) if kwargs else fn
 
 
 def check_widths(widths) -> list[int]:

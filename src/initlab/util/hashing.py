@@ -1,8 +1,9 @@
-"""Stable hashing of names into seeds (never Python's salted ``hash()``)."""
+"""Canonical parameter names (the stream keys). Seeds and streams: :mod:`initlab.core.seeding`."""
 
 from __future__ import annotations
 
-import hashlib
+# the hash lives with the seeds (the one derivation); re-exported for importers
+from ..core.seeding import stable_u64  # noqa: F401
 
 
 def canonical_param_name(name: str) -> str:
@@ -17,13 +18,3 @@ def canonical_param_name(name: str) -> str:
     while parts[:1] == ["module"] and len(parts) > 1:
         parts = parts[1:]
     return ".".join(parts)
-
-
-def stable_u64(*items: str | int) -> int:
-    """A 64-bit integer from the SHA-256 of the items (stable across processes and machines)."""
-    h = hashlib.sha256()
-    for it in items:
-        b = str(it).encode("utf-8")
-        h.update(len(b).to_bytes(8, "little"))
-        h.update(b)
-    return int.from_bytes(h.digest()[:8], "little")

@@ -121,14 +121,14 @@ def mlp(sizes: Sequence[int], activation: str, *, out_activation: str | None = N
     import torch
     from torch import nn
 
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "linear": nn.Identity}
+    from ..models import activation_module
     layers: list = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         last = i == len(sizes) - 2
         act = out_activation if last else activation
         if act is not None:
-            layers.append(acts[act]())
+            layers.append(activation_module(act))
     return nn.Sequential(*layers).to(dtype or torch.float32)
 
 

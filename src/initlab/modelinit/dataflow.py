@@ -1,0 +1,503 @@
+"""The probe: one forward pass that records a model's dataflow.
+
+The model is copied onto the meta device (``copy.deepcopy`` with every parameter and buffer
+replaced by a meta tensor of its shape: the module tree is copied, no data, ties kept; a model
+already on meta is copied the same way) and run once on a meta input under a
+:class:`torch.overrides.TorchFunctionMode`, so the probe allocates nothing of the model's size.
+The mode sees every torch function and Tensor method outside the model's *units*; forward hooks
+mark the units:
+
+* layers and other modules that own parameters directly and have no child holding parameters
+  (``Linear``, ``Conv*``, HF ``Conv1D``, ``Embedding``, norms of any class, ``LSTM``/``GRU``);
+  ``nn.MultiheadAttention`` is one unit whose output is its ``out_proj``'s;
+* activation modules (whatever :func:`initlab.core.activations.lookup_module` recognizes,
+  transformers' classes included);
+* leaf modules of an unknown class that own no parameters (a custom activation): *opaque*, a layer
+  feeding one gets activation "unknown", with a note.
+
+From the recorded graph:
+
+* **activation after a layer**: its output is followed through shape-only ops (view, reshape,
+  transpose, split, getitem, dropout, casts), scaling by constants or by tensors that no layer
+  produced (rotary embeddings, a learned scalar), norms, pooling and residual additions; the first
+  other consumer decides. An activation call (:func:`~initlab.core.activations.lookup_function`)
+  or module gives that activation; an elementwise product with another layer's activated output
+  is a **gated unit** (Llama's ``act(gate_proj(x)) * up_proj(x)``: up_proj gets the gate's
+  activation and ``gated_by``); a layer, attention, matmul, concatenation, softmax or the model's
+  output gives "no activation" (a linear map: None); anything else, an opaque module, or a layer
+  whose output is never seen gives "unknown".
+* **readout**: the layers whose output reaches the model's first output tensor (the logits of a
+  Hugging Face model) through shape-only ops.
+* **residual branches**: every addition ``a + b`` where ``a`` is an ancestor of ``b`` (identity
+  shortcut) or both descend from one tensor and ``b`` passes through more layers (projection
+  shortcut), and ``b`` comes from a layer through shape-only ops and norms. The branch is every
+  node between the shortcut's source and ``b``; its *closing* layer is the last layer on it
+  (GPT-2's ``c_proj``, Llama's ``o_proj``/``down_proj``, BERT's ``output.dense``, torch's
+  ``out_proj``/``linear2``), whatever it is called.
+
+Data-dependent Python control flow on meta tensors (``if mask.all():``) cannot be evaluated: the
+probe answers ``True`` for ``all()``, else ``False`` / ``0``, and records a note (the graph's structure does not depend on it in
+the models tested). A model that cannot run on meta at all falls back (see
+:mod:`initlab.modelinit.describe`).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+from torch.overrides import TorchFunctionMode
+
+from ..core.activations import lookup_function, lookup_module
+from .params import LAYER_KINDS, is_hf_conv1d, module_kind
+
+# ops through which "the output of layer L" is still the output of layer L (no activation yet)
+_SHAPE_OPS = frozenset("""
+view view_as reshape reshape_as permute transpose t contiguous split split_with_sizes chunk
+unbind __getitem__ to float half double bfloat16 type type_as dropout dropout1d dropout2d
+dropout3d alpha_dropout feature_alpha_dropout flatten unflatten squeeze unsqueeze expand expand_as
+clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool1d max_pool2d
+max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
+adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
+identity
+""".split())
+_ADD_OPS = frozenset(("add", "__add__", "__radd__", "__iadd__", "add_"))
+_MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__",
+                      "div_", "__itruediv__"))
+# consumers after which a layer's output is used linearly (no activation follows it)
+_LINEAR_OPS = frozenset("""
+matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm einsum scaled_dot_product_attention softmax
+log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__ sum mean
+linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d layer_norm
+group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
+masked_fill_ where multi_head_attention_forward
+""".split())
+# results that carry no dataflow meaning
+_IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
+_DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
+                   "__index__": 0, "tolist": []}
+
+
+@dataclass
+class Node:
+    idx: int
+    kind: str                      # input | op | unit | leaf
+    name: str                      # op name, or the unit's module name
+    parents: tuple[int, ...]
+    unit_kind: str = ""            # layer | norm | embedding | activation | opaque | other
+    pending: frozenset = frozenset()      # layer units whose output this is (shape ops only)
+    pending_res: frozenset = frozenset()  # ... through a residual addition
+    activated: tuple | None = None        # (act, gate layer names) when this is act(layer(x))
+
+
+@dataclass
+class Branch:
+    index: int
+    closing: str                   # module name of the closing layer
+    layers: list[str]              # weighted layers on the branch, in dataflow order
+    norms: list[str]               # norm modules on the branch, in dataflow order
+    norms_after: list[str]         # norms after the closing layer (zero_residual targets them)
+    shortcut: str                  # "identity" | "projection"
+    add_op: str                    # the op that closed it
+
+    @property
+    def depth(self) -> int:
+        return len(self.layers)
+
+
+@dataclass
+class Outcome:
+    kind: str                      # act | gated | linear | unknown
+    act: Any = None
+    gate: str | None = None
+    why: str = ""
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    unit_calls: list[tuple[str, int]] = field(default_factory=list)   # (module, node) in order
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+    branches: list[Branch] = field(default_factory=list)
+    readouts: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def meta_copy(model: nn.Module) -> nn.Module:
+    """A copy of ``model``'s module tree whose parameters and buffers are meta tensors of the
+    same shapes (ties kept; nothing of the model's size is allocated)."""
+    memo: dict[int, Any] = {}
+    for mod in model.modules():
+        for p in mod._parameters.values():
+            if p is not None and id(p) not in memo:
+                memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
+                                           requires_grad=p.requires_grad)
+        for b in mod._buffers.values():
+            if b is not None and id(b) not in memo:
+                memo[id(b)] = torch.empty_like(b, device="meta")
+    return copy.deepcopy(model, memo)
+
+
+def _tensors(obj: Any, out: list, depth: int = 0) -> list:
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif depth < 4:
+        if isinstance(obj, Mapping):
+            for v in obj.values():
+                _tensors(v, out, depth + 1)
+        elif isinstance(obj, (tuple, list)):
+            for v in obj:
+                _tensors(v, out, depth + 1)
+        elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):  # HF ModelOutput
+            _tensors(obj.to_tuple(), out, depth + 1)
+    return out
+
+
+def unit_kind_of(module: nn.Module) -> str | None:
+    """How the probe treats a module: ``layer`` / ``norm`` / ``embedding`` / ``other`` (a
+    parameter-owning leaf), ``activation``, ``opaque`` (unknown parameterless leaf), or None
+    (looked inside)."""
+    if lookup_module(module) is not None:
+        return "activation"
+    kind = module_kind(module)
+    if kind == "mha":
+        return "layer"
+    from torch.nn.utils import parametrize
+
+    own = any(p is not None for p in module._parameters.values()) or \
+        parametrize.is_parametrized(module)
+    child_params = any(True for cname, c in module.named_children()
+                       if cname != "parametrizations" for _ in c.parameters())
+    if own and not child_params:
+        if kind in LAYER_KINDS:
+            return "layer"
+        if kind in ("norm", "embedding"):
+            return kind
+        return "other"
+    if not own and not any(True for _ in module.children()):
+        if type(module).__module__.startswith("torch.nn"):
+            return None      # torch's own parameterless leaves: looked inside (dropout, pools)
+        return "opaque"
+    return None
+
+
+class _Probe(TorchFunctionMode):
+    def __init__(self, graph: Graph, units: dict[nn.Module, tuple[str, str]], mha_out: dict):
+        super().__init__()
+        self.g = graph
+        self.units = units
+        self.mha_out = mha_out
+        self.node_of: dict[int, int] = {}
+        self.keep: list[torch.Tensor] = []     # keep ids unique while the probe runs
+        self.depth = 0
+        self.stack: list[tuple[int, ...]] = []
+        self.data_dependent: set[str] = set()
+
+    # ------------------------------------------------------------------ nodes
+    def new_node(self, kind, name, parents, **kw) -> Node:
+        n = Node(len(self.g.nodes), kind, name, tuple(parents), **kw)
+        self.g.nodes.append(n)
+        return n
+
+    def node(self, t: torch.Tensor) -> Node:
+        i = self.node_of.get(id(t))
+        if i is None:
+            n = self.new_node("leaf", "tensor", ())
+            self.bind(t, n)
+            return n
+        return self.g.nodes[i]
+
+    def bind(self, t: torch.Tensor, n: Node) -> None:
+        self.node_of[id(t)] = n.idx
+        self.keep.append(t)
+
+    def outcome(self, layers, oc: Outcome) -> None:
+        for layer in layers:
+            self.g.outcomes.setdefault(layer, []).append(oc)
+
+    # ------------------------------------------------------------------ units (hooks)
+    def pre(self, module, args, kwargs):
+        if self.depth == 0:
+            ins = _tensors(args, []) + _tensors(kwargs, [])
+            self.stack.append(tuple(self.node(t).idx for t in ins))
+        else:
+            self.stack.append(())
+        self.depth += 1
+
+    def post(self, module, args, kwargs, output):
+        self.depth -= 1
+        parents = self.stack.pop()
+        if self.depth:
+            return output
+        name, ukind = self.units[module]
+        ins = [self.g.nodes[i] for i in parents]
+        pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()
+        pres = frozenset().union(*(n.pending_res for n in ins)) if ins else frozenset()
+        kw: dict[str, Any] = {}
+        if ukind == "layer":
+            self.outcome(pend | pres, Outcome("linear", why=f"feeds layer `{name}`"))
+            kw["pending"] = frozenset([self.mha_out.get(name, name)])
+        elif ukind == "norm":
+            kw["pending"] = pend
+            self.outcome(pres, Outcome("linear", why=f"residual stream into norm `{name}`"))
+        elif ukind == "activation":
+            act = lookup_module(module)
+            self.outcome(pend | pres, Outcome("act", act, why=f"module `{name}` "
+                                              f"({type(module).__name__})"))
+            kw["activated"] = (act, tuple(sorted(pend | pres)))
+        elif ukind == "opaque":
+            self.outcome(pend | pres, Outcome(
+                "unknown", why=f"feeds `{name}` ({type(module).__name__}), a module the "
+                "activation registry does not know"))
+        else:   # embedding / other parameter owners
+            if ukind == "other":
+                self.outcome(pend | pres, Outcome("linear", why=f"feeds `{name}`"))
+        n = self.new_node("unit", name, parents, unit_kind=ukind, **kw)
+        self.g.unit_calls.append((name, n.idx))
+        for t in _tensors(output, []):
+            self.bind(t, n)
+        return output
+
+    # ------------------------------------------------------------------ functions
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        fname = getattr(func, "__name__", "") or ""
+        if self.depth == 0 and fname in _DATA_DEPENDENT and args and \
+                isinstance(args[0], torch.Tensor) and args[0].is_meta:
+            self.data_dependent.add(fname)
+            src = self.node_of.get(id(args[0]))
+            if fname == "__bool__" and src is not None and self.g.nodes[src].name == "all":
+                return True      # `if mask.all():` takes the ordinary path (nothing masked)
+            return _DATA_DEPENDENT[fname]
+        out = func(*args, **kwargs)
+        if self.depth or fname in _IGNORED:
+            return out
+        outs = _tensors(out, [])
+        if not outs:
+            return out
+        ins_t = _tensors(args, []) + _tensors(kwargs, [])
+        ins = [self.node(t) for t in ins_t]
+        self.record(func, fname, args, kwargs, ins, outs)
+        return out
+
+    def record(self, func, fname, args, kwargs, ins: list[Node], outs) -> None:
+        pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()
+        pres = frozenset().union(*(n.pending_res for n in ins)) if ins else frozenset()
+        base = fname.rstrip("_") if not fname.startswith("__") else fname
+        kw: dict[str, Any] = {}
+        act = lookup_function(func, args, kwargs) if (pend or pres or ins) else None
+        layer_ins = [n for n in ins if n.pending or n.pending_res or n.activated]
+        if act is not None:
+            self.outcome(pend | pres, Outcome("act", act, why=f"`{fname}` call"))
+            kw["activated"] = (act, tuple(sorted(pend | pres)))
+        elif fname in _SHAPE_OPS or base in _SHAPE_OPS:
+            kw.update(pending=pend, pending_res=pres,
+                      activated=next((n.activated for n in ins if n.activated), None))
+        elif fname in _MUL_OPS and len(layer_ins) <= 1:
+            # scaling by a constant or by a tensor no layer produced: still that layer's output
+            kw.update(pending=pend, pending_res=pres,
+                      activated=next((n.activated for n in ins if n.activated), None))
+        elif fname in _MUL_OPS:
+            gates = [n for n in layer_ins if n.activated]
+            others = [n for n in layer_ins if not n.activated]
+            if gates and others:
+                act, gate_layers = gates[0].activated
+                gate = gate_layers[0] if gate_layers else None
+                lay = frozenset().union(*(n.pending | n.pending_res for n in others))
+                self.outcome(lay, Outcome("gated", act, gate=gate,
+                                          why=f"multiplied by {getattr(act[0], 'name', act)}"
+                                              f"(`{gate}`) (gated unit)"))
+            else:
+                self.outcome(pend | pres, Outcome("unknown", why=f"`{fname}` of two layer "
+                                                  "outputs"))
+        elif fname in _ADD_OPS and len(ins) >= 2:
+            kw.update(self.add(fname, ins))
+        elif fname in _ADD_OPS:
+            kw.update(pending=pend, pending_res=pres)
+        elif fname in _LINEAR_OPS or base in _LINEAR_OPS:
+            self.outcome(pend | pres, Outcome("linear", why=f"feeds `{fname}`"))
+        else:
+            self.outcome(pend | pres, Outcome("unknown", why=f"feeds `{fname}`, not an "
+                                              "activation the registry knows"))
+        n = self.new_node("op", fname, [x.idx for x in ins], **kw)
+        for t in outs:
+            self.bind(t, n)
+
+    # ------------------------------------------------------------------ residual additions
+    def ancestors(self, start: int, floor: int) -> set[int]:
+        seen = {start}
+        todo = [start]
+        nodes = self.g.nodes
+        while todo:
+            i = todo.pop()
+            for p in nodes[i].parents:
+                if p >= floor and p not in seen:
+                    seen.add(p)
+                    todo.append(p)
+        return seen
+
+    def add(self, fname: str, ins: list[Node]) -> dict[str, Any]:
+        a, b = ins[0], ins[1]
+        pend = a.pending | b.pending
+        pres = a.pending_res | b.pending_res
+        merged = {"pending": frozenset(), "pending_res": pend | pres}
+        found = None
+        anc_b = self.ancestors(b.idx, a.idx)
+        if a.idx in anc_b and b.pending:
+            found = (a, b, a.idx, "identity")
+        else:
+            anc_a = self.ancestors(a.idx, b.idx)
+            if b.idx in anc_a and a.pending:
+                found = (b, a, b.idx, "identity")
+            else:
+                common = [i for i in self.ancestors(a.idx, 0) & self.ancestors(b.idx, 0)
+                          if self.g.nodes[i].parents]
+                if common:
+                    src = max(common)
+                    sides = []
+                    for side in (a, b):
+                        nodes = self.branch_nodes(src, side.idx)
+                        sides.append(sum(self.g.nodes[i].unit_kind == "layer" for i in nodes))
+                    if sides[0] != sides[1]:
+                        br, sk = (a, b) if sides[0] > sides[1] else (b, a)
+                        if br.pending:
+                            found = (sk, br, src, "projection")
+        if found is None:
+            return {"pending": pend, "pending_res": pres}
+        _skip, branch, src, kind = found
+        nodes = sorted(self.branch_nodes(src, branch.idx))
+        layers = [self.g.nodes[i] for i in nodes if self.g.nodes[i].unit_kind == "layer"]
+        if not layers:
+            return {"pending": pend, "pending_res": pres}
+        names = []
+        for n in layers:
+            nm = self.mha_out.get(n.name, n.name)
+            if n.name in self.mha_out:
+                names.append(n.name)      # in_proj's owner first, then out_proj
+            if nm not in names:
+                names.append(nm)
+        closing = sorted(branch.pending)[-1] if len(branch.pending) > 1 else \
+            next(iter(branch.pending))
+        if len(branch.pending) > 1:   # several layers end the branch: the latest one
+            order = {self.mha_out.get(n.name, n.name): n.idx for n in layers}
+            closing = max(branch.pending, key=lambda x: order.get(x, -1))
+        last_idx = max(n.idx for n in layers if self.mha_out.get(n.name, n.name) == closing) \
+            if any(self.mha_out.get(n.name, n.name) == closing for n in layers) else -1
+        norms = [self.g.nodes[i] for i in nodes if self.g.nodes[i].unit_kind == "norm"]
+        self.g.branches.append(Branch(
+            len(self.g.branches), closing, names, [n.name for n in norms],
+            [n.name for n in norms if n.idx > last_idx], kind, fname))
+        self.outcome(branch.pending, Outcome("linear", why=f"closes residual branch "
+                                             f"#{len(self.g.branches) - 1} (`{fname}`)"))
+        return merged
+
+    def branch_nodes(self, src: int, end: int) -> set[int]:
+        """Nodes on a path from ``src`` (excluded) to ``end`` (included)."""
+        anc = self.ancestors(end, src)
+        nodes = self.g.nodes
+        desc = {src}
+        for i in sorted(anc):
+            if i != src and any(p in desc for p in nodes[i].parents):
+                desc.add(i)
+        desc.discard(src)
+        return desc & anc
+
+
+def _shape_only(module: nn.Module, ukind: str):
+    """A forward that returns a meta tensor of the unit's output shape without computing it (the
+    probe does not look inside units; meta kernels cost Python time), or None."""
+    def first(args, kwargs):
+        x = args[0] if args else next(iter(kwargs.values()), None)
+        return x if isinstance(x, torch.Tensor) else None
+
+    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
+        n_in, n_out = (module.in_features, module.out_features) if \
+            isinstance(module, nn.Linear) else (module.weight.shape[0], module.nf)
+
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if x.dim() == 0 or x.shape[-1] != n_in:
+                raise RuntimeError(f"{type(module).__name__} expects inputs of width {n_in}, "
+                                   f"got shape {tuple(x.shape)}")
+            return torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device="meta")
+    elif isinstance(module, nn.Embedding):
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if x.is_floating_point():
+                raise RuntimeError("Embedding expects integer indices, got "
+                                   f"{x.dtype}")
+            return torch.empty((*x.shape, module.embedding_dim), dtype=module.weight.dtype,
+                               device="meta")
+    elif isinstance(module, nn.LayerNorm):
+        ns = tuple(module.normalized_shape)
+
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if tuple(x.shape[x.dim() - len(ns):]) != ns:
+                raise RuntimeError(f"LayerNorm{ns} got shape {tuple(x.shape)}")
+            return torch.empty_like(x)
+    elif ukind == "activation":
+        def fwd(*args, **kwargs):
+            return torch.empty_like(first(args, kwargs))
+    else:
+        return None
+    return fwd
+
+
+def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
+    """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
+    and return the recorded :class:`Graph`. Exceptions of the forward propagate."""
+    target = meta_copy(model) if on_meta else model
+    graph = Graph()
+    units: dict[nn.Module, tuple[str, str]] = {}
+    mha_out: dict[str, str] = {}
+    handles = []
+    for name, m in target.named_modules():
+        uk = unit_kind_of(m)
+        if uk is None:
+            continue
+        units[m] = (name, uk)
+        if on_meta:
+            fwd = _shape_only(m, uk)
+            if fwd is not None:
+                m.forward = fwd       # the meta copy only: nothing inside a unit is recorded
+        if isinstance(m, nn.MultiheadAttention):
+            mha_out[name] = f"{name}.out_proj" if name else "out_proj"
+    mode = _Probe(graph, units, mha_out)
+    for m in units:
+        handles.append(m.register_forward_pre_hook(mode.pre, with_kwargs=True))
+        handles.append(m.register_forward_hook(mode.post, with_kwargs=True))
+    args, kwargs = inputs
+    if on_meta:
+        args = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+        kwargs = {k: v.to("meta") if isinstance(v, torch.Tensor) else v
+                  for k, v in kwargs.items()}
+    try:
+        ctx = torch.enable_grad() if on_meta else torch.no_grad()
+        with ctx, mode:
+            inp_nodes = []
+            for t in _tensors(args, []) + _tensors(kwargs, []):
+                n = mode.new_node("input", "input", ())
+                mode.bind(t, n)
+                inp_nodes.append(n)
+            out = target(*args, **kwargs)
+    finally:
+        for h in handles:
+            h.remove()
+    outs = _tensors(out, [])
+    if outs:
+        first = mode.node_of.get(id(outs[0]))
+        if first is not None:
+            n = graph.nodes[first]
+            graph.readouts = sorted(n.pending)
+            for layer in n.pending | n.pending_res:
+                graph.outcomes.setdefault(layer, []).append(
+                    Outcome("linear", why="model output (readout)"))
+    if mode.data_dependent:
+        graph.notes.append("data-dependent checks on meta tensors answered without data (True "
+                           "for all(), else False/0): " + ", ".join(sorted(mode.data_dependent)))
+    return graph

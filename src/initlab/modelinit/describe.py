@@ -1,0 +1,459 @@
+"""The one description of a model that ``apply``, ``materialize``, the plans, ``auto``, ``lsuv``,
+the reports and the doctor share.
+
+``describe(model, batch=None)`` returns a :class:`ModelDescription`: every distinct parameter
+(:class:`~initlab.modelinit.params.ParamInfo`: names and aliases, module, role, layout, fans,
+blocks) with what the model's dataflow says about it (the activation after its layer, gated units,
+readout, the residual branch it closes), the layers in dataflow order with their producers and
+consumers, and the residual branches with their closing layers.
+
+How the dataflow is found (``method``):
+
+1. ``"probe"``: one forward on a meta copy (:mod:`initlab.modelinit.dataflow`), with ``batch`` if
+   given (moved to meta), else an input built from the model: Hugging Face models from their
+   config (``input_ids`` of length 8 in ``[0, vocab_size)``, ``decoder_input_ids`` for
+   encoder-decoders, ``pixel_values`` of ``config.image_size``), other models from their first
+   layer (``Linear(in)``: ``(2, in)``; ``Conv2d(c)``: ``(2, c, s, s)`` for a few sizes s;
+   ``Embedding``: token ids; RNNs and Transformer layers: ``(2, 5, d)``).
+2. ``"probe-real"``: when the model cannot run on meta, the same probe on the model itself
+   (under ``no_grad``, with ``batch``), if a batch was given and the model is not on meta.
+3. ``"names-fallback"``: when no forward runs, the **documented fallback**: layers in registration
+   order, the activation module registered next to a layer (``lookup_module``), and the residual
+   closers by the per-architecture name list :data:`RESIDUAL_NAMES` (GPT-2 ``c_proj``, Llama
+   ``o_proj``/``down_proj``, BERT ``attention.output.dense``/``output.dense``, torch's
+   ``self_attn.out_proj``/``linear2``) and the ``downsample``/``shortcut`` block convention. The
+   description's ``notes`` say so, and every report built on it repeats the note.
+
+A description is built once per ``apply``/``materialize``/``auto``/``lsuv`` call: while one is
+active (:func:`active`), ``describe`` of the same model returns it. The dataflow part (layers,
+activations, branches, readout) is also kept per model object (weakly) and reused while the
+model's structure is unchanged: the same module objects under the same names with the same
+parameter shapes (``materialize`` replaces tensors, not modules, so ``materialize`` then
+``apply`` probes once). A probe with a user ``batch`` is never reused; ``refresh=True`` forces a
+new probe (e.g. after changing a function attribute such as ``layer.activation``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import fnmatch
+import inspect
+import weakref
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.activations import lookup_module
+from ..core.validation import InitlabError, fail
+from .dataflow import Branch, Graph, probe, unit_kind_of
+from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
+
+#: names-fallback only: glob patterns of module names that close a residual branch
+RESIDUAL_NAMES = ("*attn.c_proj", "*mlp.c_proj", "*self_attn.o_proj", "*mlp.down_proj",
+                  "*attention.output.dense", "*layer.*.output.dense", "*self_attn.out_proj",
+                  "*linear2")
+
+
+@dataclass
+class LayerInfo:
+    """A layer (a module whose weight has fans) in dataflow order."""
+
+    name: str
+    module: nn.Module
+    kind: str
+    inputs: list[str] = field(default_factory=list)    # layers feeding it (nearest)
+    outputs: list[str] = field(default_factory=list)   # layers it feeds (nearest)
+    activation: Any = "unknown"
+    activation_why: str = ""
+    gated_by: str | None = None
+    is_readout: bool = False
+    residual_branch: int | None = None
+    calls: int = 0
+
+    @property
+    def activation_name(self) -> str | None:
+        return activation_name(self.activation)
+
+
+@dataclass
+class ModelDescription:
+    """See the module docs. ``params`` in registration order, ``layers`` in dataflow order."""
+
+    params: list[ParamInfo]
+    layers: list[LayerInfo]
+    residual_branches: list[Branch]
+    method: str
+    notes: list[str] = field(default_factory=list)
+    readouts: list[str] = field(default_factory=list)
+    model_type: str = ""
+
+    def param(self, name: str) -> ParamInfo:
+        for p in self.params:
+            if name in p.names:
+                return p
+        raise KeyError(name)
+
+    def layer(self, name: str) -> LayerInfo:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise KeyError(name)
+
+    @property
+    def n_residual(self) -> int:
+        return len(self.residual_branches)
+
+    def tied_embeddings(self) -> list[ParamInfo]:
+        """Embedding tensors that are also the readout's weight."""
+        return [p for p in self.params if p.role == "embedding" and p.is_readout]
+
+    def summary(self) -> str:
+        lines = [f"ModelDescription of {self.model_type} ({self.method}): {len(self.params)} "
+                 f"tensors, {len(self.layers)} layers, {self.n_residual} residual branches, "
+                 f"readout {', '.join(self.readouts) or '-'}"]
+        for layer in self.layers:
+            extra = ""
+            if layer.residual_branch is not None:
+                extra += f"  closes residual #{layer.residual_branch}"
+            if layer.is_readout:
+                extra += "  readout"
+            lines.append(f"  {layer.name}: {layer.kind}, activation "
+                         f"{layer.activation_name or 'none'} ({layer.activation_why}){extra}")
+        lines += [f"  note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def activation_name(act: Any) -> str | None:
+    """``"relu"`` / ``None`` (linear) / ``"unknown"`` from a description's activation entry."""
+    if act is None or act == "unknown":
+        return act
+    a = act[0] if isinstance(act, tuple) else act
+    return getattr(a, "name", str(a))
+
+
+# ----------------------------------------------------------------------------- active description
+
+_ACTIVE: list[tuple[nn.Module, Any, ModelDescription]] = []
+
+
+@contextlib.contextmanager
+def active(model: nn.Module, desc: ModelDescription, batch: Any = None):
+    """While active, :func:`describe` of ``model`` (with the same batch) returns ``desc``."""
+    _ACTIVE.append((model, batch, desc))
+    try:
+        yield desc
+    finally:
+        _ACTIVE.pop()
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def _split_batch(batch: Any) -> tuple[tuple, dict]:
+    if isinstance(batch, Mapping):
+        return (), dict(batch)
+    if isinstance(batch, (tuple, list)):
+        return tuple(batch), {}
+    return (batch,), {}
+
+
+def _accepts(model: nn.Module, kw: str) -> bool:
+    try:
+        sig = inspect.signature(model.forward)
+    except (TypeError, ValueError):
+        return False
+    return kw in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
+
+
+def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
+    """Candidate inputs built from the model (see the module docs), meta tensors."""
+    cfg = getattr(model, "config", None)
+    out: list[tuple[tuple, dict]] = []
+    meta = torch.device("meta")
+    if cfg is not None:
+        main = getattr(model, "main_input_name", "input_ids")
+        if main == "input_ids" and isinstance(getattr(cfg, "vocab_size", None), int):
+            ids = torch.zeros(1, 8, dtype=torch.long, device=meta)
+            kw: dict[str, Any] = {"input_ids": ids}
+            if getattr(cfg, "is_encoder_decoder", False):
+                kw["decoder_input_ids"] = ids
+            if _accepts(model, "use_cache") and getattr(cfg, "use_cache", False):
+                kw["use_cache"] = False
+            out.append(((), kw))
+        elif main == "pixel_values":
+            s = getattr(cfg, "image_size", 224)
+            s = s[0] if isinstance(s, (tuple, list)) else s
+            c = getattr(cfg, "num_channels", 3)
+            out.append(((), {"pixel_values": torch.zeros(1, c, s, s, device=meta)}))
+    first = next((m for m in model.modules() if unit_kind_of(m) in
+                  ("layer", "embedding", "norm")), None)
+    if first is None:
+        return out
+    if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
+        out.append(((torch.zeros(2, 8, dtype=torch.long, device=meta),), {}))
+    elif isinstance(first, nn.Linear):
+        out.append(((torch.zeros(2, first.in_features, device=meta),), {}))
+    elif isinstance(first, (*CONV_TYPES, nn.ConvTranspose1d, nn.ConvTranspose2d,
+                            nn.ConvTranspose3d)):
+        nd = first.weight.dim() - 2
+        c = first.in_channels
+        for s in (32, 28, 16, 64, 8, 224):
+            out.append(((torch.zeros(2, c, *([s] * nd), device=meta),), {}))
+    elif isinstance(first, nn.RNNBase):
+        out.append(((torch.zeros(2, 5, first.input_size, device=meta),), {}))
+    elif isinstance(first, nn.MultiheadAttention):
+        out.append(((torch.zeros(2, 5, first.embed_dim, device=meta),), {}))
+    elif isinstance(first, nn.LayerNorm):
+        out.append(((torch.zeros(2, 5, *first.normalized_shape, device=meta),), {}))
+    return out
+
+
+# ----------------------------------------------------------------------------- describe
+
+
+_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _signature(model: nn.Module) -> tuple:
+    return (tuple((n, id(m), type(m)) for n, m in model.named_modules(remove_duplicate=False)),
+            tuple((n, tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False)))
+
+
+def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
+             refresh: bool = False) -> ModelDescription:
+    """The :class:`ModelDescription` of ``model`` (see the module docs). ``batch``: an example
+    input (a tensor, a tuple of positional inputs or a dict of keyword inputs); without one the
+    input is built from the model when ``config_input``."""
+    for m, b, d in reversed(_ACTIVE):
+        if m is model and (batch is None or b is batch):
+            return d
+    params = collect_params(model)
+    sig = _signature(model) if batch is None and config_input else None
+    cached = None if refresh or sig is None else _STRUCTURE.get(model)
+    if cached is not None and cached[0] == sig:
+        layers, branches, readouts, method, notes = copy.copy(cached[1])
+        desc = ModelDescription(params, [copy.copy(x) for x in layers], list(branches), method,
+                                list(notes), list(readouts), type(model).__name__)
+    else:
+        graph, method, notes = _dataflow(model, batch, config_input)
+        desc = ModelDescription(params, [], [], method, notes, model_type=type(model).__name__)
+        if graph is not None:
+            _from_graph(model, desc, graph)
+        else:
+            _from_names(model, desc)
+        if sig is not None:
+            try:
+                _STRUCTURE[model] = (sig, (tuple(copy.copy(x) for x in desc.layers),
+                                           tuple(desc.residual_branches), tuple(desc.readouts),
+                                           desc.method, tuple(desc.notes)))
+            except TypeError:  # pragma: no cover - a model that cannot be weakly referenced
+                pass
+    _fill_params(desc)
+    return desc
+
+
+def _dataflow(model: nn.Module, batch: Any, config_input: bool
+              ) -> tuple[Graph | None, str, list[str]]:
+    notes: list[str] = []
+    candidates = [_split_batch(batch)] if batch is not None else \
+        (config_inputs(model) if config_input else [])
+    errors = []
+    for inputs in candidates:
+        try:
+            g = probe(model, inputs, on_meta=True)
+            return g, "probe", notes + g.notes
+        except InitlabError:
+            raise
+        except Exception as exc:  # the forward does not run on meta with this input
+            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+    is_meta = any(p.is_meta for p in model.parameters())
+    if batch is not None and not is_meta:
+        try:
+            g = probe(model, _split_batch(batch), on_meta=False)
+            notes.append("the model did not run on meta (" + errors[-1] + "); probed with the "
+                         "real batch instead")
+            return g, "probe-real", notes + g.notes
+        except Exception as exc:
+            if batch is not None:
+                raise fail("batch", f"must fit the model: the forward pass raised "
+                           f"{type(exc).__name__}: {str(exc)[:300]}", _shape(batch),
+                           "pass a batch the model accepts (a tensor, a tuple of positional "
+                           "inputs or a dict of keyword inputs); the model is unchanged.") \
+                    from exc
+    if batch is not None and errors:
+        raise fail("batch", f"must fit the model: the forward pass raised {errors[-1]}",
+                   _shape(batch), "pass a batch the model accepts (a tensor, a tuple of "
+                   "positional inputs or a dict of keyword inputs); the model is unchanged.")
+    why = errors[-1] if errors else "no input could be built from the model"
+    notes.append("dataflow not seen (" + why + "): names-fallback used (layers in registration "
+                 "order, residual closers by RESIDUAL_NAMES); pass batch= for a probe")
+    return None, "names-fallback", notes
+
+
+def _shape(batch: Any) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return tuple(batch.shape)
+    if isinstance(batch, Mapping):
+        return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                for k, v in batch.items()}
+    return type(batch).__name__
+
+
+def _layer_modules(model: nn.Module) -> dict[str, nn.Module]:
+    return {n: m for n, m in model.named_modules() if module_kind(m) in LAYER_KINDS}
+
+
+def _resolve(outcomes) -> tuple[Any, str, str | None]:
+    if not outcomes:
+        return "unknown", "its output was not seen in the probe forward", None
+    for oc in outcomes:
+        if oc.kind == "act":
+            return oc.act, f"{oc.act[0].name} follows ({oc.why})", None
+    for oc in outcomes:
+        if oc.kind == "gated":
+            return oc.act, f"{oc.act[0].name} gated unit: {oc.why}", oc.gate
+    for oc in outcomes:
+        if oc.kind == "unknown":
+            return "unknown", oc.why, None
+    return None, f"no activation follows: {outcomes[0].why}", None
+
+
+def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
+    mods = _layer_modules(model)
+    order: list[str] = []
+    calls: dict[str, int] = {}
+    mha = {n for n, m in mods.items() if isinstance(m, nn.MultiheadAttention)}
+    nodes_of: dict[str, list[int]] = {}
+    for name, idx in g.unit_calls:
+        if name not in mods:
+            continue
+        names = [name, f"{name}.out_proj" if name else "out_proj"] if name in mha else [name]
+        for nm in names:
+            if nm not in calls:
+                order.append(nm)
+            calls[nm] = calls.get(nm, 0) + 1
+            nodes_of.setdefault(nm, []).append(idx)
+    for n in mods:
+        if n not in calls:
+            order.append(n)
+    producers = _producers(g)
+    for name in order:
+        m = mods.get(name)
+        if m is None:
+            continue
+        info = LayerInfo(name, m, module_kind(m), calls=calls.get(name, 0))
+        if name in mha:
+            info.activation, info.activation_why = None, "q/k/v projections inside attention"
+        elif info.calls == 0:
+            info.activation, info.activation_why = "unknown", "did not run in the probe forward"
+        else:
+            info.activation, info.activation_why, info.gated_by = _resolve(g.outcomes.get(name))
+        if info.kind == "rnn":
+            info.activation, info.activation_why = "unknown", \
+                "recurrent cell: gates' sigmoid/tanh inside the module (not probed)"
+        info.is_readout = name in g.readouts
+        ins = set()
+        for idx in nodes_of.get(name, []):
+            ins |= producers.get(idx, set())
+        info.inputs = sorted(ins - {name}, key=order.index)
+        desc.layers.append(info)
+    by_name = {layer.name: layer for layer in desc.layers}
+    for layer in desc.layers:
+        for i in layer.inputs:
+            if i in by_name and layer.name not in by_name[i].outputs:
+                by_name[i].outputs.append(layer.name)
+    desc.residual_branches = list(g.branches)
+    for b in g.branches:
+        if b.closing in by_name and by_name[b.closing].residual_branch is None:
+            by_name[b.closing].residual_branch = b.index
+    desc.readouts = list(g.readouts)
+
+
+def _producers(g: Graph) -> dict[int, set[str]]:
+    """For each layer unit node: the nearest layer units upstream."""
+    out: dict[int, set[str]] = {}
+    nodes = g.nodes
+    cache: dict[int, frozenset] = {}
+
+    def up(i: int) -> frozenset:
+        if i in cache:
+            return cache[i]
+        stack = [i]
+        result: set[str] = set()
+        seen = {i}
+        while stack:
+            j = stack.pop()
+            for p in nodes[j].parents:
+                if p in seen:
+                    continue
+                seen.add(p)
+                if nodes[p].kind == "unit" and nodes[p].unit_kind == "layer":
+                    result.add(nodes[p].name)
+                else:
+                    stack.append(p)
+        cache[i] = frozenset(result)
+        return cache[i]
+
+    for _name, idx in g.unit_calls:
+        if nodes[idx].unit_kind == "layer":
+            out[idx] = set(up(idx))
+    return out
+
+
+def _from_names(model: nn.Module, desc: ModelDescription) -> None:
+    leaves = [(n, m) for n, m in model.named_modules()
+              if n and (module_kind(m) in LAYER_KINDS or not any(True for _ in m.children()))]
+    layer_names = [n for n, m in leaves if module_kind(m) in LAYER_KINDS]
+    for i, (n, m) in enumerate(leaves):
+        if module_kind(m) not in LAYER_KINDS:
+            continue
+        info = LayerInfo(n, m, module_kind(m))
+        info.activation, info.activation_why = "unknown", "names-fallback: nothing found after it"
+        for n2, m2 in leaves[i + 1:]:
+            act = lookup_module(m2)
+            if act is not None:
+                info.activation = act
+                info.activation_why = f"{act[0].name} follows (names-fallback: `{n2}` is the " \
+                    "next registered module)"
+                break
+            if module_kind(m2) in LAYER_KINDS:
+                break
+        desc.layers.append(info)
+    if layer_names:
+        last = desc.layers[-1]
+        last.is_readout = True
+        last.activation, last.activation_why = None, "names-fallback: last registered layer " \
+            "taken as the readout"
+        desc.readouts = [last.name]
+    k = 0
+    for layer in desc.layers:
+        if any(fnmatch.fnmatchcase(layer.name, p) for p in RESIDUAL_NAMES):
+            layer.residual_branch = k
+            desc.residual_branches.append(Branch(k, layer.name, [layer.name], [], [],
+                                                 "identity", "names-fallback"))
+            if layer.activation == "unknown":
+                layer.activation, layer.activation_why = None, "names-fallback: closes a " \
+                    "residual branch"
+            k += 1
+
+
+def _fill_params(desc: ModelDescription) -> None:
+    by_name = {layer.name: layer for layer in desc.layers}
+    for p in desc.params:
+        for mname, _m, _local in p.uses:
+            layer = by_name.get(mname)
+            if layer is None:
+                continue
+            if layer.is_readout:
+                p.is_readout = True
+            if p.role in ("weight", "bias") and mname == p.module_name:
+                p.activation, p.activation_why = layer.activation, layer.activation_why
+                p.gated_by = layer.gated_by
+                p.residual_branch = layer.residual_branch
+        if p.role not in ("weight", "bias") or p.kind not in LAYER_KINDS:
+            if p.module_name not in by_name:
+                p.activation, p.activation_why = None, f"{p.role}: no activation applies"

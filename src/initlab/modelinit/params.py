@@ -1,0 +1,332 @@
+"""What each parameter of a model is, from its module alone (no forward pass).
+
+Every distinct tensor becomes one :class:`ParamInfo`: its canonical name and every alias (tied
+tensors: one entry), owning module, local name, role, fan layout and *blocks*:
+
+* ``Linear`` / ``Conv*`` weights: their own shape, torch layout ``(out, in, *kernel)``. Grouped
+  and depthwise convs store ``(out, in / groups, *k)``, so fan_in is what one unit sees.
+* ``ConvTranspose*`` weights are stored ``(in, out / groups, *k)``. initlab keeps **torch's
+  convention** (fans read from the stored shape as if it were a conv, what ``torch.nn.init`` and
+  the layer's own default init compute), so ``torch_default`` reproduces PyTorch and numbers agree
+  with ``nn.init`` on the same tensor. For the fans of the layer as a map from its input to its
+  output, give the rule ``layout="torch_transposed"``.
+* Hugging Face ``Conv1D`` (GPT-2) stores ``(in, out)``: layout ``"torch_transposed"`` (fan_in is
+  its first dimension).
+* Biases get the fans of their module's weight (``role="bias"``), so ``torch_default`` gives the
+  bias U(+-1/sqrt(fan_in)) and ``nielsen_default`` N(0, 1), as those schemes say.
+* Packed tensors are split into blocks, each initialized as its own matrix with its own fans:
+  ``MultiheadAttention.in_proj_weight`` (3E, E) is three (E, E) matrices q, k, v (torch's default
+  init treats the packed tensor as one (3E, E) matrix, so Glorot's bound differs by
+  sqrt(2): sqrt(6 / 2E) per block here, sqrt(6 / 4E) in torch; a rule with ``blocks=False`` gives
+  torch's behaviour); LSTM/GRU/RNN ``weight_ih_l*`` / ``weight_hh_l*`` are 4 / 3 / 1 gate blocks
+  of (H, in) and (H, H) (so orthogonal recurrent weights are orthogonal per gate), and their
+  biases are split the same way with each gate's fans. GPT-2's packed ``c_attn`` (a Conv1D) is
+  not split (Hugging Face and nanoGPT initialize it as one matrix).
+* Parametrized weights (``torch.nn.utils.parametrize``) are described under their logical name
+  (``layer.weight``) and drawn into the underlying ``original``; with several originals
+  (``weight_norm``: g and v) the draw W is mapped through ``right_inverse``.
+* Tied parameters (one tensor under several names) are one entry. Its *primary* name (the stream
+  key, and the module rules are matched against) is the **input embedding's** when the tensor is
+  an embedding anywhere (GPT-2's ``transformer.wte.weight``, not ``lm_head.weight``), else the
+  first registered name; every other name is an alias, and a glob rule matches when any name
+  matches.
+
+Roles: ``weight``, ``bias`` (layers with fans), ``embedding`` (lookup tables), ``norm_scale`` /
+``norm_shift`` (LayerNorm, RMSNorm of any class, GroupNorm, BatchNorm), ``other`` (a module type
+initlab does not know: role read from the local name, recorded in ``notes``). Norms are found by
+type (torch's) or structurally (a module whose only parameters are a 1-D ``weight`` and
+optionally ``bias`` of its normalized size, and which the probe sees normalizing: Llama's and
+T5's RMSNorm, a user's own class).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.validation import fail
+from ..util.hashing import canonical_param_name
+
+NORM_TYPES: tuple[type, ...] = tuple(
+    t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
+                getattr(nn, "RMSNorm", None)) if t is not None)
+CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+RNN_GATES = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
+#: kinds of modules whose weights have fans (the "layers" of a model)
+LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha")
+
+
+@dataclass
+class Block:
+    """Rows ``start:stop`` (dim 0) of a tensor, initialized as a matrix whose fans come from
+    ``fan_shape``; ``label`` suffixes the stream key."""
+
+    start: int
+    stop: int
+    fan_shape: tuple[int, ...]
+    label: str = ""
+
+
+@dataclass
+class ParamInfo:
+    """One distinct parameter tensor of a model (see the module docs)."""
+
+    name: str                      # canonical primary name, e.g. "encoder.0.weight"
+    aliases: tuple[str, ...]       # other canonical names of the same tensor (tied)
+    module_name: str
+    module: nn.Module
+    local: str                     # local name in its module ("weight", "weight_hh_l0")
+    tensor: torch.Tensor           # what is written (the original, for parametrized weights)
+    shape: tuple[int, ...]         # logical shape
+    role: str                      # weight | bias | embedding | norm_scale | norm_shift | other
+    layout: str
+    blocks: list[Block]
+    kind: str                      # the owning module's kind: linear, conv, ..., norm, other
+    originals: tuple[torch.Tensor, ...] = ()   # multi-original parametrizations
+    plist: Any = None              # the ParametrizationList for multi-original
+    notes: list[str] = field(default_factory=list)
+    #: every (module name, module, local name) holding this tensor, primary first
+    uses: list[tuple[str, nn.Module, str]] = field(default_factory=list)
+    packed: str | None = None      # "qkv" | "gates" for packed tensors
+    # filled from the dataflow (describe.describe)
+    activation: Any = "unknown"    # (Activation, param) | None (linear output) | "unknown"
+    activation_why: str = ""
+    gated_by: str | None = None    # the layer whose activation multiplies this one's output
+    is_readout: bool = False
+    residual_branch: int | None = None   # index of the residual branch this layer closes
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+    @property
+    def fan_role(self) -> str:
+        """What the samplers' ``role=`` expects: ``bias`` takes its weight's fans."""
+        return "bias" if self.role in ("bias", "norm_shift") else "weight"
+
+    @property
+    def fans(self) -> list[tuple[int, int] | None]:
+        """(fan_in, fan_out) per block in this parameter's layout (None: no fans)."""
+        from ..core import fans as core_fans
+
+        out = []
+        for b in self.blocks:
+            out.append(None if len(b.fan_shape) < 2 or 0 in b.fan_shape
+                       else core_fans(b.fan_shape, self.layout))
+        return out
+
+    @property
+    def tied(self) -> bool:
+        return bool(self.aliases)
+
+    def write_targets(self) -> tuple[torch.Tensor, ...]:
+        return self.originals if self.originals else (self.tensor,)
+
+
+#: the name used before the model description existed (kept for code that imports it)
+Slot = ParamInfo
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    return type(module).__name__ == "Conv1D" and hasattr(module, "nf")
+
+
+def module_kind(module: nn.Module) -> str:
+    if isinstance(module, CONVT_TYPES):
+        return "conv_transpose"
+    if isinstance(module, CONV_TYPES):
+        return "conv"
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return "embedding"
+    if isinstance(module, NORM_TYPES):
+        return "norm"
+    if isinstance(module, nn.RNNBase):
+        return "rnn"
+    if isinstance(module, nn.MultiheadAttention):
+        return "mha"
+    if is_hf_conv1d(module):
+        return "hf_conv1d"
+    if looks_like_norm(module):
+        return "norm"
+    return "other"
+
+
+def looks_like_norm(module: nn.Module) -> bool:
+    """A module of an unknown class that is a norm by structure: no child modules, a 1-D
+    ``weight`` (and optionally a 1-D ``bias`` of the same size) as its only parameters, and a
+    normalization size attribute or a variance epsilon (Llama's ``LlamaRMSNorm``, T5's
+    ``T5LayerNorm``, a user's RMSNorm)."""
+    if any(True for _ in module.children()):
+        return False
+    params = dict(module._parameters)
+    if set(params) - {"weight", "bias"} or not isinstance(params.get("weight"), torch.Tensor):
+        return False
+    w = params["weight"]
+    if w.dim() != 1 or (isinstance(params.get("bias"), torch.Tensor) and
+                        tuple(params["bias"].shape) != tuple(w.shape)):
+        return False
+    return any(hasattr(module, a) for a in ("eps", "variance_epsilon", "epsilon",
+                                             "normalized_shape"))
+
+
+def _logical_shape(module: nn.Module, local: str, tensor: torch.Tensor) -> tuple[int, ...]:
+    return tuple(getattr(module, local).shape) if _is_parametrized(module, local) \
+        else tuple(tensor.shape)
+
+
+def _is_parametrized(module: nn.Module, local: str) -> bool:
+    p = getattr(module, "parametrizations", None)
+    return p is not None and local in p
+
+
+def weight_shape(module: nn.Module, name: str = "weight") -> tuple[int, ...] | None:
+    w = getattr(module, name, None)
+    return tuple(w.shape) if isinstance(w, torch.Tensor) else None
+
+
+def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
+    """(role, layout, blocks, packed, note) of a parameter from its module type."""
+    kind = module_kind(module)
+    is_bias = "bias" in local
+    whole = [Block(0, shape[0] if shape else 0, shape)]
+    if kind in ("linear", "conv", "conv_transpose", "hf_conv1d"):
+        layout = "torch_transposed" if kind == "hf_conv1d" else "torch"
+        if is_bias:
+            ws = weight_shape(module)
+            return "bias", layout, [Block(0, shape[0], ws if ws is not None else shape)], None, ""
+        return "weight", layout, whole, None, ""
+    role = "bias" if is_bias else "weight"
+    if kind == "rnn":
+        gates = RNN_GATES.get(module.mode, ("h",))
+        h = module.hidden_size
+        if local.startswith("weight_hr"):
+            return "weight", "torch", whole, None, ""
+        wname = local.replace("bias", "weight")
+        ws = weight_shape(module, wname) or shape
+        if shape[0] == len(gates) * h and len(gates) > 1:
+            blocks = [Block(i * h, (i + 1) * h, (h, *ws[1:]), f"gate_{g}")
+                      for i, g in enumerate(gates)]
+            return role, "torch", blocks, "gates", ""
+        return role, "torch", [Block(0, shape[0], ws)], None, ""
+    if kind == "mha":
+        e = module.embed_dim
+        if local == "in_proj_weight":
+            return "weight", "torch", [Block(i * e, (i + 1) * e, (e, shape[1]), q)
+                                       for i, q in enumerate("qkv")], "qkv", ""
+        if local == "in_proj_bias":
+            ins = (e, e, e) if module._qkv_same_embed_dim else (e, module.kdim, module.vdim)
+            return "bias", "torch", [Block(i * e, (i + 1) * e, (e, ins[i]), q)
+                                     for i, q in enumerate("qkv")], "qkv", ""
+        if local in ("bias_k", "bias_v"):
+            return "bias", "torch", [Block(0, shape[0], (e, e))], None, ""
+        return role, "torch", whole, None, ""
+    if kind == "norm":
+        return ("norm_shift" if is_bias else "norm_scale"), "torch", \
+            [Block(0, shape[0] if shape else 0, ())], None, ""
+    if kind == "embedding":
+        return "embedding", "torch", whole, None, ""
+    return role, "torch", whole, None, (
+        f"module type {type(module).__name__} is not one initlab knows: role `{role}` read from "
+        f"the parameter's name, fans from its shape {tuple(shape)} in torch layout")
+
+
+def collect_params(model: nn.Module) -> list[ParamInfo]:
+    """Every distinct parameter of ``model`` as a :class:`ParamInfo`, in registration order
+    (static part only: :func:`initlab.modelinit.describe.describe` adds the dataflow)."""
+    from torch.nn.utils import parametrize
+
+    lazy = [n for n, p in model.named_parameters()
+            if isinstance(p, nn.parameter.UninitializedParameter)]
+    if lazy:
+        raise fail("model", "has uninitialized (lazy) parameters: "
+                   + ", ".join(f"`{n}`" for n in lazy),
+                   type(model).__name__,
+                   "run one forward pass with a real batch to materialize them (their shapes are "
+                   "unknown until then), then initialize.")
+    by_id: dict[int, ParamInfo] = {}
+    by_name: dict[str, str] = {}  # canonical name -> full name of the tensor that owns its stream
+    out: list[ParamInfo] = []
+    for mname, module in model.named_modules(remove_duplicate=False):
+        if isinstance(module, parametrize.ParametrizationList):
+            continue  # handled from the owner
+        locals_: list[tuple[str, Any]] = list(module._parameters.items())
+        plists = getattr(module, "parametrizations", None)
+        if plists is not None and parametrize.is_parametrized(module):
+            for tname, plist in plists.items():
+                locals_.append((tname, plist))
+        for local, obj in locals_:
+            if obj is None:
+                continue
+            full = f"{mname}.{local}" if mname else local
+            canon = canonical_param_name(full)
+            if isinstance(obj, parametrize.ParametrizationList):
+                if hasattr(obj, "original"):
+                    tensors: tuple[torch.Tensor, ...] = (obj.original,)
+                else:
+                    tensors = tuple(getattr(obj, f"original{i}") for i in range(obj.ntensors))
+            else:
+                tensors = (obj,)
+            key = id(tensors[-1])
+            if key in by_id:
+                p = by_id[key]
+                if canon not in p.names:
+                    p.aliases = (*p.aliases, canon)
+                    p.uses.append((mname, module, local))
+                continue
+            if canon in by_name:
+                raise fail(
+                    "model", f"has two different parameters, `{by_name[canon]}` and `{full}`, "
+                    f"with the same canonical name `{canon}` (wrapper prefixes stripped), so they "
+                    "would share one random stream", type(model).__name__,
+                    "rename one of them, or initialize the unwrapped model.")
+            by_name[canon] = full
+            shape = _logical_shape(module, local, tensors[0])
+            role, layout, blocks, packed, note = _static(module, local, shape)
+            p = ParamInfo(canon, (), mname, module, local, tensors[-1], shape, role, layout,
+                          blocks, module_kind(module), packed=packed)
+            p.uses.append((mname, module, local))
+            if note:
+                p.notes.append(note)
+            if len(tensors) > 1:
+                p.originals = tensors
+                p.plist = obj
+                p.notes.append("parametrized: drawn W mapped through right_inverse")
+            elif isinstance(obj, parametrize.ParametrizationList):
+                p.notes.append("parametrized: drawn into `original`")
+            by_id[key] = p
+            for t in tensors:
+                by_id[id(t)] = p
+            out.append(p)
+    for p in out:
+        if p.aliases:
+            _choose_primary(p)
+    return out
+
+
+def _choose_primary(p: ParamInfo) -> None:
+    """A tied tensor is described (and matched) as its input embedding when it is one, else as
+    a layer's (BERT's ``cls.predictions.bias`` is ``cls.predictions.decoder.bias``), else under
+    its first registered name."""
+    names = list(p.names)
+    kinds = [module_kind(m) for _, m, _ in p.uses]
+    want = "embedding" if "embedding" in kinds else next(
+        (k for k in kinds if k in LAYER_KINDS), None) if kinds[0] not in LAYER_KINDS else None
+    for i, (mname, module, local) in enumerate(p.uses):
+        if i and want is not None and kinds[i] == want:
+            shape = tuple(p.tensor.shape)
+            role, layout, blocks, packed, note = _static(module, local, shape)
+            p.name, p.aliases = names[i], tuple(n for j, n in enumerate(names) if j != i)
+            p.module_name, p.module, p.local = mname, module, local
+            p.role, p.layout, p.blocks, p.packed = role, layout, blocks, packed
+            p.kind = kinds[i]
+            p.notes = [n for n in p.notes if not n.startswith("module type")]
+            p.uses.insert(0, p.uses.pop(i))
+            break
+    users = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m, _ in p.uses)
+    p.notes.append(f"tied: one tensor used by {users}; initialized once, as `{p.name}`")

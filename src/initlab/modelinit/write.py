@@ -1,0 +1,64 @@
+"""Writing the draws: the only code that changes a model's tensors (after every check passed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..core.initializer import Initializer
+from .matching import Assignment
+from .streams import RNG_BACKENDS
+
+
+def _snapshot(tensors: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    with torch.no_grad():
+        return [(t, t.detach().clone()) for t in tensors if t.device.type != "meta"]
+
+
+def _restore(snap: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    with torch.no_grad():
+        for t, saved in snap:
+            t.copy_(saved)
+
+
+snapshot, restore = _snapshot, _restore
+
+
+def write(a: Assignment, *, seed: int, rng: str) -> None:
+    """Draw ``a``'s initializer into its tensor (block by block, each from its own stream)."""
+    p = a.slot
+    init = a.init
+    assert isinstance(init, Initializer)
+    with torch.no_grad():
+        if p.originals:
+            target = torch.empty(p.shape, dtype=p.originals[-1].dtype,
+                                 device=p.originals[-1].device)
+        else:
+            target = p.tensor
+        backend = RNG_BACKENDS[rng]
+        for b, fans, key in zip(a.blocks, a.fans, a.keys):
+            if len(a.blocks) > 1 and backend.fill_rows is not None:
+                if b.stop > b.start:
+                    backend.fill_rows(target, init, rows=(b.start, b.stop), seed=seed, key=key,
+                                      fans=fans, role=p.fan_role, layout=a.layout)
+                continue
+            view = target if len(a.blocks) == 1 else target[b.start:b.stop]
+            if view.numel() == 0:
+                continue
+            backend.fill(view, init, seed=seed, key=key, fans=fans, role=p.fan_role,
+                         layout=a.layout)
+        if a.rule.scale != 1.0:
+            target.mul_(a.rule.scale)
+        if p.kind == "embedding" and p.local == "weight":
+            pad = getattr(p.module, "padding_idx", None)
+            if pad is not None:
+                target[pad].fill_(0)
+                if "padding_idx row zeroed (as torch)" not in p.notes:
+                    p.notes.append("padding_idx row zeroed (as torch)")
+        if p.originals:
+            value: Any = target
+            for par in reversed(p.plist):
+                value = par.right_inverse(value)
+            for orig, v in zip(p.originals, value):
+                orig.copy_(v)

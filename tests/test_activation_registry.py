@@ -1,0 +1,195 @@
+"""The activation registry: one entry per activation, its gains, and what modules and calls it is."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from initlab.core.activations import (
+    ACTIVATION_NAMES,
+    SPECS,
+    activation,
+    function_form,
+    lookup_function,
+    lookup_module,
+)
+from initlab.core.gains import calculate_gain
+
+transformers_activations = pytest.importorskip("transformers.activations")
+TA = transformers_activations
+
+
+def _module_of(target: str, kwargs: dict):
+    module, _, attr = target.rpartition(".")
+    return getattr(importlib.import_module(module), attr)(**kwargs)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_every_form_is_found_and_computes_the_entry(name):
+    """Every module form, built with its fixed settings, is looked up as its own entry, and its
+    torch output equals the entry's NumPy function (to float64 rounding; the tanh-approximation
+    forms and ``relu6`` via Hardtanh included)."""
+    spec = SPECS[name]
+    x = torch.linspace(-8, 8, 801, dtype=torch.float64)
+    ref = activation(name)
+    n_mod = 0
+    for form in spec.forms:
+        if form.kind != "module" or form.when is not None:
+            continue
+        m = _module_of(form.target, dict(form.fixed)).double().eval()  # RReLU: eval slope
+        found = lookup_module(m)
+        assert found is not None and found[0].name == name, form.target
+        want = ref.f(x.numpy()) if found[1] is None else activation(name, found[1]).f(x.numpy())
+        got = m(x.clone()).detach().numpy()
+        # FastGELU's constant 0.7978845608 is sqrt(2/pi) to 3e-11; float64 rounding elsewhere
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, err_msg=form.target)
+        n_mod += 1
+    assert n_mod >= 1  # every entry is some module
+
+
+@pytest.mark.parametrize("module, name, param", [
+    (nn.ReLU6(), "relu6", None), (nn.Hardtanh(0.0, 6.0), "relu6", None),
+    (nn.Hardtanh(), "hardtanh", None), (nn.LeakyReLU(0.2), "leaky_relu", 0.2),
+    (nn.PReLU(init=0.1), "leaky_relu", 0.1), (nn.RReLU(0.1, 0.3), "leaky_relu", 0.2),
+    (nn.ELU(0.5), "elu", 0.5), (nn.CELU(2.0), "celu", 2.0), (nn.Softplus(beta=2.0), "softplus", 2.0),
+    (nn.GELU(), "gelu", None), (nn.GELU(approximate="tanh"), "gelu_tanh", None),
+    (TA.NewGELUActivation(), "gelu_tanh", None), (TA.QuickGELUActivation(), "quick_gelu", None),
+    (TA.GELUActivation(), "gelu", None), (TA.ACT2FN["gelu_10"], "gelu", None),
+    (TA.ACT2FN["gelu_pytorch_tanh"], "gelu_tanh", None), (TA.ACT2FN["swish"], "silu", None),
+    (TA.ACT2FN["silu"], "silu", None), (TA.ACT2FN["relu2"], "relu_squared", None),
+])
+def test_lookup_module(module, name, param):
+    act, p = lookup_module(module)
+    assert act.name == name
+    assert p == pytest.approx(param) if param is not None else p is None
+    assert act.param == p
+
+
+def test_subclass_found_and_unknown_settings_or_non_activations_are_none():
+    class MyReLU(nn.ReLU):
+        pass
+
+    assert lookup_module(MyReLU())[0].name == "relu"
+    for m in (nn.Hardtanh(-2.0, 2.0), nn.Identity(), nn.Linear(2, 2), TA.LaplaceActivation(),
+              TA.ClippedGELUActivation(-1.0, 1.0)):
+        assert lookup_module(m) is None, m
+
+
+X = torch.randn(4)
+
+
+@pytest.mark.parametrize("func, args, kwargs, name, param", [
+    (torch.relu, (X,), {}, "relu", None), (F.relu, (X,), {}, "relu", None),
+    (torch.Tensor.relu, (X,), {}, "relu", None), (torch.Tensor.relu_, (X,), {}, "relu", None),
+    (F.relu_, (X,), {}, "relu", None), (X.relu, (), {}, "relu", None),
+    (torch.clamp, (X,), {"min": 0}, "relu", None), (torch.Tensor.clamp, (X, 0, 6), {}, "relu6", None),
+    (F.relu6, (X,), {}, "relu6", None), (F.hardtanh, (X, 0.0, 6.0), {}, "relu6", None),
+    (F.hardtanh, (X,), {}, "hardtanh", None),
+    (F.gelu, (X,), {}, "gelu", None), (F.gelu, (X,), {"approximate": "tanh"}, "gelu_tanh", None),
+    (functools.partial(F.gelu, approximate="tanh"), (X,), {}, "gelu_tanh", None),
+    (F.leaky_relu, (X, 0.2), {}, "leaky_relu", 0.2), (F.leaky_relu, (X,), {}, "leaky_relu", 0.01),
+    (F.leaky_relu, (X,), {"negative_slope": 0.3}, "leaky_relu", 0.3),
+    (F.elu, (X,), {"alpha": 0.5}, "elu", 0.5), (F.elu_, (X,), {}, "elu", 1.0),
+    (torch.tanh, (X,), {}, "tanh", None), (F.tanh, (X,), {}, "tanh", None),
+    (torch.Tensor.tanh, (X,), {}, "tanh", None), (torch.sigmoid, (X,), {}, "sigmoid", None),
+    (torch.Tensor.sigmoid_, (X,), {}, "sigmoid", None), (torch.special.expit, (X,), {}, "sigmoid", None),
+    (F.silu, (X,), {}, "silu", None), (F.mish, (X,), {}, "mish", None),
+    (F.softplus, (X,), {}, "softplus", 1.0), (torch.selu, (X,), {}, "selu", None),
+    (F.hardswish, (X,), {}, "hardswish", None), (F.prelu, (X, torch.tensor([0.25])), {}, "leaky_relu", 0.25),
+])
+def test_lookup_function(func, args, kwargs, name, param):
+    act, p = lookup_function(func, args, kwargs)
+    assert act.name == name
+    assert p == pytest.approx(param) if param is not None else p is None
+
+
+@pytest.mark.parametrize("func, args, kwargs", [
+    (torch.add, (X, X), {}), (torch.clamp, (X,), {"min": -1}), (torch.Tensor.clamp, (X, torch.zeros(4)), {}),
+    (F.hardtanh, (X, -2.0, 2.0), {}), (torch.erf, (X,), {}), (lambda x: x, (X,), {}),
+])
+def test_lookup_function_none(func, args, kwargs):
+    assert lookup_function(func, args, kwargs) is None
+
+
+def test_function_lookup_sees_what_a_torch_function_mode_sees():
+    """A probe under ``TorchFunctionMode`` sees the outermost call; each is looked up."""
+    seen = []
+
+    class Mode(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            found = lookup_function(func, args, kwargs)
+            if found is not None:
+                seen.append((found[0].name, found[1]))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(3)
+    with Mode():
+        F.relu(x), torch.relu(x), x.relu(), x.tanh(), F.gelu(x, approximate="tanh"), nn.SiLU()(x)
+        F.leaky_relu(x, 0.2), torch.add(x, 1)
+    assert seen == [("relu", None)] * 3 + [("tanh", None), ("gelu_tanh", None), ("silu", None),
+                                           ("leaky_relu", 0.2)]
+
+
+def test_aliases_and_names():
+    assert activation("swish") == activation("silu")
+    assert activation("gelu_new").name == "gelu_tanh"
+    assert activation("relu2").name == "relu_squared"
+    assert activation("identity").name == "linear"
+    assert len(set(ACTIVATION_NAMES)) == len(ACTIVATION_NAMES)
+    assert activation("relu6") != activation("relu")
+
+
+def test_gains_on_the_activation_match_reference_values():
+    # /work/shared/docs/references.md: forward tanh 1.59254, gelu 1.53353, silu 1.67653
+    assert activation("tanh").forward_gain() == pytest.approx(1.59254, abs=1e-5)
+    assert activation("gelu").forward_gain() == pytest.approx(1.53353, abs=1e-5)
+    assert activation("silu").forward_gain() == pytest.approx(1.67653, abs=1e-5)
+    assert activation("tanh").backward_gain() == pytest.approx(1.46741, abs=1e-5)
+    # relu6 has its own gain: E[min(max(z,0),6)^2] = 1/2 minus a 6-sigma tail (< 1e-8)
+    assert activation("relu6").forward_gain() == pytest.approx(math.sqrt(2), rel=1e-7)
+    # relu^2: E[relu(z)^4] = 3/2, so the forward gain is sqrt(2/3); E[(2 relu(z))^2] = 2
+    assert activation("relu_squared").forward_gain() == pytest.approx(math.sqrt(2 / 3), rel=1e-10)
+    assert activation("relu_squared").backward_gain() == pytest.approx(math.sqrt(0.5), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_forward_gain_against_monte_carlo(name):
+    """Quadrature gain vs a Monte Carlo estimate of E[f(z)^2] with 2e5 draws (seed 0); the
+    tolerance is 5 standard errors of that mean, propagated to the gain (d g / g = -dm/(2m))."""
+    act = activation(name)
+    z = np.random.default_rng(0).standard_normal(200_000)
+    f2 = act.f(z) ** 2
+    m, se = f2.mean(), f2.std() / math.sqrt(z.size)
+    assert act.forward_gain() == pytest.approx(1 / math.sqrt(m), rel=5 * se / (2 * m) + 1e-12)
+
+
+def test_calculate_gain_reads_the_registry_and_equals_torch():
+    for n in ("linear", "conv2d", "sigmoid", "tanh", "relu", "leaky_relu", "selu"):
+        assert calculate_gain(n) == torch.nn.init.calculate_gain(n)
+        if n not in ("conv2d",):
+            assert SPECS[n].torch_gain is not None
+    assert SPECS["gelu"].torch_gain is None
+
+
+@pytest.mark.parametrize("name", [n for n in ACTIVATION_NAMES if function_form(n) is not None])
+def test_function_form_computes_the_entry(name):
+    from initlab.theory._net import torch_activation
+
+    x = torch.linspace(-8, 8, 801, dtype=torch.float64)
+    np.testing.assert_allclose(torch_activation(name)(x).numpy(), activation(name).f(x.numpy()),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_prelu_on_meta_reads_as_torch_init_slope():
+    with torch.device("meta"):
+        m = nn.PReLU()
+    act, p = lookup_module(m)
+    assert act.name == "leaky_relu" and p == 0.25  # nn.PReLU's init, no values on meta
+    assert lookup_module(nn.PReLU(init=0.1))[1] == pytest.approx(0.1)
