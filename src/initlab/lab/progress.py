@@ -12,7 +12,6 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
-
 SMALL_MODEL_THREADS = 1  # the lab's models: MLPs/CNNs of at most ~1M parameters
 
 

@@ -5,7 +5,7 @@ Layout of ``OUT/``::
     config.json         what the experiment is (written once, atomically)
     results.jsonl       one JSON object per line per (init, lr, seed, epoch), appended
     checkpoints/*.pt    model + optimizer + RNG state after each finished epoch of a run in progress
-    .lock               held (an OS file lock) by the one run writing here; names its pid
+    .lock               while a run writes here: its OS file lock, naming its pid
     replaced-<time>/    what ``--force`` moved aside (nothing is ever deleted)
 
 Rules (the same for ``compare``, ``demo`` and ``reproduce``):
@@ -134,19 +134,29 @@ class RunLock:
             return self
         check_out_dir(self.dir, self.name)
         self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            _lock(fd)
-        except OSError:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
-            finally:
-                os.close(fd)
-            who = holder or "another process"
-            raise InitlabError(
-                f"`{self.name}` {str(self.dir)!r} is in use by another initlab run ({who}); "
-                "two runs on one folder would mix their results. Fix: wait for that process to "
-                f"finish (or stop it), or pass another {self.name}.") from None
+                _lock(fd)
+            except OSError:
+                try:
+                    holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+                finally:
+                    os.close(fd)
+                who = holder or "another process"
+                raise InitlabError(
+                    f"`{self.name}` {str(self.dir)!r} is in use by another initlab run ({who}); "
+                    "two runs on one folder would mix their results. Fix: wait for that process "
+                    f"to finish (or stop it), or pass another {self.name}.") from None
+            # The holder before us removes the file on release: make sure we locked the file
+            # that is there now, not the one it just unlinked (else two could hold "the" lock).
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
         stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.ftruncate(fd, 0)
         os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {stamp}\n".encode())
@@ -155,11 +165,12 @@ class RunLock:
         return self
 
     def release(self) -> None:
+        """Remove the lock file and release the lock (the folder is left as it was)."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
         try:
-            os.ftruncate(fd, 0)
+            os.unlink(self.path)
         except OSError:
             pass
         os.close(fd)  # closing the descriptor releases the OS lock

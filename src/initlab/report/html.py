@@ -126,6 +126,7 @@ class HtmlReport:
             from .. import __version__
 
             self._parts.append(f'<p class="meta">initlab {__version__} &middot; {when}</p>')
+        self._header = len(self._parts)  # where a verdict added afterwards goes (the top)
 
     def raw(self, markup: str) -> None:
         """Append trusted markup (built by this package)."""
@@ -169,8 +170,27 @@ class HtmlReport:
             body.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>")
         if fig is not None:
             body.append(_figure_markup(figure_png(fig), caption))
-        self._parts.append('<section class="verdict" id="verdict">' + "".join(body)
+        self._parts.insert(self._header, '<section class="verdict" id="verdict">' + "".join(body)
                            + "</section>")
+
+    def lead(self, lines: list[str], *, fold_rows: int = 8, title: str = "Verdict") -> None:
+        """Put a verdict at the top of a page built in another order: ``lines`` and the page's
+        first figure (moved there); tables of more than ``fold_rows`` rows are folded into
+        ``<details>`` (summary: their caption)."""
+        fig = next((i for i, p in enumerate(self._parts) if p.startswith("<figure>")), None)
+        picture = self._parts.pop(fig) if fig is not None else ""
+        for i, part in enumerate(self._parts):
+            if part.startswith("<table>") and part.count("<tr>") - 1 > fold_rows:
+                cap = part.split("<caption>", 1)[1].split("</caption>", 1)[0] \
+                    if "<caption>" in part else "Table"
+                self._parts[i] = (f"<details><summary>{cap} ({part.count('<tr>') - 1} rows)"
+                                  f"</summary>{part}</details>")
+        body = [f"<h2>{html.escape(title)}</h2>"]
+        if lines:
+            body.append("<ul>" + "".join(f"<li>{html.escape(t)}</li>" for t in lines) + "</ul>")
+        body.append(picture)
+        self._parts.insert(self._header, '<section class="verdict" id="verdict">'
+                           + "".join(body) + "</section>")
 
     def findings(self, items: list[tuple[str, str]], *, empty: str | None = None) -> None:
         """Findings as wrapped text, each with its severity (``error``, ``warning``, ``info``
