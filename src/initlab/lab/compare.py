@@ -175,6 +175,11 @@ class CompareResult:
     summary: list[dict] = field(default_factory=list)
     out: str | None = None
 
+    def _repr_html_(self) -> str:  # Jupyter: the compare report, figures inline
+        from ..report.notebook import compare_result_html
+
+        return compare_result_html(self)
+
 
 RECORD_KEY = ("init", "lr", "seed", "epoch")  # what identifies one line of results.jsonl
 

@@ -181,15 +181,16 @@ def histogram_figure(res: CompareResult, stats):
 
 
 def _findings(stats) -> list[tuple[str, str]]:
-    items = []
+    items, clean = [], []
     for init, (_, _, doc) in stats.items():
         if isinstance(doc, str):
             items.append(("info", f"{init}: {doc}"))
-            continue
-        if not doc.findings:
-            items.append(("ok", f"{init}: no finding at init."))
-        for f in doc.findings:
+        elif not doc.findings:
+            clean.append(init)
+        for f in [] if isinstance(doc, str) else doc.findings:
             items.append((f.severity, f"{init}: {f.text}"))
+    if clean:
+        items.append(("ok", f"No finding at init for {', '.join(clean)}."))
     return items
 
 
