@@ -297,18 +297,26 @@ def _tables(rep: HtmlReport, res: CompareResult, stats) -> None:
 
 
 def rerun_out(out) -> str:
-    """A folder for the Reproduce command: the first free ``OUT-2``, ``OUT-3``... beside ``OUT``
-    (``OUT`` itself holds these results)."""
+    """A folder for the Reproduce command: the first free ``STEM-2``, ``STEM-3``... beside
+    ``OUT`` (``OUT`` itself holds these results; ``STEM`` is ``OUT`` without a ``-N`` suffix)."""
+    import re
+
     from .results import next_free
 
     if out is None:
         return "runs/compare-rerun"
     base = Path(out)
+    m = re.fullmatch(r"(.+)-(\d+)", base.name)
+    stem = base.with_name(m.group(1)) if m else base
+    return str(next_free(stem) if next_free(stem) != base else _after(stem, base))
+
+
+def _after(stem: Path, taken: Path) -> Path:
     k = 2
     while True:
-        cand = next_free(base.with_name(f"{base.name}-{k}"))
-        if cand.name == f"{base.name}-{k}":
-            return str(cand)
+        cand = stem.with_name(f"{stem.name}-{k}")
+        if cand != taken and (not cand.exists() or (cand.is_dir() and not any(cand.iterdir()))):
+            return cand
         k += 1
 
 

@@ -278,14 +278,16 @@ def load_mnist_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                                 "Fix: pass the path of an .npz with `images` and `labels` arrays.")
     fix = "save one with np.savez(path, images=..., labels=...) (numeric arrays, no pickle)."
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):
+        with open(path, "rb") as fh:  # our handle: closed on every path, also on a bad file
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
                 raise fail("data_dir", "must be an .npz archive (this is a single .npy array)",
                            str(path), fix)
-            if "images" not in z or "labels" not in z:
-                raise fail("data_dir", "must be an .npz holding `images` and `labels` arrays",
-                           str(path), f"it holds {sorted(z.files)}; {fix}")
-            images, labels = z["images"], z["labels"]
+            with z:
+                if "images" not in z or "labels" not in z:
+                    raise fail("data_dir", "must be an .npz holding `images` and `labels` "
+                               "arrays", str(path), f"it holds {sorted(z.files)}; {fix}")
+                images, labels = z["images"], z["labels"]
     except InitlabError:
         raise
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
