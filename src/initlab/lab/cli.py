@@ -124,6 +124,10 @@ def register(subparsers) -> None:
                    help="validation examples (default: 15%% of the training pool with --lr-grid)")
     p.add_argument("--target-acc", type=float, default=d["target_acc"].default,
                    help="accuracy for the 'epochs to target' column")
+    p.add_argument("--lsuv-batch", type=int, default=d["lsuv_batch"].default,
+                   help="first training examples given to data-dependent plans (lsuv, auto)")
+    p.add_argument("--data-seed", type=int, default=d["data_seed"].default,
+                   help="seed of the train/validation/test split (the same for every run)")
     _add_run_options(p, COMPARE_OUT)
     p.set_defaults(func=_cmd_compare)
 
@@ -147,7 +151,7 @@ def _config_from_args(args):
         epochs=args.epochs, seeds=args.seeds, lr=args.lr, lr_grid=grid, optimizer=args.optimizer,
         momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size,
         loss=args.loss, n_train=args.n_train, n_val=args.n_val, target_acc=args.target_acc,
-        data_dir=args.data_dir)
+        lsuv_batch=args.lsuv_batch, data_seed=args.data_seed, data_dir=args.data_dir)
 
 
 def _can_open_browser() -> bool:

@@ -333,7 +333,8 @@ def command_line(cfg, out, *, command: str = "compare") -> str:
         parts.append(f"--lr {cfg.lr:g}")
     parts += [f"--optimizer {cfg.optimizer}", f"--momentum {cfg.momentum:g}",
               f"--batch-size {cfg.batch_size}", f"--loss {cfg.loss}",
-              f"--target-acc {cfg.target_acc:g}", f"--channels {cfg.channels}"]
+              f"--target-acc {cfg.target_acc:g}", f"--channels {cfg.channels}",
+              f"--lsuv-batch {cfg.lsuv_batch}", f"--data-seed {cfg.data_seed}"]
     if cfg.weight_decay:
         parts.append(f"--weight-decay {cfg.weight_decay:g}")
     if not cfg.bias:
