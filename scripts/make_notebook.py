@@ -34,11 +34,11 @@ CELLS = [
              "batch = torch.randn(256, 64, generator=torch.Generator().manual_seed(0))\n"
              "checkup = initlab.doctor(model, batch)\ncheckup"),
     ("md", "## Compare initializations by training\n\nSame data, model, optimizer and seeds for "
-           "every initialization (a small run: 3 epochs, 2 seeds on the 8x8 digits)."),
+           "every initialization (a small run: 2 epochs, 2 seeds, 300 of the 8x8 digits)."),
     ("code", "from initlab.lab.compare import CompareConfig, run_compare\n\n"
-             "cfg = CompareConfig(data=\"digits\", depth=6, width=32, activation=\"tanh\",\n"
+             "cfg = CompareConfig(data=\"digits\", depth=6, width=16, activation=\"tanh\",\n"
              "                    inits=(\"torch_default\", \"glorot\", \"orthogonal\", \"lsuv\"),\n"
-             "                    epochs=3, seeds=2, n_train=600)\n"
+             "                    epochs=2, seeds=2, n_train=300)\n"
              "result = run_compare(cfg, tempfile.mkdtemp(), quiet=True)\nresult"),
     ("md", "## Theory\n\nPredicted variance propagation through the same widths, and the "
            "mean-field point of a tanh network."),

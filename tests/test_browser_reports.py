@@ -18,13 +18,13 @@ WIDTH, HEIGHT = 1280, 900
 MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k.npz"
 # every reproduction, shrunk to seconds (the page is what is tested, not the result)
 REPRODUCTIONS = {
-    "ng-circles": {"iterations": 300, "seeds": (0, 1)},
+    "ng-circles": {"iterations": 200, "seeds": (0, 1)},
     "symmetry": {"epochs": 1, "width": 8},
-    "depth-sweep": {"sigma_w2": (0.5, 1.761), "depths": (3, 6), "width": 16, "epochs": 1},
-    "glorot-bengio": {"width": 16, "depth": 3, "epochs": 1, "n_stats": 64, "n_jacobian": 8},
-    "he-depth": {"depth": 6, "signal_seeds": 2, "signal_batch": 64, "epochs": 1},
-    "saxe-linear": {"depths": (2, 4), "width": 16, "n_train": 64, "max_epochs": 20},
-    "nielsen-ch3": {"n_train": 200, "n_test": 200, "epochs": 1, "torch_check": False},
+    "depth-sweep": {"sigma_w2": (0.5, 1.761), "depths": (2, 4), "width": 8, "epochs": 1},
+    "glorot-bengio": {"width": 8, "depth": 2, "epochs": 1, "n_stats": 32, "n_jacobian": 4},
+    "he-depth": {"depth": 4, "signal_seeds": 2, "signal_batch": 32, "epochs": 1},
+    "saxe-linear": {"depths": (2, 3), "width": 8, "n_train": 32, "max_epochs": 5},
+    "nielsen-ch3": {"n_train": 100, "n_test": 100, "epochs": 1, "torch_check": False},
 }
 
 
@@ -118,9 +118,9 @@ def pages(tmp_path_factory):
     from initlab.report.html import HtmlReport
 
     root = tmp_path_factory.mktemp("pages")
-    cfg = CompareConfig(data="digits", n_train=200, depth=4, width=16, activation="tanh",
+    cfg = CompareConfig(data="digits", n_train=150, depth=3, width=16, activation="tanh",
                         inits=("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical"),
-                        epochs=2, seeds=2, batch_size=50, lr=0.05, lsuv_batch=64)
+                        epochs=2, seeds=1, batch_size=50, lr=0.05, lsuv_batch=64)
     res = run_compare(cfg, root / "compare", quiet=True)
     out = {"compare": write_report(res),
            "demo": write_report(res, root / "demo.html", command="demo")}
