@@ -4,6 +4,11 @@
     initlab compare --data digits --model mlp --depth 10 --width 128 --activation tanh \\
         --inits torch_default,glorot,he,orthogonal,lsuv,critical --epochs 10 --seeds 3 \\
         --out runs/x [--lr 0.01 | --lr-grid 1e-3,1e-2,1e-1] [--quiet] [--resume] [--force]
+
+Both follow the run-folder rules of :mod:`initlab.lab.results`: every option is checked before
+the folder is touched; one run writes a folder at a time; a folder holding results is continued
+only with ``--resume`` and replaced only with ``--force`` (which moves the old files aside);
+without ``--out`` a new run goes to the first free ``runs/demo``, ``runs/demo-2``, ...
 """
 
 from __future__ import annotations
