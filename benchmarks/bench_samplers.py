@@ -47,6 +47,8 @@ def cases(quick: bool, methods=("householder",)) -> list[dict]:
         dict(name="uniform_", shape=(n,), dtype="float32", fn="uniform_", kw={"a": -1.0, "b": 1.0}),
         dict(name="trunc_normal_ (std 1, +-2)", shape=(n,), dtype="float32", fn="trunc_normal_",
              kw={}),
+        dict(name="trunc_normal_ (std .02, +-2)", shape=(n,), dtype="float32",
+             fn="trunc_normal_", kw={"std": 0.02}),  # the README's call: bounds cut nothing
         dict(name="trunc_normal_ (std .02, +-.04)", shape=(n,), dtype="float32",
              fn="trunc_normal_", kw={"std": 0.02, "a": -0.04, "b": 0.04}),
         dict(name="trunc_normal_ bf16", shape=(n,), dtype="bfloat16", fn="trunc_normal_", kw={}),

@@ -114,16 +114,19 @@ def test_torn_last_line_is_dropped_on_resume(tmp_path, monkeypatch):
 
 def test_output_directory_rules(tmp_path):
     out = tmp_path / "o"
-    RunDir(out, {"a": 1}).open()
-    RunDir(out, {"a": 1}).append({"x": 1})
-    with pytest.raises(InitlabError, match="holds results of this experiment"):
-        RunDir(out, {"a": 1}).open()
-    with pytest.raises(InitlabError, match="a: 1 there vs 2 now"):
-        RunDir(out, {"a": 2}).open(resume=True)
-    with pytest.raises(InitlabError, match="different experiment"):
-        RunDir(out, {"a": 2}).open()
-    assert RunDir(out, {"a": 1}).open(resume=True) == [{"x": 1}]
-    assert RunDir(out, {"a": 2}).open(force=True) == []
+    with RunDir(out, {"a": 1}) as rd:
+        rd.open()
+        rd.append({"x": 1})
+    for cfg, kw, match in [({"a": 1}, {}, "holds results of this experiment"),
+                           ({"a": 2}, {"resume": True}, "a: 1 there vs 2 now"),
+                           ({"a": 2}, {}, "different experiment")]:
+        with RunDir(out, cfg) as rd, pytest.raises(InitlabError, match=match):
+            rd.open(**kw)
+    with RunDir(out, {"a": 1}) as rd:
+        assert rd.open(resume=True) == [{"x": 1}]
+    with RunDir(out, {"a": 2}) as rd:
+        assert rd.open(force=True) == []
+        assert rd.moved_to is not None and (rd.moved_to / "results.jsonl").is_file()
     assert json.loads((out / "config.json").read_text()) == {"a": 2}
     assert not (out / "results.jsonl").exists()
 

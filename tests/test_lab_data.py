@@ -198,7 +198,7 @@ def test_mnist_npz(tmp_path):
         load_mnist_npz(tmp_path / "absent.npz")
 
 
-@pytest.mark.skipif(not SHARED_MNIST.is_file(), reason=f"{SHARED_MNIST} not present")
+@pytest.mark.skipif(not SHARED_MNIST.is_file(), reason="real MNIST digits not found (shared/data/mnist10k.npz beside the repository)")
 def test_shared_mnist10k():
     d = load_dataset("mnist", data_dir=SHARED_MNIST)
     assert (len(d.y_train), len(d.y_test)) == (8000, 2000)

@@ -20,7 +20,8 @@ from initlab.lab.reproductions._common import Checkpoint
 
 MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k.npz"
 needs_mnist = pytest.mark.skipif(not MNIST10K.is_file(),
-                                 reason=f"real MNIST digits not found at {MNIST10K}")
+                                 reason="real MNIST digits not found (shared/data/mnist10k.npz "
+                                        "beside the repository)")
 ALL = ["depth-sweep", "glorot-bengio", "he-depth", "ng-circles", "nielsen-ch3", "saxe-linear",
        "symmetry"]
 

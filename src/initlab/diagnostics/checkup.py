@@ -329,6 +329,9 @@ class DoctorReport:
 
         return save_report_plot(self, path)
 
+    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
+        return __import__("initlab.report.notebook").report.notebook.doctor_report_html(self)
+
 
 def _num(x: float | None, digits: int = 3) -> str:
     if x is None:

@@ -4,7 +4,9 @@
   spirals), seeded splits and standardization.
 - :mod:`initlab.lab.models`: ``ModelConfig``, ``build_model`` (MLP, CNN, residual, deep linear).
 - :mod:`initlab.lab.train`: ``TrainConfig``, ``train.train`` (per-epoch records, resumable).
-- :mod:`initlab.lab.results`: the output directory (config, JSON lines, checkpoints).
+- :mod:`initlab.lab.results`: the output directory (config, JSON lines, checkpoints, the
+  one-writer lock, ``--force`` moving old results aside).
+- :mod:`initlab.lab.progress`: progress bars on a terminal only; the torch thread default.
 - :mod:`initlab.lab.compare`: ``CompareConfig``, ``run_compare``; ``initlab compare``/``demo``.
 
 Submodules are imported on first use, so ``import initlab.lab`` stays light.
@@ -19,7 +21,7 @@ _LAZY = {
     "Dataset": "data", "load_dataset": "data", "load_mnist_npz": "data", "read_idx": "data",
     "ModelConfig": "models", "build_model": "models", "Residual": "models",
     "TrainConfig": "train", "layer_stats": "train",
-    "RunDir": "results", "read_jsonl": "results",
+    "RunDir": "results", "RunLock": "results", "read_jsonl": "results",
     "CompareConfig": "compare", "run_compare": "compare", "format_table": "compare",
     "write_report": "compare_report",
 }

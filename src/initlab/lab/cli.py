@@ -4,6 +4,11 @@
     initlab compare --data digits --model mlp --depth 10 --width 128 --activation tanh \\
         --inits torch_default,glorot,he,orthogonal,lsuv,critical --epochs 10 --seeds 3 \\
         --out runs/x [--lr 0.01 | --lr-grid 1e-3,1e-2,1e-1] [--quiet] [--resume] [--force]
+
+Both follow the run-folder rules of :mod:`initlab.lab.results`: every option is checked before
+the folder is touched; one run writes a folder at a time; a folder holding results is continued
+only with ``--resume`` and replaced only with ``--force`` (which moves the old files aside);
+without ``--out`` a new run goes to the first free ``runs/demo``, ``runs/demo-2``, ...
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ DEMO = dict(data="digits", model="mlp", depth=10, width=64, activation="tanh",
             inits=("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical"),
             epochs=8, seeds=2, lr=0.01, batch_size=64)
 DEMO_OUT = "runs/demo"
+COMPARE_OUT = "runs/compare"
 
 
 def _floats(text: str, name: str) -> tuple[float, ...]:
@@ -49,18 +55,34 @@ class _Defaults(argparse.HelpFormatter):
 
 
 def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
-    p.add_argument("--out", default=out_default, metavar="DIR",
-                   help=f"output directory (default: {out_default})")
-    p.add_argument("--quiet", action="store_true", help="no progress bars (for scripts and CI)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help=f"output directory (default: {out_default}, or the first free "
+                        f"{out_default}-2, -3, ... when it holds an earlier run; with --resume "
+                        f"or --force: {out_default})")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars (they are drawn only on a terminal anyway)")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run of the same experiment in --out")
     p.add_argument("--force", action="store_true",
-                   help="start over in --out even if it holds another experiment")
+                   help="start over in --out; its old results are moved into "
+                        "--out/replaced-<time>/, never deleted")
     p.add_argument("--open", action="store_true",
                    help="open the report in a browser (never on a headless machine or in CI)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
-                   help="torch CPU threads (small models run fastest on 1; default: torch's, "
-                        "1 for the demo)")
+                   help="torch CPU threads per run (default: 1, which the lab's small models run "
+                        "fastest on and which never oversubscribes the cores)")
+
+
+def _out(args, default: str) -> Path:
+    """The output directory: --out as given (checked to be a directory path), else ``default``
+    when resuming or forcing, else the first free one of ``default``, ``default-2``, ..."""
+    from .results import check_out_dir, next_free
+
+    if args.out is not None:
+        return check_out_dir(args.out)
+    if args.resume or args.force:
+        return check_out_dir(default)
+    return check_out_dir(next_free(default))
 
 
 def register(subparsers) -> None:
@@ -107,7 +129,11 @@ def register(subparsers) -> None:
                    help="validation examples (default: 15%% of the training pool with --lr-grid)")
     p.add_argument("--target-acc", type=float, default=d["target_acc"].default,
                    help="accuracy for the 'epochs to target' column")
-    _add_run_options(p, "runs/compare")
+    p.add_argument("--lsuv-batch", type=int, default=d["lsuv_batch"].default,
+                   help="first training examples given to data-dependent plans (lsuv, auto)")
+    p.add_argument("--data-seed", type=int, default=d["data_seed"].default,
+                   help="seed of the train/validation/test split (the same for every run)")
+    _add_run_options(p, COMPARE_OUT)
     p.set_defaults(func=_cmd_compare)
 
     q = subparsers.add_parser(
@@ -130,7 +156,7 @@ def _config_from_args(args):
         epochs=args.epochs, seeds=args.seeds, lr=args.lr, lr_grid=grid, optimizer=args.optimizer,
         momentum=args.momentum, weight_decay=args.weight_decay, batch_size=args.batch_size,
         loss=args.loss, n_train=args.n_train, n_val=args.n_val, target_acc=args.target_acc,
-        data_dir=args.data_dir)
+        lsuv_batch=args.lsuv_batch, data_seed=args.data_seed, data_dir=args.data_dir)
 
 
 def _can_open_browser() -> bool:
@@ -141,23 +167,31 @@ def _can_open_browser() -> bool:
     return True
 
 
-def _run(cfg, args, *, force: bool) -> int:
+def _threads(args) -> int:
+    from ..core.validation import check_scalar
+    from .progress import default_threads
+
+    if args.threads is None:
+        return default_threads()
+    return check_scalar(args.threads, "threads", min_val=1, integer=True,
+                        fix="pass --threads 1 (or up to the number of cores).")
+
+
+def _run(cfg, args, out: Path, threads: int) -> int:
+    """Run ``cfg`` into ``out`` (every option already checked) and write its report."""
     import torch
 
-    from ..core.validation import check_scalar
     from .compare import format_table, run_compare, takeaways
-
-    if args.threads is not None:
-        torch.set_num_threads(check_scalar(args.threads, "threads", min_val=1, integer=True))
     from .compare_report import write_report
 
+    torch.set_num_threads(threads)
     t0 = time.perf_counter()
     if not args.quiet:
-        print(f"initlab compare: {cfg.model} depth {cfg.depth} width {cfg.width} "
+        print(f"initlab {args.command}: {cfg.model} depth {cfg.depth} width {cfg.width} "
               f"{cfg.activation} on {cfg.data}; inits {', '.join(cfg.inits)}; "
-              f"{cfg.epochs} epochs x {cfg.seeds} seeds", file=sys.stderr)
-    res = run_compare(cfg, args.out, resume=args.resume, force=force, quiet=args.quiet)
-    path = write_report(res)
+              f"{cfg.epochs} epochs x {cfg.seeds} seeds -> {out}", file=sys.stderr)
+    res = run_compare(cfg, out, resume=args.resume, force=args.force, quiet=args.quiet)
+    path = write_report(res, command=args.command)
     print(format_table(res.summary, cfg))
     for line in takeaways(res.summary, cfg):
         print("  - " + line)
@@ -173,21 +207,18 @@ def _run(cfg, args, *, force: bool) -> int:
 
 
 def _cmd_compare(args) -> int:
-    return _run(_config_from_args(args), args, force=args.force)
+    cfg = _config_from_args(args)  # every option is checked before the folder is chosen
+    threads = _threads(args)
+    return _run(cfg, args, _out(args, COMPARE_OUT), threads)
 
 
 def _cmd_demo(args) -> int:
-    import torch
+    from .compare import CompareConfig, available_plans
 
-    from .compare import CompareConfig, available_plans, run_dir
-
-    # Tiny models: one thread avoids the overhead (and contention) of intra-op parallelism.
-    torch.set_num_threads(1)
     plans = available_plans()
     inits = tuple(i for i in DEMO["inits"] if i in plans)
     cfg = CompareConfig(**{**DEMO, "inits": inits})
-    # Rerunning the demo starts over (unless --resume) in its default directory or in one that
-    # holds the demo itself; another experiment's directory is refused as usual.
-    force = args.force or (not args.resume and (Path(args.out) == Path(DEMO_OUT)
-                                                or run_dir(cfg, args.out).holds()))
-    return _run(cfg, args, force=force)
+    threads = _threads(args)
+    # The same --out/--resume/--force rules as compare: a folder holding results is never
+    # overwritten; without --out a rerun writes to the next free runs/demo-N.
+    return _run(cfg, args, _out(args, DEMO_OUT), threads)

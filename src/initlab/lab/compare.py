@@ -16,6 +16,7 @@ the table reports that lr's *test* numbers.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -25,7 +26,8 @@ from ..core.validation import InitlabError, check_choice, check_scalar, fail
 from ..util.hashing import stable_u64
 from .data import DATASETS, load_dataset
 from .models import ACTIVATIONS, KINDS, ModelConfig, build_model
-from .results import RunDir
+from .progress import progress_bar
+from .results import RunDir, check_out_dir
 from .train import LOSSES, OPTIMIZERS, TrainConfig, train
 
 DEFAULT_INITS = ("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical")
@@ -111,8 +113,11 @@ class CompareConfig:
             check_choice(name, "inits", plans)
         for lr in (self.lr, *self.lr_grid):
             check_scalar(lr, "lr", min_val=0, include_min=False)
+        check_scalar(self.lsuv_batch, "lsuv_batch", min_val=1, integer=True)
         object.__setattr__(self, "inits", tuple(self.inits))
         object.__setattr__(self, "lr_grid", tuple(float(v) for v in self.lr_grid))
+        for lr in self.lrs:  # the training options (batch size, momentum...) are checked here,
+            self.train_config(lr)  # before any output directory is touched
 
     @property
     def lrs(self) -> tuple[float, ...]:
@@ -170,10 +175,18 @@ class CompareResult:
     summary: list[dict] = field(default_factory=list)
     out: str | None = None
 
+    def _repr_html_(self) -> str:  # Jupyter: the compare report, figures inline
+        from ..report.notebook import compare_result_html
+
+        return compare_result_html(self)
+
+
+RECORD_KEY = ("init", "lr", "seed", "epoch")  # what identifies one line of results.jsonl
+
 
 def run_dir(cfg: CompareConfig, out) -> RunDir:
     """The output directory of ``cfg``'s comparison (its config.json names the experiment)."""
-    return RunDir(out, {"experiment": "initlab.compare", **cfg.to_dict()})
+    return RunDir(out, {"experiment": "initlab.compare", **cfg.to_dict()}, key=RECORD_KEY)
 
 
 def _key(init: str, lr: float, seed: int) -> str:
@@ -184,6 +197,7 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
                 quiet: bool = False) -> CompareResult:
     """Train every (init, lr, seed) of ``cfg`` (resuming finished epochs from ``out`` with
     ``resume``) and return all records, each init's chosen lr and the summary rows."""
+    check_out_dir(out)  # everything is checked before the output directory is touched
     data = load_data(cfg)
     for init in cfg.inits:  # fail fast on a plan that cannot initialize this model
         try:
@@ -192,18 +206,28 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
             raise InitlabError(f"`inits` entry {init!r} cannot initialize this {cfg.model} model "
                                f"({exc}) Fix: drop it, or use a model it applies to (fixup and "
                                "zero_residual need --model resmlp or rescnn).") from exc
-    rd = run_dir(cfg, out)
-    records = rd.open(resume=resume, force=force)
+    with run_dir(cfg, out) as rd:
+        records = rd.open(resume=resume, force=force)
+        if rd.moved_to is not None and not quiet:
+            print(f"initlab: moved the previous results in {out} to {rd.moved_to}",
+                  file=sys.stderr)
+        _train_all(cfg, data, rd, records, quiet)
+        records = rd.read()
+    best = choose_lr(records, cfg)
+    res = CompareResult(cfg, data, records, best, out=str(out))
+    res.summary = summarize(records, cfg, best)
+    return res
+
+
+def _train_all(cfg: CompareConfig, data, rd: RunDir, records: list[dict], quiet: bool) -> None:
+    """Train what ``records`` does not hold yet, appending to ``rd`` (whose lock is held)."""
     done: dict[tuple, set] = {}
     for r in records:
         done.setdefault((r["init"], r["lr"], r["seed"]), set()).add(r["epoch"])
     runs = [(i, lr, s) for i in cfg.inits for lr in cfg.lrs for s in range(cfg.seeds)]
     todo = sum(cfg.epochs + 1 - len(done.get(r, ())) for r in runs)
-    bar = None
-    if not quiet:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=todo, desc="compare", unit="epoch", dynamic_ncols=True, leave=False)
+    bar = progress_bar(total=todo, desc="compare", unit="epoch", quiet=quiet)
+    n_runs, k = len(runs), 0
     try:
         for init, lr, seed in runs:
             have = done.get((init, lr, seed), set())
@@ -219,32 +243,24 @@ def run_compare(cfg: CompareConfig, out, *, resume: bool = False, force: bool = 
                     if rec["epoch"] not in have:
                         rd.append({**tag, **rec})
                         have.add(rec["epoch"])
-                        if bar is not None:
-                            bar.update(1)
+                        bar.update(1)
             elif have:  # results without a checkpoint to continue from: redo this run
                 kept = [r for r in rd.read() if (r["init"], r["lr"], r["seed"]) != (init, lr, seed)]
                 rd.rewrite(kept)
                 have = set()
-            if bar is not None:
-                bar.set_description(f"{init} lr={lr:g} seed={seed}")
+            k += 1
+            bar.set_description(f"run {k}/{n_runs}: {init} lr={lr:g} seed={seed}")
             model, _ = make_initialized_model(cfg, data, init, seed)
 
             def on_epoch(rec, tag=tag):
                 rd.append({**tag, **rec})
-                if bar is not None:
-                    bar.update(1)
+                bar.update(1)
 
             train(model, data, cfg.train_config(lr), seed=seed, on_epoch=on_epoch,
                   record_layer_stats="init", checkpoint=ck, activation=cfg.activation)
             ck.unlink()
     finally:
-        if bar is not None:
-            bar.close()
-    records = rd.read()
-    best = choose_lr(records, cfg)
-    res = CompareResult(cfg, data, records, best, out=str(out))
-    res.summary = summarize(records, cfg, best)
-    return res
+        bar.close()
 
 
 # ----------------------------------------------------------------------------- summaries

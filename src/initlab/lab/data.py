@@ -22,12 +22,13 @@ import hashlib
 import os
 import struct
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..core.validation import check_choice, check_scalar, fail
+from ..core.validation import InitlabError, check_choice, check_scalar, fail
 
 DATASETS = ("digits", "mnist", "mnist1d", "circles", "moons", "spirals")
 
@@ -267,19 +268,37 @@ def load_mnist_idx(data_dir=None, *, download: bool = True, checksums: dict | No
 
 
 def load_mnist_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
-    """``(images, labels)`` from an ``.npz`` holding ``images`` (n, 28, 28) and ``labels`` (n,)."""
+    """``(images, labels)`` from an ``.npz`` holding ``images`` (n, 28, 28) and ``labels`` (n,).
+
+    Read without pickle: a file that is not a readable .npz of numeric arrays (truncated,
+    pickled, object arrays, another format renamed) is an error naming it."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"`path` must be an existing .npz file; got {str(path)!r}. Fix: "
-                                "pass the path of an .npz with `images` and `labels` arrays.")
-    with np.load(path) as z:
-        if "images" not in z or "labels" not in z:
-            raise fail("path", "must be an .npz holding `images` and `labels` arrays", str(path),
-                       f"it holds {sorted(z.files)}; save one with np.savez(path, images=..., "
-                       "labels=...).")
-        images, labels = z["images"], z["labels"]
+        raise FileNotFoundError(f"`data_dir` must be an existing .npz file; got {str(path)!r}. "
+                                "Fix: pass the path of an .npz with `images` and `labels` arrays.")
+    fix = "save one with np.savez(path, images=..., labels=...) (numeric arrays, no pickle)."
+    try:
+        with open(path, "rb") as fh:  # our handle: closed on every path, also on a bad file
+            z = np.load(fh, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise fail("data_dir", "must be an .npz archive (this is a single .npy array)",
+                           str(path), fix)
+            with z:
+                if "images" not in z or "labels" not in z:
+                    raise fail("data_dir", "must be an .npz holding `images` and `labels` "
+                               "arrays", str(path), f"it holds {sorted(z.files)}; {fix}")
+                images, labels = z["images"], z["labels"]
+    except InitlabError:
+        raise
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise fail("data_dir", f"must be a readable .npz file ({type(exc).__name__}: {exc})",
+                   str(path), fix) from None
+    for what, arr in (("images", images), ("labels", labels)):
+        if arr.dtype.kind not in "biuf":
+            raise fail("data_dir", f"must hold numeric `{what}` (dtype {arr.dtype} found)",
+                       str(path), fix)
     if len(images) != len(labels):
-        raise fail("path", "must hold as many images as labels", str(path),
+        raise fail("data_dir", "must hold as many images as labels", str(path),
                    f"images has {len(images)} rows, labels {len(labels)}.")
     return images, labels
 

@@ -63,6 +63,9 @@ class Propagation:
 
         return asdict(self)
 
+    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
+        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+
 
 def _layer_moments(winits, binits, ws):
     out = []

@@ -216,6 +216,9 @@ class WeightedInput:
     def std(self) -> float:
         return math.sqrt(self.variance)
 
+    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
+        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+
     def _comps(self) -> tuple[np.ndarray, np.ndarray]:
         if self.components is not None:
             return self.components

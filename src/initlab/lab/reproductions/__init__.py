@@ -82,7 +82,12 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
     holding another experiment is refused unless ``force``; one holding this experiment is
     continued with ``resume`` (refused otherwise).
     """
+    from ..results import RunLock, check_out_dir
+
     case = get_case(name)
+    overrides = dict(overrides) if overrides else None
+    if out is not None:
+        check_out_dir(out)
     cfg = case.config(full)
     if overrides:
         bad = sorted(set(overrides) - set(cfg.__dataclass_fields__))
@@ -92,7 +97,24 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
         cfg = replace(cfg, **overrides)
     identity = {"case": name, "config": jsonable(cfg),
                 "data_dir": None if data_dir is None else str(data_dir)}
+    lock = RunLock(out) if out is not None else None
+    if lock is not None:
+        lock.acquire()  # one writer per folder, held until the report is written
+    try:
+        return _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
+                          overrides)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
+               overrides) -> dict:
     ck = Checkpoint(out, identity, resume=resume, force=force)
+    if ck.moved_to is not None and not quiet:
+        import sys
+
+        print(f"initlab: moved the previous files in {out} to {ck.moved_to}", file=sys.stderr)
     t0 = time.perf_counter()
     results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck)
     results = jsonable(results)
@@ -107,8 +129,29 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
                       f"{m['torch_threads']} thread(s). "
                       f"Config: {'full (published length)' if full else 'reduced'}; "
                       f"{identity['config']}.")
+        rep.lead(list(results.get("headline", [])))
+        rep.command(_command(name, full, data_dir, overrides, out),
+                    note="Reruns this reproduction into a new folder (the one above is taken).")
         rep.save(Path(out) / REPORT)
     return results
+
+
+def _command(name, full, data_dir, overrides, out) -> str:
+    """The command that reruns this reproduction into a new folder."""
+    from ..compare_report import rerun_out
+
+    new = rerun_out(out)
+    if overrides:
+        args = [repr(name), f"full={full!r}", f"out={new!r}", f"overrides={overrides!r}"]
+        if data_dir:
+            args.insert(2, f"data_dir={str(data_dir)!r}")
+        return ("python -c \"from initlab.lab.reproductions import reproduce; "
+                f"reproduce({', '.join(args)})\"")
+    parts = ["initlab reproduce", name] + (["--full"] if full else [])
+    if data_dir:
+        parts.append(f"--data-dir {data_dir}")
+    parts.append(f"--out {new}")
+    return " ".join(parts)
 
 
 __all__ = ["CASES", "names", "get_case", "reproduce"]

@@ -53,22 +53,30 @@ class Checkpoint:
 
     def __init__(self, out: str | Path | None, identity: dict, *, resume: bool = False,
                  force: bool = False):
+        from ..results import move_aside, remove_stale_temporaries
+
         self.identity = jsonable(identity)
         self.arms: dict[str, Any] = {}
+        self.moved_to: Path | None = None
         self.path = Path(out) / CHECKPOINT if out is not None else None
         if self.path is None:
             return
         out = Path(out)
+        remove_stale_temporaries(out)
+        if force:  # the old files are moved aside, never deleted
+            self.moved_to = move_aside(out, (CHECKPOINT, RESULTS, REPORT))
+            return
         held = _held_identity(out)
-        if held is None or force:
+        if held is None:
             return
         if held != self.identity:
             raise fail("--out", "holds a different experiment (another case, config or data)",
-                       str(out), "choose another --out, or pass --force to overwrite it.")
+                       str(out), "choose another --out, or pass --force to move its files aside "
+                       "(into --out/replaced-<time>/) and start over.")
         if not resume:
             raise fail("--out", "already holds this experiment", str(out),
                        "pass --resume to continue (finished arms are kept) or --force to start "
-                       "again.")
+                       "again (the old files are moved aside).")
         if self.path.exists():
             self.arms = json.loads(self.path.read_text())["arms"]
 
@@ -89,10 +97,12 @@ def _held_identity(out: Path) -> dict | None:
         p = out / name
         if p.exists():
             try:
-                return json.loads(p.read_text())["identity"]
-            except (ValueError, KeyError) as exc:
-                raise fail("--out", f"holds an unreadable {name}", str(p),
-                           "remove it or pass --force.") from exc
+                held = json.loads(p.read_text())
+                return held["identity"]
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+                raise fail("--out", f"holds a torn or foreign {name} (not an initlab "
+                           "reproduction's JSON)", str(p), "restore it, or pass --force to move "
+                           "the old files aside and start over (nothing is deleted).") from exc
     return None
 
 
@@ -105,12 +115,11 @@ def write_results(out: str | Path, identity: dict, results: dict) -> Path:
 
 
 def progress(iterable: Iterable, *, desc: str, quiet: bool, total: int | None = None):
-    """A tqdm progress bar over ``iterable`` (none when ``quiet``)."""
-    if quiet:
-        return iterable
-    from tqdm.auto import tqdm
+    """A progress bar over ``iterable`` (arms done, ETA) on a terminal; none in pipes or when
+    ``quiet`` (:func:`initlab.lab.progress.progress`)."""
+    from ..progress import progress as _progress
 
-    return tqdm(iterable, desc=desc, total=total, leave=False)
+    return _progress(iterable, desc=desc, quiet=quiet, total=total, unit="arm")
 
 
 # ----------------------------------------------------------------------------------- models

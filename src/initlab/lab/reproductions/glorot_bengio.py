@@ -149,8 +149,9 @@ def report(results: dict):
                for r in results["runs"]], caption="Mean singular value per layer pair, at init")
     pyplot = plt()
     for stage in ("at_init", "trained"):
-        fig, axes = pyplot.subplots(1, len(results["runs"]), figsize=(4 * len(results["runs"]), 3.4),
-                                    squeeze=False)
+        fig, axes = pyplot.subplots(1, len(results["runs"]),
+                                    figsize=(min(11.5, 3.2 * len(results["runs"])), 3.2),
+                                    squeeze=False, sharey=True)  # compared panels: one y axis
         for ax, r in zip(axes[0], results["runs"]):
             lo, hi = (-1.0, 1.0) if r["activation"] == "tanh" else (0.0, 1.0)
             centers = lo + (np.arange(BINS) + 0.5) * (hi - lo) / BINS
@@ -159,17 +160,20 @@ def report(results: dict):
             ax.set_title(f"{r['activation']} / {r['init']}", fontsize=9)
             ax.set_xlabel("activation value")
         axes[0][0].set_ylabel("count")
+        axes[0][0].set_ylim(bottom=0)
         axes[0][-1].legend(fontsize=7)
         when = "at initialization" if stage == "at_init" else "after training"
         rep.figure(fig, f"Activation histograms per hidden layer, {when} (cf. G&B fig. 6-7)")
-    fig, axes = pyplot.subplots(1, len(results["runs"]), figsize=(4 * len(results["runs"]), 3.4),
-                                squeeze=False)
+    fig, axes = pyplot.subplots(1, len(results["runs"]),
+                                figsize=(min(11.5, 3.2 * len(results["runs"])), 3.2),
+                                squeeze=False, sharey=True)
     for ax, r in zip(axes[0], results["runs"]):
         m = np.array(r["layer_mean_per_epoch"], dtype=float)
         for li in range(m.shape[1]):
             ax.plot(m[:, li], label=f"layer {li + 1}")
         ax.set_title(f"{r['activation']} / {r['init']}", fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0][0].set_ylabel("mean activation")
     axes[0][-1].legend(fontsize=7)
     rep.figure(fig, "Mean activation per hidden layer during training (cf. G&B fig. 2)")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...report.palette import init_colors
 from ._common import Checkpoint, initialize, load_data, plt, progress
 
 NAME = "he-depth"
@@ -135,15 +136,19 @@ def report(results: dict):
               caption="mean over seeds; a 30-layer plain net trains noisily even from He's init")
     pyplot = plt()
     fig, (a1, a2) = pyplot.subplots(1, 2, figsize=(11, 4))
+    colors = init_colors([r["init"] for r in results["runs"]])
     for r in results["runs"]:
-        a1.plot([np.nan if v is None else v for v in r["train_loss"]], label=f"{r['init']} s{r['seed']}")
-        a2.semilogy(range(1, len(r["layer_std_init"]) + 1), r["layer_std_init"],
+        c = colors[r["init"]]
+        a1.plot([np.nan if v is None else v for v in r["train_loss"]], color=c,
+                label=f"{r['init']} s{r['seed']}")
+        a2.semilogy(range(1, len(r["layer_std_init"]) + 1), r["layer_std_init"], color=c,
                     label=f"{r['init']} s{r['seed']}")
     a1.set_xlabel("epoch")
     a1.set_ylabel("training loss")
     a2.set_xlabel("hidden layer")
     a2.set_ylabel("activation std at init")
     for a in (a1, a2):
+        a.xaxis.get_major_locator().set_params(integer=True)
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
     rep.figure(fig, "Left: training loss. Right: per-layer activation std at init.")

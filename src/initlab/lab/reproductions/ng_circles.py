@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from ...report.palette import init_colors
 from ._common import Checkpoint, initialize, linear_layers, load_data, mlp, plt, progress
 
 NAME = "ng-circles"
@@ -180,19 +181,27 @@ def report(results: dict):
                 r["cost_end"], r["distinct_first_layer_units"]] for r in results["runs"]],
               caption="Every run")
     pyplot = plt()
-    fig, ax = pyplot.subplots(figsize=(6.5, 4))
-    colors = {}
+    fig, ax = pyplot.subplots(figsize=(8, 4))
+    colors = init_colors(list(results["summary"]))
+    # ln 2 first and thin, underneath: the zeros run sits exactly on it and is drawn on top,
+    # thick and dashed with markers, so it stays visible
+    ax.axhline(LN2, color="#999999", ls="-", lw=0.8, zorder=1, label="ln 2 = 0.6931")
+    labelled = set()
     for r in results["runs"]:
         it = np.arange(len(r["cost"])) * cfg["cost_every"]
-        c = colors.get(r["init"])
-        line, = ax.plot(it, [np.nan if v is None else v for v in r["cost"]], color=c, lw=1,
-                        label=None if c else r["init"])
-        colors[r["init"]] = line.get_color()
-    ax.axhline(LN2, color="gray", ls=":", lw=1, label="ln 2 = 0.6931")
+        zeros = r["init"] == "zeros"
+        style = (dict(lw=2.4, ls="--", marker="o", ms=4, markevery=max(1, len(it) // 12),
+                      zorder=4) if zeros else dict(lw=1, zorder=3))
+        label = None if r["init"] in labelled else (
+            "zeros (stays at ln 2)" if zeros else r["init"])
+        labelled.add(r["init"])
+        ax.plot(it, [np.nan if v is None else v for v in r["cost"]], color=colors[r["init"]],
+                label=label, **style)
     ax.set_yscale("log")
     ax.set_xlabel("iteration")
     ax.set_ylabel("cost (mean cross-entropy)")
-    ax.legend()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
-    rep.figure(fig, "Training cost per iteration")
+    rep.figure(fig, "Training cost per iteration (one line per seed). The zeros run never "
+                    "leaves ln 2: every unit computes the same function.")
     return rep

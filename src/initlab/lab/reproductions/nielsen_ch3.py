@@ -22,6 +22,7 @@ import numpy as np
 from scipy import special
 
 from ...backends.numpy_backend import make_rng
+from ...report.palette import init_colors
 from ._common import Checkpoint, fmt_pct, load_data, plt, progress
 
 NAME = "nielsen-ch3"
@@ -324,13 +325,16 @@ def report(results: dict):
     pyplot = plt()
     for h, by_init in results["summary"].items():
         fig, ax = pyplot.subplots(figsize=(6.5, 4))
+        colors = init_colors(list(by_init))
         for init, curve in by_init.items():
-            line, = ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3, label=f"{init} (ours)")
+            line, = ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3,
+                            color=colors[init], label=f"{init} (ours)")
             pub = PUBLISHED.get(int(h), {}).get(init, {})
             if pub:
                 ax.plot(list(pub), list(pub.values()), "x--", color=line.get_color(),
                         label=f"{init} (Nielsen)")
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel("evaluation accuracy (%)")
         ax.set_title(f"784-{h}-10")
         ax.legend(fontsize=8)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...report.palette import init_colors
 from ._common import Checkpoint, initialize, load_data, plt, progress
 
 NAME = "saxe-linear"
@@ -137,9 +138,11 @@ def report(results: dict):
               caption="Per seed (best learning rate of the grid; - = not reached)")
     pyplot = plt()
     fig, ax = pyplot.subplots(figsize=(6.5, 4))
+    colors = init_colors(list(results["per_seed"]))
     for init, eps in results["per_seed"].items():
         pts = [(d, e) for d in depths for e in eps[str(d)] if e is not None]
-        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", alpha=0.7, label=init)
+        line, = ax.plot([p[0] for p in pts], [p[1] for p in pts], "o", alpha=0.7, label=init,
+                        color=colors[init])
         cap = [(d, cfg["max_epochs"]) for d in depths for e in eps[str(d)] if e is None]
         if cap:
             ax.plot([p[0] for p in cap], [p[1] for p in cap], "^", color=line.get_color(),

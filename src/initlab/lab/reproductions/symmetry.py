@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...report.palette import init_colors
 from ._common import Checkpoint, initialize, linear_layers, load_data, plt, progress
 
 NAME = "symmetry"
@@ -136,14 +137,17 @@ def report(results: dict):
                for r in results["runs"]])
     pyplot = plt()
     fig, (a1, a2) = pyplot.subplots(1, 2, figsize=(11, 4))
+    colors = init_colors([r["init"] for r in results["runs"]])
     for r in results["runs"]:
-        a1.plot(r["distinct_units"], marker="o", label=r["init"])
-        a2.plot(r["test_acc"], marker="o", label=r["init"])
+        c = colors[r["init"]]
+        a1.plot(r["distinct_units"], marker="o", color=c, label=r["init"])
+        a2.plot(r["test_acc"], marker="o", color=c, label=r["init"])
     a1.set_ylabel("distinct hidden units")
     a2.set_ylabel("test accuracy")
     for a in (a1, a2):
         a.set_xlabel("epoch")
-        a.legend()
+        a.xaxis.get_major_locator().set_params(integer=True)
+        a.legend(fontsize=8)
         a.grid(alpha=0.3)
     rep.figure(fig, "Distinct hidden units and test accuracy per epoch")
     return rep
