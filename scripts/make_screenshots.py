@@ -60,7 +60,7 @@ def doctor_page(tmp: Path) -> Path:
     from torch import nn
 
     import initlab
-    from initlab.report.doctor import write_doctor_html
+    from initlab.diagnostics.html import write_doctor_html
 
     # the demo's network under PyTorch's default init: the doctor's classic finding
     model = nn.Sequential(*[m for _ in range(10) for m in (nn.Linear(64, 64), nn.Tanh())],

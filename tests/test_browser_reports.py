@@ -111,10 +111,10 @@ def pages(tmp_path_factory):
     from torch import nn
 
     import initlab
+    from initlab.diagnostics.html import write_doctor_html
     from initlab.lab.compare import CompareConfig, run_compare
     from initlab.lab.compare_report import write_report
     from initlab.lab.reproductions import reproduce
-    from initlab.report.doctor import write_doctor_html
     from initlab.report.html import HtmlReport
 
     root = tmp_path_factory.mktemp("pages")

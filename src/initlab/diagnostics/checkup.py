@@ -329,8 +329,10 @@ class DoctorReport:
 
         return save_report_plot(self, path)
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.doctor_report_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from .html import doctor_report_html
+
+        return doctor_report_html(self)
 
 
 def _num(x: float | None, digits: int = 3) -> str:

@@ -176,7 +176,7 @@ class CompareResult:
     out: str | None = None
 
     def _repr_html_(self) -> str:  # Jupyter: the compare report, figures inline
-        from ..report.notebook import compare_result_html
+        from .compare_report import compare_result_html
 
         return compare_result_html(self)
 

@@ -347,3 +347,8 @@ def command_line(cfg, out, *, command: str = "compare") -> str:
         parts.append(f"--data-dir {cfg.data_dir}")
     parts.append(f"--out {out}")
     return " \\\n    ".join(parts)
+
+
+def compare_result_html(result) -> str:
+    """What ``CompareResult._repr_html_`` shows in Jupyter: the compare report, figures inline."""
+    return build_report(result).fragment()

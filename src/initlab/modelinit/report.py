@@ -325,8 +325,10 @@ class InitReport:
     def _repr_pretty_(self, p, cycle):  # IPython
         p.text(str(self))
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.init_report_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..report.notebook import init_report_html
+
+        return init_report_html(self)
 
     def __repr__(self) -> str:
         return (f"InitReport(seed={self.seed}, rng={self.rng!r}, {len(self.records)} parameters, "

@@ -4,6 +4,6 @@
   Reproduce command; self-contained, fits 1280 px);
 - :mod:`initlab.report.palette`: one colour-blind-safe colour and marker per init;
 - :mod:`initlab.report.figures`: layer x init heatmaps, curves, histograms on shared axes;
-- :mod:`initlab.report.doctor`: the doctor's page, ``write_doctor_html(report, path)``;
+- the doctor's page is :func:`initlab.diagnostics.html.write_doctor_html` (it sits above this layer);
 - :mod:`initlab.report.notebook`: what ``_repr_html_`` of initlab's results returns.
 """

@@ -5,10 +5,12 @@ Each result class has a one-line ``_repr_html_`` delegating here, so a notebook 
 PNG figures, no script, no network):
 
 - :func:`init_report_html`: ``initlab.apply``'s ``InitReport`` (what each parameter received);
-- :func:`doctor_report_html`: the doctor's ``DoctorReport`` (verdict, figure, findings, table);
-- :func:`compare_result_html`: a finished ``CompareResult`` (the compare report);
 - :func:`theory_html`: a theory result (``Propagation``, ``JacobianSpectrum``, ``MeanField``,
   ``WeightedInput``...): its numbers, and its figure when it has one.
+
+The doctor's page lives with the doctor (:func:`initlab.diagnostics.html.doctor_report_html`) and
+the compare report with the lab (:func:`initlab.lab.compare_report.compare_result_html`): this
+layer sits below both and imports neither.
 """
 
 from __future__ import annotations
@@ -62,36 +64,13 @@ def init_report_html(report: Any) -> str:
     return rep.fragment()
 
 
-def doctor_report_html(report: Any) -> str:
-    """HTML of a ``DoctorReport`` (the doctor's page, :func:`initlab.report.doctor.doctor_page`)."""
-    from .doctor import doctor_page
-
-    return doctor_page(report, stamp=False).fragment()
-
-
-def compare_result_html(result: Any) -> str:
-    """HTML of a finished ``CompareResult`` (the compare report; figures inline)."""
-    from ..lab.compare_report import build_report
-
-    return build_report(result).fragment()
-
-
-# theory result class name -> (module, plot function) of its figure
-_THEORY_PLOTS = {
-    "Propagation": ("initlab.theory.plots", "plot_propagation"),
-    "JacobianSpectrum": ("initlab.theory.plots", "plot_jacobian_spectrum"),
-}
-
-
 def _scalar(v: Any) -> bool:
     return isinstance(v, (int, float, str, bool)) or v is None
 
 
-def theory_html(result: Any) -> str:
+def theory_html(result: Any, figure: Any = None) -> str:
     """HTML of a theory result: its scalar fields as a table, its per-layer lists as a folded
-    table, and its figure when the theory has one (``initlab.theory.plots``)."""
-    import importlib
-
+    table, and ``figure`` (the result's own plot, drawn by its class) when given."""
     name = type(result).__name__
     rep = HtmlReport(f"initlab.theory: {name}", (type(result).__doc__ or "").strip()
                      .split("\n")[0] or None, stamp=False)
@@ -100,10 +79,8 @@ def theory_html(result: Any) -> str:
     scalars = [[k, _show(v)] for k, v in fields.items() if _scalar(v)]
     lists = {k: v for k, v in fields.items() if isinstance(v, (list, tuple)) and v
              and all(isinstance(x, (int, float)) or x is None for x in v)}
-    if name in _THEORY_PLOTS:
-        mod, fn = _THEORY_PLOTS[name]
-        fig = getattr(importlib.import_module(mod), fn)(result)
-        rep.figure(fig)
+    if figure is not None:
+        rep.figure(figure)
     if scalars:
         rep.table(["quantity", "value"], scalars)
     if lists:

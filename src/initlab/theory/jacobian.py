@@ -97,8 +97,11 @@ class JacobianSpectrum:
                 "input_output": self.input_output.as_dict(),
                 "layers": [s.as_dict() for s in self.layers], **self.extra}
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..report.notebook import theory_html
+        from .plots import plot_jacobian_spectrum
+
+        return theory_html(self, plot_jacobian_spectrum(self))
 
 
 def _exact(fn, x):

@@ -349,8 +349,10 @@ class MeanField:
         return {k: (v if not (isinstance(v, float) and math.isinf(v)) else "inf")
                 for k, v in asdict(self).items()}
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..report.notebook import theory_html
+
+        return theory_html(self)
 
 
 CRITICAL_TOL = 1e-6

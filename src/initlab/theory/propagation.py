@@ -63,8 +63,11 @@ class Propagation:
 
         return asdict(self)
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..report.notebook import theory_html
+        from .plots import plot_propagation
+
+        return theory_html(self, plot_propagation(self))
 
 
 def _layer_moments(winits, binits, ws):

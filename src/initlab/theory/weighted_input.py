@@ -216,8 +216,10 @@ class WeightedInput:
     def std(self) -> float:
         return math.sqrt(self.variance)
 
-    def _repr_html_(self) -> str:  # Jupyter: initlab.report.notebook
-        return __import__("initlab.report.notebook").report.notebook.theory_html(self)
+    def _repr_html_(self) -> str:  # Jupyter
+        from ..report.notebook import theory_html
+
+        return theory_html(self)
 
     def _comps(self) -> tuple[np.ndarray, np.ndarray]:
         if self.components is not None:

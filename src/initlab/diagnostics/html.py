@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .html import HtmlReport
+from ..report.html import HtmlReport
 
 
 def doctor_verdict(report: Any) -> list[str]:
@@ -36,7 +36,7 @@ def doctor_verdict(report: Any) -> list[str]:
 
 def doctor_page(report: Any, *, command: str | None = None, stamp: bool = True) -> HtmlReport:
     """The :class:`~initlab.report.html.HtmlReport` of a ``DoctorReport``."""
-    from ..diagnostics.plots import report_figure
+    from .plots import report_figure
 
     m = report.meta
     loss = m.get("loss_value")
@@ -69,3 +69,8 @@ def write_doctor_html(report: Any, path: str | Path, *, command: str | None = No
 
 def _n(x) -> str:
     return "-" if x is None else f"{x:.3g}"
+
+
+def doctor_report_html(report: Any) -> str:
+    """What ``DoctorReport._repr_html_`` shows in Jupyter: the doctor's page as a fragment."""
+    return doctor_page(report, stamp=False).fragment()
