@@ -280,7 +280,9 @@ def test_mup_on_hugging_face_gpt2_as_it_stands():
     assert cls["transformer.ln_f.weight"] == "vector"
     assert model.lm_head.weight is model.transformer.wte.weight
     # the readout use of the tied embedding gets 1/width_mult; the embedding use does not
-    assert par["transformer.wte.weight"].multiplier == pytest.approx(1 / 4)
+    wte = par["transformer.wte.weight"]
+    assert wte.multiplier == 1 and wte.readout_use == "lm_head"
+    assert wte.readout_multiplier == pytest.approx(1 / 4) == par.readout_multiplier
     assert len(par.attention) == 2 and par.attention[0][2] == pytest.approx(math.sqrt(16) / 64)
     ids = torch.randint(0, 97, (2, 8), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -352,3 +354,18 @@ def test_coord_check_plot(tmp_path, coord_data):
     path = cc.plot(tmp_path / "cc.png")
     assert path.stat().st_size > 5000
     assert copy.deepcopy(cc.to_dict())["widths"] == [32, 64, 128]
+
+
+def test_a_fixed_std_base_plan_gets_mup_hidden_std_from_the_base_width():
+    # GPT-2's plan draws N(0, 0.02^2) at every width; μP's hidden weights need
+    # (base std) / sqrt(m_in): 0.02 / 2 at 4x the base width, as mup.init.normal_ gives
+    model = _gpt2(128)
+    par = initlab.parametrize(model, "mup", base=lambda: _gpt2(32), seed=0, init="gpt2")
+    fc = par["transformer.h.0.mlp.c_fc.weight"]
+    assert fc.init_scale == pytest.approx(0.5)
+    # 128 x 512 draws: the sample std's relative sampling error is ~1/sqrt(2n) = 0.2%
+    assert fc.stored_std == pytest.approx(0.01, rel=0.02)
+    assert par["transformer.wte.weight"].init_scale == pytest.approx(1.0)   # input: base std
+    # torch's default plan: the draw already has std 1/sqrt(fan_in), so it is kept (mup's rule)
+    par2 = initlab.parametrize(_gpt2(128), "mup", base=lambda: _gpt2(32), seed=0)
+    assert par2["transformer.h.0.mlp.c_fc.weight"].init_scale == pytest.approx(1.0)

@@ -16,7 +16,10 @@ device), no special optimizer. It returns a :class:`Parametrization` that holds
   both fans width = ``hidden``, only fan_out = ``input``, only fan_in = ``output`` (the readout),
   one width dimension in a 1-D tensor = ``vector`` (biases, norm scales), none = ``fixed``);
 * what was done at init: the base plan's draw (``init``, torch's default by default) times an
-  ``init_scale``;
+  ``init_scale`` chosen so that the stored std is the plan's std *at the base shape* times the
+  parametrization's width factor (μP's hidden weights: 1/sqrt(m_in)). So any base plan works:
+  with torch's default (std 1/sqrt(fan_in)) μP's hidden weights keep the draw, as in ``mup``;
+  with a fixed std (GPT-2's 0.02) they get 0.02/sqrt(m_in), as ``mup.init.normal_`` gives;
 * the multipliers training needs: a forward ``multiplier`` on the layer's weight (applied by a
   removable forward pre-hook that scales the layer's input, so ``W (m x) + b = (m W) x + b``),
   the attention scale (``module.scaling`` of Hugging Face attention modules), the residual-branch
@@ -30,14 +33,15 @@ base shapes"). With width multipliers ``m_in`` (fan_in's) and ``m_out`` (fan_out
 the forward multiplier:
 
 =========  ===============================================================================
-``mup``    hidden: Adam lr / m_in, SGD lr * m_out / m_in. input: SGD lr * m_out. output
-           (readout): stored init * sqrt(m_in), multiplier output_mult / m_in, SGD lr * m_in.
-           vector: SGD lr * m; a layer's bias init * sqrt(m_in of its layer) (mup's
-           ``rescale_linear_bias``). The attention scale sqrt(d_base) / d instead of 1/sqrt(d)
+``mup``    hidden: std (base std) / sqrt(m_in), Adam lr / m_in, SGD lr * m_out / m_in. input:
+           base std, SGD lr * m_out. output (readout): stored base std, multiplier
+           output_mult / m_in, SGD lr * m_in. vector (biases, norms): base std, SGD lr * m
+           (with torch's default this is mup's ``rescale_linear_bias``). The attention scale
+           sqrt(d_base) / d instead of 1/sqrt(d)
            (1/d up to the constant that makes it SP at base width). This is ``mup``'s
            arrangement ("readout weights x sqrt(width_mult), input / width_mult, MuAdam lr /
            width_mult"), so effective quantities agree with it to float precision.
-``ntk``    hidden and output: stored init * sqrt(m_in) (the base width's std), multiplier
+``ntk``    hidden and output: stored base std, multiplier
            1/sqrt(m_in): the neural tangent parametrization (Jacot et al. 2018; Table 1 of
            Yang & Hu 2021, "Tensor Programs IV": a = 1/2, b = 0, c = 0).
 ``mfp``    as ``ntk`` for input and hidden layers, but the readout's multiplier is 1/m_in
@@ -69,6 +73,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..core.fans import fans as core_fans
 from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from .params import ParamInfo, collect_params
@@ -91,6 +96,9 @@ class Scaling:
     m_out: float = 1.0             # ... of its fan_out dimension (1-D: of its width dimension)
     init_scale: float = 1.0        # stored = base plan's draw * init_scale
     multiplier: float = 1.0        # effective weight = multiplier * stored (forward pre-hook)
+    width_factor: float | None = 1.0   # stored std = base plan's std at the base shape x this
+    readout_use: str | None = None     # a tied embedding: the readout module using it
+    readout_multiplier: float = 1.0    # ... and that use's multiplier
     lr_adam: float = 1.0           # learning-rate multiplier of the stored parameter, Adam-like
     lr_sgd: float = 1.0            # ... SGD-like
     aliases: tuple[str, ...] = ()
@@ -136,31 +144,49 @@ def _classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, flo
     return klass, dims[i].mult, dims[o].mult
 
 
-def _rules(name: str, klass: str, role: str, m_in: float, m_out: float, layer_m_in: float,
-           output_mult: float) -> dict[str, float]:
-    """init_scale, multiplier, lr_adam, lr_sgd of one parameter (the table in the module docs).
-    ``layer_m_in``: for a bias, the fan_in multiplier of its layer's weight."""
-    r = {"init_scale": 1.0, "multiplier": 1.0, "lr_adam": 1.0, "lr_sgd": 1.0}
+def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
+           ) -> dict[str, float]:
+    """width_factor, multiplier, lr_adam, lr_sgd of one parameter (the table in the module
+    docs). ``width_factor`` multiplies the base width's std: stored std = (the base plan's std
+    at the base shape) x width_factor."""
+    r = {"width_factor": 1.0, "multiplier": 1.0, "lr_adam": 1.0, "lr_sgd": 1.0}
     if name == "sp":
-        return r
+        return {**r, "width_factor": None}    # SP: the base plan at the target shape, as drawn
     if name == "mup":
         if klass == "hidden":
-            r.update(lr_adam=1 / m_in, lr_sgd=m_out / m_in)
+            r.update(width_factor=1 / math.sqrt(m_in), lr_adam=1 / m_in, lr_sgd=m_out / m_in)
         elif klass == "input":
             r.update(lr_sgd=m_out)
         elif klass == "output":
-            r.update(init_scale=math.sqrt(m_in), multiplier=output_mult / m_in, lr_sgd=m_in)
+            r.update(multiplier=output_mult / m_in, lr_sgd=m_in)
         elif klass == "vector":
             r.update(lr_sgd=m_out)
-        if role == "bias":   # mup's rescale_linear_bias and MuReadout's bias rescale
-            r.update(init_scale=math.sqrt(layer_m_in))
         return r
     # ntk and mfp: hidden layers (and ntk's readout) with a 1/sqrt(fan_in) multiplier
     if klass in ("hidden", "output"):
-        r.update(init_scale=math.sqrt(m_in), multiplier=1 / math.sqrt(m_in))
+        r.update(multiplier=1 / math.sqrt(m_in))
     if name == "mfp" and klass == "output":
         r.update(multiplier=output_mult / m_in)
     return r
+
+
+def _tied_readout_multiplier(name: str, d_mult: float, output_mult: float) -> float:
+    return {"mup": output_mult / d_mult, "ntk": 1 / math.sqrt(d_mult),
+            "mfp": output_mult / d_mult, "sp": 1.0}[name]
+
+
+def _std_at(init: Any, p: ParamInfo) -> float | None:
+    """The std ``init`` gives ``p`` (each block with its fans), or None when it has none."""
+    stds = []
+    for b in p.blocks:
+        fans = None if len(b.fan_shape) < 2 or 0 in b.fan_shape else core_fans(b.fan_shape,
+                                                                               p.layout)
+        bshape = tuple(p.shape) if len(p.blocks) == 1 else (b.stop - b.start, *p.shape[1:])
+        d = init.resolve(bshape, fans=fans, layout=p.layout, role=p.fan_role)
+        stds.append(d.expected_std(bshape))
+    if not stds or any(v is None for v in stds) or len({round(v, 12) for v in stds}) != 1:
+        return None
+    return float(stds[0])
 
 
 @dataclass
@@ -188,7 +214,9 @@ class Parametrization:
 
     @property
     def readout_multiplier(self) -> float:
+        """The multiplier on the model's readout (a tied embedding's readout use included)."""
         outs = [s.multiplier for s in self.scalings if s.klass == "output"]
+        outs += [s.readout_multiplier for s in self.scalings if s.readout_use]
         return outs[0] if outs else 1.0
 
     def param_groups(self, lr: float, optimizer: str = "adam", weight_decay: float = 0.0
@@ -242,7 +270,9 @@ class Parametrization:
         rows = []
         for s in self.scalings:
             rows.append([s.name, "x".join(map(str, s.shape)) or "()", s.klass, f"{s.m_in:.3g}",
-                         f"{s.m_out:.3g}", f"{s.init_scale:.4g}", f"{s.multiplier:.4g}",
+                         f"{s.m_out:.3g}", f"{s.init_scale:.4g}",
+                         f"{s.multiplier:.4g}" + (f" ({s.readout_use}: {s.readout_multiplier:.4g})"
+                                                  if s.readout_use else ""),
                          "-" if s.effective_std is None else f"{s.effective_std:.4g}",
                          f"{s.lr_adam:.4g}", f"{s.lr_sgd:.4g}"])
         w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
@@ -348,46 +378,33 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     base_model = _build_base(base)
     widths = width_shapes(model, base_model, delta)
     infos = collect_params(model)
-    weight_m_in: dict[int, float] = {}   # id(module) -> its weight's m_in (for biases)
     scalings: list[Scaling] = []
     by_info: list[tuple[ParamInfo, Scaling]] = []
     for p in infos:
         klass, m_in, m_out = _classify(p, widths[p.name])
-        if p.role in ("weight", "other") and len(p.shape) >= 2:
-            weight_m_in[id(p.module)] = m_in
         s = Scaling(name=p.name, shape=tuple(p.shape), klass=klass, m_in=m_in, m_out=m_out,
                     aliases=tuple(p.aliases))
+        for k, v in _rules(name, klass, m_in, m_out, output_mult).items():
+            setattr(s, k, v)
         scalings.append(s)
         by_info.append((p, s))
-    # a readout bias (a fixed, vocabulary-sized vector) follows its layer
-    for p, s in by_info:
-        layer_m_in = weight_m_in.get(id(p.module), 1.0) if p.role == "bias" else 1.0
-        rules = _rules(name, s.klass, p.role, s.m_in, s.m_out, layer_m_in, output_mult)
-        if p.role == "embedding" and s.klass == "input" and p.tied:
-            s.why = "tied embedding: its readout use gets the readout multiplier"
-        for k, v in rules.items():
-            setattr(s, k, v)
-        if p.role == "bias" and name == "mup":
-            s.why = f"bias: init x sqrt(m_in of its layer) = {math.sqrt(layer_m_in):.4g}"
     if name == "mfp":
         m_model = max((s.m_in for s in scalings if s.klass == "output"), default=1.0)
         for s in scalings:
             s.lr_sgd *= m_model
-    # a tied embedding that is also the readout: classified from its shape as the input side;
-    # the readout multiplier goes on the readout use (lm_head), computed from its fan_in width
-    readout_uses: list[tuple[ParamInfo, Scaling, str, nn.Module]] = []
+    # a tied embedding that is also the readout: classified from its shape as the input side
+    # (its stored init and its embedding use unchanged); the readout multiplier goes on the
+    # readout use (lm_head), from the width multiplier of its feature dimension
+    readout_uses: list[tuple[Scaling, nn.Module]] = []
     for p, s in by_info:
         if p.role == "embedding" and p.tied:
             dims = widths[p.name]
-            d_mult = dims[1].mult if len(dims) == 2 else 1.0
             use = _layer_use(p)
-            if use is not None and dims[1].is_width:
-                m = {"mup": output_mult / d_mult, "ntk": 1 / math.sqrt(d_mult),
-                     "mfp": output_mult / d_mult, "sp": 1.0}[name]
-                readout_uses.append((p, s, use[0], use[1]))
-                s.why = (f"tied embedding; its readout use `{use[0]}` gets multiplier {m:.4g} "
-                         "(stored init unchanged)")
-                s.multiplier = m if name != "sp" else 1.0
+            if use is not None and len(dims) == 2 and dims[1].is_width and name != "sp":
+                s.readout_use = use[0]
+                s.readout_multiplier = _tied_readout_multiplier(name, dims[1].mult, output_mult)
+                readout_uses.append((s, use[1]))
+                s.why = f"tied embedding; its readout use `{use[0]}` gets the readout multiplier"
 
     # depth: the description finds the residual branches
     n_branches, branch_mult, branch_layers = 0, 1.0, set()
@@ -416,8 +433,34 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     else:
         zero = set()
 
-    # init: the base plan, then the scales (all checks ran above, before this first write)
+    # init: the base plan, then the scales. The base plan's std at the base shape (from the base
+    # model's own description) over its std at the target shape is how the plan scales with
+    # width: sqrt(m_in) for torch's default (std 1/sqrt(fan_in)), 1 for a fixed std (GPT-2's
+    # 0.02); μP's hidden weights then get (base std) / sqrt(m_in) whatever the plan.
+    from ..core import from_dict
+
+    base_infos = ({n: q for q in collect_params(base_model) for n in q.names}
+                  if isinstance(base_model, nn.Module) else {})
     report = apply(model, init, seed=seed, rng=rng)
+    records = {r.name: r for r in report.records}
+    for p, s in by_info:
+        rec = records.get(p.name)
+        if s.width_factor is None or rec is None or not isinstance(rec.init, dict):
+            continue
+        bp = base_infos.get(p.name)
+        try:
+            initializer = from_dict(rec.init)
+            target = _std_at(initializer, p)
+            basestd = _std_at(initializer, bp) if bp is not None else None
+        except Exception:  # noqa: BLE001  (an initializer without a std: keep the draw)
+            target = basestd = None
+        if bp is None and target:
+            # declared base shapes: a std that depends on the fans scales as 1/sqrt(fan_in)
+            # for torch's default and the fan-in presets; assume that, and say so
+            basestd = target * math.sqrt(s.m_in if s.klass in ("hidden", "output") else 1.0)
+            s.why = (s.why + "; " if s.why else "") + "base std assumed fan_in-scaled"
+        if target and basestd:
+            s.init_scale = basestd / target * s.width_factor
     params: dict[str, torch.Tensor] = {}
     with torch.no_grad():
         for p, s in by_info:
@@ -430,10 +473,9 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
                     t.mul_(s.init_scale)
     from .report import _tensor_moments as tensor_moments
 
-    by_name = {s.name: s for s in scalings}
-    for r in report.records:
-        s = by_name.get(r.name)
-        if s is None:  # pragma: no cover
+    for s in scalings:
+        r = records.get(s.name)
+        if r is None:  # pragma: no cover
             continue
         if s.init_scale != 1.0 or s.name in zero:
             r.mean, r.std = tensor_moments(params[s.name])
@@ -449,9 +491,10 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     for p, s in by_info:
         if p.role in ("weight", "other") and len(p.shape) >= 2 and s.multiplier != 1.0:
             par._handles.append(p.module.register_forward_pre_hook(_scale_input(s.multiplier)))
-    for _p, s, _mname, module in readout_uses:
-        if s.multiplier != 1.0:
-            par._handles.append(module.register_forward_pre_hook(_scale_input(s.multiplier)))
+    for s, module in readout_uses:
+        if s.readout_multiplier != 1.0:
+            par._handles.append(module.register_forward_pre_hook(
+                _scale_input(s.readout_multiplier)))
     if desc is not None and branch_mult != 1.0:
         mods = dict(model.named_modules())
         for b in desc.residual_branches:
