@@ -115,3 +115,16 @@ def torch_axes_to(layout: str, ndim: int) -> tuple[int, ...] | None:
         return (*range(2, ndim), 1, 0)
     # torch_transposed: (out, in, *k) -> (in, out, *k)
     return (1, 0, *range(2, ndim))
+
+
+def io_axes(layout: str, ndim: int) -> tuple[int, int] | None:
+    """``(in_axis, out_axis)`` of a tensor of ``ndim`` dims stored in ``layout`` (None below 2-D):
+    torch ``(out, in, *k)`` -> (1, 0); torch_transposed ``(in, out, *k)`` -> (0, 1); jax
+    ``(*k, in, out)`` -> (ndim - 2, ndim - 1)."""
+    if ndim < 2:
+        return None
+    if layout == "jax":
+        return (ndim - 2, ndim - 1)
+    if layout == "torch_transposed":
+        return (0, 1)
+    return (1, 0)

@@ -207,3 +207,69 @@ def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     layers = [(n, m) for n, m in model.named_modules()
               if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     return layers[:-1]
+
+
+class RowAttention(nn.Module):
+    """Multi-head self-attention with Hugging Face's attribute names: ``head_dim`` and
+    ``scaling`` (the factor on q.k, 1/sqrt(head_dim) by default), so a width parametrization
+    (``initlab.parametrize(..., "mup")``) can set μP's 1/d scale on it as on a transformers
+    model."""
+
+    def __init__(self, width: int, n_head: int):
+        super().__init__()
+        if width % n_head:
+            raise fail("width", f"must be divisible by n_head={n_head}", width,
+                       f"pass a multiple of {n_head}.")
+        self.n_head, self.head_dim = n_head, width // n_head
+        self.scaling = self.head_dim ** -0.5
+        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (
+            nn.Linear(width, width) for _ in range(4))
+
+    def forward(self, x):
+        b, t, d = x.shape
+
+        def heads(z):
+            return z.view(b, t, self.n_head, self.head_dim).transpose(1, 2)
+
+        q, k, v = heads(self.q_proj(x)), heads(self.k_proj(x)), heads(self.v_proj(x))
+        att = torch.softmax((q @ k.transpose(-1, -2)) * self.scaling, dim=-1)
+        return self.o_proj((att @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class RowBlock(nn.Module):
+    """A pre-norm transformer block: ``x + attn(ln1(x))``, then ``x + fc2(relu(fc1(ln2(x))))``."""
+
+    def __init__(self, width: int, n_head: int, mlp_ratio: int = 2):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attn = RowAttention(width, n_head)
+        self.fc1 = nn.Linear(width, mlp_ratio * width)
+        self.fc2 = nn.Linear(mlp_ratio * width, width)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.fc2(torch.relu(self.fc1(self.ln2(x))))
+
+
+class RowTransformer(nn.Module):
+    """A small vision transformer that reads an image one row of pixels per token: a linear
+    embedding of each row to ``width``, learned positions, ``n_layer`` :class:`RowBlock` s, mean
+    pooling, a final LayerNorm and a linear readout. Flattened inputs ``(batch, rows * cols)`` are
+    reshaped to ``(batch, rows, cols)``."""
+
+    def __init__(self, width: int, *, rows: int, cols: int, n_classes: int = 10, n_head: int = 4,
+                 n_layer: int = 2):
+        super().__init__()
+        self.rows, self.cols = rows, cols
+        self.embed = nn.Linear(cols, width)
+        self.pos = nn.Embedding(rows, width)
+        self.blocks = nn.ModuleList(RowBlock(width, n_head) for _ in range(n_layer))
+        self.ln_f = nn.LayerNorm(width)
+        self.head = nn.Linear(width, n_classes)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], self.rows, self.cols)
+        h = self.embed(x) + self.pos.weight
+        for blk in self.blocks:
+            h = blk(h)
+        return self.head(self.ln_f(h.mean(1)))

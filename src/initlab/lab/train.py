@@ -137,11 +137,19 @@ def layer_stats(model: nn.Module, x, activation: str | None = None) -> list[dict
     return rows
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig,
+                   param_groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """torch's SGD (with momentum) or Adam over ``model``'s parameters, or over
+    ``param_groups`` (e.g. a width parametrization's per-parameter learning rates,
+    :meth:`initlab.Parametrization.param_groups`; keys torch does not know are dropped)."""
+    params: object = model.parameters()
+    if param_groups is not None:
+        params = [{k: v for k, v in g.items() if k not in ("names", "lr_mult")}
+                  for g in param_groups]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum,
                                weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _save_checkpoint(path: Path, model, opt, gen, history, diverged) -> None:
@@ -156,7 +164,7 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int,
           on_epoch: Callable[[dict], None] | None = None, progress: bool = False,
           record_layer_stats: bool | str = False, checkpoint: str | Path | None = None,
           activation: str | None = None, stats_batch: int = 256,
-          desc: str = "train") -> list[dict]:
+          desc: str = "train", param_groups: list[dict] | None = None) -> list[dict]:
     """Train ``model`` on ``data`` (a :class:`~initlab.lab.data.Dataset`) and return one record
     per epoch, epoch 0 being the model before training.
 
@@ -167,13 +175,16 @@ def train(model: nn.Module, data, cfg: TrainConfig, *, seed: int,
     epoch. A non-finite training loss marks the run diverged: later epochs are recorded without
     further steps.
 
+    ``param_groups``: optimizer parameter groups to use instead of one group at ``cfg.lr`` (a
+    width parametrization's, for instance).
+
     ``on_epoch(record)`` is called after each record is final (and after the checkpoint is
     written); with ``checkpoint`` the run resumes from the last finished epoch saved there, and
     ``on_epoch`` is called only for the epochs run now.
     """
     seed = check_scalar(seed, "seed", min_val=0, integer=True)
     gen = torch.Generator().manual_seed(stable_u64("initlab.lab.train.shuffle", seed) % 2**63)
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg, param_groups)
     n, k = len(data.y_train), data.n_classes
     history: list[dict] = []
     diverged = False

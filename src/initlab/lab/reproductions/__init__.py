@@ -36,6 +36,7 @@ CASES: dict[str, str] = {
     "he-depth": "initlab.lab.reproductions.he_depth",
     "saxe-linear": "initlab.lab.reproductions.saxe_linear",
     "depth-sweep": "initlab.lab.reproductions.depth_sweep",
+    "mup-transfer": "initlab.lab.reproductions.mup_transfer",
 }
 
 

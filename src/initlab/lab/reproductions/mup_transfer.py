@@ -1,0 +1,265 @@
+"""Yang et al. 2022, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot Hyperparameter
+Transfer", Figure 1: under the standard parametrization (SP) the best learning rate moves as the
+model gets wider; under μP it stays, so a learning rate tuned on a small model is right for a
+large one. And Tensor Programs VI (Yang et al. 2023): the same in depth with residual branches
+scaled by 1/sqrt(L).
+
+Here: each arm trains one model from scratch with Adam at one learning rate of a log2 grid and
+records its final training loss. Three sweeps, SP beside μP (:func:`initlab.parametrize`, base
+width = the smallest width, base depth = the shallowest depth):
+
+* ``mlp``: a 2-hidden-layer ReLU MLP, widths ``mlp_widths``;
+* ``transformer``: :class:`initlab.lab.models.RowTransformer` (rows of pixels as tokens, 4 heads,
+  2 pre-norm blocks), widths ``transformer_widths``;
+* ``depth``: a residual ReLU MLP (``resmlp``) of fixed width with ``depths`` residual blocks,
+  SP against μP with ``depth="sqrt"``.
+
+For each (sweep, parametrization, width or depth) the optimal log2 lr is the grid point with the
+lowest mean training loss over the seeds; its spread is the standard deviation of the seeds' own
+optima. The optimum is refined between grid points by a parabola through the log losses around
+the best grid point (the basins are flat near the optimum, where the grid argmin alone flips with
+noise). The shift is the largest minus the smallest optimum across sizes, in grid steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._common import Checkpoint, load_data, plt, progress
+
+NAME = "mup-transfer"
+TITLE = "Yang et al. 2022 (Tensor Programs V), Fig. 1: the optimal learning rate under SP and μP"
+PAPER = ('G. Yang, E. J. Hu, I. Babuschkin, S. Sidor, X. Liu, D. Farhi, N. Ryder, J. Pachocki, '
+         'W. Chen, J. Gao, "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot '
+         'Hyperparameter Transfer", 2022 (fig. 1, 3); G. Yang, D. Yu, C. Zhu, S. Hayou, "Tensor '
+         'Programs VI: Feature Learning in Infinite-Depth Neural Networks", 2023')
+PUBLISHED = {
+    "claim_sp": "under SP the optimal learning rate shifts with width (for Adam, smaller for "
+                "wider models), and wider models can do worse than narrower ones",
+    "claim_mup": "under μP the optimal learning rate is stable across widths and wider is "
+                 "always better (fig. 1: transformers on WikiText-2, widths 128-8192)",
+    "claim_depth": "with branches scaled by 1/sqrt(L) the optimal learning rate is stable "
+                   "across depths (Tensor Programs VI)",
+}
+DATA_NOTE = ("The paper trains transformers on WikiText-2 (and MLPs on CIFAR-10) at widths up to "
+             "8192; here MLPs and a small row-token transformer on digits (8x8, built in) or the "
+             "MNIST subset given by --data-dir, at widths a 2-core CPU can train.")
+SWEEPS = ("mlp", "transformer", "depth")
+PARAMETRIZATIONS = ("sp", "mup")
+#: what a run costs (1 thread, idle 2-core x86 machine); both resume with --resume
+TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)", "full": "about 60 minutes (780 arms)"}
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "digits"                       # "mnist" with --data-dir
+    mlp_widths: tuple[int, ...] = (64, 256, 1024)
+    transformer_widths: tuple[int, ...] = (16, 32, 64)
+    depth_width: int = 64
+    depths: tuple[int, ...] = (1, 2, 4, 8)        # residual blocks (base depth: the smallest)
+    log2_lrs: tuple[int, ...] = tuple(range(-12, -2))
+    sweeps: tuple[str, ...] = SWEEPS
+    # short training: the optimum is read where the loss still depends on the lr (after many
+    # epochs on 1,437 digits every run fits the training set and the curves flatten)
+    epochs: int = 1                               # mlp and depth sweeps
+    transformer_epochs: int = 2
+    batch_size: int = 64
+    n_train: int | None = None                    # None: the whole training split
+    seeds: tuple[int, ...] = (0, 1)
+    transformer_seeds: tuple[int, ...] = (0,)
+
+
+def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the full sweep (:data:`TIME_BUDGET`)."""
+    if full:
+        return Config(mlp_widths=(64, 128, 256, 512, 1024, 2048),
+                      transformer_widths=(32, 64, 128, 256), depth_width=128,
+                      depths=(2, 4, 8, 16, 32), log2_lrs=tuple(range(-14, -1)),
+                      sweeps=SWEEPS, seeds=(0, 1), transformer_seeds=(0, 1))
+    return Config()
+
+
+def _builder(sweep: str, cfg: Config, data):
+    """size -> model (size: width for mlp/transformer, residual blocks for depth)."""
+    from ..models import ModelConfig, RowTransformer, build_model
+
+    if sweep == "transformer":
+        side = int(round(math.sqrt(data.n_features)))
+        return lambda w: RowTransformer(w, rows=side, cols=data.n_features // side,
+                                        n_classes=data.n_classes)
+    if sweep == "mlp":
+        return lambda w: build_model(ModelConfig(kind="mlp", depth=2, width=w, activation="relu",
+                                                 in_shape=(data.n_features,),
+                                                 n_classes=data.n_classes))
+    return lambda d: build_model(ModelConfig(kind="resmlp", depth=d, width=cfg.depth_width,
+                                             activation="relu", in_shape=(data.n_features,),
+                                             n_classes=data.n_classes))
+
+
+def seeds(sweep: str, cfg: Config) -> tuple[int, ...]:
+    return cfg.transformer_seeds if sweep == "transformer" else cfg.seeds
+
+
+def sizes(sweep: str, cfg: Config) -> tuple[int, ...]:
+    return {"mlp": cfg.mlp_widths, "transformer": cfg.transformer_widths,
+            "depth": cfg.depths}[sweep]
+
+
+def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg: Config,
+              data) -> dict:
+    import initlab
+
+    from ..train import TrainConfig, train
+
+    build = _builder(sweep, cfg, data)
+    model = build(size)
+    base = min(sizes(sweep, cfg))
+    lr = 2.0 ** log2_lr
+    if sweep == "depth":
+        # the width does not change: μP is SP in width here, and depth="sqrt" scales branches
+        kw = {"base": lambda: build(size)}
+        if par_name == "mup":
+            kw.update(depth="sqrt", base_depth=base)   # one residual branch per block
+    else:
+        kw = {"base": lambda: build(base)}
+    par = initlab.parametrize(model, par_name, seed=seed, **kw)
+    epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
+    tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
+    hist = train(model, data, tc, seed=seed, param_groups=par.param_groups(lr, "adam"))
+    par.remove()
+    last = hist[-1]
+    return {"sweep": sweep, "parametrization": par_name, "size": size, "log2_lr": log2_lr,
+            "seed": seed, "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+            "diverged": bool(last["diverged"])}
+
+
+def _loss(a: dict) -> float:
+    v = a["train_loss"]
+    return float("inf") if v is None or a["diverged"] or not math.isfinite(v) else float(v)
+
+
+def _vertex(losses: list[float], k: int) -> float:
+    """Offset (in grid steps, within +-1/2) of the minimum of the parabola through log(loss) at
+    grid points k-1, k, k+1: the optimum between grid points, less noisy than the argmin alone
+    where the basin is flat. 0 at the grid's ends or where a neighbour diverged."""
+    if k == 0 or k == len(losses) - 1:
+        return 0.0
+    y = np.log(np.asarray(losses[k - 1:k + 2], dtype=float))
+    if not np.all(np.isfinite(y)):
+        return 0.0
+    curv = y[0] - 2 * y[1] + y[2]
+    return float(np.clip(0.5 * (y[0] - y[2]) / curv, -0.5, 0.5)) if curv > 0 else 0.0
+
+
+def summarize(arms: list[dict], cfg: Config) -> list[dict]:
+    """Per (sweep, parametrization, size): the optimal log2 lr (lowest mean loss over seeds),
+    the seeds' spread of their own optima, and the loss there."""
+    rows = []
+    lrs = list(cfg.log2_lrs)
+    for sweep in cfg.sweeps:
+        for pname in PARAMETRIZATIONS:
+            for size in sizes(sweep, cfg):
+                cell = [a for a in arms if a["sweep"] == sweep and a["parametrization"] == pname
+                        and a["size"] == size]
+                if not cell:
+                    continue
+                mean = [np.mean([_loss(a) for a in cell if a["log2_lr"] == k]) for k in lrs]
+                best = int(np.argmin(mean))
+                refined = float(lrs[best]) + _vertex(mean, best) * (
+                    float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0)
+                per_seed = []
+                for s in seeds(sweep, cfg):
+                    ls = [next((_loss(a) for a in cell if a["log2_lr"] == k and a["seed"] == s),
+                               float("inf")) for k in lrs]
+                    per_seed.append(lrs[int(np.argmin(ls))])
+                rows.append({"sweep": sweep, "parametrization": pname, "size": size,
+                             "best_log2_lr": lrs[best], "refined_log2_lr": refined,
+                             "seed_std": float(np.std(per_seed)),
+                             "best_loss": float(mean[best]),
+                             "losses": [None if not math.isfinite(m) else float(m)
+                                        for m in mean]})
+    return rows
+
+
+def shifts(rows: list[dict], cfg: Config, key: str = "refined_log2_lr"
+           ) -> dict[str, dict[str, float]]:
+    """sweep -> parametrization -> how far the optimum moves across sizes, in grid steps (the
+    refined optimum by default; ``key="best_log2_lr"`` for the grid argmin)."""
+    step = np.median(np.diff(cfg.log2_lrs)) if len(cfg.log2_lrs) > 1 else 1
+    out: dict[str, dict[str, float]] = {}
+    for sweep in cfg.sweeps:
+        for pname in PARAMETRIZATIONS:
+            best = [r[key] for r in rows
+                    if r["sweep"] == sweep and r["parametrization"] == pname]
+            if best:
+                out.setdefault(sweep, {})[pname] = round(float((max(best) - min(best)) / step), 3)
+    return out
+
+
+def run(cfg: Config, *, data_dir=None, quiet: bool = False,
+        checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm (finished arms come from ``checkpoint``); return the results."""
+    ck = checkpoint or Checkpoint(None, {})
+    name = "mnist" if data_dir is not None else cfg.dataset
+    data = load_data(name, seed=0, data_dir=data_dir, n_train=cfg.n_train)
+    cells = [(sw, p, s, k, seed) for sw in cfg.sweeps for p in PARAMETRIZATIONS
+             for s in sizes(sw, cfg) for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
+    arms = [ck.run(f"{sw}/{p}/{s}/{k}/{seed}",
+                   lambda sw=sw, p=p, s=s, k=k, seed=seed: train_one(sw, p, s, k, seed, cfg,
+                                                                     data))
+            for sw, p, s, k, seed in progress(cells, desc=NAME, quiet=quiet)]
+    rows = summarize(arms, cfg)
+    moved = shifts(rows, cfg)
+    headline = [f"{sw}: the optimum moves {v['sp']:.2f} grid step(s) under SP, {v['mup']:.2f} "
+                "under μP"
+                for sw, v in moved.items() if "sp" in v and "mup" in v]
+    return {"case": NAME, "config": cfg, "dataset": data.name, "arms": arms, "optima": rows,
+            "shifts": moved, "published": PUBLISHED, "data_note": DATA_NOTE,
+            "headline": headline}
+
+
+def report(results: dict):
+    """The HTML report of ``results``: Figure 1 (training loss vs log2 lr, a curve per width) for
+    SP and μP side by side, per sweep, and the table of optima."""
+    from ...report.html import HtmlReport
+
+    cfg = results["config"]
+    rep = HtmlReport(TITLE, PAPER)
+    for h in results.get("headline", []):
+        rep.paragraph(h)
+    rep.paragraph(DATA_NOTE, note=True)
+    rows = results["optima"]
+    rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
+               "refined", "seeds' std", "loss at best"],
+              [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
+                f"{r['refined_log2_lr']:.2f}", f"{r['seed_std']:.2f}", f"{r['best_loss']:.4f}"]
+               for r in rows],
+              caption=f"Optimal learning rate per size (Adam; {cfg['epochs']} epoch(s) for the "
+                      f"MLP and depth sweeps, {cfg['transformer_epochs']} for the transformer)")
+    pyplot = plt()
+    for sweep in cfg["sweeps"]:
+        fig, axes = pyplot.subplots(1, 2, figsize=(10, 3.8), sharey=True)
+        cmap = pyplot.get_cmap("viridis")
+        sz = {"mlp": cfg["mlp_widths"], "transformer": cfg["transformer_widths"],
+              "depth": cfg["depths"]}[sweep]
+        for ax, pname in zip(axes, PARAMETRIZATIONS):
+            for i, size in enumerate(sz):
+                r = next((r for r in rows if r["sweep"] == sweep and r["parametrization"] == pname
+                          and r["size"] == size), None)
+                if r is None:
+                    continue
+                ys = [np.nan if v is None else v for v in r["losses"]]
+                ax.plot(cfg["log2_lrs"], ys, marker="o", ms=3,
+                        color=cmap(i / max(1, len(sz) - 1)),
+                        label=f"{'depth' if sweep == 'depth' else 'width'} {size}")
+            ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}")
+            ax.set_xlabel("log2 learning rate")
+            ax.set_yscale("log")
+        axes[0].set_ylabel("training loss")
+        axes[1].legend(fontsize=8)
+        fig.tight_layout()
+        rep.figure(fig, f"{sweep}: training loss against log2 learning rate (Fig. 1)")
+    return rep

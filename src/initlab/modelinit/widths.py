@@ -1,0 +1,123 @@
+"""Which dimensions of each parameter are *width*: they grow with the model.
+
+Width parametrizations (μP and its relatives, :mod:`initlab.modelinit.parametrization`) scale a
+parameter's init, multiplier and learning rate by how much its width dimensions grew relative to a
+**base** model, the one the hyperparameters were tuned on. As in Microsoft's ``mup``
+(``set_base_shapes(model, base, delta=...)``), the width dimensions are found by comparing shapes:
+
+* with ``base`` only: a dimension is width where the model and the base differ;
+* with ``base`` and ``delta`` (the same model at a second, different base width): a dimension is
+  width where the base and the delta differ (so a model *at* base width still knows its widths).
+
+Unlike ``mup`` no extra model is instantiated in memory: a base given as a function is built under
+``torch.device("meta")``, so a base of any size costs no memory. A base may also be a mapping from
+parameter name to its base shape, with ``None`` marking a dimension that is not width (the user
+declares the widths). Vocabulary and sequence length are not width: build the base with the same
+vocabulary, or declare them ``None``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.validation import InitlabTypeError, error_message, fail
+from .params import collect_params
+
+
+@dataclass(frozen=True)
+class WidthDim:
+    """One dimension: its size and its base size (``base=None``: not a width dimension)."""
+
+    dim: int
+    base: int | None = None
+
+    @property
+    def is_width(self) -> bool:
+        return self.base is not None
+
+    @property
+    def mult(self) -> float:
+        """``dim / base`` for a width dimension, 1 otherwise (mup's ``width_mult``)."""
+        return self.dim / self.base if self.base else 1.0
+
+
+def _shapes_of(obj: Any, what: str) -> dict[str, tuple[int | None, ...]]:
+    """Canonical name -> shape for every name of every parameter (tied names too)."""
+    if callable(obj) and not isinstance(obj, nn.Module):
+        with torch.device("meta"):
+            obj = obj()
+        if not isinstance(obj, nn.Module):
+            raise InitlabTypeError(error_message(
+                what, "must build an nn.Module when called", type(obj).__name__,
+                f"pass a function returning the model at its base width, e.g. "
+                f"`{what}=lambda: make_model(width=64)`."))
+    if isinstance(obj, nn.Module):
+        out: dict[str, tuple[int | None, ...]] = {}
+        for p in collect_params(obj):
+            for n in p.names:
+                out[n] = tuple(int(s) for s in p.shape)
+        return out
+    if isinstance(obj, Mapping):
+        out = {}
+        for k, v in obj.items():
+            if not isinstance(k, str) or not isinstance(v, (tuple, list, torch.Size)) or not all(
+                    d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                    for d in v):
+                raise fail(what, "must map parameter names to shapes (tuples of positive ints, "
+                           "None for a dimension that is not width)", f"{k!r}: {v!r}",
+                           "pass e.g. {'0.weight': (64, 784)}.")
+            out[k] = tuple(v)
+        return out
+    raise InitlabTypeError(error_message(
+        what, "must be an nn.Module, a function building one (called on the meta device) or a "
+        "mapping from parameter name to shape", type(obj).__name__,
+        "pass e.g. `base=lambda: make_model(width=64)`."))
+
+
+def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tuple[WidthDim, ...]]:
+    """Canonical parameter name -> its :class:`WidthDim` per dimension (every name of a tied
+    tensor is a key).
+
+    >>> import torch.nn as nn
+    >>> mlp = lambda w: nn.Sequential(nn.Linear(10, w), nn.ReLU(), nn.Linear(w, 3))
+    >>> ws = width_shapes(mlp(256), base=lambda: mlp(64))
+    >>> [d.mult for d in ws["0.weight"]], [d.mult for d in ws["2.weight"]]
+    ([4.0, 1.0], [1.0, 4.0])
+    """
+    target = _shapes_of(model, "model")
+    base_s = _shapes_of(base, "base")
+    ref = _shapes_of(delta, "delta") if delta is not None else None
+    problems = []
+    for label, other in (("base", base_s), ("delta", ref)):
+        if other is None:
+            continue
+        missing, extra = sorted(set(target) - set(other)), sorted(set(other) - set(target))
+        if missing or extra:
+            problems.append(f"`{label}` has other parameters than the model (missing: "
+                            f"{missing[:5] or '-'}, extra: {extra[:5] or '-'})")
+    if problems:
+        raise fail("base", "must have the same parameters as the model, at another width",
+                   "; ".join(problems),
+                   "build the base with the same architecture and depth, changing only the "
+                   "hidden sizes (width), and the same vocabulary.")
+    out: dict[str, tuple[WidthDim, ...]] = {}
+    for name, shape in target.items():
+        bshape = base_s[name]
+        if len(bshape) != len(shape):
+            raise fail("base", f"must give `{name}` as many dimensions as the model's",
+                       f"{tuple(bshape)} vs {tuple(shape)}", "build the same architecture.")
+        dims = []
+        for i, (d, b) in enumerate(zip(shape, bshape)):
+            if ref is not None:
+                r = ref[name][i]
+                width = b is not None and r is not None and r != b
+            else:
+                width = b is not None and b != d
+            dims.append(WidthDim(int(d), int(b) if width else None))
+        out[name] = tuple(dims)
+    return out
