@@ -110,8 +110,7 @@ def sizes(sweep: str, cfg: Config) -> tuple[int, ...]:
 
 def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg: Config,
               data) -> dict:
-    import initlab
-
+    from ...modelinit.parametrization import parametrize
     from ..train import TrainConfig, train
 
     build = _builder(sweep, cfg, data)
@@ -125,7 +124,7 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
             kw.update(depth="sqrt", base_depth=base)   # one residual branch per block
     else:
         kw = {"base": lambda: build(base)}
-    par = initlab.parametrize(model, par_name, seed=seed, **kw)
+    par = parametrize(model, par_name, seed=seed, **kw)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
     hist = train(model, data, tc, seed=seed, param_groups=par.param_groups(lr, "adam"))
