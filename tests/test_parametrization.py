@@ -369,3 +369,24 @@ def test_a_fixed_std_base_plan_gets_mup_hidden_std_from_the_base_width():
     # torch's default plan: the draw already has std 1/sqrt(fan_in), so it is kept (mup's rule)
     par2 = initlab.parametrize(_gpt2(128), "mup", base=lambda: _gpt2(32), seed=0)
     assert par2["transformer.h.0.mlp.c_fc.weight"].init_scale == pytest.approx(1.0)
+
+
+def test_apply_with_a_parametrization_name_returns_its_report():
+    m = mlp(256)
+    report = initlab.apply(m, "mup", seed=0, base=lambda: mlp(64))
+    assert report.parametrization is not None
+    assert report["4.weight"].multipliers["forward"] == pytest.approx(1 / 4)
+    assert report["2.weight"].multipliers["lr_adam"] == pytest.approx(1 / 4)
+    assert "lr x adam" in report.table()
+    d = report.to_dict()
+    assert d["parametrization"]["parametrization"] == "mup"
+    assert d["parameters"][4]["multipliers"]["lr_sgd"] == pytest.approx(4.0)
+    groups = initlab.param_groups(m, report, lr=1e-3)
+    assert sum(len(g["params"]) for g in groups) == 6
+    assert "mup" in initlab.plans.names() and "sp" in initlab.plans.names()
+    with pytest.raises(InitlabError, match="`base`"):
+        initlab.apply(mlp(64), "mup", seed=0)
+    with pytest.raises(InitlabError, match="width parametrization"):
+        initlab.plans.get("ntk")
+    sp = initlab.apply(mlp(64), "sp", seed=0)       # SP needs no base
+    assert all(r.multipliers["forward"] == 1 for r in sp.records)

@@ -51,6 +51,24 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
     check_model(model)
     seed = check_seed(seed)
     rng = check_rng(rng)
+    from .parametrization import PARAMETRIZATIONS
+
+    if isinstance(plan, str) and plan in PARAMETRIZATIONS:
+        # width parametrizations: initlab.parametrize; its InitReport carries the
+        # Parametrization (report.parametrization: multipliers, param_groups, remove)
+        from .parametrization import parametrize
+
+        if pretrained is not None:
+            raise fail("pretrained", f"cannot be combined with the {plan!r} parametrization",
+                       "given", "load first with load_pretrained(), then parametrize.")
+        if plan == "sp":
+            plan_kwargs.setdefault("base", model)   # SP: no width changes anything
+        if "base" not in plan_kwargs:
+            raise fail("base", f"must be given for the {plan!r} parametrization", None,
+                       "pass base=lambda: make_model(width=BASE_WIDTH), the model the "
+                       "hyperparameters were tuned at (built on the meta device).")
+        return parametrize(model, plan, seed=seed, rng=rng, batch=batch,
+                           **plan_kwargs).report
     if isinstance(plan, str) and plan == "lsuv":
         from .lsuv import lsuv
 

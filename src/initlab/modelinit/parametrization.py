@@ -254,15 +254,22 @@ class Parametrization:
     def __exit__(self, *exc) -> None:
         self.remove()
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"parametrization": self.name, "depth": self.depth,
+    def summary_dict(self) -> dict[str, Any]:
+        """Everything but the init report (which holds this in its own ``to_dict``)."""
+        d = self.to_dict(init=False)
+        return d
+
+    def to_dict(self, init: bool = True) -> dict[str, Any]:
+        out = {"parametrization": self.name, "depth": self.depth,
                 "branch_multiplier": self.branch_multiplier, "n_branches": self.n_branches,
                 "readout_multiplier": self.readout_multiplier,
                 "attention": [list(a) for a in self.attention], "notes": list(self.notes),
                 "scalings": [{**asdict(s), "effective_std": s.effective_std,
                               "effective_lr_adam": s.effective_lr("adam"),
-                              "effective_lr_sgd": s.effective_lr("sgd")} for s in self.scalings],
-                "init": self.report.to_dict()}
+                              "effective_lr_sgd": s.effective_lr("sgd")} for s in self.scalings]}
+        if init:
+            out["init"] = self.report.to_dict()
+        return out
 
     def table(self) -> str:
         head = ["name", "shape", "class", "m_in", "m_out", "init x", "mult", "eff std",
@@ -485,8 +492,16 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
                            else f"{name}: x{s.init_scale:.4g} after the draw")
         s.stored_std = r.std
 
+    for s in scalings:
+        r = records.get(s.name)
+        if r is not None:
+            r.multipliers = {"init_scale": s.init_scale, "forward": s.multiplier,
+                             "lr_adam": s.lr_adam, "lr_sgd": s.lr_sgd}
+            if s.readout_use:
+                r.multipliers["readout_use"] = s.readout_multiplier
     par = Parametrization(name=name, scalings=scalings, report=report, depth=depth,
                           branch_multiplier=branch_mult, n_branches=n_branches, _params=params)
+    report.parametrization = par
     # forward multipliers
     for p, s in by_info:
         if p.role in ("weight", "other") and len(p.shape) >= 2 and s.multiplier != 1.0:
@@ -524,13 +539,17 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     return par
 
 
-def param_groups(model: nn.Module, par: Parametrization, *, lr: float, optimizer: str = "adam",
+def param_groups(model: nn.Module, par: Any, *, lr: float, optimizer: str = "adam",
                  weight_decay: float = 0.0) -> list[dict[str, Any]]:
     """``par.param_groups(lr, optimizer, weight_decay)``, checking that ``par`` belongs to
-    ``model``: every parameter of the model is in exactly one group."""
+    ``model``: every parameter of the model is in exactly one group. ``par`` is a
+    :class:`Parametrization` or the ``InitReport`` that ``initlab.apply(model, "mup", ...)``
+    returned."""
+    par = getattr(par, "parametrization", None) or par   # an InitReport of a parametrization
     if not isinstance(par, Parametrization):
         raise InitlabTypeError(error_message(
-            "par", "must be what initlab.parametrize returned", type(par).__name__,
+            "par", "must be what initlab.parametrize returned (or the InitReport of "
+            "initlab.apply(model, 'mup', base=...))", type(par).__name__,
             "call par = initlab.parametrize(model, 'mup', base=..., seed=0) first."))
     groups = par.param_groups(lr, optimizer, weight_decay)
     ids = {id(t) for g in groups for t in g["params"]}

@@ -447,12 +447,24 @@ def _lsuv(model: nn.Module, **kw: Any) -> Plan:
                "call initlab.apply(model, 'lsuv', seed=0, batch=x) or initlab.lsuv(model, x).")
 
 
+def _parametrization(name: str) -> Callable[..., Plan]:
+    def build(model: nn.Module | None = None, **kw: Any) -> Plan:
+        raise fail("plan", f"{name!r} is a width parametrization (init, multipliers and "
+                   "learning rates), not a static plan", name,
+                   f"call initlab.apply(model, {name!r}, seed=0, base=lambda: make_model(64)) "
+                   f"or initlab.parametrize(model, {name!r}, base=..., seed=0).")
+    build.__doc__ = (f"{name}: a width parametrization (see initlab.modelinit.parametrization); "
+                     "applied by initlab.apply(model, name, base=...) or initlab.parametrize.")
+    return build
+
+
 PLANS: dict[str, Callable[..., Plan]] = {
     "torch_default": torch_default, "lecun": lecun, "glorot": glorot, "he": he,
     "orthogonal": orthogonal, "nielsen_default": nielsen_default, "nielsen_large": nielsen_large,
     "small_normal": small_normal, "zeros": zeros, "gpt2": gpt2, "critical": critical,
     "zero_residual": zero_residual, "fixup": fixup, "auto": _auto, "lsuv": _lsuv,
     "kaiming": kaiming, "xavier": xavier,
+    **{n: _parametrization(n) for n in ("sp", "mup", "ntk", "mfp")},
 }
 
 

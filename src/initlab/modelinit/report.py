@@ -113,6 +113,8 @@ class ParamRecord:
     activation: str | None = None      # from the model description ("unknown" if not found)
     residual_branch: int | None = None
     readout: bool = False
+    # a width parametrization's (initlab.parametrize): init x, forward multiplier, lr x adam/sgd
+    multipliers: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def build(cls, slot, a, *, loaded: bool) -> ParamRecord:
@@ -186,6 +188,7 @@ class InitReport:
     load: Any = None
     lsuv: Any = None
     description: Any = None
+    parametrization: Any = None   # the Parametrization when made by initlab.parametrize
 
     # ------------------------------------------------------------------ queries
     def __getitem__(self, name: str) -> ParamRecord:
@@ -226,6 +229,8 @@ class InitReport:
             "pretrained": self.load.to_dict() if self.load is not None else None,
             "lsuv": self.lsuv.to_dict() if self.lsuv is not None else None,
             "structure": self.structure_lines(),
+            "parametrization": (self.parametrization.summary_dict()
+                                if self.parametrization is not None else None),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -238,6 +243,9 @@ class InitReport:
 
     def table(self, *, max_rows: int | None = None, why: bool = False) -> str:
         head = ["name", "shape", "initializer", "fans in/out", "std", "mean", "rule"]
+        mults = any(r.multipliers for r in self.records)
+        if mults:
+            head += ["mult", "lr x adam", "lr x sgd"]
         if why:
             head.append("why")
         rows = []
@@ -251,6 +259,9 @@ class InitReport:
             rule = f"#{r.rule_index} {r.rule}" if r.rule_index is not None else "-"
             row = [name, "x".join(map(str, r.shape)) or "()", init, r.fans_str(), _fmt(r.std),
                    _fmt(r.mean), rule]
+            if mults:
+                m = r.multipliers
+                row += [_fmt(m.get("forward")), _fmt(m.get("lr_adam")), _fmt(m.get("lr_sgd"))]
             if why:
                 row.append(r.why or "")
             rows.append(row)
