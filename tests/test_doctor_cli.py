@@ -75,6 +75,15 @@ def test_doctor_json_parses_and_plot_is_written(module_file, tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG" and "plot written" in err
 
 
+def test_doctor_html_page_is_written(module_file, tmp_path, capsys):
+    page = tmp_path / "doctor.html"
+    code, _, err = run(["doctor", f"{module_file}:build_model", "--input-shape", "1,8,8",
+                        "--html", str(page)], capsys)
+    assert code == 0 and "page written" in err
+    html = page.read_text()
+    assert "initlab doctor" in html and "Findings" in html and "<img" in html
+
+
 def test_doctor_module_object_and_state_dict(module_file, tmp_path, capsys):
     # a zeroed state dict loaded into the built model makes the hidden units symmetric
     import importlib.util

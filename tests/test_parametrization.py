@@ -10,6 +10,7 @@ steps must agree to float precision, which is the claim "the effective quantitie
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -390,3 +391,21 @@ def test_apply_with_a_parametrization_name_returns_its_report():
         initlab.plans.get("ntk")
     sp = initlab.apply(mlp(64), "sp", seed=0)       # SP needs no base
     assert all(r.multipliers["forward"] == 1 for r in sp.records)
+
+
+def test_coord_check_cli(tmp_path, capsys):
+    from initlab.cli import main
+
+    src = tmp_path / "models.py"
+    src.write_text("import torch.nn as nn\n\ndef mlp(width):\n    return nn.Sequential("
+                   "nn.Linear(8, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), "
+                   "nn.Linear(width, 3))\n")
+    args = ["coord-check", f"{src}:mlp", "--widths", "64,128,256", "--input-shape", "8",
+            "--classes", "3", "--seeds", "0,1", "--fail"]
+    assert main([*args, "--parametrization", "sp"]) == 1      # SP breaks: exit 1 with --fail
+    out = capsys.readouterr().out
+    assert "growing" in out and "break it" in out
+    assert main([*args, "--parametrization", "mup", "--json",
+                 "--plot", str(tmp_path / "cc.png")]) == 0
+    assert json.loads(capsys.readouterr().out)["verdicts"]["4"]["verdict"] == "stable"
+    assert (tmp_path / "cc.png").stat().st_size > 5000

@@ -31,7 +31,7 @@ from types import SimpleNamespace
 SUBCOMMAND_MODULES = (
     "initlab.lab.cli",            # demo, compare
     "initlab.lab.reproduce",      # reproduce
-    "initlab.diagnostics.cli",    # doctor
+    "initlab.diagnostics.cli",    # doctor, coord-check
     "initlab.theory.cli",         # theory
 )
 

@@ -48,10 +48,8 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
-def load_target(target: str, kwargs: dict[str, Any] | None = None):
-    """Build the model named by ``FILE.py:NAME`` or ``package.module:NAME``."""
-    from torch import nn
-
+def load_object(target: str) -> tuple[Any, str]:
+    """The object named by ``FILE.py:NAME`` or ``package.module:NAME``, and NAME."""
     where, sep, name = str(target).rpartition(":")
     if not sep or not where or not name:
         raise fail("target", "must be FILE.py:NAME or package.module:NAME", target,
@@ -91,7 +89,14 @@ def load_target(target: str, kwargs: dict[str, Any] | None = None):
     if not hasattr(module, name):
         raise fail("target", f"names `{name}`, which `{where}` does not define", target,
                    "check the name after the colon.")
-    obj = getattr(module, name)
+    return getattr(module, name), name
+
+
+def load_target(target: str, kwargs: dict[str, Any] | None = None):
+    """Build the model named by ``FILE.py:NAME`` or ``package.module:NAME``."""
+    from torch import nn
+
+    obj, name = load_object(target)
     if isinstance(obj, nn.Module):
         if kwargs:
             raise fail("--kwargs", f"cannot be used: `{name}` is a module object, not a builder",
@@ -241,6 +246,14 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         path = report.plot(args.plot)
         print(f"plot written to {path}", file=sys.stderr)
+    if args.html:
+        import shlex
+
+        from .html import write_doctor_html
+
+        path = write_doctor_html(report, args.html,
+                                 command=shlex.join(["initlab", *sys.argv[1:]]))
+        print(f"page written to {path}", file=sys.stderr)
     print(report.to_json() if args.json else report)
     if args.fail_on:
         worst = max((SEVERITY_RANK[f.severity] for f in report.findings), default=-1)
@@ -285,9 +298,117 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--plot", metavar="PNG", type=output_file,
                    help="save the per-layer figure here")
+    p.add_argument("--html", metavar="PAGE", type=output_file,
+                   help="write the doctor's HTML page here (self-contained)")
     p.add_argument("--fail-on", choices=("info", "warning", "error"),
                    help="exit with code 1 if a finding at this severity or above is found")
     p.set_defaults(func=run)
+
+    c = subparsers.add_parser(
+        "coord-check", help="the coordinate check: is each layer's activation size stable "
+        "in width under a parametrization (mup, sp, ntk, mfp)?",
+        description=COORD_DESCRIPTION, formatter_class=HelpFormatter)
+    c.add_argument("target", help="FILE.py:NAME or package.module:NAME, a function width -> model")
+    c.add_argument("--widths", type=_widths, required=True,
+                   help="comma-separated widths, at least 3, e.g. 64,128,256,512")
+    c.add_argument("--input-shape", required=True,
+                   help="shape of one example without the batch dimension, e.g. 784")
+    c.add_argument("--classes", type=_positive_int, default=10,
+                   help="number of classes of the random cross-entropy targets")
+    c.add_argument("--parametrization", choices=("sp", "mup", "ntk", "mfp"), default="mup",
+                   help="the width parametrization to check")
+    c.add_argument("--base-width", type=_positive_int,
+                   help="the base width (default: the smallest width)")
+    c.add_argument("--steps", type=_positive_int, default=3,
+                   help="optimizer steps; sizes are measured in the forward of each step")
+    c.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="torch optimizer")
+    c.add_argument("--lr", type=_positive_float, default=1e-2, help="learning rate")
+    c.add_argument("--seeds", type=_seeds, default=(0,), help="comma-separated seeds, e.g. 0,1")
+    c.add_argument("--batch-size", type=_positive_int, default=64, help="probe batch size")
+    c.add_argument("--json", action="store_true", help="print the result as JSON")
+    c.add_argument("--plot", metavar="PNG", type=output_file,
+                   help="save the coordinate-size figure here")
+    c.add_argument("--fail", action="store_true",
+                   help="exit with code 1 when a layer is not stable in width")
+    c.set_defaults(func=run_coord_check)
+
+
+COORD_DESCRIPTION = """The coordinate check of Tensor Programs V: build the model at each width, parametrize it
+(initlab.parametrize), train a few steps on a seeded random batch, and measure every layer's
+mean |coordinate| per step. A layer is stable when the log-log slope of size against width
+(after the first update) is within +-0.1; the verdict names the layers that break it.
+
+The target is FILE.py:NAME or package.module:NAME, where NAME(width) returns a torch.nn.Module.
+
+examples:
+  initlab coord-check models.py:mlp --widths 64,128,256,512 --input-shape 784
+  initlab coord-check models.py:mlp --widths 64,128,256 --input-shape 784 --parametrization sp
+"""
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    try:
+        ws = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        ws = ()
+    if len(set(ws)) < 3 or min(ws) < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 3 distinct positive widths, comma-"
+                                         f"separated; got {text!r} (e.g. 64,128,256)")
+    return ws
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        seeds = ()
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"must be non-negative integers, comma-separated; got "
+                                         f"{text!r} (e.g. 0,1)")
+    return seeds
+
+
+def _positive_float(text: str) -> float:
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = float("nan")
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number; got {text!r}")
+    return v
+
+
+def run_coord_check(args: argparse.Namespace) -> int:
+    """Handler of ``initlab coord-check``; returns the exit code."""
+    import torch
+
+    from .coord_check import coord_check
+
+    obj, name = load_object(args.target)
+    if not callable(obj) or isinstance(obj, torch.nn.Module):
+        raise InitlabTypeError(error_message(
+            "target", f"must name a function width -> model; `{name}` is a "
+            f"{type(obj).__name__}", args.target, "name the function that builds the model "
+            "at a given width."))
+    shape = parse_shape(args.input_shape)
+    g = torch.Generator().manual_seed(args.seeds[0])
+    x = torch.randn((args.batch_size, *shape), generator=g)
+    y = torch.randint(args.classes, (args.batch_size,), generator=g)
+    try:
+        cc = coord_check(obj, args.widths, (x, y), parametrization=args.parametrization,
+                         base_width=args.base_width, steps=args.steps, optimizer=args.optimizer,
+                         lr=args.lr, seeds=args.seeds)
+    except RuntimeError as exc:  # a shape mismatch in the model's forward
+        raise fail("--input-shape", "must be what the model expects for one example (the "
+                   f"forward pass on a batch of shape {tuple(x.shape)} failed: "
+                   f"{str(exc).splitlines()[0]})", args.input_shape,
+                   "pass the shape of one example without the batch dimension.") from exc
+    if args.plot:
+        print(f"plot written to {cc.plot(args.plot)}", file=sys.stderr)
+    print(json.dumps(cc.to_dict(), indent=1) if args.json else cc)
+    return 1 if args.fail and cc.breaking else 0
 
 
 def main(argv: list[str] | None = None) -> int:
