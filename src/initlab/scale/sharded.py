@@ -290,7 +290,14 @@ def _chunk_bits(reader, starts: np.ndarray, run: int, a: int, b: int) -> torch.T
 def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, threads,
                        chunk_size) -> None:
     """Fill the contiguous ``flat`` (the block ``o:o+s`` of ``g``) from the v2 stream, chunk by
-    chunk on ``flat``'s device (CPU: ``threads`` worker threads over the chunks)."""
+    chunk on ``flat``'s device.
+
+    On CPU, ``threads`` worker threads share the chunks; each chunk's torch ops may also use
+    torch's intra-op threads. (Measured alternatives: chunks below torch's parallel grain, so no
+    op starts an OpenMP team, were 2.4x slower on two threads because of the per-op dispatch
+    cost; one producer thread for the NumPy words beside torch ops in the calling thread was
+    several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     from .torch_stream import BitReader, compute_dtype, transform
@@ -299,8 +306,10 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     device = flat.device
     on_cpu = device.type == "cpu"
     threads = resolve_threads(threads) if on_cpu else 1
-    chunk = _check_chunk(chunk_size) if chunk_size is not None else (
-        DEFAULT_CHUNK_V2 if on_cpu else DEVICE_CHUNK_V2)
+    if chunk_size is not None:
+        chunk = _check_chunk(chunk_size)
+    else:
+        chunk = DEFAULT_CHUNK_V2 if on_cpu else DEVICE_CHUNK_V2
     cdt = compute_dtype(dist, flat.dtype)
     starts, run = block_runs(g, o, s)
     spans = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
