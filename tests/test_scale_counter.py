@@ -291,13 +291,13 @@ def test_v2_definition_uniform_bit_exact_and_normal_within_ulps():
     exact = (math.sqrt(2) * special.erfinv(y)).astype(np.float32)
     got = counter_fill_(torch.empty(n), Normal(0.0, 1.0), seed=5, name="p").numpy()
     ulps = np.abs(got.view(np.int32).astype(np.int64) - exact.view(np.int32).astype(np.int64))
-    assert ulps.max() <= 8, ulps.max()
+    assert ulps.max() <= 2, ulps.max()  # measured: 1 over all 2**24 values of y (AVX2)
     # float64 tensors: the same y in float64, within 2 ulps of SciPy
     got64 = counter_fill_(torch.empty(n, dtype=torch.float64), Normal(0.0, 1.0), seed=5,
                           name="p").numpy()
     exact64 = math.sqrt(2) * special.erfinv(y)
     ulps64 = np.abs(got64.view(np.int64) - exact64.view(np.int64))
-    assert ulps64.max() <= 8, ulps64.max()
+    assert ulps64.max() <= 4, ulps64.max()  # measured: 3
 
 
 def test_unknown_stream_version_refused_everywhere():
