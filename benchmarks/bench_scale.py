@@ -369,12 +369,15 @@ def _subprocess_json(args: list[str], env=None, timeout=3600) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_models(cfgs: list[tuple[str, dict]], threads: int) -> list[dict]:
+METHODS = ("counter", "torch_same", "torch_default", "materialize_torch", "materialize_counter")
+
+
+def bench_models(cfgs: list[tuple[str, dict]], threads: int, methods=METHODS,
+                 dtypes=("float32", "bfloat16")) -> list[dict]:
     rows = []
     for name, cfg in cfgs:
-        for dtype in ("float32", "bfloat16"):
-            for method in ("counter", "torch_same", "torch_default", "materialize_torch",
-                           "materialize_counter"):
+        for dtype in dtypes:
+            for method in methods:
                 r = _subprocess_json(["--_model", json.dumps(cfg), dtype, method, str(threads)])
                 r["name"] = name
                 rows.append(r)
@@ -468,6 +471,9 @@ def main(argv=None) -> int:
                     help="section 1 also times the generator candidates (torch.compile: ~30 s)")
     ap.add_argument("--llama-only", action="store_true",
                     help="section 2: only the Llama-shaped model (implies --big)")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="section 2: comma-separated cases (default all)")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="section 2: dtypes")
     ap.add_argument("--json", default=None, help="write all rows to this file")
     ap.add_argument("--_model", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--_sharded", help=argparse.SUPPRESS)
@@ -505,7 +511,7 @@ def main(argv=None) -> int:
         if a.big or a.llama_only:
             cfgs.append(("llama-1b", LLAMA_1B))
         print(f"[2] whole-model init (fresh process per case, {a.threads} threads)")
-        rows += bench_models(cfgs, a.threads)
+        rows += bench_models(cfgs, a.threads, a.methods.split(","), a.dtypes.split(","))
         if not a.quick and not a.llama_only:
             for th in (1, 2):
                 rows += bench_hf_gpt2(th)

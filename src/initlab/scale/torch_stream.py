@@ -19,8 +19,9 @@ tensor's own device.
     ``x = erfinv(y) * (sqrt(2) * std) + mean``; the largest |z| is
     ``sqrt(2) * erfinv(1 - 2**-24) = 5.42``;
   - truncated normal on standardized ``[alpha, beta]``: ``ya, yb = erf(alpha / sqrt 2),
-    erf(beta / sqrt 2)`` (float64, on the host), ``y = s * ((yb - ya) / 2**24) + (ya + yb) / 2``,
-    ``z = erfinv(y) * sqrt(2)`` clipped into ``[alpha, beta]``, ``x = z * std + mean``.
+    erf(beta / sqrt 2)`` (float64, on the host), ``y = s * ((yb - ya) / 2**24) + ((ya + yb) / 2
+    + (yb - ya) / 2**25)``, ``x = erfinv(y) * (sqrt(2) * std) + mean``, clipped into ``[a, b]``
+    rounded into the target dtype.
     When float32 would space the values at the interval's outer end more than
     ``(beta - alpha) * 2**-16`` apart (far-tail or very narrow intervals), ``c`` is float64 for
     that distribution whatever the tensor's dtype.
@@ -189,8 +190,7 @@ def transform(dist: Distribution, bits: torch.Tensor, cdt: torch.dtype,
         ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
         x = _scaled(s, (yb - ya) * 2.0**-24, cdt).add_((ya + yb) / 2 + (yb - ya) * 2.0**-25)
         torch.erfinv(x, out=x)
-        x.mul_(_SQRT2).clamp_(alpha, beta)
-        x.mul_(dist.std)
+        x.mul_(_SQRT2 * dist.std)  # the caller clips into [a, b] rounded into the dtype
         return _add(x, dist.mean, out)
     if isinstance(dist, Constant):
         return (out if out is not None else torch.empty(s.shape, dtype=cdt,
