@@ -24,8 +24,10 @@ Sections
    Hugging Face GPT-2 small: ``apply(model, "gpt2", rng="counter")`` and, in the same process,
    a loop of ``torch.nn.init`` calls drawing the distributions its report lists.
 3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
-   (CPU, loopback, one thread per rank), ``apply(rng="counter")``: CPU time per rank falls with
-   the shard size; the wall time on a 2-core machine cannot show more than two ranks in parallel.
+   (CPU, loopback, one thread per rank), ``apply(rng="counter")`` and then ``counter_fill_`` of
+   every local shard alone (the stream without apply's machinery and report): CPU time per rank
+   against the shard size; the wall time on a 2-core machine cannot show more than two ranks in
+   parallel.
 """
 
 from __future__ import annotations
@@ -426,8 +428,18 @@ def sharded_worker(cfg: dict) -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     initlab.apply(m, materialize_plan(), seed=0, rng="counter", atomic=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # the stream alone: counter_fill_ of every (local shard of a) parameter, no apply machinery
+    from initlab.core.distributions import Normal
+    from initlab.scale import counter_fill_
+
+    dist.barrier()
+    c1 = time.process_time()
+    for n, p in m.named_parameters():
+        counter_fill_(p, Normal(0.0, 0.02), seed=0, name=n, threads=1)
+    fill_cpu = time.process_time() - c1
     rows = [None] * world
-    dist.all_gather_object(rows, dict(wall_s=wall, cpu_s=cpu, local_params=local))
+    dist.all_gather_object(rows, dict(wall_s=wall, cpu_s=cpu, fill_cpu_s=fill_cpu,
+                                      local_params=local))
     if dist.get_rank() == 0:
         print(json.dumps(rows))
     dist.destroy_process_group()
@@ -451,9 +463,12 @@ def bench_sharded(cfg: dict, worlds=(1, 2, 4)) -> list[dict]:
         r = dict(section="sharded", world=world,
                  cpu_s_per_rank=[x["cpu_s"] for x in rows],
                  wall_s_per_rank=[x["wall_s"] for x in rows],
+                 fill_cpu_s_per_rank=[x["fill_cpu_s"] for x in rows],
                  local_params=[x["local_params"] for x in rows])
         out.append(r)
-        print(f"  ranks={world}  cpu/rank " + " ".join(f"{c:.2f}" for c in r["cpu_s_per_rank"])
+        print(f"  ranks={world}  apply cpu/rank " + " ".join(f"{c:.2f}" for c in r["cpu_s_per_rank"])
+              + "  counter_fill_ alone cpu/rank " + " ".join(
+                  f"{c:.2f}" for c in r["fill_cpu_s_per_rank"])
               + " s   wall max {:.2f} s   local params/rank {}".format(
                   max(r["wall_s_per_rank"]), r["local_params"]), flush=True)
     return out

@@ -311,6 +311,8 @@ def test_unknown_stream_version_refused_everywhere():
         rng_for_stream("philox-v9+initlab-torch-v1")
     assert check_stream(None) == V2
     assert rng_for_stream(V1) == f"counter:{V1}"
+    with pytest.raises(InitlabTypeError, match=r"`version` must be a stream version string"):
+        rng_for_stream(None)
 
 
 def test_apply_selects_versions_and_a_report_reproduces_its_own():

@@ -61,8 +61,12 @@ def rng_for_stream(version: str) -> str:
     ``InitReport.stream_version``, where ``+...`` suffixes name other components), e.g.
     ``initlab.apply(m, plan, seed=0, rng=rng_for_stream(old_report.stream_version))``. An
     unknown version is refused with the versions this initlab implements."""
-    if not isinstance(version, str):
-        check_stream(version)
+    if not isinstance(version, str) or not version:
+        from ..core.validation import InitlabTypeError, error_message
+
+        raise InitlabTypeError(error_message(
+            "version", "must be a stream version string (e.g. an InitReport.stream_version)",
+            version, f"pass one of {', '.join(repr(v) for v in STREAM_VERSIONS)}."))
     base = version.split("+", 1)[0]
     return f"counter:{check_stream(base)}"
 
