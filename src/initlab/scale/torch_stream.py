@@ -179,8 +179,7 @@ def transform(dist: Distribution, bits: torch.Tensor, cdt: torch.dtype,
     if isinstance(dist, Normal):
         x = _scaled(s, 2.0**-23, cdt).add_(2.0**-24)
         torch.erfinv(x, out=x)
-        x.mul_(_SQRT2 * dist.std)
-        return _add(x, dist.mean, out)
+        return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
     if isinstance(dist, TruncatedNormal):
         if dist.std == 0:
             v = min(max(dist.mean, dist.a), dist.b)
@@ -190,8 +189,8 @@ def transform(dist: Distribution, bits: torch.Tensor, cdt: torch.dtype,
         ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
         x = _scaled(s, (yb - ya) * 2.0**-24, cdt).add_((ya + yb) / 2 + (yb - ya) * 2.0**-25)
         torch.erfinv(x, out=x)
-        x.mul_(_SQRT2 * dist.std)  # the caller clips into [a, b] rounded into the dtype
-        return _add(x, dist.mean, out)
+        # the caller clips into [a, b] rounded into the dtype
+        return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
     if isinstance(dist, Constant):
         return (out if out is not None else torch.empty(s.shape, dtype=cdt,
                                                         device=s.device)).fill_(float(dist.value))
@@ -207,6 +206,15 @@ def _scaled(s: torch.Tensor, c: float, cdt: torch.dtype) -> torch.Tensor:
         # result dtype (a Python float would give torch.get_default_dtype())
         return torch.mul(s, torch.tensor(c, dtype=torch.float32))
     return s.to(cdt).mul_(c)
+
+
+def _scale_shift(x: torch.Tensor, a: float, c: float, out: torch.Tensor | None) -> torch.Tensor:
+    """``x * a + c`` (two roundings; the product written straight into ``out`` if given)."""
+    if out is None:
+        x.mul_(a)
+        return x.add_(c) if c != 0 else x
+    torch.mul(x, a, out=out)
+    return out.add_(c) if c != 0 else out
 
 
 def _add(x: torch.Tensor, c: float, out: torch.Tensor | None) -> torch.Tensor:
