@@ -4,21 +4,30 @@
     python benchmarks/bench_scale.py                  # 16M elements, GPT-2 small, 1/2/4 ranks
     python benchmarks/bench_scale.py --big            # + the ~1.2B-parameter Llama-shaped model
     python benchmarks/bench_scale.py --json out.json  # also write the numbers (atomically)
+    python benchmarks/bench_scale.py --only 1 --candidates   # + the generator candidates
 
 Sections
 1. Elementwise generator: ns per element of initlab's counter normal / uniform / truncated normal
-   vs torch ``normal_`` / ``uniform_`` / ``nn.init.trunc_normal_`` on the same float32 tensor
-   (already touched, so page faults are not timed), with 1 and 2 threads (``threads=`` for
-   initlab, ``torch.set_num_threads`` for torch). Best of ``--repeat`` runs.
+   (the default stream v2 and the old v1) vs torch ``normal_`` / ``uniform_`` /
+   ``nn.init.trunc_normal_`` on the same tensor (already touched, so page faults are not timed),
+   float32 and bf16, with 1 and 2 threads (``threads=`` for initlab, ``torch.set_num_threads``
+   for torch), the sides interleaved round by round; best and median of ``--repeat`` rounds.
+   ``--candidates`` adds the implementations weighed in docs/scale.md: Philox words by integer
+   torch ops (eager, and fused by ``torch.compile`` with its first-call time), and a numba
+   kernel when numba is importable.
 2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
-   with ``to_empty``: initlab ``init_model`` (counter stream; N(0, 0.02) weights, zero biases,
-   unit norms) vs the same scheme drawn with torch ``normal_`` vs torch's default
-   ``reset_parameters``, and ``initlab.materialize`` (allocation and initialization in one call,
-   with the torch or the counter stream); float32 and bf16; wall and CPU time, and the process's
-   peak RSS (``VmHWM``) before ``to_empty`` (imports) and at the end.
+   with ``to_empty``: ``initlab.apply(rng="counter")`` (N(0, 0.02) weights, zero biases, unit
+   norms) vs the same scheme drawn by a loop of torch ``normal_`` / ``fill_`` / ``zero_`` vs
+   torch's default ``reset_parameters``, and ``initlab.materialize`` (allocation and
+   initialization in one call, torch or counter stream); float32 and bf16; wall and CPU time,
+   and the process's peak RSS (``VmHWM``) before ``to_empty`` (imports) and at the end. Then
+   Hugging Face GPT-2 small: ``apply(model, "gpt2", rng="counter")`` and, in the same process,
+   a loop of ``torch.nn.init`` calls drawing the distributions its report lists.
 3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
-   (CPU, loopback, one thread per rank): CPU time per rank falls with the shard size; the wall
-   time on a 2-core machine cannot show more than two ranks in parallel.
+   (CPU, loopback, one thread per rank), ``apply(rng="counter")`` and then ``counter_fill_`` of
+   every local shard alone (the stream without apply's machinery and report): CPU time per rank
+   against the shard size; the wall time on a 2-core machine cannot show more than two ranks in
+   parallel.
 """
 
 from __future__ import annotations
@@ -125,37 +134,131 @@ def _best(fn, repeat):
     return best, best_cpu
 
 
+def _rounds(fns: dict, repeat: int) -> dict:
+    """Wall times of each callable over ``repeat`` interleaved rounds (after one warm-up)."""
+    for f in fns.values():
+        f()
+    out = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            f()
+            out[k].append(time.perf_counter() - t)
+    return out
+
+
 def bench_elementwise(n: int, repeat: int) -> list[dict]:
+    from statistics import median
+
     from initlab.core.distributions import Normal, TruncatedNormal, Uniform
+    from initlab.scale import V1, V2
     from initlab.scale.sharded import fill_block_
 
-    x = torch.empty(n)
-    x.zero_()  # touch the pages once
     rows = []
     cases = [("normal", Normal(0.0, 1.0), lambda t: t.normal_()),
              ("uniform", Uniform(-1.0, 1.0), lambda t: t.uniform_(-1.0, 1.0)),
-             ("trunc_normal", TruncatedNormal(0.0, 1.0, -2.0, 2.0),
-              lambda t: nn.init.trunc_normal_(t, 0.0, 1.0, -2.0, 2.0))]
+             ("trunc_normal", TruncatedNormal(0.0, 1.0, -2.0, 2.0), None)]
     old = torch.get_num_threads()
     try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            for label, dist, tfn in cases:
-                t_torch, c_torch = _best(lambda tfn=tfn: tfn(x), repeat)
-                t_ctr, c_ctr = _best(lambda dist=dist, th=threads: fill_block_(
-                    x, dist, key=12345, global_shape=(n,), offsets=(0,), threads=th),
-                    repeat)
-                rows.append(dict(section="elementwise", dist=label, threads=threads, n=n,
-                                 torch_ns=1e9 * t_torch / n, counter_ns=1e9 * t_ctr / n,
-                                 ratio=t_ctr / t_torch, torch_cpu_ns=1e9 * c_torch / n,
-                                 counter_cpu_ns=1e9 * c_ctr / n, cpu_ratio=c_ctr / c_torch))
-                r = rows[-1]
-                print(f"  {label:13s} threads={threads}  wall: torch {r['torch_ns']:6.2f} "
-                      f"counter {r['counter_ns']:6.2f} ns/el ({r['ratio']:.2f}x)   cpu: torch "
-                      f"{r['torch_cpu_ns']:6.2f} counter {r['counter_cpu_ns']:6.2f} ns/el "
-                      f"({r['cpu_ratio']:.2f}x)", flush=True)
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.empty(n, dtype=dtype)
+            x.zero_()  # touch the pages once
+            for threads in (1, 2):
+                torch.set_num_threads(threads)
+                for label, dist, tfn in cases:
+                    fns = {"torch_normal": lambda x=x: x.normal_()}
+                    if tfn is not None:
+                        fns["torch"] = lambda tfn=tfn, x=x: tfn(x)
+                    else:
+                        fns["torch"] = lambda x=x: nn.init.trunc_normal_(x, 0.0, 1.0, -2.0, 2.0)
+                    for ver in (V2, V1):
+                        fns[ver] = lambda dist=dist, th=threads, ver=ver, x=x: fill_block_(
+                            x, dist, key=12345, global_shape=(n,), offsets=(0,), threads=th,
+                            stream=ver)
+                    t = _rounds(fns, repeat)
+                    ns = {k: [1e9 * v / n for v in vs] for k, vs in t.items()}
+                    ref = min(ns["torch"]) if tfn is not None else min(ns["torch_normal"])
+                    r = dict(section="elementwise", dist=label, dtype=str(dtype).split(".")[1],
+                             threads=threads, n=n,
+                             torch_ns=min(ns["torch"]), torch_normal_ns=min(ns["torch_normal"]),
+                             v2_ns=min(ns[V2]), v2_median_ns=median(ns[V2]),
+                             v1_ns=min(ns[V1]), v2_ratio=min(ns[V2]) / ref,
+                             v2_median_ratio=median(ns[V2]) / median(
+                                 ns["torch"] if tfn is not None else ns["torch_normal"]),
+                             v1_ratio=min(ns[V1]) / ref,
+                             ratio_to="torch " + ("normal_" if tfn is None else label + "_"))
+                    rows.append(r)
+                    print(f"  {label:12s} {r['dtype']:8s} threads={threads}  torch "
+                          f"{r['torch_ns']:6.2f} (normal_ {r['torch_normal_ns']:5.2f})  v2 "
+                          f"{r['v2_ns']:6.2f} (median {r['v2_median_ns']:6.2f})  v1 "
+                          f"{r['v1_ns']:6.2f} ns/el   v2 / {r['ratio_to']}: {r['v2_ratio']:.2f}x "
+                          f"(medians {r['v2_median_ratio']:.2f}x)   v1: {r['v1_ratio']:.2f}x",
+                          flush=True)
     finally:
         torch.set_num_threads(old)
+    return rows
+
+
+def bench_candidates(repeat: int) -> list[dict]:
+    """Generator candidates (docs/scale.md): Philox4x64-10 words by integer torch ops, eager and
+    under torch.compile (first call = compile time), NumPy's C Philox, and numba if present."""
+    import numpy as np
+
+    from initlab.scale.counter import _Words
+    from initlab.scale.torch_stream import philox_words_torch
+
+    rows = []
+    torch.set_num_threads(1)
+    nw = 1 << 17  # words per call (256Ki 32-bit elements)
+    x = torch.empty(2 * nw)
+
+    def row(label, sec, first=None):
+        r = dict(section="candidates", candidate=label, ns_per_element=1e9 * sec / (2 * nw),
+                 first_call_s=first)
+        rows.append(r)
+        print(f"  {label:44s} {r['ns_per_element']:7.2f} ns per 32-bit element"
+              + (f"   first call {first:.1f} s" if first is not None else ""), flush=True)
+
+    row("torch normal_ (reference, float32)", _best(lambda: x.normal_(), repeat)[0])
+    reader = _Words(12345)
+    row("NumPy C Philox4x64-10 (v2's CPU words)", _best(lambda: reader.read(0, nw), repeat)[0])
+    row("torch int64 ops, eager (v2's device path)",
+        _best(lambda: philox_words_torch(12345, 0, nw, "cpu"), repeat)[0])
+    try:
+        fn = torch.compile(lambda: philox_words_torch(12345, 0, nw, "cpu"), dynamic=False)
+        t0 = time.perf_counter()
+        ok = torch.equal(fn(), philox_words_torch(12345, 0, nw, "cpu"))
+        first = time.perf_counter() - t0
+        row(f"torch int64 ops, torch.compile (equal: {ok})", _best(fn, repeat)[0], first)
+    except Exception as exc:  # noqa: BLE001 - report, don't fail the benchmark
+        print(f"  torch.compile: not available here ({type(exc).__name__}: {exc})")
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        print("  numba: not importable here (pip install numba to measure it)")
+        return rows
+    from numba import njit
+
+    @njit(nogil=True, boundscheck=False)
+    def philox4x32(k0, k1, nb, out):  # Philox4x32-10, 4 x 32-bit words per block
+        m = np.uint64(0xFFFFFFFF)
+        for j in range(nb):
+            x0, x1 = np.uint64(j) & m, np.uint64(j) >> np.uint64(32)
+            x2, x3 = np.uint64(0), np.uint64(0)
+            a0, a1 = np.uint64(k0), np.uint64(k1)
+            for _ in range(10):
+                p0, p1 = x0 * np.uint64(0xD2511F53), x2 * np.uint64(0xCD9E8D57)
+                x0, x1, x2, x3 = ((p1 >> np.uint64(32)) ^ x1 ^ a0, p1 & m,
+                                  (p0 >> np.uint64(32)) ^ x3 ^ a1, p0 & m)
+                a0, a1 = (a0 + np.uint64(0x9E3779B9)) & m, (a1 + np.uint64(0xBB67AE85)) & m
+            out[j, 0], out[j, 1], out[j, 2], out[j, 3] = x0, x1, x2, x3
+
+    out = np.empty((nw // 2, 4), np.uint32)
+    t0 = time.perf_counter()
+    philox4x32(1, 2, nw // 2, out)
+    first = time.perf_counter() - t0
+    row("numba Philox4x32-10 kernel (scalar loop)",
+        _best(lambda: philox4x32(1, 2, nw // 2, out), repeat)[0], first)
     return rows
 
 
@@ -182,7 +285,7 @@ def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
     rss0 = peak_rss_mb()
     n_params = sum(p.numel() for p in m.parameters())
     import initlab
-    from initlab.scale import init_model  # imported before timing
+    import initlab.scale  # noqa: F401  (imported before timing)
 
     if method.startswith("materialize"):
         # initlab.materialize allocates (to_empty) and initializes in one call: timed together
@@ -198,7 +301,7 @@ def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
     m.to_empty(device="cpu")
     t0, c0 = time.perf_counter(), time.process_time()
     if method == "counter":
-        init_model(m, plan(), seed=0, threads=threads)
+        initlab.apply(m, materialize_plan(), seed=0, rng="counter", atomic=False)
     elif method == "torch_same":
         torch_same_scheme(m)
     else:
@@ -211,6 +314,55 @@ def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
                 param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
 
 
+def hf_gpt2_case(threads: int) -> dict:
+    """Hugging Face GPT-2 small (124M, from GPT2Config(), no download): ``apply(m, "gpt2",
+    rng="counter")`` against a loop of torch.nn.init calls drawing the distributions its report
+    lists, in the same process on the same tensors (wall and CPU time of each)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import initlab
+    import initlab.scale  # noqa: F401
+
+    torch.set_num_threads(threads)
+    m = GPT2LMHeadModel(GPT2Config())
+    tensors = dict(m.named_parameters(remove_duplicate=False))
+    res = {}
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        rep = initlab.apply(m, "gpt2", seed=0, rng="counter")
+        res.setdefault("apply_counter", []).append((time.perf_counter() - t0,
+                                                    time.process_time() - c0))
+        t0, c0 = time.perf_counter(), time.process_time()
+        rep_t = initlab.apply(m, "gpt2", seed=0)
+        res.setdefault("apply_torch", []).append((time.perf_counter() - t0,
+                                                  time.process_time() - c0))
+        todo = []
+        for r in rep.records:
+            if r.status != "initialized":
+                continue
+            d = r.init if isinstance(r.init, dict) else {}
+            name = d.get("name")
+            todo.append((tensors[r.name], name, r.expected_std))
+        t0, c0 = time.perf_counter(), time.process_time()
+        with torch.no_grad():
+            for t, name, std in todo:
+                if name in ("zeros",):
+                    nn.init.zeros_(t)
+                elif name in ("ones",):
+                    nn.init.ones_(t)
+                else:
+                    nn.init.normal_(t, 0.0, std)
+        res.setdefault("torch_loop", []).append((time.perf_counter() - t0,
+                                                 time.process_time() - c0))
+    kinds = sorted({(n, round(s, 6) if s else s) for _, n, s in todo}, key=str)
+    del rep_t
+    return dict(section="hf_gpt2", threads=threads,
+                params=sum(p.numel() for p in m.parameters()),
+                **{f"{k}_wall_s": min(w for w, _ in v) for k, v in res.items()},
+                **{f"{k}_cpu_s": min(c for _, c in v) for k, v in res.items()},
+                drawn=[list(k) for k in kinds])
+
+
 def _subprocess_json(args: list[str], env=None, timeout=3600) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
                          env=env, timeout=timeout)
@@ -219,12 +371,15 @@ def _subprocess_json(args: list[str], env=None, timeout=3600) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def bench_models(cfgs: list[tuple[str, dict]], threads: int) -> list[dict]:
+METHODS = ("counter", "torch_same", "torch_default", "materialize_torch", "materialize_counter")
+
+
+def bench_models(cfgs: list[tuple[str, dict]], threads: int, methods=METHODS,
+                 dtypes=("float32", "bfloat16")) -> list[dict]:
     rows = []
     for name, cfg in cfgs:
-        for dtype in ("float32", "bfloat16"):
-            for method in ("counter", "torch_same", "torch_default", "materialize_torch",
-                           "materialize_counter"):
+        for dtype in dtypes:
+            for method in methods:
                 r = _subprocess_json(["--_model", json.dumps(cfg), dtype, method, str(threads)])
                 r["name"] = name
                 rows.append(r)
@@ -235,13 +390,28 @@ def bench_models(cfgs: list[tuple[str, dict]], threads: int) -> list[dict]:
     return rows
 
 
+def bench_hf_gpt2(threads: int) -> list[dict]:
+    try:
+        r = _subprocess_json(["--_hf_gpt2", str(threads)])
+    except RuntimeError as exc:
+        print(f"  HF GPT-2: skipped ({str(exc).splitlines()[-1]})")
+        return []
+    print(f"  HF GPT-2 small {r['params'] / 1e6:.1f}M, threads={threads}: apply(gpt2, "
+          f"rng=counter) wall {r['apply_counter_wall_s']:.2f} s cpu {r['apply_counter_cpu_s']:.2f} s"
+          f"; apply(gpt2, rng=torch) wall {r['apply_torch_wall_s']:.2f} s; torch.nn.init loop "
+          f"wall {r['torch_loop_wall_s']:.2f} s cpu {r['torch_loop_cpu_s']:.2f} s -> counter "
+          f"{r['apply_counter_wall_s'] / r['torch_loop_wall_s']:.2f}x the loop (wall)", flush=True)
+    return [r]
+
+
 # ------------------------------------------------------------------------------ section 3
 def sharded_worker(cfg: dict) -> None:
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from initlab.scale import init_model
+    import initlab
+    import initlab.scale  # noqa: F401
 
     dist.init_process_group("gloo")
     world = dist.get_world_size()
@@ -256,10 +426,20 @@ def sharded_worker(cfg: dict) -> None:
     local = sum(p.to_local().numel() for p in m.parameters())
     dist.barrier()
     t0, c0 = time.perf_counter(), time.process_time()
-    init_model(m, plan(), seed=0, threads=1)
+    initlab.apply(m, materialize_plan(), seed=0, rng="counter", atomic=False)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    # the stream alone: counter_fill_ of every (local shard of a) parameter, no apply machinery
+    from initlab.core.distributions import Normal
+    from initlab.scale import counter_fill_
+
+    dist.barrier()
+    c1 = time.process_time()
+    for n, p in m.named_parameters():
+        counter_fill_(p, Normal(0.0, 0.02), seed=0, name=n, threads=1)
+    fill_cpu = time.process_time() - c1
     rows = [None] * world
-    dist.all_gather_object(rows, dict(wall_s=wall, cpu_s=cpu, local_params=local))
+    dist.all_gather_object(rows, dict(wall_s=wall, cpu_s=cpu, fill_cpu_s=fill_cpu,
+                                      local_params=local))
     if dist.get_rank() == 0:
         print(json.dumps(rows))
     dist.destroy_process_group()
@@ -283,9 +463,12 @@ def bench_sharded(cfg: dict, worlds=(1, 2, 4)) -> list[dict]:
         r = dict(section="sharded", world=world,
                  cpu_s_per_rank=[x["cpu_s"] for x in rows],
                  wall_s_per_rank=[x["wall_s"] for x in rows],
+                 fill_cpu_s_per_rank=[x["fill_cpu_s"] for x in rows],
                  local_params=[x["local_params"] for x in rows])
         out.append(r)
-        print(f"  ranks={world}  cpu/rank " + " ".join(f"{c:.2f}" for c in r["cpu_s_per_rank"])
+        print(f"  ranks={world}  apply cpu/rank " + " ".join(f"{c:.2f}" for c in r["cpu_s_per_rank"])
+              + "  counter_fill_ alone cpu/rank " + " ".join(
+                  f"{c:.2f}" for c in r["fill_cpu_s_per_rank"])
               + " s   wall max {:.2f} s   local params/rank {}".format(
                   max(r["wall_s_per_rank"]), r["local_params"]), flush=True)
     return out
@@ -296,11 +479,20 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (smoke run)")
     ap.add_argument("--big", action="store_true", help="also the ~1.2B Llama-shaped model")
-    ap.add_argument("--repeat", type=int, default=None, help="timing repeats (best of)")
+    ap.add_argument("--repeat", type=int, default=None, help="timing rounds (best and median)")
     ap.add_argument("--threads", type=int, default=2, help="threads for the model section")
+    ap.add_argument("--only", default="123", help="sections to run, e.g. --only 1 or 12")
+    ap.add_argument("--candidates", action="store_true",
+                    help="section 1 also times the generator candidates (torch.compile: ~30 s)")
+    ap.add_argument("--llama-only", action="store_true",
+                    help="section 2: only the Llama-shaped model (implies --big)")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="section 2: comma-separated cases (default all)")
+    ap.add_argument("--dtypes", default="float32,bfloat16", help="section 2: dtypes")
     ap.add_argument("--json", default=None, help="write all rows to this file")
     ap.add_argument("--_model", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--_sharded", help=argparse.SUPPRESS)
+    ap.add_argument("--_hf_gpt2", help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a._model:
         cfg, dtype, method, threads = a._model
@@ -309,6 +501,9 @@ def main(argv=None) -> int:
     if a._sharded:
         sharded_worker(json.loads(a._sharded))
         return 0
+    if a._hf_gpt2:
+        print(json.dumps(hf_gpt2_case(int(a._hf_gpt2))))
+        return 0
 
     import initlab
     from initlab.scale import COUNTER_STREAM_VERSION
@@ -316,18 +511,30 @@ def main(argv=None) -> int:
     n = (1 << 21) if a.quick else (1 << 24)
     repeat = a.repeat or (2 if a.quick else 5)
     print(f"initlab {initlab.__version__} ({COUNTER_STREAM_VERSION}), torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+          f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+          flush=True)
     rows = []
-    print(f"[1] elementwise, float32, {n} elements (best of {repeat})")
-    rows += bench_elementwise(n, repeat)
-    cfgs = [("gpt2-quick" if a.quick else "gpt2-small", GPT2_QUICK if a.quick else GPT2_SMALL)]
-    if a.big:
-        cfgs.append(("llama-1b", LLAMA_1B))
-    print(f"[2] whole-model init (fresh process per case, {a.threads} threads)")
-    rows += bench_models(cfgs, a.threads)
-    print("[3] sharded init, FSDP2 on gloo, one thread per rank")
-    rows += bench_sharded(GPT2_QUICK if a.quick else GPT2_SMALL,
-                          (1, 2) if a.quick else (1, 2, 4))
+    if "1" in a.only:
+        print(f"[1] elementwise, {n} elements (best and median of {repeat} interleaved rounds)")
+        rows += bench_elementwise(n, repeat)
+        if a.candidates:
+            print("[1b] generator candidates, one thread")
+            rows += bench_candidates(repeat)
+    if "2" in a.only:
+        cfgs = [] if a.llama_only else [
+            ("gpt2-quick" if a.quick else "gpt2-small", GPT2_QUICK if a.quick else GPT2_SMALL)]
+        if a.big or a.llama_only:
+            cfgs.append(("llama-1b", LLAMA_1B))
+        print(f"[2] whole-model init (fresh process per case, {a.threads} threads)")
+        rows += bench_models(cfgs, a.threads, a.methods.split(","), a.dtypes.split(","))
+        if not a.quick and not a.llama_only:
+            for th in (1, 2):
+                rows += bench_hf_gpt2(th)
+    if "3" in a.only:
+        print("[3] sharded init, FSDP2 on gloo, one thread per rank")
+        rows += bench_sharded(GPT2_QUICK if a.quick else GPT2_SMALL,
+                              (1, 2) if a.quick else (1, 2, 4))
+    print(f"load at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if a.json:
         from initlab.util.atomic import atomic_write_text
 

@@ -2,11 +2,13 @@
 
 Usage: RANK=r WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=p python scale_dist_worker.py OUT
 
-Initializes a small Transformer-like model with odd shapes three ways -- DTensor parameters with
-per-parameter placements (1-D mesh, and a 2-D mesh when the world size is 4), FSDP2
-``fully_shard`` built on the meta device then ``to_empty``, and ``initlab.apply(rng="counter")``
-on the DTensor model -- gathers every parameter and, on rank 0, saves ``{mode: {name: tensor}}``
-plus the names of sharded parameters whose shards on two ranks were identical.
+Initializes a small Transformer-like model with odd shapes by ``initlab.apply(rng="counter")``:
+DTensor parameters with per-parameter placements (1-D mesh, and a 2-D mesh when the world size
+is 4), FSDP2 ``fully_shard`` built on the meta device then ``to_empty``, the DTensor model under
+the old stream version (``rng="counter:philox4x64-10-ndtri-v1"``), and ``counter_fill_`` on each
+DTensor with two threads and odd chunk sizes; gathers every parameter and, on rank 0, saves
+``{mode: {name: tensor}}`` plus the names of sharded parameters whose shards on two ranks were
+identical.
 """
 
 from __future__ import annotations
@@ -50,13 +52,20 @@ def plan():
     }
 
 
-def reference() -> dict[str, torch.Tensor]:
-    """Single-process result: the plain model initialized by init_model."""
-    from initlab.scale import init_model
+def as_plan():
+    from initlab.modelinit.rules import Plan, Rule
 
+    return Plan([Rule(k, v) for k, v in plan().items()])
+
+
+def reference(rng: str = "counter") -> dict[str, torch.Tensor]:
+    """Single-process result: the plain model initialized by ``apply(rng=rng)``."""
     m = TinyTransformer()
-    init_model(m, plan(), seed=SEED)
+    initlab.apply(m, as_plan(), seed=SEED, rng=rng)
     return {n: p.detach().clone() for n, p in m.named_parameters()}
+
+
+V1_RNG = "counter:philox4x64-10-ndtri-v1"
 
 
 def packed(t: torch.Tensor) -> torch.Tensor:
@@ -130,21 +139,19 @@ def main(out: str) -> int:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from initlab.scale import init_model
-
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     result: dict = {"identical": {}}
 
     mesh = init_device_mesh("cpu", (world,))
     m = dtensor_model(mesh, two_d=False)
-    init_model(m, plan(), seed=SEED)
+    initlab.apply(m, as_plan(), seed=SEED, rng="counter")
     result["dtensor_1d"], result["identical"]["dtensor_1d"] = gather(m)
 
     if world == 4:
         mesh2 = init_device_mesh("cpu", (2, 2))
         m = dtensor_model(mesh2, two_d=True)
-        init_model(m, plan(), seed=SEED)
+        initlab.apply(m, as_plan(), seed=SEED, rng="counter")
         result["dtensor_2d"], result["identical"]["dtensor_2d"] = gather(m)
 
     with torch.device("meta"):
@@ -153,7 +160,7 @@ def main(out: str) -> int:
         fully_shard(mod, mesh=mesh)
     fully_shard(m, mesh=mesh)
     m.to_empty(device="cpu")
-    init_model(m, plan(), seed=SEED)
+    initlab.apply(m, as_plan(), seed=SEED, rng="counter")
     result["fsdp2"], result["identical"]["fsdp2"] = gather(m)
 
     from torch.distributed.tensor import Replicate, Shard
@@ -164,12 +171,27 @@ def main(out: str) -> int:
         t = packed(dt_empty(36, 12, device_mesh=mesh, placements=(pl,)))
         result["packed"][str(pl)] = t.full_tensor()
 
-    from initlab.modelinit.rules import Plan, Rule
-    from initlab.modelinit.walk import apply
-
+    # the old stream version, selected by name, on the sharded model
     m = dtensor_model(mesh, two_d=False)
-    apply(m, Plan([Rule(k, v) for k, v in plan().items()]), seed=SEED, rng="counter")
-    result["apply_counter"], result["identical"]["apply_counter"] = gather(m)
+    initlab.apply(m, as_plan(), seed=SEED, rng=V1_RNG)
+    result["v1"], result["identical"]["v1"] = gather(m)
+
+    # thread counts and chunk sizes: each DTensor filled by counter_fill_ with 2 threads and
+    # chunks that split rows (the distribution is the one apply resolved for the global shape)
+    from initlab.scale import counter_fill_
+
+    ref = TinyTransformer()
+    rep = initlab.apply(ref, as_plan(), seed=SEED, rng="counter")
+    m = dtensor_model(mesh, two_d=False)
+    for i, (n, p) in enumerate(m.named_parameters()):
+        init = rep[n].init
+        from initlab.core.registry import from_dict
+
+        init = from_dict(init)
+        fans = rep[n].fans[0] if rep[n].fans else None
+        counter_fill_(p, init, seed=SEED, name=n, fans=fans, role=rep[n].role,
+                      layout=rep[n].layout or "torch", threads=2, chunk_size=(5, 37, 1000)[i % 3])
+    result["threads"], result["identical"]["threads"] = gather(m)
 
     if rank == 0:
         torch.save(result, out)

@@ -2,9 +2,10 @@
 
 Each world size launches ``scale_dist_worker.py`` once per rank (``OMP_NUM_THREADS=1``, a free
 localhost port) and checks that every gathered parameter equals the single-process result bit
-for bit -- for DTensor placements Shard(0) / Shard(1) / Replicate (uneven shards: 33, 17, 13, 7
-and 50 over 2-4 ranks), a 2-D mesh at 4 ranks, FSDP2 ``fully_shard`` from the meta device, and
-``initlab.apply(rng="counter")`` -- and that no two shards of a random parameter are identical
+for bit -- for ``initlab.apply(rng="counter")`` on DTensor placements Shard(0) / Shard(1) / Replicate
+(uneven shards: 33, 17, 13, 7 and 50 over 2-4 ranks), a 2-D mesh at 4 ranks, FSDP2
+``fully_shard`` from the meta device, the old stream version selected by name, and
+``counter_fill_`` with two threads and odd chunk sizes -- and that no two shards of a random parameter are identical
 (the bug of CPU/gloo DTensor init, where every shard receives the same values).
 """
 
@@ -23,6 +24,8 @@ HERE = Path(__file__).resolve().parent
 WORKER = HERE / "scale_dist_worker.py"
 # parameters whose plan entry is a constant: their shards are legitimately identical
 CONSTANT = {"block.norm.weight", "block.norm.bias"}
+# structured kinds (orthogonal) are drawn by the same algorithm under both stream versions
+STRUCTURED = {"block.proj.weight"}
 
 
 def _free_port() -> int:
@@ -69,17 +72,27 @@ def reference():
     return _worker_module().reference()
 
 
+@pytest.fixture(scope="module")
+def reference_v1():
+    w = _worker_module()
+    return w.reference(w.V1_RNG)
+
+
 @pytest.mark.distributed
 @pytest.mark.parametrize("world", [1, 2, 3, 4])
-def test_sharded_init_equals_single_process(world, reference, tmp_path):
+def test_sharded_init_equals_single_process(world, reference, reference_v1, tmp_path):
     out = tmp_path / "result.pt"
     _run(world, out)
     result = torch.load(out)
-    modes = ["dtensor_1d", "fsdp2", "apply_counter"] + (["dtensor_2d"] if world == 4 else [])
+    modes = ["dtensor_1d", "fsdp2", "threads", "v1"] + (["dtensor_2d"] if world == 4 else [])
+    for name in reference:
+        if name not in CONSTANT | STRUCTURED:  # the two versions draw different values
+            assert not torch.equal(reference[name], reference_v1[name]), name
     for mode in modes:
         got = result[mode]
-        assert sorted(got) == sorted(reference), mode
-        for name, ref in reference.items():
+        ref_all = reference_v1 if mode == "v1" else reference
+        assert sorted(got) == sorted(ref_all), mode
+        for name, ref in ref_all.items():
             assert got[name].dtype == ref.dtype and got[name].shape == ref.shape, (mode, name)
             assert torch.equal(got[name], ref), f"{mode}: {name} differs from single-process"
         identical = set(result["identical"][mode]) - CONSTANT

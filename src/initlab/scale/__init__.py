@@ -4,60 +4,96 @@ Every element's value is a pure function of ``(seed, parameter name, global elem
 (a Philox4x64-10 counter stream; Salmon et al., "Parallel random numbers: as easy as 1, 2, 3",
 SC 2011), so a parameter gathers to the same bits however it is sharded (DTensor Shard/Replicate
 on 1-D and 2-D meshes, FSDP2 ``fully_shard`` after ``to_empty``), on any number of ranks and
-threads, with no collective and no rank holding the full tensor. See ``docs/scale.md``.
+threads, with no collective and no rank holding the full tensor. The default stream
+(:data:`COUNTER_STREAM_VERSION`, ``"philox4x64-10-u32-erfinv-v2"``) runs in torch tensor ops on
+the tensor's own device; ``"philox4x64-10-ndtri-v1"`` stays selectable. See ``docs/scale.md``.
 
-* :func:`counter_fill_` fills a tensor, a DTensor's local shard or a shard given by offsets.
-* :func:`init_model` initializes a whole model from ``{glob: initializer}``.
-* ``initlab.apply(model, plan, seed=..., rng="counter")`` uses the same stream (importing this
-  package registers ``"counter"`` in ``initlab.modelinit.walk.RNG_BACKENDS``).
-* :func:`counter_sample` / :func:`sample_range`: the NumPy side (blocks and flat index ranges).
+* ``initlab.apply(model, plan, seed=..., rng="counter")`` (or ``initlab.materialize``) is the
+  model-level entry (importing this package registers ``"counter"`` and one
+  ``"counter:<version>"`` per stream version in ``initlab.modelinit.walk.RNG_BACKENDS``;
+  :func:`rng_for_stream` maps a recorded version to its ``rng`` name and refuses unknown ones).
+* :func:`counter_fill_` fills a tensor, a DTensor's local shard or a shard given by offsets;
+  :func:`counter_fill_rows_` a row block of a packed parameter.
+* :func:`counter_sample` / :func:`sample_range`: NumPy arrays of blocks and flat index ranges.
 """
 
 from __future__ import annotations
 
 from .counter import (
     COUNTER_STREAM_VERSION,
+    STREAM_VERSIONS,
+    V1,
+    V2,
     CounterRNG,
+    check_stream,
     counter_sample,
     philox_words,
     sample_range,
     stream_key,
 )
-from .model import init_model
 from .sharded import counter_fill_, counter_fill_rows_, shard_layout
+from .torch_stream import philox_words_torch
+
+_DESCRIPTION = {
+    V1: "Philox4x64-10 counter stream keyed by stable_u64(seed, stream key), one 64-bit word per "
+        "element, inverse CDF in float64 on the host (NumPy/SciPy)",
+    V2: "Philox4x64-10 counter stream keyed by stable_u64(seed, stream key), one 32-bit half "
+        "word per element, transforms in torch ops on the tensor's device",
+}
 
 
-def _counter_backend_fill(tensor, init, *, seed, key, fans, role, layout) -> None:
-    """``initlab.apply``'s random-source signature over :func:`counter_fill_`."""
-    counter_fill_(tensor, init, seed=seed, name=key, fans=fans, role=role, layout=layout)
+def _backend_fns(stream: str):
+    def fill(tensor, init, *, seed, key, fans, role, layout) -> None:
+        """``initlab.apply``'s random-source signature over :func:`counter_fill_`."""
+        counter_fill_(tensor, init, seed=seed, name=key, fans=fans, role=role, layout=layout,
+                      stream=stream)
+
+    def fill_rows(tensor, init, *, rows, seed, key, fans, role, layout) -> None:
+        """Packed blocks: fill rows ``rows`` of the whole (possibly sharded) parameter."""
+        counter_fill_rows_(tensor, init, rows, seed=seed, name=key, fans=fans, role=role,
+                           layout=layout, stream=stream)
+
+    return fill, fill_rows
 
 
-def _counter_backend_fill_rows(tensor, init, *, rows, seed, key, fans, role, layout) -> None:
-    """Packed blocks: fill rows ``rows`` of the whole (possibly sharded) parameter."""
-    counter_fill_rows_(tensor, init, rows, seed=seed, name=key, fans=fans, role=role,
-                       layout=layout)
+def rng_for_stream(version: str) -> str:
+    """The ``rng=`` name that draws counter-stream ``version`` (as recorded in an
+    ``InitReport.stream_version``, where ``+...`` suffixes name other components), e.g.
+    ``initlab.apply(m, plan, seed=0, rng=rng_for_stream(old_report.stream_version))``. An
+    unknown version is refused with the versions this initlab implements."""
+    if not isinstance(version, str) or not version:
+        from ..core.validation import InitlabTypeError, error_message
+
+        raise InitlabTypeError(error_message(
+            "version", "must be a stream version string (e.g. an InitReport.stream_version)",
+            version, f"pass one of {', '.join(repr(v) for v in STREAM_VERSIONS)}."))
+    base = version.split("+", 1)[0]
+    return f"counter:{check_stream(base)}"
 
 
 def register_counter_backend() -> bool:
-    """Add ``"counter"`` to ``initlab.modelinit.walk.RNG_BACKENDS`` (idempotent). Returns whether
-    ``initlab.apply`` was importable."""
+    """Add ``"counter"`` (the default version) and ``"counter:<version>"`` for every version to
+    ``initlab.modelinit.walk.RNG_BACKENDS`` (idempotent). Returns whether ``initlab.apply`` was
+    importable."""
     try:
         from ..modelinit import walk
     except ImportError:
         return False
-    if "counter" not in walk.RNG_BACKENDS:
-        walk.RNG_BACKENDS["counter"] = walk.RngBackend(
-            "counter", COUNTER_STREAM_VERSION, _counter_backend_fill,
-            "Philox4x64-10 counter stream keyed by stable_u64(seed, stream key): element i of "
-            "the global tensor from counter i; identical for every sharding (initlab.scale)",
-            fill_rows=_counter_backend_fill_rows)
+    for name, version in [("counter", COUNTER_STREAM_VERSION),
+                          *((f"counter:{v}", v) for v in STREAM_VERSIONS)]:
+        if name not in walk.RNG_BACKENDS:
+            fill, fill_rows = _backend_fns(version)
+            walk.RNG_BACKENDS[name] = walk.RngBackend(
+                name, version, fill, _DESCRIPTION[version] + "; element i of the global tensor "
+                "from counter i, identical for every sharding (initlab.scale)",
+                fill_rows=fill_rows)
     return True
 
 
 register_counter_backend()
 
 __all__ = [
-    "COUNTER_STREAM_VERSION", "CounterRNG", "counter_fill_", "counter_fill_rows_",
-    "counter_sample", "init_model",
-    "philox_words", "register_counter_backend", "sample_range", "shard_layout", "stream_key",
+    "COUNTER_STREAM_VERSION", "CounterRNG", "STREAM_VERSIONS", "V1", "V2", "check_stream",
+    "counter_fill_", "counter_fill_rows_", "counter_sample", "philox_words", "philox_words_torch",
+    "register_counter_backend", "rng_for_stream", "sample_range", "shard_layout", "stream_key",
 ]

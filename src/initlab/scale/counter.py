@@ -1,7 +1,14 @@
 """A counter-based random stream: every element is a pure function of (seed, name, index).
 
-Stream ``"philox4x64-10-ndtri-v1"`` (:data:`COUNTER_STREAM_VERSION`)
-------------------------------------------------------------------
+Two stream versions exist (:data:`STREAM_VERSIONS`); :data:`COUNTER_STREAM_VERSION` is the
+default, ``"philox4x64-10-u32-erfinv-v2"`` (torch tensor ops on the tensor's own device, see
+:mod:`initlab.scale.torch_stream`). Every entry point takes ``stream=`` to select one, and an
+unknown version is refused (:func:`check_stream`). This module holds the version registry and
+the NumPy implementation of the first version, kept so that values recorded under it stay
+reproducible:
+
+Stream ``"philox4x64-10-ndtri-v1"`` (:data:`V1`)
+------------------------------------------------
 * **Key.** ``key = stable_u64(seed, canonical_param_name(name))`` (SHA-256, so it is the same in
   every process and on every machine); the Philox key is the 128-bit ``(key, 0)``.
 * **Bits.** Element ``i`` of the flattened (row-major) global tensor owns the 64-bit word ``i`` of
@@ -46,8 +53,26 @@ from ..core.distributions import Constant, Distribution, Normal, TruncatedNormal
 from ..core.validation import InitlabTypeError, check_shape, error_message, fail
 from ..util.hashing import canonical_param_name, stable_u64
 
-# Bump whenever the same (seed, name, index) could give a different value.
-COUNTER_STREAM_VERSION = "philox4x64-10-ndtri-v1"
+# A new version whenever the same (seed, name, index) could give a different value; old
+# versions stay selectable with `stream=` so recorded values remain reproducible.
+V1 = "philox4x64-10-ndtri-v1"
+V2 = "philox4x64-10-u32-erfinv-v2"
+STREAM_VERSIONS = (V1, V2)
+COUNTER_STREAM_VERSION = V2
+
+
+def check_stream(stream=None) -> str:
+    """``stream`` (a version string from :data:`STREAM_VERSIONS`), or the default when None;
+    an unknown version (e.g. from a plan or report written by a newer initlab) is refused."""
+    if stream is None:
+        return COUNTER_STREAM_VERSION
+    if stream not in STREAM_VERSIONS:
+        raise fail("stream", "must be a counter-stream version this initlab implements ("
+                   + ", ".join(repr(v) for v in STREAM_VERSIONS) + ")", stream,
+                   "values recorded under another version cannot be reproduced by this "
+                   "initlab; pass one of those versions (or None for the default "
+                   f"{COUNTER_STREAM_VERSION!r}), or install the initlab that wrote it.")
+    return stream
 
 # Elements per unit of work: 16Ki float64 = 128 KiB per temporary. Measured on the 2-core dev
 # machine (CPU ns per normal, one thread): 4Ki 23.0, 8Ki 21.6, 16Ki 20.9, 32Ki 21.2, 64Ki 35.7
@@ -335,14 +360,19 @@ def _check_range(start, stop) -> tuple[int, int]:
 
 
 def sample_range(dist: Distribution, *, seed, name: str, start: int, stop: int,
-                 threads=None, chunk_size=None) -> np.ndarray:
-    """float64 values of flat global elements ``[start, stop)`` of an elementwise ``dist``.
+                 threads=None, chunk_size=None, stream=None) -> np.ndarray:
+    """float64 values of flat global elements ``[start, stop)`` of an elementwise ``dist``
+    (under ``stream``; v2 evaluates its transform in float64 here, as for a float64 tensor).
 
     ``sample_range(d, seed=s, name=n, start=a, stop=b)`` equals
     ``sample_range(d, seed=s, name=n, start=0, stop=N)[a:b]`` bit for bit.
     """
     start, stop = _check_range(start, stop)
     _check_elementwise(dist)
+    stream = check_stream(stream)
+    if stream != V1:
+        return _torch_block(dist, (stop,), (start,), (stop - start,), stream_key(seed, name),
+                            np.float64, threads, chunk_size, stream)
     out = np.empty(stop - start)
 
     def write(a, b, x):
@@ -353,11 +383,24 @@ def sample_range(dist: Distribution, *, seed, name: str, start: int, stop: int,
     return out
 
 
+def _torch_block(dist, g, o, s, key, dt, threads, chunk_size, stream) -> np.ndarray:
+    """A block of a stream implemented in torch (v2), computed on the CPU, as NumPy."""
+    import torch
+
+    from .sharded import fill_block_
+
+    t = torch.empty(s, dtype=torch.float64 if np.dtype(dt) == np.float64 else torch.float32)
+    fill_block_(t, dist, key=key, global_shape=g, offsets=o, threads=threads,
+                chunk_size=chunk_size, stream=stream)
+    return t.numpy()
+
+
 def counter_sample(dist: Distribution, global_shape, *, seed, name: str, offsets=None,
                    local_shape=None, dtype="float32", threads=None,
-                   chunk_size=None) -> np.ndarray:
+                   chunk_size=None, stream=None) -> np.ndarray:
     """The block ``global[offsets : offsets + local_shape]`` of a tensor of ``global_shape``
-    drawn from the counter stream, as a NumPy array (float32 or float64).
+    drawn from the counter stream ``stream`` (default :data:`COUNTER_STREAM_VERSION`), as a
+    NumPy array (float32 or float64).
 
     Elementwise kinds are computed for the block only; structured kinds (Orthogonal, ...) are
     computed in full (float64) and sliced, see :func:`structured_block`.
@@ -367,9 +410,12 @@ def counter_sample(dist: Distribution, global_shape, *, seed, name: str, offsets
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise fail("dtype", "must be float32 or float64 for NumPy output", str(dt),
                    "use `counter_fill_` on a torch tensor for bf16/fp16.")
+    stream = check_stream(stream)
     key = stream_key(seed, name)
     if not isinstance(dist, ELEMENTWISE):
         return structured_block(dist, g, o, s, key).astype(dt)
+    if stream != V1:
+        return _torch_block(dist, g, o, s, key, dt, threads, chunk_size, stream)
     out = np.empty(math.prod(s), dtype=dt)
     lim = bounds(dist)
     lo = hi = None

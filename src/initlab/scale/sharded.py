@@ -20,8 +20,13 @@ from ..core.validation import InitlabTypeError, error_message, fail
 from ..util.dtensor import is_dtensor
 from .counter import (
     ELEMENTWISE,
+    V1,
+    _check_chunk,
+    block_runs,
     bounds,
     check_block,
+    check_stream,
+    resolve_threads,
     run_chunks,
     stream_key,
     structured_block,
@@ -217,8 +222,11 @@ def _check_materialized(local: torch.Tensor) -> None:
 
 
 def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_shape,
-                offsets, layout: str = "torch", threads=None, chunk_size=None) -> torch.Tensor:
-    """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor."""
+                offsets, layout: str = "torch", threads=None, chunk_size=None,
+                stream=None) -> torch.Tensor:
+    """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor, drawn from
+    counter stream ``stream`` (default :data:`~initlab.scale.COUNTER_STREAM_VERSION`)."""
+    stream = check_stream(stream)
     g, o, s = check_block(global_shape, offsets, tuple(local.shape))
     if local.numel() == 0:
         return local
@@ -232,18 +240,109 @@ def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_sha
         target = local if local.is_contiguous() else torch.empty(
             local.shape, dtype=local.dtype, device=local.device)
         lim = bounds(dist)
-        write = _writer(target.detach().view(-1),
-                        _torch_bounds(lim, local.dtype) if lim is not None else None)
-        run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
+        lo_hi = _torch_bounds(lim, local.dtype) if lim is not None else None
+        if stream == V1:
+            write = _writer(target.detach().view(-1), lo_hi)
+            run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
+        else:
+            _fill_torch_stream(target.detach().view(-1), dist, key, g, o, s, lo_hi,
+                               threads=threads, chunk_size=chunk_size)
         if target is not local:
             local.copy_(target)
     return local
 
 
+# v2 chunk: 256Ki elements. Measured on the 2-core dev machine (ns per float32 normal, one
+# thread): 16Ki 15.3, 64Ki 9.8, 256Ki 8.4 for a first torch-ops draft: each torch op costs a few
+# microseconds of dispatch, so chunks must be long; 1 MiB of float32 per temporary still fits L2.
+DEFAULT_CHUNK_V2 = 1 << 18
+# On an accelerator a chunk is one batch of kernel launches: the larger the better, bounded by
+# the temporaries (~6 x 8 bytes per element for the int64 Philox words).
+DEVICE_CHUNK_V2 = 1 << 24
+
+
+def _chunk_bits(reader, starts: np.ndarray, run: int, a: int, b: int) -> torch.Tensor:
+    """int32 bits of the block's local flat positions ``[a, b)`` (the v2 analogue of
+    :func:`initlab.scale.counter._chunk_words`)."""
+    from .counter import _JUMP_COST_WORDS
+
+    r0, r1 = a // run, (b - 1) // run
+    if r0 == r1:
+        return reader.read(int(starts[r0]) + a - r0 * run, b - a)
+    first = int(starts[r0]) + a - r0 * run
+    last = int(starts[r1]) + (b - 1) - r1 * run
+    cover = last - first + 1
+    if cover <= (b - a) + (r1 - r0 + 1) * 2 * _JUMP_COST_WORDS:
+        pos = np.arange(a, b, dtype=np.int64)
+        r = pos // run
+        idx = torch.from_numpy(starts[r] + (pos - r * run) - first).to(reader.device)
+        return reader.read(first, cover)[idx]
+    parts = []
+    p = a
+    while p < b:
+        r = p // run
+        q = min(b, (r + 1) * run)
+        parts.append(reader.read(int(starts[r]) + p - r * run, q - p))
+        p = q
+    return torch.cat(parts)
+
+
+def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, threads,
+                       chunk_size) -> None:
+    """Fill the contiguous ``flat`` (the block ``o:o+s`` of ``g``) from the v2 stream, chunk by
+    chunk on ``flat``'s device.
+
+    On CPU, ``threads`` worker threads share the chunks; each chunk's torch ops may also use
+    torch's intra-op threads. (Measured alternatives: chunks below torch's parallel grain, so no
+    op starts an OpenMP team, were 2.4x slower on two threads because of the per-op dispatch
+    cost; one producer thread for the NumPy words beside torch ops in the calling thread was
+    several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .torch_stream import BitReader, compute_dtype, transform
+
+    n = flat.numel()
+    device = flat.device
+    on_cpu = device.type == "cpu"
+    threads = resolve_threads(threads) if on_cpu else 1
+    if chunk_size is not None:
+        chunk = _check_chunk(chunk_size)
+    else:
+        chunk = DEFAULT_CHUNK_V2 if on_cpu else DEVICE_CHUNK_V2
+    cdt = compute_dtype(dist, flat.dtype)
+    starts, run = block_runs(g, o, s)
+    spans = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
+
+    def work(span_list):
+        with torch.no_grad():  # grad mode is per thread
+            reader = BitReader(key, device)
+            for a, b in span_list:
+                bits = _chunk_bits(reader, starts, run, a, b)
+                dst = flat[a:b]
+                if dst.dtype == cdt:
+                    transform(dist, bits, cdt, out=dst)
+                    if lo_hi is not None:
+                        dst.clamp_(*lo_hi)
+                else:
+                    x = transform(dist, bits, cdt)
+                    if lo_hi is not None:
+                        x.clamp_(*lo_hi)
+                    dst.copy_(x)
+
+    if threads == 1 or len(spans) == 1:
+        work(spans)
+        return
+    groups = [spans[i::threads] for i in range(min(threads, len(spans)))]
+    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+        for f in [pool.submit(work, gr) for gr in groups]:
+            f.result()
+
+
 def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=None,
                   offsets=None, placements=None, mesh_shape=None, coordinate=None,
                   fans=None, role: str = "weight", layout: str = "torch", threads=None,
-                  chunk_size=None) -> torch.Tensor:
+                  chunk_size=None, stream=None) -> torch.Tensor:
     """Fill a tensor or a local shard in place from the counter stream; returns ``tensor``.
 
     Element ``i`` of the flattened global tensor gets the value that is a pure function of
@@ -258,7 +357,9 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
     local shard is filled; offsets come from its mesh and placements).
     ``dist``: a :mod:`~initlab.core.distributions` object, or an Initializer (resolved for the
     global shape with ``fans``, ``role`` and ``layout``; ``layout`` is also the layout in which
-    structured kinds are drawn).
+    structured kinds are drawn). ``stream``: the stream version (default
+    :data:`~initlab.scale.COUNTER_STREAM_VERSION`; ``"philox4x64-10-ndtri-v1"`` reproduces values
+    drawn before v2; an unknown version is an error).
 
     Example::
 
@@ -315,13 +416,13 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
             "dist", "must be an initlab Distribution or Initializer", type(dist).__name__,
             "pass e.g. initlab.get('normal', std=0.02) or its .resolve(shape)."))
     fill_block_(local, dist, key=stream_key(seed, name), global_shape=g, offsets=o,
-                layout=layout, threads=threads, chunk_size=chunk_size)
+                layout=layout, threads=threads, chunk_size=chunk_size, stream=stream)
     return tensor
 
 
 def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, seed, name: str,
                        fans=None, role: str = "weight", layout: str = "torch", threads=None,
-                       chunk_size=None) -> torch.Tensor:
+                       chunk_size=None, stream=None) -> torch.Tensor:
     """Fill rows ``[start, stop)`` (dim 0) of a tensor or DTensor as an independent tensor of
     shape ``(stop - start, *rest)`` with its own stream ``name``; returns ``tensor``.
 
@@ -353,5 +454,5 @@ def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, see
     _check_materialized(local)
     fill_block_(local[lo - o[0]:hi - o[0]], dist, key=stream_key(seed, name), global_shape=sub,
                 offsets=(lo - start, *o[1:]), layout=layout, threads=threads,
-                chunk_size=chunk_size)
+                chunk_size=chunk_size, stream=stream)
     return tensor

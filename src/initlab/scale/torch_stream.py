@@ -1,0 +1,225 @@
+"""Stream ``"philox4x64-10-u32-erfinv-v2"``: the counter stream in torch tensor ops, on the
+tensor's own device.
+
+* **Key** as in v1: ``key = stable_u64(seed, canonical_param_name(name))``, Philox key
+  ``(key, 0)``.
+* **Bits.** Philox4x64-10 (Salmon et al., SC 2011) word ``j`` is word ``j % 4`` of the cipher
+  block at counter ``j // 4 + 1`` (NumPy's ``Philox`` convention, so v1 and v2 share their words).
+  Element ``i`` owns the 32-bit half ``b_i = (w_{i // 2} >> (32 * (i % 2))) & 0xFFFFFFFF`` (the
+  low half for even ``i``): half a word per element, twice as many elements per cipher call as
+  v1. The bits of element ``i`` depend on ``(key, i)`` only.
+* **Transforms** use the top 24 bits: ``s = b_i >> 8`` read as a *signed* 24-bit integer
+  (``-2**23 <= s < 2**23``), in the compute dtype ``c`` (float32 for float32 / bf16 / fp16
+  tensors, float64 for float64 tensors); every step is one IEEE operation, rounded in ``c``:
+
+  - uniform on ``[low, high)``: ``x = s * (span / 2**24) + (low + span / 2)``
+    (``span = high - low``; the two constants are rounded to ``c`` first), clipped into
+    ``[low, high]`` rounded into the target dtype;
+  - normal: ``y = s * 2**-23 + 2**-24`` (exact: the odd multiples of ``2**-24`` in (-1, 1)),
+    ``x = erfinv(y) * (sqrt(2) * std) + mean``; the largest |z| is
+    ``sqrt(2) * erfinv(1 - 2**-24) = 5.42``;
+  - truncated normal on standardized ``[alpha, beta]``: ``ya, yb = erf(alpha / sqrt 2),
+    erf(beta / sqrt 2)`` (float64, on the host), ``y = s * ((yb - ya) / 2**24) + ((ya + yb) / 2
+    + (yb - ya) / 2**25)``, ``x = erfinv(y) * (sqrt(2) * std) + mean``, clipped into ``[a, b]``
+    rounded into the target dtype.
+    When float32 would space the values at the interval's outer end more than
+    ``(beta - alpha) * 2**-16`` apart (far-tail or very narrow intervals), ``c`` is float64 for
+    that distribution whatever the tensor's dtype.
+
+  The result is then cast to the tensor's dtype (round to nearest even).
+* **Devices.** On CPU the words come from NumPy's C Philox (releases the GIL; one thread per
+  worker); on any other device (CUDA, ...) they are computed by the integer tensor ops of
+  :func:`philox_words_torch` on that device, with no host work beyond launching kernels. Both
+  give the same words bit for bit (tested on CPU). Uniform values are the same bit for bit on
+  every device (two IEEE float operations, no fused multiply-add: separate kernels); normal and
+  truncated-normal values go through ``erfinv`` (and ``erf`` for the interval's ends, computed
+  once on the host), whose implementation differs between devices: see ``docs/scale.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import torch
+from scipy import special
+
+from ..core.distributions import Constant, Distribution, Normal, TruncatedNormal, Uniform
+from ..core.validation import fail
+from .counter import V2, _Words
+
+__all__ = ["V2", "BitReader", "compute_dtype", "halves", "philox_words_torch", "transform"]
+
+_M32 = 0xFFFFFFFF
+_PHILOX_M = (0xD2E7470EE14C6C93, 0xCA5A826395121157)
+_PHILOX_W = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)
+_LITTLE = sys.byteorder == "little"
+
+
+def _s64(v: int) -> int:
+    """A uint64 value as the int64 with the same bits (torch scalars must fit int64)."""
+    v &= (1 << 64) - 1
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def _mulhilo64(a: torch.Tensor, m: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """High and low 64 bits of the 128-bit product ``a * m`` (``a`` int64 holding uint64 bits),
+    from four 32 x 32 -> 64 partial products (int64 ops wrap modulo 2**64)."""
+    m_lo, m_hi = m & _M32, m >> 32
+    a_lo = a & _M32
+    a_hi = (a >> 32) & _M32
+    ll = a_lo * m_lo
+    lh = a_lo * m_hi
+    hl = a_hi * m_lo
+    hh = a_hi * m_hi
+    mid = ((ll >> 32) & _M32) + (lh & _M32) + (hl & _M32)
+    hi = hh + ((lh >> 32) & _M32) + ((hl >> 32) & _M32) + (mid >> 32)
+    return hi, a * _s64(m)
+
+
+def philox_words_torch(key: int, start: int, count: int, device) -> torch.Tensor:
+    """Words ``start .. start + count - 1`` of the Philox4x64-10 stream keyed ``(key, 0)``, as
+    an int64 tensor (uint64 bits) on ``device``, by integer tensor ops: the same words as NumPy's
+    ``Philox`` (word ``j``: counter ``j // 4 + 1``, position ``j % 4``)."""
+    if count == 0:
+        return torch.empty(0, dtype=torch.int64, device=device)
+    b0, b1 = start // 4, (start + count - 1) // 4
+    x0 = torch.arange(b0 + 1, b1 + 2, dtype=torch.int64, device=device)
+    x1 = torch.zeros_like(x0)
+    x2 = torch.zeros_like(x0)
+    x3 = torch.zeros_like(x0)
+    k0, k1 = key & ((1 << 64) - 1), 0
+    for r in range(10):
+        if r:
+            k0 = (k0 + _PHILOX_W[0]) & ((1 << 64) - 1)
+            k1 = (k1 + _PHILOX_W[1]) & ((1 << 64) - 1)
+        hi0, lo0 = _mulhilo64(x0, _PHILOX_M[0])
+        hi1, lo1 = _mulhilo64(x2, _PHILOX_M[1])
+        x0, x1, x2, x3 = hi1 ^ x1 ^ _s64(k0), lo1, hi0 ^ x3 ^ _s64(k1), lo0
+    w = torch.stack([x0, x1, x2, x3], dim=1).view(-1)
+    off = start - 4 * b0
+    return w[off:off + count]
+
+
+def halves(words: torch.Tensor) -> torch.Tensor:
+    """The 32-bit halves of int64 words as int32, low half first: element ``2j`` is the low
+    half of word ``j``, element ``2j + 1`` the high half."""
+    if _LITTLE:
+        return words.view(torch.int32)
+    lo = (words & _M32).to(torch.int32)  # pragma: no cover - big-endian hosts
+    hi = ((words >> 32) & _M32).to(torch.int32)  # pragma: no cover
+    return torch.stack([lo, hi], dim=1).view(-1)  # pragma: no cover
+
+
+class BitReader:
+    """Element bits (int32, one 32-bit half-word per element) of one key's v2 stream on one
+    device; one instance per worker thread (the CPU reader holds a NumPy bit generator)."""
+
+    def __init__(self, key: int, device):
+        self.key = key
+        self.device = torch.device(device)
+        self._np = None
+        if self.device.type == "cpu":
+            self._np = _Words(key)
+
+    def words(self, start: int, count: int) -> torch.Tensor:
+        if self._np is not None:
+            return torch.from_numpy(self._np.read(start, count).view(np.int64))
+        return philox_words_torch(self.key, start, count, self.device)
+
+    def read(self, start: int, count: int) -> torch.Tensor:
+        """int32 bits of elements ``start .. start + count - 1``."""
+        w0 = start // 2
+        nw = (start + count + 1) // 2 - w0
+        h = halves(self.words(w0, nw))
+        off = start - 2 * w0
+        return h[off:off + count]
+
+
+# ---------------------------------------------------------------------------------- transforms
+_SQRT2 = math.sqrt(2.0)
+
+
+def compute_dtype(dist: Distribution, dtype: torch.dtype) -> torch.dtype:
+    """The dtype the v2 transform of ``dist`` is evaluated in for a tensor of ``dtype``."""
+    if dtype == torch.float64:
+        return torch.float64
+    if isinstance(dist, TruncatedNormal) and dist.std > 0 and _needs_f64(*_std_bounds(dist)):
+        return torch.float64
+    return torch.float32
+
+
+def _std_bounds(d: TruncatedNormal) -> tuple[float, float]:
+    return (d.a - d.mean) / d.std, (d.b - d.mean) / d.std
+
+
+def _needs_f64(alpha: float, beta: float) -> bool:
+    """True when float32's grid of ``y = erf(z / sqrt 2)`` would space the values at the
+    interval's outer end more than ``(beta - alpha) * 2**-16`` apart."""
+    zmax = max(abs(alpha), abs(beta))
+    ymax = float(special.erf(zmax / _SQRT2))
+    if ymax >= 1.0:
+        return True
+    dy = float(np.spacing(np.float32(ymax)))
+    # dz/dy = sqrt(pi / 2) * exp(z**2 / 2)
+    dz = dy * math.sqrt(math.pi / 2) * math.exp(min(zmax * zmax / 2, 700.0))
+    return dz > (beta - alpha) * 2.0**-16
+
+
+def transform(dist: Distribution, bits: torch.Tensor, cdt: torch.dtype,
+              out: torch.Tensor | None = None) -> torch.Tensor:
+    """Values of the elementwise ``dist`` for int32 element ``bits``, in dtype ``cdt`` (see the
+    module docstring). ``out`` (dtype ``cdt``, same size) receives the result if given."""
+    s = bits >> 8  # arithmetic shift: the top 24 bits as a signed integer
+    if isinstance(dist, Uniform):
+        span = dist.high - dist.low
+        x = _scaled(s, span * 2.0**-24, cdt)
+        return _add(x, dist.low + span / 2, out)
+    if isinstance(dist, Normal):
+        x = _scaled(s, 2.0**-23, cdt).add_(2.0**-24)
+        torch.erfinv(x, out=x)
+        return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
+    if isinstance(dist, TruncatedNormal):
+        if dist.std == 0:
+            v = min(max(dist.mean, dist.a), dist.b)
+            return (out if out is not None else torch.empty(s.shape, dtype=cdt,
+                                                            device=s.device)).fill_(v)
+        alpha, beta = _std_bounds(dist)
+        ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
+        x = _scaled(s, (yb - ya) * 2.0**-24, cdt).add_((ya + yb) / 2 + (yb - ya) * 2.0**-25)
+        torch.erfinv(x, out=x)
+        # the caller clips into [a, b] rounded into the dtype
+        return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
+    if isinstance(dist, Constant):
+        return (out if out is not None else torch.empty(s.shape, dtype=cdt,
+                                                        device=s.device)).fill_(float(dist.value))
+    raise fail("dist", "must be an elementwise distribution (Constant, Normal, Uniform, "
+               "TruncatedNormal) for the counter stream", type(dist).__name__,
+               "structured kinds (Orthogonal, ...) go through `structured_block`.")
+
+
+def _scaled(s: torch.Tensor, c: float, cdt: torch.dtype) -> torch.Tensor:
+    """``float(s) * c`` rounded in ``cdt`` (``s`` is exact in float32: 24 bits)."""
+    if cdt == torch.float32:
+        # int32 -> float32 and the product in one pass; a 0-dim float32 operand fixes the
+        # result dtype (a Python float would give torch.get_default_dtype())
+        return torch.mul(s, torch.tensor(c, dtype=torch.float32))
+    return s.to(cdt).mul_(c)
+
+
+def _scale_shift(x: torch.Tensor, a: float, c: float, out: torch.Tensor | None) -> torch.Tensor:
+    """``x * a + c`` (two roundings; the product written straight into ``out`` if given)."""
+    if out is None:
+        x.mul_(a)
+        return x.add_(c) if c != 0 else x
+    torch.mul(x, a, out=out)
+    return out.add_(c) if c != 0 else out
+
+
+def _add(x: torch.Tensor, c: float, out: torch.Tensor | None) -> torch.Tensor:
+    if out is None:
+        return x.add_(c) if c != 0 else x
+    if c != 0:
+        return torch.add(x, c, out=out)
+    return out.copy_(x)
