@@ -25,6 +25,8 @@ REPRODUCTIONS = {
     "he-depth": {"depth": 4, "signal_seeds": 2, "signal_batch": 32, "epochs": 1},
     "saxe-linear": {"depths": (2, 3), "width": 8, "n_train": 32, "max_epochs": 5},
     "nielsen-ch3": {"n_train": 100, "n_test": 100, "epochs": 1, "torch_check": False},
+    "mup-transfer": {"sweeps": ("mlp", "depth"), "mlp_widths": (8, 16), "depths": (1, 2),
+                     "depth_width": 8, "log2_lrs": (-8, -6), "n_train": 128, "seeds": (0,)},
 }
 
 

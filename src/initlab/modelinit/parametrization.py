@@ -77,9 +77,9 @@ from ..core.fans import fans as core_fans
 from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from .params import ParamInfo, collect_params
+from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
 from .widths import WidthDim, width_shapes
 
-PARAMETRIZATIONS = ("sp", "mup", "ntk", "mfp")
 CLASSES = ("input", "hidden", "output", "vector", "fixed")
 OPTIMIZERS = ("adam", "sgd")
 DEPTH_RULES = (None, "sqrt")
@@ -366,9 +366,14 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     >>> par["4.weight"].klass, par.readout_multiplier
     ('output', 0.25)
     """
-    from .walk import apply
+    from .checks import check_model, check_seed
+    from .engine import initialize
+    from .streams import check_rng
 
     name = check_choice(name, "name", PARAMETRIZATIONS)
+    check_model(model)
+    seed = check_seed(seed)
+    rng = check_rng(rng)
     if not isinstance(model, nn.Module):
         raise InitlabTypeError(error_message("model", "must be a torch.nn.Module",
                                              type(model).__name__, "pass the model itself."))
@@ -448,7 +453,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
 
     base_infos = ({n: q for q in collect_params(base_model) for n in q.names}
                   if isinstance(base_model, nn.Module) else {})
-    report = apply(model, init, seed=seed, rng=rng)
+    report = initialize(model, init, seed=seed, rng=rng)
     records = {r.name: r for r in report.records}
     for p, s in by_info:
         rec = records.get(p.name)

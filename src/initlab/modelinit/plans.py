@@ -464,8 +464,10 @@ PLANS: dict[str, Callable[..., Plan]] = {
     "small_normal": small_normal, "zeros": zeros, "gpt2": gpt2, "critical": critical,
     "zero_residual": zero_residual, "fixup": fixup, "auto": _auto, "lsuv": _lsuv,
     "kaiming": kaiming, "xavier": xavier,
-    **{n: _parametrization(n) for n in ("sp", "mup", "ntk", "mfp")},
 }
+# width parametrizations are not static plans (they also set multipliers and learning rates):
+# initlab.apply(model, name, base=...) and initlab.parametrize apply them; get() explains
+PARAMETRIZATION_NAMES = ("sp", "mup", "ntk", "mfp")
 
 
 def names() -> list[str]:
@@ -477,6 +479,8 @@ def get(name: str, model: nn.Module | None = None, **options: Any) -> Plan:
     """Build the built-in plan ``name`` for ``model`` (some plans read the model: ``gpt2``'s
     n_layer, ``fixup``'s residual branches, ``auto``'s activations, ``torch_default``'s RNN
     sizes) with ``options`` (``n_layer=``, ``blocks=``, ``activation=``...)."""
+    if name in PARAMETRIZATION_NAMES:
+        _parametrization(name)()
     if name not in PLANS:
         import difflib
 

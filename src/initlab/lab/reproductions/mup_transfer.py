@@ -226,9 +226,7 @@ def report(results: dict):
     from ...report.html import HtmlReport
 
     cfg = results["config"]
-    rep = HtmlReport(TITLE, PAPER)
-    for h in results.get("headline", []):
-        rep.paragraph(h)
+    rep = HtmlReport(TITLE, PAPER)      # reproduce() puts the headline first, as the verdict
     rep.paragraph(DATA_NOTE, note=True)
     rows = results["optima"]
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
