@@ -190,12 +190,12 @@ class KerasInitializer(keras.initializers.Initializer):
     def __getattr__(self, name: str):  # Keras's attribute names: .stddev, .gain, .scale, ...
         if name.startswith("_") or name == "initializer":
             raise AttributeError(name)
+        if name == "value" and self.__dict__.get("_array") is not None:
+            return self._array
         params = self.initializer.params
         key = _KERAS_ATTRS.get(name, name)
         if key in params:
             return params[key]
-        if name == "value" and self._array is not None:
-            return self._array
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # ---------------------------------------------------------------------------------- draw
