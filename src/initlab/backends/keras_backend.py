@@ -50,7 +50,7 @@ def int_seed(seed) -> int:
     if isinstance(seed, int):
         return seed
     word = keras.random.randint((), 0, 2**31 - 1, seed=seed, dtype="int32")
-    return int(keras.ops.convert_to_numpy(word))
+    return int(word.item())  # (not via NumPy: Keras's torch tensors warn in np.array)
 
 
 def _is_keras_truncation(dist: TruncatedNormal) -> bool:
