@@ -17,7 +17,7 @@ from initlab import InitlabError, InitlabTypeError
         (lambda: initlab.glorot_uniform(gain=-2), r"`gain` must be > 0.0.*got -2.0"),
         (lambda: initlab.glorot_normal(gain=float("nan")), r"`gain` must be a finite number"),
         (lambda: initlab.variance_scaling(scale=-1), r"`scale` must be > 0.0.*got -1.0"),
-        (lambda: initlab.variance_scaling(mode="fan_sum"), r"`mode` must be one of 'fan_in', 'fan_out', 'fan_avg'; got 'fan_sum'"),
+        (lambda: initlab.variance_scaling(mode="fan_sum"), r"`mode` must be one of 'fan_in', 'fan_out', 'fan_avg', 'fan_geo_avg'; got 'fan_sum'"),
         (lambda: initlab.variance_scaling(distribution="cauchy"), r"`distribution` must be one of 'normal', 'truncated_normal', 'uniform'; got 'cauchy'"),
         (lambda: initlab.he_normal(nonlinearity="swish"), r"`nonlinearity` must be one of .*got 'swish'.*initlab.gain"),
         (lambda: initlab.he_normal(mode="fan_avg"), r"`mode` must be one of 'fan_in', 'fan_out'; got 'fan_avg'"),

@@ -104,9 +104,12 @@ def draw_many(fw: str, ini, tshape, reps: int, seed: int = 0) -> np.ndarray:
         x = to_numpy(jax.jit(jax.vmap(lambda k: init(k, jax_shape(tshape))))(keys))
         return np.stack([to_torch_layout(a) for a in x])
     if fw == "keras":
+        import keras
+
         import initlab.keras as ik
 
-        init = ik.get(ini, seed=seed)  # one object: every call its own stream
+        # a SeedGenerator: every call new values (an int seed repeats them, as in Keras)
+        init = ik.get(ini, seed=keras.random.SeedGenerator(seed))
         return np.stack([to_torch_layout(to_numpy(init(jax_shape(tshape)))) for _ in range(reps)])
     return np.stack([draw(fw, ini, tshape, seed + 1000 * r) for r in range(reps)])
 

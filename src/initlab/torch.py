@@ -350,3 +350,36 @@ def __getattr__(attr: str):
                          + (_REGISTRY[name].__doc__ or ""))
         return fill_
     raise AttributeError(f"module 'initlab.torch' has no attribute {attr!r}")
+
+
+# ============================================================================ deprecated aliases
+# torch.nn.init still ships the pre-0.4 names without the trailing underscore; each warns with a
+# FutureWarning and forwards to the in-place function. Same here, with torch's message, so code
+# written against them keeps working on initlab.torch (and its warning filters keep matching).
+
+
+def _deprecated_alias(new):
+    import functools
+    import warnings
+
+    new_name = new.__name__
+    old_name = new_name[:-1]
+
+    @functools.wraps(new)
+    def deprecated_init(*args, **kwargs):
+        warnings.warn(
+            f"`nn.init.{old_name}` is now deprecated in favor of `nn.init.{new_name}`.",
+            FutureWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    deprecated_init.__name__ = deprecated_init.__qualname__ = old_name
+    deprecated_init.__doc__ = (f"{old_name}(...): deprecated, as in torch.nn.init; use "
+                               f":func:`initlab.torch.{new_name}` (same arguments).")
+    return deprecated_init
+
+
+DEPRECATED_ALIASES = ("normal", "uniform", "constant", "eye", "dirac", "xavier_uniform",
+                      "xavier_normal", "kaiming_uniform", "kaiming_normal", "orthogonal", "sparse")
+for _old in DEPRECATED_ALIASES:
+    globals()[_old] = _deprecated_alias(globals()[_old + "_"])
+del _old

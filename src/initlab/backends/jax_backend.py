@@ -2,19 +2,34 @@
 
 Randomness comes only from the key passed in. Every function here is traceable: shapes and the
 distribution are static (resolved in Python at trace time), so ``jax.jit`` compiles one program per
-(initializer, shape, dtype).
+(initializer, shape, dtype). Broadcasting is always explicit (every operand has the result's rank
+or is a scalar), so everything runs under ``jax_numpy_rank_promotion="raise"``.
 
 Elementwise kinds draw the whole tensor with one ``jax.random`` call on the tensor's own shape.
 With JAX's partitionable Threefry (``jax_threefry_partitionable``, the default since jax 0.5.0)
 element ``i`` is a function of ``(key, i)`` alone, so creating the tensor sharded under
-``jit(..., out_shardings=...)`` gives the same values as creating it on one device. The normal and
-truncated-normal draws are the very calls ``jax.nn.initializers.variance_scaling`` makes, so with
-the same key initlab reproduces JAX's own presets value for value (up to float32 rounding of the
-scale).
+``jit(..., out_shardings=...)`` gives the same values as creating it on one device.
 
-Precision: values are drawn in float32 (float64 when asked for float64) and cast to the output
-dtype last, so bf16/fp16 weights are float32 samples rounded once; QR has no bf16 kernel, and the
-orthogonal factorizations always run in float32 or float64.
+Same values as ``jax.nn.initializers``: samples are drawn *in the output dtype* (bf16, f16, f32,
+f64, complex) with the very ``jax.random`` calls JAX's initializers make, and the scalars are
+combined with JAX's own float arithmetic in that dtype:
+
+* fixed parameters (``normal``, ``uniform(0, s)``, ``truncated_normal``, ``constant``):
+  ``random.normal(key, shape, dtype) * jnp.array(std, dtype)`` and so on;
+* a preset of the variance-scaling core (``variance=`` given: the exact Var = scale / n):
+  ``jnp.sqrt(jnp.array(variance, dtype))`` times ``random.normal``;
+  ``jnp.sqrt(3 * variance)`` times ``random.uniform(key, shape, dtype, -1)``;
+  ``jnp.sqrt(variance) / jnp.array(0.87962566103423978, dtype)`` times
+  ``random.truncated_normal(key, -2, 2, shape, dtype)``; for complex dtypes the disk-uniform and
+  modulus-truncated complex normal JAX uses (``0.95311164380491208`` correction);
+* ``orthogonal`` with ``method="qr"``: ``jax.random.orthogonal`` on the tensor viewed as
+  ``(prod(other axes), shape[column_axis])``; ``delta_orthogonal`` puts one at kernel index
+  ``(k - 1) // 2``, as JAX does.
+
+bf16/f16 QR has no CPU kernel in JAX (its ``orthogonal`` raises there); initlab then factorizes in
+float32 and casts once. The other structured kinds (svd/householder orthogonal, sparse,
+martens_sparse, identity, dirac) have no JAX counterpart and draw in float32 (float64 for
+float64) and cast.
 """
 
 from __future__ import annotations
@@ -23,8 +38,10 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..core.distributions import (
+    TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
     DeltaOrthogonal,
     Dirac,
@@ -41,54 +58,157 @@ from ..core.fans import to_torch_shape, torch_axes_to
 from ..core.validation import fail
 from .numpy_backend import bounds_in_dtype, dirac_array
 
+# std of the complex normal whose modulus is truncated at 2 (unit variance before truncation):
+# JAX's variance_scaling divides by it for complex "truncated_normal".
+COMPLEX_TRUNCATED_NORMAL_STD_2 = 0.95311164380491208
+
 
 def compute_dtype(dtype) -> jnp.dtype:
-    """The dtype samples are drawn in: float64 for float64 outputs, else float32."""
-    return jnp.dtype(jnp.float64) if jnp.dtype(dtype) == jnp.float64 else jnp.dtype(jnp.float32)
+    """The dtype structured kinds without a JAX counterpart are computed in: float64 (complex128)
+    for 64-bit outputs, else float32 (complex64)."""
+    dt = jnp.dtype(dtype)
+    if jnp.issubdtype(dt, jnp.complexfloating):
+        return dt
+    return jnp.dtype(jnp.float64) if dt == jnp.float64 else jnp.dtype(jnp.float32)
+
+
+def _is_complex(dtype) -> bool:
+    return jnp.issubdtype(jnp.dtype(dtype), jnp.complexfloating)
+
+
+def _no_complex(dist: Distribution, dtype):
+    return fail("dtype", f"can be complex only for normal, variance-scaling presets, orthogonal, "
+                f"delta_orthogonal and constants (as in jax.nn.initializers), not for "
+                f"{type(dist).__name__}", str(jnp.dtype(dtype)),
+                "pass a real floating dtype, or draw the real and imaginary parts separately.")
+
+
+def _complex_uniform(key, shape, dtype) -> jax.Array:
+    """Uniform on the unit-variance disk: r = sqrt(2 u1), theta = 2 pi u2 (JAX's recipe)."""
+    kr, kt = jax.random.split(key)
+    real = np.array(0, dtype).real.dtype
+    r = jnp.sqrt(2 * jax.random.uniform(kr, shape, real)).astype(dtype)
+    theta = 2 * np.pi * jax.random.uniform(kt, shape, real).astype(dtype)
+    return r * jnp.exp(1j * theta)
+
+
+def _complex_truncated_normal(key, upper, shape, dtype) -> jax.Array:
+    """Complex normal (unit variance before truncation) with modulus truncated to ``upper``:
+    |z|^2 is exponential, so r = sqrt(-log(1 - t)), t ~ U(0, 1 - exp(-upper^2))."""
+    kr, kt = jax.random.split(key)
+    real = np.array(0, dtype).real.dtype
+    t = ((1 - jnp.exp(jnp.array(-(upper ** 2), dtype)))
+         * jax.random.uniform(kr, shape, real).astype(dtype))
+    r = jnp.sqrt(-jnp.log(1 - t))
+    theta = 2 * np.pi * jax.random.uniform(kt, shape, real).astype(dtype)
+    return r * jnp.exp(1j * theta)
 
 
 def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "jax",
-         out_sharding=None) -> jax.Array:
-    """Draw ``dist`` as a new array of ``shape`` (given in ``layout``) and floating ``dtype``.
+         out_sharding=None, *, variance: float | None = None, column_axis: int = -1,
+         jax_recipe: bool = True) -> jax.Array:
+    """Draw ``dist`` as a new array of ``shape`` (given in ``layout``) and inexact ``dtype``.
 
-    ``key`` is a JAX PRNG key (typed or raw). ``out_sharding`` is passed to ``jax.random`` for the
-    elementwise kinds; structured kinds are computed whole and then resharded.
+    ``key`` is a JAX PRNG key (typed or raw). ``variance``: the exact Var = scale / n when the
+    initializer is a preset of the variance-scaling core (then JAX's variance_scaling arithmetic
+    is used); ``column_axis``: the axis JAX's orthogonal makes orthonormal (jax layout only);
+    ``jax_recipe=False`` forces the layout-generic path for structured kinds. ``out_sharding`` is
+    passed to ``jax.random`` for the elementwise kinds; structured kinds are computed whole and
+    then resharded.
     """
     dtype = jnp.dtype(dtype)
-    cdt = compute_dtype(dtype)
+    cplx = _is_complex(dtype)
     kw = {} if out_sharding is None else {"out_sharding": out_sharding}
     if isinstance(dist, Constant):
         return jnp.full(shape, dist.value, dtype, **kw)
     if isinstance(dist, Normal):
-        # the same call as jax.nn.initializers' "normal": normal(key) * std
-        x = jax.random.normal(key, shape, cdt, **kw) * dist.std
-        if dist.mean != 0.0:
-            x = x + dist.mean
-        return x.astype(dtype)
+        if variance is not None:
+            return jax.random.normal(key, shape, dtype, **kw) * jnp.sqrt(
+                jnp.array(variance, dtype))
+        x = jax.random.normal(key, shape, dtype, **kw) * jnp.array(dist.std, dtype)
+        return x + jnp.array(dist.mean, dtype) if dist.mean != 0.0 else x
     if isinstance(dist, Uniform):
-        return jax.random.uniform(key, shape, cdt, dist.low, dist.high, **kw).astype(dtype)
+        if variance is not None and dist.low == -dist.high:
+            if cplx:
+                return _complex_uniform(key, shape, dtype) * jnp.sqrt(jnp.array(variance, dtype))
+            return jax.random.uniform(key, shape, dtype, -1, **kw) * jnp.sqrt(
+                3 * jnp.array(variance, dtype))
+        if cplx:
+            raise _no_complex(dist, dtype)
+        if dist.low == 0.0:  # jax.nn.initializers.uniform(scale): U[0, 1) * scale
+            return jax.random.uniform(key, shape, dtype, **kw) * jnp.array(dist.high, dtype)
+        return jax.random.uniform(key, shape, dtype, dist.low, dist.high, **kw)
     if isinstance(dist, TruncatedNormal):
+        if variance is not None:
+            if cplx:
+                std = (jnp.sqrt(jnp.array(variance, dtype))
+                       / jnp.array(COMPLEX_TRUNCATED_NORMAL_STD_2, dtype))
+                return _complex_truncated_normal(key, 2, shape, dtype) * std
+            std = jnp.sqrt(jnp.array(variance, dtype)) / jnp.array(TRUNCATED_NORMAL_STD_2SIGMA,
+                                                                    dtype)
+            return jax.random.truncated_normal(key, -2, 2, shape, dtype, **kw) * std
+        if cplx:
+            raise _no_complex(dist, dtype)
         lo, hi = bounds_in_dtype(dist.a, dist.b, dtype)
         if dist.std == 0:
             return jnp.full(shape, min(max(dist.mean, dist.a), dist.b), dtype, **kw)
         alpha = (dist.a - dist.mean) / dist.std
         beta = (dist.b - dist.mean) / dist.std
         # jax.random.truncated_normal takes *standardized* bounds (inverse CDF, no redraw loop);
-        # the same call as jax.nn.initializers' "truncated_normal"
-        z = jax.random.truncated_normal(key, alpha, beta, shape, cdt, **kw)
-        x = z * dist.std
-        if dist.mean != 0.0:
-            x = x + dist.mean
-        return jnp.clip(x.astype(dtype), lo, hi)
+        # the same call and product as jax.nn.initializers.truncated_normal
+        x = jax.random.truncated_normal(key, alpha, beta, shape, dtype, **kw) * jnp.array(
+            dist.std, dtype)
+        if dist.mean == 0.0:
+            return x
+        return jnp.clip(x + jnp.array(dist.mean, dtype), lo, hi)
+    if jax_recipe and layout == "jax":
+        if isinstance(dist, Orthogonal) and dist.method == "qr":
+            return _reshard(orthogonal(key, shape, dtype, dist.gain, column_axis), out_sharding)
+        if isinstance(dist, DeltaOrthogonal) and len(shape) in (3, 4, 5):
+            return _reshard(delta_orthogonal(key, shape, dtype, dist.gain, column_axis),
+                            out_sharding)
+    if cplx and not isinstance(dist, (Eye, Dirac)):
+        raise _no_complex(dist, dtype)
     tshape = to_torch_shape(shape, layout)
-    arr = _draw_torch_layout(key, dist, tshape, cdt)
+    arr = _draw_torch_layout(key, dist, tshape, compute_dtype(dtype))
     axes = torch_axes_to(layout, len(tshape))
     if axes is not None:
         arr = jnp.transpose(arr, axes)
-    arr = arr.astype(dtype)
-    if out_sharding is not None:
-        arr = jax.sharding.reshard(arr, out_sharding)
-    return arr
+    return _reshard(arr.astype(dtype), out_sharding)
+
+
+def _reshard(x, out_sharding):
+    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
+def _qr_dtype(dtype):
+    """JAX's QR has no CPU kernel for bf16/f16: factorize those in float32."""
+    dt = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if dt in (jnp.bfloat16, jnp.float16) else dt
+
+
+def orthogonal(key, shape: tuple[int, ...], dtype, gain: float = 1.0,
+               column_axis: int = -1) -> jax.Array:
+    """JAX's ``orthogonal(scale=gain, column_axis)``: ``jax.random.orthogonal`` (QR of a Gaussian
+    matrix, Mezzadri's sign fix) on ``(prod(other axes), shape[column_axis])``, moved back."""
+    ndim = len(shape)
+    col = column_axis % ndim
+    n_cols = shape[col]
+    n_rows = math.prod(shape) // n_cols
+    qdt = _qr_dtype(dtype)
+    q = jax.random.orthogonal(key, n_rows, (), qdt, n_cols).astype(dtype)
+    q = jnp.reshape(q, tuple(np.delete(np.array(shape), col)) + (n_cols,))
+    q = jnp.moveaxis(q, -1, col)
+    return jnp.array(gain, dtype) * q
+
+
+def delta_orthogonal(key, shape: tuple[int, ...], dtype, gain: float = 1.0,
+                     column_axis: int = -1) -> jax.Array:
+    """JAX's ``delta_orthogonal``: zeros with ``orthogonal(shape[-2:])`` at the kernel index
+    ``(k - 1) // 2`` of each spatial axis (Xiao et al. 2018)."""
+    ortho = orthogonal(key, shape[-2:], dtype, gain, column_axis)
+    centre = tuple((k - 1) // 2 for k in shape[:-2])
+    return jnp.zeros(shape, dtype).at[centre].set(ortho)
 
 
 # ---------------------------------------------------------------------------- structured kinds
@@ -112,10 +232,10 @@ def haar_orthogonal(key, rows: int, cols: int, method: str = "qr", dtype=jnp.flo
         if method == "qr":
             q, r = jnp.linalg.qr(a)
             d = jnp.sign(jnp.diagonal(r))
-            q = q * jnp.where(d == 0, 1.0, d).astype(dtype)
+            q = q * jnp.where(d == 0, 1.0, d).astype(dtype)[None, :]
         else:
             u, _, _ = jnp.linalg.svd(a, full_matrices=False)
-            q = u * jax.random.rademacher(ks, (m,), dtype)
+            q = u * jax.random.rademacher(ks, (1, m), dtype)
     return q.T if transpose else q
 
 
@@ -143,7 +263,7 @@ def _stewart(key, n: int, dtype) -> jax.Array:
     q, signs = jax.lax.fori_loop(0, n - 1, body, (jnp.eye(n, dtype=dtype), jnp.ones(n, dtype)))
     last = jax.random.normal(jax.random.fold_in(key, n - 1), (), dtype)
     signs = signs.at[n - 1].set(jnp.where(last >= 0, 1.0, -1.0).astype(dtype))
-    return q * signs
+    return q * signs[None, :]
 
 
 def _ranks(key, shape: tuple[int, int], axis: int) -> jax.Array:
@@ -164,7 +284,7 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         return jnp.asarray(dirac_array(shape, dist.groups, dist.gain), cdt)
     if isinstance(dist, DeltaOrthogonal):
         centre = tuple(k // 2 for k in shape[2:])
-        q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)
+        q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)  # generic path
         return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *centre)].set(q)
     if isinstance(dist, Sparse):
         rows, _ = shape

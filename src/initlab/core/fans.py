@@ -86,12 +86,15 @@ def check_fans(value) -> tuple[int, int]:
 
 
 def fan_for_mode(fan_in: int, fan_out: int, mode: str) -> float:
-    """The ``n`` of Var(w) = scale / n: fan_in, fan_out or their average (``fan_avg``)."""
-    check_choice(mode, "mode", ("fan_in", "fan_out", "fan_avg"))
+    """The ``n`` of Var(w) = scale / n: fan_in, fan_out, their average (``fan_avg``) or their
+    geometric mean (``fan_geo_avg``, computed as JAX does: ``(fan_in * fan_out) ** 0.5``)."""
+    check_choice(mode, "mode", ("fan_in", "fan_out", "fan_avg", "fan_geo_avg"))
     if mode == "fan_in":
         return float(fan_in)
     if mode == "fan_out":
         return float(fan_out)
+    if mode == "fan_geo_avg":
+        return float(fan_in * fan_out) ** 0.5
     return (fan_in + fan_out) / 2.0
 
 

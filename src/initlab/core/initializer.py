@@ -73,6 +73,9 @@ class Initializer:
     params : the parameters it was built with (JSON-able).
     resolver : ``Context -> Distribution``.
     needs_fans : whether it reads fan_in/fan_out.
+    scaling : ``(scale, mode, distribution)`` when it is a preset of the variance-scaling core
+        (Var = scale / n(mode)); lets a framework adapter redo the framework's own float
+        arithmetic on the exact variance (bit-for-bit equality), else None.
     """
 
     name: str
@@ -80,6 +83,7 @@ class Initializer:
     resolver: Callable[[Context], Distribution] = field(repr=False)
     needs_fans: bool = False
     random: bool = True
+    scaling: tuple[float, str, str] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -37,7 +37,7 @@ __all__ = [
     "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "sparse", "martens_sparse",
 ]
 
-MODES = ("fan_in", "fan_out", "fan_avg")
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("normal", "truncated_normal", "uniform")
 
 # ===================================================================== fixed values
@@ -165,7 +165,8 @@ def _scaled(name: str, params: dict, scale: float, mode: str, distribution: str)
         parent = std / TRUNCATED_NORMAL_STD_2SIGMA
         return TruncatedNormal(0.0, parent, -2.0 * parent, 2.0 * parent)
 
-    return Initializer(name, params, resolve, needs_fans=True)
+    return Initializer(name, params, resolve, needs_fans=True,
+                       scaling=(scale, mode, distribution))
 
 
 @register()
@@ -173,7 +174,8 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
                      distribution: str = "truncated_normal") -> Initializer:
     """The variance-scaling core: Var(w) = scale / n.
 
-    n is ``fan_in``, ``fan_out`` or ``fan_avg = (fan_in + fan_out) / 2``. ``distribution``:
+    n is ``fan_in``, ``fan_out``, ``fan_avg = (fan_in + fan_out) / 2`` or
+    ``fan_geo_avg = sqrt(fan_in * fan_out)`` (JAX's fourth mode). ``distribution``:
 
     * ``"normal"``: N(0, scale / n);
     * ``"uniform"``: U(-r, r), r = sqrt(3 * scale / n);
