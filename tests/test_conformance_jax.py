@@ -214,7 +214,7 @@ def test_jax_argument_names_translate():
     assert ij.normal(stddev=0.2).initializer == initlab.normal(std=0.2)
     assert ij.truncated_normal(stddev=0.5, lower=-1, upper=3).initializer == \
         initlab.truncated_normal(std=0.5, a=-0.5, b=1.5)
-    assert ij.orthogonal(scale=2.0).initializer == initlab.orthogonal(gain=2.0)
+    assert ij.orthogonal(scale=2.0).initializer == initlab.orthogonal(gain=2.0, method="qr")
     assert ij.uniform(scale=0.1).initializer == initlab.uniform(0.0, 0.1)
     with pytest.raises(ValueError, match="`stddev` cannot be given together"):
         ij.normal(std=0.1, stddev=0.2)

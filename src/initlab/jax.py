@@ -462,6 +462,10 @@ def get(init: str | Initializer, *, layout: str = "jax", in_axis=_DEFAULT_IN,
     params = {k: _concrete(v, k) for k, v in params.items()}
     if isinstance(init, str):
         params = _translate(init, params)
+        if init == "orthogonal":
+            # same-named functions follow JAX: jax.nn.initializers.orthogonal is QR (initlab's
+            # own default, Householder, would give other values for the same key)
+            params.setdefault("method", "qr")
     return wrap(_core_get(init, **params), layout=layout, in_axis=in_axis, out_axis=out_axis,
                 batch_axis=batch_axis, fans=fans, role=role, dtype=dtype,
                 column_axis=column_axis)

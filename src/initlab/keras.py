@@ -90,7 +90,7 @@ KERAS_NAMES: dict[str, tuple[str, dict, dict]] = {
     "LecunNormal": ("variance_scaling", {"scale": 1.0, "mode": "fan_in",
                                          "distribution": "truncated_normal"}, {}),
     "LecunUniform": ("lecun_uniform", {}, {}),
-    "Orthogonal": ("orthogonal", {}, {"gain": ("gain", 1.0)}),
+    "Orthogonal": ("orthogonal", {"method": "qr"}, {"gain": ("gain", 1.0)}),   # Keras's is QR
     "Identity": ("identity", {}, {"gain": ("gain", 1.0)}),
     "Constant": ("constant", {}, {"value": ("value", 0.0)}),
     "Zeros": ("zeros", {}, {}),
@@ -311,7 +311,12 @@ def get(init: str | Initializer | dict | None = None, *, seed=None, layout: str 
         if keras_name in KERAS_NAMES and init not in names():
             return globals()[keras_name](**params, **{k: v for k, v in kw.items()
                                                      if v is not None})
-        return _make(init, _translate(init, params), **kw)
+        params = _translate(init, params)
+        if init == "orthogonal":
+            # same-named functions follow Keras: keras.initializers.Orthogonal is QR (initlab's
+            # own default, Householder, would give other values for the same seed)
+            params.setdefault("method", "qr")
+        return _make(init, params, **kw)
     if keras.ops.is_tensor(init) or isinstance(init, (np.ndarray, np.generic)):
         return _fixed_array(init)
     if callable(init):
