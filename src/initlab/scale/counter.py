@@ -321,6 +321,12 @@ def run_chunks(dist: Distribution, key: int, global_shape, offsets, local_shape,
         for a, b in span_list:
             write(a, b, transform(dist, _chunk_words(reader, starts, run, a, b)))
 
+    run_spans(work, spans, threads)
+
+
+def run_spans(work, spans: list, threads: int) -> None:
+    """``work(spans)`` in this thread, or the spans dealt round-robin to ``threads`` threads
+    (each span is independent: element i depends only on (key, i), so the split never shows)."""
     if threads == 1 or len(spans) == 1:
         work(spans)
         return

@@ -28,6 +28,7 @@ from .counter import (
     check_stream,
     resolve_threads,
     run_chunks,
+    run_spans,
     stream_key,
     structured_block,
 )
@@ -298,7 +299,6 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     cost; one producer thread for the NumPy words beside torch ops in the calling thread was
     several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
     """
-    from concurrent.futures import ThreadPoolExecutor
 
     from .torch_stream import BitReader, compute_dtype, transform
 
@@ -330,13 +330,7 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
                         x.clamp_(*lo_hi)
                     dst.copy_(x)
 
-    if threads == 1 or len(spans) == 1:
-        work(spans)
-        return
-    groups = [spans[i::threads] for i in range(min(threads, len(spans)))]
-    with ThreadPoolExecutor(max_workers=len(groups)) as pool:
-        for f in [pool.submit(work, gr) for gr in groups]:
-            f.result()
+    run_spans(work, spans, threads)
 
 
 def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=None,
