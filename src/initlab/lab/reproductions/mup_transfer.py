@@ -236,13 +236,26 @@ def report(results: dict):
                for r in rows],
               caption=f"Optimal learning rate per size (Adam; {cfg['epochs']} epoch(s) for the "
                       f"MLP and depth sweeps, {cfg['transformer_epochs']} for the transformer)")
-    pyplot = plt()
     for sweep in cfg["sweeps"]:
-        fig, axes = pyplot.subplots(1, 2, figsize=(10, 3.8), sharey=True)
-        cmap = pyplot.get_cmap("viridis")
+        rep.figure(figure(results, [sweep]),
+                   f"{sweep}: training loss against log2 learning rate (Fig. 1)")
+    return rep
+
+
+def figure(results: dict, sweeps=None):
+    """Figure 1 of Tensor Programs V from ``results``: one row per sweep, SP beside μP, training
+    loss against log2 lr with a curve per width (or depth), shared y axis per row."""
+    cfg = results["config"]
+    rows = results["optima"]
+    sweeps = list(sweeps or cfg["sweeps"])
+    pyplot = plt()
+    fig, axes = pyplot.subplots(len(sweeps), 2, figsize=(10, 3.6 * len(sweeps)), sharey="row",
+                                squeeze=False)
+    cmap = pyplot.get_cmap("viridis")
+    for axrow, sweep in zip(axes, sweeps):
         sz = {"mlp": cfg["mlp_widths"], "transformer": cfg["transformer_widths"],
               "depth": cfg["depths"]}[sweep]
-        for ax, pname in zip(axes, PARAMETRIZATIONS):
+        for ax, pname in zip(axrow, PARAMETRIZATIONS):
             for i, size in enumerate(sz):
                 r = next((r for r in rows if r["sweep"] == sweep and r["parametrization"] == pname
                           and r["size"] == size), None)
@@ -255,8 +268,11 @@ def report(results: dict):
             ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}")
             ax.set_xlabel("log2 learning rate")
             ax.set_yscale("log")
-        axes[0].set_ylabel("training loss")
-        axes[1].legend(fontsize=8)
-        fig.tight_layout()
-        rep.figure(fig, f"{sweep}: training loss against log2 learning rate (Fig. 1)")
-    return rep
+        axrow[0].set_ylabel("training loss")
+        # a diverging arm (loss 1e30) would flatten every curve: losses above 10 (4x chance's
+        # 2.3 on 10 classes) are off the top of the panel
+        lo = min((v for r in rows if r["sweep"] == sweep for v in r["losses"] if v), default=1)
+        axrow[0].set_ylim(0.8 * lo, 10.0)
+        axrow[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
