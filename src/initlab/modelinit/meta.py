@@ -51,23 +51,28 @@ def _undo(undo: list) -> None:
 
 
 def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
-                rng: str = "torch", buffers: str = "error", **plan_kwargs: Any):
+                rng: str = "torch", buffers: str = "auto", **plan_kwargs: Any):
     """Allocate ``model`` (built on the meta device) on ``device`` and initialize it by ``plan``.
 
     Every parameter must be matched by the plan (an unmatched one would hold uninitialized
     memory), so the plan is applied as strict, and it is checked on the meta model before
     anything is allocated. Ties are kept (one tensor per tied group, reported once with its
     aliases). Buffers: norm layers' running statistics are reset; buffers that were already real
-    (not meta) keep their values; any other meta buffer is an error unless ``buffers="zeros"``
-    (fill them with zeros). On any failure the model goes back to its meta tensors.
+    (not meta) keep their values. Other meta buffers are computed values (rotary ``inv_freq``,
+    BERT's ``position_ids``): with ``buffers="auto"`` (the default) a model that knows how to
+    compute them, a Hugging Face model through its own ``_init_weights``, recomputes them, module
+    by module, only for modules that hold buffers and no parameters of their own (so nothing of
+    HF's weight init runs and no global random state is read); each recomputed buffer is checked
+    to be fully written. Any other meta buffer is an error, unless ``buffers="zeros"`` (fill them
+    with zeros). On any failure the model goes back to its meta tensors.
     Returns the :class:`InitReport`.
     """
     check_model(model)
     seed = check_seed(seed)
     rng = check_rng(rng)
     dev = check_device(device)
-    if buffers not in ("error", "zeros"):
-        raise fail("buffers", "must be 'error' or 'zeros'", buffers,
+    if buffers not in ("auto", "error", "zeros"):
+        raise fail("buffers", "must be 'auto', 'error' or 'zeros'", buffers,
                    "pass buffers='zeros' to zero-fill meta buffers that no norm layer resets.")
     desc = describe(model)
     with active(model, desc):
@@ -85,19 +90,23 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
                    "allocated. Problems:\n  - " + "\n  - ".join(msg), plan_obj.name or "custom",
                    "add rules for those parameters.")
     resettable = {id(b) for m in running_stats_modules(model) for b in m.buffers(recurse=False)}
+    recompute = _recomputable(model, resettable) if buffers == "auto" else []
+    recomputed = {id(b) for m in recompute for b in m.buffers(recurse=False) if b.is_meta}
     bad = [name for name, b in model.named_buffers()
-           if id(b) not in resettable and b.device.type == "meta" and buffers == "error"]
+           if id(b) not in resettable | recomputed and b.is_meta and buffers != "zeros"]
     if bad:
         raise fail("buffers", "are on the meta device and nothing resets them: "
                    + ", ".join(f"`{n}`" for n in bad), "error",
                    "create those buffers on a real device in __init__, or pass "
                    "buffers='zeros' if zero is their right initial value.")
-    zero_ids = {id(b) for b in model.buffers() if id(b) not in resettable and b.is_meta}
+    zero_ids = {id(b) for b in model.buffers()
+                if id(b) not in resettable | recomputed and b.is_meta}
     new_of, undo = _allocate(model, dev)
     try:
         with torch.no_grad():
             for old_id in zero_ids:
                 new_of[old_id].zero_()
+            _recompute_buffers(model, recompute, [new_of[i] for i in recomputed])
         for p in desc.params:
             p.tensor = new_of.get(id(p.tensor), p.tensor)
             p.originals = tuple(new_of.get(id(t), t) for t in p.originals)
@@ -111,3 +120,42 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
         for p in desc.params:
             p.tensor = olds.get(inv.get(id(p.tensor)), p.tensor)
         raise
+
+
+def _recomputable(model: nn.Module, resettable: set[int]) -> list[nn.Module]:
+    """Modules whose meta buffers the model's own ``_init_weights`` (Hugging Face) can compute:
+    those holding meta buffers and no parameters of their own."""
+    init_weights = getattr(model, "_init_weights", None)
+    if not callable(init_weights):
+        return []
+    return [m for m in model.modules()
+            if any(b.is_meta and id(b) not in resettable for b in m.buffers(recurse=False))
+            and not any(True for _ in m.parameters(recurse=False))]
+
+
+def _sentinel_fill(t: torch.Tensor) -> None:
+    t.fill_(float("nan") if t.is_floating_point() or t.is_complex() else -1)
+
+
+def _recompute_buffers(model: nn.Module, modules: list[nn.Module],
+                       tensors: list[torch.Tensor]) -> None:
+    """Fill ``tensors`` with a sentinel, run the model's ``_init_weights`` on ``modules``, and
+    check that every element was written (else an error: the caller returns the model to
+    meta)."""
+    if not modules:
+        return
+    for t in tensors:
+        _sentinel_fill(t)
+    for m in modules:
+        model._init_weights(m)
+    left = []
+    for name, b in model.named_buffers():
+        if any(b is t for t in tensors):
+            unset = torch.isnan(b) if (b.is_floating_point() or b.is_complex()) else b == -1
+            if bool(unset.any()):
+                left.append(name)
+    if left:
+        raise fail("buffers", "are on the meta device and the model's _init_weights did not "
+                   "compute them: " + ", ".join(f"`{n}`" for n in left), "auto",
+                   "create those buffers on a real device in __init__, or pass "
+                   "buffers='zeros' if zero is their right initial value.")
