@@ -189,7 +189,10 @@ def main(out: str) -> int:
 
         init = from_dict(init)
         fans = rep[n].fans[0] if rep[n].fans else None
-        counter_fill_(p, init, seed=SEED, name=n, fans=fans, role=rep[n].role,
+        # the report's role (weight, bias, embedding, norm_scale, norm_shift) -> the samplers'
+        # fan role: a bias or norm shift takes its layer's fans as a bias, the rest as weights
+        role = "bias" if rep[n].role in ("bias", "norm_shift") else "weight"
+        counter_fill_(p, init, seed=SEED, name=n, fans=fans, role=role,
                       layout=rep[n].layout or "torch", threads=2, chunk_size=(5, 37, 1000)[i % 3])
     result["threads"], result["identical"]["threads"] = gather(m)
 
