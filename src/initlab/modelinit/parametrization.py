@@ -66,7 +66,7 @@ branches by sqrt(L0 / L) (Tensor Programs VI, Depth-μP); SGD learning rates are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -253,11 +253,6 @@ class Parametrization:
 
     def __exit__(self, *exc) -> None:
         self.remove()
-
-    def summary_dict(self) -> dict[str, Any]:
-        """Everything but the init report (which holds this in its own ``to_dict``)."""
-        d = self.to_dict(init=False)
-        return d
 
     def to_dict(self, init: bool = True) -> dict[str, Any]:
         out = {"parametrization": self.name, "depth": self.depth,
@@ -563,7 +558,3 @@ def param_groups(model: nn.Module, par: Any, *, lr: float, optimizer: str = "ada
         raise fail("par", "was computed for another model", f"missing {missing[:5]}",
                    "call initlab.parametrize on this model.")
     return groups
-
-
-def names() -> Iterable[str]:
-    return PARAMETRIZATIONS

@@ -447,15 +447,11 @@ def _lsuv(model: nn.Module, **kw: Any) -> Plan:
                "call initlab.apply(model, 'lsuv', seed=0, batch=x) or initlab.lsuv(model, x).")
 
 
-def _parametrization(name: str) -> Callable[..., Plan]:
-    def build(model: nn.Module | None = None, **kw: Any) -> Plan:
-        raise fail("plan", f"{name!r} is a width parametrization (init, multipliers and "
-                   "learning rates), not a static plan", name,
-                   f"call initlab.apply(model, {name!r}, seed=0, base=lambda: make_model(64)) "
-                   f"or initlab.parametrize(model, {name!r}, base=..., seed=0).")
-    build.__doc__ = (f"{name}: a width parametrization (see initlab.modelinit.parametrization); "
-                     "applied by initlab.apply(model, name, base=...) or initlab.parametrize.")
-    return build
+def _refuse_parametrization(name: str) -> None:
+    raise fail("plan", f"{name!r} is a width parametrization (init, multipliers and learning "
+               "rates), not a static plan", name,
+               f"call initlab.apply(model, {name!r}, seed=0, base=lambda: make_model(64)) or "
+               f"initlab.parametrize(model, {name!r}, base=..., seed=0).")
 
 
 PLANS: dict[str, Callable[..., Plan]] = {
@@ -480,7 +476,7 @@ def get(name: str, model: nn.Module | None = None, **options: Any) -> Plan:
     n_layer, ``fixup``'s residual branches, ``auto``'s activations, ``torch_default``'s RNN
     sizes) with ``options`` (``n_layer=``, ``blocks=``, ``activation=``...)."""
     if name in PARAMETRIZATION_NAMES:
-        _parametrization(name)()
+        _refuse_parametrization(name)
     if name not in PLANS:
         import difflib
 

@@ -229,7 +229,7 @@ class InitReport:
             "pretrained": self.load.to_dict() if self.load is not None else None,
             "lsuv": self.lsuv.to_dict() if self.lsuv is not None else None,
             "structure": self.structure_lines(),
-            "parametrization": (self.parametrization.summary_dict()
+            "parametrization": (self.parametrization.to_dict(init=False)
                                 if self.parametrization is not None else None),
         }
 
