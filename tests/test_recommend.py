@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 
 import pytest
 import torch.nn as nn
@@ -75,8 +76,92 @@ def test_bad_activation():
         recommend(3.0)
 
 
-def test_depth_only_adds_alternatives_today():
-    shallow, deep = recommend("tanh", depth=3), recommend("tanh", depth=50)
-    assert deep.initializer == shallow.initializer and deep.plan == shallow.plan == "glorot"
-    assert "orthogonal" in deep.alternatives and "orthogonal" not in shallow.alternatives
-    assert recommend("relu", depth=50, residual=True).initializer == initlab.get("he_normal")
+@pytest.mark.parametrize("act, shallow_plan", [("tanh", "glorot"), ("relu", "he"),
+                                               ("gelu", "auto")])
+def test_depth_switches_plain_stacks_to_the_isometric_choice(act, shallow_plan):
+    shallow, deep = recommend(act, depth=5), recommend(act, depth=200)
+    assert shallow.plan == shallow_plan and shallow.theory is None
+    assert shallow.initializer == recommend(act).initializer  # classic below DEEP, unchanged
+    assert deep.plan == "isometry" and deep.initializer.name == "orthogonal"
+    assert deep.theory.spread_orthogonal < deep.theory.spread_gaussian
+    # residual branches and readouts keep the classic choice at any depth
+    assert recommend(act, depth=200, residual=True).initializer == shallow.initializer
+    assert recommend(None, depth=200, role="readout").initializer == initlab.get("lecun_normal")
+    # and isometry=True asks for the deep choice at any depth, False never
+    assert recommend(act, depth=5, isometry=True).plan == "isometry"
+    assert recommend(act, depth=200, isometry=False).initializer == shallow.initializer
+
+
+def test_deep_tanh_is_orthogonal_on_the_critical_line_at_the_spread_target():
+    from initlab.core.criticality import ISOMETRY_SPREAD_TARGET
+    from initlab.theory import critical_sigma_w2, fixed_point_q, predicted_spectrum
+
+    for depth in (50, 200, 1000):
+        rec = recommend("tanh", depth=depth)
+        p = rec.theory
+        sw, sb = p.sigma_w2, p.sigma_b2
+        assert rec.initializer == initlab.get("orthogonal", gain=math.sqrt(sw))
+        assert rec.bias == initlab.get("normal", std=math.sqrt(sb))
+        # the point is the theory module's critical point for that bias variance ...
+        assert sw == pytest.approx(critical_sigma_w2(sb, "tanh"), rel=1e-8)
+        assert p.q_star == pytest.approx(fixed_point_q(sw, sb, "tanh"), rel=1e-8)
+        # ... whose predicted orthogonal spread is the target (the largest sigma_b2 meeting it)
+        assert predicted_spectrum("tanh", sw, sb, depth).spread == pytest.approx(
+            ISOMETRY_SPREAD_TARGET, rel=1e-6)
+        assert predicted_spectrum("tanh", sw * 1.0, sb * 1.5 + 1e-9, depth).spread > \
+            ISOMETRY_SPREAD_TARGET
+        for text in (f"sigma_w2 = {sw:.4g}", f"sigma_b2 = {sb:.3g}", f"q* = {p.q_star:.3g}",
+                     f"= {p.spread:.3g} (Gaussian weights: {p.spread_gaussian:.3g})"):
+            assert text in rec.reason
+    # deeper needs a smaller q* (orthogonal spread ~ 8 L q*^2 for tanh)
+    q200, q1000 = (recommend("tanh", depth=d).theory.q_star for d in (200, 1000))
+    assert q1000 < q200 < 0.05
+    assert q200 == pytest.approx(math.sqrt(ISOMETRY_SPREAD_TARGET / (8 * 200)), rel=0.1)
+
+
+def test_conv_layers_get_delta_orthogonal_and_relu_gets_he_gain():
+    rec = recommend("tanh", depth=50, layer="conv")
+    assert rec.initializer == initlab.get("delta_orthogonal",
+                                          gain=math.sqrt(rec.theory.sigma_w2))
+    relu = recommend("relu", depth=50)
+    assert relu.initializer == initlab.get("orthogonal", gain=math.sqrt(2.0))
+    assert relu.bias == initlab.get("zeros")
+    assert relu.theory.spread == pytest.approx(50) and relu.theory.spread_gaussian == \
+        pytest.approx(100)
+    assert recommend("relu", depth=50, layer="conv").initializer.name == "delta_orthogonal"
+    leaky = recommend(("leaky_relu", 0.2), depth=50)
+    assert leaky.initializer == initlab.get("orthogonal", gain=math.sqrt(2 / 1.04))
+
+
+def test_sigmoid_has_no_isometric_point_and_says_so():
+    rec = recommend("sigmoid", depth=200)
+    assert rec.initializer == initlab.get("glorot_uniform") and rec.plan == "glorot"
+    assert "no point of sigmoid is isometric" in rec.reason and "prefer tanh" in rec.reason
+    assert rec.theory.spread > 100  # sigma_b2 = 0 is its best: q* ~ 46
+
+
+@pytest.mark.parametrize("act", ["tanh", "relu", "gelu", "softsign"])
+def test_isometry_plan_draws_the_deep_recommendation(act):
+    depth = 24
+    layers: list[nn.Module] = []
+    for _ in range(depth - 1):
+        layers += [nn.Linear(16, 16), _module(act)]
+    m = nn.Sequential(*layers, nn.Linear(16, 4))
+    rec = recommend(act, depth=depth)
+    for plan in ("isometry", "auto"):   # 24 > DEEP: auto gives the same
+        rep = initlab.apply(m, plan, seed=0)
+        drawn = rep["0.weight"].init
+        want = rec.initializer.to_dict()
+        assert (drawn["name"], drawn["params"]) == (want["name"], want["params"]), rec.reason
+        b, want_b = rep["0.bias"].init, rec.bias.to_dict()
+        assert (b["name"], b["params"]) == (want_b["name"], want_b["params"])
+        assert rep["0.weight"].why.startswith(rec.reason)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"layer": "convolution"}, r"`layer` must be one of 'dense', 'conv'"),
+    ({"isometry": "yes"}, r"`isometry` must be a bool or None"),
+])
+def test_bad_new_arguments(kw, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        recommend("tanh", depth=50, **kw)

@@ -28,23 +28,58 @@ every such layer, else ``auto`` (which draws it per layer from this function). A
 for every activation of the registry, that applying ``plan`` to a layer followed by that
 activation draws ``initializer``.
 
-``depth`` and ``residual`` are recorded but do not change the choice yet: the depth-aware rules
-(issue #11) go in :func:`_for_depth`, the one place that sees them (today it only offers
-``orthogonal`` as an alternative for tanh nets deeper than 20 layers).
+Deep plain stacks (issue #11): dynamical isometry
+-------------------------------------------------
+For a hidden layer of a plain stack (``residual=False``) deeper than :data:`DEEP` weighted layers
+(or whenever ``isometry=True``: the ``isometry`` plan), :func:`_for_depth` replaces the Gaussian
+choice by one that keeps the input-output Jacobian's spectrum concentrated (Saxe et al. 2014;
+Pennington, Schoenholz, Ganguli 2017; Xiao et al. 2018 for convolutions). The predicted spread
+``var(s^2)/mean(s^2)^2 = L (mu_2/mu_1^2 - 1 - s_1)`` (:mod:`initlab.core.criticality`; ``s_1 = -1``
+Gaussian, 0 orthogonal) decides:
+
+==============================  ==================================================  ==========
+activation that follows         initializer (``layer="conv"``: delta_orthogonal)    bias
+==============================  ==================================================  ==========
+saturating with phi(0) = 0,     orthogonal(gain = sqrt(sigma_w2)) on the critical   N(0, sb2)
+phi'(0) > 0: tanh, hardtanh,    line, at the largest sigma_b2 whose predicted
+softsign                        orthogonal spread at this depth is
+                                :data:`~initlab.core.criticality.ISOMETRY_SPREAD_TARGET`
+                                (:func:`~initlab.core.criticality.isometric_point`)
+sigmoid, hardsigmoid            unchanged (Glorot): no bias variance brings q* near 0
+                                (phi(0) != 0), so no point is isometric; the reason
+                                quotes the best one's spread and suggests tanh
+relu, relu6, leaky_relu(a)      orthogonal(gain = sqrt(2/(1+a^2))): He's variance,  0
+                                spread L (1-a^2)^2/(1+a^2)^2 instead of that + L
+every other activation          orthogonal on the critical line at q* = 1 (the      N(0, sb2)
+(gelu, silu, selu, elu, ...)    classic scale): sigma_w2 = 1/mu_1(1), sigma_b2 =
+                                1 - sigma_w2 E[phi(z)^2]; without a stable such
+                                point (softplus) the classic gain, biases 0
+linear (a hidden layer)         orthogonal, gain 1 (Saxe et al. 2014): spread 0     0
+readout, unknown, residual      unchanged
+==============================  ==================================================  ==========
+
+The reason states the chosen sigma_w2, sigma_b2, q* and the predicted spread against Gaussian
+weights' at the same point; ``theory`` holds the prediction
+(:class:`~initlab.core.criticality.PredictedSpectrum`), ``bias`` the bias initializer (zeros
+unless the choice says otherwise), and ``plan`` is ``"isometry"``, which draws it.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from . import criticality
 from .activations import Activation
 from .activations import activation as get_activation
+from .criticality import PredictedSpectrum
 from .initializer import Initializer
 from .registry import get as get_init
 from .validation import InitlabTypeError, check_choice, check_scalar, error_message
 
 ROLES = ("hidden", "readout")
+LAYERS = ("dense", "conv")
 UNKNOWN = "unknown"
 
 _HE = ("relu", "relu6")
@@ -58,7 +93,8 @@ class Recommendation:
 
     ``activation`` is the registry name of the activation that follows (None: a linear output;
     ``"unknown"``: not found), ``param`` its parameter. ``alternatives`` are other built-in plans
-    worth trying for it (the doctor lists them).
+    worth trying for it (the doctor lists them). ``bias`` initializes the layer's bias;
+    ``theory`` is the predicted Jacobian spectrum behind a deep-stack choice (else None).
     """
 
     initializer: Initializer
@@ -70,6 +106,9 @@ class Recommendation:
     residual: bool = False
     role: str = "hidden"
     alternatives: tuple[str, ...] = field(default=())
+    bias: Initializer = field(default_factory=lambda: get_init("zeros"))
+    layer: str = "dense"
+    theory: PredictedSpectrum | None = None
 
 
 def _normalize(act: Any) -> tuple[str | None, float | None]:
@@ -123,39 +162,140 @@ def _choose(name: str | None, param: float | None, role: str
             f"Var = {g * g:.4f}/fan_in", ("lsuv",))
 
 
-DEEP = 20  # weighted layers beyond which the alternatives for deep nets are offered
+#: Weighted layers of a plain stack beyond which the recommender switches to the isometric
+#: choices (Pennington et al. 2017 see Gaussian and orthogonal tanh nets part by ~20-50 layers;
+#: at 20 the Gaussian spread L (mu_2/mu_1^2) is already ~20x the orthogonal one at small q*).
+#: A tuning knob, like criticality.ISOMETRY_SPREAD_TARGET.
+DEEP = 20
+#: activations whose deep plain stacks get orthogonal weights with He's gain
+_HE_FAMILY = (*_HE, "leaky_relu")
 
 
-def _for_depth(rec: Recommendation) -> Recommendation:
-    """Where depth and residual branches will change the choice (issue #11). Today the choice
-    stays; a deep tanh net is offered orthogonal weights as well (Saxe et al. 2014: orthogonal
-    matrices keep every singular value of a near-linear net's Jacobian at 1)."""
-    if rec.activation == "tanh" and rec.depth is not None and rec.depth > DEEP:
-        return replace(rec, alternatives=(*rec.alternatives, "orthogonal"))
-    return rec
+def _orthogonal(gain: float, layer: str) -> Initializer:
+    """Haar orthogonal times ``gain`` (a conv: delta-orthogonal, Xiao et al. 2018)."""
+    return get_init("delta_orthogonal" if layer == "conv" else "orthogonal", gain=gain)
+
+
+def _what(layer: str) -> str:
+    return "delta-orthogonal (Xiao et al. 2018)" if layer == "conv" else "orthogonal"
+
+
+def _spread_text(p: PredictedSpectrum) -> str:
+    return (f"predicted Jacobian spread var(s^2)/mean(s^2)^2 = {p.spread_orthogonal:.3g} "
+            f"(Gaussian weights: {p.spread_gaussian:.3g})")
+
+
+def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str
+               ) -> Recommendation:
+    """Saturating activations: the critical point whose orthogonal spread meets the target."""
+    where = f"{rec.activation} follows, plain stack of {depth} layers"
+    try:
+        p = criticality.isometric_point(act, depth)
+    except ValueError as exc:  # no critical point with sigma_b2 >= 0: keep the classic choice
+        return replace(rec, reason=f"{rec.reason} (no isometric point: {exc})")
+    if p.spread > criticality.ISOMETRY_SPREAD_TARGET * (1 + 1e-6):
+        return replace(rec, reason=(
+            f"{rec.reason}; no point of {rec.activation} is isometric at depth {depth}: the most "
+            f"isometric critical point (sigma_w2 = {p.sigma_w2:.4g}, sigma_b2 = 0, q* = "
+            f"{p.q_star:.3g}) still has {_spread_text(p)}, as phi(0) != 0 keeps q* large; "
+            "prefer tanh"), theory=p)
+    bias = get_init("normal", std=math.sqrt(p.sigma_b2)) if p.sigma_b2 > 0 else get_init("zeros")
+    return replace(
+        rec, initializer=_orthogonal(math.sqrt(p.sigma_w2), layer), bias=bias, plan="isometry",
+        theory=p,
+        reason=(f"{where}: dynamical isometry (Pennington, Schoenholz, Ganguli 2017), "
+                f"{_what(layer)} "
+                f"weights on the critical line, sigma_w2 = {p.sigma_w2:.4g} (gain "
+                f"{math.sqrt(p.sigma_w2):.4g}), bias N(0, sigma_b2 = {p.sigma_b2:.3g}), q* = "
+                f"{p.q_star:.3g}; {_spread_text(p)}"))
+
+
+def _orthogonal_classic(rec: Recommendation, act: Activation, depth: int, layer: str,
+                        gain: float, source: str) -> Recommendation:
+    """The classic variance, drawn orthogonal (s_1: -1 -> 0); biases 0."""
+    p = criticality.spectrum_at(act, gain * gain, 0.0, depth)
+    mean = ("" if not math.isfinite(p.chi1) or abs(p.chi1 - 1) < 1e-6 else
+            f", mean(s^2) = chi_1^L = {p.chi1:.4g}^{depth}")
+    spread = _spread_text(p) if math.isfinite(p.spread) else "spread not predicted (q* = inf)"
+    return replace(
+        rec, initializer=_orthogonal(gain, layer), plan="isometry", theory=p,
+        reason=(f"{rec.activation or 'linear'} follows, plain stack of {depth} layers: "
+                f"{_what(layer)} weights with {source} (gain {gain:.4g}, sigma_w2 = "
+                f"{gain * gain:.4g}; Saxe et al. 2014), biases 0, q* = {p.q_star:.3g}; "
+                f"{spread}{mean}"))
+
+
+def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer: str
+                         ) -> Recommendation:
+    """Non-saturating activations: orthogonal weights on the critical line at the classic scale
+    q* = 1 (where the forward gain puts the signal), else the classic gain."""
+    p = criticality.critical_at(act, 1.0, depth)
+    if p is None:  # no stable critical point at q* = 1 with sigma_b2 >= 0 (softplus)
+        g = math.sqrt(rec.initializer.resolve((256, 256)).std ** 2 * 256)
+        return _orthogonal_classic(rec, act, depth, layer, g, f"the variance of "
+                                   f"{rec.initializer.name} (no critical point at q* = 1)")
+    bias = get_init("normal", std=math.sqrt(p.sigma_b2)) if p.sigma_b2 > 0 else get_init("zeros")
+    return replace(
+        rec, initializer=_orthogonal(math.sqrt(p.sigma_w2), layer), bias=bias, plan="isometry",
+        theory=p,
+        reason=(f"{rec.activation} follows, plain stack of {depth} layers: {_what(layer)} "
+                f"weights on the critical line at the classic scale q* = 1 (chi_1 = 1; Saxe et "
+                f"al. 2014, Pennington et al. 2017), sigma_w2 = {p.sigma_w2:.4g} (gain "
+                f"{math.sqrt(p.sigma_w2):.4g}), bias N(0, sigma_b2 = {p.sigma_b2:.3g}); "
+                f"{_spread_text(p)}"))
+
+
+def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
+               isometry: bool | None) -> Recommendation:
+    """The deep-plain-stack choices (see the module's second table)."""
+    deep = rec.depth is not None and rec.depth > DEEP if isometry is None else isometry
+    if not deep or rec.residual or rec.role != "hidden" or rec.depth is None or \
+            rec.activation == UNKNOWN:
+        return rec
+    name, depth = rec.activation, rec.depth
+    if name is None or name == "linear":
+        return _orthogonal_classic(rec, get_activation("linear"), depth, layer, 1.0,
+                                   "gain 1 (a linear net)")
+    if act.saturating:
+        return _isometric(rec, act, depth, layer)
+    if name in _HE_FAMILY:
+        a = act.param if name == "leaky_relu" else 0.0
+        return _orthogonal_classic(rec, act, depth, layer, math.sqrt(2.0 / (1.0 + a * a)),
+                                   "He's variance")
+    return _critical_orthogonal(rec, act, depth, layer)
 
 
 def recommend(activation: Any, *, depth: int | None = None, residual: bool = False,
-              role: str = "hidden") -> Recommendation:
-    """The initializer for a layer followed by ``activation`` (see the module's table).
+              role: str = "hidden", layer: str = "dense", isometry: bool | None = None
+              ) -> Recommendation:
+    """The initializer for a layer followed by ``activation`` (see the module's tables).
 
     ``activation``: a registry name or alias, an :class:`Activation`, an ``(activation, param)``
     pair (as the lookups return), None for no activation (a linear output) or ``"unknown"``.
-    ``depth``: the number of weighted layers; ``residual``: whether the layer sits in a residual
-    branch; ``role``: ``"hidden"`` or ``"readout"`` (the model's output layer).
+    ``depth``: the number of weighted layers of the plain stack the layer is on; ``residual``:
+    whether the layer sits in a residual branch; ``role``: ``"hidden"`` or ``"readout"`` (the
+    model's output layer); ``layer``: ``"dense"`` or ``"conv"`` (a convolution whose
+    in_channels <= out_channels: delta-orthogonal kernels in a deep stack). ``isometry``:
+    None (default) uses the deep-stack choices beyond :data:`DEEP` layers, True always (given a
+    depth), False never.
 
     >>> recommend("relu").plan
     'he'
+    >>> recommend("tanh", depth=200).initializer.name
+    'orthogonal'
     """
     check_choice(role, "role", ROLES)
+    check_choice(layer, "layer", LAYERS, fix="pass 'dense' (Linear, or any matrix) or 'conv'.")
     if depth is not None:
         depth = check_scalar(depth, "depth", min_val=1, integer=True,
                              why=" (the number of weighted layers)")
-    if not isinstance(residual, bool):
-        raise InitlabTypeError(error_message("residual", "must be a bool", residual,
-                                             "pass True or False."))
+    for flag, value in (("residual", residual), ("isometry", isometry)):
+        if not (isinstance(value, bool) or (flag == "isometry" and value is None)):
+            raise InitlabTypeError(error_message(flag, "must be a bool" + (
+                " or None" if flag == "isometry" else ""), value, "pass True or False."))
     name, param = _normalize(activation)
     init, plan, reason, alts = _choose(name, param, role)
     rec = Recommendation(init, plan, reason, name, param if name not in (None, UNKNOWN) else None,
-                         depth, residual, role, alts)
-    return _for_depth(rec)
+                         depth, residual, role, alts, layer=layer)
+    act = get_activation(name, param) if name not in (None, UNKNOWN) else None
+    return _for_depth(rec, act, layer, isometry)

@@ -141,15 +141,27 @@ def _init_text(init) -> str:
     return init.name if init == get_init(init.name) else repr(init)
 
 
-def advise(activation: str | None, depth: int, problem: str = "scale") -> Advice:
+def _net(layers: Sequence[LayerStats]) -> dict[str, Any]:
+    """What the recommender needs to know about the net besides its depth: whether it has
+    residual branches, and whether its layers are convolutions (delta-orthogonal kernels)."""
+    kinds = Counter(s.kind for s in layers if not s.is_output)
+    main = kinds.most_common(1)[0][0] if kinds else ""
+    return {"residual": any(s.residual_branch is not None for s in layers),
+            "layer": "conv" if main.startswith("Conv") and "Transpose" not in main else "dense"}
+
+
+def advise(activation: str | None, depth: int, problem: str = "scale", *,
+           residual: bool = False, layer: str = "dense") -> Advice:
     """The recommender's advice for a layer followed by ``activation`` (a registry name, None for
-    a linear layer, ``"unknown"``) in a net of ``depth`` weighted layers.
+    a linear layer, ``"unknown"``) in a net of ``depth`` weighted layers (``residual``: the net
+    has residual branches; ``layer``: "dense" or "conv", see :func:`_net`).
 
     ``problem="depth"`` asks about a trend over depth (vanishing, exploding, collapse), for which
     a deep sigmoid net needs a different activation rather than a different scale.
     """
     if activation == "sigmoid" and problem == "depth":
-        tanh, relu = recommend("tanh", depth=depth), recommend("relu", depth=depth)
+        tanh, relu = (recommend(a, depth=depth, residual=residual, layer=layer)
+                      for a in ("tanh", "relu"))
         return Advice(
             "sigmoid's slope is at most 1/4 and its output is not centred, so each layer shrinks "
             "the gradient ~4x or more (Glorot & Bengio 2010); use tanh with "
@@ -157,8 +169,10 @@ def advise(activation: str | None, depth: int, problem: str = "scale") -> Advice
             "hidden layers, or `critical`",
             [tanh.initializer.name, relu.initializer.name, "critical"],
             [tanh.plan, relu.plan, "critical"])
-    rec = recommend(activation, depth=depth)
+    rec = recommend(activation, depth=depth, residual=residual, layer=layer)
     text = f"use {_init_text(rec.initializer)} ({rec.reason})"
+    if rec.bias.name != "zeros":
+        text += f" with biases {_init_text(rec.bias)}"
     if rec.alternatives:
         text += ", or " + " or ".join(f"`{a}`" for a in rec.alternatives)
     return Advice(text, list(dict.fromkeys([rec.initializer.name, *rec.alternatives])),
@@ -185,7 +199,7 @@ def rule_nonfinite(layers, inputs, th) -> list[Finding]:
     bad = [s.index for s in layers if s.nonfinite]
     if not bad:
         return []
-    rec, names, plans = advise(_main_activation(layers), len(layers))
+    rec, names, plans = advise(_main_activation(layers), len(layers), **_net(layers))
     return [Finding("nonfinite", "error", bad,
                     f"{span(bad)}: output contains inf or NaN (overflow at init)",
                     "the weights or inputs are far too large: " + rec, names, plans=plans)]
@@ -198,7 +212,7 @@ def rule_symmetry(layers, inputs, th) -> list[Finding]:
         if s.n_units < 2 or s.duplicate_units == 0:
             continue
         zero = " (zero init)" if s.weights_zero else ""
-        rec, names, plans = advise(s.activation or _main_activation(layers), depth)
+        rec, names, plans = advise(s.activation or _main_activation(layers), depth, **_net(layers))
         rec = "initialize the weights randomly to break the symmetry: " + rec
         ev = {"n_units": s.n_units, "duplicate_units": s.duplicate_units,
               "symmetric_units": s.symmetric_units, "unit_groups": s.unit_groups}
@@ -269,7 +283,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         cause = _saturation_cause(s)
-        rec, names, plans = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers), **_net(layers))
         if s.bias_rms is not None and s.bias_rms >= 1.0:
             rec += "; zero the biases"
         msg = (f"layer {s.index}: {_pct(s.saturated)} of {s.activation} units saturated "
@@ -292,7 +306,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         sev = _severity(s.dead, th.dead_warning, th.dead_error)
         if not sev:
             continue
-        rec, names, plans = advise(s.activation, len(layers))
+        rec, names, plans = advise(s.activation, len(layers), **_net(layers))
         msg = (f"layer {s.index}: {_pct(s.dead)} of {s.activation} units dead (no example of the "
                "batch activates them, so their weights get no gradient)")
         if s.z_mean is not None and s.z_std is not None and s.z_mean < -s.z_std:
@@ -357,7 +371,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth", **_net(layers))
         kind = "vanishing" if not rising else "exploding"
         out.append(Finding(code, sev, _between(layers, i, j),
                            f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
@@ -379,7 +393,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names, plans = advise(_main_activation(sub), len(layers), "depth")
+        rec, names, plans = advise(_main_activation(sub), len(layers), "depth", **_net(layers))
         verb = "shrinks" if rising else "grows"
         msg = (f"layers {i}-{j}: the back-propagated gradient (|dL/dz| per example) {verb} 10x every "
                f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
@@ -418,7 +432,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         r = s.spread / s.input_spread
         sev = _severity(r, th.collapse_warning, th.collapse_error, below=True)
         if sev:
-            rec, names, plans = advise(s.activation or _main_activation(layers), len(layers))
+            rec, names, plans = advise(s.activation or _main_activation(layers), len(layers), **_net(layers))
             out.append(Finding("collapse", sev, [s.index],
                                f"layer {s.index}: its output hardly depends on the input (spread "
                                f"{s.input_spread:.2g} -> {s.spread:.2g} across the layer); the "
@@ -440,7 +454,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         if sev and len(logs) >= 3 and steepest <= 0.5 * dec:
             worst = next(s for s in layers if s.index == j)
             tail = [s for s in layers if s.index >= i]
-            rec, names, plans = advise(_main_activation(tail), len(layers), "depth")
+            rec, names, plans = advise(_main_activation(tail), len(layers), "depth", **_net(layers))
             out.append(Finding(
                 "collapse", sev, [s.index for s in tail],
                 f"layers {i}-{j}: outputs for different inputs collapse, the input-to-input "
@@ -467,7 +481,7 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
         else:
             flagged.append(s.index)
     if flagged:
-        rec, names, plans = advise(_main_activation(layers), len(layers))
+        rec, names, plans = advise(_main_activation(layers), len(layers), **_net(layers))
         out.append(Finding("zero_gradient", "warning", flagged,
                            f"{span(flagged)}: the weight gradient is exactly zero, nothing these "
                            "layers do changes the loss at init (dead or saturated units around them)",

@@ -11,6 +11,15 @@ activation is unknown), and its reason is the report's ``why``, which names the 
 found. ``tanh="critical"`` puts tanh layers on the edge of chaos instead (Schoenholz et al.
 2017).
 
+Depth (issue #11): the *plain depth* is the number of weighted layers (Linear, Conv*,
+ConvTranspose*, HF Conv1D) on the main path, i.e. not inside a residual branch (embeddings, norms,
+RNNs and attention do not count). Each layer's recommendation gets that depth, whether it sits in
+a residual branch, and its kind (``"conv"`` for a convolution with in_channels <= out_channels,
+else ``"dense"``: an orthogonal matrix over the flattened kernel), so a plain stack deeper than
+:data:`initlab.core.recommend.DEEP` gets the isometric choices, with the recommended bias
+initializer on the layer's bias. ``isometry=True`` (the ``isometry`` plan) asks for them at any
+depth.
+
 Other parameters: RNN input weights glorot_uniform, recurrent weights orthogonal per gate (Saxe
 et al. 2014), attention in_proj q/k/v Glorot per block; biases zero; norms 1/0; embeddings by the
 plans' embedding rule (N(0, 1), or N(0, 1/dim) when the token embedding is tied to the readout).
@@ -33,14 +42,34 @@ from .rules import Plan, Rule
 LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
 
 
-def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: bool = False):
-    """``(initializer, why)`` for a layer followed by ``act`` (a description's activation)."""
+DEPTH_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d")
+
+
+def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: bool = False,
+           depth: int | None = None, layer: str = "dense", isometry: bool | None = None):
+    """``(weight initializer, bias initializer, why)`` for a layer followed by ``act`` (a
+    description's activation)."""
     name = activation_name(act)
     if tanh == "critical" and name == "tanh":
         init = get_init("critical", activation="tanh")
-        return init, f"tanh follows: edge of chaos, {init!r} (Schoenholz et al. 2017)"
-    rec = recommend(act, residual=residual, role="readout" if readout else "hidden")
-    return rec.initializer, rec.reason
+        return init, init, f"tanh follows: edge of chaos, {init!r} (Schoenholz et al. 2017)"
+    rec = recommend(act, depth=depth, residual=residual, layer=layer, isometry=isometry,
+                    role="readout" if readout else "hidden")
+    return rec.initializer, rec.bias, rec.reason
+
+
+def plain_depth(desc) -> int:
+    """Weighted layers of the description's main path (not inside a residual branch)."""
+    inside = {n for b in desc.residual_branches for n in b.layers}
+    return sum(1 for layer in desc.layers if layer.kind in DEPTH_KINDS and layer.name not in inside)
+
+
+def _layer_kind(layer) -> str:
+    """``"conv"`` when delta-orthogonal kernels fit the layer (a convolution, in <= out)."""
+    m = layer.module
+    if layer.kind == "conv" and m.in_channels // m.groups <= m.out_channels:
+        return "conv"
+    return "dense"
 
 
 def following_activations(model: nn.Module, batch: Any = None
@@ -50,23 +79,36 @@ def following_activations(model: nn.Module, batch: Any = None
     return {layer.name: layer.activation for layer in desc.layers}, desc.method
 
 
-def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot") -> Plan:
-    """The activation-aware plan for ``model`` (see module docs)."""
+def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
+              isometry: bool | None = None) -> Plan:
+    """The activation-aware plan for ``model`` (see module docs); ``isometry``: None (deep
+    plain stacks get the isometric choices), True (always: the ``isometry`` plan), False
+    (never)."""
     check_choice(tanh, "tanh", ("glorot", "critical"))
     desc = describe(model, batch)
+    depth = plain_depth(desc) or None
+    inside = {n for b in desc.residual_branches for n in b.layers}
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []
     for layer in desc.layers:
         if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
             continue
-        init, why = choose(layer.activation, tanh=tanh, readout=layer.is_readout,
-                           residual=layer.residual_branch is not None)
+        kind = _layer_kind(layer)
+        init, bias, why = choose(
+            layer.activation, tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
+            residual=layer.residual_branch is not None or layer.name in inside,
+            isometry=isometry)
+        if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":
+            why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
             why += f" (gated by `{layer.gated_by}`)"
         prefix = f"{layer.name}." if layer.name else ""
-        rules.append(Rule(f"{prefix}weight", init, label=f"auto {layer.name or '(root)'}",
-                          why=f"{why} [found by {desc.method}: {layer.activation_why}]"))
+        label = f"auto {layer.name or '(root)'}"
+        found = f" [found by {desc.method}: {layer.activation_why}]"
+        rules.append(Rule(f"{prefix}weight", init, label=label, why=why + found))
+        if bias.name != "zeros" and getattr(layer.module, "bias", None) is not None:
+            rules.append(Rule(f"{prefix}bias", bias, label=label, why=why))
     rules += [
         Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
              why="norm: scale 1, shift 0"),

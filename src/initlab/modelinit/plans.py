@@ -45,6 +45,11 @@ zero_residual      He, and the last layer of each residual branch zero (Goyal et
 fixup              Fixup (Zhang, Dauphin, Ma 2019, "Fixup Initialization: Residual Learning
                    Without Normalization")
 auto               activation-aware: see :mod:`initlab.modelinit.auto`
+isometry           dynamical isometry at the model's plain depth, whatever the depth: orthogonal
+                   (conv: delta-orthogonal) weights on the critical line with the bias variance
+                   whose predicted Jacobian spread meets the target (tanh-like), orthogonal He
+                   (ReLU); :mod:`initlab.core.recommend` (Pennington et al. 2017; Xiao et al.
+                   2018)
 lsuv               data-dependent: see :func:`initlab.lsuv` (``apply(m, "lsuv", batch=x)``)
 =================  ============================================================================
 
@@ -442,6 +447,26 @@ def _auto(model: nn.Module, **kw: Any) -> Plan:
     return auto_plan(model, **kw)
 
 
+def isometry(model: nn.Module, *, batch: Any = None) -> Plan:
+    """Dynamical isometry for ``model``'s activations at its plain depth (the weighted layers on
+    its main path), whatever that depth: ``auto`` with the recommender's deep-stack choices
+    forced on (:mod:`initlab.core.recommend`). For tanh-like activations: orthogonal weights
+    (delta-orthogonal conv kernels, Xiao et al. 2018) times ``sqrt(sigma_w2)`` and biases
+    N(0, sigma_b2) on the critical line ``chi_1 = 1``, with the largest ``sigma_b2`` whose
+    predicted spread ``var(s^2)/mean(s^2)^2 = L (mu_2/mu_1^2 - 1)`` of the input-output Jacobian
+    is :data:`initlab.core.criticality.ISOMETRY_SPREAD_TARGET` (Pennington, Schoenholz, Ganguli
+    2017, "Resurrecting the sigmoid in deep learning through dynamical isometry"); ReLU:
+    orthogonal with gain sqrt(2). All parameters are computed by the mean field; the report's
+    ``why`` names sigma_w2, sigma_b2, q* and the predicted spread. Readouts and residual branches
+    keep ``auto``'s choices."""
+    from .auto import auto_plan
+
+    p = auto_plan(model, batch=batch, isometry=True)
+    return Plan(p.rules, name="isometry", warn_unused=False,
+                description="dynamical isometry (orthogonal on the critical line, "
+                            "Pennington et al. 2017) at the model's plain depth")
+
+
 def _lsuv(model: nn.Module, **kw: Any) -> Plan:
     raise fail("plan", "'lsuv' is data-dependent and is not a static plan", "lsuv",
                "call initlab.apply(model, 'lsuv', seed=0, batch=x) or initlab.lsuv(model, x).")
@@ -458,7 +483,8 @@ PLANS: dict[str, Callable[..., Plan]] = {
     "torch_default": torch_default, "lecun": lecun, "glorot": glorot, "he": he,
     "orthogonal": orthogonal, "nielsen_default": nielsen_default, "nielsen_large": nielsen_large,
     "small_normal": small_normal, "zeros": zeros, "gpt2": gpt2, "critical": critical,
-    "zero_residual": zero_residual, "fixup": fixup, "auto": _auto, "lsuv": _lsuv,
+    "zero_residual": zero_residual, "fixup": fixup, "auto": _auto, "isometry": isometry,
+    "lsuv": _lsuv,
     "kaiming": kaiming, "xavier": xavier,
 }
 # width parametrizations are not static plans (they also set multipliers and learning rates):

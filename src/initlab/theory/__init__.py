@@ -4,6 +4,9 @@
 * :mod:`.weighted_input` — mean, variance and tail of ``z = w . x + b`` at initialization.
 * :mod:`.meanfield` — length map, ``q*``, ``chi_1``, critical line, depth scales (Poole et al.
   2016; Schoenholz et al. 2017).
+* :func:`predicted_spectrum` — the input-output Jacobian's predicted mean and spread of ``s^2``
+  (Pennington, Schoenholz, Ganguli 2017; computed in :mod:`initlab.core.criticality`, which the
+  recommender uses too).
 * :mod:`.critical` — the ``critical`` (edge-of-chaos) initializer of the catalog.
 * :mod:`.propagation` — forward/backward variances through depth, predicted and measured (torch).
 * :mod:`.jacobian` — singular values of input-output and layer-to-layer Jacobians (torch).
@@ -21,6 +24,7 @@ from typing import Any
 from .critical import DEFAULT_SIGMA_B2, critical, critical_point
 from .meanfield import (
     MeanField,
+    PredictedSpectrum,
     chi1,
     correlation_map,
     critical_line,
@@ -29,6 +33,7 @@ from .meanfield import (
     length_map,
     length_map_slope,
     mean_field,
+    predicted_spectrum,
 )
 from .saturation import (
     DEFAULT_THRESHOLD,
@@ -74,7 +79,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_SIGMA_B2", "critical", "critical_point", "MeanField", "chi1", "correlation_map",
     "critical_line", "critical_sigma_w2", "fixed_point_q", "length_map", "length_map_slope",
-    "mean_field", "DEFAULT_THRESHOLD", "derivative", "saturated_fraction", "saturated_set",
+    "mean_field", "PredictedSpectrum", "predicted_spectrum", "DEFAULT_THRESHOLD", "derivative", "saturated_fraction", "saturated_set",
     "slowdown_ratio", "EmpiricalInputs", "FixedInputs", "IidInputs", "WeightedInput",
     "binary_inputs", "distribution_moments", "standardized_inputs", "weighted_input", *_LAZY,
 ]

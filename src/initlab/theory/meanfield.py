@@ -24,6 +24,11 @@ define the depth scales over which ``q`` and ``c`` approach their fixed points::
 depth is below about ``6 xi_c``. Both depth scales diverge on the critical line: they are returned
 as ``math.inf`` there, never as an error.
 
+The one-dimensional pieces (length map, ``q*``, ``chi_1``, critical line) and the predicted
+Jacobian spectrum (Pennington et al. 2017) live in :mod:`initlab.core.criticality`, so that the
+recommender can use them; this module checks arguments and adds the correlation map, the depth
+scales and the summary. ``predicted_spectrum`` and ``PredictedSpectrum`` are re-exported here.
+
 Numerics: every Gaussian expectation goes through :func:`initlab.core.gaussian_expectation`, split
 at the activation's kinks. ``L'(q)`` is computed without ``phi''`` by the Gaussian heat-equation
 identity ``d/dq E[g(sqrt(q) z)] = E[g(sqrt(q) z) (z^2 - 1)] / (2 q)`` applied to ``g = phi^2``
@@ -42,49 +47,33 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 
 import numpy as np
 from scipy import optimize
 
 from ..core.activations import Activation, activation, gaussian_expectation
+from ..core.criticality import (  # noqa: F401  (the 1-D mean field lives in the core)
+    Q_LARGE,
+    Q_SEARCH_MAX,
+    Q_SEARCH_MIN,
+    PredictedSpectrum,
+    predicted_spectrum,
+)
+from ..core.criticality import SCALE_CUTS_FROM as _SCALE_CUTS_FROM
+from ..core.criticality import SCALE_MIN_EXP as _SCALE_MIN_EXP
+from ..core.criticality import chi1_at as _chi1_at
+from ..core.criticality import critical_sigma_w2 as _critical_sigma_w2
+from ..core.criticality import expect as _expect
+from ..core.criticality import fixed_point_q as _fixed_point_q
+from ..core.criticality import scale_cuts as _scale_cuts
+from ..core.criticality import slope_at as _slope
 from ..core.validation import check_scalar, fail
 
-Q_LARGE = 1e10     # stand-in for q = inf when q* diverges (large-q limit of chi_1)
-Q_SEARCH_MAX = 1e12  # beyond this, q* is declared infinite
-Q_SEARCH_MIN = 1e-30  # below this, q* is declared 0 (only when L(0) = 0)
 TRAINABLE_DEPTH_FACTOR = 6.0  # Schoenholz et al. 2017, sec. 5: trainable up to ~6 xi_c
 
 
 def _act(act) -> Activation:
     return activation(act)
-
-
-# Activations vary on the scale |x| ~ 1 (tanh saturates by |x| ~ 3, sech^4 is 1e-5 at |x| = 6),
-# while the Gaussian's scale is sqrt(q). For q >> 1 a rule spread over +-12 sqrt(q) would step
-# over that unit-scale structure, so expectations are also cut at +-2^k, k = -2 .. up to
-# 12 sqrt(q): every piece is then within a factor 2 of its distance from the structure, and the
-# 96-point Gauss-Legendre rule on each piece stays accurate for any q (checked against Monte
-# Carlo up to q = 1e13 in tests/test_theory_meanfield.py).
-# Below sqrt(q) = 4 the plain rule (pieces of 3 sqrt(q)) already resolves the unit scale.
-_SCALE_MIN_EXP = -2
-_SCALE_CUTS_FROM = 12.0 * 4.0
-
-
-def _scale_cuts(half_width: float, centre: float = 0.0) -> tuple[float, ...]:
-    """Cuts at ``centre +- 2^k`` for 2^-2 <= 2^k < half_width, when half_width > 48
-    (12 sigma of a Gaussian wider than 4)."""
-    if not half_width > _SCALE_CUTS_FROM:
-        return ()
-    top = int(math.ceil(math.log2(half_width)))
-    offs = [2.0**k for k in range(_SCALE_MIN_EXP, top + 1) if 2.0**k < half_width]
-    return tuple([centre] + [centre + o for o in offs] + [centre - o for o in offs])
-
-
-def _expect(g, q: float, a: Activation) -> float:
-    """E[g(sqrt(q) z)] split at the activation's kinks and at the unit-scale cuts."""
-    cuts = a.kinks + _scale_cuts(12.0 * math.sqrt(q)) if q > 0 else a.kinks
-    return gaussian_expectation(g, q, cuts)
 
 
 def _check_q(q, name: str = "q") -> float:
@@ -120,19 +109,7 @@ def length_map_slope(q: float, sigma_w2: float, act="tanh") -> float:
     sw = check_scalar(sigma_w2, "sigma_w2", min_val=0.0, include_min=False,
                       why=" (the weight variance times fan_in)")
     q = _check_q(q)
-    return _slope(q, sw, _act(act))
-
-
-def _slope(q: float, sw: float, a: Activation) -> float:
-    if q <= 0:
-        return sw * float(a.df(np.zeros(1))[0]) ** 2
-    val = _expect(lambda x: a.f(x) ** 2 * (x * x / q - 1.0), q, a)
-    return sw * val / (2.0 * q)
-
-
-def _deriv_moment(a: Activation, q: float) -> float:
-    """E[phi'(sqrt(q) z)^2]."""
-    return _expect(lambda x: a.df(x) ** 2, q, a)
+    return _slope(sw, _act(act), q)
 
 
 def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1.0) -> float:
@@ -148,40 +125,6 @@ def fixed_point_q(sigma_w2: float, sigma_b2: float, act="tanh", *, q0: float = 1
     return _fixed_point_q(sw, sb, _act(act), q0)
 
 
-def _fixed_point_q(sw: float, sb: float, a: Activation, q0: float = 1.0) -> float:
-    # For a bounded activation q* <= sigma_w2 sup(phi^2) + sigma_b2, so the search for a root
-    # must reach beyond sigma_w2 + sigma_b2 before q* is declared infinite.
-    q_max = Q_SEARCH_MAX * (1.0 + sw + sb)
-
-    def h(q):
-        return sw * _expect(lambda x: a.f(x) ** 2, q, a) + sb - q
-
-    h0 = h(q0)
-    if abs(h0) <= 1e-13 * q0:
-        return q0
-    if h0 > 0:  # grows: find q with h < 0 above
-        lo, hi = q0, q0 * 2.0
-        while h(hi) > 0:
-            lo, hi = hi, hi * 2.0
-            if hi > q_max:
-                return math.inf
-    else:  # shrinks: find q with h > 0 below
-        hi, lo = q0, q0 / 4.0
-        while True:
-            # a bracket needs h clearly above the ~1e-12 relative quadrature noise
-            if h(lo) > 1e-10 * lo:
-                break
-            hi, lo = lo, lo / 4.0
-            if lo < Q_SEARCH_MIN:
-                h_zero = sw * float(a.f(np.zeros(1))[0]) ** 2 + sb
-                if h_zero <= 0:
-                    return 0.0
-                lo = 0.0
-                break
-    return float(optimize.brentq(h, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps,
-                                 maxiter=500))
-
-
 def chi1(sigma_w2: float, sigma_b2: float, act="tanh", *, q_star: float | None = None) -> float:
     """``chi_1 = sigma_w2 * E[phi'(sqrt(q*) z)^2]`` (Poole et al. 2016, eq. (7))."""
     sw, sb = _check_sw_sb(sigma_w2, sigma_b2)
@@ -192,14 +135,6 @@ def chi1(sigma_w2: float, sigma_b2: float, act="tanh", *, q_star: float | None =
         q = check_scalar(q_star, "q_star", min_val=0.0, why=" (the length map's fixed point)",
                          fix="pass q_star >= 0, or leave it None to solve for it.")
     return _chi1_at(sw, a, q)
-
-
-def _chi1_at(sw: float, a: Activation, q: float) -> float:
-    if math.isinf(q):
-        q = Q_LARGE
-    if q <= 0:
-        return sw * float(a.df(np.zeros(1))[0]) ** 2
-    return float(sw * _deriv_moment(a, q))
 
 
 # ---------------------------------------------------------------- correlation map (2-D)
@@ -395,13 +330,13 @@ def mean_field(sigma_w2: float, sigma_b2: float, act="tanh") -> MeanField:
         xi_c = math.nan
         note = (f"no finite fixed point: for {a.name} with sigma_w2 = {sw:g} and sigma_b2 = "
                 f"{sb:g} the length map gives L(q) > q for every q (its slope L'(q) = "
-                f"{_slope(Q_LARGE, sw, a):.4g} >= 1 at large q), so the pre-activation variance "
+                f"{_slope(sw, a, Q_LARGE):.4g} >= 1 at large q), so the pre-activation variance "
                 "grows without bound with depth. q* is infinite and c*, chi_c and the depth "
                 "scales do not exist; chi_1 is the large-q limit. For a finite q*, lower "
                 "sigma_w2 below the point where L'(q) reaches 1 (ReLU: sigma_w2 < 2) or set "
                 "sigma_b2 = 0.")
     else:
-        xi_q = _depth_scale(_slope(q, sw, a))
+        xi_q = _depth_scale(_slope(sw, a, q))
         if phase == "chaotic" and q > 0:
             c_star = _fixed_point_c(sw, sb, a, q)
             chi_c = float(sw * _bivariate(a.df, a.df, q, c_star, a.kinks)) if c_star < 1 else x1
@@ -427,34 +362,7 @@ def critical_sigma_w2(sigma_b2: float = 0.0, act="tanh", *, max_sigma_w2: float 
     max_sw = check_scalar(max_sigma_w2, "max_sigma_w2", min_val=1.0, include_min=False,
                           why=" (the search for the critical point starts at sigma_w2 = 1)",
                           fix="pass max_sigma_w2 > 1 (default 1e4).")
-    a = _act(act)
-    if isinstance(act, str):
-        return _critical_cached(sb, a.name, max_sw)
-    return _critical(sb, a, max_sw)
-
-
-@lru_cache(maxsize=256)
-def _critical_cached(sb: float, name: str, max_sw: float) -> float:
-    return _critical(sb, activation(name), max_sw)
-
-
-def _critical(sb: float, a: Activation, max_sw: float) -> float:
-    def g(sw):
-        return _chi1_at(sw, a, _fixed_point_q(sw, sb, a)) - 1.0
-
-    lo, hi = 1e-3, 1.0
-    g_lo = g(lo)
-    if g_lo > 0:
-        raise fail("sigma_b2", f"admits no critical point for `{a.name}`: chi_1 > 1 already at "
-                   f"sigma_w2 = {lo}", sb, "choose another activation or sigma_b2.")
-    while g(hi) < 0:
-        lo, hi = hi, hi * 2.0
-        if hi > max_sw:
-            raise fail("max_sigma_w2", f"is too small for `{a.name}` with sigma_b2 = {sb}: "
-                       f"chi_1 stays below 1 for sigma_w2 up to {max_sw:g}", max_sw,
-                       "raise max_sigma_w2, or choose another sigma_b2 or activation "
-                       "(chi_1 = sigma_w2 E[phi'^2] must reach 1).")
-    return float(optimize.brentq(g, lo, hi, xtol=1e-12, rtol=1e-12))
+    return _critical_sigma_w2(sb, _act(act), max_sw)
 
 
 def critical_line(sigma_b2_values, act="tanh") -> list[tuple[float, float]]:
