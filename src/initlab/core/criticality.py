@@ -269,7 +269,10 @@ def spectrum_at(a: Activation, sw: float, sb: float, depth: int, weights: str = 
         x1 = chi1_at(sw, a, q)
         return PredictedSpectrum(a.name, sw, sb, depth, weights, q, x1, math.nan, math.nan,
                                  _power(x1, depth), math.nan)
-    mu1, mu2 = float(deriv_moment(a, q, 1)), float(deriv_moment(a, q, 2))
+    # at q* = 0 a kink at 0 (ReLU) makes phi'(0) meaningless: the moments' limit q -> 0+ (for a
+    # homogeneous activation the same at every q) is what the Jacobian sees
+    qm = Q_SEARCH_MIN if q <= 0 and 0.0 in a.kinks else q
+    mu1, mu2 = float(deriv_moment(a, qm, 1)), float(deriv_moment(a, qm, 2))
     x1 = sw * mu1
     per = mu2 / mu1**2 - 1.0 if mu1 > 0 else math.nan
     per = max(per, 0.0)  # a variance: quadrature noise (~1e-16) must not make it negative
