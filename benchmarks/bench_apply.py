@@ -8,9 +8,10 @@ Time: ``initlab.apply(model, "gpt2", seed=0)`` (model description, plan matching
 the draws, the report with its statistics) against a plain loop over ``model.named_parameters()``
 drawing the same distributions with ``torch.nn.init`` (N(0, 0.02^2) weights and embeddings,
 N(0, (0.02/sqrt(24))^2) for the 24 residual ``c_proj`` weights, zero biases, LayerNorm 1/0; one
-``torch.Generator`` per tensor), side by side in one process: each round times the loop and
-``apply`` on the same model (the order alternating between rounds), and the ratio is taken per
-round; min and median over ``--repeat`` rounds. Three cases of ``apply``:
+``torch.Generator`` per tensor), side by side in one process: each round times the loop, then
+``apply``, then the loop again on the same model, and takes apply's ratio to the two loops' mean
+(wall time, and the process's CPU time, which other jobs on the machine disturb less); min and
+median over ``--repeat`` rounds. Three cases of ``apply``:
 
 * **cold, first**: a fresh ``GPT2LMHeadModel(GPT2Config())`` (built by transformers on CPU, every
   page touched) whose architecture this process has not described: ``apply`` runs the probe
@@ -112,27 +113,29 @@ def _probe(kind: str, quick: bool) -> dict:
     return {"extra": extra, "param_bytes": n_bytes, "method": pm.method}
 
 
-def _timed(fn) -> float:
-    t0 = time.perf_counter()
+def _timed(fn) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``fn()``."""
+    t0, c0 = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def rounds(quick: bool, repeat: int) -> dict[str, dict[str, list[float]]]:
-    """Per case ("cold, first", "cold, seen", "warm"): the loop's and apply's times, one pair per
-    round, on the same model, the order alternating."""
+def rounds(quick: bool, repeat: int) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Per case ("cold, first", "cold, seen", "warm"), one entry per round: (loop wall, apply
+    wall, loop CPU, apply CPU), on the same model; the loop is timed just before and just after
+    ``apply`` and averaged (so a change of machine load during the round affects both sides)."""
     import gc
 
     import initlab
     from initlab.modelinit.describe import _clear_cache
 
-    out: dict[str, dict[str, list[float]]] = {
-        c: {"loop": [], "apply": []} for c in ("cold, first", "cold, seen", "warm")}
+    out: dict[str, list[tuple[float, float, float, float]]] = {
+        c: [] for c in ("cold, first", "cold, seen", "warm")}
     model, cfg = fresh(quick)              # warm-up: imports, first calls of every kernel
     n_res = 2 * cfg.n_layer
     initlab.apply(model, "gpt2", seed=0)
     plain_loop(model, n_res)
-    for r in range(repeat):
+    for _ in range(repeat):
         for case in out:
             if case != "warm":
                 del model
@@ -141,10 +144,10 @@ def rounds(quick: bool, repeat: int) -> dict[str, dict[str, list[float]]]:
                 gc.collect()
                 if case == "cold, first":
                     _clear_cache()
-            pair = [("loop", lambda m=model: plain_loop(m, n_res)),
-                    ("apply", lambda m=model: initlab.apply(m, "gpt2", seed=0))]
-            for side, fn in (pair if r % 2 else pair[::-1]):
-                out[case][side].append(_timed(fn))
+            before = _timed(lambda m=model: plain_loop(m, n_res))
+            wall, cpu = _timed(lambda m=model: initlab.apply(m, "gpt2", seed=0))
+            after = _timed(lambda m=model: plain_loop(m, n_res))
+            out[case].append(((before[0] + after[0]) / 2, wall, (before[1] + after[1]) / 2, cpu))
     return out
 
 
@@ -182,11 +185,14 @@ def main(argv=None) -> int:
 
     rows = []
     for case, t in times.items():
-        ratios = [a / b for a, b in zip(t["apply"], t["loop"])]
-        rows.append([case, fmt_time(med(t["loop"])), fmt_time(med(t["apply"])),
-                     f"{min(ratios):.2f}x", f"{med(ratios):.2f}x"])
+        wall = [a / b for b, a, _, _ in t]
+        cpu = [a / b for _, _, b, a in t]
+        rows.append([case, fmt_time(med([x[0] for x in t])), fmt_time(med([x[1] for x in t])),
+                     f"{min(wall):.2f}x", f"{med(wall):.2f}x", f"{min(cpu):.2f}x",
+                     f"{med(cpu):.2f}x"])
     table = markdown_table(["apply case", "torch.nn.init loop (median)",
-                            "initlab.apply 'gpt2' (median)", "ratio min", "ratio median"], rows)
+                            "initlab.apply 'gpt2' (median)", "wall ratio min",
+                            "wall ratio median", "CPU ratio min", "CPU ratio median"], rows)
 
     def frac(k):
         return f"{fmt_mib(mem[k]['extra'])} MiB ({mem[k]['extra'] / mem[k]['param_bytes']:.1%})"
@@ -203,7 +209,8 @@ def main(argv=None) -> int:
             f"threads); load average (1, 5, 15 min) before the timing "
             f"{', '.join(f'{x:.1f}' for x in load_before)}, after "
             f"{', '.join(f'{x:.1f}' for x in load_after)}.  \nTime: {args.repeat} rounds per "
-            f"case, loop and apply side by side on the same model, ratio per round. Memory: "
+            f"case on the same model: loop, apply, loop; ratio of apply to the two loops' mean "
+            f"per round (wall, and the process's CPU time). Memory: "
             f"{mem['apply-cold']['method']}, fresh subprocess per case.\n\n{table}\n\n"
             f"{mem_table}\n")
     print(text)

@@ -20,6 +20,7 @@ from initlab.modelinit.fingerprint import structure_key
 
 D = importlib.import_module("initlab.modelinit.describe")
 FLOW = importlib.import_module("initlab.modelinit.dataflow")
+META = importlib.import_module("initlab.modelinit.probe_meta")
 
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 transformers.logging.set_verbosity_error()
@@ -248,8 +249,8 @@ def test_at_most_max_structures_are_kept(monkeypatch, probes):
 def test_shape_only_ops_describe_what_the_real_kernels_describe(build, monkeypatch):
     m = build()
     fast = facts(initlab.describe(m, refresh=True))
-    monkeypatch.setattr(FLOW, "_META_RESULTS", {})
-    monkeypatch.setattr(FLOW, "_copy_module", lambda mod, memo: copy.deepcopy(mod, memo))
+    monkeypatch.setattr(FLOW, "META_RESULTS", {})
+    monkeypatch.setattr(META, "_copy_module", lambda mod, memo: copy.deepcopy(mod, memo))
     assert facts(initlab.describe(m, refresh=True)) == fast
 
 
@@ -259,27 +260,33 @@ def test_shape_only_results_match_the_kernels():
     k = torch.empty(2, 2, 7, 8, device=meta)
     v = torch.empty(2, 2, 7, 6, device=meta)
     mask = torch.empty(5, 7, dtype=torch.bool, device=meta)
-    got = FLOW._sdpa_result((q, k, v), {"attn_mask": mask, "enable_gqa": True})
+    got = META._sdpa_result((q, k, v), {"attn_mask": mask, "enable_gqa": True})
     want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
     assert got.shape == want.shape and got.dtype == want.dtype
     # forms the shortcut does not take run the real kernel (and raise its errors)
-    assert FLOW._sdpa_result((q, k, v), {}) is None                          # heads differ
-    assert FLOW._sdpa_result((q, k[..., :4], v), {"enable_gqa": True}) is None
-    assert FLOW._sdpa_result((q[0], k[0], v[0]), {"enable_gqa": True}) is None  # 3-D
+    assert META._sdpa_result((q, k, v), {}) is None                          # heads differ
+    assert META._sdpa_result((q, k[..., :4], v), {"enable_gqa": True}) is None
+    assert META._sdpa_result((q[0], k[0], v[0]), {"enable_gqa": True}) is None  # 3-D
     a = torch.empty(3, 1, 4, dtype=torch.float16, device=meta)
     b = torch.empty(5, 1, device=meta)
     for args in ((a, b), (a, 2.5), (3, b), (a, a)):
-        got = FLOW._binary_result(args, {})
+        got = META._binary_result(args, {})
         want = torch.add(*args) if isinstance(args[0], torch.Tensor) else args[1] + args[0]
         assert got.shape == want.shape and got.dtype == want.dtype
-    assert FLOW._binary_result((a, torch.empty(2, 4)), {}) is None           # not all meta
-    assert FLOW._binary_result((a, torch.empty(7, 5, device=meta)), {}) is None
+    assert META._binary_result((a, b), {"alpha": 2}).shape == (3, 5, 4)
+    assert META._sdpa_result((q, k, v), {"attn_mask": mask, "is_causal": True,
+                                          "enable_gqa": True}) is None
+    assert META._binary_result((a, torch.empty(2, 4)), {}) is None           # not all meta
+    assert META._binary_result((a, torch.empty(7, 5, device=meta)), {}) is None
     ints = torch.empty(3, dtype=torch.long, device=meta)
-    assert FLOW._true_div_result((x := torch.empty(2, 3, device=meta), 2), {}).shape == x.shape
-    assert FLOW._true_div_result((ints, 2), {}) is None      # int / int: the kernel promotes
-    assert FLOW._true_div_result((ints, 2), {"rounding_mode": "floor"}) is None
-    assert FLOW._dropout_result((x, 0.1, True, True), {}) is x               # in place
-    assert FLOW._dropout_result((x, 1.5, True, False), {}) is None           # F raises
+    assert META._binary_result((ints, ints), {"alpha": 0.5}) is None        # the kernel raises
+    flags = torch.empty(3, dtype=torch.bool, device=meta)
+    assert META._binary_result((flags, flags), {}) is None                   # bool: the kernel
+    assert META._true_div_result((x := torch.empty(2, 3, device=meta), 2), {}).shape == x.shape
+    assert META._true_div_result((ints, 2), {}) is None      # int / int: the kernel promotes
+    assert META._true_div_result((ints, 2), {"rounding_mode": "floor"}) is None
+    assert META._dropout_result((x, 0.1, True, True), {}) is x               # in place
+    assert META._dropout_result((x, 1.5, True, False), {}) is None           # F raises
 
 
 def test_meta_copy_keeps_ties_hooks_and_leaves_the_model_alone():
@@ -287,7 +294,7 @@ def test_meta_copy_keeps_ties_hooks_and_leaves_the_model_alone():
     seen = []
     m.transformer.h[0].mlp.register_forward_hook(lambda mod, i, o: seen.append(1))
     before = {n: p.clone() for n, p in m.named_parameters()}
-    c = FLOW.meta_copy(m)
+    c = META.meta_copy(m)
     assert c is not m and c.transformer.h[0] is not m.transformer.h[0]
     assert c.lm_head.weight is c.transformer.wte.weight and c.lm_head.weight.is_meta
     assert all(p.is_meta for p in c.parameters()) and all(b.is_meta for b in c.buffers())
@@ -298,6 +305,6 @@ def test_meta_copy_keeps_ties_hooks_and_leaves_the_model_alone():
     # a class with its own __deepcopy__ (a parametrized module) goes through copy.deepcopy
     lin = nn.Linear(4, 4)
     torch.nn.utils.parametrizations.orthogonal(lin)
-    lc = FLOW.meta_copy(nn.Sequential(lin))
+    lc = META.meta_copy(nn.Sequential(lin))
     assert torch.nn.utils.parametrize.is_parametrized(lc[0])
     assert all(p.is_meta for p in lc.parameters())
