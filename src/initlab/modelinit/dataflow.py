@@ -1,9 +1,12 @@
 """The probe: one forward pass that records a model's dataflow.
 
-The model is copied onto the meta device (``copy.deepcopy`` with every parameter and buffer
-replaced by a meta tensor of its shape: the module tree is copied, no data, ties kept; a model
-already on meta is copied the same way) and run once on a meta input under a
-:class:`torch.overrides.TorchFunctionMode`, so the probe allocates nothing of the model's size.
+The model is copied onto the meta device (:func:`~initlab.modelinit.probe_meta.meta_copy`: what
+``copy.deepcopy`` gives with every parameter and buffer replaced by a meta tensor of its shape:
+the module tree is copied, no data, ties kept; a model already on meta is copied the same way)
+and run once on a meta input under a :class:`torch.overrides.TorchFunctionMode`, so the probe
+allocates nothing of the model's size. Units return shape-only outputs, and a few torch
+functions whose meta kernels are slow get their outputs from shapes
+(:data:`~initlab.modelinit.probe_meta.META_RESULTS`).
 The mode sees every torch function and Tensor method outside the model's *units*; forward hooks
 mark the units:
 
@@ -43,7 +46,6 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,7 +55,8 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import lookup_function, lookup_module
-from .params import LAYER_KINDS, is_hf_conv1d, module_kind
+from .params import LAYER_KINDS, module_kind
+from .probe_meta import META_RESULTS, meta_copy, shape_only
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 _SHAPE_OPS = frozenset("""
@@ -125,21 +128,6 @@ class Graph:
     branches: list[Branch] = field(default_factory=list)
     readouts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def meta_copy(model: nn.Module) -> nn.Module:
-    """A copy of ``model``'s module tree whose parameters and buffers are meta tensors of the
-    same shapes (ties kept; nothing of the model's size is allocated)."""
-    memo: dict[int, Any] = {}
-    for mod in model.modules():
-        for p in mod._parameters.values():
-            if p is not None and id(p) not in memo:
-                memo[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"),
-                                           requires_grad=p.requires_grad)
-        for b in mod._buffers.values():
-            if b is not None and id(b) not in memo:
-                memo[id(b)] = torch.empty_like(b, device="meta")
-    return copy.deepcopy(model, memo)
 
 
 def _tensors(obj: Any, out: list, depth: int = 0) -> list:
@@ -273,7 +261,10 @@ class _Probe(TorchFunctionMode):
             if fname == "__bool__" and src is not None and self.g.nodes[src].name == "all":
                 return True      # `if mask.all():` takes the ordinary path (nothing masked)
             return _DATA_DEPENDENT[fname]
-        out = func(*args, **kwargs)
+        out = META_RESULTS[fname](args, kwargs) if self.depth == 0 and fname in META_RESULTS \
+            else None
+        if out is None:
+            out = func(*args, **kwargs)
         if self.depth or fname in _IGNORED:
             return out
         outs = _tensors(out, [])
@@ -407,47 +398,6 @@ class _Probe(TorchFunctionMode):
         return desc & anc
 
 
-def _shape_only(module: nn.Module, ukind: str):
-    """A forward that returns a meta tensor of the unit's output shape without computing it (the
-    probe does not look inside units; meta kernels cost Python time), or None."""
-    def first(args, kwargs):
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        return x if isinstance(x, torch.Tensor) else None
-
-    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
-        n_in, n_out = (module.in_features, module.out_features) if \
-            isinstance(module, nn.Linear) else (module.weight.shape[0], module.nf)
-
-        def fwd(*args, **kwargs):
-            x = first(args, kwargs)
-            if x.dim() == 0 or x.shape[-1] != n_in:
-                raise RuntimeError(f"{type(module).__name__} expects inputs of width {n_in}, "
-                                   f"got shape {tuple(x.shape)}")
-            return torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device="meta")
-    elif isinstance(module, nn.Embedding):
-        def fwd(*args, **kwargs):
-            x = first(args, kwargs)
-            if x.is_floating_point():
-                raise RuntimeError("Embedding expects integer indices, got "
-                                   f"{x.dtype}")
-            return torch.empty((*x.shape, module.embedding_dim), dtype=module.weight.dtype,
-                               device="meta")
-    elif isinstance(module, nn.LayerNorm):
-        ns = tuple(module.normalized_shape)
-
-        def fwd(*args, **kwargs):
-            x = first(args, kwargs)
-            if tuple(x.shape[x.dim() - len(ns):]) != ns:
-                raise RuntimeError(f"LayerNorm{ns} got shape {tuple(x.shape)}")
-            return torch.empty_like(x)
-    elif ukind == "activation":
-        def fwd(*args, **kwargs):
-            return torch.empty_like(first(args, kwargs))
-    else:
-        return None
-    return fwd
-
-
 def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
     """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
     and return the recorded :class:`Graph`. Exceptions of the forward propagate."""
@@ -462,7 +412,7 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
             continue
         units[m] = (name, uk)
         if on_meta:
-            fwd = _shape_only(m, uk)
+            fwd = shape_only(m, uk)
             if fwd is not None:
                 m.forward = fwd       # the meta copy only: nothing inside a unit is recorded
         if isinstance(m, nn.MultiheadAttention):

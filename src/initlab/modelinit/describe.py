@@ -26,22 +26,28 @@ How the dataflow is found (``method``):
 
 A description is built once per ``apply``/``materialize``/``auto``/``lsuv`` call: while one is
 active (:func:`active`), ``describe`` of the same model returns it. The dataflow part (layers,
-activations, branches, readout) is also kept per model object (weakly) and reused while the
-model's structure is unchanged: the same module objects under the same names with the same
-parameter shapes (``materialize`` replaces tensors, not modules, so ``materialize`` then
-``apply`` probes once). A probe with a user ``batch`` is never reused; ``refresh=True`` forces a
-new probe (e.g. after changing a function attribute such as ``layer.activation``).
+activations, branches, readout) is also kept, by module name and holding no module, under the
+model's *structure key* (:func:`initlab.modelinit.fingerprint.structure_key`: classes, names,
+shared modules, parameter and buffer shapes, dtypes and ties, every module's attributes such as
+a Hugging Face config), so every instance of an architecture probes once per process (the last
+:data:`MAX_STRUCTURES` structures are kept), ``materialize`` then ``apply`` probes once, and a
+model changed since (a module replaced, a tie broken, a config field or ``layer.activation``
+changed) has another key and is probed again. A model the key cannot capture (hooks, closures;
+see :mod:`~initlab.modelinit.fingerprint`) is kept per model object (weakly) while the same
+module objects hold parameters of the same shapes. A probe with a user ``batch`` is never
+reused; ``refresh=True`` forces a new probe (e.g. after changing the model's class or a global
+setting its forward reads).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import fnmatch
 import inspect
 import weakref
+from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -50,6 +56,7 @@ import torch.nn as nn
 from ..core.activations import lookup_module
 from ..core.validation import InitlabError, fail
 from .dataflow import Branch, Graph, probe, unit_kind_of
+from .fingerprint import structure_key
 from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
 
 #: names-fallback only: glob patterns of module names that close a residual branch
@@ -215,7 +222,47 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
 # ----------------------------------------------------------------------------- describe
 
 
-_STRUCTURE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: dataflow found by a probe, by structure key (:mod:`~initlab.modelinit.fingerprint`): every
+#: instance of an architecture reuses it; least recently used first, at most this many
+MAX_STRUCTURES = 16
+_BY_STRUCTURE: OrderedDict[tuple, _Dataflow] = OrderedDict()
+#: models the structure key cannot capture (hooks, closures...): per model object, weakly
+_BY_OBJECT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True)
+class _Dataflow:
+    """The probe's part of a description, holding no module (layers by name)."""
+
+    layers: tuple[LayerInfo, ...]      # module=None
+    branches: tuple[Branch, ...]
+    readouts: tuple[str, ...]
+    method: str
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, desc: ModelDescription) -> _Dataflow:
+        return cls(tuple(_copy_layer(x, None) for x in desc.layers),
+                   tuple(_copy_branch(b) for b in desc.residual_branches), tuple(desc.readouts),
+                   desc.method, tuple(desc.notes))
+
+    def describe(self, model: nn.Module, params: list[ParamInfo]) -> ModelDescription | None:
+        """A description of ``model`` (of this structure) from the kept dataflow, or None when a
+        layer is not where it was."""
+        mods = _layer_modules(model)
+        if any(x.name not in mods for x in self.layers):
+            return None
+        return ModelDescription(params, [_copy_layer(x, mods[x.name]) for x in self.layers],
+                                [_copy_branch(b) for b in self.branches], self.method,
+                                list(self.notes), list(self.readouts), type(model).__name__)
+
+
+def _copy_layer(layer: LayerInfo, module: nn.Module | None) -> LayerInfo:
+    return replace(layer, module=module, inputs=list(layer.inputs), outputs=list(layer.outputs))
+
+
+def _copy_branch(b: Branch) -> Branch:
+    return replace(b, layers=list(b.layers), norms=list(b.norms), norms_after=list(b.norms_after))
 
 
 def _signature(model: nn.Module) -> tuple:
@@ -223,33 +270,50 @@ def _signature(model: nn.Module) -> tuple:
             tuple((n, tuple(p.shape)) for n, p in model.named_parameters(remove_duplicate=False)))
 
 
+def _clear_cache() -> None:
+    """Forget every kept dataflow (the next ``describe`` of any model probes)."""
+    _BY_STRUCTURE.clear()
+    _BY_OBJECT.clear()
+
+
 def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
              refresh: bool = False) -> ModelDescription:
     """The :class:`ModelDescription` of ``model`` (see the module docs). ``batch``: an example
     input (a tensor, a tuple of positional inputs or a dict of keyword inputs); without one the
-    input is built from the model when ``config_input``."""
+    input is built from the model when ``config_input``. ``refresh=True`` probes again (and
+    replaces what was kept for this structure)."""
     for m, b, d in reversed(_ACTIVE):
         if m is model and (batch is None or b is batch):
             return d
     params = collect_params(model)
-    sig = _signature(model) if batch is None and config_input else None
-    cached = None if refresh or sig is None else _STRUCTURE.get(model)
-    if cached is not None and cached[0] == sig:
-        layers, branches, readouts, method, notes = copy.copy(cached[1])
-        desc = ModelDescription(params, [copy.copy(x) for x in layers], list(branches), method,
-                                list(notes), list(readouts), type(model).__name__)
-    else:
+    keep = batch is None and config_input
+    skey = structure_key(model) if keep else None
+    osig = _signature(model) if keep and skey is None else None
+    desc = None
+    if keep and not refresh:
+        if skey is not None:
+            flow = _BY_STRUCTURE.get(skey)
+            if flow is not None:
+                _BY_STRUCTURE.move_to_end(skey)
+        else:
+            kept = _BY_OBJECT.get(model)
+            flow = kept[1] if kept is not None and kept[0] == osig else None
+        desc = flow.describe(model, params) if flow is not None else None
+    if desc is None:
         graph, method, notes = _dataflow(model, batch, config_input)
         desc = ModelDescription(params, [], [], method, notes, model_type=type(model).__name__)
         if graph is not None:
             _from_graph(model, desc, graph)
         else:
             _from_names(model, desc)
-        if sig is not None:
+        if skey is not None:
+            _BY_STRUCTURE[skey] = _Dataflow.of(desc)
+            _BY_STRUCTURE.move_to_end(skey)
+            while len(_BY_STRUCTURE) > MAX_STRUCTURES:
+                _BY_STRUCTURE.popitem(last=False)
+        elif osig is not None:
             try:
-                _STRUCTURE[model] = (sig, (tuple(copy.copy(x) for x in desc.layers),
-                                           tuple(desc.residual_branches), tuple(desc.readouts),
-                                           desc.method, tuple(desc.notes)))
+                _BY_OBJECT[model] = (osig, _Dataflow.of(desc))
             except TypeError:  # pragma: no cover - a model that cannot be weakly referenced
                 pass
     _fill_params(desc)
