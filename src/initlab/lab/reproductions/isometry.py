@@ -353,8 +353,8 @@ def spectrum_figure(spectra: list[dict]):
         logs = [np.log10(np.clip(np.asarray(s["singular_values"], float), 1e-300, None))
                 for s in rows]
         allv = np.concatenate(logs) if logs else np.zeros(1)
-        lo, hi = np.percentile(allv, 1), max(float(allv.max()), 0.5)
-        lo = min(lo, -1.0)
+        seen = allv[allv > -299] if np.any(allv > -299) else np.zeros(1)  # not underflowed
+        lo, hi = min(float(np.percentile(seen, 1)), -1.0), max(float(seen.max()), 0.5)
         edges = np.linspace(lo, hi + 1e-9, 41)
         centers = 0.5 * (edges[1:] + edges[:-1])
         for s, lg in zip(rows, logs):
@@ -375,6 +375,11 @@ def spectrum_figure(spectra: list[dict]):
     legend_outside(axes[0, -1], handles=list(handles.values()), labels=list(handles))
     fig.tight_layout()
     return fig
+
+
+def _g(x) -> str:
+    """2 significant digits; "-" for a value JSON could not hold (inf/NaN become None)."""
+    return "-" if x is None else f"{x:.2g}"
 
 
 def report(results: dict):
@@ -400,7 +405,8 @@ def report(results: dict):
         if r is None:
             return "-"
         acc = "-" if r["test_mean"] is None else f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}"
-        spec = "" if s is None else f" [s² {s['summary']['mean_s2']:.2g}, spread {s['summary']['spread']:.2g}]"
+        spec = "" if s is None else (f" [s² {_g(s['summary']['mean_s2'])}, "
+                                     f"spread {_g(s['summary']['spread'])}]")
         return f"{acc} (lr {r['lr']:g}){spec}"
 
     rep.table(["init"] + [f"depth {d}" for d in depths], [[i] + [cell(d, i) for d in depths]
