@@ -101,6 +101,8 @@ def test_lr_is_chosen_on_validation_not_test_and_trimmed(monkeypatch):
     assert (8, "lecun") not in by and (8, "orthogonal") in by  # deep_from filter
     assert len(calls) + len(res["spectra"]) == iso.planned_arms(cfg)
     assert len(calls) == len(set(calls))
+    kinds = [(k, d) for k, d, *_ in calls]  # deep-only cells (hours each) run after the CNN
+    assert kinds.index(("cnn", 2)) < kinds.index(("mlp", 8)) and kinds[-1] == ("mlp", 8)
     assert res["complete"] and res["remaining"] == []
 
 
