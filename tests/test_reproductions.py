@@ -22,8 +22,8 @@ MNIST10K = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist10k.n
 needs_mnist = pytest.mark.skipif(not MNIST10K.is_file(),
                                  reason="real MNIST digits not found (shared/data/mnist10k.npz "
                                         "beside the repository)")
-ALL = ["depth-sweep", "glorot-bengio", "he-depth", "mup-transfer", "ng-circles", "nielsen-ch3",
-       "saxe-linear", "symmetry"]
+ALL = ["depth-sweep", "glorot-bengio", "he-depth", "isometry", "mup-transfer", "ng-circles",
+       "nielsen-ch3", "saxe-linear", "symmetry"]
 
 
 # ------------------------------------------------------------------ registry and CLI

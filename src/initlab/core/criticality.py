@@ -28,7 +28,7 @@ where ``s_1`` is the first S-transform coefficient of ``W W^T / sigma_w2``: -1 f
 weights (Marchenko-Pastur, variance 1), 0 for orthogonal ones. Derivation in one line: a law with
 moments ``m_1, m_2`` has ``S(w) = (1 - (m_2/m_1^2 - 1) w + O(w^2)) / m_1``; multiplying the 2L
 factors' S-transforms adds their ``m_2/m_1^2 - 1``. This is exact at infinite width for every L;
-finite width ``N`` adds corrections of relative order ``L / N`` (tests/test_isometry.py measures
+finite width ``N`` adds corrections of relative order ``L / N`` (tests/test_isometry_theory.py measures
 them). Exact cases: ReLU (``phi'^2`` is 0 or 1 with probability 1/2, ``mu_2 / mu_1^2 = 2``):
 spread ``L`` orthogonal, ``2 L`` Gaussian, whatever ``q*``; a linear net: 0 and ``L``; tanh as
 ``q* -> 0``: ``phi'`` is 1 everywhere that matters and the orthogonal spread goes to 0 (about

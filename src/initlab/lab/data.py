@@ -417,6 +417,37 @@ def _toy(name, seed, n_train, n_val, n_test, standardize):
                    n_classes=2, shape=(2,), info=info + (", standardized" if standardize else ""))
 
 
+def downsample(data: Dataset, factor: int) -> Dataset:
+    """``data`` with each image average-pooled over ``factor x factor`` blocks (MNIST 28x28 ->
+    14x14 at ``factor=2``), then re-standardized with the training split's global mean and std
+    (pooling shrinks the pixels' spread). ``factor=1`` returns ``data`` itself. The image side
+    must be divisible by ``factor``.
+
+    >>> small = downsample(load_dataset("digits"), 2)      # doctest: +SKIP
+    >>> small.shape, small.n_features                       # doctest: +SKIP
+    ((1, 4, 4), 16)
+    """
+    factor = check_scalar(factor, "factor", min_val=1, integer=True)
+    if factor == 1:
+        return data
+    if len(data.shape) != 3 or any(s % factor for s in data.shape[1:]):
+        raise fail("factor", f"must divide the image sides of `{data.name}` {data.shape}",
+                   factor, "pass a divisor of the height and width (e.g. 2 for 28x28).")
+    c, h, w = data.shape
+
+    def pool(x):
+        x = x.reshape(len(x), c, h // factor, factor, w // factor, factor).mean((3, 5))
+        return x.reshape(len(x), -1)
+
+    xtr, xva, xte = _standardize(pool(data.x_train), pool(data.x_val), pool(data.x_test),
+                                 per_feature=False)
+    return Dataset(name=data.name, x_train=xtr, y_train=data.y_train, x_val=xva,
+                   y_val=data.y_val, x_test=xte, y_test=data.y_test, n_classes=data.n_classes,
+                   shape=(c, h // factor, w // factor),
+                   info=data.info + f"; average-pooled {factor}x{factor} to "
+                        f"{h // factor}x{w // factor} and re-standardized")
+
+
 def load_dataset(name: str, *, seed: int = 0, data_dir=None, n_train: int | None = None,
                  n_val: int = 0, n_test: int | None = None,
                  standardize: bool | None = None) -> Dataset:

@@ -37,6 +37,7 @@ CASES: dict[str, str] = {
     "saxe-linear": "initlab.lab.reproductions.saxe_linear",
     "depth-sweep": "initlab.lab.reproductions.depth_sweep",
     "mup-transfer": "initlab.lab.reproductions.mup_transfer",
+    "isometry": "initlab.lab.reproductions.isometry",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -64,7 +65,9 @@ class Checkpoint:
         out = Path(out)
         remove_stale_temporaries(out)
         if force:  # the old files are moved aside, never deleted
-            self.moved_to = move_aside(out, (CHECKPOINT, RESULTS, REPORT))
+            from ..results import CHECKPOINTS
+
+            self.moved_to = move_aside(out, (CHECKPOINT, RESULTS, REPORT, CHECKPOINTS))
             return
         held = _held_identity(out)
         if held is None:
@@ -81,7 +84,8 @@ class Checkpoint:
             self.arms = json.loads(self.path.read_text())["arms"]
 
     def run(self, key: str, fn: Callable[[], Any]) -> Any:
-        """The saved result of arm ``key``, else ``fn()`` (saved before returning)."""
+        """The saved result of arm ``key``, else ``fn()`` (saved before returning; the arm's
+        :meth:`arm_file`, if any, is removed once the result is saved)."""
         if key in self.arms:
             return self.arms[key]
         value = jsonable(fn())
@@ -89,7 +93,23 @@ class Checkpoint:
         if self.path is not None:
             atomic_write_text(self.path, json.dumps(
                 {"identity": self.identity, "arms": self.arms}, indent=1))
+            part = self.arm_file(key)
+            if part is not None and part.exists():
+                part.unlink()
         return value
+
+    def arm_file(self, key: str) -> Path | None:
+        """Where arm ``key`` keeps its state while it runs (``OUT/checkpoints/<key>.pt``, for
+        ``train(..., checkpoint=...)``'s per-epoch resume): an arm interrupted mid-way continues
+        from its last finished epoch. None without an output directory."""
+        if self.path is None:
+            return None
+        from ..results import CHECKPOINTS
+
+        safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)
+        folder = self.path.parent / CHECKPOINTS
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{safe}.pt"
 
 
 def _held_identity(out: Path) -> dict | None:
@@ -172,6 +192,72 @@ def load_data(name: str, *, seed: int, data_dir: str | None, n_train: int | None
 
     return load_dataset(name, seed=seed, data_dir=data_dir, n_train=n_train, n_val=0,
                         n_test=n_test, standardize=standardize)
+
+
+# ----------------------------------------------------------------------------------- grids
+def neighbour_lrs(grid: Sequence[float], best: float, k: int = 3) -> tuple[float, ...]:
+    """The ``k`` learning rates of ``grid`` (sorted) centred on ``best``, shifted to stay inside
+    the grid: the trimmed search at the next depth once ``best`` won at a smaller one.
+
+    >>> neighbour_lrs((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), 1e-2)
+    (0.001, 0.003, 0.01)
+    """
+    grid = tuple(sorted(grid))
+    if best not in grid:
+        raise fail("best", "must be one of the grid's learning rates", best,
+                   f"pick one of {list(grid)}.")
+    k = min(int(k), len(grid))
+    lo = min(max(grid.index(best) - (k - 1) // 2, 0), len(grid) - k)
+    return grid[lo:lo + k]
+
+
+def choose_by_validation(scores: dict[float, float | None]) -> float:
+    """The learning rate of highest validation score (None, a diverged run, counts as -1);
+    ties go to the smaller learning rate (as :func:`initlab.lab.compare.choose_lr`)."""
+    if not scores:
+        raise fail("scores", "must hold at least one learning rate", scores,
+                   "train at least one arm before choosing.")
+    return max(scores, key=lambda lr: (-1.0 if scores[lr] is None else scores[lr], -lr))
+
+
+class OutOfTime(Exception):
+    """Raised when a run's ``budget_hours`` is spent (the reproduction catches it, lists
+    what remains and saves; ``--resume`` continues)."""
+
+
+class Budget:
+    """The time budget of one invocation: ``check()`` raises :class:`OutOfTime` once
+    ``hours`` have passed since construction (never with ``hours=None``)."""
+
+    def __init__(self, hours: float | None, clock=time.monotonic):
+        self.clock = clock
+        self.deadline = None if hours is None else clock() + 3600.0 * float(hours)
+        self.spent = False
+
+    def check(self) -> None:
+        if self.spent or (self.deadline is not None and self.clock() >= self.deadline):
+            self.spent = True
+            raise OutOfTime
+
+
+class Scheduler:
+    """Runs arms through ``ck`` under ``budget``: a finished arm comes from the checkpoint; a
+    new one raises :class:`OutOfTime` once the budget is spent, else runs as ``fn(part)``
+    (``part``: its :meth:`Checkpoint.arm_file`, for ``train``'s per-epoch resume) and advances
+    the progress ``bar`` (:func:`initlab.lab.progress.progress_bar`)."""
+
+    def __init__(self, ck: Checkpoint, budget: Budget, bar, name: str):
+        self.ck, self.budget, self.bar, self.name = ck, budget, bar, name
+
+    def run(self, key: str, fn):
+        if key in self.ck.arms:
+            self.bar.update(1)
+            return self.ck.arms[key]
+        self.budget.check()
+        self.bar.set_description(f"{self.name}: {key}")
+        value = self.ck.run(key, lambda: fn(self.ck.arm_file(key)))
+        self.bar.update(1)
+        return value
 
 
 # ----------------------------------------------------------------------------------- plots

@@ -6,6 +6,14 @@ critical line chi_1 = 1 (sigma_w^2 = 1.761 at sigma_b^2 = 0.05), the "edge of ch
 Here: a grid of sigma_w^2 x depth; weights N(0, sigma_w^2 / fan_in) (``variance_scaling(scale=
 sigma_w^2, mode="fan_in", distribution="normal")``), biases N(0, sigma_b^2); each net trained
 briefly; the training accuracy map with the 6 xi_c curve from :mod:`initlab.theory` overlaid.
+
+With a learning-rate grid ``lrs`` (and ``n_val`` validation images), each cell's lr is chosen on
+the validation split: the whole grid at the shallowest depth, then the ``n_neighbour_lrs`` rates
+around that sigma_w^2's choice at the next smaller depth; the map shows the training accuracy at
+the chosen lr. The full config does this on the MNIST subset (``--data-dir``) for 20 epochs, so
+that depths 100-300 resolve (at 10 epochs on digits nothing trains at depth 100), under a time
+budget (``budget_hours`` per invocation; a spent budget saves what is done and lists the cells
+left, ``--resume`` continues, an interrupted arm from its last epoch).
 """
 
 from __future__ import annotations
@@ -15,7 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._common import Checkpoint, initialize, load_data, plt, progress
+from ._common import (
+    Budget,
+    Checkpoint,
+    OutOfTime,
+    Scheduler,
+    choose_by_validation,
+    initialize,
+    neighbour_lrs,
+    plt,
+)
 
 NAME = "depth-sweep"
 TITLE = "Schoenholz et al. 2017: trainable depth of tanh networks vs sigma_w^2 (6 xi_c)"
@@ -24,8 +41,12 @@ PAPER = ('S. S. Schoenholz, J. Gilmer, S. Ganguli, J. Sohl-Dickstein, "Deep Info
          'neural networks through transient chaos", NeurIPS 2016')
 PUBLISHED = {"rule": "trainable when depth < ~6 xi_c", "critical_sigma_w2_at_sigma_b2_0.05": 1.761}
 DATA_NOTE = ("Schoenholz et al. train width-300 tanh nets up to depth 300 on MNIST and CIFAR-10 "
-             "for many steps; here width-64 nets on scikit-learn's 8x8 digits for a few epochs "
-             "(a coarse, cheap version of their map).")
+             "for many steps; the reduced config trains width-64 nets on scikit-learn's 8x8 "
+             "digits for a few epochs (a coarse, cheap version of their map), the full one "
+             "width-128 nets on the MNIST subset (--data-dir) for 20 epochs with the lr chosen "
+             "on validation.")
+#: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
+TIME_BUDGET = {"reduced": "about 10 s", "full": "about 3 CPU-hours, in sessions of budget_hours"}
 
 
 @dataclass(frozen=True)
@@ -39,13 +60,20 @@ class Config:
     momentum: float = 0.9
     batch_size: int = 64
     seed: int = 0
+    dataset: str = "digits"       # "mnist" with --data-dir
+    n_val: int = 0                # validation images (needed with lrs)
+    lrs: tuple[float, ...] = ()   # () trains every cell at lr; else chosen per cell on val
+    n_neighbour_lrs: int = 3      # lrs tried at a depth after the shallowest
+    budget_hours: float | None = None  # per invocation; None: no limit
 
 
 def config(full: bool = False) -> Config:
-    """The reduced config (default), or with ``full`` the published-length one."""
+    """The reduced config (default), or with ``full`` the longer map (:data:`TIME_BUDGET`)."""
     if full:
         return Config(sigma_w2=(0.5, 1.0, 1.3, 1.761, 2.2, 3.0, 4.0),
-                      depths=(4, 10, 20, 40, 70, 100), epochs=10)
+                      depths=(10, 20, 40, 70, 100, 150, 200, 300), width=128, epochs=20,
+                      dataset="mnist", n_val=1000, lrs=(1e-4, 3e-4, 1e-3, 3e-3),
+                      budget_hours=6.0)
     return Config()
 
 
@@ -59,7 +87,10 @@ def trainable_depth(sigma_w2: float, sigma_b2: float) -> float | None:
     return float(mean_field(sigma_w2, sigma_b2, "tanh").max_trainable_depth)
 
 
-def train_one(sw2: float, depth: int, cfg: Config, data) -> dict:
+def train_one(sw2: float, depth: int, cfg: Config, data, lr: float | None = None,
+              part=None, budget: Budget | None = None) -> dict:
+    """One net at (sigma_w^2, depth), trained at ``lr`` (default ``cfg.lr``); ``part``: its
+    per-epoch checkpoint; ``budget`` is checked after every epoch."""
     from ... import get
     from ..models import ModelConfig, build_model
     from ..train import TrainConfig, train
@@ -69,29 +100,75 @@ def train_one(sw2: float, depth: int, cfg: Config, data) -> dict:
     w = get("variance_scaling", scale=sw2, mode="fan_in", distribution="normal")
     b = get("normal", std=math.sqrt(cfg.sigma_b2))
     initialize(model, w, b, seed=cfg.seed)
-    tc = TrainConfig(optimizer="sgd", lr=cfg.lr, momentum=cfg.momentum,
-                     batch_size=cfg.batch_size, epochs=cfg.epochs)
-    hist = train(model, data, tc, seed=cfg.seed)
-    return {"sigma_w2": sw2, "depth": depth, "train_acc": hist[-1]["train_acc"],
-            "test_acc": hist[-1]["test_acc"]}
+    lr = cfg.lr if lr is None else lr
+    # only the final numbers are used: measuring at init and at the end gives the same ones
+    tc = TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum,
+                     batch_size=cfg.batch_size, epochs=cfg.epochs, eval_every=cfg.epochs or 1)
+    hist = train(model, data, tc, seed=cfg.seed, checkpoint=part,
+                 on_epoch=None if budget is None else lambda rec: budget.check())
+    return {"sigma_w2": sw2, "depth": depth, "lr": lr, "train_acc": hist[-1]["train_acc"],
+            "val_acc": hist[-1]["val_acc"], "test_acc": hist[-1]["test_acc"]}
+
+
+def planned_arms(cfg: Config) -> int:
+    if not cfg.lrs:
+        return len(cfg.sigma_w2) * len(cfg.depths)
+    k = min(cfg.n_neighbour_lrs, len(cfg.lrs))
+    return len(cfg.sigma_w2) * (len(cfg.lrs) + k * (len(cfg.depths) - 1))
 
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
-    """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
+    """Run every arm the budget allows (finished arms come from ``checkpoint``)."""
+    from ..data import load_dataset
+    from ..progress import progress_bar
+
     ck = checkpoint or Checkpoint(None, {})
-    data = load_data("digits", seed=0, data_dir=None)
-    cells = [(sw, d) for sw in cfg.sigma_w2 for d in cfg.depths]
-    grid = [ck.run(f"{sw}/{d}", lambda s=sw, dd=d: train_one(s, dd, cfg, data))
-            for sw, d in progress(cells, desc=NAME, quiet=quiet)]
+    data = load_dataset(cfg.dataset, seed=0, data_dir=data_dir if cfg.dataset == "mnist" else None,
+                        n_val=cfg.n_val)
+    budget = Budget(cfg.budget_hours)
+    bar = progress_bar(total=planned_arms(cfg), desc=NAME, unit="arm", quiet=quiet)
+    sched = Scheduler(ck, budget, bar, NAME)
+    grid, remaining = [], []
+    try:
+        for sw in cfg.sigma_w2:
+            prev = None  # this sigma_w^2's lr at the previous depth
+            for d in sorted(cfg.depths):
+                try:
+                    if prev is False:
+                        raise OutOfTime  # the smaller depth's lr search is not done
+                    grid.append(_cell(sched, sw, d, prev, cfg, data, budget))
+                    prev = grid[-1]["lr"]
+                except OutOfTime:
+                    remaining.append(f"sw2={sw:g}/d={d}")
+                    prev = False
+    finally:
+        bar.close()
     theory = {str(sw): trainable_depth(sw, cfg.sigma_b2) for sw in cfg.sigma_w2}
     deepest = max(cfg.depths)
     headline = [f"depth {deepest}: " + ", ".join(
         f"sw2={g['sigma_w2']:g} acc {g['train_acc']:.2f}" for g in grid if g["depth"] == deepest)]
     if all(v is not None for v in theory.values()):
         headline.append("6 xi_c: " + ", ".join(f"sw2={k}: {v:.1f}" for k, v in theory.items()))
+    if remaining:
+        headline.append(f"budget spent: {len(remaining)} cell(s) remain; rerun with --resume")
     return {"case": NAME, "config": cfg, "grid": grid, "six_xi_c": theory,
+            "remaining": remaining, "complete": not remaining,
             "published": PUBLISHED, "data_note": DATA_NOTE, "headline": headline}
+
+
+def _cell(sched: Scheduler, sw: float, d: int, prev_lr, cfg: Config, data, budget) -> dict:
+    """The cell (sw, d): one arm at ``cfg.lr``, or the lr chosen on validation."""
+    def arm(lr, key):
+        return sched.run(key, lambda part: train_one(sw, d, cfg, data, lr, part, budget))
+
+    if not cfg.lrs:
+        return arm(cfg.lr, f"{sw}/{d}")
+    lrs = tuple(sorted(cfg.lrs)) if prev_lr is None else neighbour_lrs(cfg.lrs, prev_lr,
+                                                                        cfg.n_neighbour_lrs)
+    search = {lr: arm(lr, f"{sw}/{d}/lr={lr:g}") for lr in lrs}
+    best = choose_by_validation({lr: a["val_acc"] for lr, a in search.items()})
+    return {**search[best], "lrs_tried": list(lrs)}
 
 
 def report(results: dict):
@@ -102,12 +179,22 @@ def report(results: dict):
     rep = HtmlReport(TITLE, PAPER)
     rep.paragraph(DATA_NOTE, note=True)
     sws, depths = cfg["sigma_w2"], cfg["depths"]
-    acc = np.array([[next(g["train_acc"] for g in results["grid"]
-                          if g["sigma_w2"] == sw and g["depth"] == d) for sw in sws]
-                    for d in depths])
+    if results.get("remaining"):
+        rep.paragraph(f"Incomplete: the time budget ({cfg.get('budget_hours')} h) was spent; "
+                      f"cells left: {', '.join(results['remaining'])}. Rerun with --resume.",
+                      note=True)
+
+    def value(sw, d):
+        g = next((g for g in results["grid"] if g["sigma_w2"] == sw and g["depth"] == d), None)
+        return np.nan if g is None or g["train_acc"] is None else g["train_acc"]
+
+    acc = np.array([[value(sw, d) for sw in sws] for d in depths])
+    lr_note = (f"the lr of each cell chosen on {cfg.get('n_val')} validation images from "
+               f"{list(cfg['lrs'])}" if cfg.get("lrs") else f"lr {cfg['lr']:g}")
     rep.table(["depth"] + [f"sw2={sw:g}" for sw in sws],
               [[d] + list(row) for d, row in zip(depths, acc)],
-              caption=f"Training accuracy after {cfg['epochs']} epochs (sigma_b^2 = {cfg['sigma_b2']})")
+              caption=f"Training accuracy after {cfg['epochs']} epochs (sigma_b^2 = "
+                      f"{cfg['sigma_b2']}; {lr_note})")
     theory = results["six_xi_c"]
     if all(v is not None for v in theory.values()):
         rep.table(["sigma_w^2", "6 xi_c (mean field)"], [[float(k), v] for k, v in theory.items()])

@@ -1,0 +1,457 @@
+"""Dynamical isometry (issue #11): deep plain tanh networks train when the singular values of
+their Jacobian at init are all near 1, which orthogonal weights at the edge of chaos give and
+Gaussian weights of the same variance do not (Pennington, Schoenholz, Ganguli 2017; Saxe et al.
+2014); for CNNs, delta-orthogonal kernels (Xiao et al. 2018) train 50+ plain tanh conv layers.
+
+Two arms:
+
+* ``mlp``: a plain tanh MLP (width ``width``, no normalization, no residual connections) at each
+  depth of ``depths`` x each init of ``inits``. Per cell (depth, init) the learning rate is chosen
+  on the validation split (never the test split) from ``lrs`` with seed 0: the whole grid at the
+  init's first depth, then the ``n_neighbour_lrs`` rates around the init's choice at the next
+  smaller depth (:func:`~initlab.lab.reproductions._common.neighbour_lrs`). The chosen lr is then
+  run with every seed of ``seeds``; the test accuracy (mean over seeds) is reported. Depths >=
+  ``deep_from`` run only ``deep_inits``. Beside it, the singular values of the hidden-to-hidden
+  Jacobian of each (init, depth) model at init on real inputs
+  (:func:`initlab.theory.jacobian.model_jacobian_spectrum`): Pennington et al.'s figure.
+* ``cnn``: a plain tanh CNN of depth ``cnn_depth`` (3x3 convolutions, same padding, no batch
+  norm, no residual) on the images average-pooled ``cnn_downsample`` x (MNIST 28 -> 14:
+  :func:`initlab.lab.data.downsample`), delta-orthogonal vs Glorot vs He, lr chosen the same way.
+
+Inits (:data:`INITS`): ``torch_default`` is the lab model as built (PyTorch's default, drawn by
+:func:`~initlab.lab.models.build_model` from the seed); ``lsuv`` and ``auto`` get the first
+``lsuv_batch`` training images; every other name is ``initlab.apply(model, name, seed=seed)``
+(through :func:`initlab.lab.compare.init_model`). ``lecun`` (N(0, 1/fan_in)) is the Gaussian
+control of ``orthogonal``: the same weight variance, Gaussian instead of Haar.
+
+Order: the MLP cells below ``deep_from`` (shallow first), then the CNN, then the deep-only
+cells (an hour or more each), so a first session under the budget finishes everything else.
+Time: ``budget_hours`` bounds one invocation. When it is spent, the arm in progress stops after
+its current epoch (saved in ``OUT/checkpoints/``), nothing more is scheduled, the results so far
+are written and ``remaining`` lists the cells left; ``--resume`` continues (each invocation gets
+the budget again).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._common import (
+    Budget,
+    Checkpoint,
+    OutOfTime,
+    Scheduler,
+    choose_by_validation,
+    fmt_pct,
+    neighbour_lrs,
+    plt,
+)
+
+NAME = "isometry"
+TITLE = ("Dynamical isometry: deep plain tanh MLPs and CNNs, orthogonal vs Gaussian init, with "
+         "the Jacobian spectrum at init")
+PAPER = ('J. Pennington, S. S. Schoenholz, S. Ganguli, "Resurrecting the sigmoid in deep learning '
+         'through dynamical isometry: theory and practice", NeurIPS 2017 (fig. 1, 3, 4); L. Xiao, '
+         'Y. Bahri, J. Sohl-Dickstein, S. S. Schoenholz, J. Pennington, "Dynamical Isometry and a '
+         'Mean Field Theory of CNNs: How to Train 10,000-Layer Vanilla Convolutional Neural '
+         'Networks", ICML 2018; A. M. Saxe, J. L. McClelland, S. Ganguli, ICLR 2014')
+PUBLISHED = {
+    "mlp": "orthogonal weights at criticality give a Jacobian spectrum concentrated near 1 at "
+           "any depth and train deep tanh nets much faster than Gaussian weights of the same "
+           "variance, whose spectrum spreads with depth (Pennington et al. 2017, fig. 1, 4)",
+    "cnn": "delta-orthogonal kernels train plain tanh CNNs of thousands of layers; Gaussian "
+           "kernels of the same variance fail at depth (Xiao et al. 2018)",
+}
+DATA_NOTE = ("Pennington et al. train width-400 tanh nets of depth up to 200 on CIFAR-10 and "
+             "Xiao et al. CNNs on MNIST/CIFAR-10 for many epochs; here the MNIST subset "
+             "(--data-dir mnist10k.npz: 7,000 train / 1,000 validation / 2,000 test) in the full "
+             "config, scikit-learn's 8x8 digits in the reduced one, and a 10-epoch budget.")
+#: init name -> how it is applied (see the module docstring)
+INITS = {
+    "torch_default": "the lab model as built: PyTorch's default U(+-1/sqrt(fan_in))",
+    "glorot": "initlab.apply(model, 'glorot'): U(+-sqrt(6/(fan_in+fan_out))), biases 0",
+    "he": "initlab.apply(model, 'he'): N(0, 2/fan_in), biases 0",
+    "lecun": "initlab.apply(model, 'lecun'): N(0, 1/fan_in), the Gaussian of orthogonal's variance",
+    "orthogonal": "initlab.apply(model, 'orthogonal'): Haar orthogonal, gain 1, biases 0",
+    "critical": "initlab.apply(model, 'critical'): tanh edge of chaos (sigma_w^2 1.761, "
+                "sigma_b^2 0.05)",
+    "auto": "initlab.apply(model, 'auto', batch=x): initlab's recommendation for the model",
+    "lsuv": "initlab.apply(model, 'lsuv', batch=x): Mishkin & Matas 2016",
+}
+CNN_INITS = {
+    "delta_orthogonal": "delta-orthogonal 3x3 kernels (gain 1), orthogonal readout, biases 0",
+    "glorot": "initlab.apply(model, 'glorot')",
+    "he": "initlab.apply(model, 'he')",
+}
+LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+#: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
+TIME_BUDGET = {"reduced": "about 2 minutes of CPU (digits; 113 s measured)",
+               "full": "about 11 CPU-hours (MNIST subset; depth 1000 is 4.7 of them), in "
+                       "sessions of budget_hours (6 h)"}
+
+
+@dataclass(frozen=True)
+class Config:
+    dataset: str = "digits"             # "mnist" with --data-dir (the issue's 8k/2k file)
+    n_val: int = 300                    # validation images taken from the training pool
+    width: int = 64
+    depths: tuple[int, ...] = (10, 50)  # hidden layers
+    inits: tuple[str, ...] = ("torch_default", "glorot", "he", "lecun", "orthogonal",
+                              "critical", "auto", "lsuv")
+    deep_from: int = 1000               # depths >= deep_from run only deep_inits
+    deep_inits: tuple[str, ...] = ("torch_default", "orthogonal", "auto")
+    lrs: tuple[float, ...] = LRS
+    n_neighbour_lrs: int = 3            # lrs tried at a depth after the init's first
+    epochs: int = 4
+    momentum: float = 0.9
+    batch_size: int = 64
+    seeds: tuple[int, ...] = (0, 1, 2)  # seeds[0] chooses the lr; all run at the chosen lr
+    lsuv_batch: int = 256               # training images given to lsuv and auto
+    spectrum_inputs: int = 4            # inputs of the Jacobian spectrum (one Jacobian each)
+    cnn_depth: int = 10                 # 0: no CNN arm
+    cnn_channels: int = 8
+    cnn_inits: tuple[str, ...] = tuple(CNN_INITS)
+    cnn_downsample: int = 1             # average-pooling factor of the images for the CNN
+    cnn_epochs: int = 4
+    cnn_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    budget_hours: float | None = None   # per invocation; None: no limit
+
+
+def config(full: bool = False) -> Config:
+    """The reduced config (default), or with ``full`` the issue's (:data:`TIME_BUDGET`)."""
+    if full:
+        return Config(dataset="mnist", n_val=1000, width=256, depths=(10, 50, 200, 1000),
+                      epochs=10, cnn_depth=50, cnn_channels=16, cnn_downsample=2,
+                      cnn_epochs=10, cnn_lrs=LRS, budget_hours=6.0)
+    return Config()
+
+
+# ----------------------------------------------------------------------------------- plan
+def cells(cfg: Config) -> list[tuple[int, str]]:
+    """The MLP cells (depth, init), shallow first (a cell's lr search needs the smaller depth's
+    choice); depths >= ``deep_from`` only for ``deep_inits``."""
+    return [(d, i) for d in sorted(cfg.depths) for i in cfg.inits
+            if d < cfg.deep_from or i in cfg.deep_inits]
+
+
+def candidate_lrs(cfg: Config, depth: int, init: str,
+                  chosen: dict[tuple[int, str], float]) -> tuple[float, ...]:
+    """The lrs tried in cell (depth, init): all of ``cfg.lrs`` at the init's first depth, else
+    the ``n_neighbour_lrs`` around its choice at the next smaller depth it ran."""
+    prev = [d for d in sorted(cfg.depths) if d < depth and (d, init) in chosen]
+    if not prev:
+        return tuple(sorted(cfg.lrs))
+    return neighbour_lrs(cfg.lrs, chosen[(prev[-1], init)], cfg.n_neighbour_lrs)
+
+
+def arm_key(arm: str, depth: int, init: str, lr: float, seed: int) -> str:
+    return f"{arm}/d={depth}/{init}/lr={lr:g}/seed={seed}"
+
+
+def planned_arms(cfg: Config) -> int:
+    """Arms of the whole config: training runs (MLP and CNN) and one spectrum per MLP cell."""
+    seen: set[str] = set()
+    n = len(cells(cfg))
+    for _depth, init in cells(cfg):
+        n += (len(cfg.lrs) if init not in seen else min(cfg.n_neighbour_lrs, len(cfg.lrs)))
+        n += len(cfg.seeds) - 1
+        seen.add(init)
+    if cfg.cnn_depth:
+        n += len(cfg.cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds) - 1)
+    return n
+
+
+# ----------------------------------------------------------------------------------- arms
+def load(cfg: Config, data_dir):
+    """The dataset of ``cfg`` with its validation split (MNIST: ``data_dir``, 7k/1k/2k)."""
+    from ..data import load_dataset
+
+    return load_dataset(cfg.dataset, seed=0, data_dir=data_dir, n_val=cfg.n_val)
+
+
+def build(kind: str, depth: int, cfg: Config, data, seed: int):
+    """The plain tanh model of the cell, as built (PyTorch's default init from ``seed``)."""
+    import torch
+
+    from ...util.hashing import stable_u64
+    from ..models import ModelConfig, build_model
+
+    gen = torch.Generator().manual_seed(stable_u64("initlab.lab.model", seed) % 2**63)
+    if kind == "mlp":
+        mc = ModelConfig(kind="mlp", depth=depth, width=cfg.width, activation="tanh",
+                         in_shape=(data.n_features,), n_classes=data.n_classes)
+    else:
+        mc = ModelConfig(kind="cnn", depth=depth, channels=cfg.cnn_channels, activation="tanh",
+                         in_shape=data.shape, n_classes=data.n_classes)
+    return build_model(mc, generator=gen)
+
+
+def init_net(model, init: str, *, seed: int, batch) -> None:
+    """Initialize ``model`` in place by ``init`` (a name of :data:`INITS` or
+    :data:`CNN_INITS`)."""
+    if init == "torch_default":
+        return  # as built
+    if init == "delta_orthogonal":
+        from torch import nn
+
+        from ...core.registry import get
+        from ...modelinit import Plan, Rule, apply
+
+        apply(model, Plan([Rule((nn.Conv1d, nn.Conv2d), weight=get("delta_orthogonal"),
+                                bias="zeros"),
+                           Rule(nn.Linear, weight="orthogonal", bias="zeros")]), seed=seed)
+        return
+    from ..compare import init_model
+
+    init_model(model, init, seed=seed, batch=batch, activation="tanh")
+
+
+def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Config, data,
+              budget: Budget, part) -> dict:
+    """One training run; ``part``: its per-epoch checkpoint (resumed when present)."""
+    import torch
+
+    from ..train import TrainConfig, train
+
+    model = build(kind, depth, cfg, data, seed)
+    init_net(model, init, seed=seed, batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]))
+    epochs = cfg.epochs if kind == "mlp" else cfg.cnn_epochs
+    tc = TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
+                     epochs=epochs, eval_every=epochs)
+    t0 = time.perf_counter()
+    hist = train(model, data, tc, seed=seed, checkpoint=part,
+                 on_epoch=lambda rec: budget.check())
+    last = hist[-1]
+    return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
+            "val_acc": last["val_acc"], "test_acc": last["test_acc"],
+            "train_acc": last["train_acc"], "train_loss": last["train_loss"],
+            "diverged": bool(last["diverged"]),
+            # this invocation's time over the epochs it ran (a resumed arm: the rest only)
+            "seconds_per_epoch": round((time.perf_counter() - t0) / max(1, epochs), 3)}
+
+
+def spectrum_arm(depth: int, init: str, cfg: Config, data) -> dict:
+    """The hidden-to-hidden Jacobian's singular values of the seed-0 model at init."""
+    import torch
+
+    from ...theory.jacobian import model_jacobian_spectrum
+
+    model = build("mlp", depth, cfg, data, cfg.seeds[0])
+    init_net(model, init, seed=cfg.seeds[0],
+             batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]))
+    sp = model_jacobian_spectrum(model, torch.from_numpy(data.x_train[:cfg.spectrum_inputs]))
+    return {"depth": depth, "init": init, "summary": sp.input_output.as_dict(),
+            "singular_values": [float(f"{v:.4g}") for v in sp.singular_values.ravel()]}
+
+
+def _cell(sched: Scheduler, kind: str, depth: int, init: str, lrs, cfg: Config, data,
+          budget: Budget) -> dict:
+    """Choose the lr on validation (seed 0), then run the other seeds at it."""
+    s0 = cfg.seeds[0]
+
+    def arm(lr, seed):
+        return sched.run(arm_key(kind, depth, init, lr, seed),
+                         lambda part: train_arm(kind, depth, init, lr, seed, cfg, data, budget,
+                                                part))
+
+    search = {lr: arm(lr, s0) for lr in lrs}
+    best = choose_by_validation({lr: a["val_acc"] for lr, a in search.items()})
+    runs = [search[best]] + [arm(best, s) for s in cfg.seeds[1:]]
+    tests = [r["test_acc"] for r in runs if r["test_acc"] is not None]
+    return {"kind": kind, "depth": depth, "init": init, "lrs_tried": list(lrs), "lr": best,
+            "val_by_lr": {f"{lr:g}": search[lr]["val_acc"] for lr in lrs},
+            "test_accs": [r["test_acc"] for r in runs],
+            "test_mean": float(np.mean(tests)) if tests else None,
+            "test_std": float(np.std(tests)) if tests else None,
+            "seconds_per_epoch": search[best]["seconds_per_epoch"]}
+
+
+def run(cfg: Config, *, data_dir=None, quiet: bool = False,
+        checkpoint: Checkpoint | None = None) -> dict:
+    """Run every arm the budget allows (finished arms come from ``checkpoint``)."""
+    from ..data import downsample
+    from ..progress import progress_bar
+
+    ck = checkpoint or Checkpoint(None, {})
+    data = load(cfg, data_dir)
+    budget = Budget(cfg.budget_hours)
+    bar = progress_bar(total=planned_arms(cfg), desc=NAME, unit="arm", quiet=quiet)
+    sched = Scheduler(ck, budget, bar, NAME)
+    chosen: dict[tuple[int, str], float] = {}
+    grid, spectra, remaining = [], [], []
+    try:
+        def mlp_cell(depth, init):
+            try:
+                if any(i == init and d < depth for d, i in remaining):
+                    raise OutOfTime  # the smaller depth this cell's lr search needs is not done
+                spectra.append(sched.run(f"spectrum/d={depth}/{init}",
+                                         lambda _p: spectrum_arm(depth, init, cfg, data)))
+                lrs = candidate_lrs(cfg, depth, init, chosen)
+                row = _cell(sched, "mlp", depth, init, lrs, cfg, data, budget)
+                chosen[(depth, init)] = row["lr"]
+                grid.append(row)
+            except OutOfTime:
+                remaining.append((depth, init))
+
+        # the deep-only depths (hours a cell) run last, after the CNN
+        for depth, init in cells(cfg):
+            if depth < cfg.deep_from:
+                mlp_cell(depth, init)
+        cnn = []
+        if cfg.cnn_depth:
+            cdata = downsample(data, cfg.cnn_downsample)
+            for init in cfg.cnn_inits:
+                try:
+                    cnn.append(_cell(sched, "cnn", cfg.cnn_depth, init, tuple(cfg.cnn_lrs), cfg,
+                                     cdata, budget))
+                except OutOfTime:
+                    remaining.append((cfg.cnn_depth, f"cnn/{init}"))
+        for depth, init in cells(cfg):
+            if depth >= cfg.deep_from:
+                mlp_cell(depth, init)
+    finally:
+        bar.close()
+    return {"case": NAME, "config": cfg, "grid": grid, "spectra": spectra, "cnn": cnn,
+            "remaining": [f"d={d}/{i}" for d, i in remaining], "complete": not remaining,
+            "inits": {i: INITS[i] for i in cfg.inits}, "cnn_inits": {
+                i: CNN_INITS[i] for i in cfg.cnn_inits},
+            "published": PUBLISHED, "data_note": DATA_NOTE, "time_budget": TIME_BUDGET,
+            "headline": headline(grid, cnn, remaining, cfg)}
+
+
+def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config) -> list[str]:
+    lines = []
+    if grid:
+        deepest = max(r["depth"] for r in grid)
+        at = {r["init"]: r["test_mean"] for r in grid if r["depth"] == deepest}
+        lines.append(f"depth {deepest} test accuracy: " + ", ".join(
+            f"{i} {fmt_pct(None if v is None else 100 * v)}%" for i, v in at.items()))
+    if cnn:
+        lines.append(f"tanh CNN depth {cfg.cnn_depth}: " + ", ".join(
+            f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
+            for r in cnn))
+    if remaining:
+        lines.append(f"budget spent: {len(remaining)} cell(s) remain; rerun with --resume")
+    return lines
+
+
+def accuracy(results: dict, depth: int, init: str, kind: str = "mlp") -> float | None:
+    """The mean test accuracy of a finished cell (None when it did not run)."""
+    rows = results["grid"] if kind == "mlp" else results["cnn"]
+    return next((r["test_mean"] for r in rows if r["depth"] == depth and r["init"] == init), None)
+
+
+# ----------------------------------------------------------------------------------- report
+def spectrum_figure(spectra: list[dict]):
+    """Pennington et al. 2017 fig. 3: the density of the Jacobian's singular values at init,
+    one panel per depth, one curve per init (log-scale s; values below the panel's range are
+    piled into its first bin)."""
+    from ...report.palette import init_colors
+
+    pyplot = plt()
+    depths = sorted({s["depth"] for s in spectra})
+    inits = list(dict.fromkeys(s["init"] for s in spectra))
+    colors = init_colors(inits)
+    fig, axes = pyplot.subplots(1, max(1, len(depths)), figsize=(3.4 * max(1, len(depths)) + 1.6,
+                                                                 3.1), squeeze=False,
+                                sharey=False)
+    for ax, depth in zip(axes[0], depths):
+        rows = [s for s in spectra if s["depth"] == depth]
+        logs = [np.log10(np.clip(np.asarray(s["singular_values"], float), 1e-300, None))
+                for s in rows]
+        allv = np.concatenate(logs) if logs else np.zeros(1)
+        seen = allv[allv > -299] if np.any(allv > -299) else np.zeros(1)  # not underflowed
+        lo, hi = min(float(np.percentile(seen, 1)), -1.0), max(float(seen.max()), 0.5)
+        edges = np.linspace(lo, hi + 1e-9, 41)
+        centers = 0.5 * (edges[1:] + edges[:-1])
+        for s, lg in zip(rows, logs):
+            h, _ = np.histogram(np.clip(lg, lo, hi), bins=edges, density=True)
+            ax.plot(10 ** centers, h, color=colors[s["init"]], lw=1.5, label=s["init"])
+        ax.set_xscale("log")
+        ax.axvline(1.0, color="#999", lw=0.8, ls=":")
+        ax.set_title(f"depth {depth}", fontsize=10)
+        ax.set_xlabel("singular value s of J")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("density of log10 s")
+    from ...report.figures import legend_outside
+
+    handles = {}
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    legend_outside(axes[0, -1], handles=list(handles.values()), labels=list(handles))
+    fig.tight_layout()
+    return fig
+
+
+def _g(x) -> str:
+    """2 significant digits; "-" for a value JSON could not hold (inf/NaN become None)."""
+    return "-" if x is None else f"{x:.2g}"
+
+
+def report(results: dict):
+    """The HTML report of ``results`` (as saved in results.json)."""
+    from ...report.figures import curves, legend_outside
+    from ...report.html import HtmlReport
+
+    cfg = results["config"]
+    rep = HtmlReport(TITLE, PAPER)
+    rep.paragraph(DATA_NOTE, note=True)
+    if results.get("remaining"):
+        rep.paragraph(f"Incomplete: the time budget ({cfg['budget_hours']} h) was spent; "
+                      f"{len(results['remaining'])} cell(s) remain: "
+                      f"{', '.join(results['remaining'])}. Rerun the command with --resume.",
+                      note=True)
+    grid, spectra = results["grid"], results["spectra"]
+    depths = sorted({r["depth"] for r in grid})
+    inits = list(dict.fromkeys(r["init"] for r in grid))
+
+    def cell(d, i):
+        r = next((g for g in grid if g["depth"] == d and g["init"] == i), None)
+        s = next((g for g in spectra if g["depth"] == d and g["init"] == i), None)
+        if r is None:
+            return "-"
+        acc = "-" if r["test_mean"] is None else f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}"
+        spec = "" if s is None else (f" [s² {_g(s['summary']['mean_s2'])}, "
+                                     f"spread {_g(s['summary']['spread'])}]")
+        return f"{acc} (lr {r['lr']:g}){spec}"
+
+    rep.table(["init"] + [f"depth {d}" for d in depths], [[i] + [cell(d, i) for d in depths]
+                                                          for i in inits],
+              caption=f"Test accuracy (%), mean ± std over seeds {cfg['seeds']} at the lr chosen "
+                      f"on validation, after {cfg['epochs']} epochs; [mean s² and spread = "
+                      "var(s²)/mean(s²)² of the hidden-to-hidden Jacobian at init]")
+    if spectra:
+        rep.figure(spectrum_figure(spectra), "Singular values of the hidden-to-hidden Jacobian "
+                   "at init (Pennington et al. 2017, fig. 3), per depth")
+    if grid:
+        pyplot = plt()
+        fig, ax = pyplot.subplots(figsize=(6.5, 3.6))
+        series = {}
+        for i in inits:
+            pts = [(r["depth"], r["test_mean"]) for r in grid
+                   if r["init"] == i and r["test_mean"] is not None]
+            if pts:
+                x, y = (np.array(v, float) for v in zip(*pts))
+                series[i] = (x, y, None, None)
+        curves(ax, series)
+        ax.set_xscale("log")
+        ax.set_xlabel("depth (hidden layers)")
+        ax.set_ylabel("test accuracy")
+        legend_outside(ax)
+        fig.tight_layout()
+        rep.figure(fig, "Test accuracy against depth at each cell's chosen lr")
+    if results.get("cnn"):
+        rep.table(["init", "test accuracy (%)", "lr (on validation)", "validation by lr"],
+                  [[r["init"], "-" if r["test_mean"] is None else
+                    f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}", f"{r['lr']:g}",
+                    ", ".join(f"{k}: {fmt_pct(None if v is None else 100 * v)}"
+                              for k, v in r["val_by_lr"].items())] for r in results["cnn"]],
+                  caption=f"Plain tanh CNN of depth {cfg['cnn_depth']}, {cfg['cnn_channels']} "
+                          f"channels, {cfg['cnn_epochs']} epochs (Xiao et al. 2018)")
+    rep.table(["init", "how"], [[k, v] for k, v in {**results["inits"],
+                                                   **results["cnn_inits"]}.items()])
+    return rep
