@@ -519,9 +519,10 @@ def test_suggested_names_exist():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("plan", ["glorot", "critical", "orthogonal"])
+@pytest.mark.parametrize("plan", ["critical", "isometry"])
 def test_applying_a_suggested_plan_clears_the_findings(plan):
-    # end to end with initlab.apply: the deep tanh net's suggested plans fix it
+    # end to end with initlab.apply: the deep tanh net's suggested plans fix it (a plain stack
+    # of 52 layers: the recommender's deep choice, isometry, and the edge of chaos)
     g = gen(2)
     model = mlp([100] * 51 + [10], nn.Tanh, torch_default_w, torch_default_b, g)
     x = torch.randn(64, 100, generator=g)

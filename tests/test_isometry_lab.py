@@ -7,7 +7,6 @@ at least as good as orthogonal)."""
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -273,16 +272,20 @@ def test_eval_every_skips_measurements_but_not_training():
 # ------------------------------------------------------------------ end-to-end, reduced config
 @pytest.fixture(scope="module")
 def reduced():
-    """The reduced config, run once for the slow tests below, with its CPU time."""
-    t0 = time.process_time()  # CPU time: wall time depends on the machine's other load
-    res = reproduce("isometry", quiet=True)
-    return res, time.process_time() - t0
+    """The reduced config, run once for the slow tests below."""
+    # one torch thread, as `initlab reproduce` runs (CI exports OMP_NUM_THREADS=2); the run's
+    # cost is measured in RESULTS.md, not asserted here (no timed tests)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return reproduce("isometry", quiet=True)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @pytest.mark.slow
 def test_isometry_reduced_orthogonal_beats_gaussian_of_the_same_variance(reduced):
-    res, cpu = reduced
-    assert cpu < 240  # measured: 113 s of CPU (499 s wall at load average ~6 on 2 cores)
+    res = reduced
     assert res["complete"]
     deep = max(res["config"]["depths"])
     ortho = iso.accuracy(res, deep, "orthogonal")
@@ -296,7 +299,7 @@ def test_isometry_reduced_orthogonal_beats_gaussian_of_the_same_variance(reduced
 
 @pytest.mark.slow
 def test_isometry_reduced_auto_is_at_least_as_good_as_orthogonal(reduced):
-    res, _ = reduced
+    res = reduced
     deep = max(res["config"]["depths"])
     ortho, auto = iso.accuracy(res, deep, "orthogonal"), iso.accuracy(res, deep, "auto")
     # tolerance: each is a mean over 3 seeds of 360 test digits; orthogonal's seed-to-seed std
