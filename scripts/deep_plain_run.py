@@ -1,0 +1,79 @@
+"""One training run of a plain deep MLP under one initialization, outside a reproduction's grid:
+the single cells (depth 200 and 1000, ReLU at depth 50, a sigma_b^2 sweep) quoted in RESULTS.md's
+isometry section, measured while the full ``initlab reproduce isometry --full`` grid runs.
+
+    python scripts/deep_plain_run.py --data ../shared/data/mnist10k.npz --init auto --depth 200 \
+        --lr 1e-3 --seed 0 --out runs.jsonl
+
+The protocol is the isometry reproduction's (issue #11): the lab's plain MLP (width 256, no
+normalization, no residual), the MNIST subset split 7,000 / 1,000 / 2,000, inputs standardized,
+SGD momentum 0.9, batch 64, 10 epochs, one torch thread. ``--init``: a built-in plan name
+(``auto``, ``orthogonal``, ``he``, ``glorot``, ``critical``, ``isometry``, ...), ``torch_default``
+(the model as built), or ``orthc:SB2`` (orthogonal weights on the mean-field critical line at bias
+variance SB2, biases N(0, SB2)). One JSON line per run (validation/test/train accuracy per epoch,
+epoch 0 at init) is appended to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+
+import torch
+from torch import nn
+
+import initlab
+from initlab.lab.data import load_dataset
+from initlab.lab.models import ModelConfig, build_model
+from initlab.lab.train import TrainConfig, train
+from initlab.modelinit import Plan, Rule, apply
+from initlab.theory.meanfield import critical_sigma_w2
+
+
+def init_model(model: nn.Module, spec: str, act: str, seed: int) -> None:
+    if spec == "torch_default":
+        return
+    if spec.startswith("orthc:"):
+        sb2 = float(spec.split(":", 1)[1])
+        gain = math.sqrt(critical_sigma_w2(sb2, act))
+        bias = initlab.get("normal", std=math.sqrt(sb2)) if sb2 > 0 else "zeros"
+        apply(model, Plan([Rule(nn.Linear, weight=initlab.get("orthogonal", gain=gain),
+                                bias=bias)]), seed=seed)
+        return
+    apply(model, spec, seed=seed)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="MNIST .npz (e.g. ../shared/data/mnist10k.npz)")
+    ap.add_argument("--init", required=True)
+    ap.add_argument("--depth", type=int, required=True, help="hidden layers")
+    ap.add_argument("--lr", type=float, required=True)
+    ap.add_argument("--act", default="tanh")
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="deep_plain_runs.jsonl")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    data = load_dataset("mnist", seed=0, data_dir=a.data, n_val=1000)
+    model = build_model(ModelConfig(kind="mlp", depth=a.depth, width=a.width, activation=a.act,
+                                    in_shape=(data.n_features,), n_classes=data.n_classes))
+    init_model(model, a.init, a.act, a.seed)
+    t0 = time.time()
+    hist = train(model, data, TrainConfig(lr=a.lr, epochs=a.epochs, batch_size=64, momentum=0.9),
+                 seed=a.seed)
+    rec = {"init": a.init, "act": a.act, "depth": a.depth, "width": a.width, "lr": a.lr,
+           "epochs": a.epochs, "seed": a.seed, "seconds": round(time.time() - t0, 1),
+           "val": [h["val_acc"] for h in hist], "test": [h["test_acc"] for h in hist],
+           "train": [h["train_acc"] for h in hist]}
+    line = json.dumps(rec)
+    print(line)
+    with open(a.out, "a") as f:
+        f.write(line + "\n")
+
+
+if __name__ == "__main__":
+    main()
