@@ -185,6 +185,19 @@ def _spread_text(p: PredictedSpectrum) -> str:
             f"(Gaussian weights: {p.spread_gaussian:.3g})")
 
 
+def _point_text(p: PredictedSpectrum) -> str:
+    return (f"sigma_w2 = {p.sigma_w2:.4g} (gain {math.sqrt(p.sigma_w2):.4g}), bias N(0, "
+            f"sigma_b2 = {p.sigma_b2:.3g})")
+
+
+def _on_critical_line(rec: Recommendation, p: PredictedSpectrum, layer: str, reason: str
+                      ) -> Recommendation:
+    """Orthogonal weights at ``p``'s sigma_w2 with N(0, sigma_b2) biases (zero when 0)."""
+    bias = get_init("normal", std=math.sqrt(p.sigma_b2)) if p.sigma_b2 > 0 else get_init("zeros")
+    return replace(rec, initializer=_orthogonal(math.sqrt(p.sigma_w2), layer), bias=bias,
+                   plan="isometry", theory=p, reason=reason)
+
+
 def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str
                ) -> Recommendation:
     """Saturating activations: the critical point whose orthogonal spread meets the target."""
@@ -199,15 +212,10 @@ def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str
             f"isometric critical point (sigma_w2 = {p.sigma_w2:.4g}, sigma_b2 = 0, q* = "
             f"{p.q_star:.3g}) still has {_spread_text(p)}, as phi(0) != 0 keeps q* large; "
             "prefer tanh"), theory=p)
-    bias = get_init("normal", std=math.sqrt(p.sigma_b2)) if p.sigma_b2 > 0 else get_init("zeros")
-    return replace(
-        rec, initializer=_orthogonal(math.sqrt(p.sigma_w2), layer), bias=bias, plan="isometry",
-        theory=p,
-        reason=(f"{where}: dynamical isometry (Pennington, Schoenholz, Ganguli 2017), "
-                f"{_what(layer)} "
-                f"weights on the critical line, sigma_w2 = {p.sigma_w2:.4g} (gain "
-                f"{math.sqrt(p.sigma_w2):.4g}), bias N(0, sigma_b2 = {p.sigma_b2:.3g}), q* = "
-                f"{p.q_star:.3g}; {_spread_text(p)}"))
+    return _on_critical_line(
+        rec, p, layer, f"{where}: dynamical isometry (Pennington, Schoenholz, Ganguli 2017), "
+        f"{_what(layer)} weights on the critical line, {_point_text(p)}, q* = {p.q_star:.3g}; "
+        f"{_spread_text(p)}")
 
 
 def _orthogonal_classic(rec: Recommendation, act: Activation, depth: int, layer: str,
@@ -234,15 +242,10 @@ def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer
         g = math.sqrt(rec.initializer.resolve((256, 256)).std ** 2 * 256)
         return _orthogonal_classic(rec, act, depth, layer, g, f"the variance of "
                                    f"{rec.initializer.name} (no critical point at q* = 1)")
-    bias = get_init("normal", std=math.sqrt(p.sigma_b2)) if p.sigma_b2 > 0 else get_init("zeros")
-    return replace(
-        rec, initializer=_orthogonal(math.sqrt(p.sigma_w2), layer), bias=bias, plan="isometry",
-        theory=p,
-        reason=(f"{rec.activation} follows, plain stack of {depth} layers: {_what(layer)} "
-                f"weights on the critical line at the classic scale q* = 1 (chi_1 = 1; Saxe et "
-                f"al. 2014, Pennington et al. 2017), sigma_w2 = {p.sigma_w2:.4g} (gain "
-                f"{math.sqrt(p.sigma_w2):.4g}), bias N(0, sigma_b2 = {p.sigma_b2:.3g}); "
-                f"{_spread_text(p)}"))
+    return _on_critical_line(
+        rec, p, layer, f"{rec.activation} follows, plain stack of {depth} layers: "
+        f"{_what(layer)} weights on the critical line at the classic scale q* = 1 (chi_1 = 1; "
+        f"Saxe et al. 2014, Pennington et al. 2017), {_point_text(p)}; {_spread_text(p)}")
 
 
 def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
