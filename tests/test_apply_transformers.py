@@ -23,6 +23,8 @@ from initlab.modelinit import describe
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 transformers.logging.set_verbosity_error()
 
+from hf_models import bert, gpt2, llama  # noqa: E402  (after the skip)
+
 RANDOM_PLANS = [p for p in initlab.plans.names() if p not in ("zeros", "lsuv")]
 
 
@@ -33,27 +35,6 @@ def assert_std(t, sigma):
 
 
 # ----------------------------------------------------------------------------- models
-
-
-def gpt2(n_layer=2, **kw):
-    cfg = dict(n_layer=n_layer, n_embd=64, n_head=4, vocab_size=128, n_positions=32,
-               bos_token_id=0, eos_token_id=0)
-    cfg.update(kw)
-    return transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg))
-
-
-def llama(tied=False, n_layer=2, **kw):
-    cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=n_layer,
-               num_attention_heads=4, num_key_value_heads=2, vocab_size=128,
-               tie_word_embeddings=tied, bos_token_id=0, eos_token_id=0)
-    cfg.update(kw)
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg))
-
-
-def bert():
-    return transformers.BertForMaskedLM(transformers.BertConfig(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        vocab_size=128, max_position_embeddings=32))
 
 
 def t5():

@@ -25,13 +25,9 @@ from initlab.modelinit.rules import Plan, Rule, register_module_type
 
 transformers = pytest.importorskip("transformers")
 
+from hf_models import tiny_gpt2  # noqa: E402  (after the skip)
+
 ZEN = {"rules": [{"module": ["this.Zen"], "init": "zeros"}]}
-
-
-def tiny_gpt2():
-    cfg = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)
-    torch.manual_seed(0)
-    return transformers.GPT2LMHeadModel(cfg)
 
 
 def model_bytes(model) -> dict[str, bytes]:

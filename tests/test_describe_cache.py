@@ -25,6 +25,8 @@ META = importlib.import_module("initlab.modelinit.probe_meta")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 transformers.logging.set_verbosity_error()
 
+from hf_models import bert, gpt2, llama  # noqa: E402  (after the skip)
+
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
@@ -45,26 +47,6 @@ def probes(monkeypatch):
 
     monkeypatch.setattr(D, "probe", counting)
     return calls
-
-
-def gpt2(**kw):
-    cfg = dict(n_layer=2, n_embd=64, n_head=4, vocab_size=128, n_positions=32, bos_token_id=0,
-               eos_token_id=0)
-    cfg.update(kw)
-    return transformers.GPT2LMHeadModel(transformers.GPT2Config(**cfg))
-
-
-def llama(**kw):
-    cfg = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-               num_key_value_heads=2, vocab_size=128, bos_token_id=0, eos_token_id=0)
-    cfg.update(kw)
-    return transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg))
-
-
-def bert():
-    return transformers.BertForMaskedLM(transformers.BertConfig(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        vocab_size=128, max_position_embeddings=32))
 
 
 def facts(desc):

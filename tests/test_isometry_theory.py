@@ -159,10 +159,9 @@ def test_isometry_plan_on_a_small_cnn_draws_delta_orthogonal_kernels():
 
 
 def test_auto_on_gpt2_is_unchanged_residual():
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(n_layer=12, n_embd=64, n_head=4, vocab_size=128,
-                                  n_positions=32, bos_token_id=0, eos_token_id=0)
-    m = transformers.GPT2LMHeadModel(cfg)
+    from hf_models import gpt2
+
+    m = gpt2(n_layer=12)
     new = initlab.apply(m, "auto", seed=0)
     old = initlab.apply(m, initlab.plans.get("auto", m, isometry=False), seed=0)
     names = [n for n, _ in m.named_parameters()]
