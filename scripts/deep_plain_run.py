@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 import initlab
+from initlab.lab.compare import init_model as init_named
 from initlab.lab.data import load_dataset
 from initlab.lab.models import ModelConfig, build_model
 from initlab.lab.train import TrainConfig, train
@@ -32,7 +33,10 @@ from initlab.modelinit import Plan, Rule, apply
 from initlab.theory.meanfield import critical_sigma_w2
 
 
-def init_model(model: nn.Module, spec: str, act: str, seed: int) -> None:
+def init_model(model: nn.Module, spec: str, act: str, seed: int, batch: torch.Tensor) -> None:
+    """``spec`` as the module docstring says; plan names go through the lab's own
+    :func:`initlab.lab.compare.init_model` (``batch`` for lsuv/auto, ``activation`` for critical),
+    as in the isometry reproduction."""
     if spec == "torch_default":
         return
     if spec.startswith("orthc:"):
@@ -42,7 +46,7 @@ def init_model(model: nn.Module, spec: str, act: str, seed: int) -> None:
         apply(model, Plan([Rule(nn.Linear, weight=initlab.get("orthogonal", gain=gain),
                                 bias=bias)]), seed=seed)
         return
-    apply(model, spec, seed=seed)
+    init_named(model, spec, seed=seed, batch=batch, activation=act)
 
 
 def main() -> None:
@@ -61,7 +65,7 @@ def main() -> None:
     data = load_dataset("mnist", seed=0, data_dir=a.data, n_val=1000)
     model = build_model(ModelConfig(kind="mlp", depth=a.depth, width=a.width, activation=a.act,
                                     in_shape=(data.n_features,), n_classes=data.n_classes))
-    init_model(model, a.init, a.act, a.seed)
+    init_model(model, a.init, a.act, a.seed, torch.from_numpy(data.x_train[:256]))
     t0 = time.time()
     hist = train(model, data, TrainConfig(lr=a.lr, epochs=a.epochs, batch_size=64, momentum=0.9),
                  seed=a.seed)
