@@ -38,6 +38,9 @@ class RngBackend:
     # True when ``fill`` cannot fail once the initializer resolved for the tensor's shape
     # (then ``apply`` holds no rollback copy of what it writes; see modelinit.engine)
     trusted: bool = False
+    # True when ``fill`` takes ``sink=`` (a list): it may append ``(n, sum, sum of squares)`` of
+    # the values it drew, measured in the same pass, which the report then uses
+    measures: bool = False
 
 
 def _torch_generator(seed: int, key: str, device) -> torch.Generator:
@@ -46,11 +49,11 @@ def _torch_generator(seed: int, key: str, device) -> torch.Generator:
 
 
 def _torch_fill(tensor: torch.Tensor, init: Initializer, *, seed: int, key: str, fans, role: str,
-                layout: str) -> None:
-    from .. import torch as itorch  # initlab.torch: init_(tensor, init, generator=, ...)
+                layout: str, sink: list | None = None) -> None:
+    from .. import torch as itorch  # initlab.torch: the drop-ins' own validate-resolve-draw
 
     g = _torch_generator(seed, key, tensor.device)
-    itorch.init_(tensor, init, generator=g, fans=fans, role=role, layout=layout)
+    itorch._init(tensor, init, g, fans=fans, role=role, layout=layout, sink=sink)
 
 
 TORCH_STREAM_VERSION = "torch-generator-per-param-sha256-v1"
@@ -59,7 +62,7 @@ TORCH_STREAM_VERSION = "torch-generator-per-param-sha256-v1"
 RNG_BACKENDS: dict[str, RngBackend] = {
     "torch": RngBackend("torch", TORCH_STREAM_VERSION, _torch_fill,
                         "one torch.Generator per parameter (block), seeded by "
-                        "stream_seed(seed, stream key, bits=63)", trusted=True),
+                        "stream_seed(seed, stream key, bits=63)", trusted=True, measures=True),
 }
 
 # random sources registered by other initlab packages on import
