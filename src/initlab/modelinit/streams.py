@@ -38,8 +38,8 @@ class RngBackend:
     # True when ``fill`` cannot fail once the initializer resolved for the tensor's shape
     # (then ``apply`` holds no rollback copy of what it writes; see modelinit.engine)
     trusted: bool = False
-    # True when ``fill`` takes ``sink=`` (a list): it may append ``(n, sum, sum of squares)`` of
-    # the values it drew, measured in the same pass, which the report then uses
+    # True when ``fill`` takes ``sink=`` (a list): it may append ``(mean, std)`` of the values it
+    # drew, measured in the same pass (or known exactly: a constant), which the report then uses
     measures: bool = False
 
 
