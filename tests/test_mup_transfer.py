@@ -39,12 +39,26 @@ def test_base_tuning_stage_picks_a_pair_and_uses_it_at_every_size(tmp_path):
     res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
     assert len(res["tune_arms"]) == 2 * 2            # output mults x lrs, at the base width
     assert {a["size"] for a in res["tune_arms"]} == {8}
-    t = res["tuned"]["mlp"]
-    assert t["output_mult"] in (1.0, 4.0) and len(t["grid"]) == 2
+    t = res["tuned"]["mlp"]["mup"]
+    assert res["tuned"]["mlp"]["sp"] == t            # one model at the base size
+    assert t["output_mult"] in (1.0, 4.0) and len(t["grid"]) == 2 and t["size"] == 8
     assert {(a["output_mult"], a["init_scale"]) for a in res["arms"]} == {
         (t["output_mult"], 1.0)}
     assert set(res["widest"]["mlp"]) == {"sp", "mup"}
     assert "base-model tuning" in (tmp_path / "mt" / "report.html").read_text()
+
+
+def test_a_proxy_wider_than_the_base_is_tuned_for_each_parametrization(tmp_path):
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0), "tune_sizes": (("mlp", 16),)}
+    res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
+    assert len(res["tune_arms"]) == 2 * 2 * 2        # parametrizations x output mults x lrs
+    assert {(a["parametrization"], a["size"]) for a in res["tune_arms"]} == {("sp", 16),
+                                                                           ("mup", 16)}
+    for p in ("sp", "mup"):
+        t = res["tuned"]["mlp"][p]
+        assert t["size"] == 16
+        assert {a["output_mult"] for a in res["arms"] if a["parametrization"] == p} == {
+            t["output_mult"]}
 
 
 def test_sp_and_mup_are_one_model_at_the_base_size_with_tuned_hyperparameters():
@@ -67,6 +81,7 @@ def test_tune_base_takes_the_pair_with_the_lowest_loss_at_its_best_lr():
     cfg = Config(sweeps=("mlp",), log2_lrs=(-2, -1), seeds=(0, 1), output_mults=(1.0, 2.0),
                  init_scales=(1.0,))
     arms = [{"sweep": "mlp", "output_mult": om, "init_scale": 1.0, "log2_lr": k, "seed": s,
+             "size": 8, "parametrization": "mup",
              "diverged": False, "train_loss": {(1.0, -2): 0.5, (1.0, -1): 0.3,
                                                (2.0, -2): 0.2, (2.0, -1): 0.9}[(om, k)]}
             for om in (1.0, 2.0) for k in (-2, -1) for s in (0, 1)]

@@ -16,10 +16,11 @@ width = the smallest width, base depth = the shallowest depth):
 
 μTransfer (Tensor Programs V, §"μTransfer"): the hyperparameters other than the lr, here the
 output (readout) multiplier and the init scale (a factor on every weight's init std), are tuned on
-the *base* model and transferred. With more than one value in ``output_mults`` or
-``init_scales`` a first stage trains the base size (smallest width, shallowest depth) for every
-pair over the lr grid; the pair whose best lr gives the lowest mean loss is used at every size,
-by SP and μP alike (at the base size the two are the same model). SP keeps the pair as constants
+a small *proxy* model and transferred. With more than one value in ``output_mults`` or
+``init_scales`` a first stage trains the proxy size (``tune_sizes``; default the base size:
+smallest width, shallowest depth) for every pair over the lr grid; the pair whose best lr gives
+the lowest mean loss is used at every size. SP and μP are tuned alike on the same proxy, each for
+itself (at the base size they are one model, trained once). SP keeps the pair as constants
 (readout multiplier, init factor); μP applies it on top of its width scaling (readout multiplier
 ``output_mult / m``).
 
@@ -83,6 +84,9 @@ class Config:
     # readout multiplier and the factor on every weight's init std; one value each = no tuning
     output_mults: tuple[float, ...] = (1.0,)
     init_scales: tuple[float, ...] = (1.0,)
+    # the proxy size each sweep is tuned at, as (sweep, size) pairs; a sweep not named is tuned
+    # at its base size (where SP and μP are one model)
+    tune_sizes: tuple[tuple[str, int], ...] = ()
 
 
 def config(full: bool = False) -> Config:
@@ -92,7 +96,11 @@ def config(full: bool = False) -> Config:
                       transformer_widths=(32, 64, 128, 256), depth_width=128,
                       depths=(2, 4, 8, 16, 32), log2_lrs=tuple(range(-14, -1)),
                       sweeps=SWEEPS, seeds=(0, 1), transformer_seeds=(0, 1),
-                      output_mults=(1.0, 2.0, 4.0, 8.0, 16.0), init_scales=(0.5, 1.0, 2.0))
+                      output_mults=(1.0, 2.0, 4.0, 8.0, 16.0), init_scales=(0.5, 1.0, 2.0),
+                      # width 64 is too narrow a proxy for the MLP (RESULTS.md: the pair best
+                      # there is not the one best at 256 and 2048); the transformer's width 32
+                      # is tuned at the base to bound the cost
+                      tune_sizes=(("mlp", 256),))
     return Config()
 
 
@@ -181,27 +189,36 @@ def _base_hyperparameters(model, par, par_name: str, output_mult: float, init_sc
     return hooks
 
 
-def tune_base(arms: list[dict], cfg: Config, sweep: str) -> dict:
-    """The base hyperparameters of ``sweep`` from the first-stage arms: for each (output_mult,
-    init_scale) the mean loss over seeds at its best lr; the lowest wins (the defaults when
-    there is nothing to tune). Returns ``{"output_mult", "init_scale", "log2_lr", "loss",
-    "grid": [[output_mult, init_scale, best log2 lr, loss], ...]}``."""
+def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = None) -> dict:
+    """The base hyperparameters of ``sweep`` (for ``par_name``; None: any) from the first-stage
+    arms: for each (output_mult, init_scale) the mean loss over seeds at its best lr; the lowest
+    wins (the defaults when there is nothing to tune). Returns ``{"output_mult", "init_scale",
+    "log2_lr", "loss", "size", "grid": [[output_mult, init_scale, best log2 lr, loss], ...]}``."""
     grid = []
+    size = None
     for om in cfg.output_mults:
         for isc in cfg.init_scales:
             cell = [a for a in arms if a["sweep"] == sweep and a["output_mult"] == om
-                    and a["init_scale"] == isc]
+                    and a["init_scale"] == isc
+                    and (par_name is None or a["parametrization"] == par_name)]
             if not cell:
                 continue
+            size = cell[0]["size"]
             mean = [np.mean([_loss(a) for a in cell if a["log2_lr"] == k])
                     for k in cfg.log2_lrs]
             best = int(np.argmin(mean))
             grid.append([om, isc, cfg.log2_lrs[best], float(mean[best])])
     if not grid:
         return {"output_mult": 1.0, "init_scale": 1.0, "log2_lr": None, "loss": None,
-                "grid": []}
+                "size": None, "grid": []}
     om, isc, k, loss = min(grid, key=lambda g: g[3])
-    return {"output_mult": om, "init_scale": isc, "log2_lr": k, "loss": loss, "grid": grid}
+    return {"output_mult": om, "init_scale": isc, "log2_lr": k, "loss": loss, "size": size,
+            "grid": grid}
+
+
+def tune_size(sweep: str, cfg: Config) -> int:
+    """The proxy size ``sweep`` is tuned at (:attr:`Config.tune_sizes`, else its base size)."""
+    return dict(cfg.tune_sizes).get(sweep, min(sizes(sweep, cfg)))
 
 
 def _tuning(cfg: Config) -> bool:
@@ -321,30 +338,40 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     name = "mnist" if data_dir is not None else cfg.dataset
     data = load_data(name, seed=0, data_dir=data_dir, n_train=cfg.n_train)
     tune_arms: list[dict] = []
-    tuned: dict[str, dict] = {}
     if _tuning(cfg):
-        # at the base size SP and μP are one model: trained once, as μP (with delta)
-        cells = [(sw, om, isc, k, seed) for sw in cfg.sweeps for om in cfg.output_mults
-                 for isc in cfg.init_scales for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
-        tune_arms = [ck.run(f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}",
-                            lambda sw=sw, om=om, isc=isc, k=k, seed=seed: train_one(
-                                sw, "mup", min(sizes(sw, cfg)), k, seed, cfg, data, om, isc))
-                     for sw, om, isc, k, seed in progress(cells, desc=f"{NAME} base tuning",
-                                                          quiet=quiet)]
-    for sw in cfg.sweeps:
-        tuned[sw] = tune_base(tune_arms, cfg, sw)
+        # at the base size SP and μP are one model: trained once, as μP (with delta); at a
+        # larger proxy each parametrization is tuned for itself
+        cells = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
+                 for p in (PARAMETRIZATIONS if tune_size(sw, cfg) != min(sizes(sw, cfg))
+                           else ("mup",))
+                 for om in cfg.output_mults for isc in cfg.init_scales for k in cfg.log2_lrs
+                 for seed in seeds(sw, cfg)]
+
+        def tune_key(sw, p, om, isc, k, seed):
+            if tune_size(sw, cfg) == min(sizes(sw, cfg)):
+                return f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}"
+            return f"tune/{sw}/{p}/{tune_size(sw, cfg)}/{om:g}/{isc:g}/{k}/{seed}"
+
+        tune_arms = [ck.run(tune_key(sw, p, om, isc, k, seed),
+                            lambda sw=sw, p=p, om=om, isc=isc, k=k, seed=seed: train_one(
+                                sw, p, tune_size(sw, cfg), k, seed, cfg, data, om, isc))
+                     for sw, p, om, isc, k, seed in progress(cells, desc=f"{NAME} base tuning",
+                                                             quiet=quiet)]
+    tuned = {sw: {p: tune_base(tune_arms, cfg, sw,
+                               p if tune_size(sw, cfg) != min(sizes(sw, cfg)) else None)
+                  for p in PARAMETRIZATIONS} for sw in cfg.sweeps}
     cells = [(sw, p, s, k, seed) for sw in cfg.sweeps for p in PARAMETRIZATIONS
              for s in sizes(sw, cfg) for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
 
     def key(sw, p, s, k, seed):
-        om, isc = tuned[sw]["output_mult"], tuned[sw]["init_scale"]
+        om, isc = tuned[sw][p]["output_mult"], tuned[sw][p]["init_scale"]
         tail = f"/om{om:g}/is{isc:g}" if (om, isc) != (1.0, 1.0) else ""
         return f"{sw}/{p}/{s}/{k}/{seed}{tail}"
 
     arms = [ck.run(key(sw, p, s, k, seed),
                    lambda sw=sw, p=p, s=s, k=k, seed=seed: train_one(
-                       sw, p, s, k, seed, cfg, data, tuned[sw]["output_mult"],
-                       tuned[sw]["init_scale"]))
+                       sw, p, s, k, seed, cfg, data, tuned[sw][p]["output_mult"],
+                       tuned[sw][p]["init_scale"]))
             for sw, p, s, k, seed in progress(cells, desc=NAME, quiet=quiet)]
     rows = summarize(arms, cfg)
     moved = shifts(rows, cfg)
@@ -367,13 +394,17 @@ def report(results: dict):
     rep = HtmlReport(TITLE, PAPER)      # reproduce() puts the headline first, as the verdict
     rep.paragraph(DATA_NOTE, note=True)
     rows = results["optima"]
-    for sweep, t in (results.get("tuned") or {}).items():
-        if t.get("grid"):
+    for sweep, by_par in (results.get("tuned") or {}).items():
+        for pname, t in by_par.items():
+            if not t.get("grid") or (pname == "sp" and by_par["mup"]["grid"] == t["grid"]):
+                continue                   # tuned once at the base size: one table
+            who = ("SP and μP (one model there)" if by_par["sp"]["grid"] == t["grid"]
+                   else ("SP" if pname == "sp" else "μP"))
             rep.table(["output multiplier", "init scale", "best log2 lr", "loss there"],
                       [[f"{g[0]:g}", f"{g[1]:g}", g[2], f"{g[3]:.4f}"] for g in t["grid"]],
-                      caption=f"{sweep}: base-model tuning (base size, SP = μP there); chosen "
-                              f"output multiplier {t['output_mult']:g}, init scale "
-                              f"{t['init_scale']:g}, used by SP and μP at every size")
+                      caption=f"{sweep}: base-model tuning of {who} at size {t['size']}; "
+                              f"chosen output multiplier {t['output_mult']:g}, init scale "
+                              f"{t['init_scale']:g}, used at every size")
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
                "refined", "seeds' std", "loss at best"],
               [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
@@ -410,7 +441,10 @@ def figure(results: dict, sweeps=None):
                 ax.plot(cfg["log2_lrs"], ys, marker="o", ms=3,
                         color=cmap(i / max(1, len(sz) - 1)),
                         label=f"{'depth' if sweep == 'depth' else 'width'} {size}")
-            ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}")
+            t = ((results.get("tuned") or {}).get(sweep) or {}).get(pname) or {}
+            tuned = (f" (tuned at {t['size']}: output mult {t['output_mult']:g}, init x"
+                     f"{t['init_scale']:g})" if t.get("grid") else "")
+            ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}{tuned}", fontsize=10)
             ax.set_xlabel("log2 learning rate")
             ax.set_yscale("log")
         axrow[0].set_ylabel("training loss")
