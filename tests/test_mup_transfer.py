@@ -8,7 +8,14 @@ import json
 import pytest
 
 from initlab.lab.reproductions import reproduce
-from initlab.lab.reproductions.mup_transfer import Config, shifts, summarize
+from initlab.lab.reproductions.mup_transfer import (
+    Config,
+    seed_shifts,
+    shifts,
+    summarize,
+    train_one,
+    tune_base,
+)
 
 TINY = {"sweeps": ("mlp", "depth"), "mlp_widths": (8, 16, 32), "depths": (1, 2, 3),
         "depth_width": 8, "log2_lrs": (-8, -6), "n_train": 128, "seeds": (0,)}
@@ -27,6 +34,63 @@ def test_tiny_run_writes_results_and_report_and_resumes(tmp_path):
     assert again["arms"] == res["arms"]            # every arm came from the checkpoint
 
 
+def test_base_tuning_stage_picks_a_pair_and_uses_it_at_every_size(tmp_path):
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0)}
+    res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
+    assert len(res["tune_arms"]) == 2 * 2            # output mults x lrs, at the base width
+    assert {a["size"] for a in res["tune_arms"]} == {8}
+    t = res["tuned"]["mlp"]["mup"]
+    assert res["tuned"]["mlp"]["sp"] == t            # one model at the base size
+    assert t["output_mult"] in (1.0, 4.0) and len(t["grid"]) == 2 and t["size"] == 8
+    assert {(a["output_mult"], a["init_scale"]) for a in res["arms"]} == {
+        (t["output_mult"], 1.0)}
+    assert set(res["widest"]["mlp"]) == {"sp", "mup"}
+    assert "base-model tuning" in (tmp_path / "mt" / "report.html").read_text()
+
+
+def test_a_proxy_wider_than_the_base_is_tuned_for_each_parametrization(tmp_path):
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0), "tune_sizes": (("mlp", 16),)}
+    res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
+    assert len(res["tune_arms"]) == 2 * 2 * 2        # parametrizations x output mults x lrs
+    assert {(a["parametrization"], a["size"]) for a in res["tune_arms"]} == {("sp", 16),
+                                                                           ("mup", 16)}
+    for p in ("sp", "mup"):
+        t = res["tuned"]["mlp"][p]
+        assert t["size"] == 16
+        assert {a["output_mult"] for a in res["arms"] if a["parametrization"] == p} == {
+            t["output_mult"]}
+
+
+def test_sp_and_mup_are_one_model_at_the_base_size_with_tuned_hyperparameters():
+    # the tuning stage trains the base size once: that is only fair if SP with the pair (a
+    # constant readout multiplier, init x scale) is there exactly μP with it
+    from initlab.lab.reproductions._common import load_data
+
+    cfg = Config(mlp_widths=(16, 32), n_train=128)
+    data = load_data("digits", seed=0, data_dir=None, n_train=128)
+    sp, mup = (train_one("mlp", p, 16, -6, 0, cfg, data, 4.0, 2.0) for p in ("sp", "mup"))
+    assert sp["train_loss"] == mup["train_loss"]
+    plain = train_one("mlp", "sp", 16, -6, 0, cfg, data)
+    assert plain["train_loss"] != sp["train_loss"]    # the pair is applied
+    wide = [train_one("mlp", p, 32, -6, 0, cfg, data, 4.0, 2.0)["train_loss"]
+            for p in ("sp", "mup")]
+    assert wide[0] != wide[1]
+
+
+def test_tune_base_takes_the_pair_with_the_lowest_loss_at_its_best_lr():
+    cfg = Config(sweeps=("mlp",), log2_lrs=(-2, -1), seeds=(0, 1), output_mults=(1.0, 2.0),
+                 init_scales=(1.0,))
+    arms = [{"sweep": "mlp", "output_mult": om, "init_scale": 1.0, "log2_lr": k, "seed": s,
+             "size": 8, "parametrization": "mup",
+             "diverged": False, "train_loss": {(1.0, -2): 0.5, (1.0, -1): 0.3,
+                                               (2.0, -2): 0.2, (2.0, -1): 0.9}[(om, k)]}
+            for om in (1.0, 2.0) for k in (-2, -1) for s in (0, 1)]
+    t = tune_base(arms, cfg, "mlp")
+    assert (t["output_mult"], t["init_scale"], t["log2_lr"]) == (2.0, 1.0, -2)
+    assert t["grid"] == [[1.0, 1.0, -1, 0.3], [2.0, 1.0, -2, 0.2]]
+    assert tune_base([], cfg, "mlp")["output_mult"] == 1.0
+
+
 def test_summary_reads_the_optimum_and_its_shift():
     cfg = Config(sweeps=("mlp",), mlp_widths=(1, 2), log2_lrs=(-3, -2, -1), seeds=(0, 1))
     arms = []
@@ -41,6 +105,8 @@ def test_summary_reads_the_optimum_and_its_shift():
     rows = summarize(arms, cfg)
     assert [r["best_log2_lr"] for r in rows] == [-1, -3, -2, -2]
     assert shifts(rows, cfg) == {"mlp": {"sp": 2.0, "mup": 0.0}}
+    # each seed's own shift (seed 0 of SP at size 1 has a diverged arm, not its optimum)
+    assert seed_shifts(arms, cfg) == {"mlp": {"sp": [2.0, 2.0], "mup": [0.0, 0.0]}}
 
 
 @pytest.mark.slow

@@ -195,6 +195,19 @@ def test_parametrize_errors_leave_the_model_unchanged(kw, phrase):
     assert not m._forward_pre_hooks and not m[4]._forward_pre_hooks
 
 
+def test_output_mult_at_base_width_needs_delta_to_find_the_readout():
+    # tuning output_mult on the base model (μTransfer) must not drop it silently: at base width
+    # no dimension differs from the base, so only `delta` tells which layer is the readout
+    with pytest.raises(InitlabError, match="`delta=`"):
+        initlab.parametrize(mlp(64), "mup", base=lambda: mlp(64), seed=0, output_mult=4.0)
+    with pytest.raises(InitlabError, match="`readout_zero_init`"):
+        initlab.parametrize(mlp(64), "mup", base=lambda: mlp(64), seed=0,
+                            readout_zero_init=True)
+    par = initlab.parametrize(mlp(64), "mup", base=lambda: mlp(64), delta=lambda: mlp(128),
+                              seed=0, output_mult=4.0)
+    assert par["4.weight"].klass == "output" and par.readout_multiplier == 4.0
+
+
 # ----------------------------------------------------------------------------- against mup
 
 def _mup_twin(build_ref, build_base_ref, mup):

@@ -413,6 +413,18 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
                 readout_uses.append((s, use[1]))
                 s.why = f"tied embedding; its readout use `{use[0]}` gets the readout multiplier"
 
+    # output_mult and readout_zero_init act on the readout, which is found by its width
+    # dimensions: a model at its base width without `delta` has none, and they would be
+    # silently dropped (tuning them on the base model is what μTransfer asks for)
+    if name in ("mup", "mfp") and (output_mult != 1.0 or readout_zero_init) and not any(
+            s.klass == "output" or s.readout_use for s in scalings):
+        raise fail("output_mult" if output_mult != 1.0 else "readout_zero_init",
+                   "needs the model's readout, and no parameter has a width dimension in its "
+                   "fan_in only (the model is at its base width?)",
+                   output_mult if output_mult != 1.0 else readout_zero_init,
+                   "pass `delta=` (the model at a second base width, as in "
+                   "mup.set_base_shapes) so that the widths are known at base width.")
+
     # depth: the description finds the residual branches
     n_branches, branch_mult, branch_layers = 0, 1.0, set()
     desc = None

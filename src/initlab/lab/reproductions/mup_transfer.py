@@ -14,6 +14,16 @@ width = the smallest width, base depth = the shallowest depth):
 * ``depth``: a residual ReLU MLP (``resmlp``) of fixed width with ``depths`` residual blocks,
   SP against μP with ``depth="sqrt"``.
 
+μTransfer (Tensor Programs V, §"μTransfer"): the hyperparameters other than the lr, here the
+output (readout) multiplier and the init scale (a factor on every weight's init std), are tuned on
+a small *proxy* model and transferred. With more than one value in ``output_mults`` or
+``init_scales`` a first stage trains the proxy size (``tune_sizes``; default the base size:
+smallest width, shallowest depth) for every pair over the lr grid; the pair whose best lr gives
+the lowest mean loss is used at every size. SP and μP are tuned alike on the same proxy, each for
+itself (at the base size they are one model, trained once). SP keeps the pair as constants
+(readout multiplier, init factor); μP applies it on top of its width scaling (readout multiplier
+``output_mult / m``).
+
 For each (sweep, parametrization, width or depth) the optimal log2 lr is the grid point with the
 lowest mean training loss over the seeds; its spread is the standard deviation of the seeds' own
 optima. The optimum is refined between grid points by a parabola through the log losses around
@@ -50,7 +60,9 @@ DATA_NOTE = ("The paper trains transformers on WikiText-2 (and MLPs on CIFAR-10)
 SWEEPS = ("mlp", "transformer", "depth")
 PARAMETRIZATIONS = ("sp", "mup")
 #: what a run costs (1 thread, idle 2-core x86 machine); both resume with --resume
-TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)", "full": "about 60 minutes (780 arms)"}
+TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)",
+               "full": "about 30 minutes (2,340 arms: 1,560 tuning the base hyperparameters, "
+                       "780 lr sweeps)"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,13 @@ class Config:
     n_train: int | None = None                    # None: the whole training split
     seeds: tuple[int, ...] = (0, 1)
     transformer_seeds: tuple[int, ...] = (0,)
+    # μTransfer's base-model tuning (first stage, at the base size, for SP and μP alike): the
+    # readout multiplier and the factor on every weight's init std; one value each = no tuning
+    output_mults: tuple[float, ...] = (1.0,)
+    init_scales: tuple[float, ...] = (1.0,)
+    # the proxy size each sweep is tuned at, as (sweep, size) pairs; a sweep not named is tuned
+    # at its base size (where SP and μP are one model)
+    tune_sizes: tuple[tuple[str, int], ...] = ()
 
 
 def config(full: bool = False) -> Config:
@@ -78,12 +97,18 @@ def config(full: bool = False) -> Config:
         return Config(mlp_widths=(64, 128, 256, 512, 1024, 2048),
                       transformer_widths=(32, 64, 128, 256), depth_width=128,
                       depths=(2, 4, 8, 16, 32), log2_lrs=tuple(range(-14, -1)),
-                      sweeps=SWEEPS, seeds=(0, 1), transformer_seeds=(0, 1))
+                      sweeps=SWEEPS, seeds=(0, 1), transformer_seeds=(0, 1),
+                      output_mults=(1.0, 2.0, 4.0, 8.0, 16.0), init_scales=(0.5, 1.0, 2.0),
+                      # width 64 is too narrow a proxy for the MLP (RESULTS.md: the pair best
+                      # there is not the one best at 256 and 2048); the transformer's width 32
+                      # is tuned at the base to bound the cost
+                      tune_sizes=(("mlp", 256),))
     return Config()
 
 
-def _builder(sweep: str, cfg: Config, data):
-    """size -> model (size: width for mlp/transformer, residual blocks for depth)."""
+def _builder(sweep: str, cfg: Config, data, width: int | None = None):
+    """size -> model (size: width for mlp/transformer, residual blocks for depth; ``width``: the
+    depth sweep's width instead of ``cfg.depth_width``)."""
     from ..models import ModelConfig, RowTransformer, build_model
 
     if sweep == "transformer":
@@ -94,7 +119,7 @@ def _builder(sweep: str, cfg: Config, data):
         return lambda w: build_model(ModelConfig(kind="mlp", depth=2, width=w, activation="relu",
                                                  in_shape=(data.n_features,),
                                                  n_classes=data.n_classes))
-    return lambda d: build_model(ModelConfig(kind="resmlp", depth=d, width=cfg.depth_width,
+    return lambda d: build_model(ModelConfig(kind="resmlp", depth=d, width=width or cfg.depth_width,
                                              activation="relu", in_shape=(data.n_features,),
                                              n_classes=data.n_classes))
 
@@ -109,7 +134,9 @@ def sizes(sweep: str, cfg: Config) -> tuple[int, ...]:
 
 
 def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg: Config,
-              data) -> dict:
+              data, output_mult: float = 1.0, init_scale: float = 1.0) -> dict:
+    """One arm: the model at ``size`` under ``par_name`` with the base hyperparameters
+    ``output_mult`` and ``init_scale`` (see the module docs), Adam at lr ``2**log2_lr``."""
     from ...modelinit.parametrization import parametrize
     from ..train import TrainConfig, train
 
@@ -118,21 +145,86 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
     base = min(sizes(sweep, cfg))
     lr = 2.0 ** log2_lr
     if sweep == "depth":
-        # the width does not change: μP is SP in width here, and depth="sqrt" scales branches
-        kw = {"base": lambda: build(size)}
+        # the width does not change: μP is SP in width here, and depth="sqrt" scales branches;
+        # the same depth at twice the width (delta) tells which layer is the readout
+        wide = _builder(sweep, cfg, data, width=2 * cfg.depth_width)
+        kw = {"base": lambda: build(size), "delta": lambda: wide(size)}
         if par_name == "mup":
             kw.update(depth="sqrt", base_depth=base)   # one residual branch per block
     else:
-        kw = {"base": lambda: build(base)}
-    par = parametrize(model, par_name, seed=seed, **kw)
+        # delta (the base at twice its width) finds the widths at the base width too
+        kw = {"base": lambda: build(base), "delta": lambda: build(2 * base)}
+    par = parametrize(model, par_name, seed=seed, output_mult=output_mult, **kw)
+    hooks = _base_hyperparameters(model, par, par_name, output_mult, init_scale)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
     hist = train(model, data, tc, seed=seed, param_groups=par.param_groups(lr, "adam"))
     par.remove()
+    for h in hooks:
+        h.remove()
     last = hist[-1]
     return {"sweep": sweep, "parametrization": par_name, "size": size, "log2_lr": log2_lr,
-            "seed": seed, "train_loss": last["train_loss"], "test_acc": last["test_acc"],
+            "seed": seed, "output_mult": output_mult, "init_scale": init_scale,
+            "train_loss": last["train_loss"], "test_acc": last["test_acc"],
             "diverged": bool(last["diverged"])}
+
+
+def _base_hyperparameters(model, par, par_name: str, output_mult: float, init_scale: float):
+    """Apply the tuned base hyperparameters that :func:`parametrize` does not: every weight's
+    init x ``init_scale`` (both parametrizations), and SP's constant readout multiplier (μP's,
+    ``output_mult / m``, is ``parametrize``'s). Returns the hooks to remove."""
+    import torch
+
+    hooks = []
+    if init_scale != 1.0:
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() >= 2:
+                    p.mul_(init_scale)
+    if par_name == "sp" and output_mult != 1.0:
+        mods = dict(model.named_modules())
+        for s in par.scalings:
+            if s.klass == "output":
+                mod = mods[s.name.rsplit(".", 1)[0]]
+                hooks.append(mod.register_forward_pre_hook(
+                    lambda m, args: (args[0] * output_mult, *args[1:])))
+    return hooks
+
+
+def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = None) -> dict:
+    """The base hyperparameters of ``sweep`` (for ``par_name``; None: any) from the first-stage
+    arms: for each (output_mult, init_scale) the mean loss over seeds at its best lr; the lowest
+    wins (the defaults when there is nothing to tune). Returns ``{"output_mult", "init_scale",
+    "log2_lr", "loss", "size", "grid": [[output_mult, init_scale, best log2 lr, loss], ...]}``."""
+    grid = []
+    size = None
+    for om in cfg.output_mults:
+        for isc in cfg.init_scales:
+            cell = [a for a in arms if a["sweep"] == sweep and a["output_mult"] == om
+                    and a["init_scale"] == isc
+                    and (par_name is None or a["parametrization"] == par_name)]
+            if not cell:
+                continue
+            size = cell[0]["size"]
+            mean = [np.mean([_loss(a) for a in cell if a["log2_lr"] == k])
+                    for k in cfg.log2_lrs]
+            best = int(np.argmin(mean))
+            grid.append([om, isc, cfg.log2_lrs[best], float(mean[best])])
+    if not grid:
+        return {"output_mult": 1.0, "init_scale": 1.0, "log2_lr": None, "loss": None,
+                "size": None, "grid": []}
+    om, isc, k, loss = min(grid, key=lambda g: g[3])
+    return {"output_mult": om, "init_scale": isc, "log2_lr": k, "loss": loss, "size": size,
+            "grid": grid}
+
+
+def tune_size(sweep: str, cfg: Config) -> int:
+    """The proxy size ``sweep`` is tuned at (:attr:`Config.tune_sizes`, else its base size)."""
+    return dict(cfg.tune_sizes).get(sweep, min(sizes(sweep, cfg)))
+
+
+def _tuning(cfg: Config) -> bool:
+    return len(cfg.output_mults) * len(cfg.init_scales) > 1
 
 
 def _loss(a: dict) -> float:
@@ -198,26 +290,101 @@ def shifts(rows: list[dict], cfg: Config, key: str = "refined_log2_lr"
     return out
 
 
+def _refined(losses: list[float], lrs: list[int]) -> float:
+    best = int(np.argmin(losses))
+    step = float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0
+    return float(lrs[best]) + _vertex(losses, best) * step
+
+
+def seed_shifts(arms: list[dict], cfg: Config) -> dict[str, dict[str, list[float]]]:
+    """sweep -> parametrization -> each seed's own shift (its refined optimum per size, largest
+    minus smallest across sizes, in grid steps): the seeds' spread of :func:`shifts`."""
+    lrs = list(cfg.log2_lrs)
+    step = float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0
+    out: dict[str, dict[str, list[float]]] = {}
+    for sweep in cfg.sweeps:
+        for pname in PARAMETRIZATIONS:
+            per_seed = []
+            for s in seeds(sweep, cfg):
+                opt = []
+                for size in sizes(sweep, cfg):
+                    by_lr = {a["log2_lr"]: _loss(a) for a in arms if a["sweep"] == sweep
+                             and a["parametrization"] == pname and a["size"] == size
+                             and a["seed"] == s}
+                    if by_lr:
+                        opt.append(_refined([by_lr.get(k, float("inf")) for k in lrs], lrs))
+                if len(opt) > 1:
+                    per_seed.append(round((max(opt) - min(opt)) / step, 3))
+            if per_seed:
+                out.setdefault(sweep, {})[pname] = per_seed
+    return out
+
+
+def widest(rows: list[dict], cfg: Config) -> dict[str, dict[str, float]]:
+    """sweep -> parametrization -> the largest size's mean training loss at its own best lr."""
+    out: dict[str, dict[str, float]] = {}
+    for sweep in cfg.sweeps:
+        top = max(sizes(sweep, cfg))
+        for r in rows:
+            if r["sweep"] == sweep and r["size"] == top:
+                out.setdefault(sweep, {})[r["parametrization"]] = r["best_loss"]
+    return out
+
+
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
-    """Run every arm (finished arms come from ``checkpoint``); return the results."""
+    """Run every arm (finished arms come from ``checkpoint``); return the results: first the
+    base-model tuning (when ``cfg`` has more than one output multiplier or init scale), then the
+    lr sweeps at every size with the tuned base hyperparameters."""
     ck = checkpoint or Checkpoint(None, {})
     name = "mnist" if data_dir is not None else cfg.dataset
     data = load_data(name, seed=0, data_dir=data_dir, n_train=cfg.n_train)
+    tune_arms: list[dict] = []
+    if _tuning(cfg):
+        # at the base size SP and μP are one model: trained once, as μP (with delta); at a
+        # larger proxy each parametrization is tuned for itself
+        cells = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
+                 for p in (PARAMETRIZATIONS if tune_size(sw, cfg) != min(sizes(sw, cfg))
+                           else ("mup",))
+                 for om in cfg.output_mults for isc in cfg.init_scales for k in cfg.log2_lrs
+                 for seed in seeds(sw, cfg)]
+
+        def tune_key(sw, p, om, isc, k, seed):
+            if tune_size(sw, cfg) == min(sizes(sw, cfg)):
+                return f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}"
+            return f"tune/{sw}/{p}/{tune_size(sw, cfg)}/{om:g}/{isc:g}/{k}/{seed}"
+
+        tune_arms = [ck.run(tune_key(sw, p, om, isc, k, seed),
+                            lambda sw=sw, p=p, om=om, isc=isc, k=k, seed=seed: train_one(
+                                sw, p, tune_size(sw, cfg), k, seed, cfg, data, om, isc))
+                     for sw, p, om, isc, k, seed in progress(cells, desc=f"{NAME} base tuning",
+                                                             quiet=quiet)]
+    tuned = {sw: {p: tune_base(tune_arms, cfg, sw,
+                               p if tune_size(sw, cfg) != min(sizes(sw, cfg)) else None)
+                  for p in PARAMETRIZATIONS} for sw in cfg.sweeps}
     cells = [(sw, p, s, k, seed) for sw in cfg.sweeps for p in PARAMETRIZATIONS
              for s in sizes(sw, cfg) for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
-    arms = [ck.run(f"{sw}/{p}/{s}/{k}/{seed}",
-                   lambda sw=sw, p=p, s=s, k=k, seed=seed: train_one(sw, p, s, k, seed, cfg,
-                                                                     data))
+
+    def key(sw, p, s, k, seed):
+        om, isc = tuned[sw][p]["output_mult"], tuned[sw][p]["init_scale"]
+        tail = f"/om{om:g}/is{isc:g}" if (om, isc) != (1.0, 1.0) else ""
+        return f"{sw}/{p}/{s}/{k}/{seed}{tail}"
+
+    arms = [ck.run(key(sw, p, s, k, seed),
+                   lambda sw=sw, p=p, s=s, k=k, seed=seed: train_one(
+                       sw, p, s, k, seed, cfg, data, tuned[sw][p]["output_mult"],
+                       tuned[sw][p]["init_scale"]))
             for sw, p, s, k, seed in progress(cells, desc=NAME, quiet=quiet)]
     rows = summarize(arms, cfg)
     moved = shifts(rows, cfg)
+    spread = seed_shifts(arms, cfg)
     headline = [f"{sw}: the optimum moves {v['sp']:.2f} grid step(s) under SP, {v['mup']:.2f} "
                 "under μP"
                 for sw, v in moved.items() if "sp" in v and "mup" in v]
     return {"case": NAME, "config": cfg, "dataset": data.name, "arms": arms, "optima": rows,
-            "shifts": moved, "published": PUBLISHED, "data_note": DATA_NOTE,
-            "headline": headline}
+            "shifts": moved, "seed_shifts": spread, "widest": widest(rows, cfg),
+            "tuned": tuned, "tune_arms": tune_arms, "published": PUBLISHED,
+            "data_note": DATA_NOTE, "headline": headline}
 
 
 def report(results: dict):
@@ -229,6 +396,17 @@ def report(results: dict):
     rep = HtmlReport(TITLE, PAPER)      # reproduce() puts the headline first, as the verdict
     rep.paragraph(DATA_NOTE, note=True)
     rows = results["optima"]
+    for sweep, by_par in (results.get("tuned") or {}).items():
+        for pname, t in by_par.items():
+            if not t.get("grid") or (pname == "sp" and by_par["mup"]["grid"] == t["grid"]):
+                continue                   # tuned once at the base size: one table
+            who = ("SP and μP (one model there)" if by_par["sp"]["grid"] == t["grid"]
+                   else ("SP" if pname == "sp" else "μP"))
+            rep.table(["output multiplier", "init scale", "best log2 lr", "loss there"],
+                      [[f"{g[0]:g}", f"{g[1]:g}", g[2], f"{g[3]:.4f}"] for g in t["grid"]],
+                      caption=f"{sweep}: base-model tuning of {who} at size {t['size']}; "
+                              f"chosen output multiplier {t['output_mult']:g}, init scale "
+                              f"{t['init_scale']:g}, used at every size")
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
                "refined", "seeds' std", "loss at best"],
               [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
@@ -265,7 +443,10 @@ def figure(results: dict, sweeps=None):
                 ax.plot(cfg["log2_lrs"], ys, marker="o", ms=3,
                         color=cmap(i / max(1, len(sz) - 1)),
                         label=f"{'depth' if sweep == 'depth' else 'width'} {size}")
-            ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}")
+            t = ((results.get("tuned") or {}).get(sweep) or {}).get(pname) or {}
+            tuned = (f" (tuned at {t['size']}: output mult {t['output_mult']:g}, init x"
+                     f"{t['init_scale']:g})" if t.get("grid") else "")
+            ax.set_title(f"{sweep}: {'SP' if pname == 'sp' else 'μP'}{tuned}", fontsize=10)
             ax.set_xlabel("log2 learning rate")
             ax.set_yscale("log")
         axrow[0].set_ylabel("training loss")
