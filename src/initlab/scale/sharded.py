@@ -216,6 +216,26 @@ def _writer(flat: torch.Tensor, lo_hi):
     return write
 
 
+def _check_fillable(local: torch.Tensor) -> None:
+    _check_materialized(local)
+    if not local.is_floating_point():
+        raise fail("tensor", "must have a floating dtype", str(local.dtype),
+                   "initialize float parameters only.")
+
+
+def check_fillable(tensor: torch.Tensor) -> None:
+    """Raise now the error :func:`counter_fill_` would raise for ``tensor`` itself (a DTensor
+    with Partial or strided placements or a local shard that does not match them, no process
+    group, a meta tensor, a non-floating dtype). ``initlab.apply`` calls it on every parameter
+    before its first write, so the counter source writes without a rollback copy."""
+    if not isinstance(tensor, torch.Tensor):
+        raise InitlabTypeError(error_message("tensor", "must be a torch.Tensor or DTensor", type(
+            tensor).__name__, "pass the parameter (or its local shard)."))
+    if is_dtensor(tensor):
+        _, _, tensor = dtensor_layout(tensor)
+    _check_fillable(tensor)
+
+
 def _check_materialized(local: torch.Tensor) -> None:
     if local.is_meta:
         raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
@@ -300,7 +320,7 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
     """
 
-    from .torch_stream import BitReader, compute_dtype, transform
+    from .torch_stream import BitReader, CpuTransform, compute_dtype, transform
 
     n = flat.numel()
     device = flat.device
@@ -314,13 +334,18 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     starts, run = block_runs(g, o, s)
     spans = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
 
+    fast = CpuTransform.applies(dist, cdt, device)
+
     def work(span_list):
         with torch.no_grad():  # grad mode is per thread
             reader = BitReader(key, device)
+            cpu = CpuTransform(dist, flat.dtype, lo_hi, chunk) if fast else None
             for a, b in span_list:
                 bits = _chunk_bits(reader, starts, run, a, b)
                 dst = flat[a:b]
-                if dst.dtype == cdt:
+                if cpu is not None:
+                    cpu(bits, dst)  # consumes `bits` (fresh per chunk)
+                elif dst.dtype == cdt:
                     transform(dist, bits, cdt, out=dst)
                     if lo_hi is not None:
                         dst.clamp_(*lo_hi)
@@ -399,10 +424,7 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
                            "`shard_layout`.")
         else:
             o = tuple(offsets) if offsets is not None else (0,) * len(g)
-    _check_materialized(local)
-    if not local.is_floating_point():
-        raise fail("tensor", "must have a floating dtype", str(local.dtype),
-                   "initialize float parameters only.")
+    _check_fillable(local)
     if isinstance(dist, Initializer):
         dist = dist.resolve(g, fans=fans, role=role, layout=layout)
     if not isinstance(dist, Distribution):
