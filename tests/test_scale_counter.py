@@ -506,6 +506,41 @@ def test_apply_counter_backend_matches_counter_fill():
             assert torch.equal(p.detach(), ref), name
 
 
+def test_apply_counter_is_trusted_no_rollback_copy_and_checks_first(monkeypatch):
+    from initlab.modelinit import engine
+    from initlab.modelinit.walk import RNG_BACKENDS
+    from initlab.scale import check_fillable
+
+    assert all(RNG_BACKENDS[k].trusted and RNG_BACKENDS[k].check is check_fillable
+               for k in ("counter", f"counter:{V1}", f"counter:{V2}"))
+    copied = []
+    real_snapshot = engine.snapshot
+    monkeypatch.setattr(engine, "snapshot", lambda ts: copied.extend(ts) or real_snapshot(ts))
+    initlab.apply(_tiny(), _plan(), seed=0, rng="counter")
+    assert copied == []  # apply held no copy of the model
+    # the check runs on every tensor before the first write: a refusal leaves the model as it was
+    import dataclasses
+
+    def refuse_last(t):
+        if t.shape == (13,):  # 1.bias (and the norm), after two random weights
+            raise InitlabError("refused")
+
+    monkeypatch.setitem(RNG_BACKENDS, "counter",
+                        dataclasses.replace(RNG_BACKENDS["counter"], check=refuse_last))
+    m = _tiny()
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(InitlabError, match="refused"):
+        initlab.apply(m, _plan(), seed=0, rng="counter")
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    with pytest.raises(InitlabError, match=r"`tensor` is on the meta device"):
+        check_fillable(torch.empty(3, device="meta"))
+    with pytest.raises(InitlabError, match=r"`tensor` must have a floating dtype"):
+        check_fillable(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(InitlabTypeError, match=r"`tensor` must be a torch.Tensor or DTensor"):
+        check_fillable([1.0])
+    check_fillable(torch.empty(3, dtype=torch.bfloat16))
+
+
 def test_materialize_from_meta_with_counter_equals_apply_on_real_model():
     real = _tiny()
     initlab.apply(real, "he", seed=2, rng="counter")
