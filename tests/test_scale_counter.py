@@ -300,6 +300,34 @@ def test_v2_definition_uniform_bit_exact_and_normal_within_ulps():
     assert ulps64.max() <= 4, ulps64.max()  # measured: 3
 
 
+FAST_PATH_DISTS = [Normal(0.0, 1.0), Normal(0.25, 2.0), Uniform(-1.0, 1.0), Uniform(-0.3, 0.7),
+                   Uniform(0.0, 1e-3), TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+                   TruncatedNormal(0.1, 0.02, 0.06, 0.14), TruncatedNormal(0.0, 1.0, 1.5, 4.0),
+                   TruncatedNormal(0.0, 1.0, 6.0, 9.0), TruncatedNormal(0.3, 0.0, -1.0, 1.0)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_v2_cpu_fast_path_equals_the_generic_transform(dtype):
+    """CpuTransform (fewer passes, in place) gives transform()'s values bit for bit: the
+    generic path (every op as the definition reads, also the one other devices run) is
+    recomputed here from the element bits, clipped and cast like fill_block_ does."""
+    from initlab.scale.sharded import _torch_bounds
+    from initlab.scale.counter import bounds
+    from initlab.scale.torch_stream import BitReader, CpuTransform, compute_dtype, transform
+
+    n, start = 70001, 12345
+    for d in FAST_PATH_DISTS:
+        cdt = compute_dtype(d, dtype)
+        got = counter_fill_(torch.empty(n, dtype=dtype), d, seed=9, name="f",
+                            global_shape=(start + n,), offsets=(start,), chunk_size=4099,
+                            threads=2)
+        x = transform(d, BitReader(stream_key(9, "f"), "cpu").read(start, n), cdt)
+        if bounds(d) is not None:
+            x = x.clamp(*_torch_bounds(bounds(d), dtype))
+        assert torch.equal(got, x.to(dtype)), d
+        assert CpuTransform.applies(d, cdt, torch.device("cpu")) == (cdt == torch.float32)
+
+
 def test_unknown_stream_version_refused_everywhere():
     from initlab.scale import check_stream, rng_for_stream
 
