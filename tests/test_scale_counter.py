@@ -118,6 +118,33 @@ def test_thread_and_chunk_independence(g, offs, loc, dtype, stream):
             assert np.array_equal(got, ref), (threads, chunk)
 
 
+def test_worker_pool_leaves_torch_thread_count_and_survives_fork():
+    """The persistent worker pool runs one intra-op thread per worker without changing the
+    caller's torch thread count (nor the count new threads start with); a forked child (new
+    pid) gets a pool of its own."""
+    import threading
+
+    from initlab.scale import counter as counter_mod
+
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        d = Normal(0.0, 1.0)
+        ref = counter_fill_(torch.empty(3000), d, seed=0, name="p", threads=1)
+        for _ in range(2):
+            counter_mod._POOL["pid"] = -1  # as in a forked child: the parent's threads are gone
+            got = counter_fill_(torch.empty(3000), d, seed=0, name="p", threads=3, chunk_size=128)
+            assert torch.equal(got, ref)
+            assert torch.get_num_threads() == 2
+            seen = []
+            t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            t.start()
+            t.join()
+            assert seen == [2]
+    finally:
+        torch.set_num_threads(prev)
+
+
 def test_block_runs_merge_full_trailing_dims():
     starts, run = block_runs((6, 4, 5), (2, 0, 0), (3, 4, 5))
     assert run == 60 and starts.tolist() == [40]
