@@ -199,6 +199,9 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                                  ns["torch"] if tfn is not None else ns["torch_normal"]),
                              v1_ratio=min(ns[V1]) / ref,
                              ratio_to="torch " + ("normal_" if tfn is None else label + "_"),
+                             # per round: v2 / its peer measured next to it (the same load)
+                             v2_paired_ratios=[a / b for a, b in zip(
+                                 ns[V2], ns["torch"] if tfn is not None else ns["torch_normal"])],
                              extra_peak_mb_torch=extra.get("torch"),
                              extra_peak_mb_v2=extra.get(V2))
                     rows.append(r)
@@ -206,7 +209,9 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                           f"{r['torch_ns']:6.2f} (normal_ {r['torch_normal_ns']:5.2f})  v2 "
                           f"{r['v2_ns']:6.2f} (median {r['v2_median_ns']:6.2f})  v1 "
                           f"{r['v1_ns']:6.2f} ns/el   v2 / {r['ratio_to']}: {r['v2_ratio']:.2f}x "
-                          f"(medians {r['v2_median_ratio']:.2f}x)   v1: {r['v1_ratio']:.2f}x"
+                          f"(medians {r['v2_median_ratio']:.2f}x; paired per round: min "
+                          f"{min(r['v2_paired_ratios']):.2f}x median "
+                          f"{median(r['v2_paired_ratios']):.2f}x)   v1: {r['v1_ratio']:.2f}x"
                           + (f"   peak RSS beyond the tensor: torch {extra['torch']:.1f} MB, "
                              f"v2 {extra[V2]:.1f} MB" if len(extra) == 2 else ""), flush=True)
     finally:
