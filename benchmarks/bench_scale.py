@@ -14,7 +14,8 @@ Sections
    for torch), the sides interleaved round by round; best and median of ``--repeat`` rounds.
    ``--candidates`` adds the implementations weighed in docs/scale.md: Philox words by integer
    torch ops (eager, and fused by ``torch.compile`` with its first-call time), and a numba
-   kernel when numba is importable.
+   kernel when numba is importable. 1c: the steps of the float32/bf16 normal timed one by one
+   (words, integer steps, conversion, erfinv, scale and cast into the tensor).
 2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
    with ``to_empty``: ``initlab.apply(rng="counter")`` (N(0, 0.02) weights, zero biases, unit
    norms) vs the same scheme drawn by a loop of torch ``normal_`` / ``fill_`` / ``zero_`` vs
@@ -214,6 +215,66 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                           f"{median(r['v2_paired_ratios']):.2f}x)   v1: {r['v1_ratio']:.2f}x"
                           + (f"   peak RSS beyond the tensor: torch {extra['torch']:.1f} MB, "
                              f"v2 {extra[V2]:.1f} MB" if len(extra) == 2 else ""), flush=True)
+    finally:
+        torch.set_num_threads(old)
+    return rows
+
+
+def bench_steps(n: int, repeat: int) -> list[dict]:
+    """Where v2's float32/bf16 normal spends its time on CPU, one thread: the steps of
+    ``CpuTransform`` (same ops, same chunks) timed one by one over an ``n``-element tensor,
+    ns per element (best of ``repeat``), next to torch's ``normal_`` on the same tensor."""
+    import numpy as np
+
+    from initlab.scale.sharded import DEFAULT_CHUNK_V2
+    from initlab.scale.torch_stream import BitReader
+
+    rows = []
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    chunk = DEFAULT_CHUNK_V2
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.empty(n, dtype=dtype)
+            x.zero_()
+            buf = torch.empty(chunk)
+            best: dict = {}
+            for _ in range(repeat):
+                acc: dict = {}
+                reader = BitReader(12345, "cpu")
+                for a in range(0, n, chunk):
+                    b = min(n, a + chunk)
+                    t0 = time.perf_counter()
+                    bits = reader.read(a, b - a)
+                    t1 = time.perf_counter()
+                    bn = bits.numpy()
+                    np.right_shift(bn, 7, out=bn)
+                    np.bitwise_or(bn, 1, out=bn)
+                    t2 = time.perf_counter()
+                    dst = x[a:b]
+                    y = dst if dtype == torch.float32 else buf[:b - a]
+                    y.copy_(bits)
+                    y.mul_(2.0**-24)
+                    t3 = time.perf_counter()
+                    torch.erfinv(y, out=y)
+                    t4 = time.perf_counter()
+                    if y is dst:
+                        y.mul_(1.4142135)
+                    else:
+                        torch.mul(y, 1.4142135, out=dst)
+                    t5 = time.perf_counter()
+                    for k, v in (("words (NumPy C Philox)", t1 - t0), ("integer steps (NumPy)", t2 - t1),
+                                 ("int -> float32, * 2**-24", t3 - t2), ("erfinv", t4 - t3),
+                                 ("scale (+ cast) into the tensor", t5 - t4)):
+                        acc[k] = acc.get(k, 0.0) + v
+                for k, v in acc.items():
+                    best[k] = min(best.get(k, float("inf")), 1e9 * v / n)
+            ref = _best(lambda x=x: x.normal_(), repeat)[0] * 1e9 / n
+            r = dict(section="steps", dtype=str(dtype).split(".")[1], n=n, chunk=chunk,
+                     steps_ns=best, total_ns=sum(best.values()), torch_normal_ns=ref)
+            rows.append(r)
+            print(f"  {r['dtype']:8s} " + "; ".join(f"{k} {v:.2f}" for k, v in best.items())
+                  + f"; sum {r['total_ns']:.2f} ns/el (torch normal_ {ref:.2f})", flush=True)
     finally:
         torch.set_num_threads(old)
     return rows
@@ -653,6 +714,8 @@ def main(argv=None) -> int:
     if "1" in a.only:
         print(f"[1] elementwise, {n} elements (best and median of {repeat} interleaved rounds)")
         rows += bench_elementwise(n, repeat)
+        print("[1c] where v2's normal spends its time (CPU, one thread, 256Ki-element chunks)")
+        rows += bench_steps(n, repeat)
         if a.candidates:
             print("[1b] generator candidates, one thread")
             rows += bench_candidates(repeat)
