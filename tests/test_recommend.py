@@ -165,3 +165,28 @@ def test_isometry_plan_draws_the_deep_recommendation(act):
 def test_bad_new_arguments(kw, match):
     with pytest.raises((ValueError, TypeError), match=match):
         recommend("tanh", depth=50, **kw)
+
+
+def test_doctor_advice_reads_the_depth_auto_reads():
+    """The doctor's advice uses the depth it is given (the model description's plain_depth(),
+    as `auto`), not its own count of measured layers: the same saturated tanh layer gets the
+    shallow choice in a 3-layer net and the deep (isometric) one in a 40-layer net."""
+    from initlab.core.recommend import recommend
+    from initlab.diagnostics.findings import diagnose
+    from initlab.diagnostics.stats import LayerStats
+
+    def layers():
+        return [LayerStats(index=i + 1, name=f"l{i}", kind="Linear", weight_shape=[64, 64],
+                           fan_in=64, fan_out=64, n_units=64, activation="tanh",
+                           saturated=0.9 if i == 0 else 0.0) for i in range(3)]
+
+    for depth in (3, 40):
+        found = [f for f in diagnose(layers(), depth=depth) if f.code == "saturation"]
+        assert found, depth
+        rec = recommend("tanh", depth=depth)
+        assert found[0].plans[0] == rec.plan, (depth, found[0].plans, rec.plan)
+    shallow = [f for f in diagnose(layers(), depth=3) if f.code == "saturation"][0]
+    deep = [f for f in diagnose(layers(), depth=40) if f.code == "saturation"][0]
+    assert shallow.plans[0] != deep.plans[0]
+    # without a description's depth, the measured layers are counted
+    assert [f for f in diagnose(layers()) if f.code == "saturation"][0].plans == shallow.plans

@@ -86,15 +86,16 @@ def init_(tensor: torch.Tensor, init: str | Initializer, *, generator: torch.Gen
 
 
 def _init(tensor, ini: Initializer, generator, *, fans=None, role="weight", layout="torch",
-          stacklevel: int = 2) -> torch.Tensor:
+          stacklevel: int = 2, sink: list | None = None) -> torch.Tensor:
     """Validate, then resolve and draw. ``stacklevel`` points the zero-element warning at the
-    user's call (2: the caller of the function that called ``_init``)."""
+    user's call (2: the caller of the function that called ``_init``); ``sink`` receives the
+    draw's measured sums (see ``draw_``)."""
     check_target(tensor, ini.random, generator)
     if tensor.numel() == 0:
         _warn_zero_elements(tensor.shape, stacklevel + 1)
         return tensor
     dist = ini.resolve(tuple(tensor.shape), fans=fans, layout=layout, role=role)
-    return draw_(tensor, dist, generator, layout=layout)
+    return draw_(tensor, dist, generator, layout=layout, sink=sink)
 
 
 def _named(name: str, tensor, generator, fans=None, role="weight", **params) -> torch.Tensor:

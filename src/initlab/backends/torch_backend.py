@@ -64,7 +64,8 @@ from ..core.distributions import (
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
-__all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK", "ZERO_ELEMENT_WARNING"]
+__all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK",
+           "MEASURE_CHUNK", "ZERO_ELEMENT_WARNING", "moments_from_sums"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -171,7 +172,8 @@ def _warn_zero_elements(shape, stacklevel: int) -> None:
 
 
 def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator | None = None,
-          *, layout: str = "torch", _stacklevel: int = 1) -> torch.Tensor:
+          *, layout: str = "torch", _stacklevel: int = 1,
+          sink: list | None = None) -> torch.Tensor:
     """Fill ``tensor`` in place with a draw from ``dist`` and return it.
 
     ``dist`` is a :mod:`initlab.core.distributions` object, usually from
@@ -179,6 +181,10 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
     stored in; structured kinds (orthogonal, eye, dirac, ...) are defined on the torch layout
     ``(out, in, *kernel)`` and are written through a permuted view. Runs under ``no_grad``;
     dtype and device are preserved. See the module docstring for the conventions.
+
+    ``sink``: a list to which the draw appends ``(mean, std)`` of the values it wrote when it
+    measured them in the same pass (see :func:`_measured_`; the same values are drawn as without
+    ``sink``) or knows them exactly (a constant); nothing is appended otherwise.
     """
     if not isinstance(dist, Distribution):
         raise InitlabTypeError(error_message(
@@ -199,8 +205,81 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
     if tensor.is_meta:
         return tensor
     with torch.no_grad():
+        fill = _measurable(tensor, dist, generator) if sink is not None else None
+        if fill is not None:
+            moments = moments_from_sums(*_measured_(tensor.view(-1), fill))
+            if moments is None:   # the sums could cancel: the caller measures the tensor
+                return tensor
+            sink.append(moments)
+            return tensor
         sampler(tensor if dist.is_elementwise else _torch_view(tensor, layout), dist, generator)
+        if sink is not None and type(dist) is Constant and tensor.is_floating_point() \
+                and type(tensor) in (torch.Tensor, torch.nn.Parameter):
+            # every element now holds the fill value as the dtype rounds it: read one back
+            sink.append((float(tensor[(0,) * tensor.dim()]), 0.0))
     return tensor
+
+
+# ============================================================================ measured draws
+
+#: Elements per chunk of a measured draw: 512 KiB of float32, so that each chunk is summed while
+#: it is still in the core's cache (the statistics then cost a fraction of a pass over memory).
+MEASURE_CHUNK = 1 << 17
+
+
+def _measurable(tensor: torch.Tensor, dist: Distribution, gen):
+    """The in-place fill of ``dist`` when drawing it chunk by chunk gives exactly the values of
+    one call, else None. That holds for torch's CPU ``normal_`` and ``uniform_`` on contiguous
+    float32/float64 tensors with a CPU generator: ``uniform_`` draws element by element in order,
+    and ``normal_`` draws a uniform per element, then transforms blocks of 16 and redraws the
+    last 16 when the length is not a multiple of 16, so chunks that are multiples of 16 with a
+    last chunk of at least 16 elements see the same generator states
+    (``tests/test_torch_backend_measured.py`` checks it over lengths, dtypes and chunkings)."""
+    if (type(tensor) not in (torch.Tensor, torch.nn.Parameter)  # not a DTensor or subclass
+            or tensor.device.type != "cpu" or tensor.dtype not in _DIRECT
+            or not tensor.is_contiguous() or gen is None or gen.device.type != "cpu"):
+        return None
+    kind = type(dist)
+    if kind is Normal:
+        mean, std = dist.mean, dist.std
+        return lambda x: x.normal_(mean, std, generator=gen)
+    if kind is Uniform and dist.high - dist.low <= torch.finfo(tensor.dtype).max:
+        low, high = dist.low, dist.high
+        return lambda x: x.uniform_(low, high, generator=gen)
+    return None
+
+
+def moments_from_sums(n: int, total: float, squares: float) -> tuple[float, float] | None:
+    """(mean, std) from the count, sum and sum of squares of a tensor's elements, or None when
+    E[x^2] - mean^2 could cancel (mean^2 above 1e-3 of E[x^2]: constants, biased tensors; then
+    the caller takes the exact chunked ``var_mean`` pass). With the sums exact to ~1e-6 relative
+    (cascaded in the tensor's dtype, accumulated in float64), the std is exact to ~1e-6 / 1e-3
+    relative at worst, within the report's 1e-4."""
+    mean = total / n
+    sq = squares / n
+    if mean * mean <= 1e-3 * sq:
+        return mean, max(sq - mean * mean, 0.0) ** 0.5
+    if sq == 0.0:
+        return 0.0, 0.0
+    return None
+
+
+def _measured_(flat: torch.Tensor, fill) -> tuple[int, float, float]:
+    """``fill`` ``flat`` chunk by chunk (multiples of 16; the last chunk at least 16 long) and
+    return ``(n, sum, sum of squares)`` of the values, each chunk's sums taken while it is in
+    cache (cascaded sum and BLAS dot in the tensor's dtype, accumulated in float64)."""
+    n = flat.numel()
+    step = MEASURE_CHUNK
+    s = q = 0.0
+    start = 0
+    while start < n:
+        stop = n if n - start < step + 16 else start + step
+        part = flat[start:stop]
+        fill(part)
+        s += float(part.sum())
+        q += float(torch.dot(part, part))
+        start = stop
+    return n, s, q
 
 
 # ============================================================================ elementwise

@@ -17,6 +17,7 @@ Philox key, ...) gets its seed from :func:`stream_seed`. Nothing else in initlab
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import numbers
 from typing import Any
@@ -58,9 +59,18 @@ def stable_u64(*items: str | int) -> int:
     """A 64-bit integer from the SHA-256 of the items (stable across processes and machines).
 
     Each item is written as its ``str`` with an 8-byte length prefix, so ``("ab", "c")`` and
-    ``("a", "bc")`` differ. Pure hashing: use :func:`stream_seed` to derive a stream's seed."""
+    ``("a", "bc")`` differ. Pure hashing: use :func:`stream_seed` to derive a stream's seed.
+    Strings and integers are kept per items (``apply`` hashes the same parameter names on every
+    call); the type is part of the cache key, so ``True`` and ``1`` stay different items."""
+    if all(type(it) in (str, int) for it in items):
+        return _sha256_u64(tuple((type(it), it) for it in items))
+    return _sha256_u64.__wrapped__(tuple((type(it), it) for it in items))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _sha256_u64(typed_items: tuple) -> int:
     h = hashlib.sha256()
-    for it in items:
+    for _, it in typed_items:
         b = str(it).encode("utf-8")
         h.update(len(b).to_bytes(8, "little"))
         h.update(b)

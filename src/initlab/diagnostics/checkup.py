@@ -530,7 +530,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
         mo = S.moments(xs)
         inputs = S.InputStats(list(xs.shape), mo["mean"], mo["std"], mo["rms"], S.spread(xs),
                               S.example_corr(xs))
-    findings = diagnose(layers, inputs, th, blocks=blocks)
+    findings = diagnose(layers, inputs, th, blocks=blocks,
+                        depth=desc.plain_depth() if desc is not None else None)
     if not backward:
         findings.append(Finding("no_backward", "info", [],
                                 "no backward pass: nothing in the loss requires grad",

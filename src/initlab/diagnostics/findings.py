@@ -141,20 +141,23 @@ def _init_text(init) -> str:
     return init.name if init == get_init(init.name) else repr(init)
 
 
-def _net(layers: Sequence[LayerStats]) -> dict[str, Any]:
-    """What the recommender needs to know about the net besides its depth: whether it has
-    residual branches, and whether its layers are convolutions (delta-orthogonal kernels)."""
+def _net(layers: Sequence[LayerStats], depth: int | None = None) -> dict[str, Any]:
+    """What the recommender needs to know about the net: its depth (the model description's
+    :meth:`~initlab.modelinit.describe.ModelDescription.plain_depth`, the one ``auto`` uses,
+    when the doctor had a description; else the number of weighted layers measured), whether it
+    has residual branches, and whether its layers are convolutions (delta-orthogonal kernels)."""
     kinds = Counter(s.kind for s in layers if not s.is_output)
     main = kinds.most_common(1)[0][0] if kinds else ""
-    return {"residual": any(s.residual_branch is not None for s in layers),
+    return {"depth": depth if depth else len(layers),
+            "residual": any(s.residual_branch is not None for s in layers),
             "layer": "conv" if main.startswith("Conv") and "Transpose" not in main else "dense"}
 
 
-def advise(activation: str | None, depth: int, problem: str = "scale", *,
+def advise(activation: str | None, problem: str = "scale", *, depth: int,
            residual: bool = False, layer: str = "dense") -> Advice:
     """The recommender's advice for a layer followed by ``activation`` (a registry name, None for
     a linear layer, ``"unknown"``) in a net of ``depth`` weighted layers (``residual``: the net
-    has residual branches; ``layer``: "dense" or "conv", see :func:`_net`).
+    has residual branches; ``layer``: "dense" or "conv"; all three from :func:`_net`).
 
     ``problem="depth"`` asks about a trend over depth (vanishing, exploding, collapse), for which
     a deep sigmoid net needs a different activation rather than a different scale.
@@ -195,24 +198,23 @@ def _severity(value: float, warning: float, error: float, *, below: bool = False
 
 # ------------------------------------------------------------------ rules
 
-def rule_nonfinite(layers, inputs, th) -> list[Finding]:
+def rule_nonfinite(layers, inputs, th, net) -> list[Finding]:
     bad = [s.index for s in layers if s.nonfinite]
     if not bad:
         return []
-    rec, names, plans = advise(_main_activation(layers), len(layers), **_net(layers))
+    rec, names, plans = advise(_main_activation(layers), **net)
     return [Finding("nonfinite", "error", bad,
                     f"{span(bad)}: output contains inf or NaN (overflow at init)",
                     "the weights or inputs are far too large: " + rec, names, plans=plans)]
 
 
-def rule_symmetry(layers, inputs, th) -> list[Finding]:
+def rule_symmetry(layers, inputs, th, net) -> list[Finding]:
     out = []
-    depth = len(layers)
     for s in layers:
         if s.n_units < 2 or s.duplicate_units == 0:
             continue
         zero = " (zero init)" if s.weights_zero else ""
-        rec, names, plans = advise(s.activation or _main_activation(layers), depth, **_net(layers))
+        rec, names, plans = advise(s.activation or _main_activation(layers), **net)
         rec = "initialize the weights randomly to break the symmetry: " + rec
         ev = {"n_units": s.n_units, "duplicate_units": s.duplicate_units,
               "symmetric_units": s.symmetric_units, "unit_groups": s.unit_groups}
@@ -274,7 +276,7 @@ def _saturation_cause(s: LayerStats) -> str:
     return ", ".join(parts)
 
 
-def rule_saturation(layers, inputs, th) -> list[Finding]:
+def rule_saturation(layers, inputs, th, net) -> list[Finding]:
     out = []
     for s in layers:
         if s.saturated is None:
@@ -283,7 +285,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         cause = _saturation_cause(s)
-        rec, names, plans = advise(s.activation, len(layers), **_net(layers))
+        rec, names, plans = advise(s.activation, **net)
         if s.bias_rms is not None and s.bias_rms >= 1.0:
             rec += "; zero the biases"
         msg = (f"layer {s.index}: {_pct(s.saturated)} of {s.activation} units saturated "
@@ -298,7 +300,7 @@ def rule_saturation(layers, inputs, th) -> list[Finding]:
     return out
 
 
-def rule_dead(layers, inputs, th) -> list[Finding]:
+def rule_dead(layers, inputs, th, net) -> list[Finding]:
     out = []
     for s in layers:
         if s.dead is None:
@@ -306,7 +308,7 @@ def rule_dead(layers, inputs, th) -> list[Finding]:
         sev = _severity(s.dead, th.dead_warning, th.dead_error)
         if not sev:
             continue
-        rec, names, plans = advise(s.activation, len(layers), **_net(layers))
+        rec, names, plans = advise(s.activation, **net)
         msg = (f"layer {s.index}: {_pct(s.dead)} of {s.activation} units dead (no example of the "
                "batch activates them, so their weights get no gradient)")
         if s.z_mean is not None and s.z_std is not None and s.z_mean < -s.z_std:
@@ -358,7 +360,7 @@ def _between(layers, i: int, j: int) -> list[int]:
     return [s.index for s in layers if i <= s.index <= j]
 
 
-def rule_forward_depth(layers, inputs, th) -> list[Finding]:
+def rule_forward_depth(layers, inputs, th, net) -> list[Finding]:
     layers = _chain(layers)
     series = [(s.index, s.signal_std) for s in layers
               if s.signal_std and s.signal_std > 0 and not s.weights_zero]
@@ -371,7 +373,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names, plans = advise(_main_activation(sub), len(layers), "depth", **_net(layers))
+        rec, names, plans = advise(_main_activation(sub), "depth", **net)
         kind = "vanishing" if not rising else "exploding"
         out.append(Finding(code, sev, _between(layers, i, j),
                            f"layers {i}-{j}: activation std {word} 10x every {(j - i) / dec:.2g} "
@@ -380,7 +382,7 @@ def rule_forward_depth(layers, inputs, th) -> list[Finding]:
     return out
 
 
-def rule_backward_depth(layers, inputs, th) -> list[Finding]:
+def rule_backward_depth(layers, inputs, th, net) -> list[Finding]:
     layers = _chain(layers)
     series = _series(layers, "grad_out_norm")
     vals = dict(series)
@@ -393,7 +395,7 @@ def rule_backward_depth(layers, inputs, th) -> list[Finding]:
         if not sev:
             continue
         sub = [s for s in layers if i <= s.index <= j]
-        rec, names, plans = advise(_main_activation(sub), len(layers), "depth", **_net(layers))
+        rec, names, plans = advise(_main_activation(sub), "depth", **net)
         verb = "shrinks" if rising else "grows"
         msg = (f"layers {i}-{j}: the back-propagated gradient (|dL/dz| per example) {verb} 10x every "
                f"{(j - i) / dec:.2g} layers on its way down ({_g(vals[j])} at layer {j}, "
@@ -416,7 +418,7 @@ def _corr_text(c: float | None) -> str:
     return f", mean correlation between examples {c:.4g}"
 
 
-def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
+def rule_collapse(layers, inputs: InputStats | None, th, net) -> list[Finding]:
     """Input-to-input differences lost over depth (a gradual, geometric trend, the ordered
     phase) or inside one layer (biases that dwarf the weighted sum).
 
@@ -432,7 +434,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         r = s.spread / s.input_spread
         sev = _severity(r, th.collapse_warning, th.collapse_error, below=True)
         if sev:
-            rec, names, plans = advise(s.activation or _main_activation(layers), len(layers), **_net(layers))
+            rec, names, plans = advise(s.activation or _main_activation(layers), **net)
             out.append(Finding("collapse", sev, [s.index],
                                f"layer {s.index}: its output hardly depends on the input (spread "
                                f"{s.input_spread:.2g} -> {s.spread:.2g} across the layer); the "
@@ -454,7 +456,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
         if sev and len(logs) >= 3 and steepest <= 0.5 * dec:
             worst = next(s for s in layers if s.index == j)
             tail = [s for s in layers if s.index >= i]
-            rec, names, plans = advise(_main_activation(tail), len(layers), "depth", **_net(layers))
+            rec, names, plans = advise(_main_activation(tail), "depth", **net)
             out.append(Finding(
                 "collapse", sev, [s.index for s in tail],
                 f"layers {i}-{j}: outputs for different inputs collapse, the input-to-input "
@@ -466,7 +468,7 @@ def rule_collapse(layers, inputs: InputStats | None, th) -> list[Finding]:
     return out
 
 
-def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
+def rule_zero_gradient(layers, inputs, th, net) -> list[Finding]:
     out = []
     flagged = []
     for k, s in enumerate(layers):
@@ -481,7 +483,7 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
         else:
             flagged.append(s.index)
     if flagged:
-        rec, names, plans = advise(_main_activation(layers), len(layers), **_net(layers))
+        rec, names, plans = advise(_main_activation(layers), **net)
         out.append(Finding("zero_gradient", "warning", flagged,
                            f"{span(flagged)}: the weight gradient is exactly zero, nothing these "
                            "layers do changes the loss at init (dead or saturated units around them)",
@@ -489,7 +491,7 @@ def rule_zero_gradient(layers, inputs, th) -> list[Finding]:
     return out
 
 
-def rule_logits(layers, inputs, th) -> list[Finding]:
+def rule_logits(layers, inputs, th, net) -> list[Finding]:
     """The output layer's outputs (logits) far from unit scale at init: above ~3 a softmax over
     them is saturated (a few classes get all the probability, the initial loss is far above
     log(n_classes) and the gradient reaches few outputs)."""
@@ -565,7 +567,7 @@ def rule_residual_stream(blocks, th) -> list[Finding]:
     return out
 
 
-def rule_inputs(layers, inputs: InputStats | None, th) -> list[Finding]:
+def rule_inputs(layers, inputs: InputStats | None, th, net) -> list[Finding]:
     if inputs is None or inputs.std is None or inputs.mean is None:
         return []
     m, s = inputs.mean, inputs.std
@@ -601,16 +603,18 @@ def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
 
 
 def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
-             thresholds: Thresholds | None = None, *, blocks: Sequence[Any] = ()
-             ) -> list[Finding]:
+             thresholds: Thresholds | None = None, *, blocks: Sequence[Any] = (),
+             depth: int | None = None) -> list[Finding]:
     """Run every rule (and, given the residual stream per block, its rule); findings sorted by
     severity (errors first), then in rule order (causes such as symmetry and saturation before
-    consequences such as vanishing gradients)."""
+    consequences such as vanishing gradients). ``depth``: the net's depth for the advice (the
+    model description's ``plain_depth()``); without it, the number of ``layers``."""
     th = thresholds or Thresholds()
     layers = list(layers)
+    net = _net(layers, depth)
     found: list[Finding] = []
     for rule in RULES:
-        found.extend(rule(layers, inputs, th))
+        found.extend(rule(layers, inputs, th, net))
     found.extend(rule_residual_stream(list(blocks), th))
     found = _merge(found, th)
     return sorted(found, key=lambda f: -_RANK[f.severity])  # stable: keeps the rule order

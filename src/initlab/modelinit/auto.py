@@ -35,14 +35,11 @@ from ..core.recommend import recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import embedding_rule, norm_types
-from .describe import activation_name, describe
+from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .params import CONV_TYPES, CONVT_TYPES
 from .rules import Plan, Rule
 
 LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
-
-
-DEPTH_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d")
 
 
 def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: bool = False,
@@ -59,9 +56,9 @@ def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: b
 
 
 def plain_depth(desc) -> int:
-    """Weighted layers of the description's main path (not inside a residual branch)."""
-    inside = {n for b in desc.residual_branches for n in b.layers}
-    return sum(1 for layer in desc.layers if layer.kind in DEPTH_KINDS and layer.name not in inside)
+    """Weighted layers of the description's main path (not inside a residual branch): the
+    description's own :meth:`~initlab.modelinit.describe.ModelDescription.plain_depth`."""
+    return desc.plain_depth()
 
 
 def _layer_kind(layer) -> str:
@@ -86,8 +83,8 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     (never)."""
     check_choice(tanh, "tanh", ("glorot", "critical"))
     desc = describe(model, batch)
-    depth = plain_depth(desc) or None
-    inside = {n for b in desc.residual_branches for n in b.layers}
+    depth = desc.plain_depth() or None
+    inside = desc.branch_layers()
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []

@@ -86,6 +86,11 @@ class LayerInfo:
         return activation_name(self.activation)
 
 
+#: Layer kinds that count towards a net's depth (:meth:`ModelDescription.plain_depth`):
+#: embeddings, norms, attention and recurrent modules do not.
+DEPTH_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d")
+
+
 @dataclass
 class ModelDescription:
     """See the module docs. ``params`` in registration order, ``layers`` in dataflow order."""
@@ -113,6 +118,17 @@ class ModelDescription:
     @property
     def n_residual(self) -> int:
         return len(self.residual_branches)
+
+    def branch_layers(self) -> set[str]:
+        """Names of the layers inside a residual branch (closing layers included)."""
+        return {n for b in self.residual_branches for n in b.layers}
+
+    def plain_depth(self) -> int:
+        """The net's depth as ``auto`` and the doctor's advice read it: weighted layers
+        (:data:`DEPTH_KINDS`) on the main path, i.e. not inside a residual branch."""
+        inside = self.branch_layers()
+        return sum(1 for layer in self.layers
+                   if layer.kind in DEPTH_KINDS and layer.name not in inside)
 
     def tied_embeddings(self) -> list[ParamInfo]:
         """Embedding tensors that are also the readout's weight."""

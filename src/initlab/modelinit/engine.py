@@ -145,9 +145,12 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     try:
         if load is not None:
             load.commit()
+        measured: dict[int, tuple[float, float]] = {}
         for a in assignments:
             if a.status == "initialized":
-                write(a, seed=seed, rng=rng)
+                moments = write(a, seed=seed, rng=rng)
+                if moments is not None:
+                    measured[id(a.slot.tensor)] = moments
         for m in norm_modules:
             m.reset_running_stats()
     except BaseException:
@@ -159,7 +162,8 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     with one_thread():
         for p in params:
             a = by_tensor.get(id(p.tensor))
-            records.append(ParamRecord.build(p, a, loaded=a is None))
+            records.append(ParamRecord.build(p, a, loaded=a is None,
+                                             moments=measured.get(id(p.tensor))))
     return InitReport(
         seed=seed, rng=rng, stream_version=stream_version(rng), plan=plan_obj, records=records,
         unused_rules=[(i, plan_obj.rules[i].describe()) for i in unused],

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ..backends.torch_backend import moments_from_sums
 from ..util.dtensor import is_dtensor
 
 
@@ -41,14 +42,11 @@ def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
             return float(x.mean()), float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
     with torch.no_grad():
         flat = t.detach().reshape(-1)
-        n = flat.numel()
         if flat.dtype in (torch.float32, torch.float64):
-            mean = float(flat.sum()) / n
-            sq = float(torch.linalg.vector_norm(flat)) ** 2 / n
-            if mean * mean <= 1e-3 * sq:
-                return mean, max(sq - mean * mean, 0.0) ** 0.5
-            if sq == 0.0:
-                return 0.0, 0.0
+            moments = moments_from_sums(flat.numel(), float(flat.sum()),
+                                        float(torch.linalg.vector_norm(flat)) ** 2)
+            if moments is not None:
+                return moments
         return _chunked_moments(flat)
 
 
@@ -124,7 +122,10 @@ class ParamRecord:
     multipliers: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, slot, a, *, loaded: bool) -> ParamRecord:
+    def build(cls, slot, a, *, loaded: bool,
+              moments: tuple[float, float] | None = None) -> ParamRecord:
+        """``moments``: ``(mean, std)`` of the values as the draw measured them (see
+        ``modelinit.write``); without them the tensor is measured here."""
         from .describe import activation_name
         from .matching import expected_moments
         from .rules import initializer_to_dict
@@ -132,7 +133,7 @@ class ParamRecord:
         value = slot.tensor
         if slot.originals:
             value = getattr(slot.module, slot.local)
-        mean, std = _tensor_moments(value)
+        mean, std = moments if moments is not None else _tensor_moments(value)
         rec = cls(name=slot.name, shape=tuple(slot.shape), dtype=str(slot.tensor.dtype)
                   .replace("torch.", ""), module=type(slot.module).__name__, role=slot.role,
                   status="loaded" if loaded else a.status, mean=mean, std=std,

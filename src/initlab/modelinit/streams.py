@@ -41,6 +41,9 @@ class RngBackend:
     # optional: ``check(tensor)`` raises what ``fill`` would raise for that tensor; ``apply`` calls
     # it on every tensor it will fill before the first write (how a source becomes ``trusted``)
     check: Callable[[torch.Tensor], None] | None = None
+    # True when ``fill`` takes ``sink=`` (a list): it may append ``(mean, std)`` of the values it
+    # drew, measured in the same pass (or known exactly: a constant), which the report then uses
+    measures: bool = False
 
 
 def _torch_generator(seed: int, key: str, device) -> torch.Generator:
@@ -49,11 +52,11 @@ def _torch_generator(seed: int, key: str, device) -> torch.Generator:
 
 
 def _torch_fill(tensor: torch.Tensor, init: Initializer, *, seed: int, key: str, fans, role: str,
-                layout: str) -> None:
-    from .. import torch as itorch  # initlab.torch: init_(tensor, init, generator=, ...)
+                layout: str, sink: list | None = None) -> None:
+    from .. import torch as itorch  # initlab.torch: the drop-ins' own validate-resolve-draw
 
     g = _torch_generator(seed, key, tensor.device)
-    itorch.init_(tensor, init, generator=g, fans=fans, role=role, layout=layout)
+    itorch._init(tensor, init, g, fans=fans, role=role, layout=layout, sink=sink)
 
 
 TORCH_STREAM_VERSION = "torch-generator-per-param-sha256-v1"
@@ -62,7 +65,7 @@ TORCH_STREAM_VERSION = "torch-generator-per-param-sha256-v1"
 RNG_BACKENDS: dict[str, RngBackend] = {
     "torch": RngBackend("torch", TORCH_STREAM_VERSION, _torch_fill,
                         "one torch.Generator per parameter (block), seeded by "
-                        "stream_seed(seed, stream key, bits=63)", trusted=True),
+                        "stream_seed(seed, stream key, bits=63)", trusted=True, measures=True),
 }
 
 # random sources registered by other initlab packages on import

@@ -25,8 +25,12 @@ def _restore(snap: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 snapshot, restore = _snapshot, _restore
 
 
-def write(a: Assignment, *, seed: int, rng: str) -> None:
-    """Draw ``a``'s initializer into its tensor (block by block, each from its own stream)."""
+def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
+    """Draw ``a``'s initializer into its tensor (block by block, each from its own stream).
+
+    Returns ``(mean, std)`` of the written values when the random source measured them while
+    drawing (one block, no scale, nothing written after the draw), else None: the report then
+    measures the tensor itself."""
     p = a.slot
     init = a.init
     assert isinstance(init, Initializer)
@@ -37,6 +41,16 @@ def write(a: Assignment, *, seed: int, rng: str) -> None:
         else:
             target = p.tensor
         backend = RNG_BACKENDS[rng]
+        pad = getattr(p.module, "padding_idx", None) \
+            if p.kind == "embedding" and p.local == "weight" else None
+        sink: list | None = [] if (backend.measures and len(a.blocks) == 1 and not p.originals
+                                   and a.rule.scale == 1.0 and pad is None
+                                   and target.numel() > 0) else None
+        if sink is not None:
+            b, fans, key = a.blocks[0], a.fans[0], a.keys[0]
+            backend.fill(target, init, seed=seed, key=key, fans=fans, role=p.fan_role,
+                         layout=a.layout, sink=sink)
+            return sink[0] if sink else None
         for b, fans, key in zip(a.blocks, a.fans, a.keys):
             if len(a.blocks) > 1 and backend.fill_rows is not None:
                 if b.stop > b.start:
@@ -50,12 +64,10 @@ def write(a: Assignment, *, seed: int, rng: str) -> None:
                          layout=a.layout)
         if a.rule.scale != 1.0:
             target.mul_(a.rule.scale)
-        if p.kind == "embedding" and p.local == "weight":
-            pad = getattr(p.module, "padding_idx", None)
-            if pad is not None:
-                target[pad].fill_(0)
-                if "padding_idx row zeroed (as torch)" not in p.notes:
-                    p.notes.append("padding_idx row zeroed (as torch)")
+        if pad is not None:
+            target[pad].fill_(0)
+            if "padding_idx row zeroed (as torch)" not in p.notes:
+                p.notes.append("padding_idx row zeroed (as torch)")
         if p.originals:
             value: Any = target
             for par in reversed(p.plist):
