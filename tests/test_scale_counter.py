@@ -596,6 +596,39 @@ def test_apply_counter_is_trusted_no_rollback_copy_and_checks_first(monkeypatch)
     check_fillable(torch.empty(3, dtype=torch.bfloat16))
 
 
+def test_apply_counter_measures_while_drawing_same_values_same_statistics(monkeypatch):
+    """The counter source measures (mean, std) chunk by chunk while drawing float32 CPU
+    tensors (the report then reads no tensor again); the values are those of counter_fill_ and
+    the statistics those of the report's own pass, to ~1e-6 relative."""
+    from initlab.modelinit import report as report_mod
+
+    m = torch.nn.Sequential(torch.nn.Linear(300, 700), torch.nn.Linear(700, 5))
+    plan = Plan([Rule("*.bias", initlab.get("constant", value=0.25)),
+                 Rule("*", initlab.get("normal", std=0.1))])
+    read_back = []
+    real = report_mod._tensor_moments
+    monkeypatch.setattr(report_mod, "_tensor_moments", lambda t: read_back.append(t) or real(t))
+    rep = initlab.apply(m, plan, seed=1, rng="counter")
+    assert read_back == []
+    for name, p in m.named_parameters():
+        r = rep[name]
+        mean, std = real(p)
+        assert r.mean == pytest.approx(mean, rel=1e-6, abs=1e-9), name
+        assert r.std == pytest.approx(std, rel=1e-6, abs=1e-9), name
+    ref = counter_fill_(torch.empty(700, 300), Normal(0.0, 0.1), seed=1, name="0.weight")
+    assert torch.equal(m[0].weight.detach(), ref)
+    # a sink only for what it can measure: bf16 (or a shard) leaves it to the report
+    sink = []
+    counter_fill_(torch.empty(700, 300, dtype=torch.bfloat16), Normal(0.0, 0.1), seed=1,
+                  name="w", sink=sink)
+    counter_fill_(torch.empty(7, 300), Normal(0.0, 0.1), seed=1, name="w",
+                  global_shape=(700, 300), offsets=(0, 0), sink=sink)
+    assert sink == []
+    counter_fill_(torch.empty(700, 300), Normal(0.0, 0.1), seed=1, name="w", sink=sink,
+                  threads=3, chunk_size=1000)
+    assert len(sink) == 1
+
+
 def test_materialize_from_meta_with_counter_equals_apply_on_real_model():
     real = _tiny()
     initlab.apply(real, "he", seed=2, rng="counter")

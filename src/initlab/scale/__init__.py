@@ -43,10 +43,11 @@ _DESCRIPTION = {
 
 
 def _backend_fns(stream: str):
-    def fill(tensor, init, *, seed, key, fans, role, layout) -> None:
-        """``initlab.apply``'s random-source signature over :func:`counter_fill_`."""
+    def fill(tensor, init, *, seed, key, fans, role, layout, sink=None) -> None:
+        """``initlab.apply``'s random-source signature over :func:`counter_fill_` (``sink``:
+        the report's ``(mean, std)``, measured while drawing when it can be)."""
         counter_fill_(tensor, init, seed=seed, name=key, fans=fans, role=role, layout=layout,
-                      stream=stream)
+                      stream=stream, sink=sink)
 
     def fill_rows(tensor, init, *, rows, seed, key, fans, role, layout) -> None:
         """Packed blocks: fill rows ``rows`` of the whole (possibly sharded) parameter."""
@@ -88,7 +89,7 @@ def register_counter_backend() -> bool:
             walk.RNG_BACKENDS[name] = walk.RngBackend(
                 name, version, fill, _DESCRIPTION[version] + "; element i of the global tensor "
                 "from counter i, identical for every sharding (initlab.scale)",
-                fill_rows=fill_rows, trusted=True, check=check_fillable)
+                fill_rows=fill_rows, trusted=True, check=check_fillable, measures=True)
     return True
 
 
