@@ -137,7 +137,7 @@ def test_worker_pool_leaves_torch_thread_count_and_survives_fork():
             assert torch.equal(got, ref)
             assert torch.get_num_threads() == 2
             seen = []
-            t = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+            t = threading.Thread(target=lambda seen=seen: seen.append(torch.get_num_threads()))
             t.start()
             t.join()
             assert seen == [2]
@@ -338,8 +338,8 @@ def test_v2_cpu_fast_path_equals_the_generic_transform(dtype):
     """CpuTransform (fewer passes, in place) gives transform()'s values bit for bit: the
     generic path (every op as the definition reads, also the one other devices run) is
     recomputed here from the element bits, clipped and cast like fill_block_ does."""
-    from initlab.scale.sharded import _torch_bounds
     from initlab.scale.counter import bounds
+    from initlab.scale.sharded import _torch_bounds
     from initlab.scale.torch_stream import BitReader, CpuTransform, compute_dtype, transform
 
     n, start = 70001, 12345
