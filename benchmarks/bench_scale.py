@@ -14,15 +14,21 @@ Sections
    for torch), the sides interleaved round by round; best and median of ``--repeat`` rounds.
    ``--candidates`` adds the implementations weighed in docs/scale.md: Philox words by integer
    torch ops (eager, and fused by ``torch.compile`` with its first-call time), and a numba
-   kernel when numba is importable.
+   kernel when numba is importable. 1c: the steps of the float32/bf16 normal timed one by one
+   (words, integer steps, conversion, erfinv, scale and cast into the tensor).
 2. Whole-model init, each case in a fresh subprocess built on the meta device and materialized
    with ``to_empty``: ``initlab.apply(rng="counter")`` (N(0, 0.02) weights, zero biases, unit
    norms) vs the same scheme drawn by a loop of torch ``normal_`` / ``fill_`` / ``zero_`` vs
    torch's default ``reset_parameters``, and ``initlab.materialize`` (allocation and
    initialization in one call, torch or counter stream); float32 and bf16; wall and CPU time,
-   and the process's peak RSS (``VmHWM``) before ``to_empty`` (imports) and at the end. Then
-   Hugging Face GPT-2 small: ``apply(model, "gpt2", rng="counter")`` and, in the same process,
-   a loop of ``torch.nn.init`` calls drawing the distributions its report lists.
+   and the process's peak RSS (``VmHWM``) before ``to_empty`` (imports) and at the end
+   (``--methods ""`` skips these). 2b: in one process, alternately, ``materialize(meta model,
+   rng="counter")`` and ``to_empty`` + a loop of ``torch.nn.init`` calls drawing the same
+   distributions, 1 and 2 threads, best and median of ``--pair-rounds``, peak RSS per side
+   (``--llama-only``: the ~1.2B Llama-shaped model). 2c: Hugging Face GPT-2 small:
+   ``apply(model, "gpt2", rng="counter")`` and, in the same process, a loop of
+   ``torch.nn.init`` calls drawing the distributions its report lists, 1 and 2 threads.
+   Section 1 also prints the peak RSS beyond the tensor of one call of each side.
 3. Sharded init: the GPT-2-shaped model under FSDP2 ``fully_shard`` on 1 / 2 / 4 gloo ranks
    (CPU, loopback, one thread per rank), ``apply(rng="counter")`` and then ``counter_fill_`` of
    every local shard alone (the stream without apply's machinery and report): CPU time per rank
@@ -177,6 +183,13 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                             stream=ver)
                     t = _rounds(fns, repeat)
                     ns = {k: [1e9 * v / n for v in vs] for k, vs in t.items()}
+                    # memory beyond the tensor: the peak RSS of one more call of each side
+                    extra = {}
+                    for k in ("torch", V2):
+                        base = rss_mb()
+                        if reset_peak_rss():
+                            fns[k]()
+                            extra[k] = peak_rss_mb() - base
                     ref = min(ns["torch"]) if tfn is not None else min(ns["torch_normal"])
                     r = dict(section="elementwise", dist=label, dtype=str(dtype).split(".")[1],
                              threads=threads, n=n,
@@ -186,14 +199,81 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                              v2_median_ratio=median(ns[V2]) / median(
                                  ns["torch"] if tfn is not None else ns["torch_normal"]),
                              v1_ratio=min(ns[V1]) / ref,
-                             ratio_to="torch " + ("normal_" if tfn is None else label + "_"))
+                             ratio_to="torch " + ("normal_" if tfn is None else label + "_"),
+                             # per round: v2 / its peer measured next to it (the same load)
+                             v2_paired_ratios=[a / b for a, b in zip(
+                                 ns[V2], ns["torch"] if tfn is not None else ns["torch_normal"])],
+                             extra_peak_mb_torch=extra.get("torch"),
+                             extra_peak_mb_v2=extra.get(V2))
                     rows.append(r)
                     print(f"  {label:12s} {r['dtype']:8s} threads={threads}  torch "
                           f"{r['torch_ns']:6.2f} (normal_ {r['torch_normal_ns']:5.2f})  v2 "
                           f"{r['v2_ns']:6.2f} (median {r['v2_median_ns']:6.2f})  v1 "
                           f"{r['v1_ns']:6.2f} ns/el   v2 / {r['ratio_to']}: {r['v2_ratio']:.2f}x "
-                          f"(medians {r['v2_median_ratio']:.2f}x)   v1: {r['v1_ratio']:.2f}x",
-                          flush=True)
+                          f"(medians {r['v2_median_ratio']:.2f}x; paired per round: min "
+                          f"{min(r['v2_paired_ratios']):.2f}x median "
+                          f"{median(r['v2_paired_ratios']):.2f}x)   v1: {r['v1_ratio']:.2f}x"
+                          + (f"   peak RSS beyond the tensor: torch {extra['torch']:.1f} MB, "
+                             f"v2 {extra[V2]:.1f} MB" if len(extra) == 2 else ""), flush=True)
+    finally:
+        torch.set_num_threads(old)
+    return rows
+
+
+def bench_steps(n: int, repeat: int) -> list[dict]:
+    """Where v2's float32/bf16 normal spends its time on CPU, one thread: the steps of
+    ``CpuTransform`` (same ops, same chunks) timed one by one over an ``n``-element tensor,
+    ns per element (best of ``repeat``), next to torch's ``normal_`` on the same tensor."""
+    import numpy as np
+
+    from initlab.scale.sharded import DEFAULT_CHUNK_V2
+    from initlab.scale.torch_stream import BitReader
+
+    rows = []
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    chunk = DEFAULT_CHUNK_V2
+    try:
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.empty(n, dtype=dtype)
+            x.zero_()
+            buf = torch.empty(chunk)
+            best: dict = {}
+            for _ in range(repeat):
+                acc: dict = {}
+                reader = BitReader(12345, "cpu")
+                for a in range(0, n, chunk):
+                    b = min(n, a + chunk)
+                    t0 = time.perf_counter()
+                    bits = reader.read(a, b - a)
+                    t1 = time.perf_counter()
+                    bn = bits.numpy()
+                    np.right_shift(bn, 7, out=bn)
+                    np.bitwise_or(bn, 1, out=bn)
+                    t2 = time.perf_counter()
+                    dst = x[a:b]
+                    y = dst if dtype == torch.float32 else buf[:b - a]
+                    y.copy_(bits)
+                    y.mul_(2.0**-24)
+                    t3 = time.perf_counter()
+                    torch.erfinv(y, out=y)
+                    t4 = time.perf_counter()
+                    y.mul_(1.4142135)
+                    if y is not dst:
+                        dst.copy_(y)
+                    t5 = time.perf_counter()
+                    for k, v in (("words (NumPy C Philox)", t1 - t0), ("integer steps (NumPy)", t2 - t1),
+                                 ("int -> float32, * 2**-24", t3 - t2), ("erfinv", t4 - t3),
+                                 ("scale (+ cast) into the tensor", t5 - t4)):
+                        acc[k] = acc.get(k, 0.0) + v
+                for k, v in acc.items():
+                    best[k] = min(best.get(k, float("inf")), 1e9 * v / n)
+            ref = _best(lambda x=x: x.normal_(), repeat)[0] * 1e9 / n
+            r = dict(section="steps", dtype=str(dtype).split(".")[1], n=n, chunk=chunk,
+                     steps_ns=best, total_ns=sum(best.values()), torch_normal_ns=ref)
+            rows.append(r)
+            print(f"  {r['dtype']:8s} " + "; ".join(f"{k} {v:.2f}" for k, v in best.items())
+                  + f"; sum {r['total_ns']:.2f} ns/el (torch normal_ {ref:.2f})", flush=True)
     finally:
         torch.set_num_threads(old)
     return rows
@@ -276,6 +356,25 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reset_peak_rss() -> bool:
+    """Reset this process's ``VmHWM`` to its current RSS (Linux >= 4.0: write 5 to
+    ``/proc/self/clear_refs``), so the next :func:`peak_rss_mb` is the peak of what follows."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
     """Run in a fresh process: materialize on CPU and initialize; time and peak RSS."""
     torch.set_num_threads(threads)
@@ -314,10 +413,11 @@ def model_case(cfg: dict, dtype: str, method: str, threads: int) -> dict:
                 param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
 
 
-def hf_gpt2_case(threads: int) -> dict:
+def hf_gpt2_case(threads: int, rounds: int = 5) -> dict:
     """Hugging Face GPT-2 small (124M, from GPT2Config(), no download): ``apply(m, "gpt2",
     rng="counter")`` against a loop of torch.nn.init calls drawing the distributions its report
-    lists, in the same process on the same tensors (wall and CPU time of each)."""
+    lists, in the same process on the same tensors (wall and CPU time of each, best and median of
+    ``rounds``; peak RSS beyond the model per side)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     import initlab
@@ -327,9 +427,13 @@ def hf_gpt2_case(threads: int) -> dict:
     m = GPT2LMHeadModel(GPT2Config())
     tensors = dict(m.named_parameters(remove_duplicate=False))
     res = {}
-    for _ in range(3):
+    peak = {}
+    for _ in range(rounds):
+        base = rss_mb()
+        reset_peak_rss()
         t0, c0 = time.perf_counter(), time.process_time()
         rep = initlab.apply(m, "gpt2", seed=0, rng="counter")
+        peak["apply_counter"] = max(peak.get("apply_counter", 0.0), peak_rss_mb() - base)
         res.setdefault("apply_counter", []).append((time.perf_counter() - t0,
                                                     time.process_time() - c0))
         t0, c0 = time.perf_counter(), time.process_time()
@@ -343,6 +447,8 @@ def hf_gpt2_case(threads: int) -> dict:
             d = r.init if isinstance(r.init, dict) else {}
             name = d.get("name")
             todo.append((tensors[r.name], name, r.expected_std))
+        base = rss_mb()
+        reset_peak_rss()
         t0, c0 = time.perf_counter(), time.process_time()
         with torch.no_grad():
             for t, name, std in todo:
@@ -354,13 +460,92 @@ def hf_gpt2_case(threads: int) -> dict:
                     nn.init.normal_(t, 0.0, std)
         res.setdefault("torch_loop", []).append((time.perf_counter() - t0,
                                                  time.process_time() - c0))
+        peak["torch_loop"] = max(peak.get("torch_loop", 0.0), peak_rss_mb() - base)
+    from statistics import median
+
     kinds = sorted({(n, round(s, 6) if s else s) for _, n, s in todo}, key=str)
     del rep_t
-    return dict(section="hf_gpt2", threads=threads,
+    return dict(section="hf_gpt2", threads=threads, rounds=rounds,
                 params=sum(p.numel() for p in m.parameters()),
                 **{f"{k}_wall_s": min(w for w, _ in v) for k, v in res.items()},
+                **{f"{k}_wall_median_s": median(w for w, _ in v) for k, v in res.items()},
                 **{f"{k}_cpu_s": min(c for _, c in v) for k, v in res.items()},
+                **{f"{k}_peak_mb": v for k, v in peak.items()},
                 drawn=[list(k) for k in kinds])
+
+
+def torch_nn_init_loop(m: nn.Module) -> None:
+    """The scheme of :func:`plan` as a loop of ``torch.nn.init`` calls (the issue's peer)."""
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if "norm" in n or "ln_" in n:
+                nn.init.ones_(p) if n.endswith("weight") else nn.init.zeros_(p)
+            elif n.endswith("bias"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.normal_(p, 0.0, 0.02)
+
+
+def model_pair_case(cfg: dict, dtype: str, threads: int, rounds: int) -> dict:
+    """In one process, alternately: ``materialize(meta model, plan, rng="counter")`` (allocation
+    and initialization) and ``to_empty`` + a loop of ``torch.nn.init`` calls drawing the same
+    distributions (allocation timed too; the first write of each page faults it in for both
+    sides). The model is freed between rounds; peak RSS per side from a reset ``VmHWM``."""
+    import gc
+
+    import initlab
+    import initlab.scale  # noqa: F401
+
+    torch.set_num_threads(threads)
+    dt = getattr(torch, dtype)
+    res: dict = {"counter": [], "loop": []}
+    peak: dict = {}
+    n_params = 0
+    for _ in range(rounds):
+        for side in ("counter", "loop"):
+            with torch.device("meta"):
+                m = build(cfg).to(dt)
+            n_params = sum(p.numel() for p in m.parameters())
+            gc.collect()
+            base = rss_mb()
+            reset_peak_rss()
+            t0, c0 = time.perf_counter(), time.process_time()
+            if side == "counter":
+                initlab.materialize(m, materialize_plan(), device="cpu", seed=0, rng="counter")
+            else:
+                m.to_empty(device="cpu")
+                torch_nn_init_loop(m)
+            res[side].append((time.perf_counter() - t0, time.process_time() - c0))
+            peak[side] = max(peak.get(side, 0.0), peak_rss_mb() - base)
+            del m
+            gc.collect()
+    return dict(section="model_pair", model=cfg["kind"], params=n_params, dtype=dtype,
+                threads=threads, **{f"{k}_wall_s": [w for w, _ in v] for k, v in res.items()},
+                **{f"{k}_cpu_s": [c for _, c in v] for k, v in res.items()},
+                **{f"{k}_peak_mb": v for k, v in peak.items()},
+                param_mb=n_params * torch.empty((), dtype=dt).element_size() / 2**20)
+
+
+def bench_model_pair(name: str, cfg: dict, threads: int, rounds: int,
+                     dtypes=("float32",)) -> list[dict]:
+    from statistics import median
+
+    rows = []
+    for dtype in dtypes:
+        r = _subprocess_json(["--_pair", json.dumps(cfg), dtype, str(threads), str(rounds)])
+        r["name"] = name
+        rows.append(r)
+        cw, lw = r["counter_wall_s"], r["loop_wall_s"]
+        cc, lc = r["counter_cpu_s"], r["loop_cpu_s"]
+        print(f"  {name:10s} {r['params'] / 1e6:7.1f}M {dtype:8s} threads={threads}: "
+              f"materialize(rng=counter) wall min {min(cw):.2f} median {median(cw):.2f} s, cpu "
+              f"{min(cc):.2f} s; to_empty + torch.nn.init loop wall min {min(lw):.2f} median "
+              f"{median(lw):.2f} s, cpu {min(lc):.2f} s -> counter / loop: wall "
+              f"{min(cw) / min(lw):.2f}x (medians {median(cw) / median(lw):.2f}x), cpu "
+              f"{min(cc) / min(lc):.2f}x; peak RSS beyond the imports: counter "
+              f"{r['counter_peak_mb']:.0f} MB, loop {r['loop_peak_mb']:.0f} MB (params "
+              f"{r['param_mb']:.0f} MB)", flush=True)
+    return rows
 
 
 def _subprocess_json(args: list[str], env=None, timeout=3600) -> dict:
@@ -400,7 +585,11 @@ def bench_hf_gpt2(threads: int) -> list[dict]:
           f"rng=counter) wall {r['apply_counter_wall_s']:.2f} s cpu {r['apply_counter_cpu_s']:.2f} s"
           f"; apply(gpt2, rng=torch) wall {r['apply_torch_wall_s']:.2f} s; torch.nn.init loop "
           f"wall {r['torch_loop_wall_s']:.2f} s cpu {r['torch_loop_cpu_s']:.2f} s -> counter "
-          f"{r['apply_counter_wall_s'] / r['torch_loop_wall_s']:.2f}x the loop (wall)", flush=True)
+          f"{r['apply_counter_wall_s'] / r['torch_loop_wall_s']:.2f}x the loop (wall; medians "
+          f"{r['apply_counter_wall_median_s'] / r['torch_loop_wall_median_s']:.2f}x; cpu "
+          f"{r['apply_counter_cpu_s'] / r['torch_loop_cpu_s']:.2f}x); peak RSS beyond the model: "
+          f"apply {r['apply_counter_peak_mb']:.0f} MB, loop {r['torch_loop_peak_mb']:.0f} MB",
+          flush=True)
     return [r]
 
 
@@ -493,6 +682,9 @@ def main(argv=None) -> int:
     ap.add_argument("--_model", nargs=4, help=argparse.SUPPRESS)
     ap.add_argument("--_sharded", help=argparse.SUPPRESS)
     ap.add_argument("--_hf_gpt2", help=argparse.SUPPRESS)
+    ap.add_argument("--_pair", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--pair-rounds", type=int, default=2,
+                    help="section 2: rounds of the same-process materialize/loop pair")
     a = ap.parse_args(argv)
     if a._model:
         cfg, dtype, method, threads = a._model
@@ -503,6 +695,10 @@ def main(argv=None) -> int:
         return 0
     if a._hf_gpt2:
         print(json.dumps(hf_gpt2_case(int(a._hf_gpt2))))
+        return 0
+    if a._pair:
+        cfg, dtype, threads, rounds = a._pair
+        print(json.dumps(model_pair_case(json.loads(cfg), dtype, int(threads), int(rounds))))
         return 0
 
     import initlab
@@ -517,6 +713,8 @@ def main(argv=None) -> int:
     if "1" in a.only:
         print(f"[1] elementwise, {n} elements (best and median of {repeat} interleaved rounds)")
         rows += bench_elementwise(n, repeat)
+        print("[1c] where v2's normal spends its time (CPU, one thread, 256Ki-element chunks)")
+        rows += bench_steps(n, repeat)
         if a.candidates:
             print("[1b] generator candidates, one thread")
             rows += bench_candidates(repeat)
@@ -526,8 +724,16 @@ def main(argv=None) -> int:
         if a.big or a.llama_only:
             cfgs.append(("llama-1b", LLAMA_1B))
         print(f"[2] whole-model init (fresh process per case, {a.threads} threads)")
-        rows += bench_models(cfgs, a.threads, a.methods.split(","), a.dtypes.split(","))
+        if a.methods:
+            rows += bench_models(cfgs, a.threads, a.methods.split(","), a.dtypes.split(","))
+        print("[2b] materialize(rng='counter') against a torch.nn.init loop, same process")
+        for name, cfg in cfgs:
+            for th in (1, 2):
+                rows += bench_model_pair(name, cfg, th, a.pair_rounds,
+                                         tuple(a.dtypes.split(",")) if a.quick else ("float32",))
         if not a.quick and not a.llama_only:
+            print("[2c] Hugging Face GPT-2 small: apply(model, 'gpt2', rng='counter') against a "
+                  "torch.nn.init loop, same process")
             for th in (1, 2):
                 rows += bench_hf_gpt2(th)
     if "3" in a.only:

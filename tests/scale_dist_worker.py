@@ -196,6 +196,25 @@ def main(out: str) -> int:
                       layout=rep[n].layout or "torch", threads=2, chunk_size=(5, 37, 1000)[i % 3])
     result["threads"], result["identical"]["threads"] = gather(m)
 
+    # all or nothing without a rollback copy (the counter source is trusted): a Partial
+    # placement, which no fill can serve, is refused before the first write
+    from torch.distributed.tensor import Partial
+
+    from initlab.core.validation import InitlabError
+
+    m = dtensor_model(mesh, two_d=False)
+    for p in m.parameters():
+        p.to_local().detach().fill_(1.5)
+    m.head.weight = nn.Parameter(dt_empty(*m.head.weight.shape, device_mesh=mesh,
+                                          placements=(Partial(),)))
+    try:
+        initlab.apply(m, as_plan(), seed=SEED, rng="counter")
+        result["atomic"] = "no error"
+    except InitlabError as exc:
+        untouched = all(bool((p.to_local() == 1.5).all()) for n, p in m.named_parameters()
+                        if n != "head.weight")
+        result["atomic"] = "untouched" if untouched else f"written before the error: {exc}"
+
     if rank == 0:
         torch.save(result, out)
     dist.barrier()

@@ -118,6 +118,33 @@ def test_thread_and_chunk_independence(g, offs, loc, dtype, stream):
             assert np.array_equal(got, ref), (threads, chunk)
 
 
+def test_worker_pool_leaves_torch_thread_count_and_survives_fork():
+    """The persistent worker pool runs one intra-op thread per worker without changing the
+    caller's torch thread count (nor the count new threads start with); a forked child (new
+    pid) gets a pool of its own."""
+    import threading
+
+    from initlab.scale import counter as counter_mod
+
+    prev = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        d = Normal(0.0, 1.0)
+        ref = counter_fill_(torch.empty(3000), d, seed=0, name="p", threads=1)
+        for _ in range(2):
+            counter_mod._POOL["pid"] = -1  # as in a forked child: the parent's threads are gone
+            got = counter_fill_(torch.empty(3000), d, seed=0, name="p", threads=3, chunk_size=128)
+            assert torch.equal(got, ref)
+            assert torch.get_num_threads() == 2
+            seen = []
+            t = threading.Thread(target=lambda seen=seen: seen.append(torch.get_num_threads()))
+            t.start()
+            t.join()
+            assert seen == [2]
+    finally:
+        torch.set_num_threads(prev)
+
+
 def test_block_runs_merge_full_trailing_dims():
     starts, run = block_runs((6, 4, 5), (2, 0, 0), (3, 4, 5))
     assert run == 60 and starts.tolist() == [40]
@@ -298,6 +325,34 @@ def test_v2_definition_uniform_bit_exact_and_normal_within_ulps():
     exact64 = math.sqrt(2) * special.erfinv(y)
     ulps64 = np.abs(got64.view(np.int64) - exact64.view(np.int64))
     assert ulps64.max() <= 4, ulps64.max()  # measured: 3
+
+
+FAST_PATH_DISTS = [Normal(0.0, 1.0), Normal(0.25, 2.0), Uniform(-1.0, 1.0), Uniform(-0.3, 0.7),
+                   Uniform(0.0, 1e-3), TruncatedNormal(0.0, 1.0, -2.0, 2.0),
+                   TruncatedNormal(0.1, 0.02, 0.06, 0.14), TruncatedNormal(0.0, 1.0, 1.5, 4.0),
+                   TruncatedNormal(0.0, 1.0, 6.0, 9.0), TruncatedNormal(0.3, 0.0, -1.0, 1.0)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_v2_cpu_fast_path_equals_the_generic_transform(dtype):
+    """CpuTransform (fewer passes, in place) gives transform()'s values bit for bit: the
+    generic path (every op as the definition reads, also the one other devices run) is
+    recomputed here from the element bits, clipped and cast like fill_block_ does."""
+    from initlab.scale.counter import bounds
+    from initlab.scale.sharded import _torch_bounds
+    from initlab.scale.torch_stream import BitReader, CpuTransform, compute_dtype, transform
+
+    n, start = 70001, 12345
+    for d in FAST_PATH_DISTS:
+        cdt = compute_dtype(d, dtype)
+        got = counter_fill_(torch.empty(n, dtype=dtype), d, seed=9, name="f",
+                            global_shape=(start + n,), offsets=(start,), chunk_size=4099,
+                            threads=2)
+        x = transform(d, BitReader(stream_key(9, "f"), "cpu").read(start, n), cdt)
+        if bounds(d) is not None:
+            x = x.clamp(*_torch_bounds(bounds(d), dtype))
+        assert torch.equal(got, x.to(dtype)), d
+        assert CpuTransform.applies(d, cdt, torch.device("cpu")) == (cdt == torch.float32)
 
 
 def test_unknown_stream_version_refused_everywhere():
@@ -504,6 +559,74 @@ def test_apply_counter_backend_matches_counter_fill():
         if name.endswith("weight"):
             ref = counter_fill_(torch.empty(p.shape), Normal(0.0, 0.1), seed=4, name=name)
             assert torch.equal(p.detach(), ref), name
+
+
+def test_apply_counter_is_trusted_no_rollback_copy_and_checks_first(monkeypatch):
+    from initlab.modelinit import engine
+    from initlab.modelinit.walk import RNG_BACKENDS
+    from initlab.scale import check_fillable
+
+    assert all(RNG_BACKENDS[k].trusted and RNG_BACKENDS[k].check is check_fillable
+               for k in ("counter", f"counter:{V1}", f"counter:{V2}"))
+    copied = []
+    real_snapshot = engine.snapshot
+    monkeypatch.setattr(engine, "snapshot", lambda ts: copied.extend(ts) or real_snapshot(ts))
+    initlab.apply(_tiny(), _plan(), seed=0, rng="counter")
+    assert copied == []  # apply held no copy of the model
+    # the check runs on every tensor before the first write: a refusal leaves the model as it was
+    import dataclasses
+
+    def refuse_last(t):
+        if t.shape == (13,):  # 1.bias (and the norm), after two random weights
+            raise InitlabError("refused")
+
+    monkeypatch.setitem(RNG_BACKENDS, "counter",
+                        dataclasses.replace(RNG_BACKENDS["counter"], check=refuse_last))
+    m = _tiny()
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(InitlabError, match="refused"):
+        initlab.apply(m, _plan(), seed=0, rng="counter")
+    assert all(torch.equal(a, b) for a, b in zip(before, m.parameters()))
+    with pytest.raises(InitlabError, match=r"`tensor` is on the meta device"):
+        check_fillable(torch.empty(3, device="meta"))
+    with pytest.raises(InitlabError, match=r"`tensor` must have a floating dtype"):
+        check_fillable(torch.zeros(3, dtype=torch.int64))
+    with pytest.raises(InitlabTypeError, match=r"`tensor` must be a torch.Tensor or DTensor"):
+        check_fillable([1.0])
+    check_fillable(torch.empty(3, dtype=torch.bfloat16))
+
+
+def test_apply_counter_measures_while_drawing_same_values_same_statistics(monkeypatch):
+    """The counter source measures (mean, std) chunk by chunk while drawing float32 CPU
+    tensors (the report then reads no tensor again); the values are those of counter_fill_ and
+    the statistics those of the report's own pass, to ~1e-6 relative."""
+    from initlab.modelinit import report as report_mod
+
+    m = torch.nn.Sequential(torch.nn.Linear(300, 700), torch.nn.Linear(700, 5))
+    plan = Plan([Rule("*.bias", initlab.get("constant", value=0.25)),
+                 Rule("*", initlab.get("normal", std=0.1))])
+    read_back = []
+    real = report_mod._tensor_moments
+    monkeypatch.setattr(report_mod, "_tensor_moments", lambda t: read_back.append(t) or real(t))
+    rep = initlab.apply(m, plan, seed=1, rng="counter")
+    assert read_back == []
+    for name, p in m.named_parameters():
+        r = rep[name]
+        mean, std = real(p)
+        assert r.mean == pytest.approx(mean, rel=1e-6, abs=1e-9), name
+        assert r.std == pytest.approx(std, rel=1e-6, abs=1e-9), name
+    ref = counter_fill_(torch.empty(700, 300), Normal(0.0, 0.1), seed=1, name="0.weight")
+    assert torch.equal(m[0].weight.detach(), ref)
+    # a sink only for what it can measure: bf16 (or a shard) leaves it to the report
+    sink = []
+    counter_fill_(torch.empty(700, 300, dtype=torch.bfloat16), Normal(0.0, 0.1), seed=1,
+                  name="w", sink=sink)
+    counter_fill_(torch.empty(7, 300), Normal(0.0, 0.1), seed=1, name="w",
+                  global_shape=(700, 300), offsets=(0, 0), sink=sink)
+    assert sink == []
+    counter_fill_(torch.empty(700, 300), Normal(0.0, 0.1), seed=1, name="w", sink=sink,
+                  threads=3, chunk_size=1000)
+    assert len(sink) == 1
 
 
 def test_materialize_from_meta_with_counter_equals_apply_on_real_model():

@@ -100,6 +100,7 @@ def test_sharded_init_equals_single_process(world, reference, reference_v1, tmp_
         if world > 1:
             # the check above is live: constant parameters do have identical shards
             assert set(result["identical"][mode]) >= {"block.norm.bias"}, mode
+    assert result["atomic"] == "untouched"
     # packed q/k/v blocks filled row-range by row-range on a sharded (3E, E) tensor
     ref = _worker_module().packed(torch.zeros(36, 12))
     assert len(result["packed"]) == 3

@@ -133,7 +133,10 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     # copy only what can still fail after validation
     risky: list[torch.Tensor] = []
     trusted = bool(getattr(RNG_BACKENDS[rng], "trusted", False))
+    check = getattr(RNG_BACKENDS[rng], "check", None)
     for a in assignments:
+        if check is not None and a.status == "initialized" and not a.slot.originals:
+            check(a.slot.tensor)
         if a.status == "initialized" and (a.slot.originals or a.slot.plist is not None
                                           or "parametrized" in " ".join(a.slot.notes)
                                           or not trusted):

@@ -38,6 +38,9 @@ class RngBackend:
     # True when ``fill`` cannot fail once the initializer resolved for the tensor's shape
     # (then ``apply`` holds no rollback copy of what it writes; see modelinit.engine)
     trusted: bool = False
+    # optional: ``check(tensor)`` raises what ``fill`` would raise for that tensor; ``apply`` calls
+    # it on every tensor it will fill before the first write (how a source becomes ``trusted``)
+    check: Callable[[torch.Tensor], None] | None = None
     # True when ``fill`` takes ``sink=`` (a list): it may append ``(mean, std)`` of the values it
     # drew, measured in the same pass (or known exactly: a constant), which the report then uses
     measures: bool = False

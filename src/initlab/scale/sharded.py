@@ -216,6 +216,26 @@ def _writer(flat: torch.Tensor, lo_hi):
     return write
 
 
+def _check_fillable(local: torch.Tensor) -> None:
+    _check_materialized(local)
+    if not local.is_floating_point():
+        raise fail("tensor", "must have a floating dtype", str(local.dtype),
+                   "initialize float parameters only.")
+
+
+def check_fillable(tensor: torch.Tensor) -> None:
+    """Raise now the error :func:`counter_fill_` would raise for ``tensor`` itself (a DTensor
+    with Partial or strided placements or a local shard that does not match them, no process
+    group, a meta tensor, a non-floating dtype). ``initlab.apply`` calls it on every parameter
+    before its first write, so the counter source writes without a rollback copy."""
+    if not isinstance(tensor, torch.Tensor):
+        raise InitlabTypeError(error_message("tensor", "must be a torch.Tensor or DTensor", type(
+            tensor).__name__, "pass the parameter (or its local shard)."))
+    if is_dtensor(tensor):
+        _, _, tensor = dtensor_layout(tensor)
+    _check_fillable(tensor)
+
+
 def _check_materialized(local: torch.Tensor) -> None:
     if local.is_meta:
         raise fail("tensor", "is on the meta device (it has no storage to fill)", "meta",
@@ -224,16 +244,24 @@ def _check_materialized(local: torch.Tensor) -> None:
 
 def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_shape,
                 offsets, layout: str = "torch", threads=None, chunk_size=None,
-                stream=None) -> torch.Tensor:
+                stream=None, sink: list | None = None) -> torch.Tensor:
     """Fill ``local`` (a plain tensor) with block ``offsets`` of the global tensor, drawn from
-    counter stream ``stream`` (default :data:`~initlab.scale.COUNTER_STREAM_VERSION`)."""
+    counter stream ``stream`` (default :data:`~initlab.scale.COUNTER_STREAM_VERSION`).
+
+    ``sink``: a list to which ``(mean, std)`` of the written values is appended when they were
+    measured while drawing (v2 into a float32 CPU tensor: each chunk summed while in cache) or
+    are known (a constant); nothing is appended otherwise (``initlab.apply``'s report then
+    measures the tensor itself). The values drawn are the same with or without it."""
     stream = check_stream(stream)
     g, o, s = check_block(global_shape, offsets, tuple(local.shape))
     if local.numel() == 0:
         return local
     with torch.no_grad():
         if isinstance(dist, Constant):
-            return local.fill_(dist.value)
+            local.fill_(dist.value)
+            if sink is not None:  # every element holds the value as the dtype rounds it
+                sink.append((float(local.reshape(-1)[0]), 0.0))
+            return local
         if not isinstance(dist, ELEMENTWISE):
             block = structured_block(dist, g, o, s, key, layout)
             local.copy_(torch.from_numpy(block))
@@ -247,7 +275,7 @@ def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_sha
             run_chunks(dist, key, g, o, s, write, threads=threads, chunk_size=chunk_size)
         else:
             _fill_torch_stream(target.detach().view(-1), dist, key, g, o, s, lo_hi,
-                               threads=threads, chunk_size=chunk_size)
+                               threads=threads, chunk_size=chunk_size, sink=sink)
         if target is not local:
             local.copy_(target)
     return local
@@ -289,7 +317,7 @@ def _chunk_bits(reader, starts: np.ndarray, run: int, a: int, b: int) -> torch.T
 
 
 def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, threads,
-                       chunk_size) -> None:
+                       chunk_size, sink: list | None = None) -> None:
     """Fill the contiguous ``flat`` (the block ``o:o+s`` of ``g``) from the v2 stream, chunk by
     chunk on ``flat``'s device.
 
@@ -300,7 +328,7 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
     """
 
-    from .torch_stream import BitReader, compute_dtype, transform
+    from .torch_stream import BitReader, CpuTransform, compute_dtype, transform
 
     n = flat.numel()
     device = flat.device
@@ -314,13 +342,25 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     starts, run = block_runs(g, o, s)
     spans = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
 
+    fast = CpuTransform.applies(dist, cdt, device)
+    # the report's statistics while each chunk is in cache (as initlab.torch's measured draws):
+    # a cascaded sum and a dot in float32, accumulated in float64 per worker
+    sums: list | None = [] if sink is not None and fast and flat.dtype == torch.float32 else None
+
     def work(span_list):
         with torch.no_grad():  # grad mode is per thread
             reader = BitReader(key, device)
+            cpu = CpuTransform(dist, flat.dtype, lo_hi, chunk) if fast else None
+            total = squares = 0.0
             for a, b in span_list:
                 bits = _chunk_bits(reader, starts, run, a, b)
                 dst = flat[a:b]
-                if dst.dtype == cdt:
+                if cpu is not None:
+                    cpu(bits, dst)  # consumes `bits` (fresh per chunk)
+                    if sums is not None:
+                        total += float(dst.sum())
+                        squares += float(torch.dot(dst, dst))
+                elif dst.dtype == cdt:
                     transform(dist, bits, cdt, out=dst)
                     if lo_hi is not None:
                         dst.clamp_(*lo_hi)
@@ -329,14 +369,22 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
                     if lo_hi is not None:
                         x.clamp_(*lo_hi)
                     dst.copy_(x)
+            if sums is not None:
+                sums.append((total, squares))
 
     run_spans(work, spans, threads)
+    if sums is not None:
+        from ..backends.torch_backend import moments_from_sums
+
+        moments = moments_from_sums(n, sum(t for t, _ in sums), sum(q for _, q in sums))
+        if moments is not None:  # None: the sums could cancel; the caller measures the tensor
+            sink.append(moments)
 
 
 def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=None,
                   offsets=None, placements=None, mesh_shape=None, coordinate=None,
                   fans=None, role: str = "weight", layout: str = "torch", threads=None,
-                  chunk_size=None, stream=None) -> torch.Tensor:
+                  chunk_size=None, stream=None, sink: list | None = None) -> torch.Tensor:
     """Fill a tensor or a local shard in place from the counter stream; returns ``tensor``.
 
     Element ``i`` of the flattened global tensor gets the value that is a pure function of
@@ -353,7 +401,8 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
     global shape with ``fans``, ``role`` and ``layout``; ``layout`` is also the layout in which
     structured kinds are drawn). ``stream``: the stream version (default
     :data:`~initlab.scale.COUNTER_STREAM_VERSION`; ``"philox4x64-10-ndtri-v1"`` reproduces values
-    drawn before v2; an unknown version is an error).
+    drawn before v2; an unknown version is an error). ``sink``: see :func:`fill_block_` (only for
+    a whole plain tensor: a shard's moments are not the parameter's).
 
     Example::
 
@@ -399,18 +448,17 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
                            "`shard_layout`.")
         else:
             o = tuple(offsets) if offsets is not None else (0,) * len(g)
-    _check_materialized(local)
-    if not local.is_floating_point():
-        raise fail("tensor", "must have a floating dtype", str(local.dtype),
-                   "initialize float parameters only.")
+    _check_fillable(local)
     if isinstance(dist, Initializer):
         dist = dist.resolve(g, fans=fans, role=role, layout=layout)
     if not isinstance(dist, Distribution):
         raise InitlabTypeError(error_message(
             "dist", "must be an initlab Distribution or Initializer", type(dist).__name__,
             "pass e.g. initlab.get('normal', std=0.02) or its .resolve(shape)."))
+    whole = not is_dtensor(tensor) and tuple(local.shape) == g  # sink: moments of `tensor`
     fill_block_(local, dist, key=stream_key(seed, name), global_shape=g, offsets=o,
-                layout=layout, threads=threads, chunk_size=chunk_size, stream=stream)
+                layout=layout, threads=threads, chunk_size=chunk_size, stream=stream,
+                sink=sink if whole else None)
     return tensor
 
 

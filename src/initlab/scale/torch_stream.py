@@ -223,3 +223,86 @@ def _add(x: torch.Tensor, c: float, out: torch.Tensor | None) -> torch.Tensor:
     if c != 0:
         return torch.add(x, c, out=out)
     return out.copy_(x)
+
+
+# ------------------------------------------------------------------------- the CPU fast path
+class CpuTransform:
+    """v2's float32 transforms on CPU with fewer passes and no per-chunk allocation: the same
+    values as :func:`transform` bit for bit (tested over every distribution and dtype).
+
+    One instance per worker thread; ``__call__(bits, dst)`` writes the chunk's values, clipped
+    into ``lo_hi`` and cast to ``dst``'s dtype, into ``dst`` (a contiguous CPU tensor). It
+    *consumes* ``bits``: the integer steps run in place on it (NumPy ufuncs, ~1 us per call
+    against torch's ~4 us dispatch), and float steps run in torch ops (so torch's float
+    semantics, e.g. ``torch.set_flush_denormal``, are those of :func:`transform`) on ``dst``
+    itself when it is float32, else on a float32 buffer reused across chunks. What makes the
+    values equal to :func:`transform`'s:
+
+    * the normal's ``y = s * 2**-23 + 2**-24`` is ``float((b >> 7) | 1) * 2**-24``
+      (``(b >> 7) | 1 = 2 s + 1``, and both products are exact);
+    * the int -> float conversion of ``s`` (24 bits) is exact, so converting first and then
+      multiplying by the float32 constant rounds once, as the fused ``int * float`` does;
+    * for a bf16/fp16 ``dst`` the float32 value is clipped and cast by ``copy_``, as before.
+    """
+
+    def __init__(self, dist: Distribution, dtype: torch.dtype, lo_hi, chunk: int):
+        self.dist, self.lo_hi = dist, lo_hi
+        self.kind = type(dist).__name__
+        self._buf = None if dtype == torch.float32 else torch.empty(chunk, dtype=torch.float32)
+        if isinstance(dist, Uniform):
+            span = dist.high - dist.low
+            self.c1, self.c2 = span * 2.0**-24, dist.low + span / 2
+        elif isinstance(dist, Normal):
+            self.a, self.mean = _SQRT2 * dist.std, dist.mean
+        elif isinstance(dist, TruncatedNormal) and dist.std > 0:
+            alpha, beta = _std_bounds(dist)
+            ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
+            self.c1 = (yb - ya) * 2.0**-24
+            self.c2 = (ya + yb) / 2 + (yb - ya) * 2.0**-25
+            self.a, self.mean = _SQRT2 * dist.std, dist.mean
+        else:
+            self.kind = "fill"
+            self.value = (min(max(dist.mean, dist.a), dist.b) if isinstance(dist, TruncatedNormal)
+                          else float(dist.value))
+
+    @staticmethod
+    def applies(dist: Distribution, cdt: torch.dtype, device: torch.device) -> bool:
+        return device.type == "cpu" and cdt == torch.float32 and isinstance(
+            dist, (Normal, Uniform, TruncatedNormal, Constant))
+
+    def __call__(self, bits: torch.Tensor, dst: torch.Tensor) -> None:
+        if self.kind == "fill":
+            dst.fill_(self.value)
+            return
+        b = bits.numpy()
+        m = b.size
+        y = dst if self._buf is None else self._buf[:m]
+        if self.kind == "Normal":
+            np.right_shift(b, 7, out=b)
+            np.bitwise_or(b, 1, out=b)  # 2 s + 1
+            y.copy_(bits)
+            y.mul_(2.0**-24)
+        else:
+            np.right_shift(b, 8, out=b)  # s
+            y.copy_(bits)
+            y.mul_(self.c1)
+            if self.kind == "Uniform":
+                self._finish(y, dst, None, self.c2)
+                return
+            y.add_(self.c2)
+        torch.erfinv(y, out=y)
+        self._finish(y, dst, self.a, self.mean)
+
+    def _finish(self, y: torch.Tensor, dst: torch.Tensor, a, c) -> None:
+        """``dst = clip(y * a + c)`` (each step rounded in float32, ``a = None``: no product),
+        in place on ``y``, then cast into ``dst`` if ``y`` is the buffer (``copy_`` from the
+        cache-resident buffer: measured 0.35 ns per element against 0.43-0.64 for the op's own
+        output cast into a bf16 ``out=``)."""
+        if a is not None:
+            y.mul_(a)
+        if c != 0:
+            y.add_(c)
+        if self.lo_hi is not None:
+            y.clamp_(*self.lo_hi)
+        if y is not dst:
+            dst.copy_(y)
