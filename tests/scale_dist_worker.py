@@ -109,6 +109,15 @@ def dtensor_model(mesh, two_d: bool):
     return m
 
 
+def report_moments(rep, full: dict) -> dict:
+    """Per parameter: (reported mean, reported std, the gathered tensor's mean and std)."""
+    out = {}
+    for n, t in full.items():
+        x = t.double()
+        out[n] = (rep[n].mean, rep[n].std, float(x.mean()), float(x.std(unbiased=False)))
+    return out
+
+
 def gather(m) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Full tensors (on every rank) and the names of parameters two of whose shards at
     *different* global offsets hold identical values."""
@@ -145,14 +154,16 @@ def main(out: str) -> int:
 
     mesh = init_device_mesh("cpu", (world,))
     m = dtensor_model(mesh, two_d=False)
-    initlab.apply(m, as_plan(), seed=SEED, rng="counter")
+    rep = initlab.apply(m, as_plan(), seed=SEED, rng="counter")
     result["dtensor_1d"], result["identical"]["dtensor_1d"] = gather(m)
+    result["report_moments"] = {"dtensor_1d": report_moments(rep, result["dtensor_1d"])}
 
     if world == 4:
         mesh2 = init_device_mesh("cpu", (2, 2))
         m = dtensor_model(mesh2, two_d=True)
-        initlab.apply(m, as_plan(), seed=SEED, rng="counter")
+        rep = initlab.apply(m, as_plan(), seed=SEED, rng="counter")
         result["dtensor_2d"], result["identical"]["dtensor_2d"] = gather(m)
+        result["report_moments"]["dtensor_2d"] = report_moments(rep, result["dtensor_2d"])
 
     with torch.device("meta"):
         m = TinyTransformer()

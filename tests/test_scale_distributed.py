@@ -100,6 +100,11 @@ def test_sharded_init_equals_single_process(world, reference, reference_v1, tmp_
         if world > 1:
             # the check above is live: constant parameters do have identical shards
             assert set(result["identical"][mode]) >= {"block.norm.bias"}, mode
+    # the report's moments of sharded parameters are the whole tensor's (DTensor reductions)
+    for mode, per in result["report_moments"].items():
+        for name, (mean, std, true_mean, true_std) in per.items():
+            assert std == pytest.approx(true_std, rel=1e-4, abs=1e-12), (mode, name)
+            assert mean == pytest.approx(true_mean, abs=1e-4 * max(true_std, 1e-12)), (mode, name)
     assert result["atomic"] == "untouched"
     # packed q/k/v blocks filled row-range by row-range on a sharded (3E, E) tensor
     ref = _worker_module().packed(torch.zeros(36, 12))

@@ -65,7 +65,7 @@ from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
 __all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK",
-           "MEASURE_CHUNK", "ZERO_ELEMENT_WARNING", "moments_from_sums"]
+           "MEASURE_CHUNK", "ZERO_ELEMENT_WARNING", "chunk_sums", "moments_from_sums"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -267,7 +267,7 @@ def moments_from_sums(n: int, total: float, squares: float) -> tuple[float, floa
 def _measured_(flat: torch.Tensor, fill) -> tuple[int, float, float]:
     """``fill`` ``flat`` chunk by chunk (multiples of 16; the last chunk at least 16 long) and
     return ``(n, sum, sum of squares)`` of the values, each chunk's sums taken while it is in
-    cache (cascaded sum and BLAS dot in the tensor's dtype, accumulated in float64)."""
+    cache (see :func:`chunk_sums`)."""
     n = flat.numel()
     step = MEASURE_CHUNK
     s = q = 0.0
@@ -279,6 +279,21 @@ def _measured_(flat: torch.Tensor, fill) -> tuple[int, float, float]:
         s += float(part.sum())
         q += float(torch.dot(part, part))
         start = stop
+    return n, s, q
+
+
+def chunk_sums(flat: torch.Tensor) -> tuple[int, float, float]:
+    """``(n, sum, sum of squares)`` of a 1-D float32/float64 tensor, per ``MEASURE_CHUNK``
+    elements (a cascaded ``sum`` and a BLAS ``dot`` in the tensor's dtype) accumulated in
+    float64. One float32 ``dot`` or ``vector_norm`` over a whole large tensor is not exact enough
+    for the report: over 16.7M N(0, 0.02^2) values the sum of squares is off by 1.5e-3 relative
+    (vector_norm; 4.7e-3 at 38.6M), per 2^17-element chunk by ~3e-7."""
+    n = flat.numel()
+    s = q = 0.0
+    for start in range(0, n, MEASURE_CHUNK):
+        part = flat[start:start + MEASURE_CHUNK]
+        s += float(part.sum())
+        q += float(torch.dot(part, part))
     return n, s, q
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..backends.torch_backend import moments_from_sums
+from ..backends.torch_backend import chunk_sums, moments_from_sums
 from ..util.dtensor import is_dtensor
 
 
@@ -29,25 +29,44 @@ def _fmt(x: float | None) -> str:
 def _tensor_moments(t: torch.Tensor) -> tuple[float | None, float | None]:
     """(mean, std) of a tensor's elements, exact to ~1e-6 relative.
 
-    One pass in the tensor's dtype for float32/float64: ``sum`` and ``vector_norm`` (cascaded
-    sums in the kernels; no full-size temporary), std from E[x^2] - mean^2. When that difference
-    could cancel (mean^2 above 1e-3 of E[x^2]: constants, biased tensors) the exact chunked
-    ``var_mean`` pass is used instead, as for other dtypes."""
+    One pass in the tensor's dtype for float32/float64: ``sum`` and ``dot`` per 2^17-element
+    chunk accumulated in float64 (:func:`~initlab.backends.torch_backend.chunk_sums`; no
+    full-size temporary), std from E[x^2] - mean^2. When that difference could cancel (mean^2
+    above 1e-3 of E[x^2]: constants, biased tensors) the exact chunked ``var_mean`` pass is used
+    instead, as for other dtypes. A DTensor sharded or replicated on its mesh: each rank sums its
+    own shard and one all-reduce over the sharded mesh dimensions combines the two sums."""
     if t.device.type == "meta" or t.numel() == 0 or not t.is_floating_point():
         return None, None
     if is_dtensor(t):
-        # global moments through DTensor's own reductions (each rank converts only its shard)
         with torch.no_grad():
-            x = t.detach().to(torch.float64)
+            x = t.detach()
+            moments = _dtensor_moments(x) if x.dtype in (torch.float32, torch.float64) else None
+            if moments is not None:
+                return moments
+            x = x.to(torch.float64)  # DTensor's own reductions (each rank converts its shard)
             return float(x.mean()), float(x.std(unbiased=False)) if x.numel() > 1 else 0.0
     with torch.no_grad():
         flat = t.detach().reshape(-1)
         if flat.dtype in (torch.float32, torch.float64):
-            moments = moments_from_sums(flat.numel(), float(flat.sum()),
-                                        float(torch.linalg.vector_norm(flat)) ** 2)
+            moments = moments_from_sums(*chunk_sums(flat))
             if moments is not None:
                 return moments
         return _chunked_moments(flat)
+
+
+def _dtensor_moments(x) -> tuple[float, float] | None:
+    """Global (mean, std) of a float32/float64 DTensor from its ranks' shard sums, or None (a
+    Partial placement, or sums that could cancel)."""
+    from torch.distributed.tensor import DTensor, Partial, Replicate
+
+    if not all(p.is_shard() or p.is_replicate() for p in x.placements):
+        return None
+    _, s, q = chunk_sums(x.to_local().reshape(-1))
+    local = torch.tensor([s, q], dtype=torch.float64, device=x.to_local().device)
+    sums = DTensor.from_local(local, x.device_mesh,
+                              [Partial() if p.is_shard() else Replicate() for p in x.placements],
+                              run_check=False).full_tensor()
+    return moments_from_sums(x.numel(), float(sums[0]), float(sums[1]))
 
 
 def _chunked_moments(flat: torch.Tensor) -> tuple[float, float]:
