@@ -75,10 +75,17 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
     assignments and the list of problems (empty when everything can be initialized)."""
     problems: list[str] = []
     out: list[Assignment] = []
+    type_ok: dict[tuple[int, type], bool] = {}   # (rule, module class) -> matches_type
     for p in params:
         a = Assignment(p, None, None, None)
+        cls = type(p.module)
         for i, rule in enumerate(plan.rules):
-            init = rule.select(p.names, p.module, p.local)
+            ok = type_ok.get((i, cls))
+            if ok is None:
+                ok = type_ok[(i, cls)] = rule.matches_type(p.module)
+            if not ok:
+                continue
+            init = rule.select(p.names, p.module, p.local, type_ok=True)
             if init is not None:
                 a.rule_index, a.rule, a.init = i, rule, init
                 break

@@ -276,10 +276,17 @@ class Rule:
         object.__setattr__(self, "label", str(label))
 
     # ------------------------------------------------------------------ matching
-    def select(self, names: Iterable[str], module, local: str) -> Initializer | str | None:
+    def matches_type(self, module) -> bool:
+        """Whether the rule's module types (if any) admit ``module``: a property of its class,
+        which ``match`` keeps per class."""
+        return not self.module or any(_type_matches(module, t) for t in self.module)
+
+    def select(self, names: Iterable[str], module, local: str, *,
+               type_ok: bool | None = None) -> Initializer | str | None:
         """The initializer this rule gives a parameter (its names, owning module and local
-        name), or None when the rule does not match it."""
-        if self.module and not any(_type_matches(module, t) for t in self.module):
+        name), or None when the rule does not match it. ``type_ok``: :meth:`matches_type`'s
+        answer for ``module`` when the caller has it."""
+        if not (self.matches_type(module) if type_ok is None else type_ok):
             return None
         if self.pattern is not None and not any(fnmatch.fnmatchcase(n, self.pattern)
                                                 for n in names):
