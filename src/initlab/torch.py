@@ -89,7 +89,7 @@ def _init(tensor, ini: Initializer, generator, *, fans=None, role="weight", layo
           stacklevel: int = 2, sink: list | None = None) -> torch.Tensor:
     """Validate, then resolve and draw. ``stacklevel`` points the zero-element warning at the
     user's call (2: the caller of the function that called ``_init``); ``sink`` receives the
-    draw's measured sums (see ``draw_``)."""
+    draw's measured ``(mean, std)`` (see ``draw_``)."""
     check_target(tensor, ini.random, generator)
     if tensor.numel() == 0:
         _warn_zero_elements(tensor.shape, stacklevel + 1)

@@ -65,7 +65,8 @@ from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
 
 __all__ = ["draw_", "check_target", "check_dtype_range", "haar_orthogonal", "SAMPLERS", "CHUNK",
-           "MEASURE_CHUNK", "ZERO_ELEMENT_WARNING", "chunk_sums", "moments_from_sums"]
+           "MEASURE_CHUNK", "ZERO_ELEMENT_WARNING", "chunk_sums", "constant_moments",
+           "moments_from_sums", "part_sums"]
 
 # Elements per chunk when a low-precision output is drawn through a float32 buffer (8 MiB). Each
 # chunk opens a few parallel regions; much smaller chunks measured slower with 2 threads on a
@@ -183,7 +184,7 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
     dtype and device are preserved. See the module docstring for the conventions.
 
     ``sink``: a list to which the draw appends ``(mean, std)`` of the values it wrote when it
-    measured them in the same pass (see :func:`_measured_`; the same values are drawn as without
+    measured them in the same pass (see :func:`chunk_sums`; the same values are drawn as without
     ``sink``) or knows them exactly (a constant); nothing is appended otherwise.
     """
     if not isinstance(dist, Distribution):
@@ -207,16 +208,14 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
     with torch.no_grad():
         fill = _measurable(tensor, dist, generator) if sink is not None else None
         if fill is not None:
-            moments = moments_from_sums(*_measured_(tensor.view(-1), fill))
-            if moments is None:   # the sums could cancel: the caller measures the tensor
-                return tensor
-            sink.append(moments)
+            moments = moments_from_sums(*chunk_sums(tensor.view(-1), fill=fill))
+            if moments is not None:   # None: the sums could cancel; the caller measures
+                sink.append(moments)
             return tensor
         sampler(tensor if dist.is_elementwise else _torch_view(tensor, layout), dist, generator)
         if sink is not None and type(dist) is Constant and tensor.is_floating_point() \
-                and type(tensor) in (torch.Tensor, torch.nn.Parameter):
-            # every element now holds the fill value as the dtype rounds it: read one back
-            sink.append((float(tensor[(0,) * tensor.dim()]), 0.0))
+                and _plain(tensor):
+            sink.append(constant_moments(tensor))
     return tensor
 
 
@@ -235,8 +234,7 @@ def _measurable(tensor: torch.Tensor, dist: Distribution, gen):
     last 16 when the length is not a multiple of 16, so chunks that are multiples of 16 with a
     last chunk of at least 16 elements see the same generator states
     (``tests/test_torch_backend_measured.py`` checks it over lengths, dtypes and chunkings)."""
-    if (type(tensor) not in (torch.Tensor, torch.nn.Parameter)  # not a DTensor or subclass
-            or tensor.device.type != "cpu" or tensor.dtype not in _DIRECT
+    if (not _plain(tensor) or tensor.device.type != "cpu" or tensor.dtype not in _DIRECT
             or not tensor.is_contiguous() or gen is None or gen.device.type != "cpu"):
         return None
     kind = type(dist)
@@ -264,36 +262,46 @@ def moments_from_sums(n: int, total: float, squares: float) -> tuple[float, floa
     return None
 
 
-def _measured_(flat: torch.Tensor, fill) -> tuple[int, float, float]:
-    """``fill`` ``flat`` chunk by chunk (multiples of 16; the last chunk at least 16 long) and
-    return ``(n, sum, sum of squares)`` of the values, each chunk's sums taken while it is in
-    cache (see :func:`chunk_sums`)."""
+def _plain(tensor: torch.Tensor) -> bool:
+    """A plain tensor or Parameter (not a DTensor or another subclass): its storage is all of it."""
+    return type(tensor) in (torch.Tensor, torch.nn.Parameter)
+
+
+def constant_moments(tensor: torch.Tensor) -> tuple[float, float]:
+    """``(mean, std)`` of a tensor just filled with one value: that value as the dtype rounds
+    it, read back from the first element, and 0."""
+    return float(tensor[(0,) * tensor.dim()]), 0.0
+
+
+def part_sums(part: torch.Tensor) -> tuple[float, float]:
+    """Sum and sum of squares of one chunk (a cascaded ``sum`` and a BLAS ``dot`` in its dtype):
+    what every measured draw adds up per chunk, in float64."""
+    return float(part.sum()), float(torch.dot(part, part))
+
+
+def chunk_sums(flat: torch.Tensor, *, fill=None) -> tuple[int, float, float]:
+    """``(n, sum, sum of squares)`` of a 1-D float32/float64 tensor, per ``MEASURE_CHUNK``
+    elements (:func:`part_sums`) accumulated in float64. One float32 ``dot`` or ``vector_norm``
+    over a whole large tensor is not exact enough for the report: over 16.7M N(0, 0.02^2) values
+    the sum of squares is off by 1.5e-3 relative (vector_norm; 4.7e-3 at 38.6M), per
+    2^17-element chunk by ~3e-7.
+
+    With ``fill``, each chunk is first filled by ``fill(chunk)`` and summed while it is in cache
+    (a measured draw): chunks are then multiples of 16 and the last one at least 16 long (see
+    :func:`_measurable`)."""
     n = flat.numel()
-    step = MEASURE_CHUNK
     s = q = 0.0
     start = 0
     while start < n:
-        stop = n if n - start < step + 16 else start + step
+        stop = start + MEASURE_CHUNK
+        if fill is not None and n - start < MEASURE_CHUNK + 16:
+            stop = n
         part = flat[start:stop]
-        fill(part)
-        s += float(part.sum())
-        q += float(torch.dot(part, part))
+        if fill is not None:
+            fill(part)
+        ds, dq = part_sums(part)
+        s, q = s + ds, q + dq
         start = stop
-    return n, s, q
-
-
-def chunk_sums(flat: torch.Tensor) -> tuple[int, float, float]:
-    """``(n, sum, sum of squares)`` of a 1-D float32/float64 tensor, per ``MEASURE_CHUNK``
-    elements (a cascaded ``sum`` and a BLAS ``dot`` in the tensor's dtype) accumulated in
-    float64. One float32 ``dot`` or ``vector_norm`` over a whole large tensor is not exact enough
-    for the report: over 16.7M N(0, 0.02^2) values the sum of squares is off by 1.5e-3 relative
-    (vector_norm; 4.7e-3 at 38.6M), per 2^17-element chunk by ~3e-7."""
-    n = flat.numel()
-    s = q = 0.0
-    for start in range(0, n, MEASURE_CHUNK):
-        part = flat[start:start + MEASURE_CHUNK]
-        s += float(part.sum())
-        q += float(torch.dot(part, part))
     return n, s, q
 
 

@@ -61,8 +61,9 @@ def _dtensor_moments(x) -> tuple[float, float] | None:
 
     if not all(p.is_shard() or p.is_replicate() for p in x.placements):
         return None
-    _, s, q = chunk_sums(x.to_local().reshape(-1))
-    local = torch.tensor([s, q], dtype=torch.float64, device=x.to_local().device)
+    shard = x.to_local()
+    _, s, q = chunk_sums(shard.reshape(-1))
+    local = torch.tensor([s, q], dtype=torch.float64, device=shard.device)
     sums = DTensor.from_local(local, x.device_mesh,
                               [Partial() if p.is_shard() else Replicate() for p in x.placements],
                               run_check=False).full_tensor()

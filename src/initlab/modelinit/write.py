@@ -47,8 +47,7 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                                    and a.rule.scale == 1.0 and pad is None
                                    and target.numel() > 0) else None
         if sink is not None:
-            b, fans, key = a.blocks[0], a.fans[0], a.keys[0]
-            backend.fill(target, init, seed=seed, key=key, fans=fans, role=p.fan_role,
+            backend.fill(target, init, seed=seed, key=a.keys[0], fans=a.fans[0], role=p.fan_role,
                          layout=a.layout, sink=sink)
             return sink[0] if sink else None
         for b, fans, key in zip(a.blocks, a.fans, a.keys):

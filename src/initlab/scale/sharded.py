@@ -259,8 +259,10 @@ def fill_block_(local: torch.Tensor, dist: Distribution, *, key: int, global_sha
     with torch.no_grad():
         if isinstance(dist, Constant):
             local.fill_(dist.value)
-            if sink is not None:  # every element holds the value as the dtype rounds it
-                sink.append((float(local.reshape(-1)[0]), 0.0))
+            if sink is not None:
+                from ..backends.torch_backend import constant_moments
+
+                sink.append(constant_moments(local))
             return local
         if not isinstance(dist, ELEMENTWISE):
             block = structured_block(dist, g, o, s, key, layout)
@@ -328,6 +330,7 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     several times slower on a loaded machine, OpenMP's spinning workers starving the producer.)
     """
 
+    from ..backends.torch_backend import moments_from_sums, part_sums
     from .torch_stream import BitReader, CpuTransform, compute_dtype, transform
 
     n = flat.numel()
@@ -343,8 +346,8 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
     spans = [(a, min(a + chunk, n)) for a in range(0, n, chunk)]
 
     fast = CpuTransform.applies(dist, cdt, device)
-    # the report's statistics while each chunk is in cache (as initlab.torch's measured draws):
-    # a cascaded sum and a dot in float32, accumulated in float64 per worker
+    # the report's statistics while each chunk is in cache (as initlab.torch's measured draws:
+    # part_sums per chunk, accumulated in float64 per worker)
     sums: list | None = [] if sink is not None and fast and flat.dtype == torch.float32 else None
 
     def work(span_list):
@@ -358,8 +361,8 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
                 if cpu is not None:
                     cpu(bits, dst)  # consumes `bits` (fresh per chunk)
                     if sums is not None:
-                        total += float(dst.sum())
-                        squares += float(torch.dot(dst, dst))
+                        ds, dq = part_sums(dst)
+                        total, squares = total + ds, squares + dq
                 elif dst.dtype == cdt:
                     transform(dist, bits, cdt, out=dst)
                     if lo_hi is not None:
@@ -374,8 +377,6 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
 
     run_spans(work, spans, threads)
     if sums is not None:
-        from ..backends.torch_backend import moments_from_sums
-
         moments = moments_from_sums(n, sum(t for t, _ in sums), sum(q for _, q in sums))
         if moments is not None:  # None: the sums could cancel; the caller measures the tensor
             sink.append(moments)
