@@ -154,6 +154,25 @@ def _std_bounds(d: TruncatedNormal) -> tuple[float, float]:
     return (d.a - d.mean) / d.std, (d.b - d.mean) / d.std
 
 
+def _y_affine(dist: Uniform | TruncatedNormal) -> tuple[float, float]:
+    """``(c1, c2)`` of the stream's first affine step ``y = s * c1 + c2``: the value itself for
+    a uniform, the point in erf space for a truncated normal (see the module docstring). The
+    generic :func:`transform` and :class:`CpuTransform` both take them from here."""
+    if isinstance(dist, Uniform):
+        span = dist.high - dist.low
+        return span * 2.0**-24, dist.low + span / 2
+    alpha, beta = _std_bounds(dist)
+    ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
+    return (yb - ya) * 2.0**-24, (ya + yb) / 2 + (yb - ya) * 2.0**-25
+
+
+def _fill_value(dist: Constant | TruncatedNormal) -> float:
+    """The one value of a constant, or of a truncated normal with std 0 (its mean clipped)."""
+    if isinstance(dist, TruncatedNormal):
+        return min(max(dist.mean, dist.a), dist.b)
+    return float(dist.value)
+
+
 def _needs_f64(alpha: float, beta: float) -> bool:
     """True when float32's grid of ``y = erf(z / sqrt 2)`` would space the values at the
     interval's outer end more than ``(beta - alpha) * 2**-16`` apart."""
@@ -173,27 +192,21 @@ def transform(dist: Distribution, bits: torch.Tensor, cdt: torch.dtype,
     module docstring). ``out`` (dtype ``cdt``, same size) receives the result if given."""
     s = bits >> 8  # arithmetic shift: the top 24 bits as a signed integer
     if isinstance(dist, Uniform):
-        span = dist.high - dist.low
-        x = _scaled(s, span * 2.0**-24, cdt)
-        return _add(x, dist.low + span / 2, out)
+        c1, c2 = _y_affine(dist)
+        return _add(_scaled(s, c1, cdt), c2, out)
     if isinstance(dist, Normal):
         x = _scaled(s, 2.0**-23, cdt).add_(2.0**-24)
         torch.erfinv(x, out=x)
         return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
+    if isinstance(dist, Constant) or (isinstance(dist, TruncatedNormal) and dist.std == 0):
+        return (out if out is not None else torch.empty(s.shape, dtype=cdt,
+                                                        device=s.device)).fill_(_fill_value(dist))
     if isinstance(dist, TruncatedNormal):
-        if dist.std == 0:
-            v = min(max(dist.mean, dist.a), dist.b)
-            return (out if out is not None else torch.empty(s.shape, dtype=cdt,
-                                                            device=s.device)).fill_(v)
-        alpha, beta = _std_bounds(dist)
-        ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
-        x = _scaled(s, (yb - ya) * 2.0**-24, cdt).add_((ya + yb) / 2 + (yb - ya) * 2.0**-25)
+        c1, c2 = _y_affine(dist)
+        x = _scaled(s, c1, cdt).add_(c2)
         torch.erfinv(x, out=x)
         # the caller clips into [a, b] rounded into the dtype
         return _scale_shift(x, _SQRT2 * dist.std, dist.mean, out)
-    if isinstance(dist, Constant):
-        return (out if out is not None else torch.empty(s.shape, dtype=cdt,
-                                                        device=s.device)).fill_(float(dist.value))
     raise fail("dist", "must be an elementwise distribution (Constant, Normal, Uniform, "
                "TruncatedNormal) for the counter stream", type(dist).__name__,
                "structured kinds (Orthogonal, ...) go through `structured_block`.")
@@ -250,20 +263,15 @@ class CpuTransform:
         self.kind = type(dist).__name__
         self._buf = None if dtype == torch.float32 else torch.empty(chunk, dtype=torch.float32)
         if isinstance(dist, Uniform):
-            span = dist.high - dist.low
-            self.c1, self.c2 = span * 2.0**-24, dist.low + span / 2
+            self.c1, self.c2 = _y_affine(dist)
         elif isinstance(dist, Normal):
             self.a, self.mean = _SQRT2 * dist.std, dist.mean
         elif isinstance(dist, TruncatedNormal) and dist.std > 0:
-            alpha, beta = _std_bounds(dist)
-            ya, yb = float(special.erf(alpha / _SQRT2)), float(special.erf(beta / _SQRT2))
-            self.c1 = (yb - ya) * 2.0**-24
-            self.c2 = (ya + yb) / 2 + (yb - ya) * 2.0**-25
+            self.c1, self.c2 = _y_affine(dist)
             self.a, self.mean = _SQRT2 * dist.std, dist.mean
         else:
             self.kind = "fill"
-            self.value = (min(max(dist.mean, dist.a), dist.b) if isinstance(dist, TruncatedNormal)
-                          else float(dist.value))
+            self.value = _fill_value(dist)
 
     @staticmethod
     def applies(dist: Distribution, cdt: torch.dtype, device: torch.device) -> bool:
