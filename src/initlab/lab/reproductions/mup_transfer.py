@@ -223,6 +223,11 @@ def tune_size(sweep: str, cfg: Config) -> int:
     return dict(cfg.tune_sizes).get(sweep, min(sizes(sweep, cfg)))
 
 
+def _tuned_at_base(sweep: str, cfg: Config) -> bool:
+    """Whether ``sweep``'s proxy is its base size, where SP and μP are one model (tuned once)."""
+    return tune_size(sweep, cfg) == min(sizes(sweep, cfg))
+
+
 def _tuning(cfg: Config) -> bool:
     return len(cfg.output_mults) * len(cfg.init_scales) > 1
 
@@ -245,6 +250,17 @@ def _vertex(losses: list[float], k: int) -> float:
     return float(np.clip(0.5 * (y[0] - y[2]) / curv, -0.5, 0.5)) if curv > 0 else 0.0
 
 
+def _grid_step(lrs) -> float:
+    """The log2 lr grid's step (1 for a one-point grid)."""
+    return float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0
+
+
+def _refined(losses: list[float], lrs: list[int]) -> float:
+    """The optimal log2 lr: the grid argmin of ``losses``, refined by :func:`_vertex`."""
+    best = int(np.argmin(losses))
+    return float(lrs[best]) + _vertex(losses, best) * _grid_step(lrs)
+
+
 def summarize(arms: list[dict], cfg: Config) -> list[dict]:
     """Per (sweep, parametrization, size): the optimal log2 lr (lowest mean loss over seeds),
     the seeds' spread of their own optima, and the loss there."""
@@ -259,8 +275,7 @@ def summarize(arms: list[dict], cfg: Config) -> list[dict]:
                     continue
                 mean = [np.mean([_loss(a) for a in cell if a["log2_lr"] == k]) for k in lrs]
                 best = int(np.argmin(mean))
-                refined = float(lrs[best]) + _vertex(mean, best) * (
-                    float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0)
+                refined = _refined(mean, lrs)
                 per_seed = []
                 for s in seeds(sweep, cfg):
                     ls = [next((_loss(a) for a in cell if a["log2_lr"] == k and a["seed"] == s),
@@ -279,7 +294,7 @@ def shifts(rows: list[dict], cfg: Config, key: str = "refined_log2_lr"
            ) -> dict[str, dict[str, float]]:
     """sweep -> parametrization -> how far the optimum moves across sizes, in grid steps (the
     refined optimum by default; ``key="best_log2_lr"`` for the grid argmin)."""
-    step = np.median(np.diff(cfg.log2_lrs)) if len(cfg.log2_lrs) > 1 else 1
+    step = _grid_step(cfg.log2_lrs)
     out: dict[str, dict[str, float]] = {}
     for sweep in cfg.sweeps:
         for pname in PARAMETRIZATIONS:
@@ -290,17 +305,13 @@ def shifts(rows: list[dict], cfg: Config, key: str = "refined_log2_lr"
     return out
 
 
-def _refined(losses: list[float], lrs: list[int]) -> float:
-    best = int(np.argmin(losses))
-    step = float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0
-    return float(lrs[best]) + _vertex(losses, best) * step
 
 
 def seed_shifts(arms: list[dict], cfg: Config) -> dict[str, dict[str, list[float]]]:
     """sweep -> parametrization -> each seed's own shift (its refined optimum per size, largest
     minus smallest across sizes, in grid steps): the seeds' spread of :func:`shifts`."""
     lrs = list(cfg.log2_lrs)
-    step = float(np.median(np.diff(lrs))) if len(lrs) > 1 else 1.0
+    step = _grid_step(lrs)
     out: dict[str, dict[str, list[float]]] = {}
     for sweep in cfg.sweeps:
         for pname in PARAMETRIZATIONS:
@@ -344,13 +355,13 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         # at the base size SP and μP are one model: trained once, as μP (with delta); at a
         # larger proxy each parametrization is tuned for itself
         cells = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
-                 for p in (PARAMETRIZATIONS if tune_size(sw, cfg) != min(sizes(sw, cfg))
+                 for p in (PARAMETRIZATIONS if not _tuned_at_base(sw, cfg)
                            else ("mup",))
                  for om in cfg.output_mults for isc in cfg.init_scales for k in cfg.log2_lrs
                  for seed in seeds(sw, cfg)]
 
         def tune_key(sw, p, om, isc, k, seed):
-            if tune_size(sw, cfg) == min(sizes(sw, cfg)):
+            if _tuned_at_base(sw, cfg):
                 return f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}"
             return f"tune/{sw}/{p}/{tune_size(sw, cfg)}/{om:g}/{isc:g}/{k}/{seed}"
 
@@ -360,7 +371,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                      for sw, p, om, isc, k, seed in progress(cells, desc=f"{NAME} base tuning",
                                                              quiet=quiet)]
     tuned = {sw: {p: tune_base(tune_arms, cfg, sw,
-                               p if tune_size(sw, cfg) != min(sizes(sw, cfg)) else None)
+                               p if not _tuned_at_base(sw, cfg) else None)
                   for p in PARAMETRIZATIONS} for sw in cfg.sweeps}
     cells = [(sw, p, s, k, seed) for sw in cfg.sweeps for p in PARAMETRIZATIONS
              for s in sizes(sw, cfg) for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
