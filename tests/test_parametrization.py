@@ -208,6 +208,29 @@ def test_output_mult_at_base_width_needs_delta_to_find_the_readout():
     assert par["4.weight"].klass == "output" and par.readout_multiplier == 4.0
 
 
+@pytest.mark.parametrize("name, expected", [("sp", 3.0), ("ntk", 3.0 / 2), ("mup", 3.0 / 4),
+                                            ("mfp", 3.0 / 4)])
+def test_output_mult_multiplies_the_readout_in_every_parametrization(name, expected):
+    # width 256 over base 64: m_in = 4; the readout's forward multiplier is output_mult under SP,
+    # output_mult / sqrt(m_in) under NTK, output_mult / m_in under μP and MFP
+    x = torch.randn(8, 16, generator=torch.Generator().manual_seed(1))
+    plain = mlp(256)
+    p1 = initlab.parametrize(plain, name, base=lambda: mlp(64), seed=0)
+    h = plain[:4](x)
+    m = mlp(256)
+    par = initlab.parametrize(m, name, base=lambda: mlp(64), seed=0, output_mult=3.0)
+    assert par["4.weight"].multiplier == pytest.approx(expected)
+    assert par.readout_multiplier == pytest.approx(expected)
+    # the effect, measured: the readout's pre-activation is the plain run's readout weight
+    # applied to (multiplier x its input); nothing else changes
+    want = nn.functional.linear(h * expected, m[4].weight, m[4].bias)
+    torch.testing.assert_close(m(x), want, rtol=1e-6, atol=1e-6)
+    assert p1["4.weight"].multiplier == pytest.approx(expected / 3.0)
+    # at base width without delta no readout is found: an error for every parametrization
+    with pytest.raises(InitlabError, match="`delta=`"):
+        initlab.parametrize(mlp(64), name, base=lambda: mlp(64), seed=0, output_mult=3.0)
+
+
 # ----------------------------------------------------------------------------- against mup
 
 def _mup_twin(build_ref, build_base_ref, mup):

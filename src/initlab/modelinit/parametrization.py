@@ -42,14 +42,15 @@ the forward multiplier:
            arrangement ("readout weights x sqrt(width_mult), input / width_mult, MuAdam lr /
            width_mult"), so effective quantities agree with it to float precision.
 ``ntk``    hidden and output: stored base std, multiplier
-           1/sqrt(m_in): the neural tangent parametrization (Jacot et al. 2018; Table 1 of
+           1/sqrt(m_in) (the readout's times ``output_mult``): the neural tangent parametrization (Jacot et al. 2018; Table 1 of
            Yang & Hu 2021, "Tensor Programs IV": a = 1/2, b = 0, c = 0).
 ``mfp``    as ``ntk`` for input and hidden layers, but the readout's multiplier is 1/m_in
            (a = 1) and the SGD learning rate of every parameter is multiplied by the readout's
            m_in (c = -1): the mean-field parametrization of Tensor Programs IV's Table 1, defined
            there for one hidden layer (where it equals μP); initlab extends it to deeper nets with
            NTK hidden layers.
-``sp``     nothing changes: torch's default init and one learning rate (the baseline).
+``sp``     nothing changes: torch's default init and one learning rate (the baseline); only
+           an ``output_mult`` other than 1 multiplies the readout, as a constant.
 =========  ===============================================================================
 
 Effective quantities, the ones that define a parametrization whatever the arrangement (the
@@ -151,7 +152,9 @@ def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
     at the base shape) x width_factor."""
     r = {"width_factor": 1.0, "multiplier": 1.0, "lr_adam": 1.0, "lr_sgd": 1.0}
     if name == "sp":
-        return {**r, "width_factor": None}    # SP: the base plan at the target shape, as drawn
+        # SP: the base plan at the target shape, as drawn; output_mult a constant on the readout
+        return {**r, "width_factor": None,
+                "multiplier": output_mult if klass == "output" else 1.0}
     if name == "mup":
         if klass == "hidden":
             r.update(width_factor=1 / math.sqrt(m_in), lr_adam=1 / m_in, lr_sgd=m_out / m_in)
@@ -165,14 +168,14 @@ def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
     # ntk and mfp: hidden layers (and ntk's readout) with a 1/sqrt(fan_in) multiplier
     if klass in ("hidden", "output"):
         r.update(multiplier=1 / math.sqrt(m_in))
-    if name == "mfp" and klass == "output":
-        r.update(multiplier=output_mult / m_in)
+    if klass == "output":
+        r.update(multiplier=output_mult / (m_in if name == "mfp" else math.sqrt(m_in)))
     return r
 
 
 def _tied_readout_multiplier(name: str, d_mult: float, output_mult: float) -> float:
-    return {"mup": output_mult / d_mult, "ntk": 1 / math.sqrt(d_mult),
-            "mfp": output_mult / d_mult, "sp": 1.0}[name]
+    return {"mup": output_mult / d_mult, "ntk": output_mult / math.sqrt(d_mult),
+            "mfp": output_mult / d_mult, "sp": output_mult}[name]
 
 
 def _std_at(init: Any, p: ParamInfo) -> float | None:
@@ -348,7 +351,10 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     delta : optional second base width (as ``mup``'s ``delta``).
     seed : the init's seed (each parameter its own stream, as in :func:`initlab.apply`).
     init : the base plan drawn before scaling (torch's default, as ``mup`` assumes).
-    output_mult : the readout multiplier's constant (``mup``'s ``output_mult``).
+    output_mult : the readout multiplier's constant (``mup``'s ``output_mult``), in every
+        parametrization: the readout's forward multiplier is ``output_mult`` under ``sp``,
+        ``output_mult / sqrt(m_in)`` under ``ntk`` and ``output_mult / m_in`` under ``mup`` and
+        ``mfp``.
     readout_zero_init : zero the readout (and its bias), as ``mup``'s ``readout_zero_init``.
     attention : set Hugging Face attention modules' ``scaling`` to sqrt(d_base)/d under μP.
     depth : ``"sqrt"`` for the residual-branch multiplier sqrt(base_depth / L).
@@ -407,7 +413,8 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
         if p.role == "embedding" and p.tied:
             dims = widths[p.name]
             use = _layer_use(p)
-            if use is not None and len(dims) == 2 and dims[1].is_width and name != "sp":
+            if use is not None and len(dims) == 2 and dims[1].is_width and (
+                    name != "sp" or output_mult != 1.0):
                 s.readout_use = use[0]
                 s.readout_multiplier = _tied_readout_multiplier(name, dims[1].mult, output_mult)
                 readout_uses.append((s, use[1]))
@@ -416,7 +423,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     # output_mult and readout_zero_init act on the readout, which is found by its width
     # dimensions: a model at its base width without `delta` has none, and they would be
     # silently dropped (tuning them on the base model is what μTransfer asks for)
-    if name in ("mup", "mfp") and (output_mult != 1.0 or readout_zero_init) and not any(
+    if (output_mult != 1.0 or readout_zero_init) and not any(
             s.klass == "output" or s.readout_use for s in scalings):
         raise fail("output_mult" if output_mult != 1.0 else "readout_zero_init",
                    "needs the model's readout, and no parameter has a width dimension in its "

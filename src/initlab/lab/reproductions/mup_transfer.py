@@ -89,6 +89,8 @@ class Config:
     # the proxy size each sweep is tuned at, as (sweep, size) pairs; a sweep not named is tuned
     # at its base size (where SP and μP are one model)
     tune_sizes: tuple[tuple[str, int], ...] = ()
+    # the seeds of the tuning stage (None: each sweep's own seeds)
+    tune_seeds: tuple[int, ...] | None = None
 
 
 def config(full: bool = False) -> Config:
@@ -155,13 +157,11 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
         # delta (the base at twice its width) finds the widths at the base width too
         kw = {"base": lambda: build(base), "delta": lambda: build(2 * base)}
     par = parametrize(model, par_name, seed=seed, output_mult=output_mult, **kw)
-    hooks = _base_hyperparameters(model, par, par_name, output_mult, init_scale)
+    _base_hyperparameters(model, init_scale)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
     hist = train(model, data, tc, seed=seed, param_groups=par.param_groups(lr, "adam"))
     par.remove()
-    for h in hooks:
-        h.remove()
     last = hist[-1]
     return {"sweep": sweep, "parametrization": par_name, "size": size, "log2_lr": log2_lr,
             "seed": seed, "output_mult": output_mult, "init_scale": init_scale,
@@ -169,26 +169,17 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
             "diverged": bool(last["diverged"])}
 
 
-def _base_hyperparameters(model, par, par_name: str, output_mult: float, init_scale: float):
-    """Apply the tuned base hyperparameters that :func:`parametrize` does not: every weight's
-    init x ``init_scale`` (both parametrizations), and SP's constant readout multiplier (μP's,
-    ``output_mult / m``, is ``parametrize``'s). Returns the hooks to remove."""
+def _base_hyperparameters(model, init_scale: float):
+    """Apply the tuned base hyperparameter that :func:`parametrize` does not: every weight's
+    init x ``init_scale`` (both parametrizations; the output multiplier is ``parametrize``'s:
+    a constant under SP, ``output_mult / m`` under μP)."""
     import torch
 
-    hooks = []
     if init_scale != 1.0:
         with torch.no_grad():
             for p in model.parameters():
                 if p.dim() >= 2:
                     p.mul_(init_scale)
-    if par_name == "sp" and output_mult != 1.0:
-        mods = dict(model.named_modules())
-        for s in par.scalings:
-            if s.klass == "output":
-                mod = mods[s.name.rsplit(".", 1)[0]]
-                hooks.append(mod.register_forward_pre_hook(
-                    lambda m, args: (args[0] * output_mult, *args[1:])))
-    return hooks
 
 
 def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = None) -> dict:
@@ -358,7 +349,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                  for p in (PARAMETRIZATIONS if not _tuned_at_base(sw, cfg)
                            else ("mup",))
                  for om in cfg.output_mults for isc in cfg.init_scales for k in cfg.log2_lrs
-                 for seed in seeds(sw, cfg)]
+                 for seed in (cfg.tune_seeds or seeds(sw, cfg))]
 
         def tune_key(sw, p, om, isc, k, seed):
             if _tuned_at_base(sw, cfg):
