@@ -48,6 +48,17 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module), attr)
 
 
+def _form(read: Callable, what: str, name: str, param, fix: str) -> tuple[str, dict]:
+    """``read(name, param)`` (the registry's ``function_form`` or ``module_form``), or an error
+    that lists the entries which have such a form."""
+    form = read(name, param)
+    if form is None:
+        have = ", ".join(repr(n) for n in ACTIVATION_NAMES if read(n) is not None)
+        raise fail("activation", f"has no {what} form in the registry (entries with one: {have})",
+                   name, fix)
+    return form
+
+
 def _in_registry(act) -> bool:
     """Whether ``act`` is a registry :class:`Activation` (not a wrapped callable)."""
     return isinstance(act, Activation) and act.name in ACTIVATION_NAMES and \
@@ -70,15 +81,10 @@ def function(name: str | Activation | Callable, param: float | None = None) -> C
     if callable(name) and not _in_registry(name):
         return name
     name, param = _name_and_param(name, param)
-    form = function_form(name, param)
-    if form is None:
-        have = ", ".join(repr(n) for n in ACTIVATION_NAMES if function_form(n) is not None)
-        raise fail("activation", f"has no torch function form in the registry (entries with "
-                   f"one: {have})", name,
-                   "pass a torch callable that computes it, or add a function form to its entry "
-                   "in initlab.core.activations (a torch function, or one in "
-                   "initlab.backends.torch_activations).")
-    target, kwargs = form
+    target, kwargs = _form(function_form, "torch function", name, param,
+                           "pass a torch callable that computes it, or add a function form to "
+                           "its entry in initlab.core.activations (a torch function, or one in "
+                           "initlab.backends.torch_activations).")
     fn = _resolve(target)
     return functools.partial(fn, **kwargs) if kwargs else fn
 
@@ -89,11 +95,6 @@ def module(name: str | Activation, param: float | None = None) -> nn.Module:
     name, param = _name_and_param(name, param)
     if activation(name).name == "linear":
         return nn.Identity()
-    form = module_form(name, param)
-    if form is None:
-        have = ", ".join(repr(n) for n in ACTIVATION_NAMES if module_form(n) is not None)
-        raise fail("activation", f"has no torch.nn module form in the registry (entries with "
-                   f"one: {have})", name,
-                   f"use function({name!r}) in a module's forward, or pick one of those.")
-    target, kwargs = form
+    target, kwargs = _form(module_form, "torch.nn module", name, param,
+                           f"use function({name!r}) in a module's forward, or pick one of those.")
     return _resolve(target)(**kwargs)
