@@ -1,6 +1,8 @@
-"""Small Hugging Face transformers models built from configs (no weight download), shared by the
-model-level tests. Importing this module skips the importing test module when transformers is
-not installed."""
+"""Small Hugging Face transformers models built from configs (no weight download): the one place
+the tests build GPT-2, Llama and BERT. Each factory's keywords override its config's fields, so a
+test states only what it needs (a width, a vocabulary, a tie). Importing this module skips the
+importing test module (or, imported inside a test, that test) when transformers is not
+installed."""
 
 from __future__ import annotations
 
@@ -25,10 +27,11 @@ def llama(tied=False, n_layer=2, **kw):
     return transformers.LlamaForCausalLM(transformers.LlamaConfig(**cfg))
 
 
-def bert():
-    return transformers.BertForMaskedLM(transformers.BertConfig(
-        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-        vocab_size=128, max_position_embeddings=32))
+def bert(n_layer=2, **kw):
+    cfg = dict(hidden_size=64, num_hidden_layers=n_layer, num_attention_heads=4,
+               intermediate_size=128, vocab_size=128, max_position_embeddings=32)
+    cfg.update(kw)
+    return transformers.BertForMaskedLM(transformers.BertConfig(**cfg))
 
 
 def tiny_gpt2():

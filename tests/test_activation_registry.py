@@ -12,15 +12,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from initlab import InitlabError
+from initlab.backends import torch_activations
 from initlab.core.activations import (
     ACTIVATION_NAMES,
     SPECS,
     activation,
-    function_form,
     lookup_function,
     lookup_module,
 )
 from initlab.core.gains import calculate_gain
+from initlab.theory._net import torch_activation
 
 transformers_activations = pytest.importorskip("transformers.activations")
 TA = transformers_activations
@@ -178,13 +180,63 @@ def test_calculate_gain_reads_the_registry_and_equals_torch():
     assert SPECS["gelu"].torch_gain is None
 
 
-@pytest.mark.parametrize("name", [n for n in ACTIVATION_NAMES if function_form(n) is not None])
-def test_function_form_computes_the_entry(name):
-    from initlab.theory._net import torch_activation
+# a non-default parameter per entry that has one
+PARAMS = {"leaky_relu": 0.2, "elu": 0.5, "celu": 0.5, "softplus": 2.0}
 
-    x = torch.linspace(-8, 8, 801, dtype=torch.float64)
-    np.testing.assert_allclose(torch_activation(name)(x).numpy(), activation(name).f(x.numpy()),
-                               rtol=1e-9, atol=1e-12)
+
+@pytest.mark.parametrize("name", ACTIVATION_NAMES)
+def test_every_name_has_a_torch_function_that_computes_the_entry(name):
+    """Every registry name (aliases included) has a torch function, read from its entry's
+    function form: an entry added without one fails here. Its values and its autograd gradient
+    (the theory's Jacobians) equal the entry's NumPy f and df, at the default and at another
+    parameter (the gradient away from the kinks, where the derivative is a convention)."""
+    x = torch.linspace(-8, 8, 801, dtype=torch.float64, requires_grad=True)
+    for param in {None, PARAMS.get(activation(name).name)}:
+        ref = activation(name, param)
+        y = torch_activations.function(name, param)(x)
+        (dy,) = torch.autograd.grad(y.sum(), x)
+        xs = x.detach().numpy()
+        np.testing.assert_allclose(y.detach().numpy(), ref.f(xs), rtol=1e-9, atol=1e-12)
+        smooth = np.all([np.abs(xs - k) > 1e-6 for k in ref.kinks], axis=0)
+        # rtol 1e-7: torch's float64 hardsigmoid backward uses 1/6 rounded to float32 (3e-8)
+        np.testing.assert_allclose(dy.numpy()[smooth], ref.df(xs)[smooth], rtol=1e-7, atol=1e-12)
+    assert torch_activation is torch_activations.function      # the theory's MLP uses this one
+
+
+def test_torch_function_of_activation_objects_and_callables():
+    assert torch_activations.function(activation("leaky_relu", 0.2)).keywords == \
+        {"negative_slope": 0.2}
+    assert torch_activations.function("quick_gelu") is torch_activations.quick_gelu
+    assert torch_activations.function("relu2") is torch_activations.relu_squared
+    assert torch_activations.function(torch.erf) is torch.erf      # any other callable: as it is
+    # the registry knows initlab's own torch functions as their entries
+    assert lookup_function(torch_activations.quick_gelu, (X,))[0].name == "quick_gelu"
+    assert lookup_function(torch_activations.relu_squared, (X,))[0].name == "relu_squared"
+    with pytest.raises(InitlabError, match=r"`activation` must be one of .*'quick_gelu'"):
+        torch_activations.function("quick-gelu")
+
+
+def test_an_entry_without_a_torch_function_form_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch_activations, "function_form", lambda name, param=None: None)
+    with pytest.raises(InitlabError, match=r"`activation` has no torch function form in the "
+                       r"registry \(entries with one: \); got 'relu'\. Fix: pass a torch "
+                       r"callable that computes it, or add a function form to its entry in "
+                       r"initlab\.core\.activations"):
+        torch_activations.function("relu")
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_torch_module_of_every_entry_is_the_entry_or_a_clear_error(name):
+    if name == "linear":
+        assert isinstance(torch_activations.module(name), nn.Identity)
+    elif name in ("quick_gelu", "relu_squared"):       # no torch.nn module: transformers' only
+        with pytest.raises(InitlabError, match=rf"has no torch.nn module form .*; got '{name}'"
+                           rf"\. Fix: use function\('{name}'\)"):
+            torch_activations.module(name)
+    else:
+        param = PARAMS.get(name)
+        act, p = lookup_module(torch_activations.module(name, param))
+        assert act.name == name and p == (param if param is not None else act.param)
 
 
 def test_prelu_on_meta_reads_as_torch_init_slope():

@@ -13,27 +13,22 @@ from initlab import InitlabError
 
 transformers = pytest.importorskip("transformers")
 
-
-def _llama_cfg():
-    return transformers.LlamaConfig(vocab_size=97, hidden_size=64, intermediate_size=128,
-                                    num_hidden_layers=2, num_attention_heads=4,
-                                    num_key_value_heads=2, tie_word_embeddings=True)
+from hf_models import bert, llama  # noqa: E402  (after the skip)
 
 
-def _bert_cfg():
-    return transformers.BertConfig(vocab_size=97, hidden_size=64, num_hidden_layers=2,
-                                   num_attention_heads=4, intermediate_size=128,
-                                   max_position_embeddings=64)
+def _llama():
+    return llama(tied=True, vocab_size=97)
 
 
-@pytest.mark.parametrize("build, cfg", [
-    (lambda c: transformers.LlamaForCausalLM(c), _llama_cfg),
-    (lambda c: transformers.BertForMaskedLM(c), _bert_cfg),
-])
-def test_meta_hf_model_materializes_with_its_computed_buffers(build, cfg):
-    ref = build(cfg())
+def _bert():
+    return bert(vocab_size=97, max_position_embeddings=64)
+
+
+@pytest.mark.parametrize("build", [_llama, _bert], ids=["llama", "bert"])
+def test_meta_hf_model_materializes_with_its_computed_buffers(build):
+    ref = build()
     with torch.device("meta"):
-        model = build(cfg())
+        model = build()
     rng_state = torch.get_rng_state()
     initlab.materialize(model, "gpt2", device="cpu", seed=0)
     assert torch.equal(torch.get_rng_state(), rng_state)      # HF's weight init never ran
@@ -63,6 +58,6 @@ def test_meta_buffers_nobody_computes_are_an_error_and_the_model_stays_meta():
         initlab.materialize(net, "he", device="cpu", seed=0)
     assert net.fc.weight.is_meta and net.table.is_meta
     with torch.device("meta"):
-        llama = transformers.LlamaForCausalLM(_llama_cfg())
+        model = _llama()
     with pytest.raises(InitlabError, match="inv_freq"):
-        initlab.materialize(llama, "gpt2", device="cpu", seed=0, buffers="error")
+        initlab.materialize(model, "gpt2", device="cpu", seed=0, buffers="error")

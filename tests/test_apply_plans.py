@@ -345,6 +345,42 @@ def test_auto_sees_functional_activations_through_fx():
     assert "probe" in rep.plan.description
 
 
+class SharedCell(nn.Module):
+    """One tanh layer ``cell`` applied ``steps`` times (a weight-shared recurrent block)."""
+
+    def __init__(self, steps: int, width: int = 16):
+        super().__init__()
+        self.inp, self.cell, self.out = nn.Linear(8, width), nn.Linear(width, width), \
+            nn.Linear(width, 2)
+        self.steps = steps
+
+    def forward(self, x):
+        h = torch.tanh(self.inp(x))
+        for _ in range(self.steps):
+            h = torch.tanh(self.cell(h))
+        return self.out(h)
+
+
+def test_auto_counts_each_call_of_a_reused_layer_towards_the_depth():
+    # 30 calls of one Linear are as deep as 30 Linears: 32 on the main path, past DEEP (20), so
+    # the reused layer gets its unrolled twin's isometric choice; with one call it is shallow
+    deep, shallow = SharedCell(30), SharedCell(1)
+    desc = initlab.describe(deep)
+    assert desc.layer("cell").calls == 30 and desc.plain_depth() == 32
+    assert initlab.describe(shallow).plain_depth() == 3
+    unrolled = nn.Sequential(nn.Linear(8, 16), nn.Tanh(),
+                             *[m for _ in range(30) for m in (nn.Linear(16, 16), nn.Tanh())],
+                             nn.Linear(16, 2))
+    rep = initlab.apply(deep, "auto", seed=0)
+    twin = initlab.apply(unrolled, "auto", seed=0)
+    assert rep["cell.weight"].init == twin["2.weight"].init
+    assert rep["cell.weight"].init["name"] == "orthogonal"
+    assert "`cell` runs 30 times in forward" in rep["cell.weight"].why
+    assert "runs" not in rep["inp.weight"].why
+    rep1 = initlab.apply(shallow, "auto", seed=0)
+    assert rep1["cell.weight"].init["name"] == "glorot_uniform" and "runs" not in rep1["cell.weight"].why
+
+
 def test_auto_with_batch_on_transformer():
     t = transformer()
     rep = initlab.apply(t, "auto", seed=0, batch=torch.zeros(2, 3, 32))

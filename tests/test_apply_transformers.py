@@ -382,8 +382,7 @@ def test_logits_std_at_init_gpt2_small_width_and_tied_llama(plan):
     # logit scale is std(wte) * sqrt(768) after ln_f, independent of depth and vocabulary size
     # (the full GPT2Config() runs in the slow group below)
     with torch.device("meta"):     # skips transformers' own init: materialize draws once
-        m = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, vocab_size=1024,
-                                                                 n_positions=64))
+        m = gpt2(n_layer=1, n_embd=768, n_head=12, vocab_size=1024, n_positions=64)
     initlab.materialize(m, plan, device="cpu", seed=0)
     s = logits_std(m, torch.arange(32).unsqueeze(0))
     assert 0.1 <= s <= 3, (plan, s)

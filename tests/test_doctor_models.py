@@ -16,6 +16,9 @@ from initlab.diagnostics import doctor
 transformers = pytest.importorskip("transformers")
 transformers.utils.logging.set_verbosity_error()
 
+from hf_models import gpt2 as hf_gpt2  # noqa: E402  (after the skip)
+from hf_models import llama as hf_llama  # noqa: E402
+
 DEPTH_CODES = {"vanishing_forward", "exploding_forward", "vanishing_gradient",
                "exploding_gradient", "collapse", "residual_growth"}
 
@@ -24,22 +27,20 @@ def gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+VOCAB = 1000  # the models' vocabulary, which ids() draws from
+
+
 def gpt2(n_layer: int = 4):
-    cfg = transformers.GPT2Config(n_embd=128, n_layer=n_layer, n_head=4, vocab_size=1000,
-                                  n_positions=64, bos_token_id=0, eos_token_id=0)
-    return transformers.GPT2LMHeadModel(cfg)
+    return hf_gpt2(n_layer, n_embd=128, vocab_size=VOCAB, n_positions=64)
 
 
 def llama(n_layer: int = 4):
-    cfg = transformers.LlamaConfig(hidden_size=128, intermediate_size=256,
-                                   num_hidden_layers=n_layer, num_attention_heads=4,
-                                   num_key_value_heads=2, vocab_size=1000, bos_token_id=0,
-                                   eos_token_id=0, pad_token_id=0)
-    return transformers.LlamaForCausalLM(cfg)
+    return hf_llama(n_layer=n_layer, hidden_size=128, intermediate_size=256, vocab_size=VOCAB,
+                    pad_token_id=0)
 
 
 def ids(seed: int = 0):
-    return {"input_ids": torch.randint(0, 1000, (4, 32), generator=gen(seed))}
+    return {"input_ids": torch.randint(0, VOCAB, (4, 32), generator=gen(seed))}
 
 
 @pytest.mark.parametrize("make", [gpt2, llama], ids=["gpt2", "llama"])

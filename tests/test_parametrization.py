@@ -300,10 +300,9 @@ def test_equals_mup_on_a_transformer_with_its_attention_scale():
 # ----------------------------------------------------------------------------- real models
 
 def _gpt2(n_embd: int, n_layer: int = 2):
-    transformers = pytest.importorskip("transformers")
-    cfg = transformers.GPT2Config(n_embd=n_embd, n_layer=n_layer, n_head=2, vocab_size=97,
-                                  n_positions=32)
-    return transformers.GPT2LMHeadModel(cfg)
+    from hf_models import gpt2  # here, not at the top: skips only the GPT-2 tests
+
+    return gpt2(n_layer, n_embd=n_embd, n_head=2, vocab_size=97)
 
 
 def test_mup_on_hugging_face_gpt2_as_it_stands():

@@ -9,9 +9,13 @@ the module classes and the functions that ARE this activation in a model, by qua
 (``"torch.nn.LeakyReLU"``, ``"torch.nn.functional.gelu"``, ``"torch.Tensor.relu"``,
 ``"transformers.activations.NewGELUActivation"``). The core imports no framework: modules and
 callables are recognized by the qualified names of their classes and functions and read through
-their attributes and arguments. Everything else asks here: :func:`activation` (by name),
-:func:`lookup_module` (the activation a module is), :func:`lookup_function` (the activation a
-call is), :meth:`Activation.forward_gain` / :meth:`Activation.backward_gain`.
+their attributes and arguments. Every entry has a torch function form: the three torch has no
+function for (``linear``, ``quick_gelu``, ``relu_squared``) name initlab's own in
+:mod:`initlab.backends.torch_activations`, the one place that turns forms into torch callables
+and modules (tests/test_activation_registry.py checks every entry). Everything else asks here:
+:func:`activation` (by name), :func:`lookup_module` (the activation a module is),
+:func:`lookup_function` (the activation a call is), :meth:`Activation.forward_gain` /
+:meth:`Activation.backward_gain`.
 
 Name conventions
 ----------------
@@ -255,6 +259,8 @@ def _fn(*names: str, **kw) -> tuple[Form, ...]:
 TF = "transformers.activations."
 NN = "torch.nn."
 F_ = "torch.nn.functional."
+# initlab's own torch functions, for the entries torch has no function of (see the module docs)
+IL = "initlab.backends.torch_activations."
 
 
 @dataclass(frozen=True)
@@ -282,7 +288,7 @@ def _hardtanh_bounds(lo, hi):
 
 SPECS_LIST: tuple[Spec, ...] = (
     Spec("linear", lambda _: {"f": lambda x: x, "df": _ones}, aliases=("identity",),
-         forms=_mod(TF + "LinearActivation"), torch_gain=lambda _: 1,
+         forms=_mod(TF + "LinearActivation") + _fn(IL + "identity"), torch_gain=lambda _: 1,
          doc="f(x) = x (no activation)"),
     Spec("sigmoid", lambda _: {"f": _sigmoid, "df": _dsigmoid, "saturating": True},
          forms=_mod(NN + "Sigmoid") + _fn("torch.sigmoid", F_ + "sigmoid", "torch.Tensor.sigmoid",
@@ -343,7 +349,8 @@ SPECS_LIST: tuple[Spec, ...] = (
                 TF + "PytorchGELUTanh", TF + "AccurateGELUActivation"),
          doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"),
     Spec("quick_gelu", lambda _: dict(zip(("f", "df"), _scaled_silu(QUICK_GELU_SCALE))),
-         forms=_mod(TF + "QuickGELUActivation"), doc="x sigmoid(1.702 x)"),
+         forms=_mod(TF + "QuickGELUActivation") + _fn(IL + "quick_gelu"),
+         doc="x sigmoid(1.702 x)"),
     Spec("silu", lambda _: dict(zip(("f", "df"), _scaled_silu(1.0))), aliases=("swish",),
          forms=_mod(NN + "SiLU", TF + "SiLUActivation") + _fn(F_ + "silu"),
          doc="x sigmoid(x), Elfwing et al. 2018 / Ramachandran et al. 2017"),
@@ -386,7 +393,7 @@ SPECS_LIST: tuple[Spec, ...] = (
     Spec("relu_squared", lambda _: {"f": lambda x: np.maximum(x, 0.0) ** 2,
                                     "df": lambda x: 2.0 * np.maximum(x, 0.0), "kinks": (0.0,),
                                     "relu_like": True},
-         aliases=("relu2",), forms=_mod(TF + "ReLUSquaredActivation"),
+         aliases=("relu2",), forms=_mod(TF + "ReLUSquaredActivation") + _fn(IL + "relu_squared"),
          doc="relu(x)^2, So et al. 2021 (Primer)"),
 )
 
@@ -557,8 +564,9 @@ def lookup_function(func, args=(), kwargs=None) -> tuple[Activation, float | Non
 
 def function_form(name: str, param: float | None = None) -> tuple[str, dict[str, Any]] | None:
     """``(qualified name, keyword arguments)`` of the first function form of an activation:
-    how a framework calls it (``("torch.nn.functional.gelu", {"approximate": "tanh"})``), or
-    None when it has no functional form (``quick_gelu``)."""
+    how a framework calls it (``("torch.nn.functional.gelu", {"approximate": "tanh"})``,
+    ``("initlab.backends.torch_activations.quick_gelu", {})``), or None when it has none (every
+    entry has one today)."""
     s = _check_name(name)
     act = _build(name, param)
     for form in s.forms:

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from ..core.activations import activation, lookup_module
+from ..backends import torch_activations
+from ..core.activations import lookup_module
 from ..core.validation import check_choice, check_scalar, fail
 
 KINDS = ("mlp", "cnn", "resmlp", "rescnn", "linear")
@@ -107,19 +108,8 @@ class Residual(nn.Module):
         return self.shortcut(x) + (out if self.scale is None else self.scale * out)
 
 
-def activation_module(name: str) -> nn.Module:
-    """The torch module of a registry activation at its defaults (``linear``: ``nn.Identity``)."""
-    import importlib
-
-    from ..core.activations import module_form
-
-    if activation(name).name == "linear":
-        return nn.Identity()
-    target, kwargs = module_form(name)
-    module, _, cls = target.rpartition(".")
-    return getattr(importlib.import_module(module), cls)(**kwargs)
-
-
+#: The torch module of a registry activation (``linear``: ``nn.Identity``).
+activation_module = torch_activations.module
 _act = activation_module
 
 

@@ -11,9 +11,10 @@ activation is unknown), and its reason is the report's ``why``, which names the 
 found. ``tanh="critical"`` puts tanh layers on the edge of chaos instead (Schoenholz et al.
 2017).
 
-Depth (issue #11): the *plain depth* is the number of weighted layers (Linear, Conv*,
+Depth (issue #11): the *plain depth* is the number of calls of weighted layers (Linear, Conv*,
 ConvTranspose*, HF Conv1D) on the main path, i.e. not inside a residual branch (embeddings, norms,
-RNNs and attention do not count). Each layer's recommendation gets that depth, whether it sits in
+RNNs and attention do not count); a layer reused in forward counts once per call, and its ``why``
+says so (:meth:`~initlab.modelinit.describe.ModelDescription.plain_depth` has the limits). Each layer's recommendation gets that depth, whether it sits in
 a residual branch, and its kind (``"conv"`` for a convolution with in_channels <= out_channels,
 else ``"dense"``: an orthogonal matrix over the flattened kernel), so a plain stack deeper than
 :data:`initlab.core.recommend.DEEP` gets the isometric choices, with the recommended bias
@@ -56,8 +57,8 @@ def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: b
 
 
 def plain_depth(desc) -> int:
-    """Weighted layers of the description's main path (not inside a residual branch): the
-    description's own :meth:`~initlab.modelinit.describe.ModelDescription.plain_depth`."""
+    """Calls of weighted layers on the description's main path (not inside a residual branch):
+    the description's own :meth:`~initlab.modelinit.describe.ModelDescription.plain_depth`."""
     return desc.plain_depth()
 
 
@@ -100,6 +101,9 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
             why += f" (gated by `{layer.gated_by}`)"
+        if layer.calls > 1 and layer.kind in DEPTH_KINDS and layer.name not in inside:
+            why += (f" (`{layer.name}` runs {layer.calls} times in forward: each call counts "
+                    f"towards the plain depth, {depth})")
         prefix = f"{layer.name}." if layer.name else ""
         label = f"auto {layer.name or '(root)'}"
         found = f" [found by {desc.method}: {layer.activation_why}]"

@@ -124,10 +124,17 @@ class ModelDescription:
         return {n for b in self.residual_branches for n in b.layers}
 
     def plain_depth(self) -> int:
-        """The net's depth as ``auto`` and the doctor's advice read it: weighted layers
-        (:data:`DEPTH_KINDS`) on the main path, i.e. not inside a residual branch."""
+        """The net's depth as ``auto`` and the doctor's advice read it: calls of weighted layers
+        (:data:`DEPTH_KINDS`) on the main path, i.e. not inside a residual branch.
+
+        A layer counts once per call in the probe forward (``LayerInfo.calls``), so a weight-shared
+        block applied 30 times (one ``nn.Linear`` in a loop) is 30 layers deep, as the signal sees
+        it. Limits: calls are counted, not the longest chain of them, so a layer applied side by
+        side to two inputs (a siamese pair) counts twice; a layer that did not run in the probe,
+        and every layer of a ``names-fallback`` description (structural: it cannot see reuse),
+        counts once."""
         inside = self.branch_layers()
-        return sum(1 for layer in self.layers
+        return sum(max(layer.calls, 1) for layer in self.layers
                    if layer.kind in DEPTH_KINDS and layer.name not in inside)
 
     def tied_embeddings(self) -> list[ParamInfo]:

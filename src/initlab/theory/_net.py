@@ -12,33 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
+from ..backends.torch_activations import function as torch_activation
 from ..core.distributions import Distribution
 from ..core.initializer import Initializer
 from ..core.registry import get
 from ..core.validation import InitlabTypeError, check_scalar, error_message, fail
-
-
-def torch_activation(name: str, param: float | None = None):
-    """The torch function of an activation name of the registry (:mod:`initlab.core.activations`):
-    its first functional form, called with the registry's keyword arguments."""
-    import functools
-    import importlib
-
-    from ..core.activations import activation, function_form
-
-    if callable(name):
-        return name
-    act = activation(name, param)  # validates the name (and the parameter)
-    if act.name == "linear":
-        return lambda x: x
-    form = function_form(name, param)
-    if form is None:
-        raise fail("activation", "has no torch functional form for the theory's MLP", name,
-                   "pass a torch callable that computes it instead.")
-    target, kwargs = form
-    module, _, attr = target.rpartition(".")
-    fn = getattr(importlib.import_module(module), attr)
-    return functools.partial(fn, **kwargs) if kwargs else fn
 
 
 def check_widths(widths) -> list[int]:
