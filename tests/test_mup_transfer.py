@@ -48,6 +48,15 @@ def test_base_tuning_stage_picks_a_pair_and_uses_it_at_every_size(tmp_path):
     assert "base-model tuning" in (tmp_path / "mt" / "report.html").read_text()
 
 
+def test_tune_seeds_set_the_tuning_stage_seeds_only(tmp_path):
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0), "seeds": (0, 1),
+            "tune_seeds": (1,)}
+    res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
+    assert {a["seed"] for a in res["tune_arms"]} == {1}
+    assert len(res["tune_arms"]) == 2 * 2            # output mults x lrs, one seed
+    assert {a["seed"] for a in res["arms"]} == {0, 1}
+
+
 def test_a_proxy_wider_than_the_base_is_tuned_for_each_parametrization(tmp_path):
     tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0), "tune_sizes": (("mlp", 16),)}
     res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
