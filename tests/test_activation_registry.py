@@ -245,3 +245,37 @@ def test_prelu_on_meta_reads_as_torch_init_slope():
     act, p = lookup_module(m)
     assert act.name == "leaky_relu" and p == 0.25  # nn.PReLU's init, no values on meta
     assert lookup_module(nn.PReLU(init=0.1))[1] == pytest.approx(0.1)
+
+
+# ---------------------------------------------------------------- output ranges
+
+BOUNDED = {"sigmoid": (0.0, 1.0), "tanh": (-1.0, 1.0), "softsign": (-1.0, 1.0),
+           "hardtanh": (-1.0, 1.0), "relu6": (0.0, 6.0), "hardsigmoid": (0.0, 1.0)}
+# a grid from -1e6 to 1e6, dense near 0 (where the kinks are) and reaching far into the tails
+_XS = np.concatenate([-np.logspace(6, -4, 2001), [0.0], np.logspace(-4, 6, 2001)])
+
+
+@pytest.mark.parametrize("name", list(SPECS))
+def test_bounds_are_the_true_range_of_f(name):
+    """``bounds`` is (inf f, sup f), read off the registry's own NumPy f: every value lies in it
+    and the ends are reached (to 1e-5) at +-1e6; an entry without bounds grows past 1e5 there."""
+    for param in {None, PARAMS.get(name)}:
+        act = activation(name, param)
+        y = act(_XS)
+        if act.bounds is None:
+            assert name not in BOUNDED
+            assert max(abs(act(-1e6)), abs(act(1e6))) > 1e5
+            continue
+        lo, hi = act.bounds
+        assert act.bounds == BOUNDED[name]
+        assert lo <= y.min() and y.max() <= hi
+        assert abs(y.min() - lo) < 1e-5 and abs(y.max() - hi) < 1e-5
+
+
+def test_saturating_is_bounded_and_not_relu_like():
+    """The doctor measures saturation where ``saturating``: the bounded entries but relu6 (whose
+    flat lower half is dead units, ``relu_like``); the set it had as a hand-set flag."""
+    names = {n for n in SPECS if activation(n).saturating}
+    assert names == {"sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid"}
+    assert activation("relu6").bounds == (0.0, 6.0) and activation("relu6").relu_like
+    assert activation(np.tanh).bounds is None and not activation(np.tanh).saturating  # a callable

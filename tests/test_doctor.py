@@ -354,6 +354,50 @@ def test_saturated_fraction_matches_the_gaussian_tail():
     assert abs(rep.layers[0].saturated - p) < 6 * sd
 
 
+def _old_lab_saturation(a, act):
+    """The lab's saturation test before the registry had bounds (lab/train.py, compare_report)."""
+    return (float(np.mean(np.abs(a) > 0.99)) if act == "tanh" else
+            float(np.mean((a < 0.01) | (a > 0.99))) if act == "sigmoid" else None)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_saturation_is_the_old_lab_formula_for_tanh_and_sigmoid(act, dtype):
+    from initlab.core.activations import activation
+    from initlab.diagnostics.stats import output_saturation
+
+    rng = np.random.default_rng(0)
+    f = activation(act)
+    ties = [0.99, 0.01, -0.99, 1.0, 0.0, -1.0, np.nextafter(0.99, 1), np.nextafter(0.01, 0)]
+    for scale in (0.5, 2.0, 5.0):
+        h = np.concatenate([f(rng.normal(0, scale, 20000)), ties]).astype(dtype)
+        got = output_saturation(h, act)
+        assert got == _old_lab_saturation(h, act) and 0 < got < 1
+        assert output_saturation(torch.from_numpy(h), act) == got  # a CPU tensor too
+
+
+def test_output_saturation_counts_every_bounded_activation_and_none_for_unbounded():
+    """Within 0.01 of a bound, checked on the input side: hardtanh |u| > 0.99, softsign
+    |u| > 99, hardsigmoid |u| > 2.94, relu6 u < 0.01 or u > 5.99."""
+    from initlab.core.activations import activation
+    from initlab.diagnostics.stats import output_saturation
+
+    rng = np.random.default_rng(1)
+    cases = {"hardtanh": (2.0, lambda u: np.abs(u) > 0.99),
+             "softsign": (200.0, lambda u: np.abs(u) > 99.0),
+             "hardsigmoid": (4.0, lambda u: np.abs(u) > 2.94),
+             "relu6": (5.0, lambda u: (u < 0.01) | (u > 5.99))}
+    for name, (scale, near) in cases.items():
+        u = rng.normal(0, scale, 50000)
+        got = output_saturation(activation(name)(u), name)
+        assert got == pytest.approx(float(np.mean(near(u))), abs=1e-4) and 0.05 < got < 0.95
+    u = rng.normal(0, 3.0, 1000)
+    for name in ("relu", "gelu", "linear", "elu", "silu", "softplus"):
+        assert output_saturation(activation(name)(u), name) is None
+    assert output_saturation(np.zeros(0), "tanh") is None
+    assert output_saturation(np.array([0.5, 0.9]), "tanh", margin=0.2) == 0.5
+
+
 def test_dead_fraction_matches_theory():
     # z[a, j] = c W[j, a] + beta, all independent N(beta, c^2): a unit is dead when all B of its
     # entries are <= 0, probability Phi(-beta / c)^B; U units give std sqrt(P (1 - P) / U).

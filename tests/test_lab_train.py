@@ -175,6 +175,25 @@ def test_adam_mse_bce_and_layer_stats(digits):
     assert stats[0]["frac_saturated"] is None and 0 <= stats[0]["frac_zero"] <= 1
 
 
+def test_layer_stats_saturation_of_any_bounded_activation():
+    """frac_saturated is the registry's near-bound fraction for every bounded activation (here
+    two the lab's models do not offer), checked on the input side; None for an unbounded one."""
+    g = _gen(12)
+    lin = nn.Linear(16, 400)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(400, 16, generator=g))
+    x = torch.randn(50, 16, generator=g)
+    for act, mod, k, near in (("hardtanh", nn.Hardtanh, 1.0, lambda u: np.abs(u) > 0.99),
+                              ("softsign", nn.Softsign, 30.0, lambda u: np.abs(u) > 99.0),
+                              ("gelu", nn.GELU, 1.0, None)):
+        row = layer_stats(nn.Sequential(lin, mod(), nn.Linear(400, 2)), k * x, act)[0]
+        if near is None:
+            assert row["frac_saturated"] is None
+            continue
+        want = float(np.mean(near(lin(k * x).detach().numpy())))
+        assert row["frac_saturated"] == pytest.approx(want, abs=1e-3) and 0.05 < want < 0.95
+
+
 def test_divergence_is_recorded(digits):
     m = build_model(ModelConfig(depth=2, width=16, activation="relu", in_shape=(64,)))
     h = train(m, digits, TrainConfig(lr=1e6, epochs=3, momentum=0.0), seed=0)

@@ -4,8 +4,9 @@ One entry per activation (:data:`SPECS`) holds its name and aliases, the functio
 derivative (NumPy, elementwise), its kinks (points where the derivative jumps, so that Gaussian
 expectations can be split there; a quadrature rule with a node on a kink gets the derivative's
 expectation wrong: an odd Gauss-Hermite rule gives a ReLU backward gain of 1.48 instead of
-sqrt(2)), its parameter, torch's ``calculate_gain`` value where torch has one, and its *forms*:
-the module classes and the functions that ARE this activation in a model, by qualified name
+sqrt(2)), its output range (``bounds``; None when unbounded), its parameter, torch's
+``calculate_gain`` value where torch has one, and its *forms*: the module classes and the
+functions that ARE this activation in a model, by qualified name
 (``"torch.nn.LeakyReLU"``, ``"torch.nn.functional.gelu"``, ``"torch.Tensor.relu"``,
 ``"transformers.activations.NewGELUActivation"``). The core imports no framework: modules and
 callables are recognized by the qualified names of their classes and functions and read through
@@ -69,17 +70,30 @@ class Activation:
 
     Two activations are equal when their names, parameters and kinks are (the functions are not
     compared: a wrapped callable's name is all it has).
+
+    ``bounds`` is the output range ``(inf f, sup f)`` of a bounded activation (tanh ``(-1, 1)``,
+    sigmoid ``(0, 1)``, relu6 ``(0, 6)``), None when f is unbounded on either side (relu, elu,
+    gelu, a wrapped callable). The measures of saturation read it:
+    :func:`initlab.diagnostics.stats.output_saturation` (outputs near a bound) and, through
+    :attr:`saturating`, :func:`initlab.diagnostics.stats.saturation` (the doctor's slope test).
     """
 
     name: str
     f: Callable[[Array], Array] = field(compare=False)
     df: Callable[[Array], Array] = field(compare=False)
     kinks: tuple[float, ...] = ()
-    saturating: bool = False  # bounded output (sigmoid/tanh-like): can saturate
+    # (inf f, sup f) when both are finite, else None: the range f's outputs lie in (its closure)
+    bounds: tuple[float, float] | None = field(default=None, compare=False)
     relu_like: bool = False   # zero derivative on a half-line: units can die
     doc: str = field(default="", compare=False)
     param: float | None = None
     aliases: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def saturating(self) -> bool:
+        """Bounded and not ReLU-like: flat towards both ends (sigmoid/tanh-like), so units can
+        saturate. relu6 is bounded but ReLU-like: its flat lower half is where units die."""
+        return self.bounds is not None and not self.relu_like
 
     def __call__(self, x):
         return self.f(np.asarray(x, dtype=np.float64))
@@ -290,12 +304,12 @@ SPECS_LIST: tuple[Spec, ...] = (
     Spec("linear", lambda _: {"f": lambda x: x, "df": _ones}, aliases=("identity",),
          forms=_mod(TF + "LinearActivation") + _fn(IL + "identity"), torch_gain=lambda _: 1,
          doc="f(x) = x (no activation)"),
-    Spec("sigmoid", lambda _: {"f": _sigmoid, "df": _dsigmoid, "saturating": True},
+    Spec("sigmoid", lambda _: {"f": _sigmoid, "df": _dsigmoid, "bounds": (0.0, 1.0)},
          forms=_mod(NN + "Sigmoid") + _fn("torch.sigmoid", F_ + "sigmoid", "torch.Tensor.sigmoid",
                                           "torch.special.expit"),
          torch_gain=lambda _: 1, doc="1 / (1 + exp(-x))"),
     Spec("tanh", lambda _: {"f": np.tanh, "df": lambda x: 1.0 - np.tanh(x) ** 2,
-                            "saturating": True},
+                            "bounds": (-1.0, 1.0)},
          forms=_mod(NN + "Tanh") + _fn("torch.tanh", F_ + "tanh", "torch.Tensor.tanh"),
          torch_gain=lambda _: 5.0 / 3, doc="tanh(x)"),
     Spec("relu", _relu,
@@ -363,18 +377,19 @@ SPECS_LIST: tuple[Spec, ...] = (
          + _fn(F_ + "softplus", args=("beta",), param="beta", defaults={"beta": 1.0}),
          doc="log(1 + exp(beta x)) / beta"),
     Spec("softsign", lambda _: {"f": lambda x: x / (1 + np.abs(x)),
-                                "df": lambda x: 1.0 / (1 + np.abs(x)) ** 2, "saturating": True},
+                                "df": lambda x: 1.0 / (1 + np.abs(x)) ** 2,
+                                "bounds": (-1.0, 1.0)},
          forms=_mod(NN + "Softsign") + _fn(F_ + "softsign"), doc="x / (1 + |x|)"),
     Spec("hardtanh", lambda _: {"f": lambda x: np.clip(x, -1.0, 1.0),
                                 "df": lambda x: _box(x, -1.0, 1.0), "kinks": (-1.0, 1.0),
-                                "saturating": True},
+                                "bounds": (-1.0, 1.0)},
          forms=_mod(NN + "Hardtanh", fixed=_hardtanh_bounds(-1.0, 1.0))
          + _fn(F_ + "hardtanh", args=("min_val", "max_val"), fixed=_hardtanh_bounds(-1.0, 1.0),
                defaults=_hardtanh_bounds(-1.0, 1.0)),
          doc="clip(x, -1, 1)"),
     Spec("relu6", lambda _: {"f": lambda x: np.clip(x, 0.0, 6.0),
                              "df": lambda x: _box(x, 0.0, 6.0), "kinks": (0.0, 6.0),
-                             "relu_like": True},
+                             "bounds": (0.0, 6.0), "relu_like": True},
          forms=_mod(NN + "ReLU6") + _fn(F_ + "relu6")
          + _mod(NN + "Hardtanh", fixed=_hardtanh_bounds(0.0, 6.0))
          + _fn(F_ + "hardtanh", args=("min_val", "max_val"), fixed=_hardtanh_bounds(0.0, 6.0))
@@ -387,7 +402,7 @@ SPECS_LIST: tuple[Spec, ...] = (
          doc="x relu6(x + 3) / 6, Howard et al. 2019"),
     Spec("hardsigmoid", lambda _: {"f": lambda x: np.clip(x / 6.0 + 0.5, 0.0, 1.0),
                                    "df": lambda x: _box(x, -3.0, 3.0) / 6.0,
-                                   "kinks": (-3.0, 3.0), "saturating": True},
+                                   "kinks": (-3.0, 3.0), "bounds": (0.0, 1.0)},
          forms=_mod(NN + "Hardsigmoid") + _fn(F_ + "hardsigmoid"),
          doc="relu6(x + 3) / 6, Howard et al. 2019"),
     Spec("relu_squared", lambda _: {"f": lambda x: np.maximum(x, 0.0) ** 2,

@@ -8,7 +8,15 @@ output; a *unit* is an output feature of a Linear or a channel of a Conv):
 
 * ``saturated``: fraction of the entries of u where ``|f'(u)| < threshold * max|f'|`` (default 5%
   of the peak slope, i.e. learning at least 20x slower than at the origin). For sigmoid that is
-  ``|u| > 4.36``, for tanh ``|u| > 2.18``. Only for bounded (sigmoid/tanh-like) activations.
+  ``|u| > 4.36``, for tanh ``|u| > 2.18``. Only for bounded (sigmoid/tanh-like) activations
+  (:attr:`~initlab.core.activations.Activation.saturating`). The doctor's (:func:`saturation`).
+* output saturation (:func:`output_saturation`, the lab's ``frac_saturated``): fraction of the
+  outputs h within ``NEAR_BOUND`` (0.01) of a bound of f's range
+  (:attr:`~initlab.core.activations.Activation.bounds`), where Glorot & Bengio 2010 (Fig. 2) see
+  saturation in their plots of activation values. For tanh that is ``|h| > 0.99``, i.e.
+  ``|u| > 2.65`` and ``|f'| < 2.0%`` of the peak; for sigmoid ``h < 0.01`` or ``h > 0.99``, i.e.
+  ``|u| > 4.60`` and ``|f'| < 3.96%`` of the peak. Every bounded activation gets a number (relu6's
+  includes its zeros, the dead half the doctor counts per unit); None for unbounded ones.
 * ``dead``: fraction of units with ``f'(u) = 0`` for every example (and every position) of the
   batch: no gradient reaches their weights. Only for ReLU-like activations.
 * ``spread``: the part of the second moment that varies from input to input,
@@ -19,6 +27,16 @@ output; a *unit* is an output feature of a Linear or a channel of a Conv):
   ``c_ab = <x_a, x_b> / (|x_a| |x_b|)`` — the correlation map of Poole et al. 2016 ("Exponential
   expressivity in deep neural networks through transient chaos"), which tends to 1 in the ordered
   phase: all inputs are mapped to the same point.
+
+Two measures of saturation, because they are not one definition: for tanh and sigmoid an output
+near a bound is a slope below a threshold that differs between them (2.0% of the peak for tanh,
+3.96% for sigmoid, against the doctor's 5% for both), so neither can be written as the other
+without changing published numbers (README's doctor output, "86% of sigmoid units saturated",
+and the lab's per-layer tables). The doctor has u; the lab records only the hidden outputs h, and
+Glorot & Bengio read saturation off plots of h. Each measure has one owner, here, and both read
+their facts (``bounds``, ``saturating``, ``df``) from the registry.
+(:func:`initlab.theory.saturation.saturated_fraction` is a prediction, not a measure: the
+probability that a normal weighted input has ``|f'(z)|`` below an absolute threshold.)
 """
 
 from __future__ import annotations
@@ -34,8 +52,13 @@ from torch import nn
 
 from ..core.activations import Activation, lookup_module
 from ..core.activations import activation as core_activation
+from ..core.validation import check_scalar
 
 SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
+# an output within 0.01 of a bound of f's range is saturated (output_saturation): Glorot & Bengio
+# 2010's tanh outputs near +-1 and sigmoid outputs near 0 and 1 (|tanh| > 0.99; sigmoid < 0.01 or
+# > 0.99), in output units: 0.5% of tanh's range, 1% of sigmoid's
+NEAR_BOUND = 0.01
 HIST_BINS = 40
 
 
@@ -167,6 +190,30 @@ def saturation(u: torch.Tensor, name: str, param: float | None, axis: int,
         per_unit = by_unit(torch.from_numpy(d), axis)
         dead = float((per_unit == 0).all(dim=1).double().mean())
     return sat, dead
+
+
+def output_saturation(h, name, param: float | None = None, *,
+                      margin: float = NEAR_BOUND) -> float | None:
+    """Fraction of the activation outputs ``h`` within ``margin`` of a bound of the activation's
+    range (``h < lo + margin`` or ``h > hi - margin``, with ``(lo, hi)`` the registry's
+    :attr:`~initlab.core.activations.Activation.bounds`); see the module docs for how it relates
+    to the doctor's :func:`saturation` (on the activation's input, by slope).
+
+    ``h`` is an array (or CPU tensor) of outputs, compared in its own dtype (float32 outputs
+    against float32 ``0.99``, as ``np.abs(h) > 0.99`` does); ``name`` a registry name (or an
+    :class:`~initlab.core.activations.Activation`). None for an unbounded activation (relu, gelu,
+    linear) or an empty ``h``.
+
+    >>> output_saturation(np.array([-0.995, 0.5, 0.999, 0.98]), "tanh")
+    0.5
+    """
+    bounds = core_activation(name, param).bounds
+    h = np.asarray(h)
+    if bounds is None or h.size == 0:
+        return None
+    margin = check_scalar(margin, "margin", min_val=0.0)
+    lo, hi = (float(b) for b in bounds)  # Python floats: compared in h's dtype
+    return float(np.mean((h < lo + margin) | (h > hi - margin)))
 
 
 def apply_activation(z: torch.Tensor, name: str, param: float | None) -> torch.Tensor:

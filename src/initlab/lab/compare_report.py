@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.activations import get_activation
+from ..diagnostics.stats import NEAR_BOUND, SATURATION_THRESHOLD, output_saturation
 from ..report.figures import curves, integer_ticks, layer_heatmaps, legend_outside, mean_band
 from ..report.figures import histograms as _hist_figure
 from ..report.html import HtmlReport, pyplot
@@ -150,8 +152,8 @@ def heatmap_figure(stats: dict):
     return layer_heatmaps([
         ("std of each layer's output at init (activation; the output layer: logits)", std, "log"),
         ("back-propagated gradient |dL/dz| per example at init", grad, "log"),
-        ("fraction of saturated units at init (tanh/sigmoid; n/a for other activations)", sat,
-         "fraction"),
+        (f"fraction of saturated units at init (|f'(u)| < {SATURATION_THRESHOLD:.0%} of its peak; "
+         "bounded activations only)", sat, "fraction"),
     ])
 
 
@@ -176,7 +178,7 @@ def std_vs_depth_figure(res: CompareResult, stats):
 
 
 def histogram_figure(res: CompareResult, stats):
-    bounds = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}.get(res.config.activation)
+    bounds = get_activation(res.config.activation).bounds  # None: the data's own range
     return _hist_figure({i: list(stats[i][0].values()) for i in res.config.inits}, bounds=bounds)
 
 
@@ -219,8 +221,8 @@ def build_report(res: CompareResult, *, command: str = "compare") -> HtmlReport:
     rep.heading("At initialization: per-layer statistics")
     n = min(N_STATS, len(res.data.y_train))
     rep.paragraph(f"Measured on {n} training examples, seed 0. A signal whose std shrinks or "
-                  "grows with depth makes deep networks hard to train; saturated tanh/sigmoid "
-                  "units pile up at the ends of the histograms.")
+                  "grows with depth makes deep networks hard to train; saturated units of a "
+                  "bounded activation (tanh, sigmoid) pile up at the ends of the histograms.")
     rep.figure(heatmap_figure(stats), "Layer x init: the colour is the value (log scale for "
                "std and gradient); grey cells were not measured.")
     rep.figure(std_vs_depth_figure(res, stats), "Standard deviation of activations per layer.")
@@ -275,12 +277,11 @@ def _tables(rep: HtmlReport, res: CompareResult, stats) -> None:
         table = []
         for init in cfg.inits:
             for i, (name, a) in enumerate(stats[init][0].items()):
-                sat = (float(np.mean(np.abs(a) > 0.99)) if cfg.activation == "tanh" else
-                       float(np.mean((a < 0.01) | (a > 0.99))) if cfg.activation == "sigmoid"
-                       else None)
                 table.append([init, f"{i + 1} ({name})", float(a.mean()), float(a.std()),
-                              float(np.mean(np.abs(a) < 1e-6)), sat])
-        rep.table(["init", "layer", "mean", "std", "fraction zero", "fraction saturated"], table)
+                              float(np.mean(np.abs(a) < 1e-6)),
+                              output_saturation(a, cfg.activation)])
+        rep.table(["init", "layer", "mean", "std", "fraction zero",
+                   f"fraction saturated (within {NEAR_BOUND:g} of a bound)"], table)
     docs = {k: v[2] for k, v in stats.items() if v[2] is not None and not isinstance(v[2], str)}
     if docs:
         with rep.details("The init doctor's per-layer tables (seed 0)"):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.validation import check_choice, check_scalar
+from ..diagnostics.stats import output_saturation
 from ..util.atomic import atomic_write_bytes
 from ..util.hashing import stable_u64
 from .models import hidden_layers
@@ -128,15 +129,13 @@ def layer_activations(model: nn.Module, x: np.ndarray | torch.Tensor) -> dict[st
 
 def layer_stats(model: nn.Module, x, activation: str | None = None) -> list[dict]:
     """Per hidden layer: ``name``, ``mean``, ``std`` of its activations on ``x``, ``frac_zero``
-    (|a| < 1e-6: dead ReLUs) and ``frac_saturated`` (tanh |a| > 0.99, sigmoid a < 0.01 or
-    a > 0.99 — the saturation Glorot & Bengio 2010 plot; None for other activations)."""
+    (|a| < 1e-6: dead ReLUs) and ``frac_saturated``, the fraction of activations within 0.01 of a
+    bound of the activation's range (:func:`initlab.diagnostics.stats.output_saturation`: tanh
+    |a| > 0.99, sigmoid a < 0.01 or a > 0.99, the saturation Glorot & Bengio 2010 plot; None for
+    an unbounded activation, or without ``activation``, a registry name)."""
     rows = []
     for name, a in layer_activations(model, x).items():
-        sat = None
-        if activation == "tanh":
-            sat = float(np.mean(np.abs(a) > 0.99))
-        elif activation == "sigmoid":
-            sat = float(np.mean((a < 0.01) | (a > 0.99)))
+        sat = None if activation is None else output_saturation(a, activation)
         rows.append({"name": name, "mean": _clean(a.mean()), "std": _clean(a.std()),
                      "frac_zero": float(np.mean(np.abs(a) < 1e-6)), "frac_saturated": sat})
     return rows
