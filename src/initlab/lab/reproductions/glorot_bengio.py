@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.activations import get_activation
+from ...diagnostics.stats import output_saturation
 from ._common import Checkpoint, initialize, linear_layers, load_data, plt, progress
 
 NAME = "glorot-bengio"
@@ -71,13 +73,12 @@ def measure(model, x: np.ndarray, act: str, n_jac: int) -> dict:
 
     acts = [a.astype(np.float64) for a in layer_activations(model, x).values()]
     weights = [lin.weight.detach().double().numpy() for lin in linear_layers(model)]
-    lo, hi = (-1.0, 1.0) if act == "tanh" else (0.0, 1.0)
+    lo, hi = get_activation(act).bounds
     layers = []
     for a in acts:
         counts, _ = np.histogram(a, bins=BINS, range=(lo, hi))
-        sat = np.abs(a) > 0.99 if act == "tanh" else (a < 0.01) | (a > 0.99)
         layers.append({"hist": counts.tolist(), "mean": float(a.mean()), "std": float(a.std()),
-                       "frac_saturated": float(sat.mean())})
+                       "frac_saturated": output_saturation(a, act)})
     jac = []
     for i in range(len(acts) - 1):
         w = weights[i + 1]
@@ -153,7 +154,7 @@ def report(results: dict):
                                     figsize=(min(11.5, 3.2 * len(results["runs"])), 3.2),
                                     squeeze=False, sharey=True)  # compared panels: one y axis
         for ax, r in zip(axes[0], results["runs"]):
-            lo, hi = (-1.0, 1.0) if r["activation"] == "tanh" else (0.0, 1.0)
+            lo, hi = get_activation(r["activation"]).bounds
             centers = lo + (np.arange(BINS) + 0.5) * (hi - lo) / BINS
             for li, layer in enumerate(r[stage]["layers"]):
                 ax.plot(centers, layer["hist"], label=f"layer {li + 1}")
