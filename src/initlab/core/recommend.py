@@ -83,7 +83,6 @@ LAYERS = ("dense", "conv")
 UNKNOWN = "unknown"
 
 _HE = ("relu", "relu6")
-_GLOROT = ("tanh", "sigmoid", "hardtanh", "softsign", "hardsigmoid")
 _LECUN = ("selu", "linear")
 
 
@@ -149,7 +148,7 @@ def _choose(name: str | None, param: float | None, role: str
         a = act.param
         return (get_init("he_normal", a=a), "he" if a == 0 else "auto",
                 f"leaky_relu(a={a:g}) follows: He et al. 2015, Var = 2/((1+a^2) fan_in)", ())
-    if name in _GLOROT:
+    if act.saturating:   # bounded and not ReLU-like: tanh, sigmoid, hardtanh, softsign, ...
         alts = ("critical",) if name == "tanh" else ()
         return (get_init("glorot_uniform"), "glorot",
                 f"{name} follows: Glorot & Bengio 2010, U(+-sqrt(6/(fan_in+fan_out)))", alts)
