@@ -4,6 +4,7 @@ the reduced config's ordering in the slow group."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -68,6 +69,21 @@ def test_a_proxy_wider_than_the_base_is_tuned_for_each_parametrization(tmp_path)
         assert t["size"] == 16
         assert {a["output_mult"] for a in res["arms"] if a["parametrization"] == p} == {
             t["output_mult"]}
+
+
+@pytest.mark.parametrize("par_name", ["sp", "mup"])
+def test_readout_zero_init_starts_every_arm_from_zero_logits(par_name):
+    # with the readout (and its bias) zeroed the logits are 0 for every input, so at a learning
+    # rate too small to move anything (2^-40) the loss is ln(10) to float32 precision; the
+    # random readout starts elsewhere
+    from initlab.lab.reproductions._common import load_data
+
+    data = load_data("digits", seed=0, data_dir=None, n_train=128)
+    zero, plain = (train_one("mlp", par_name, 32, -40, 0,
+                             Config(mlp_widths=(16, 32), n_train=128, readout_zero_init=z), data)
+                   for z in (True, False))
+    assert zero["train_loss"] == pytest.approx(math.log(10), abs=1e-5)
+    assert abs(plain["train_loss"] - math.log(10)) > 1e-3
 
 
 def test_sp_and_mup_are_one_model_at_the_base_size_with_tuned_hyperparameters():

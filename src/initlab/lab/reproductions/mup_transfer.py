@@ -91,6 +91,8 @@ class Config:
     tune_sizes: tuple[tuple[str, int], ...] = ()
     # the seeds of the tuning stage (None: each sweep's own seeds)
     tune_seeds: tuple[int, ...] | None = None
+    # zero the readout at init (mup's readout_zero_init), in SP and μP alike
+    readout_zero_init: bool = False
 
 
 def config(full: bool = False) -> Config:
@@ -158,7 +160,8 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
     else:
         # delta (the base at twice its width) finds the widths at the base width too
         kw = {"base": lambda: build(base), "delta": lambda: build(2 * base)}
-    par = parametrize(model, par_name, seed=seed, output_mult=output_mult, **kw)
+    par = parametrize(model, par_name, seed=seed, output_mult=output_mult,
+                      readout_zero_init=cfg.readout_zero_init, **kw)
     _base_hyperparameters(model, init_scale)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
