@@ -19,7 +19,13 @@ from initlab.lab.data import downsample, load_dataset
 from initlab.lab.models import ModelConfig, build_model
 from initlab.lab.reproductions import isometry as iso
 from initlab.lab.reproductions import reproduce
-from initlab.lab.reproductions._common import choose_by_validation, neighbour_lrs
+from initlab.lab.reproductions._common import (
+    choose_by_validation,
+    neighbour_lrs,
+    search_lrs,
+    trimmed_lrs_planned,
+    widen_lr,
+)
 from initlab.lab.train import TrainConfig, train
 from initlab.theory.jacobian import hidden_segment, model_jacobian_spectrum
 
@@ -40,6 +46,45 @@ def test_neighbour_lrs_refuses_a_rate_off_the_grid():
         neighbour_lrs(LRS, 0.5)
 
 
+def _peaked(peak, calls):
+    """A trainer whose validation accuracy falls with the distance (in grid steps) from ``peak``."""
+    def train(lr):
+        calls.append(lr)
+        return {"lr": lr, "val_acc": 0.9 - 0.1 * abs(LRS.index(lr) - LRS.index(peak))}
+    return train
+
+
+@pytest.mark.parametrize("around, peak, tried", [
+    (1e-2, 1e-4, LRS),                   # best at the low edge: widens down to the grid's end
+    (1e-3, 1e-2, (3e-4, 1e-3, 3e-3, 1e-2)),  # best at the high edge: widens up
+    (3e-3, 3e-3, (1e-3, 3e-3, 1e-2)),    # interior: stops at the window
+    (1e-2, 1e-2, (1e-3, 3e-3, 1e-2)),    # at the grid's end: nothing further to try
+    (1e-4, 1e-4, (1e-4, 3e-4, 1e-3)),
+    (None, 3e-4, LRS),                   # no previous choice: the whole grid, once each
+])
+def test_search_lrs_widens_until_the_choice_is_bracketed(around, peak, tried):
+    calls = []
+    arms, best = search_lrs(LRS, _peaked(peak, calls), around=around)
+    assert best == peak
+    assert tuple(arms) == tried and sorted(calls) == list(tried)  # each lr trained once
+
+
+def test_widen_lr_stops_on_a_plateau_a_single_lr_and_diverged_neighbours():
+    assert widen_lr(LRS, {1e-3: 0.112, 3e-3: 0.112, 1e-2: 0.105}) is None  # chance everywhere
+    assert widen_lr(LRS, {1e-3: 0.9}) is None  # k=1: no neighbour to compare with
+    assert widen_lr(LRS, {1e-3: 0.17, 3e-3: None, 1e-2: None}) == 3e-4  # diverged count as -1
+    assert widen_lr(LRS, {1e-3: None, 3e-3: None, 1e-2: 0.2}) is None  # top of the grid
+    assert widen_lr(LRS, {3e-4: 0.5, 1e-3: 0.5, 3e-3: 0.6}) == 1e-2  # rises towards the top
+    with pytest.raises(InitlabError, match=r"`scores` must be keyed by the grid's learning rates"):
+        widen_lr(LRS, {0.5: 0.9})
+
+
+def test_trimmed_lrs_planned_counts_one_widening_step():
+    assert trimmed_lrs_planned(LRS, 3) == 4
+    assert trimmed_lrs_planned(LRS, 5) == 5 and trimmed_lrs_planned(LRS, 9) == 5
+    assert trimmed_lrs_planned(LRS, 1) == 1  # a single lr never widens (widen_lr)
+
+
 def test_choose_by_validation_ties_and_diverged():
     assert choose_by_validation({1e-3: 0.5, 3e-3: 0.9, 1e-2: None}) == 3e-3
     assert choose_by_validation({1e-3: 0.9, 3e-3: 0.9}) == 1e-3  # tie: the smaller lr
@@ -52,20 +97,22 @@ def test_full_config_trims_depth_1000_to_three_inits():
     assert {i for d, i in cells if d == 1000} == {"torch_default", "orthogonal", "auto"}
     assert {i for d, i in cells if d == 200} == set(cfg.inits)
     assert [d for d, _ in cells] == sorted(d for d, _ in cells)  # shallow first
-    assert iso.candidate_lrs(cfg, 10, "he", {}) == LRS
-    assert iso.candidate_lrs(cfg, 200, "he", {(10, "he"): 1e-2, (50, "he"): 1e-4}) == (
-        1e-4, 3e-4, 1e-3)  # around the next smaller depth's choice, not the first one's
+    assert iso.previous_lr(cfg, 10, "he", {}) is None  # the whole grid
+    assert iso.previous_lr(cfg, 200, "he", {(10, "he"): 1e-2, (50, "he"): 1e-4}) == 1e-4
+    # around the next smaller depth's choice, not the first one's
     assert cfg.dataset == "mnist" and cfg.n_val == 1000 and cfg.width == 256
     assert cfg.budget_hours is not None  # the full config declares its budget
 
 
 def _fake_train(calls, *, val_best=3e-3, test_best=1e-2):
-    """A train_arm stand-in: validation is best at ``val_best``, test at ``test_best``."""
+    """A train_arm stand-in: validation is best at ``val_best`` (or ``val_best[depth]``) and
+    falls 0.1 a grid step away from it; test is best at ``test_best``."""
     def fake(kind, depth, init, lr, seed, cfg, data, budget, part):
         calls.append((kind, depth, init, lr, seed))
         budget.check()
+        peak = val_best[depth] if isinstance(val_best, dict) else val_best
         return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
-                "val_acc": 0.9 if lr == val_best else 0.5,
+                "val_acc": 0.9 - 0.1 * abs(LRS.index(lr) - LRS.index(peak)),
                 "test_acc": 0.99 if lr == test_best else 0.6 + 0.01 * seed,
                 "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
                 "seconds_per_epoch": 0.0}
@@ -84,6 +131,9 @@ def _fake_spectrum(depth, init, cfg, data):
 
 SMALL = {"depths": (2, 4, 8), "inits": ("orthogonal", "lecun"), "seeds": (0, 1, 2),
          "cnn_depth": 2, "deep_from": 8, "deep_inits": ("orthogonal",)}
+#: SMALL's trimmed cells, (4, *) and (8, orthogonal): _fake_train's val best (3e-3) is bracketed
+#: in each, so none takes the widening step planned_arms counts as possible
+SMALL_TRIMMED = 3
 
 
 def test_lr_is_chosen_on_validation_not_test_and_trimmed(monkeypatch):
@@ -98,11 +148,34 @@ def test_lr_is_chosen_on_validation_not_test_and_trimmed(monkeypatch):
     assert by[(2, "lecun")]["lrs_tried"] == list(LRS)
     assert by[(4, "lecun")]["lrs_tried"] == [1e-3, 3e-3, 1e-2]
     assert (8, "lecun") not in by and (8, "orthogonal") in by  # deep_from filter
-    assert len(calls) + len(res["spectra"]) == iso.planned_arms(cfg)
+    assert len(calls) + len(res["spectra"]) == iso.planned_arms(cfg) - SMALL_TRIMMED
     assert len(calls) == len(set(calls))
     kinds = [(k, d) for k, d, *_ in calls]  # deep-only cells (hours each) run after the CNN
     assert kinds.index(("cnn", 2)) < kinds.index(("mlp", 8)) and kinds[-1] == ("mlp", 8)
     assert res["complete"] and res["remaining"] == []
+
+
+def test_a_resumed_run_keeps_its_arms_and_widens_a_choice_at_the_window_edge(monkeypatch,
+                                                                             tmp_path):
+    """As /work/runs/isometry-full: a checkpoint from before the widening rule resumes (the
+    identity is the config, which the rule is not part of); only the missing lrs train."""
+    from initlab.lab.reproductions import _common
+
+    calls = []
+    monkeypatch.setattr(iso, "train_arm", _fake_train(calls, val_best={2: 1e-2, 4: 1e-4}))
+    monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    over = dict(SMALL, depths=(2, 4), inits=("orthogonal",), cnn_depth=0)
+    out = tmp_path / "iso"
+    with monkeypatch.context() as m:
+        m.setattr(_common, "widen_lr", lambda grid, scores: None)  # the rule before: no widening
+        old = reproduce("isometry", out=out, quiet=True, overrides=over)
+    assert old["grid"][1]["lrs_tried"] == [1e-3, 3e-3, 1e-2] and old["grid"][1]["lr"] == 1e-3
+    before = len(calls)
+    new = reproduce("isometry", out=out, quiet=True, resume=True, overrides=over)
+    d4 = new["grid"][1]
+    assert d4["lrs_tried"] == list(LRS) and d4["lr"] == 1e-4  # widened down to the grid's end
+    assert calls[before:] == [("mlp", 4, "orthogonal", lr, s)
+                              for lr, s in ((3e-4, 0), (1e-4, 0), (1e-4, 1), (1e-4, 2))]
 
 
 class _Allow:
@@ -138,7 +211,7 @@ def test_budget_stops_scheduling_and_resume_finishes(monkeypatch, tmp_path):
     second = reproduce("isometry", out=out, quiet=True, resume=True, overrides=overrides)
     assert second["complete"]
     cfg = replace(iso.config(), **overrides)
-    assert len(set(calls)) + len(second["spectra"]) == iso.planned_arms(cfg)
+    assert len(set(calls)) + len(second["spectra"]) == iso.planned_arms(cfg) - SMALL_TRIMMED
     # finished arms came from the checkpoint; only the arm the budget interrupted ran twice
     assert len(calls) - len(set(calls)) <= 1
     fresh = iso.run(replace(iso.config(), **overrides), quiet=True)

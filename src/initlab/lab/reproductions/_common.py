@@ -197,7 +197,8 @@ def load_data(name: str, *, seed: int, data_dir: str | None, n_train: int | None
 # ----------------------------------------------------------------------------------- grids
 def neighbour_lrs(grid: Sequence[float], best: float, k: int = 3) -> tuple[float, ...]:
     """The ``k`` learning rates of ``grid`` (sorted) centred on ``best``, shifted to stay inside
-    the grid: the trimmed search at the next depth once ``best`` won at a smaller one.
+    the grid: the window a trimmed search starts from at the next depth once ``best`` won at a
+    smaller one (:func:`search_lrs` widens it).
 
     >>> neighbour_lrs((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), 1e-2)
     (0.001, 0.003, 0.01)
@@ -211,13 +212,76 @@ def neighbour_lrs(grid: Sequence[float], best: float, k: int = 3) -> tuple[float
     return grid[lo:lo + k]
 
 
+def _score(v: float | None) -> float:
+    """A validation score for comparing arms: a diverged run (None) counts as -1."""
+    return -1.0 if v is None else v
+
+
 def choose_by_validation(scores: dict[float, float | None]) -> float:
     """The learning rate of highest validation score (None, a diverged run, counts as -1);
     ties go to the smaller learning rate (as :func:`initlab.lab.compare.choose_lr`)."""
     if not scores:
         raise fail("scores", "must hold at least one learning rate", scores,
                    "train at least one arm before choosing.")
-    return max(scores, key=lambda lr: (-1.0 if scores[lr] is None else scores[lr], -lr))
+    return max(scores, key=lambda lr: (_score(scores[lr]), -lr))
+
+
+def widen_lr(grid: Sequence[float], scores: dict[float, float | None]) -> float | None:
+    """The next learning rate a trimmed search must try, or None when its choice is bracketed.
+
+    ``scores``: validation score by lr tried so far (a contiguous run of ``grid``). When the
+    chosen lr (:func:`choose_by_validation`) is the lowest (highest) tried and beats the lr
+    tried next to it, the score still rises towards that edge, so the grid's next lr in that
+    direction is returned. None when the choice has a tried lr on both sides, ties its tried
+    neighbour (a plateau, e.g. chance accuracy at every lr: nothing says a further lr differs),
+    is the grid's end, or is the only lr tried (no neighbour to compare with).
+
+    >>> widen_lr((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), {1e-3: 0.17, 3e-3: 0.11, 1e-2: 0.10})
+    0.0003
+    """
+    grid = tuple(sorted(grid))
+    off = sorted(set(scores) - set(grid))
+    if off:
+        raise fail("scores", "must be keyed by the grid's learning rates", off,
+                   f"train only lrs of {list(grid)}.")
+    tried = sorted(scores)
+    best = choose_by_validation(scores)
+    i = grid.index(best)
+    if len(tried) > 1 and best == tried[0] and i > 0:
+        if _score(scores[best]) > _score(scores[tried[1]]):
+            return grid[i - 1]
+    if len(tried) > 1 and best == tried[-1] and i < len(grid) - 1:
+        if _score(scores[best]) > _score(scores[tried[-2]]):
+            return grid[i + 1]
+    return None
+
+
+def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
+               around: float | None = None, k: int = 3) -> tuple[dict[float, dict], float]:
+    """Choose a learning rate of ``grid`` on validation: the one lr search of every
+    reproduction that trims its grid.
+
+    ``train(lr)`` runs one arm and returns its record (with ``"val_acc"``). Without ``around``
+    every lr of ``grid`` is tried; with it, the ``k`` around it (:func:`neighbour_lrs`), widened
+    one lr at a time while the choice sits at an edge of those tried (:func:`widen_lr`), so
+    the optimum found is bracketed or at the grid's end. Returns (records by lr, sorted; the
+    chosen lr).
+    """
+    lrs = tuple(sorted(grid)) if around is None else neighbour_lrs(grid, around, k)
+    arms = {lr: train(lr) for lr in lrs}
+    while (lr := widen_lr(grid, {r: a["val_acc"] for r, a in arms.items()})) is not None:
+        arms[lr] = train(lr)
+    arms = dict(sorted(arms.items()))
+    return arms, choose_by_validation({r: a["val_acc"] for r, a in arms.items()})
+
+
+def trimmed_lrs_planned(grid: Sequence[float], k: int) -> int:
+    """The arms a run's plan counts for one trimmed search (:func:`search_lrs` with
+    ``around``): the window of ``k`` plus one possible widening step (none when ``k`` is 1), at
+    most the whole grid. An estimate: a choice that moves two or more lrs between depths widens
+    further, a bracketed one not at all."""
+    k = min(int(k), len(grid))
+    return min(k + 1, len(grid)) if k > 1 else k
 
 
 class OutOfTime(Exception):

@@ -9,7 +9,8 @@ Two arms:
   depth of ``depths`` x each init of ``inits``. Per cell (depth, init) the learning rate is chosen
   on the validation split (never the test split) from ``lrs`` with seed 0: the whole grid at the
   init's first depth, then the ``n_neighbour_lrs`` rates around the init's choice at the next
-  smaller depth (:func:`~initlab.lab.reproductions._common.neighbour_lrs`). The chosen lr is then
+  smaller depth, widened while the choice sits at an edge of those tried
+  (:func:`~initlab.lab.reproductions._common.search_lrs`). The chosen lr is then
   run with every seed of ``seeds``; the test accuracy (mean over seeds) is reported. Depths >=
   ``deep_from`` run only ``deep_inits``. Beside it, the singular values of the hidden-to-hidden
   Jacobian of each (init, depth) model at init on real inputs
@@ -44,10 +45,10 @@ from ._common import (
     Checkpoint,
     OutOfTime,
     Scheduler,
-    choose_by_validation,
     fmt_pct,
-    neighbour_lrs,
     plt,
+    search_lrs,
+    trimmed_lrs_planned,
 )
 
 NAME = "isometry"
@@ -89,7 +90,8 @@ CNN_INITS = {
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
 TIME_BUDGET = {"reduced": "about 2 minutes of CPU (digits; 113 s measured)",
-               "full": "about 11 CPU-hours (MNIST subset; depth 1000 is 4.7 of them), in "
+               "full": "about 12.5 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, and "
+                       "1.6 the one widening step per trimmed cell planned_arms counts), in "
                        "sessions of budget_hours (6 h)"}
 
 
@@ -104,7 +106,8 @@ class Config:
     deep_from: int = 1000               # depths >= deep_from run only deep_inits
     deep_inits: tuple[str, ...] = ("torch_default", "orthogonal", "auto")
     lrs: tuple[float, ...] = LRS
-    n_neighbour_lrs: int = 3            # lrs tried at a depth after the init's first
+    n_neighbour_lrs: int = 3            # lrs a search starts from after the init's first
+                                        # depth, widened while the choice is at an edge
     epochs: int = 4
     momentum: float = 0.9
     batch_size: int = 64
@@ -137,14 +140,12 @@ def cells(cfg: Config) -> list[tuple[int, str]]:
             if d < cfg.deep_from or i in cfg.deep_inits]
 
 
-def candidate_lrs(cfg: Config, depth: int, init: str,
-                  chosen: dict[tuple[int, str], float]) -> tuple[float, ...]:
-    """The lrs tried in cell (depth, init): all of ``cfg.lrs`` at the init's first depth, else
-    the ``n_neighbour_lrs`` around its choice at the next smaller depth it ran."""
+def previous_lr(cfg: Config, depth: int, init: str,
+                chosen: dict[tuple[int, str], float]) -> float | None:
+    """The lr cell (depth, init)'s search starts around: the init's choice at the next smaller
+    depth it ran; None at its first depth (the whole of ``cfg.lrs`` is tried)."""
     prev = [d for d in sorted(cfg.depths) if d < depth and (d, init) in chosen]
-    if not prev:
-        return tuple(sorted(cfg.lrs))
-    return neighbour_lrs(cfg.lrs, chosen[(prev[-1], init)], cfg.n_neighbour_lrs)
+    return chosen[(prev[-1], init)] if prev else None
 
 
 def arm_key(arm: str, depth: int, init: str, lr: float, seed: int) -> str:
@@ -152,11 +153,13 @@ def arm_key(arm: str, depth: int, init: str, lr: float, seed: int) -> str:
 
 
 def planned_arms(cfg: Config) -> int:
-    """Arms of the whole config: training runs (MLP and CNN) and one spectrum per MLP cell."""
+    """Arms of the whole config: training runs (MLP and CNN) and one spectrum per MLP cell. A
+    trimmed search counts one possible widening step (:func:`trimmed_lrs_planned`)."""
     seen: set[str] = set()
     n = len(cells(cfg))
     for _depth, init in cells(cfg):
-        n += (len(cfg.lrs) if init not in seen else min(cfg.n_neighbour_lrs, len(cfg.lrs)))
+        n += (len(cfg.lrs) if init not in seen else trimmed_lrs_planned(cfg.lrs,
+                                                                        cfg.n_neighbour_lrs))
         n += len(cfg.seeds) - 1
         seen.add(init)
     if cfg.cnn_depth:
@@ -247,9 +250,10 @@ def spectrum_arm(depth: int, init: str, cfg: Config, data) -> dict:
             "singular_values": [float(f"{v:.4g}") for v in sp.singular_values.ravel()]}
 
 
-def _cell(sched: Scheduler, kind: str, depth: int, init: str, lrs, cfg: Config, data,
-          budget: Budget) -> dict:
-    """Choose the lr on validation (seed 0), then run the other seeds at it."""
+def _cell(sched: Scheduler, kind: str, depth: int, init: str, grid, around, cfg: Config,
+          data, budget: Budget) -> dict:
+    """Choose the lr of ``grid`` on validation (seed 0; around ``around`` when given:
+    :func:`search_lrs`), then run the other seeds at it."""
     s0 = cfg.seeds[0]
 
     def arm(lr, seed):
@@ -257,12 +261,12 @@ def _cell(sched: Scheduler, kind: str, depth: int, init: str, lrs, cfg: Config, 
                          lambda part: train_arm(kind, depth, init, lr, seed, cfg, data, budget,
                                                 part))
 
-    search = {lr: arm(lr, s0) for lr in lrs}
-    best = choose_by_validation({lr: a["val_acc"] for lr, a in search.items()})
+    search, best = search_lrs(grid, lambda lr: arm(lr, s0), around=around,
+                              k=cfg.n_neighbour_lrs)
     runs = [search[best]] + [arm(best, s) for s in cfg.seeds[1:]]
     tests = [r["test_acc"] for r in runs if r["test_acc"] is not None]
-    return {"kind": kind, "depth": depth, "init": init, "lrs_tried": list(lrs), "lr": best,
-            "val_by_lr": {f"{lr:g}": search[lr]["val_acc"] for lr in lrs},
+    return {"kind": kind, "depth": depth, "init": init, "lrs_tried": list(search),
+            "lr": best, "val_by_lr": {f"{lr:g}": a["val_acc"] for lr, a in search.items()},
             "test_accs": [r["test_acc"] for r in runs],
             "test_mean": float(np.mean(tests)) if tests else None,
             "test_std": float(np.std(tests)) if tests else None,
@@ -289,8 +293,8 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                     raise OutOfTime  # the smaller depth this cell's lr search needs is not done
                 spectra.append(sched.run(f"spectrum/d={depth}/{init}",
                                          lambda _p: spectrum_arm(depth, init, cfg, data)))
-                lrs = candidate_lrs(cfg, depth, init, chosen)
-                row = _cell(sched, "mlp", depth, init, lrs, cfg, data, budget)
+                row = _cell(sched, "mlp", depth, init, cfg.lrs,
+                            previous_lr(cfg, depth, init, chosen), cfg, data, budget)
                 chosen[(depth, init)] = row["lr"]
                 grid.append(row)
             except OutOfTime:
@@ -305,8 +309,8 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             cdata = downsample(data, cfg.cnn_downsample)
             for init in cfg.cnn_inits:
                 try:
-                    cnn.append(_cell(sched, "cnn", cfg.cnn_depth, init, tuple(cfg.cnn_lrs), cfg,
-                                     cdata, budget))
+                    cnn.append(_cell(sched, "cnn", cfg.cnn_depth, init, cfg.cnn_lrs, None,
+                                     cfg, cdata, budget))
                 except OutOfTime:
                     remaining.append((cfg.cnn_depth, f"cnn/{init}"))
         for depth, init in cells(cfg):
