@@ -86,6 +86,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     desc = describe(model, batch)
     depth = desc.plain_depth() or None
     inside = desc.branch_layers()
+    counted = {layer.name for layer in desc.depth_layers()}
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []
@@ -101,7 +102,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
             why += f" (gated by `{layer.gated_by}`)"
-        if layer.calls > 1 and layer.kind in DEPTH_KINDS and layer.name not in inside:
+        if layer.calls > 1 and layer.name in counted:
             why += (f" (`{layer.name}` runs {layer.calls} times in forward: each call counts "
                     f"towards the plain depth, {depth})")
         prefix = f"{layer.name}." if layer.name else ""

@@ -133,9 +133,14 @@ class ModelDescription:
         side to two inputs (a siamese pair) counts twice; a layer that did not run in the probe,
         and every layer of a ``names-fallback`` description (structural: it cannot see reuse),
         counts once."""
+        return sum(max(layer.calls, 1) for layer in self.depth_layers())
+
+    def depth_layers(self) -> list[LayerInfo]:
+        """The layers :meth:`plain_depth` counts: weighted (:data:`DEPTH_KINDS`) and on the main
+        path (not inside a residual branch)."""
         inside = self.branch_layers()
-        return sum(max(layer.calls, 1) for layer in self.layers
-                   if layer.kind in DEPTH_KINDS and layer.name not in inside)
+        return [layer for layer in self.layers
+                if layer.kind in DEPTH_KINDS and layer.name not in inside]
 
     def tied_embeddings(self) -> list[ParamInfo]:
         """Embedding tensors that are also the readout's weight."""

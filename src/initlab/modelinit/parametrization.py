@@ -41,9 +41,9 @@ the forward multiplier:
            (1/d up to the constant that makes it SP at base width). This is ``mup``'s
            arrangement ("readout weights x sqrt(width_mult), input / width_mult, MuAdam lr /
            width_mult"), so effective quantities agree with it to float precision.
-``ntk``    hidden and output: stored base std, multiplier
-           1/sqrt(m_in) (the readout's times ``output_mult``): the neural tangent parametrization (Jacot et al. 2018; Table 1 of
-           Yang & Hu 2021, "Tensor Programs IV": a = 1/2, b = 0, c = 0).
+``ntk``    hidden and output: stored base std, multiplier 1/sqrt(m_in) (the readout's
+           times ``output_mult``): the neural tangent parametrization (Jacot et al. 2018;
+           Table 1 of Yang & Hu 2021, "Tensor Programs IV": a = 1/2, b = 0, c = 0).
 ``mfp``    as ``ntk`` for input and hidden layers, but the readout's multiplier is 1/m_in
            (a = 1) and the SGD learning rate of every parameter is multiplied by the readout's
            m_in (c = -1): the mean-field parametrization of Tensor Programs IV's Table 1, defined
@@ -174,8 +174,9 @@ def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
 
 
 def _tied_readout_multiplier(name: str, d_mult: float, output_mult: float) -> float:
-    return {"mup": output_mult / d_mult, "ntk": output_mult / math.sqrt(d_mult),
-            "mfp": output_mult / d_mult, "sp": output_mult}[name]
+    """The forward multiplier of a tied embedding's readout use: the readout's (:func:`_rules`,
+    class ``output``) with the feature dimension's width multiplier as its m_in."""
+    return _rules(name, "output", d_mult, 1.0, output_mult)["multiplier"]
 
 
 def _std_at(init: Any, p: ParamInfo) -> float | None:

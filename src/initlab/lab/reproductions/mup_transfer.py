@@ -301,8 +301,6 @@ def shifts(rows: list[dict], cfg: Config, key: str = "refined_log2_lr"
     return out
 
 
-
-
 def seed_shifts(arms: list[dict], cfg: Config) -> dict[str, dict[str, list[float]]]:
     """sweep -> parametrization -> each seed's own shift (its refined optimum per size, largest
     minus smallest across sizes, in grid steps): the seeds' spread of :func:`shifts`."""
