@@ -21,6 +21,7 @@ from initlab.lab.reproductions import isometry as iso
 from initlab.lab.reproductions import reproduce
 from initlab.lab.reproductions._common import (
     choose_by_validation,
+    learned,
     neighbour_lrs,
     search_lrs,
     trimmed_lrs_planned,
@@ -83,6 +84,58 @@ def test_trimmed_lrs_planned_counts_one_widening_step():
     assert trimmed_lrs_planned(LRS, 3) == 4
     assert trimmed_lrs_planned(LRS, 5) == 5 and trimmed_lrs_planned(LRS, 9) == 5
     assert trimmed_lrs_planned(LRS, 1) == 1  # a single lr never widens (widen_lr)
+
+
+def test_near_chance_runs_count_as_failed_and_the_search_goes_down():
+    """A run near chance did not learn (10 classes: below 19%, LEARNED_GAP), like a diverged
+    one: it neither wins the choice nor pulls the search towards it; when no lr tried learned,
+    the search moves down the grid until one does (or the grid ends)."""
+    assert learned(0.19, 0.1) and not learned(0.189, 0.1) and not learned(None, 0.1)
+    assert learned(0.11, None)  # without a chance level every finished run counts
+    # he at tanh depth 200 (session 5): 10-15% at 1e-3..1e-2 drifted up; now it goes down
+    noisy = {1e-3: 0.103, 3e-3: 0.147, 1e-2: 0.121}
+    assert widen_lr(LRS, noisy) is None and choose_by_validation(noisy) == 3e-3  # the old rule
+    assert widen_lr(LRS, noisy, 0.1) == 3e-4 and choose_by_validation(noisy, 0.1) == 1e-3
+    assert widen_lr(LRS, {1e-4: 0.1, 3e-4: None, 1e-3: 0.12}, 0.1) is None  # grid's bottom
+    # one learned lr below failed ones: chosen, and the search keeps widening towards it
+    assert widen_lr(LRS, {3e-4: 0.6, 1e-3: 0.15, 3e-3: 0.12}, 0.1) == 1e-4
+    assert choose_by_validation({3e-4: 0.6, 1e-3: 0.15, 3e-3: 0.12}, 0.1) == 3e-4
+    # two classes: chance 0.5, learned from 0.55
+    assert widen_lr(LRS, {1e-3: 0.52, 3e-3: 0.54, 1e-2: 0.5}, 0.5) == 3e-4
+
+
+def test_search_lrs_descends_from_chance_to_the_lr_that_learns():
+    calls = []
+
+    def train(lr):  # learns only at 1e-4 (as deep nets at a small enough step), else ~chance
+        calls.append(lr)
+        return {"lr": lr, "val_acc": 0.7 if lr == 1e-4 else 0.1 + 0.02 * LRS.index(lr)}
+
+    arms, best = search_lrs(LRS, train, around=3e-3, chance=0.1)
+    assert best == 1e-4 and calls == [1e-3, 3e-3, 1e-2, 3e-4, 1e-4]
+    calls.clear()
+    arms, best = search_lrs(LRS, train, around=3e-3)  # without chance: follows the noise
+    assert best == 1e-2 and calls == [1e-3, 3e-3, 1e-2]
+
+
+def test_the_isometry_cell_passes_the_datas_chance_to_the_search(monkeypatch, tmp_path):
+    calls = []
+
+    def fake(kind, depth, init, lr, seed, cfg, data, budget, part):
+        calls.append((depth, lr, seed))
+        ok = lr == 1e-4
+        return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
+                "val_acc": 0.8 if ok else 0.12, "test_acc": 0.8 if ok else 0.1,
+                "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
+                "seconds_per_epoch": 0.0}
+
+    monkeypatch.setattr(iso, "train_arm", fake)
+    monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    over = dict(SMALL, depths=(2, 4), inits=("orthogonal",), cnn_depth=0,
+                lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2))
+    res = reproduce("isometry", out=tmp_path / "iso", quiet=True, overrides=over)
+    assert [c["lr"] for c in res["grid"]] == [1e-4, 1e-4]
+    assert res["grid"][1]["lrs_tried"] == [1e-4, 3e-4, 1e-3]  # the window at the bottom
 
 
 def test_choose_by_validation_ties_and_diverged():
@@ -167,7 +220,7 @@ def test_a_resumed_run_keeps_its_arms_and_widens_a_choice_at_the_window_edge(mon
     over = dict(SMALL, depths=(2, 4), inits=("orthogonal",), cnn_depth=0)
     out = tmp_path / "iso"
     with monkeypatch.context() as m:
-        m.setattr(_common, "widen_lr", lambda grid, scores: None)  # the rule before: no widening
+        m.setattr(_common, "widen_lr", lambda grid, scores, chance=None: None)  # the rule before: no widening
         old = reproduce("isometry", out=out, quiet=True, overrides=over)
     assert old["grid"][1]["lrs_tried"] == [1e-3, 3e-3, 1e-2] and old["grid"][1]["lr"] == 1e-3
     before = len(calls)

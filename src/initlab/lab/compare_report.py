@@ -97,7 +97,7 @@ def verdict_lines(res: CompareResult) -> list[str]:
         out.append(f"Trained to {cfg.target_acc:.0%} test accuracy, fastest first: "
                    + "; ".join(parts) + ".")
     if failed:
-        chance = 1.0 / res.data.n_classes if getattr(res.data, "n_classes", 0) else None
+        chance = res.data.chance if getattr(res.data, "n_classes", 0) else None
         parts = []
         for r in failed:
             acc = "no result" if math.isnan(r["acc_mean"]) else f"{100 * r['acc_mean']:.1f}%"

@@ -71,6 +71,11 @@ class Dataset:
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
 
+    @property
+    def chance(self) -> float:
+        """The accuracy of guessing, ``1 / n_classes`` (the lab's splits are near balanced)."""
+        return 1.0 / self.n_classes
+
     def summary(self) -> str:
         return (f"{self.name}: {len(self.y_train)} train / {len(self.y_val)} val / "
                 f"{len(self.y_test)} test, {self.n_features} features, {self.n_classes} classes")

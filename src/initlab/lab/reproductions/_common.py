@@ -212,31 +212,53 @@ def neighbour_lrs(grid: Sequence[float], best: float, k: int = 3) -> tuple[float
     return grid[lo:lo + k]
 
 
-def _score(v: float | None) -> float:
-    """A validation score for comparing arms: a diverged run (None) counts as -1."""
-    return -1.0 if v is None else v
+#: A run *learned* when its validation accuracy closed at least this share of the gap from
+#: chance to 1 (10 classes: 19%). Below it a run counts as failed, like a diverged one: near
+#: chance the scores are training noise (he at tanh depth 200 scored 10-15% at every lr), and
+#: a search that followed them drifted to the largest lrs.
+LEARNED_GAP = 0.1
 
 
-def choose_by_validation(scores: dict[float, float | None]) -> float:
-    """The learning rate of highest validation score (None, a diverged run, counts as -1);
-    ties go to the smaller learning rate (as :func:`initlab.lab.compare.choose_lr`)."""
+def learned(acc: float | None, chance: float | None) -> bool:
+    """Whether a run with validation accuracy ``acc`` learned (:data:`LEARNED_GAP`); a diverged
+    run (None) did not; with ``chance`` None every finished run counts."""
+    if acc is None:
+        return False
+    return chance is None or acc >= chance + LEARNED_GAP * (1.0 - chance)
+
+
+def _score(v: float | None, chance: float | None = None) -> float:
+    """A validation score for comparing arms: a run that did not learn (:func:`learned`: a
+    diverged run, or one near ``chance``) counts as -1."""
+    return v if learned(v, chance) else -1.0
+
+
+def choose_by_validation(scores: dict[float, float | None], chance: float | None = None) -> float:
+    """The learning rate of highest validation score (a run that did not learn,
+    :func:`learned`, counts as -1); ties go to the smaller learning rate (as
+    :func:`initlab.lab.compare.choose_lr`), so when no lr learned the smallest tried is chosen."""
     if not scores:
         raise fail("scores", "must hold at least one learning rate", scores,
                    "train at least one arm before choosing.")
-    return max(scores, key=lambda lr: (_score(scores[lr]), -lr))
+    return max(scores, key=lambda lr: (_score(scores[lr], chance), -lr))
 
 
-def widen_lr(grid: Sequence[float], scores: dict[float, float | None]) -> float | None:
+def widen_lr(grid: Sequence[float], scores: dict[float, float | None],
+             chance: float | None = None) -> float | None:
     """The next learning rate a trimmed search must try, or None when its choice is bracketed.
 
     ``scores``: validation score by lr tried so far (a contiguous run of ``grid``). When the
     chosen lr (:func:`choose_by_validation`) is the lowest (highest) tried and beats the lr
     tried next to it, the score still rises towards that edge, so the grid's next lr in that
-    direction is returned. None when the choice has a tried lr on both sides, ties its tried
-    neighbour (a plateau, e.g. chance accuracy at every lr: nothing says a further lr differs),
-    is the grid's end, or is the only lr tried (no neighbour to compare with).
+    direction is returned. When no lr tried learned (each diverged or stayed near ``chance``,
+    :func:`learned`), the next lr *below* those tried is returned: at depth a failed run is
+    most often a too-large step, and near-chance scores say nothing about direction. None when
+    the choice has a tried lr on both sides, ties its tried neighbour (a plateau), is the
+    grid's end, or is the only lr tried (no neighbour to compare with).
 
-    >>> widen_lr((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), {1e-3: 0.17, 3e-3: 0.11, 1e-2: 0.10})
+    >>> widen_lr((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), {1e-3: 0.57, 3e-3: 0.31, 1e-2: 0.30})
+    0.0003
+    >>> widen_lr((1e-4, 3e-4, 1e-3, 3e-3, 1e-2), {1e-3: 0.11, 3e-3: 0.15, 1e-2: 0.10}, 0.1)
     0.0003
     """
     grid = tuple(sorted(grid))
@@ -245,34 +267,39 @@ def widen_lr(grid: Sequence[float], scores: dict[float, float | None]) -> float 
         raise fail("scores", "must be keyed by the grid's learning rates", off,
                    f"train only lrs of {list(grid)}.")
     tried = sorted(scores)
-    best = choose_by_validation(scores)
+    if len(tried) > 1 and not any(learned(v, chance) for v in scores.values()):
+        i = grid.index(tried[0])
+        return grid[i - 1] if i > 0 else None
+    best = choose_by_validation(scores, chance)
     i = grid.index(best)
     if len(tried) > 1 and best == tried[0] and i > 0:
-        if _score(scores[best]) > _score(scores[tried[1]]):
+        if _score(scores[best], chance) > _score(scores[tried[1]], chance):
             return grid[i - 1]
     if len(tried) > 1 and best == tried[-1] and i < len(grid) - 1:
-        if _score(scores[best]) > _score(scores[tried[-2]]):
+        if _score(scores[best], chance) > _score(scores[tried[-2]], chance):
             return grid[i + 1]
     return None
 
 
 def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
-               around: float | None = None, k: int = 3) -> tuple[dict[float, dict], float]:
+               around: float | None = None, k: int = 3,
+               chance: float | None = None) -> tuple[dict[float, dict], float]:
     """Choose a learning rate of ``grid`` on validation: the one lr search of every
     reproduction that trims its grid.
 
     ``train(lr)`` runs one arm and returns its record (with ``"val_acc"``). Without ``around``
     every lr of ``grid`` is tried; with it, the ``k`` around it (:func:`neighbour_lrs`), widened
-    one lr at a time while the choice sits at an edge of those tried (:func:`widen_lr`), so
-    the optimum found is bracketed or at the grid's end. Returns (records by lr, sorted; the
-    chosen lr).
+    one lr at a time while the choice sits at an edge of those tried, or downwards while no lr
+    learned (:func:`widen_lr`; ``chance``, the data's guessing accuracy, sets what "learned"
+    means, :func:`learned`), so the optimum found is bracketed or at the grid's end. Returns
+    (records by lr, sorted; the chosen lr).
     """
     lrs = tuple(sorted(grid)) if around is None else neighbour_lrs(grid, around, k)
     arms = {lr: train(lr) for lr in lrs}
-    while (lr := widen_lr(grid, {r: a["val_acc"] for r, a in arms.items()})) is not None:
+    while (lr := widen_lr(grid, {r: a["val_acc"] for r, a in arms.items()}, chance)) is not None:
         arms[lr] = train(lr)
     arms = dict(sorted(arms.items()))
-    return arms, choose_by_validation({r: a["val_acc"] for r, a in arms.items()})
+    return arms, choose_by_validation({r: a["val_acc"] for r, a in arms.items()}, chance)
 
 
 def trimmed_lrs_planned(grid: Sequence[float], k: int) -> int:

@@ -10,7 +10,8 @@ briefly; the training accuracy map with the 6 xi_c curve from :mod:`initlab.theo
 With a learning-rate grid ``lrs`` (and ``n_val`` validation images), each cell's lr is chosen on
 the validation split: the whole grid at the shallowest depth, then the ``n_neighbour_lrs`` rates
 around that sigma_w^2's choice at the next smaller depth, widened while the choice sits at an edge
-of those tried (:func:`~initlab.lab.reproductions._common.search_lrs`); the map shows the training
+of those tried, and downwards while none learned (diverged or near chance:
+:func:`~initlab.lab.reproductions._common.search_lrs`); the map shows the training
 accuracy at the chosen lr. The full config does this on the MNIST subset (``--data-dir``) for 20
 epochs, so that depths 100-300 resolve (at 10 epochs on digits nothing trains at depth 100), under
 a time budget (``budget_hours`` per invocation; a spent budget saves what is done and lists the
@@ -170,7 +171,7 @@ def _cell(sched: Scheduler, sw: float, d: int, prev_lr, cfg: Config, data, budge
     if not cfg.lrs:
         return arm(cfg.lr, f"{sw}/{d}")
     search, best = search_lrs(cfg.lrs, lambda lr: arm(lr, f"{sw}/{d}/lr={lr:g}"),
-                              around=prev_lr, k=cfg.n_neighbour_lrs)
+                              around=prev_lr, k=cfg.n_neighbour_lrs, chance=data.chance)
     return {**search[best], "lrs_tried": list(search)}
 
 

@@ -9,8 +9,9 @@ Two arms:
   depth of ``depths`` x each init of ``inits``. Per cell (depth, init) the learning rate is chosen
   on the validation split (never the test split) from ``lrs`` with seed 0: the whole grid at the
   init's first depth, then the ``n_neighbour_lrs`` rates around the init's choice at the next
-  smaller depth, widened while the choice sits at an edge of those tried
-  (:func:`~initlab.lab.reproductions._common.search_lrs`). The chosen lr is then
+  smaller depth, widened while the choice sits at an edge of those tried, and downwards
+  while none of them learned (each diverged or stayed near chance:
+  :func:`~initlab.lab.reproductions._common.search_lrs`). The chosen lr is then
   run with every seed of ``seeds``; the test accuracy (mean over seeds) is reported. Depths >=
   ``deep_from`` run only ``deep_inits``. Beside it, the singular values of the hidden-to-hidden
   Jacobian of each (init, depth) model at init on real inputs
@@ -262,7 +263,7 @@ def _cell(sched: Scheduler, kind: str, depth: int, init: str, grid, around, cfg:
                                                 part))
 
     search, best = search_lrs(grid, lambda lr: arm(lr, s0), around=around,
-                              k=cfg.n_neighbour_lrs)
+                              k=cfg.n_neighbour_lrs, chance=data.chance)
     runs = [search[best]] + [arm(best, s) for s in cfg.seeds[1:]]
     tests = [r["test_acc"] for r in runs if r["test_acc"] is not None]
     return {"kind": kind, "depth": depth, "init": init, "lrs_tried": list(search),
