@@ -367,6 +367,9 @@ def test_auto_counts_each_call_of_a_reused_layer_towards_the_depth():
     deep, shallow = SharedCell(30), SharedCell(1)
     desc = initlab.describe(deep)
     assert desc.layer("cell").calls == 30 and desc.plain_depth() == 32
+    text = desc.summary()
+    assert "plain depth 32" in text and "cell: linear" in text
+    assert "runs 30 times in forward" in text and text.count("times in forward") == 1
     assert initlab.describe(shallow).plain_depth() == 3
     unrolled = nn.Sequential(nn.Linear(8, 16), nn.Tanh(),
                              *[m for _ in range(30) for m in (nn.Linear(16, 16), nn.Tanh())],

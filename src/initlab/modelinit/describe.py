@@ -149,9 +149,9 @@ class ModelDescription:
     def summary(self) -> str:
         lines = [f"ModelDescription of {self.model_type} ({self.method}): {len(self.params)} "
                  f"tensors, {len(self.layers)} layers, {self.n_residual} residual branches, "
-                 f"readout {', '.join(self.readouts) or '-'}"]
+                 f"readout {', '.join(self.readouts) or '-'}, plain depth {self.plain_depth()}"]
         for layer in self.layers:
-            extra = ""
+            extra = f"  runs {layer.calls} times in forward" if layer.calls > 1 else ""
             if layer.residual_branch is not None:
                 extra += f"  closes residual #{layer.residual_branch}"
             if layer.is_readout:
