@@ -86,6 +86,26 @@ def test_readout_zero_init_starts_every_arm_from_zero_logits(par_name):
     assert abs(plain["train_loss"] - math.log(10)) > 1e-3
 
 
+def test_readout_zero_init_can_name_the_parametrizations_it_applies_to():
+    # ("mup",): μP's arms start from zero logits (ln 10 at a negligible lr), SP's from torch's
+    # default readout; at the base size the two are then different models, so a proxy there is
+    # tuned for each (not once for both)
+    from initlab.core.validation import InitlabError
+    from initlab.lab.reproductions import mup_transfer as mt
+    from initlab.lab.reproductions._common import load_data
+
+    data = load_data("digits", seed=0, data_dir=None, n_train=128)
+    cfg = Config(mlp_widths=(16, 32), n_train=128, readout_zero_init=("mup",))
+    assert mt.zero_readout(cfg, "mup") and not mt.zero_readout(cfg, "sp")
+    mu, sp = (train_one("mlp", p, 32, -40, 0, cfg, data) for p in ("mup", "sp"))
+    assert mu["train_loss"] == pytest.approx(math.log(10), abs=1e-5)
+    assert abs(sp["train_loss"] - math.log(10)) > 1e-3
+    assert not mt._tuned_at_base("mlp", cfg)
+    assert mt._tuned_at_base("mlp", Config(mlp_widths=(16, 32), readout_zero_init=True))
+    with pytest.raises(InitlabError, match="`readout_zero_init` must be a bool or names"):
+        mt.zero_readout(Config(readout_zero_init=("mu",)), "sp")
+
+
 def test_sp_and_mup_are_one_model_at_the_base_size_with_tuned_hyperparameters():
     # the tuning stage trains the base size once: that is only fair if SP with the pair (a
     # constant readout multiplier, init x scale) is there exactly μP with it

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.validation import fail
 from ._common import Checkpoint, load_data, plt, progress
 
 NAME = "mup-transfer"
@@ -91,8 +92,10 @@ class Config:
     tune_sizes: tuple[tuple[str, int], ...] = ()
     # the seeds of the tuning stage (None: each sweep's own seeds)
     tune_seeds: tuple[int, ...] | None = None
-    # zero the readout at init (mup's readout_zero_init), in SP and μP alike
-    readout_zero_init: bool = False
+    # zero the readout at init (mup's readout_zero_init): True in SP and μP alike, or the
+    # parametrizations to zero it in, e.g. ("mup",): μP as Tensor Programs V's practical notes
+    # and mup's examples run it, beside SP as torch's default (:func:`zero_readout`)
+    readout_zero_init: bool | tuple[str, ...] = False
 
 
 def config(full: bool = False) -> Config:
@@ -161,7 +164,7 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
         # delta (the base at twice its width) finds the widths at the base width too
         kw = {"base": lambda: build(base), "delta": lambda: build(2 * base)}
     par = parametrize(model, par_name, seed=seed, output_mult=output_mult,
-                      readout_zero_init=cfg.readout_zero_init, **kw)
+                      readout_zero_init=zero_readout(cfg, par_name), **kw)
     _base_hyperparameters(model, init_scale)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
@@ -219,9 +222,23 @@ def tune_size(sweep: str, cfg: Config) -> int:
     return dict(cfg.tune_sizes).get(sweep, min(sizes(sweep, cfg)))
 
 
+def zero_readout(cfg: Config, par_name: str) -> bool:
+    """Whether arms under ``par_name`` start with a zero readout (:attr:`Config.readout_zero_init`)."""
+    z = cfg.readout_zero_init
+    if isinstance(z, bool):
+        return z
+    bad = sorted(set(z) - set(PARAMETRIZATIONS))
+    if bad:
+        raise fail("readout_zero_init", f"must be a bool or names from {list(PARAMETRIZATIONS)}",
+                   bad, "pass e.g. ('mup',) to zero the readout under μP only.")
+    return par_name in z
+
+
 def _tuned_at_base(sweep: str, cfg: Config) -> bool:
-    """Whether ``sweep``'s proxy is its base size, where SP and μP are one model (tuned once)."""
-    return tune_size(sweep, cfg) == min(sizes(sweep, cfg))
+    """Whether ``sweep``'s proxy is its base size with one readout init for SP and μP: there
+    they are one model (tuned once)."""
+    return (tune_size(sweep, cfg) == min(sizes(sweep, cfg))
+            and len({zero_readout(cfg, p) for p in PARAMETRIZATIONS}) == 1)
 
 
 def _tuning(cfg: Config) -> bool:
