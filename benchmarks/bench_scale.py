@@ -12,6 +12,9 @@ Sections
    ``nn.init.trunc_normal_`` on the same tensor (already touched, so page faults are not timed),
    float32 and bf16, with 1 and 2 threads (``threads=`` for initlab, ``torch.set_num_threads``
    for torch), the sides interleaved round by round; best and median of ``--repeat`` rounds.
+   When the optional compiled Philox words (``initlab.scale._philox``) are built, v2 runs
+   twice, with the compiled words and with NumPy's (``set_words_backend("numpy")``), in the
+   same rounds: the same values, the words' cost alone differs.
    ``--candidates`` adds the implementations weighed in docs/scale.md: Philox words by integer
    torch ops (eager, and fused by ``torch.compile`` with its first-call time), and a numba
    kernel when numba is importable. 1c: the steps of the float32/bf16 normal timed one by one
@@ -25,7 +28,8 @@ Sections
    (``--methods ""`` skips these). 2b: in one process, alternately, ``materialize(meta model,
    rng="counter")`` and ``to_empty`` + a loop of ``torch.nn.init`` calls drawing the same
    distributions, 1 and 2 threads, best and median of ``--pair-rounds``, peak RSS per side
-   (``--llama-only``: the ~1.2B Llama-shaped model). 2c: Hugging Face GPT-2 small:
+   (``--llama-only``: the ~1.2B Llama-shaped model; with the compiled words built, a third
+   side, ``materialize`` on NumPy's words). 2c: Hugging Face GPT-2 small:
    ``apply(model, "gpt2", rng="counter")`` and, in the same process, a loop of
    ``torch.nn.init`` calls drawing the distributions its report lists, 1 and 2 threads.
    Section 1 also prints the peak RSS beyond the tensor of one call of each side.
@@ -153,14 +157,29 @@ def _rounds(fns: dict, repeat: int) -> dict:
     return out
 
 
+def _numpy_words(fn):
+    """``fn`` with the counter stream's CPU words forced to NumPy's Philox (same values)."""
+    from initlab.scale import set_words_backend
+
+    def run():
+        previous = set_words_backend("numpy")
+        try:
+            return fn()
+        finally:
+            set_words_backend(previous)
+
+    return run
+
+
 def bench_elementwise(n: int, repeat: int) -> list[dict]:
     from statistics import median
 
     from initlab.core.distributions import Normal, TruncatedNormal, Uniform
-    from initlab.scale import V1, V2
+    from initlab.scale import V1, V2, compiled_words_available, words_backend
     from initlab.scale.sharded import fill_block_
 
     rows = []
+    both = compiled_words_available() and words_backend() == "compiled"
     cases = [("normal", Normal(0.0, 1.0), lambda t: t.normal_()),
              ("uniform", Uniform(-1.0, 1.0), lambda t: t.uniform_(-1.0, 1.0)),
              ("trunc_normal", TruncatedNormal(0.0, 1.0, -2.0, 2.0), None)]
@@ -181,6 +200,8 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                         fns[ver] = lambda dist=dist, th=threads, ver=ver, x=x: fill_block_(
                             x, dist, key=12345, global_shape=(n,), offsets=(0,), threads=th,
                             stream=ver)
+                    if both:
+                        fns["v2_numpy_words"] = _numpy_words(fns[V2])
                     t = _rounds(fns, repeat)
                     ns = {k: [1e9 * v / n for v in vs] for k, vs in t.items()}
                     # memory beyond the tensor: the peak RSS of one more call of each side
@@ -191,6 +212,8 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                             fns[k]()
                             extra[k] = peak_rss_mb() - base
                     ref = min(ns["torch"]) if tfn is not None else min(ns["torch_normal"])
+                    peer = ns["torch"] if tfn is not None else ns["torch_normal"]
+                    npw = ns.get("v2_numpy_words")
                     r = dict(section="elementwise", dist=label, dtype=str(dtype).split(".")[1],
                              threads=threads, n=n,
                              torch_ns=min(ns["torch"]), torch_normal_ns=min(ns["torch_normal"]),
@@ -204,7 +227,14 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                              v2_paired_ratios=[a / b for a, b in zip(
                                  ns[V2], ns["torch"] if tfn is not None else ns["torch_normal"])],
                              extra_peak_mb_torch=extra.get("torch"),
-                             extra_peak_mb_v2=extra.get(V2))
+                             extra_peak_mb_v2=extra.get(V2), words=words_backend())
+                    if npw is not None:
+                        r.update(v2_numpy_words_ns=min(npw),
+                                 v2_numpy_words_median_ns=median(npw),
+                                 v2_numpy_words_ratio=min(npw) / ref,
+                                 v2_numpy_words_median_ratio=median(npw) / median(peer),
+                                 v2_numpy_words_paired_ratios=[a / b for a, b in zip(npw, peer)],
+                                 compiled_over_numpy_words=[a / b for a, b in zip(ns[V2], npw)])
                     rows.append(r)
                     print(f"  {label:12s} {r['dtype']:8s} threads={threads}  torch "
                           f"{r['torch_ns']:6.2f} (normal_ {r['torch_normal_ns']:5.2f})  v2 "
@@ -215,6 +245,14 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
                           f"{median(r['v2_paired_ratios']):.2f}x)   v1: {r['v1_ratio']:.2f}x"
                           + (f"   peak RSS beyond the tensor: torch {extra['torch']:.1f} MB, "
                              f"v2 {extra[V2]:.1f} MB" if len(extra) == 2 else ""), flush=True)
+                    if npw is not None:
+                        print(f"  {'':12s} {'':8s}           v2 on NumPy's words {min(npw):6.2f} "
+                              f"(median {median(npw):6.2f}) ns/el -> / {r['ratio_to']}: "
+                              f"{r['v2_numpy_words_ratio']:.2f}x (medians "
+                              f"{r['v2_numpy_words_median_ratio']:.2f}x; paired median "
+                              f"{median(r['v2_numpy_words_paired_ratios']):.2f}x); compiled / "
+                              f"NumPy words per round: median "
+                              f"{median(r['compiled_over_numpy_words']):.2f}x", flush=True)
     finally:
         torch.set_num_threads(old)
     return rows
@@ -226,6 +264,7 @@ def bench_steps(n: int, repeat: int) -> list[dict]:
     ns per element (best of ``repeat``), next to torch's ``normal_`` on the same tensor."""
     import numpy as np
 
+    from initlab.scale import compiled_words_available, words_backend
     from initlab.scale.sharded import DEFAULT_CHUNK_V2
     from initlab.scale.torch_stream import BitReader
 
@@ -262,15 +301,23 @@ def bench_steps(n: int, repeat: int) -> list[dict]:
                     if y is not dst:
                         dst.copy_(y)
                     t5 = time.perf_counter()
-                    for k, v in (("words (NumPy C Philox)", t1 - t0), ("integer steps (NumPy)", t2 - t1),
+                    for k, v in ((f"words ({reader._np.backend})", t1 - t0),
+                                 ("integer steps (NumPy)", t2 - t1),
                                  ("int -> float32, * 2**-24", t3 - t2), ("erfinv", t4 - t3),
                                  ("scale (+ cast) into the tensor", t5 - t4)):
                         acc[k] = acc.get(k, 0.0) + v
                 for k, v in acc.items():
                     best[k] = min(best.get(k, float("inf")), 1e9 * v / n)
             ref = _best(lambda x=x: x.normal_(), repeat)[0] * 1e9 / n
+            if compiled_words_available() and words_backend() == "compiled":
+                np_reader = _numpy_words(lambda: BitReader(12345, "cpu"))()
+                best["(NumPy's words instead)"] = _best(
+                    lambda rd=np_reader: [rd.read(a, min(n, a + chunk) - a)
+                             for a in range(0, n, chunk)], repeat)[0] * 1e9 / n
             r = dict(section="steps", dtype=str(dtype).split(".")[1], n=n, chunk=chunk,
-                     steps_ns=best, total_ns=sum(best.values()), torch_normal_ns=ref)
+                     steps_ns=best, total_ns=sum(v for k, v in best.items()
+                                                 if not k.startswith("(")),
+                     torch_normal_ns=ref)
             rows.append(r)
             print(f"  {r['dtype']:8s} " + "; ".join(f"{k} {v:.2f}" for k, v in best.items())
                   + f"; sum {r['total_ns']:.2f} ns/el (torch normal_ {ref:.2f})", flush=True)
@@ -300,8 +347,17 @@ def bench_candidates(repeat: int) -> list[dict]:
               + (f"   first call {first:.1f} s" if first is not None else ""), flush=True)
 
     row("torch normal_ (reference, float32)", _best(lambda: x.normal_(), repeat)[0])
-    reader = _Words(12345)
-    row("NumPy C Philox4x64-10 (v2's CPU words)", _best(lambda: reader.read(0, nw), repeat)[0])
+    reader = _numpy_words(lambda: _Words(12345))()  # NumPy's words even when compiled ones exist
+    row("NumPy C Philox4x64-10 (v2's CPU words without the extension)",
+        _best(lambda: reader.read(0, nw), repeat)[0])
+    try:
+        from initlab.scale import _philox
+
+        buf = np.empty(nw, dtype=np.uint64)
+        row("compiled Philox4x64-10 (initlab.scale._philox)",
+            _best(lambda: _philox.fill(buf, 12345, 0), repeat)[0])
+    except ImportError:
+        print("  compiled words: initlab.scale._philox is not built here")
     row("torch int64 ops, eager (v2's device path)",
         _best(lambda: philox_words_torch(12345, 0, nw, "cpu"), repeat)[0])
     try:
@@ -421,7 +477,7 @@ def hf_gpt2_case(threads: int, rounds: int = 5) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     import initlab
-    import initlab.scale  # noqa: F401
+    from initlab.scale import compiled_words_available, set_words_backend
 
     torch.set_num_threads(threads)
     m = GPT2LMHeadModel(GPT2Config())
@@ -436,6 +492,13 @@ def hf_gpt2_case(threads: int, rounds: int = 5) -> dict:
         peak["apply_counter"] = max(peak.get("apply_counter", 0.0), peak_rss_mb() - base)
         res.setdefault("apply_counter", []).append((time.perf_counter() - t0,
                                                     time.process_time() - c0))
+        if compiled_words_available():
+            previous = set_words_backend("numpy")
+            t0, c0 = time.perf_counter(), time.process_time()
+            initlab.apply(m, "gpt2", seed=0, rng="counter")
+            res.setdefault("apply_counter_numpy_words", []).append(
+                (time.perf_counter() - t0, time.process_time() - c0))
+            set_words_backend(previous)
         t0, c0 = time.perf_counter(), time.process_time()
         rep_t = initlab.apply(m, "gpt2", seed=0)
         res.setdefault("apply_torch", []).append((time.perf_counter() - t0,
@@ -494,15 +557,16 @@ def model_pair_case(cfg: dict, dtype: str, threads: int, rounds: int) -> dict:
     import gc
 
     import initlab
-    import initlab.scale  # noqa: F401
+    from initlab.scale import compiled_words_available, set_words_backend
 
     torch.set_num_threads(threads)
     dt = getattr(torch, dtype)
-    res: dict = {"counter": [], "loop": []}
+    sides = ("counter", "loop") + (("counter_numpy_words",) if compiled_words_available() else ())
+    res: dict = {k: [] for k in sides}
     peak: dict = {}
     n_params = 0
     for _ in range(rounds):
-        for side in ("counter", "loop"):
+        for side in sides:
             with torch.device("meta"):
                 m = build(cfg).to(dt)
             n_params = sum(p.numel() for p in m.parameters())
@@ -510,8 +574,13 @@ def model_pair_case(cfg: dict, dtype: str, threads: int, rounds: int) -> dict:
             base = rss_mb()
             reset_peak_rss()
             t0, c0 = time.perf_counter(), time.process_time()
-            if side == "counter":
-                initlab.materialize(m, materialize_plan(), device="cpu", seed=0, rng="counter")
+            if side.startswith("counter"):
+                previous = set_words_backend("numpy" if side != "counter" else "auto")
+                try:
+                    initlab.materialize(m, materialize_plan(), device="cpu", seed=0,
+                                        rng="counter")
+                finally:
+                    set_words_backend(previous)
             else:
                 m.to_empty(device="cpu")
                 torch_nn_init_loop(m)
@@ -545,6 +614,12 @@ def bench_model_pair(name: str, cfg: dict, threads: int, rounds: int,
               f"{min(cc) / min(lc):.2f}x; peak RSS beyond the imports: counter "
               f"{r['counter_peak_mb']:.0f} MB, loop {r['loop_peak_mb']:.0f} MB (params "
               f"{r['param_mb']:.0f} MB)", flush=True)
+        if "counter_numpy_words_wall_s" in r:
+            nw_, nc_ = r["counter_numpy_words_wall_s"], r["counter_numpy_words_cpu_s"]
+            print(f"  {'':10s} the same on NumPy's words: wall min {min(nw_):.2f} median "
+                  f"{median(nw_):.2f} s, cpu {min(nc_):.2f} s -> / loop: wall "
+                  f"{min(nw_) / min(lw):.2f}x (medians {median(nw_) / median(lw):.2f}x), cpu "
+                  f"{min(nc_) / min(lc):.2f}x", flush=True)
     return rows
 
 
@@ -590,6 +665,14 @@ def bench_hf_gpt2(threads: int) -> list[dict]:
           f"{r['apply_counter_cpu_s'] / r['torch_loop_cpu_s']:.2f}x); peak RSS beyond the model: "
           f"apply {r['apply_counter_peak_mb']:.0f} MB, loop {r['torch_loop_peak_mb']:.0f} MB",
           flush=True)
+    if "apply_counter_numpy_words_wall_s" in r:
+        print(f"  {'':14s} apply(gpt2, rng=counter) on NumPy's words: wall "
+              f"{r['apply_counter_numpy_words_wall_s']:.2f} s (median "
+              f"{r['apply_counter_numpy_words_wall_median_s']:.2f}) cpu "
+              f"{r['apply_counter_numpy_words_cpu_s']:.2f} s -> "
+              f"{r['apply_counter_numpy_words_wall_s'] / r['torch_loop_wall_s']:.2f}x the loop "
+              f"(medians {r['apply_counter_numpy_words_wall_median_s'] / r['torch_loop_wall_median_s']:.2f}x)",
+              flush=True)
     return [r]
 
 
@@ -702,13 +785,13 @@ def main(argv=None) -> int:
         return 0
 
     import initlab
-    from initlab.scale import COUNTER_STREAM_VERSION
+    from initlab.scale import COUNTER_STREAM_VERSION, words_backend
 
     n = (1 << 21) if a.quick else (1 << 24)
     repeat = a.repeat or (2 if a.quick else 5)
     print(f"initlab {initlab.__version__} ({COUNTER_STREAM_VERSION}), torch {torch.__version__}, "
-          f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-          flush=True)
+          f"{os.cpu_count()} CPUs, load {' '.join(f'{x:.2f}' for x in os.getloadavg())}, CPU "
+          f"words: {words_backend()}", flush=True)
     rows = []
     if "1" in a.only:
         print(f"[1] elementwise, {n} elements (best and median of {repeat} interleaved rounds)")

@@ -15,6 +15,10 @@ the tensor's own device; ``"philox4x64-10-ndtri-v1"`` stays selectable. See ``do
 * :func:`counter_fill_` fills a tensor, a DTensor's local shard or a shard given by offsets;
   :func:`counter_fill_rows_` a row block of a packed parameter.
 * :func:`counter_sample` / :func:`sample_range`: NumPy arrays of blocks and flat index ranges.
+* :func:`words_backend`: where the CPU's Philox words come from, ``"compiled"`` (the optional
+  extension ``initlab.scale._philox``, built at install when a C compiler is present) or
+  ``"numpy"`` (NumPy's ``Philox``); the same words bit for bit, so it changes speed only.
+  :func:`set_words_backend` (or ``INITLAB_PHILOX_WORDS=numpy``) forces NumPy's.
 """
 
 from __future__ import annotations
@@ -26,10 +30,13 @@ from .counter import (
     V2,
     CounterRNG,
     check_stream,
+    compiled_words_available,
     counter_sample,
     philox_words,
     sample_range,
+    set_words_backend,
     stream_key,
+    words_backend,
 )
 from .sharded import check_fillable, counter_fill_, counter_fill_rows_, shard_layout
 from .torch_stream import philox_words_torch
@@ -97,7 +104,8 @@ register_counter_backend()
 
 __all__ = [
     "COUNTER_STREAM_VERSION", "CounterRNG", "STREAM_VERSIONS", "V1", "V2", "check_fillable",
-    "check_stream",
+    "check_stream", "compiled_words_available",
     "counter_fill_", "counter_fill_rows_", "counter_sample", "philox_words", "philox_words_torch",
-    "register_counter_backend", "rng_for_stream", "sample_range", "shard_layout", "stream_key",
+    "register_counter_backend", "rng_for_stream", "sample_range", "set_words_backend", "shard_layout", "stream_key",
+    "words_backend",
 ]

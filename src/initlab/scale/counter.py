@@ -32,8 +32,11 @@ Stream ``"philox4x64-10-ndtri-v1"`` (:data:`V1`)
   *into* the dtype so bf16/fp16 rounding never leaves ``[a, b]``.
 
 Philox is from Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy as 1, 2, 3"
-(SC 2011); NumPy's implementation is used as is. ``ndtri`` is SciPy's (Cephes, Moshier). Work is
-split into chunks of ``chunk_size`` elements run on ``threads`` threads (NumPy's ``random_raw``,
+(SC 2011). The words (both versions) come from the optional compiled extension
+``initlab.scale._philox`` when it was built, else from NumPy's ``Philox`` as is: the same words
+bit for bit, :func:`words_backend` says which (and :func:`set_words_backend` /
+``INITLAB_PHILOX_WORDS=numpy`` force NumPy's). ``ndtri`` is SciPy's (Cephes, Moshier). Work is
+split into chunks of ``chunk_size`` elements run on ``threads`` threads (both word backends,
 NumPy ufuncs, SciPy ufuncs and ``Tensor.copy_`` release the GIL); the output is the same bit for
 bit for every thread count and chunk size.
 """
@@ -118,16 +121,86 @@ def check_seed(seed) -> int:
     return int(seed)
 
 
+# ------------------------------------------------------------------------------ the words
+# Two implementations of the same words: the optional compiled extension
+# `initlab.scale._philox` (built from _philox.c when a C compiler is present at install; ~2x
+# faster than NumPy's, see docs/scale.md) and NumPy's C `Philox` bit generator. They agree bit
+# for bit (tests/test_scale_philox.py), so the choice changes speed, never a value. This is
+# the one place that chooses: `_Words` asks `words_backend()` when it is created.
+try:
+    from . import _philox as _compiled
+except ImportError:  # not built (no compiler at install, or a source checkout without build_ext)
+    _compiled = None
+
+WORDS_BACKENDS = ("auto", "compiled", "numpy")
+_WORDS_ENV = "INITLAB_PHILOX_WORDS"
+
+
+def _initial_words_setting() -> str:
+    import os
+
+    v = os.environ.get(_WORDS_ENV, "auto").strip().lower() or "auto"
+    return v if v in WORDS_BACKENDS else "auto"
+
+
+_WORDS_SETTING = {"value": _initial_words_setting()}
+
+
+def compiled_words_available() -> bool:
+    """Whether the compiled Philox words (``initlab.scale._philox``) were built and import."""
+    return _compiled is not None
+
+
+def words_backend() -> str:
+    """The implementation new word readers use on the CPU: ``"compiled"`` (the optional
+    extension) or ``"numpy"`` (NumPy's ``Philox``). Both give the same words bit for bit.
+
+    ``"compiled"`` whenever the extension imported, unless :func:`set_words_backend` or the
+    environment variable ``INITLAB_PHILOX_WORDS=numpy`` (read at import) chose NumPy."""
+    setting = _WORDS_SETTING["value"]
+    if setting == "numpy" or _compiled is None:
+        return "numpy"
+    return "compiled"
+
+
+def set_words_backend(backend: str) -> str:
+    """Choose the CPU words' implementation for readers created from now on: ``"auto"`` (the
+    compiled extension when built, else NumPy), ``"compiled"`` (an error if it is not built) or
+    ``"numpy"``. Returns the previous setting (to restore it). Values never depend on it."""
+    if backend not in WORDS_BACKENDS:
+        raise fail("backend", "must be one of " + ", ".join(repr(b) for b in WORDS_BACKENDS),
+                   backend, "pass 'auto' (the default), 'compiled' or 'numpy'.")
+    if backend == "compiled" and _compiled is None:
+        raise fail("backend", "is 'compiled' but the extension initlab.scale._philox is not "
+                   "built in this install", backend,
+                   "reinstall initlab where a C compiler is available (pip install -e . builds "
+                   "it), or use 'auto' / 'numpy' (the same words, slower).")
+    previous = _WORDS_SETTING["value"]
+    _WORDS_SETTING["value"] = backend
+    return previous
+
+
 class _Words:
-    """Reads arbitrary word ranges of one key's stream (one instance per thread)."""
+    """Reads arbitrary word ranges of one key's stream (one instance per thread), from the
+    backend :func:`words_backend` names when the reader is created."""
 
     def __init__(self, key: int):
+        self._k = int(key)
+        self.backend = words_backend()
+        if self.backend == "compiled":
+            self._fill = _compiled.fill
+            return
+        self._fill = None
         self._bg = np.random.Philox(key=np.array([key, 0], dtype=np.uint64))
         self._key = np.array([key, 0], dtype=np.uint64)
         self._zeros = np.zeros(4, dtype=np.uint64)
 
     def read(self, start: int, count: int) -> np.ndarray:
-        """Words ``start .. start + count - 1`` (uint64)."""
+        """Words ``start .. start + count - 1`` (a new uint64 array)."""
+        if self._fill is not None:
+            out = np.empty(count, dtype=np.uint64)
+            self._fill(out, self._k, start)  # releases the GIL
+            return out
         # NumPy's Philox increments its counter *before* encrypting, so counter c yields block
         # c + 1 first: word i (block i // 4 + 1, position i % 4) starts at counter i // 4.
         self._bg.state = {

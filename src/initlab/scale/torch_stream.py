@@ -27,8 +27,10 @@ tensor's own device.
     that distribution whatever the tensor's dtype.
 
   The result is then cast to the tensor's dtype (round to nearest even).
-* **Devices.** On CPU the words come from NumPy's C Philox (releases the GIL; one thread per
-  worker); on any other device (CUDA, ...) they are computed by the integer tensor ops of
+* **Devices.** On CPU the words come from the compiled extension ``initlab.scale._philox``
+  when it was built at install, else from NumPy's C Philox (the same words bit for bit, see
+  :func:`initlab.scale.words_backend`; both release the GIL; one reader per worker); on any
+  other device (CUDA, ...) they are computed by the integer tensor ops of
   :func:`philox_words_torch` on that device, with no host work beyond launching kernels. Both
   give the same words bit for bit (tested on CPU). Uniform values are the same bit for bit on
   every device (two IEEE float operations, no fused multiply-add: separate kernels); normal and
@@ -114,7 +116,8 @@ def halves(words: torch.Tensor) -> torch.Tensor:
 
 class BitReader:
     """Element bits (int32, one 32-bit half-word per element) of one key's v2 stream on one
-    device; one instance per worker thread (the CPU reader holds a NumPy bit generator)."""
+    device; one instance per worker thread (on CPU it holds a :class:`~initlab.scale.counter.
+    _Words` reader, compiled or NumPy words as :func:`~initlab.scale.words_backend` chose)."""
 
     def __init__(self, key: int, device):
         self.key = key

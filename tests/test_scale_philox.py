@@ -1,0 +1,235 @@
+"""The optional compiled Philox words (initlab.scale._philox) against NumPy's Philox, and the
+counter stream's values under both word backends (they must not differ in a single bit)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import initlab
+from initlab.core.distributions import Constant, Normal, TruncatedNormal, Uniform
+from initlab.core.validation import InitlabError
+from initlab.scale import (
+    V1,
+    V2,
+    compiled_words_available,
+    counter_fill_,
+    counter_sample,
+    sample_range,
+    set_words_backend,
+    words_backend,
+)
+from initlab.scale import counter as counter_mod
+
+needs_ext = pytest.mark.skipif(
+    not compiled_words_available(),
+    reason="the optional extension initlab.scale._philox is not built in this install (no C "
+           "compiler at install time, or a source tree without `python setup.py build_ext "
+           "--inplace`); the counter stream runs on NumPy's Philox, with the same values")
+
+
+def numpy_words(key: int, start: int, count: int) -> np.ndarray:
+    """Words start .. start + count - 1 straight from numpy.random.Philox(key=[key, 0]), the
+    reference: its counter is advanced to the block before ``start`` and the skipped words of
+    that block discarded, so it shares no code with initlab's readers."""
+    bg = np.random.Philox(key=np.array([key, 0], dtype=np.uint64))
+    blocks = start // 4
+    if blocks:
+        st = bg.state
+        c = blocks
+        st["state"]["counter"] = np.array([(c >> (64 * i)) & (2**64 - 1) for i in range(4)],
+                                          dtype=np.uint64)
+        bg.state = st
+    skip = start % 4
+    return bg.random_raw(skip + count)[skip:]
+
+
+@pytest.fixture
+def backend():
+    """Set the words backend for the test and restore the previous setting afterwards."""
+    previous = counter_mod._WORDS_SETTING["value"]
+    try:
+        yield set_words_backend
+    finally:
+        counter_mod._WORDS_SETTING["value"] = previous
+
+
+KEYS = [0, 1, 12345, 2**63, 2**64 - 1, 0x9E3779B97F4A7C15,
+        initlab.scale.stream_key(0, "layers.0.attn.wq.weight")]
+STARTS = [0, 1, 2, 3, 4, 5, 17, 1023, 2**32 - 1, 2**40 + 3, 2**63 + 6]
+COUNTS = [0, 1, 2, 3, 4, 5, 7, 8, 1000, 2**18 + 5]
+
+
+@needs_ext
+def test_compiled_words_equal_numpy_philox():
+    from initlab.scale import _philox
+
+    for key in KEYS:
+        for start in STARTS:
+            for count in COUNTS:
+                if count > 1000 and key not in (0, 2**64 - 1) and start not in (0, 5, 2**40 + 3):
+                    continue  # the long reads on a subset: the test stays well under a second
+                out = np.empty(count, dtype=np.uint64)
+                _philox.fill(out, key, start)
+                assert np.array_equal(out, numpy_words(key, start, count)), (key, start, count)
+
+
+@needs_ext
+def test_compiled_words_at_the_end_of_the_index_range():
+    """The last words a 64-bit index can address: counter blocks up to 2**62, NumPy's carry."""
+    from initlab.scale import _philox
+
+    for start, count in [(2**64 - 9, 9), (2**64 - 4, 4), (2**64 - 1, 1), (2**64 - 7, 3)]:
+        out = np.empty(count, dtype=np.uint64)
+        _philox.fill(out, 77, start)
+        assert np.array_equal(out, numpy_words(77, start, count)), (start, count)
+
+
+@needs_ext
+def test_compiled_fill_into_torch_and_bytearray_and_slices():
+    """Any writable contiguous buffer of whole uint64s: a NumPy slice, a torch int64 tensor."""
+    from initlab.scale import _philox
+
+    ref = numpy_words(5, 10, 64)
+    buf = np.zeros(100, dtype=np.uint64)
+    _philox.fill(buf[20:84], 5, 10)
+    assert np.array_equal(buf[20:84], ref) and not buf[:20].any() and not buf[84:].any()
+    t = torch.empty(64, dtype=torch.int64)
+    _philox.fill(t.numpy(), 5, 10)
+    assert np.array_equal(t.numpy().view(np.uint64), ref)
+    b = bytearray(64 * 8)
+    _philox.fill(b, 5, 10)
+    assert np.array_equal(np.frombuffer(b, dtype=np.uint64), ref)
+
+
+@needs_ext
+def test_compiled_fill_refuses_bad_arguments():
+    from initlab.scale import _philox
+
+    out = np.empty(4, dtype=np.uint64)
+    with pytest.raises(OverflowError):
+        _philox.fill(out, -1, 0)
+    with pytest.raises(OverflowError):
+        _philox.fill(out, 2**64, 0)
+    with pytest.raises(OverflowError):
+        _philox.fill(out, 0, -1)
+    with pytest.raises(OverflowError):
+        _philox.fill(out, 0, 2**64 - 3)  # the last word would be 2**64
+    with pytest.raises(TypeError):
+        _philox.fill(out, 1.5, 0)
+    with pytest.raises(ValueError, match="multiple of 8"):
+        _philox.fill(bytearray(12), 0, 0)
+    ro = np.empty(4, dtype=np.uint64)
+    ro.flags.writeable = False
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _philox.fill(ro, 0, 0)
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _philox.fill(np.empty(8, dtype=np.uint64)[::2], 0, 0)  # not contiguous
+    _philox.fill(np.empty(0, dtype=np.uint64), 0, 2**64 - 1)  # nothing to write: fine
+
+
+def test_backend_switch_and_its_errors(backend):
+    assert words_backend() in ("compiled", "numpy")
+    backend("numpy")
+    assert words_backend() == "numpy"
+    assert counter_mod._Words(3).backend == "numpy"
+    backend("auto")
+    assert words_backend() == ("compiled" if compiled_words_available() else "numpy")
+    with pytest.raises(InitlabError, match="must be one of"):
+        set_words_backend("fast")
+    if compiled_words_available():
+        assert backend("compiled") == "auto"
+        assert counter_mod._Words(3).backend == "compiled"
+    else:
+        with pytest.raises(InitlabError, match="not built"):
+            set_words_backend("compiled")
+
+
+def test_environment_variable_forces_numpy():
+    code = ("from initlab.scale import words_backend, compiled_words_available as c; "
+            "print(words_backend(), c())")
+    import os
+
+    env = dict(os.environ, INITLAB_PHILOX_WORDS="numpy")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == "numpy"
+    assert out[1] == str(compiled_words_available())
+
+
+def test_reader_words_equal_numpy_under_both_backends(backend):
+    for name in ("compiled", "numpy") if compiled_words_available() else ("numpy",):
+        backend(name)
+        for key in KEYS[:4]:
+            r = counter_mod._Words(key)
+            for start in (0, 3, 5, 2**40 + 3):
+                assert np.array_equal(r.read(start, 1001), numpy_words(key, start, 1001))
+
+
+DISTS = [Normal(0.0, 1.0), Normal(0.5, 0.02), Uniform(-1.0, 1.0), Uniform(0.0, 3e-3),
+         TruncatedNormal(0.0, 1.0, -2.0, 2.0), TruncatedNormal(0.0, 0.02, -0.04, 0.04),
+         TruncatedNormal(0.0, 1.0, 6.0, 7.0),  # far tail: float64 compute dtype
+         Constant(0.25)]
+
+
+def _both(backend, fn):
+    """fn() under the NumPy words and under the compiled words (the latter only when built)."""
+    backend("numpy")
+    a = fn()
+    if not compiled_words_available():
+        return a, a
+    backend("compiled")
+    return a, fn()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_stream_tensors_identical_under_both_backends(backend, dtype):
+    for d in DISTS:
+        for threads, chunk in ((1, None), (2, 4099)):
+            a, b = _both(backend, lambda d=d, threads=threads, chunk=chunk: counter_fill_(
+                torch.empty(301, 233, dtype=dtype), d, seed=3, name="layers.1.w",
+                threads=threads, chunk_size=chunk))
+            assert torch.equal(a.view(torch.uint8), b.view(torch.uint8)), (d, threads)
+
+
+def test_sharded_blocks_identical_under_both_backends(backend):
+    """Shard(1) blocks (many short runs: the gather and the run-by-run reads) and an odd
+    offset, v2 and v1."""
+    for stream in (V2, V1):
+        for offs, loc in (((0, 117), (301, 61)), ((7, 0), (5, 233)), ((0, 1), (301, 1))):
+            for d in DISTS[:5]:
+                a, b = _both(backend, lambda d=d, offs=offs, loc=loc, stream=stream:
+                             counter_fill_(torch.empty(loc), d, seed=1, name="s",
+                                           global_shape=(301, 233), offsets=offs,
+                                           chunk_size=1000, stream=stream))
+                assert torch.equal(a, b), (stream, offs, d)
+
+
+def test_numpy_entry_points_and_structured_identical_under_both_backends(backend):
+    for stream in (V2, V1):
+        a, b = _both(backend, lambda stream=stream: sample_range(
+            Normal(0.0, 1.0), seed=2, name="r", start=12345, stop=40001, stream=stream))
+        assert np.array_equal(a, b)
+        a, b = _both(backend, lambda stream=stream: counter_sample(
+            TruncatedNormal(0.0, 1.0, -2.0, 2.0), (64, 48), seed=2, name="t", stream=stream))
+        assert np.array_equal(a, b)
+    q = initlab.get("orthogonal", gain=1.0).resolve((40, 24))
+    a, b = _both(backend, lambda: counter_fill_(torch.empty(40, 24, dtype=torch.float64), q,
+                                                seed=0, name="q"))
+    assert torch.equal(a, b)
+
+
+def test_apply_identical_under_both_backends(backend):
+    def run():
+        torch.manual_seed(0)
+        m = torch.nn.Sequential(torch.nn.Linear(37, 64), torch.nn.LayerNorm(64),
+                                torch.nn.Linear(64, 5))
+        initlab.apply(m, "he", seed=4, rng="counter")
+        return torch.cat([p.detach().ravel() for p in m.parameters()])
+
+    a, b = _both(backend, run)
+    assert torch.equal(a, b)
