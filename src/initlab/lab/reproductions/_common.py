@@ -305,8 +305,9 @@ def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
 def trimmed_lrs_planned(grid: Sequence[float], k: int) -> int:
     """The arms a run's plan counts for one trimmed search (:func:`search_lrs` with
     ``around``): the window of ``k`` plus one possible widening step (none when ``k`` is 1), at
-    most the whole grid. An estimate: a choice that moves two or more lrs between depths widens
-    further, a bracketed one not at all."""
+    most the whole grid. An estimate: a choice that moves two or more lrs between depths, or a
+    window where no lr learns (the search then walks down to the grid's bottom), widens
+    further; a bracketed one not at all."""
     k = min(int(k), len(grid))
     return min(k + 1, len(grid)) if k > 1 else k
 
