@@ -43,6 +43,7 @@ Sections
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -157,16 +158,24 @@ def _rounds(fns: dict, repeat: int) -> dict:
     return out
 
 
-def _numpy_words(fn):
-    """``fn`` with the counter stream's CPU words forced to NumPy's Philox (same values)."""
+@contextlib.contextmanager
+def _words(backend: str):
+    """The counter stream's CPU words from ``backend`` inside the block (same values), the
+    previous setting restored after it."""
     from initlab.scale import set_words_backend
 
+    previous = set_words_backend(backend)
+    try:
+        yield
+    finally:
+        set_words_backend(previous)
+
+
+def _numpy_words(fn):
+    """``fn`` with the counter stream's CPU words forced to NumPy's Philox (same values)."""
     def run():
-        previous = set_words_backend("numpy")
-        try:
+        with _words("numpy"):
             return fn()
-        finally:
-            set_words_backend(previous)
 
     return run
 
@@ -477,7 +486,7 @@ def hf_gpt2_case(threads: int, rounds: int = 5) -> dict:
     from transformers import GPT2Config, GPT2LMHeadModel
 
     import initlab
-    from initlab.scale import compiled_words_available, set_words_backend
+    from initlab.scale import compiled_words_available
 
     torch.set_num_threads(threads)
     m = GPT2LMHeadModel(GPT2Config())
@@ -493,12 +502,11 @@ def hf_gpt2_case(threads: int, rounds: int = 5) -> dict:
         res.setdefault("apply_counter", []).append((time.perf_counter() - t0,
                                                     time.process_time() - c0))
         if compiled_words_available():
-            previous = set_words_backend("numpy")
-            t0, c0 = time.perf_counter(), time.process_time()
-            initlab.apply(m, "gpt2", seed=0, rng="counter")
-            res.setdefault("apply_counter_numpy_words", []).append(
-                (time.perf_counter() - t0, time.process_time() - c0))
-            set_words_backend(previous)
+            with _words("numpy"):
+                t0, c0 = time.perf_counter(), time.process_time()
+                initlab.apply(m, "gpt2", seed=0, rng="counter")
+                res.setdefault("apply_counter_numpy_words", []).append(
+                    (time.perf_counter() - t0, time.process_time() - c0))
         t0, c0 = time.perf_counter(), time.process_time()
         rep_t = initlab.apply(m, "gpt2", seed=0)
         res.setdefault("apply_torch", []).append((time.perf_counter() - t0,
@@ -557,7 +565,7 @@ def model_pair_case(cfg: dict, dtype: str, threads: int, rounds: int) -> dict:
     import gc
 
     import initlab
-    from initlab.scale import compiled_words_available, set_words_backend
+    from initlab.scale import compiled_words_available
 
     torch.set_num_threads(threads)
     dt = getattr(torch, dtype)
@@ -575,12 +583,9 @@ def model_pair_case(cfg: dict, dtype: str, threads: int, rounds: int) -> dict:
             reset_peak_rss()
             t0, c0 = time.perf_counter(), time.process_time()
             if side.startswith("counter"):
-                previous = set_words_backend("numpy" if side != "counter" else "auto")
-                try:
+                with _words("numpy" if side != "counter" else "auto"):
                     initlab.materialize(m, materialize_plan(), device="cpu", seed=0,
                                         rng="counter")
-                finally:
-                    set_words_backend(previous)
             else:
                 m.to_empty(device="cpu")
                 torch_nn_init_loop(m)

@@ -106,6 +106,6 @@ __all__ = [
     "COUNTER_STREAM_VERSION", "CounterRNG", "STREAM_VERSIONS", "V1", "V2", "check_fillable",
     "check_stream", "compiled_words_available",
     "counter_fill_", "counter_fill_rows_", "counter_sample", "philox_words", "philox_words_torch",
-    "register_counter_backend", "rng_for_stream", "sample_range", "set_words_backend", "shard_layout", "stream_key",
-    "words_backend",
+    "register_counter_backend", "rng_for_stream", "sample_range", "set_words_backend",
+    "shard_layout", "stream_key", "words_backend",
 ]
