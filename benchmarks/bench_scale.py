@@ -270,12 +270,18 @@ def bench_elementwise(n: int, repeat: int) -> list[dict]:
 def bench_steps(n: int, repeat: int) -> list[dict]:
     """Where v2's float32/bf16 normal spends its time on CPU, one thread: the steps of
     ``CpuTransform`` (same ops, same chunks) timed one by one over an ``n``-element tensor,
-    ns per element (best of ``repeat``), next to torch's ``normal_`` on the same tensor."""
+    ns per element (best of ``repeat``), next to torch's ``normal_`` on the same tensor: the
+    torch-ops path (words, NumPy integer steps, torch float steps) and, when the compiled
+    kernels are built, the fused path (``v2_y``: words and the first step in one pass;
+    ``erfinv``; ``finish``: the scale; then the cast for bf16), on the same chunks."""
     import numpy as np
 
     from initlab.scale import compiled_words_available, words_backend
+    from initlab.scale.counter import compiled_kernels
     from initlab.scale.sharded import DEFAULT_CHUNK_V2
     from initlab.scale.torch_stream import BitReader
+
+    kernels = compiled_kernels()
 
     rows = []
     old = torch.get_num_threads()
@@ -310,10 +316,25 @@ def bench_steps(n: int, repeat: int) -> list[dict]:
                     if y is not dst:
                         dst.copy_(y)
                     t5 = time.perf_counter()
-                    for k, v in ((f"words ({reader._np.backend})", t1 - t0),
-                                 ("integer steps (NumPy)", t2 - t1),
-                                 ("int -> float32, * 2**-24", t3 - t2), ("erfinv", t4 - t3),
-                                 ("scale (+ cast) into the tensor", t5 - t4)):
+                    steps = [(f"words ({reader._np.backend})", t1 - t0),
+                             ("integer steps (NumPy)", t2 - t1),
+                             ("int -> float32, * 2**-24", t3 - t2), ("erfinv", t4 - t3),
+                             ("scale (+ cast) into the tensor", t5 - t4)]
+                    if kernels is not None:
+                        yn = y.numpy()
+                        t6 = time.perf_counter()
+                        kernels.v2_y(yn, 12345, a, 0, 0.0, 0.0, False)
+                        t7 = time.perf_counter()
+                        torch.erfinv(y, out=y)
+                        t8 = time.perf_counter()
+                        kernels.finish(yn, 1, 1.4142135, 0.0, 0.0, 0.0)
+                        if y is not dst:
+                            dst.copy_(y)
+                        t9 = time.perf_counter()
+                        steps += [("[fused: v2_y, words + first step]", t7 - t6),
+                                  ("[fused: erfinv]", t8 - t7),
+                                  ("[fused: finish (+ cast)]", t9 - t8)]
+                    for k, v in steps:
                         acc[k] = acc.get(k, 0.0) + v
                 for k, v in acc.items():
                     best[k] = min(best.get(k, float("inf")), 1e9 * v / n)
@@ -325,11 +346,17 @@ def bench_steps(n: int, repeat: int) -> list[dict]:
                              for a in range(0, n, chunk)], repeat)[0] * 1e9 / n
             r = dict(section="steps", dtype=str(dtype).split(".")[1], n=n, chunk=chunk,
                      steps_ns=best, total_ns=sum(v for k, v in best.items()
-                                                 if not k.startswith("(")),
+                                                 if not k.startswith(("(", "["))),
+                     fused_total_ns=sum(v for k, v in best.items() if k.startswith("[")) or None,
                      torch_normal_ns=ref)
             rows.append(r)
-            print(f"  {r['dtype']:8s} " + "; ".join(f"{k} {v:.2f}" for k, v in best.items())
+            plain = {k: v for k, v in best.items() if not k.startswith("[")}
+            print(f"  {r['dtype']:8s} " + "; ".join(f"{k} {v:.2f}" for k, v in plain.items())
                   + f"; sum {r['total_ns']:.2f} ns/el (torch normal_ {ref:.2f})", flush=True)
+            if r["fused_total_ns"]:
+                print("  " + " " * 9 + "; ".join(f"{k[8:-1]} {v:.2f}" for k, v in best.items()
+                                                if k.startswith("["))
+                      + f"; fused sum {r['fused_total_ns']:.2f} ns/el", flush=True)
     finally:
         torch.set_num_threads(old)
     return rows

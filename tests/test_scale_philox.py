@@ -233,3 +233,117 @@ def test_apply_identical_under_both_backends(backend):
 
     a, b = _both(backend, run)
     assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------ the fused v2 kernels (compiled)
+def _ref_bits(key: int, start: int, count: int) -> torch.Tensor:
+    """int32 element bits of v2 elements start .. start + count - 1, from NumPy's Philox words
+    (element e: the 32-bit half e % 2, low first, of word e // 2)."""
+    w0 = start // 2
+    nw = (start + count + 1) // 2 - w0
+    halves = numpy_words(key, w0, nw).astype("<u8").view("<u4").astype(np.int64)
+    off = start - 2 * w0
+    h = halves[off:off + count]
+    return torch.from_numpy(np.where(h >= 2**31, h - 2**32, h).astype(np.int32))
+
+
+def _ref_y(bits: torch.Tensor, mode: int, c1: float, c2: float, add: bool) -> torch.Tensor:
+    """The first float32 step of v2's transform by torch ops (as transform() does it)."""
+    from initlab.scale.torch_stream import _scaled
+
+    s = bits >> 8
+    if mode == 0:
+        return _scaled(s, 2.0**-23, torch.float32).add_(2.0**-24)
+    y = _scaled(s, c1, torch.float32)
+    return y.add_(c2) if add else y
+
+
+V2_CASES = [(0, 0.0, 0.0, False), (1, 3.7e-8, 0.0, False), (1, 2.0**-24 * 0.3, 0.15, False),
+            (1, 1.13e-7, -0.05, True), (1, 7.1e-9, 0.95, True)]
+
+
+@needs_ext
+@pytest.mark.parametrize("mode,c1,c2,add", V2_CASES)
+def test_compiled_v2_first_step_equals_torch_ops(mode, c1, c2, add):
+    """v2_y (words and the first step in one pass) and bits_y (from given bits) against torch
+    ops on NumPy's words, bit for bit: odd and even starts, starts inside a cipher block, counts
+    around the kernel's 512-element block, an index near the end of the range."""
+    from initlab.scale import _philox
+
+    for key in (0, 12345, 2**64 - 1):
+        for start in (0, 1, 2, 7, 8, 9, 511, 4097, 2**40 + 3, 2**64 - 1100):
+            for count in (0, 1, 7, 8, 9, 511, 512, 513, 1025):
+                bits = _ref_bits(key, start, count)
+                ref = _ref_y(bits, mode, c1, c2, add)
+                y = torch.full((count,), float("nan"))
+                _philox.v2_y(y.numpy(), key, start, mode, c1, c2, add)
+                assert torch.equal(y.view(torch.int32), ref.view(torch.int32)), (key, start,
+                                                                                count)
+                y2 = torch.full((count,), float("nan"))
+                _philox.bits_y(bits.numpy(), y2.numpy(), mode, c1, c2, add)
+                assert torch.equal(y2.view(torch.int32), ref.view(torch.int32))
+
+
+@needs_ext
+def test_compiled_finish_equals_torch_mul_add_clamp():
+    """finish's multiply, add and clip are torch's mul_ / add_ / clamp_ in float32, bit for bit,
+    signed zeros at a zero bound and values beyond both bounds included."""
+    from initlab.scale import _philox
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(4099, generator=g) * 3, torch.tensor([0.0, -0.0, 2.5, -2.5,
+                                                                       1e-30, -1e-30])])
+    for flags in range(8):
+        for a, c, lo, hi in ((0.0282842712, 0.0, -0.04, 0.04), (1.7, -0.3, 0.0, 2.0),
+                             (-0.9, 0.25, -1.0, -0.0)):
+            ref = x.clone()
+            if flags & 1:
+                ref.mul_(a)
+            if flags & 2:
+                ref.add_(c)
+            if flags & 4:
+                ref.clamp_(lo, hi)
+            y = x.clone()
+            _philox.finish(y.numpy(), flags, a, c, lo, hi)
+            assert torch.equal(y.view(torch.int32), ref.view(torch.int32)), (flags, a, c)
+
+
+@needs_ext
+def test_compiled_v2_kernels_refuse_bad_arguments():
+    from initlab.scale import _philox
+
+    y = np.empty(8, dtype=np.float32)
+    with pytest.raises(ValueError, match="mode must be 0"):
+        _philox.v2_y(y, 0, 0, 2, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="mode must be 0"):
+        _philox.bits_y(np.zeros(8, np.int32), y, -1, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="multiple of 4"):
+        _philox.v2_y(bytearray(6), 0, 0, 0, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="same number"):
+        _philox.bits_y(np.zeros(4, np.int32), y, 0, 0.0, 0.0, False)
+    with pytest.raises(OverflowError):
+        _philox.v2_y(y, 0, 2**64 - 3, 0, 0.0, 0.0, False)  # the last element would be 2**64
+    with pytest.raises(OverflowError):
+        _philox.v2_y(y, -1, 0, 0, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="flags must be in 0..7"):
+        _philox.finish(y, 8, 1.0, 0.0, 0.0, 0.0)
+    ro = np.empty(8, dtype=np.float32)
+    ro.flags.writeable = False
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _philox.v2_y(ro, 0, 0, 0, 0.0, 0.0, False)
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        _philox.finish(np.empty(16, dtype=np.float32)[::2], 1, 1.0, 0.0, 0.0, 0.0)
+
+
+def test_fused_path_follows_the_words_backend(backend):
+    """The fused kernels are used exactly when the compiled words are (one owner of the
+    choice), so NumPy's words run the whole torch-ops path."""
+    from initlab.scale.torch_stream import CpuTransform
+
+    backend("numpy")
+    assert counter_mod.compiled_kernels() is None
+    assert not CpuTransform(Normal(0.0, 1.0), torch.float32, None, 16).fused
+    if compiled_words_available():
+        backend("compiled")
+        assert counter_mod.compiled_kernels() is not None
+        assert CpuTransform(Normal(0.0, 1.0), torch.float32, None, 16).fused

@@ -180,6 +180,15 @@ def set_words_backend(backend: str) -> str:
     return previous
 
 
+def compiled_kernels():
+    """The compiled extension's module when readers created now use it (``words_backend() ==
+    "compiled"``), else None: v2's fused CPU kernels (``v2_y``, ``bits_y``, ``finish``) follow
+    the words' choice, so ``"numpy"`` runs the whole torch-ops path (the same values)."""
+    if words_backend() == "compiled" and hasattr(_compiled, "v2_y"):
+        return _compiled
+    return None
+
+
 class _Words:
     """Reads arbitrary word ranges of one key's stream (one instance per thread), from the
     backend :func:`words_backend` names when the reader is created."""

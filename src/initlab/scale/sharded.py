@@ -356,8 +356,16 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
             cpu = CpuTransform(dist, flat.dtype, lo_hi, chunk) if fast else None
             total = squares = 0.0
             for a, b in span_list:
-                bits = _chunk_bits(reader, starts, run, a, b)
                 dst = flat[a:b]
+                r0 = a // run
+                if cpu is not None and cpu.fused and (b - 1) // run == r0:
+                    # one run of the global tensor: the compiled kernels read the stream itself
+                    cpu.from_stream(key, int(starts[r0]) + a - r0 * run, dst)
+                    if sums is not None:
+                        ds, dq = part_sums(dst)
+                        total, squares = total + ds, squares + dq
+                    continue
+                bits = _chunk_bits(reader, starts, run, a, b)
                 if cpu is not None:
                     cpu(bits, dst)  # consumes `bits` (fresh per chunk)
                     if sums is not None:

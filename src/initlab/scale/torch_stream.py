@@ -29,7 +29,9 @@ tensor's own device.
   The result is then cast to the tensor's dtype (round to nearest even).
 * **Devices.** On CPU the words come from the compiled extension ``initlab.scale._philox``
   when it was built at install, else from NumPy's C Philox (the same words bit for bit, see
-  :func:`initlab.scale.words_backend`; both release the GIL; one reader per worker); on any
+  :func:`initlab.scale.words_backend`; both release the GIL; one reader per worker), and with
+  the extension its fused kernels compute the words and the float32 steps around ``erfinv``
+  (:class:`CpuTransform`: the same values bit for bit); on any
   other device (CUDA, ...) they are computed by the integer tensor ops of
   :func:`philox_words_torch` on that device, with no host work beyond launching kernels. Both
   give the same words bit for bit (tested on CPU). Uniform values are the same bit for bit on
@@ -246,13 +248,24 @@ class CpuTransform:
     """v2's float32 transforms on CPU with fewer passes and no per-chunk allocation: the same
     values as :func:`transform` bit for bit (tested over every distribution and dtype).
 
-    One instance per worker thread; ``__call__(bits, dst)`` writes the chunk's values, clipped
-    into ``lo_hi`` and cast to ``dst``'s dtype, into ``dst`` (a contiguous CPU tensor). It
-    *consumes* ``bits``: the integer steps run in place on it (NumPy ufuncs, ~1 us per call
-    against torch's ~4 us dispatch), and float steps run in torch ops (so torch's float
-    semantics, e.g. ``torch.set_flush_denormal``, are those of :func:`transform`) on ``dst``
-    itself when it is float32, else on a float32 buffer reused across chunks. What makes the
-    values equal to :func:`transform`'s:
+    One instance per worker thread. ``__call__(bits, dst)`` writes the chunk's values, clipped
+    into ``lo_hi`` and cast to ``dst``'s dtype, into ``dst`` (a contiguous CPU tensor);
+    :meth:`from_stream` does the same from the stream itself (no bits tensor) and exists when
+    the compiled kernels are in use (``fused``). Float steps run in float32 on ``dst`` itself when
+    it is float32, else on a float32 buffer reused across chunks and then cast by ``copy_``.
+
+    Two implementations, chosen by :func:`~initlab.scale.counter.compiled_kernels` (the words'
+    backend):
+
+    * **compiled** (``fused``): the extension's ``v2_y`` computes the words and the first affine
+      step in one pass that stays in L1, then ``torch.erfinv`` (normal / truncated normal), then
+      its ``finish`` does the last multiply, add and clip in one pass: three passes over the chunk
+      instead of about nine. Each float step is still one IEEE float32 operation (no fused
+      multiply-add), with the constants rounded to float32 as torch rounds a Python scalar.
+    * **torch ops**: the integer steps in place on ``bits`` (NumPy ufuncs, ~1 us per call
+      against torch's ~4 us dispatch), the float steps in torch ops.
+
+    What makes the values equal to :func:`transform`'s:
 
     * the normal's ``y = s * 2**-23 + 2**-24`` is ``float((b >> 7) | 1) * 2**-24``
       (``(b >> 7) | 1 = 2 s + 1``, and both products are exact);
@@ -262,32 +275,78 @@ class CpuTransform:
     """
 
     def __init__(self, dist: Distribution, dtype: torch.dtype, lo_hi, chunk: int):
+        from .counter import compiled_kernels
+
         self.dist, self.lo_hi = dist, lo_hi
         self.kind = type(dist).__name__
+        self._c = compiled_kernels()
+        self.fused = self._c is not None
         self._buf = None if dtype == torch.float32 else torch.empty(chunk, dtype=torch.float32)
+        self.a = self.mean = None
         if isinstance(dist, Uniform):
             self.c1, self.c2 = _y_affine(dist)
+            self._mode, self._add = 1, self.c2 != 0
         elif isinstance(dist, Normal):
             self.a, self.mean = _SQRT2 * dist.std, dist.mean
+            self.c1 = self.c2 = 0.0
+            self._mode, self._add = 0, False
         elif isinstance(dist, TruncatedNormal) and dist.std > 0:
             self.c1, self.c2 = _y_affine(dist)
             self.a, self.mean = _SQRT2 * dist.std, dist.mean
+            self._mode, self._add = 1, True
         else:
             self.kind = "fill"
             self.value = _fill_value(dist)
+        if self.kind != "fill":
+            # the last steps, as _finish does them: multiply (normal kinds), add, clip
+            flags = 0
+            if self.a is not None:
+                flags |= 1
+                if self.mean != 0:
+                    flags |= 2
+            if lo_hi is not None:
+                flags |= 4
+            self._flags = flags
+            self._lo, self._hi = lo_hi if lo_hi is not None else (0.0, 0.0)
 
     @staticmethod
     def applies(dist: Distribution, cdt: torch.dtype, device: torch.device) -> bool:
         return device.type == "cpu" and cdt == torch.float32 and isinstance(
             dist, (Normal, Uniform, TruncatedNormal, Constant))
 
+    def _y(self, dst: torch.Tensor) -> torch.Tensor:
+        return dst if self._buf is None else self._buf[:dst.numel()]
+
+    def from_stream(self, key: int, start: int, dst: torch.Tensor) -> None:
+        """The chunk of global elements ``start .. start + dst.numel() - 1`` of ``key``'s
+        stream into ``dst`` (compiled kernels only: ``fused``)."""
+        if self.kind == "fill":
+            dst.fill_(self.value)
+            return
+        y = self._y(dst)
+        self._c.v2_y(y.detach().numpy(), key, start, self._mode, self.c1, self.c2, self._add)
+        self._compiled_finish(y, dst)
+
+    def _compiled_finish(self, y: torch.Tensor, dst: torch.Tensor) -> None:
+        if self.kind != "Uniform":
+            torch.erfinv(y, out=y)
+        if self._flags:
+            self._c.finish(y.detach().numpy(), self._flags, self.a or 0.0, self.mean or 0.0,
+                           self._lo, self._hi)
+        if y is not dst:
+            dst.copy_(y)
+
     def __call__(self, bits: torch.Tensor, dst: torch.Tensor) -> None:
         if self.kind == "fill":
             dst.fill_(self.value)
             return
+        y = self._y(dst)
+        if self._c is not None:
+            self._c.bits_y(bits.numpy(), y.detach().numpy(), self._mode, self.c1, self.c2,
+                           self._add)
+            self._compiled_finish(y, dst)
+            return
         b = bits.numpy()
-        m = b.size
-        y = dst if self._buf is None else self._buf[:m]
         if self.kind == "Normal":
             np.right_shift(b, 7, out=b)
             np.bitwise_or(b, 1, out=b)  # 2 s + 1
