@@ -106,6 +106,40 @@ def test_readout_zero_init_can_name_the_parametrizations_it_applies_to():
         mt.zero_readout(Config(readout_zero_init=("mu",)), "sp")
 
 
+def test_query_zero_init_applies_to_the_transformer_under_the_named_parametrizations(
+        monkeypatch):
+    # ("mup",): the transformer's μP arms start with zero queries, SP's keep the draw; the MLP
+    # sweep has no attention and ignores the setting; at the transformer's base size the two are
+    # then different models (tuned separately)
+    from initlab.core.validation import InitlabError
+    from initlab.lab.reproductions import mup_transfer as mt
+    from initlab.modelinit import parametrization as pz
+
+    seen = []
+    real = pz.parametrize
+
+    def spy(model, name, **kw):
+        seen.append((name, kw.get("query_zero_init")))
+        return real(model, name, **kw)
+
+    monkeypatch.setattr(pz, "parametrize", spy)
+    from initlab.lab.reproductions._common import load_data
+
+    data = load_data("digits", seed=0, data_dir=None, n_train=64)
+    cfg = Config(transformer_widths=(16, 32), n_train=64, transformer_epochs=1,
+                 query_zero_init=("mup",))
+    assert mt.zero_query(cfg, "mup") and not mt.zero_query(cfg, "sp")
+    for p in ("mup", "sp"):
+        train_one("transformer", p, 32, -40, 0, cfg, data)
+    train_one("mlp", "mup", 32, -40, 0, Config(mlp_widths=(16, 32), n_train=64,
+                                               query_zero_init=True), data)
+    assert seen == [("mup", True), ("sp", False), ("mup", False)]
+    assert not mt._tuned_at_base("transformer", cfg)
+    assert mt._tuned_at_base("mlp", cfg)
+    with pytest.raises(InitlabError, match="`query_zero_init` must be a bool or names"):
+        mt.zero_query(Config(query_zero_init=("mu",)), "sp")
+
+
 def test_sp_and_mup_are_one_model_at_the_base_size_with_tuned_hyperparameters():
     # the tuning stage trains the base size once: that is only fair if SP with the pair (a
     # constant readout multiplier, init x scale) is there exactly μP with it

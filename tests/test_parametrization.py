@@ -443,3 +443,94 @@ def test_coord_check_cli(tmp_path, capsys):
                  "--plot", str(tmp_path / "cc.png")]) == 0
     assert json.loads(capsys.readouterr().out)["verdicts"]["4"]["verdict"] == "stable"
     assert (tmp_path / "cc.png").stat().st_size > 5000
+
+
+# ------------------------------------------------------------------------- query zero init
+def _queries(model):
+    from initlab.modelinit.params import query_parts
+
+    parts, notes = query_parts(model)
+    return {(q.name, q.axis, q.start, q.stop) for q in parts}, notes
+
+
+def test_query_parts_locate_the_query_in_every_attention_kind():
+    """The one owner of "which parameter is the query": separate projections (our RowAttention,
+    Llama's q_proj, BERT's query), nn.MultiheadAttention's packed in_proj (first E rows) and
+    GPT-2's packed c_attn Conv1D (first E columns of its (in, 3E) weight)."""
+    from hf_models import bert, gpt2, llama
+    from initlab.lab.models import RowTransformer
+
+    got, notes = _queries(RowTransformer(32, rows=4, cols=4, n_layer=2))
+    assert got == {(f"blocks.{i}.attn.q_proj.{t}", 0, None, None) for i in (0, 1)
+                   for t in ("weight", "bias")} and not notes
+    mha = nn.TransformerEncoderLayer(24, 3, 48, batch_first=True)
+    got, _ = _queries(mha)
+    assert got == {("self_attn.in_proj_weight", 0, 0, 24), ("self_attn.in_proj_bias", 0, 0, 24)}
+    got, _ = _queries(gpt2(n_embd=64))
+    assert got == {(f"transformer.h.{i}.attn.c_attn.{t}", ax, 0, 64) for i in (0, 1)
+                   for t, ax in (("weight", 1), ("bias", 0))}
+    got, _ = _queries(llama())
+    assert got == {(f"model.layers.{i}.self_attn.q_proj.weight", 0, None, None) for i in (0, 1)}
+    got, _ = _queries(bert())
+    assert got == {(f"bert.encoder.layer.{i}.attention.self.query.{t}", 0, None, None)
+                   for i in (0, 1) for t in ("weight", "bias")}
+    assert _queries(mlp(64)) == (set(), [])
+
+
+def test_query_zero_init_zeroes_the_query_and_nothing_else():
+    """Under μP with query_zero_init the query parts are zero and every other value equals the
+    run without it (same seed); attention then starts uniform (softmax of zero logits)."""
+    from hf_models import gpt2
+
+    def make(w):
+        return gpt2(n_embd=w, n_head=2, vocab_size=97)
+
+    a, b = make(64), make(64)
+    pa = initlab.parametrize(a, "mup", base=lambda: make(32), seed=3)
+    pb = initlab.parametrize(b, "mup", base=lambda: make(32), seed=3, query_zero_init=True)
+    sa, sb = a.state_dict(), b.state_dict()
+    for n in sa:
+        if n.endswith("attn.c_attn.weight"):
+            assert not sb[n][:, :64].any() and torch.equal(sb[n][:, 64:], sa[n][:, 64:])
+        elif n.endswith("attn.c_attn.bias"):
+            assert not sb[n][:64].any() and torch.equal(sb[n][64:], sa[n][64:])
+        else:
+            assert torch.equal(sa[n], sb[n]), n
+    rec = {r.name: r for r in pb.report.records}["transformer.h.0.attn.c_attn.weight"]
+    assert any("query of `transformer.h.0.attn` zeroed" in n and "64 of 192 along dim 1" in n
+               for n in rec.notes)
+    assert rec.expected_std is None
+    # measured again after the zeroing (the report's std is the population std, ddof 0)
+    assert rec.std == pytest.approx(float(sb["transformer.h.0.attn.c_attn.weight"].std(
+        correction=0)), rel=1e-5)
+    pa.remove()
+    pb.remove()
+
+
+def test_query_zero_init_on_the_lab_transformer_gives_uniform_attention():
+    from initlab.lab.models import RowTransformer
+
+    m = RowTransformer(32, rows=4, cols=4, n_layer=1)
+    initlab.parametrize(m, "mup", base=lambda: RowTransformer(16, rows=4, cols=4, n_layer=1),
+                        seed=0, query_zero_init=True)
+    att = m.blocks[0].attn
+    assert not att.q_proj.weight.any() and not att.q_proj.bias.any()
+    assert att.k_proj.weight.abs().sum() > 0
+    seen = {}
+    h = att.register_forward_hook(lambda mod, args, out: seen.setdefault("x", args[0]))
+    with torch.no_grad():
+        m(torch.randn(3, 16, generator=torch.Generator().manual_seed(0)))
+    h.remove()
+    x = seen["x"]
+    with torch.no_grad():
+        v = att.v_proj(x)
+        expected = att.o_proj(v.mean(dim=1, keepdim=True).expand_as(v))
+        torch.testing.assert_close(att(x), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_query_zero_init_without_attention_is_an_error_and_changes_nothing():
+    m = mlp(128)
+    before = {n: p.detach().clone() for n, p in m.state_dict().items()}
+    with pytest.raises(InitlabError, match="`query_zero_init` needs attention modules"):
+        initlab.parametrize(m, "mup", base=lambda: mlp(64), seed=0, query_zero_init=True)
+    assert all(torch.equal(before[n], p) for n, p in m.state_dict().items())

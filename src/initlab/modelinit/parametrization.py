@@ -77,6 +77,7 @@ import torch.nn as nn
 from ..core.fans import fans as core_fans
 from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
+from ..util.hashing import canonical_param_name
 from .params import ParamInfo, collect_params
 from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
 from .widths import WidthDim, width_shapes
@@ -338,7 +339,7 @@ def _layer_use(p: ParamInfo) -> tuple[str, nn.Module] | None:
 def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = None,
                 seed: int, init: Any = "torch_default", rng: str = "torch",
                 output_mult: float = 1.0, readout_zero_init: bool = False,
-                attention: bool = True, depth: str | None = None, base_depth: int | None = None,
+                query_zero_init: bool = False, attention: bool = True, depth: str | None = None, base_depth: int | None = None,
                 batch: Any = None) -> Parametrization:
     """Initialize ``model`` under a width parametrization and install its multipliers.
 
@@ -357,6 +358,11 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
         ``output_mult / sqrt(m_in)`` under ``ntk`` and ``output_mult / m_in`` under ``mup`` and
         ``mfp``.
     readout_zero_init : zero the readout (and its bias), as ``mup``'s ``readout_zero_init``.
+    query_zero_init : zero every attention's query projection (weight and bias; the query
+        columns of a packed q/k/v tensor, :func:`initlab.modelinit.params.query_parts`), so that
+        attention starts uniform: Tensor Programs V's practical recommendation beside the zero
+        readout, ``query_zero_init`` in ``mup``'s examples and ``mup_query_zero_init`` in NeMo.
+        An error when the model has no attention initlab can locate.
     attention : set Hugging Face attention modules' ``scaling`` to sqrt(d_base)/d under μP.
     depth : ``"sqrt"`` for the residual-branch multiplier sqrt(base_depth / L).
     base_depth : the number of residual branches the hyperparameters were tuned at.
@@ -453,6 +459,9 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
                 s.lr_adam *= branch_mult
                 s.why = (s.why + "; " if s.why else "") + "in a residual branch"
 
+    from .params import required_queries
+
+    queries = required_queries(model) if query_zero_init else []
     if readout_zero_init:
         zero = {s.name for s in scalings if s.klass == "output"}
         zero |= {p.name for p, s in by_info if p.role == "bias" and
@@ -498,18 +507,28 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             elif s.init_scale != 1.0:
                 for t in p.write_targets():
                     t.mul_(s.init_scale)
+        for q in queries:
+            q.view().zero_()
+    qnames = {canonical_param_name(q.name): q for q in queries}
     from .report import _tensor_moments as tensor_moments
 
     for s in scalings:
         r = records.get(s.name)
         if r is None:  # pragma: no cover
             continue
-        if s.init_scale != 1.0 or s.name in zero:
+        q = qnames.get(s.name)
+        if s.init_scale != 1.0 or s.name in zero or q is not None:
             r.mean, r.std = tensor_moments(params[s.name])
-            r.expected_std = None if r.expected_std is None or s.name in zero else \
-                r.expected_std * s.init_scale
-            r.notes.append(f"{name}: zeroed (readout_zero_init)" if s.name in zero
-                           else f"{name}: x{s.init_scale:.4g} after the draw")
+            r.expected_std = None if r.expected_std is None or s.name in zero or (
+                q is not None) else r.expected_std * s.init_scale
+            if s.name in zero:
+                r.notes.append(f"{name}: zeroed (readout_zero_init)")
+            elif s.init_scale != 1.0:
+                r.notes.append(f"{name}: x{s.init_scale:.4g} after the draw")
+            if q is not None:
+                r.notes.append(f"{name}: query of `{q.attention}` zeroed (query_zero_init)" + (
+                    f", {q.stop - q.start} of {q.tensor.shape[q.axis]} along dim {q.axis}"
+                    if q.start is not None else ""))
         s.stored_std = r.std
 
     for s in scalings:

@@ -330,3 +330,109 @@ def _choose_primary(p: ParamInfo) -> None:
             break
     users = ", ".join(f"{n or '(root)'} ({type(m).__name__})" for n, m, _ in p.uses)
     p.notes.append(f"tied: one tensor used by {users}; initialized once, as `{p.name}`")
+
+
+# --------------------------------------------------------------------------- attention queries
+#: child-module names of an attention's query and key projections (Llama/Mistral/Qwen/our
+#: RowAttention ``q_proj``; BERT/ViT ``query``; T5 ``q``; Meta's Llama code ``wq``; DistilBERT
+#: ``q_lin``; diffusers ``to_q``), paired so that a module counts as an attention only when it
+#: has both
+QUERY_KEY_NAMES = (("q_proj", "k_proj"), ("query", "key"), ("q", "k"), ("wq", "wk"),
+                   ("q_lin", "k_lin"), ("to_q", "to_k"))
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """Where an attention's query projection lives: the parameter (``tensor``, named ``name``),
+    and for a packed q/k/v tensor the query's index range ``[start, stop)`` along ``axis`` of the
+    stored tensor (None: the whole tensor)."""
+
+    attention: str                 # the attention module's name
+    name: str                      # the parameter's name
+    tensor: torch.Tensor
+    axis: int = 0
+    start: int | None = None
+    stop: int | None = None
+
+    def view(self) -> torch.Tensor:
+        """The query's part of the stored tensor (a view: writing it writes the parameter)."""
+        if self.start is None:
+            return self.tensor
+        return self.tensor.narrow(self.axis, self.start, self.stop - self.start)
+
+
+def query_parts(model: nn.Module) -> tuple[list[QueryPart], list[str]]:
+    """Every attention's query projection (weight and bias), and a note per attention-like
+    module whose query initlab cannot locate. The one owner of "which parameter is the query"
+    (μP's ``query_zero_init`` zeroes these parts).
+
+    Found: ``nn.MultiheadAttention`` (the first ``embed_dim`` rows of ``in_proj_weight`` /
+    ``in_proj_bias``, or ``q_proj_weight`` when k and v have their own sizes); a module with a
+    query child and a key child named as in :data:`QUERY_KEY_NAMES` (the query child's weight
+    and bias, whole); Hugging Face GPT-2 attention (the packed ``c_attn`` Conv1D stored
+    ``(in, 3 * embed_dim)``: its first ``embed_dim`` columns and bias entries; a cross-attention's
+    own ``q_attn``)."""
+    parts: list[QueryPart] = []
+    notes: list[str] = []
+
+    def add(mname, child, local, tensor, axis=0, start=None, stop=None):
+        full = ".".join(x for x in (mname, child, local) if x)
+        parts.append(QueryPart(mname, full, tensor, axis, start, stop))
+
+    for mname, m in model.named_modules():
+        kids = dict(m.named_children())
+        if isinstance(m, nn.MultiheadAttention):
+            e = m.embed_dim
+            if m._qkv_same_embed_dim:
+                add(mname, "", "in_proj_weight", m.in_proj_weight, 0, 0, e)
+            else:
+                add(mname, "", "q_proj_weight", m.q_proj_weight)
+            if m.in_proj_bias is not None:
+                add(mname, "", "in_proj_bias", m.in_proj_bias, 0, 0, e)
+            continue
+        if "c_attn" in kids and is_hf_conv1d(kids["c_attn"]):
+            q = kids.get("q_attn")
+            if q is not None and getattr(m, "is_cross_attention", False):
+                for local in ("weight", "bias"):
+                    if getattr(q, local, None) is not None:
+                        add(mname, "q_attn", local, getattr(q, local))
+                continue
+            e = getattr(m, "embed_dim", None) or getattr(m, "split_size", None)
+            w = kids["c_attn"].weight
+            if not isinstance(e, int) or w.shape[1] != 3 * e:
+                notes.append(f"`{mname}`: a packed c_attn whose query columns are unknown "
+                             f"(shape {tuple(w.shape)}, embed_dim {e!r}); its query left as is")
+                continue
+            add(mname, "c_attn", "weight", w, 1, 0, e)
+            if kids["c_attn"].bias is not None:
+                add(mname, "c_attn", "bias", kids["c_attn"].bias, 0, 0, e)
+            continue
+        for qn, kn in QUERY_KEY_NAMES:
+            q = kids.get(qn)
+            if q is None or kn not in kids:
+                continue
+            if not isinstance(getattr(q, "weight", None), torch.Tensor):
+                notes.append(f"`{mname}`: query `{qn}` has no weight tensor "
+                             f"({type(q).__name__}); left as is")
+                break
+            add(mname, qn, "weight", q.weight)
+            if isinstance(getattr(q, "bias", None), torch.Tensor):
+                add(mname, qn, "bias", q.bias)
+            break
+        else:
+            if any(k in kids for k in ("qkv", "qkv_proj", "Wqkv", "query_key_value")):
+                notes.append(f"`{mname}` ({type(m).__name__}): a packed q/k/v projection whose "
+                             "query rows initlab does not know; its query left as is")
+    return parts, notes
+
+
+def required_queries(model: nn.Module) -> list[QueryPart]:
+    """:func:`query_parts` for ``query_zero_init``: an error naming what was seen when the model
+    has no attention whose query initlab can locate (nothing is changed before it)."""
+    parts, notes = query_parts(model)
+    if not parts:
+        raise fail("query_zero_init", "needs attention modules, and initlab found none whose "
+                   "query projection it can locate" + (f" ({'; '.join(notes)})" if notes else ""),
+                   True, "pass query_zero_init=False, or zero the query yourself after "
+                   "parametrize.")
+    return parts

@@ -96,6 +96,9 @@ class Config:
     # parametrizations to zero it in, e.g. ("mup",): μP as Tensor Programs V's practical notes
     # and mup's examples run it, beside SP as torch's default (:func:`zero_readout`)
     readout_zero_init: bool | tuple[str, ...] = False
+    # zero every attention's query at init (mup's examples' query_zero_init), in the same form;
+    # only the transformer has attention, so the other sweeps ignore it
+    query_zero_init: bool | tuple[str, ...] = False
 
 
 def config(full: bool = False) -> Config:
@@ -164,7 +167,8 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
         # delta (the base at twice its width) finds the widths at the base width too
         kw = {"base": lambda: build(base), "delta": lambda: build(2 * base)}
     par = parametrize(model, par_name, seed=seed, output_mult=output_mult,
-                      readout_zero_init=zero_readout(cfg, par_name), **kw)
+                      readout_zero_init=zero_readout(cfg, par_name),
+                      query_zero_init=sweep == "transformer" and zero_query(cfg, par_name), **kw)
     _base_hyperparameters(model, init_scale)
     epochs = cfg.transformer_epochs if sweep == "transformer" else cfg.epochs
     tc = TrainConfig(optimizer="adam", lr=lr, batch_size=cfg.batch_size, epochs=epochs)
@@ -222,22 +226,33 @@ def tune_size(sweep: str, cfg: Config) -> int:
     return dict(cfg.tune_sizes).get(sweep, min(sizes(sweep, cfg)))
 
 
-def zero_readout(cfg: Config, par_name: str) -> bool:
-    """Whether arms under ``par_name`` start with a zero readout (:attr:`Config.readout_zero_init`)."""
-    z = cfg.readout_zero_init
+def _zero_for(field_name: str, z, par_name: str) -> bool:
     if isinstance(z, bool):
         return z
     bad = sorted(set(z) - set(PARAMETRIZATIONS))
     if bad:
-        raise fail("readout_zero_init", f"must be a bool or names from {list(PARAMETRIZATIONS)}",
-                   bad, "pass e.g. ('mup',) to zero the readout under μP only.")
+        raise fail(field_name, f"must be a bool or names from {list(PARAMETRIZATIONS)}",
+                   bad, "pass e.g. ('mup',) to zero it under μP only.")
     return par_name in z
 
 
+def zero_readout(cfg: Config, par_name: str) -> bool:
+    """Whether arms under ``par_name`` start with a zero readout (:attr:`Config.readout_zero_init`)."""
+    return _zero_for("readout_zero_init", cfg.readout_zero_init, par_name)
+
+
+def zero_query(cfg: Config, par_name: str) -> bool:
+    """Whether transformer arms under ``par_name`` start with zero queries
+    (:attr:`Config.query_zero_init`)."""
+    return _zero_for("query_zero_init", cfg.query_zero_init, par_name)
+
+
 def _tuned_at_base(sweep: str, cfg: Config) -> bool:
-    """Whether ``sweep``'s proxy is its base size with one readout init for SP and μP: there
-    they are one model (tuned once)."""
-    return (tune_size(sweep, cfg) == min(sizes(sweep, cfg))
+    """Whether ``sweep``'s proxy is its base size with one readout (and, for the transformer,
+    query) init for SP and μP: there they are one model (tuned once)."""
+    same_query = sweep != "transformer" or len({zero_query(cfg, p)
+                                                for p in PARAMETRIZATIONS}) == 1
+    return (tune_size(sweep, cfg) == min(sizes(sweep, cfg)) and same_query
             and len({zero_readout(cfg, p) for p in PARAMETRIZATIONS}) == 1)
 
 
