@@ -161,6 +161,19 @@ def test_environment_variable_forces_numpy():
     assert out[1] == str(compiled_words_available())
 
 
+def test_environment_variable_with_an_unknown_value_warns_and_uses_auto():
+    import os
+
+    code = "from initlab.scale import words_backend as w, compiled_words_available as c; " \
+           "print(w(), c())"
+    env = dict(os.environ, INITLAB_PHILOX_WORDS="fast")
+    run = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                         capture_output=True, text=True, check=True)
+    assert "INITLAB_PHILOX_WORDS='fast' is not one of auto, compiled, numpy" in run.stderr
+    backend_, built = run.stdout.split()
+    assert backend_ == ("compiled" if built == "True" else "numpy")
+
+
 def test_reader_words_equal_numpy_under_both_backends(backend):
     for name in ("compiled", "numpy") if compiled_words_available() else ("numpy",):
         backend(name)

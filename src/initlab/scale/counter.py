@@ -139,8 +139,17 @@ _WORDS_ENV = "INITLAB_PHILOX_WORDS"
 def _initial_words_setting() -> str:
     import os
 
-    v = os.environ.get(_WORDS_ENV, "auto").strip().lower() or "auto"
-    return v if v in WORDS_BACKENDS else "auto"
+    raw = os.environ.get(_WORDS_ENV, "auto")
+    v = raw.strip().lower() or "auto"
+    if v in WORDS_BACKENDS:
+        return v
+    # an import cannot fail over an environment variable: say so, and use the default
+    import warnings
+
+    warnings.warn(f"{_WORDS_ENV}={raw!r} is not one of {', '.join(WORDS_BACKENDS)}; initlab "
+                  "uses 'auto' (the compiled words when built). Set it to 'numpy' to force "
+                  "NumPy's words, or unset it.", RuntimeWarning, stacklevel=2)
+    return "auto"
 
 
 _WORDS_SETTING = {"value": _initial_words_setting()}

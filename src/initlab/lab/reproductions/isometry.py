@@ -270,7 +270,9 @@ def _cell(sched: Scheduler, kind: str, depth: int, init: str, grid, around, cfg:
             "lr": best, "val_by_lr": {f"{lr:g}": a["val_acc"] for lr, a in search.items()},
             "test_accs": [r["test_acc"] for r in runs],
             "test_mean": float(np.mean(tests)) if tests else None,
-            "test_std": float(np.std(tests)) if tests else None,
+            # the sample std (ddof 1) over seeds, as RESULTS.md reports it; 0 for one seed
+            "test_std": float(np.std(tests, ddof=1)) if len(tests) > 1 else (
+                0.0 if tests else None),
             "seconds_per_epoch": search[best]["seconds_per_epoch"]}
 
 
@@ -426,7 +428,7 @@ def report(results: dict):
 
     rep.table(["init"] + [f"depth {d}" for d in depths], [[i] + [cell(d, i) for d in depths]
                                                           for i in inits],
-              caption=f"Test accuracy (%), mean ± std over seeds {cfg['seeds']} at the lr chosen "
+              caption=f"Test accuracy (%), mean ± sample std over seeds {cfg['seeds']} at the lr chosen "
                       f"on validation, after {cfg['epochs']} epochs; [mean s² and spread = "
                       "var(s²)/mean(s²)² of the hidden-to-hidden Jacobian at init]")
     if spectra:
