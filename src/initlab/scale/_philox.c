@@ -221,7 +221,7 @@ static void y_from_bits(const uint32_t *b, float *y, size_t n, int mode, float c
     size_t i;
     if (mode == V2_NORMAL) {
         for (i = 0; i < n; i++)
-            y[i] = (float)(2 * top24(b[i]) + 1) * 0x1p-24f;
+            y[i] = (float)(2 * top24(b[i]) + 1) * (1.0f / 16777216.0f); /* 2**-24, exact */
     } else if (add) {
         for (i = 0; i < n; i++) {
             float t = (float)top24(b[i]) * c1;
