@@ -78,7 +78,7 @@ from ..core.fans import fans as core_fans
 from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
-from .params import ParamInfo, collect_params
+from .params import ParamInfo, collect_params, required_queries
 from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
 from .widths import WidthDim, width_shapes
 
@@ -339,7 +339,8 @@ def _layer_use(p: ParamInfo) -> tuple[str, nn.Module] | None:
 def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = None,
                 seed: int, init: Any = "torch_default", rng: str = "torch",
                 output_mult: float = 1.0, readout_zero_init: bool = False,
-                query_zero_init: bool = False, attention: bool = True, depth: str | None = None, base_depth: int | None = None,
+                query_zero_init: bool = False, attention: bool = True,
+                depth: str | None = None, base_depth: int | None = None,
                 batch: Any = None) -> Parametrization:
     """Initialize ``model`` under a width parametrization and install its multipliers.
 
@@ -458,8 +459,6 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             if p.module_name in branch_layers:
                 s.lr_adam *= branch_mult
                 s.why = (s.why + "; " if s.why else "") + "in a residual branch"
-
-    from .params import required_queries
 
     queries = required_queries(model) if query_zero_init else []
     if readout_zero_init:

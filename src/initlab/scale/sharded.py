@@ -358,20 +358,18 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
             for a, b in span_list:
                 dst = flat[a:b]
                 r0 = a // run
-                if cpu is not None and cpu.fused and (b - 1) // run == r0:
-                    # one run of the global tensor: the compiled kernels read the stream itself
-                    cpu.from_stream(key, int(starts[r0]) + a - r0 * run, dst)
+                if cpu is not None:
+                    if cpu.fused and (b - 1) // run == r0:
+                        # one run of the global tensor: the compiled kernels read the stream
+                        cpu.from_stream(key, int(starts[r0]) + a - r0 * run, dst)
+                    else:  # consumes the bits (fresh per chunk)
+                        cpu(_chunk_bits(reader, starts, run, a, b), dst)
                     if sums is not None:
                         ds, dq = part_sums(dst)
                         total, squares = total + ds, squares + dq
                     continue
                 bits = _chunk_bits(reader, starts, run, a, b)
-                if cpu is not None:
-                    cpu(bits, dst)  # consumes `bits` (fresh per chunk)
-                    if sums is not None:
-                        ds, dq = part_sums(dst)
-                        total, squares = total + ds, squares + dq
-                elif dst.dtype == cdt:
+                if dst.dtype == cdt:
                     transform(dist, bits, cdt, out=dst)
                     if lo_hi is not None:
                         dst.clamp_(*lo_hi)
