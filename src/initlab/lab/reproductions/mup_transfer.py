@@ -311,7 +311,9 @@ def summarize(arms: list[dict], cfg: Config) -> list[dict]:
                     per_seed.append(lrs[int(np.argmin(ls))])
                 rows.append({"sweep": sweep, "parametrization": pname, "size": size,
                              "best_log2_lr": lrs[best], "refined_log2_lr": refined,
-                             "seed_std": float(np.std(per_seed)),
+                             # sample std (ddof 1) of the seeds' own optima, as RESULTS.md
+                             "seed_std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
+                             else 0.0,
                              "best_loss": float(mean[best]),
                              "losses": [None if not math.isfinite(m) else float(m)
                                         for m in mean]})
@@ -445,7 +447,7 @@ def report(results: dict):
                               f"chosen output multiplier {t['output_mult']:g}, init scale "
                               f"{t['init_scale']:g}, used at every size")
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
-               "refined", "seeds' std", "loss at best"],
+               "refined", "seeds' sample std", "loss at best"],
               [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
                 f"{r['refined_log2_lr']:.2f}", f"{r['seed_std']:.2f}", f"{r['best_loss']:.4f}"]
                for r in rows],
