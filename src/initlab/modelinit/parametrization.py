@@ -78,7 +78,7 @@ from ..core.fans import fans as core_fans
 from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
-from .params import ParamInfo, collect_params, required_queries
+from .params import ParamInfo, collect_params, mup_attention_scales, required_queries
 from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
 from .widths import WidthDim, width_shapes
 
@@ -554,26 +554,12 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             par._handles.append(mods[b.closing].register_forward_hook(_scale_output(branch_mult)))
     # attention: 1/d instead of 1/sqrt(d), equal to SP at the base head size
     if name == "mup" and attention:
-        base_mods = dict(base_model.named_modules()) if isinstance(base_model, nn.Module) else {}
-        for mname, m in model.named_modules():
-            hd = getattr(m, "head_dim", None)
-            sc = getattr(m, "scaling", None)
-            if isinstance(hd, int) and isinstance(sc, float):
-                bhd = getattr(base_mods.get(mname), "head_dim", None)
-                if not isinstance(bhd, int):
-                    par.notes.append(f"`{mname}`: base head size unknown; attention scale "
-                                     "left as it is")
-                    continue
-                new = math.sqrt(bhd) / hd * (sc * math.sqrt(hd))
-                if new != sc:
-                    par._attn_modules.append((m, sc))
-                    par.attention.append((mname, sc, new))
-                    m.scaling = new
-            elif isinstance(m, nn.MultiheadAttention):
-                base_m = base_mods.get(mname)
-                if isinstance(base_m, nn.MultiheadAttention) and base_m.head_dim != m.head_dim:
-                    par.notes.append(f"`{mname}` (nn.MultiheadAttention) computes its own "
-                                     "1/sqrt(d): its attention scale is not μP's 1/d")
+        scales, notes = mup_attention_scales(model, base_model)
+        par.notes += notes
+        for mname, m, old, new in scales:
+            par._attn_modules.append((m, old))
+            par.attention.append((mname, old, new))
+            m.scaling = new
     return par
 
 
