@@ -534,3 +534,21 @@ def test_query_zero_init_without_attention_is_an_error_and_changes_nothing():
     with pytest.raises(InitlabError, match="`query_zero_init` needs attention modules"):
         initlab.parametrize(m, "mup", base=lambda: mlp(64), seed=0, query_zero_init=True)
     assert all(torch.equal(before[n], p) for n, p in m.state_dict().items())
+
+
+def test_query_zero_init_refuses_a_parametrized_query():
+    # a weight computed by torch.nn.utils.parametrize is not stored: zeroing it would change
+    # nothing, so it is refused before anything is drawn
+    from torch.nn.utils import parametrizations
+
+    from initlab.lab.models import RowTransformer
+
+    def make(w):
+        return RowTransformer(w, rows=4, cols=4, n_layer=1)
+
+    m = make(32)
+    parametrizations.weight_norm(m.blocks[0].attn.q_proj)
+    before = {n: p.detach().clone() for n, p in m.state_dict().items()}
+    with pytest.raises(InitlabError, match="would zero queries that a parametrization computes"):
+        initlab.parametrize(m, "mup", base=lambda: make(16), seed=0, query_zero_init=True)
+    assert all(torch.equal(before[n], p) for n, p in m.state_dict().items())

@@ -355,6 +355,12 @@ class QueryPart:
     start: int | None = None
     stop: int | None = None
 
+    @property
+    def stored(self) -> bool:
+        """False for a weight computed by a parametrization (``torch.nn.utils.parametrize``,
+        weight norm...): writing it would not change the model."""
+        return isinstance(self.tensor, nn.Parameter)
+
     def view(self) -> torch.Tensor:
         """The query's part of the stored tensor (a view: writing it writes the parameter)."""
         if self.start is None:
@@ -436,6 +442,12 @@ def required_queries(model: nn.Module) -> list[QueryPart]:
                    "query projection it can locate" + (f" ({'; '.join(notes)})" if notes else ""),
                    True, "pass query_zero_init=False, or zero the query yourself after "
                    "parametrize.")
+    computed = [q.name for q in parts if not q.stored]
+    if computed:
+        raise fail("query_zero_init", "would zero queries that a parametrization computes (not "
+                   "stored parameters): " + ", ".join(f"`{n}`" for n in computed), True,
+                   "remove the parametrization from the query first, or pass "
+                   "query_zero_init=False.")
     return parts
 
 
