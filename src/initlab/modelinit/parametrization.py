@@ -361,8 +361,9 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     readout_zero_init : zero the readout (and its bias), as ``mup``'s ``readout_zero_init``.
     query_zero_init : zero every attention's query projection (weight and bias; the query
         columns of a packed q/k/v tensor, :func:`initlab.modelinit.params.query_parts`), so that
-        attention starts uniform: Tensor Programs V's practical recommendation beside the zero
-        readout, ``query_zero_init`` in ``mup``'s examples and ``mup_query_zero_init`` in NeMo.
+        attention starts uniform: ``query_zero_init`` of Microsoft's ``mutransformers`` (whose
+        GPT-2 zeroes the query columns of ``c_attn``'s weight; initlab also zeroes their bias, so
+        that q is exactly 0 under any base plan) and ``mup_query_zero_init`` in NeMo and OLMo.
         An error when the model has no attention initlab can locate.
     attention : set Hugging Face attention modules' ``scaling`` to sqrt(d_base)/d under μP.
     depth : ``"sqrt"`` for the residual-branch multiplier sqrt(base_depth / L).

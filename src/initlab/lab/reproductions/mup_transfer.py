@@ -96,7 +96,7 @@ class Config:
     # parametrizations to zero it in, e.g. ("mup",): μP as Tensor Programs V's practical notes
     # and mup's examples run it, beside SP as torch's default (:func:`zero_readout`)
     readout_zero_init: bool | tuple[str, ...] = False
-    # zero every attention's query at init (mup's examples' query_zero_init), in the same form;
+    # zero every attention's query at init (mutransformers' query_zero_init), in the same form;
     # only the transformer has attention, so the other sweeps ignore it
     query_zero_init: bool | tuple[str, ...] = False
 
