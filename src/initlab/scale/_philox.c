@@ -170,6 +170,16 @@ static int as_u64(PyObject *obj, const char *what, uint64_t *v)
     return 0;
 }
 
+/* An OverflowError unless the indices start .. start + n - 1 all fit in a uint64. */
+static int check_end(uint64_t start, size_t n)
+{
+    if (n && start > UINT64_MAX - (n - 1)) {
+        PyErr_SetString(PyExc_OverflowError, "start + len(out) - 1 must be < 2**64");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *py_fill(PyObject *self, PyObject *args)
 {
     Py_buffer buf;
@@ -191,9 +201,8 @@ static PyObject *py_fill(PyObject *self, PyObject *args)
         return NULL;
     }
     count = (size_t)buf.len / 8;
-    if (count && start > UINT64_MAX - (count - 1)) {
+    if (check_end(start, count) < 0) {
         PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_OverflowError, "start + len(out) - 1 must be < 2**64");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -275,7 +284,7 @@ static void finish_f32(float *y, size_t n, int flags, float a, float c, float lo
     }
 }
 
-static int get_f32_buffer(PyObject *obj, Py_buffer *buf, const char *what, int writable)
+static int get_4byte_buffer(PyObject *obj, Py_buffer *buf, const char *what, int writable)
 {
     if (PyObject_GetBuffer(obj, buf, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
         return -1;
@@ -313,12 +322,11 @@ static PyObject *py_v2_y(PyObject *self, PyObject *args)
     if (check_mode(mode) < 0 || as_u64(key_obj, "key", &key) < 0 ||
         as_u64(start_obj, "start", &start) < 0)
         return NULL;
-    if (get_f32_buffer(out_obj, &buf, "out", 1) < 0)
+    if (get_4byte_buffer(out_obj, &buf, "out", 1) < 0)
         return NULL;
     n = (size_t)buf.len / 4;
-    if (n && start > UINT64_MAX - (n - 1)) {
+    if (check_end(start, n) < 0) {
         PyBuffer_Release(&buf);
-        PyErr_SetString(PyExc_OverflowError, "start + len(out) - 1 must be < 2**64");
         return NULL;
     }
     Py_BEGIN_ALLOW_THREADS
@@ -338,9 +346,9 @@ static PyObject *py_bits_y(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "OOiddp:bits_y", &bits_obj, &out_obj, &mode, &c1, &c2, &add))
         return NULL;
-    if (check_mode(mode) < 0 || get_f32_buffer(bits_obj, &bits, "bits", 0) < 0)
+    if (check_mode(mode) < 0 || get_4byte_buffer(bits_obj, &bits, "bits", 0) < 0)
         return NULL;
-    if (get_f32_buffer(out_obj, &out, "out", 1) < 0) {
+    if (get_4byte_buffer(out_obj, &out, "out", 1) < 0) {
         PyBuffer_Release(&bits);
         return NULL;
     }
@@ -374,7 +382,7 @@ static PyObject *py_finish(PyObject *self, PyObject *args)
                                        "got %d", flags);
         return NULL;
     }
-    if (get_f32_buffer(obj, &buf, "buf", 1) < 0)
+    if (get_4byte_buffer(obj, &buf, "buf", 1) < 0)
         return NULL;
     Py_BEGIN_ALLOW_THREADS
     finish_f32((float *)buf.buf, (size_t)buf.len / 4, flags, (float)a, (float)c, (float)lo,
