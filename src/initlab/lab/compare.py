@@ -284,7 +284,10 @@ def choose_lr(records: list[dict], cfg: CompareConfig) -> dict[str, float]:
     return best
 
 
-def _mean_std(xs) -> tuple[float, float]:
+def mean_std(xs) -> tuple[float, float]:
+    """Mean and sample std (ddof 1) of a metric over seeds, the lab's one seed statistic
+    (None entries, runs without the metric, are dropped): std 0 for one value, both nan for
+    none."""
     xs = [x for x in xs if x is not None]
     if not xs:
         return math.nan, math.nan
@@ -301,8 +304,8 @@ def summarize(records: list[dict], cfg: CompareConfig, best_lr: dict[str, float]
         lr = best_lr[init]
         mine = [r for r in records if r["init"] == init and r["lr"] == lr]
         fin = [r for r in mine if r["epoch"] == cfg.epochs]
-        acc_m, acc_s = _mean_std([r["test_acc"] for r in fin])
-        loss_m, _ = _mean_std([r["train_loss"] for r in fin])
+        acc_m, acc_s = mean_std([r["test_acc"] for r in fin])
+        loss_m, _ = mean_std([r["train_loss"] for r in fin])
         reach = []
         for s in range(cfg.seeds):
             eps = sorted((r["epoch"], r["test_acc"]) for r in mine if r["seed"] == s)

@@ -266,13 +266,14 @@ def _cell(sched: Scheduler, kind: str, depth: int, init: str, grid, around, cfg:
                               k=cfg.n_neighbour_lrs, chance=data.chance)
     runs = [search[best]] + [arm(best, s) for s in cfg.seeds[1:]]
     tests = [r["test_acc"] for r in runs if r["test_acc"] is not None]
+    from ..compare import mean_std
+
+    # mean and sample std over seeds, as RESULTS.md reports them
+    mean, std = mean_std(tests) if tests else (None, None)
     return {"kind": kind, "depth": depth, "init": init, "lrs_tried": list(search),
             "lr": best, "val_by_lr": {f"{lr:g}": a["val_acc"] for lr, a in search.items()},
             "test_accs": [r["test_acc"] for r in runs],
-            "test_mean": float(np.mean(tests)) if tests else None,
-            # the sample std (ddof 1) over seeds, as RESULTS.md reports it; 0 for one seed
-            "test_std": float(np.std(tests, ddof=1)) if len(tests) > 1 else (
-                0.0 if tests else None),
+            "test_mean": mean, "test_std": std,
             "seconds_per_epoch": search[best]["seconds_per_epoch"]}
 
 
@@ -428,8 +429,8 @@ def report(results: dict):
 
     rep.table(["init"] + [f"depth {d}" for d in depths], [[i] + [cell(d, i) for d in depths]
                                                           for i in inits],
-              caption=f"Test accuracy (%), mean ± sample std over seeds {cfg['seeds']} at the lr chosen "
-                      f"on validation, after {cfg['epochs']} epochs; [mean s² and spread = "
+              caption=f"Test accuracy (%), mean ± sample std over seeds {cfg['seeds']} at the "
+                      f"lr chosen on validation, after {cfg['epochs']} epochs; [mean s² and spread = "
                       "var(s²)/mean(s²)² of the hidden-to-hidden Jacobian at init]")
     if spectra:
         rep.figure(spectrum_figure(spectra), "Singular values of the hidden-to-hidden Jacobian "

@@ -292,6 +292,8 @@ def _refined(losses: list[float], lrs: list[int]) -> float:
 def summarize(arms: list[dict], cfg: Config) -> list[dict]:
     """Per (sweep, parametrization, size): the optimal log2 lr (lowest mean loss over seeds),
     the seeds' spread of their own optima, and the loss there."""
+    from ..compare import mean_std
+
     rows = []
     lrs = list(cfg.log2_lrs)
     for sweep in cfg.sweeps:
@@ -311,9 +313,8 @@ def summarize(arms: list[dict], cfg: Config) -> list[dict]:
                     per_seed.append(lrs[int(np.argmin(ls))])
                 rows.append({"sweep": sweep, "parametrization": pname, "size": size,
                              "best_log2_lr": lrs[best], "refined_log2_lr": refined,
-                             # sample std (ddof 1) of the seeds' own optima, as RESULTS.md
-                             "seed_std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1
-                             else 0.0,
+                             # sample std of the seeds' own optima, as RESULTS.md
+                             "seed_std": mean_std(per_seed)[1],
                              "best_loss": float(mean[best]),
                              "losses": [None if not math.isfinite(m) else float(m)
                                         for m in mean]})
