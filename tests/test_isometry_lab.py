@@ -23,6 +23,7 @@ from initlab.lab.reproductions._common import (
     choose_by_validation,
     learned,
     neighbour_lrs,
+    search_failed,
     search_lrs,
     trimmed_lrs_planned,
     widen_lr,
@@ -354,6 +355,83 @@ def test_model_jacobian_errors_name_the_parameter():
         model_jacobian_spectrum(lin, torch.randn(1, 4))
     with pytest.raises(InitlabError, match=r"`start/stop` must satisfy 0 <= start < stop"):
         model_jacobian_spectrum(lin, torch.randn(1, 4), start=3, stop=2)
+
+
+# ------------------------------------------------------------------ skipping what cannot train
+def test_search_failed_needs_no_lr_learned_down_to_the_grids_bottom():
+    chance = 0.1  # "learned": >= 0.19 on validation (LEARNED_GAP)
+    grid = (1e-4, 3e-4, 1e-3)
+    fail = {1e-4: {"val_acc": 0.11}, 3e-4: {"val_acc": None}, 1e-3: {"val_acc": 0.18}}
+    assert search_failed(fail, grid, chance)
+    assert not search_failed({**fail, 1e-3: {"val_acc": 0.19}}, grid, chance)  # one learned
+    assert not search_failed({3e-4: {"val_acc": 0.1}}, grid, chance)  # 1e-4 never tried
+    assert not search_failed({}, grid, chance)
+
+
+def test_isometry_skips_an_init_deeper_than_where_it_failed(monkeypatch, tmp_path):
+    """lecun learns at no lr at depth 2 (val at chance down to the grid's bottom), so depth 4 is
+    not trained for it (its spectrum still is); orthogonal trains at both; resuming gives the
+    same rows."""
+    calls = []
+
+    def fake(kind, depth, init, lr, seed, cfg, data, budget, part):
+        calls.append((kind, depth, init, lr, seed))
+        ok = init == "orthogonal"
+        return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
+                "val_acc": 0.8 if ok else 0.1, "test_acc": 0.8 if ok else 0.1,
+                "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
+                "seconds_per_epoch": 0.0}
+
+    monkeypatch.setattr(iso, "train_arm", fake)
+    monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    over = dict(SMALL, depths=(2, 4), cnn_depth=0, lrs=LRS)
+    res = reproduce("isometry", out=tmp_path / "iso", quiet=True, overrides=over)
+    by = {(r["depth"], r["init"]): r for r in res["grid"]}
+    assert by[(2, "lecun")]["lrs_tried"] == list(LRS)
+    assert by[(2, "lecun")]["test_mean"] == pytest.approx(0.1)
+    skipped = by[(4, "lecun")]
+    assert skipped["skipped"].startswith("not trained: no lr learned at depth 2")
+    assert skipped["test_mean"] is None and skipped["lr"] is None
+    assert not any(c[1] == 4 and c[2] == "lecun" for c in calls)
+    assert "skipped" not in by[(4, "orthogonal")] and by[(4, "orthogonal")]["test_mean"] == pytest.approx(0.8)
+    assert {(s["depth"], s["init"]) for s in res["spectra"]} == set(by)  # spectra all measured
+    assert res["complete"] and "lecun not trained" in res["headline"][0]
+    html = iso.report(res).render()
+    assert "not trained: no lr learned at depth 2" in html
+    again = reproduce("isometry", out=tmp_path / "iso", quiet=True, resume=True, overrides=over)
+    assert again["grid"] == res["grid"]
+
+
+def test_depth_sweep_skips_a_sigma_deeper_than_where_it_failed(monkeypatch):
+    from initlab.lab.reproductions import depth_sweep as ds
+
+    calls = []
+
+    def fake(sw, d, cfg, data, lr=None, part=None, budget=None):
+        calls.append((sw, d, lr))
+        acc = 0.9 if sw == 1.761 else 0.1  # 0.5 learns at no lr, at any depth
+        return {"sigma_w2": sw, "depth": d, "lr": lr, "train_acc": acc, "val_acc": acc,
+                "test_acc": acc}
+
+    monkeypatch.setattr(ds, "train_one", fake)
+    over = dict(sigma_w2=(0.5, 1.761), depths=(2, 3, 4), width=8, epochs=1, n_val=100,
+                lrs=(1e-3, 1e-2), n_neighbour_lrs=1)
+    res = reproduce("depth-sweep", quiet=True, overrides=over)
+    by = {(g["sigma_w2"], g["depth"]): g for g in res["grid"]}
+    assert by[(0.5, 2)]["lrs_tried"] == [1e-3, 1e-2] and "skipped" not in by[(0.5, 2)]
+    for d in (3, 4):
+        assert by[(0.5, d)]["skipped"].startswith("not trained: no lr learned at depth 2")
+        assert by[(0.5, d)]["train_acc"] is None and "skipped" not in by[(1.761, d)]
+    assert [c for c in calls if c[0] == 0.5] == [(0.5, 2, 1e-3), (0.5, 2, 1e-2)]
+    assert res["complete"] and "sw2=0.5 acc not trained" in res["headline"][0]
+    html = ds.report(jsonable_results(res)).render()
+    assert html.count("not trained") >= 2 and "x: not trained" in html
+
+
+def jsonable_results(res):
+    from initlab.lab.reproductions._common import jsonable
+
+    return jsonable(res)
 
 
 # ------------------------------------------------------------------ figure, data, train

@@ -302,6 +302,32 @@ def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
     return arms, choose_by_validation({r: a["val_acc"] for r, a in arms.items()}, chance)
 
 
+def search_failed(search: dict[float, dict], grid: Sequence[float],
+                  chance: float | None = None) -> bool:
+    """Whether a finished :func:`search_lrs` found no lr that learned (:func:`learned`) down to
+    the grid's smallest: the cell is untrainable at every lr of ``grid``.
+
+    The reproductions that search per depth then skip the same init at every larger depth
+    (:func:`skipped_deeper`): trainability only falls with depth in a plain net (Schoenholz et
+    al. 2017: trainable while depth < ~6 xi_c), so those cells' answer is known and an hour of
+    CPU each is saved at depth 1000.
+
+    >>> search_failed({1e-4: {"val_acc": 0.11}, 3e-4: {"val_acc": 0.10}}, (1e-4, 3e-4), 0.1)
+    True
+    >>> search_failed({3e-4: {"val_acc": 0.11}}, (1e-4, 3e-4), 0.1)  # 1e-4 not tried
+    False
+    """
+    return (bool(search) and min(grid) in search
+            and not any(learned(a["val_acc"], chance) for a in search.values()))
+
+
+def skipped_deeper(depth: int) -> str:
+    """The note a cell carries when it is not trained because the same init failed
+    (:func:`search_failed`) at the smaller ``depth``."""
+    return (f"not trained: no lr learned at depth {depth}, and a plain net does not become "
+            "trainable deeper")
+
+
 def trimmed_lrs_planned(grid: Sequence[float], k: int) -> int:
     """The arms a run's plan counts for one trimmed search (:func:`search_lrs` with
     ``around``): the window of ``k`` plus one possible widening step (none when ``k`` is 1), at

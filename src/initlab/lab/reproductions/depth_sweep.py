@@ -12,7 +12,10 @@ the validation split: the whole grid at the shallowest depth, then the ``n_neigh
 around that sigma_w^2's choice at the next smaller depth, widened while the choice sits at an edge
 of those tried, and downwards while none learned (diverged or near chance:
 :func:`~initlab.lab.reproductions._common.search_lrs`); the map shows the training
-accuracy at the chosen lr. The full config does this on the MNIST subset (``--data-dir``) for 20
+accuracy at the chosen lr. A sigma_w^2 whose search learned at no lr down to the grid's smallest
+(:func:`~initlab.lab.reproductions._common.search_failed`) is not trained at larger depths: those
+cells are marked "not trained" (``skipped``) on the map, since a plain net does not become
+trainable deeper. The full config does this on the MNIST subset (``--data-dir``) for 20
 epochs, so that depths 100-300 resolve (at 10 epochs on digits nothing trains at depth 100), under
 a time budget (``budget_hours`` per invocation; a spent budget saves what is done and lists the
 cells left, ``--resume`` continues, an interrupted arm from its last epoch).
@@ -30,9 +33,12 @@ from ._common import (
     Checkpoint,
     OutOfTime,
     Scheduler,
+    fmt_pct,
     initialize,
     plt,
+    search_failed,
     search_lrs,
+    skipped_deeper,
     trimmed_lrs_planned,
 )
 
@@ -49,9 +55,10 @@ DATA_NOTE = ("Schoenholz et al. train width-300 tanh nets up to depth 300 on MNI
              "on validation.")
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
 TIME_BUDGET = {"reduced": "about 10 s",
-               "full": "about 4 CPU-hours (3 before the one widening step per trimmed cell "
-                       "planned_arms counts: 224 arms instead of 175), in sessions of "
-                       "budget_hours"}
+               "full": "at most about 4 CPU-hours (3 before the one widening step per "
+                       "trimmed cell planned_arms counts: 224 arms instead of 175; less as "
+                       "the cells deeper than a sigma_w^2's failure are skipped), in sessions "
+                       "of budget_hours"}
 
 
 @dataclass(frozen=True)
@@ -138,13 +145,21 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     grid, remaining = [], []
     try:
         for sw in cfg.sigma_w2:
-            prev = None  # this sigma_w^2's lr at the previous depth
+            prev = None    # this sigma_w^2's lr at the previous depth
+            failed = None  # the depth where no lr learned (search_failed): deeper is skipped
             for d in sorted(cfg.depths):
+                if failed is not None:
+                    grid.append({"sigma_w2": sw, "depth": d, "lr": None, "train_acc": None,
+                                 "val_acc": None, "test_acc": None, "lrs_tried": [],
+                                 "skipped": skipped_deeper(failed)})
+                    continue
                 try:
                     if prev is False:
                         raise OutOfTime  # the smaller depth's lr search is not done
                     grid.append(_cell(sched, sw, d, prev, cfg, data, budget))
                     prev = grid[-1]["lr"]
+                    if grid[-1].pop("failed", False):
+                        failed = d
                 except OutOfTime:
                     remaining.append(f"sw2={sw:g}/d={d}")
                     prev = False
@@ -153,7 +168,9 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     theory = {str(sw): trainable_depth(sw, cfg.sigma_b2) for sw in cfg.sigma_w2}
     deepest = max(cfg.depths)
     headline = [f"depth {deepest}: " + ", ".join(
-        f"sw2={g['sigma_w2']:g} acc {g['train_acc']:.2f}" for g in grid if g["depth"] == deepest)]
+        f"sw2={g['sigma_w2']:g} acc " + ("not trained" if g.get("skipped") else
+                                         fmt_pct(g["train_acc"]))
+        for g in grid if g["depth"] == deepest)]
     if all(v is not None for v in theory.values()):
         headline.append("6 xi_c: " + ", ".join(f"sw2={k}: {v:.1f}" for k, v in theory.items()))
     if remaining:
@@ -172,7 +189,8 @@ def _cell(sched: Scheduler, sw: float, d: int, prev_lr, cfg: Config, data, budge
         return arm(cfg.lr, f"{sw}/{d}")
     search, best = search_lrs(cfg.lrs, lambda lr: arm(lr, f"{sw}/{d}/lr={lr:g}"),
                               around=prev_lr, k=cfg.n_neighbour_lrs, chance=data.chance)
-    return {**search[best], "lrs_tried": list(search)}
+    return {**search[best], "lrs_tried": list(search),
+            "failed": search_failed(search, cfg.lrs, data.chance)}
 
 
 def report(results: dict):
@@ -188,17 +206,28 @@ def report(results: dict):
                       f"cells left: {', '.join(results['remaining'])}. Rerun with --resume.",
                       note=True)
 
+    def row(sw, d):
+        return next((g for g in results["grid"] if g["sigma_w2"] == sw and g["depth"] == d), None)
+
     def value(sw, d):
-        g = next((g for g in results["grid"] if g["sigma_w2"] == sw and g["depth"] == d), None)
+        g = row(sw, d)
         return np.nan if g is None or g["train_acc"] is None else g["train_acc"]
 
+    def shown(sw, d):
+        g = row(sw, d)
+        return "not trained" if g is not None and g.get("skipped") else value(sw, d)
+
     acc = np.array([[value(sw, d) for sw in sws] for d in depths])
+    skipped = [(i, j) for j, d in enumerate(depths) for i, sw in enumerate(sws)
+               if (g := row(sw, d)) is not None and g.get("skipped")]
     lr_note = (f"the lr of each cell chosen on {cfg.get('n_val')} validation images from "
                f"{list(cfg['lrs'])}" if cfg.get("lrs") else f"lr {cfg['lr']:g}")
     rep.table(["depth"] + [f"sw2={sw:g}" for sw in sws],
-              [[d] + list(row) for d, row in zip(depths, acc)],
+              [[d] + [shown(sw, d) for sw in sws] for d in depths],
               caption=f"Training accuracy after {cfg['epochs']} epochs (sigma_b^2 = "
-                      f"{cfg['sigma_b2']}; {lr_note})")
+                      f"{cfg['sigma_b2']}; {lr_note})" + (
+                          "; not trained: no lr learned at a smaller depth of that sigma_w^2"
+                          if skipped else ""))
     theory = results["six_xi_c"]
     if all(v is not None for v in theory.values()):
         rep.table(["sigma_w^2", "6 xi_c (mean field)"], [[float(k), v] for k, v in theory.items()])
@@ -209,6 +238,8 @@ def report(results: dict):
     mesh = ax.pcolormesh(np.arange(len(sws) + 1) - 0.5, np.arange(len(depths) + 1) - 0.5, acc,
                          vmin=0.0, vmax=1.0, cmap="viridis", shading="flat")
     fig.colorbar(mesh, ax=ax, label="training accuracy")
+    for i, j in skipped:  # not trained (the same sigma_w^2 failed at a smaller depth)
+        ax.text(i, j, "x", ha="center", va="center", color="#888", fontsize=11)
     ax.set_xticks(range(len(sws)), [f"{s:g}" for s in sws])
     ax.set_yticks(range(len(depths)), [str(d) for d in depths])
     if all(v is not None for v in theory.values()):
@@ -219,5 +250,7 @@ def report(results: dict):
         ax.legend(loc="upper right")
     ax.set_xlabel("sigma_w^2")
     ax.set_ylabel("depth")
-    rep.figure(fig, "Trainable depth map (grid cells are not to scale)")
+    rep.figure(fig, "Trainable depth map (grid cells are not to scale)" + (
+        "; x: not trained, the same sigma_w^2 learned at no lr at a smaller depth"
+        if skipped else ""))
     return rep

@@ -13,7 +13,10 @@ Two arms:
   while none of them learned (each diverged or stayed near chance:
   :func:`~initlab.lab.reproductions._common.search_lrs`). The chosen lr is then
   run with every seed of ``seeds``; the test accuracy (mean over seeds) is reported. Depths >=
-  ``deep_from`` run only ``deep_inits``. Beside it, the singular values of the hidden-to-hidden
+  ``deep_from`` run only ``deep_inits``. An init whose search learned at no lr down to the
+  grid's smallest (:func:`~initlab.lab.reproductions._common.search_failed`) is not trained at
+  larger depths (its cells say "not trained"; the spectrum is still measured): a plain net does
+  not become trainable deeper, and at depth 1000 such a cell would cost hours. Beside it, the singular values of the hidden-to-hidden
   Jacobian of each (init, depth) model at init on real inputs
   (:func:`initlab.theory.jacobian.model_jacobian_spectrum`): Pennington et al.'s figure.
 * ``cnn``: a plain tanh CNN of depth ``cnn_depth`` (3x3 convolutions, same padding, no batch
@@ -48,7 +51,9 @@ from ._common import (
     Scheduler,
     fmt_pct,
     plt,
+    search_failed,
     search_lrs,
+    skipped_deeper,
     trimmed_lrs_planned,
 )
 
@@ -274,7 +279,8 @@ def _cell(sched: Scheduler, kind: str, depth: int, init: str, grid, around, cfg:
             "lr": best, "val_by_lr": {f"{lr:g}": a["val_acc"] for lr, a in search.items()},
             "test_accs": [r["test_acc"] for r in runs],
             "test_mean": mean, "test_std": std,
-            "seconds_per_epoch": search[best]["seconds_per_epoch"]}
+            "seconds_per_epoch": search[best]["seconds_per_epoch"],
+            "failed": search_failed(search, grid, data.chance)}
 
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
@@ -289,6 +295,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     bar = progress_bar(total=planned_arms(cfg), desc=NAME, unit="arm", quiet=quiet)
     sched = Scheduler(ck, budget, bar, NAME)
     chosen: dict[tuple[int, str], float] = {}
+    failed: dict[str, int] = {}  # init -> the depth where no lr learned (search_failed)
     grid, spectra, remaining = [], [], []
     try:
         def mlp_cell(depth, init):
@@ -297,8 +304,17 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                     raise OutOfTime  # the smaller depth this cell's lr search needs is not done
                 spectra.append(sched.run(f"spectrum/d={depth}/{init}",
                                          lambda _p: spectrum_arm(depth, init, cfg, data)))
+                if init in failed:  # the spectrum is measured; training is skipped
+                    grid.append({"kind": "mlp", "depth": depth, "init": init, "lrs_tried": [],
+                                 "lr": None, "val_by_lr": {}, "test_accs": [],
+                                 "test_mean": None, "test_std": None,
+                                 "seconds_per_epoch": None,
+                                 "skipped": skipped_deeper(failed[init])})
+                    return
                 row = _cell(sched, "mlp", depth, init, cfg.lrs,
                             previous_lr(cfg, depth, init, chosen), cfg, data, budget)
+                if row.pop("failed"):
+                    failed[init] = depth
                 chosen[(depth, init)] = row["lr"]
                 grid.append(row)
             except OutOfTime:
@@ -313,8 +329,10 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             cdata = downsample(data, cfg.cnn_downsample)
             for init in cfg.cnn_inits:
                 try:
-                    cnn.append(_cell(sched, "cnn", cfg.cnn_depth, init, cfg.cnn_lrs, None,
-                                     cfg, cdata, budget))
+                    row = _cell(sched, "cnn", cfg.cnn_depth, init, cfg.cnn_lrs, None, cfg,
+                                cdata, budget)
+                    row.pop("failed")  # one depth: nothing deeper to skip
+                    cnn.append(row)
                 except OutOfTime:
                     remaining.append((cfg.cnn_depth, f"cnn/{init}"))
         for depth, init in cells(cfg):
@@ -334,9 +352,11 @@ def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config) -> list[
     lines = []
     if grid:
         deepest = max(r["depth"] for r in grid)
-        at = {r["init"]: r["test_mean"] for r in grid if r["depth"] == deepest}
+        at = {r["init"]: r for r in grid if r["depth"] == deepest}
         lines.append(f"depth {deepest} test accuracy: " + ", ".join(
-            f"{i} {fmt_pct(None if v is None else 100 * v)}%" for i, v in at.items()))
+            f"{i} not trained" if r.get("skipped") else
+            f"{i} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
+            for i, r in at.items()))
     if cnn:
         lines.append(f"tanh CNN depth {cfg.cnn_depth}: " + ", ".join(
             f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
@@ -422,9 +442,11 @@ def report(results: dict):
         s = next((g for g in spectra if g["depth"] == d and g["init"] == i), None)
         if r is None:
             return "-"
-        acc = "-" if r["test_mean"] is None else f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}"
         spec = "" if s is None else (f" [s² {_g(s['summary']['mean_s2'])}, "
                                      f"spread {_g(s['summary']['spread'])}]")
+        if r.get("skipped"):
+            return f"{r['skipped']}{spec}"
+        acc = "-" if r["test_mean"] is None else f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}"
         return f"{acc} (lr {r['lr']:g}){spec}"
 
     rep.table(["init"] + [f"depth {d}" for d in depths], [[i] + [cell(d, i) for d in depths]
