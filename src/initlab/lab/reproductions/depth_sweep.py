@@ -246,8 +246,10 @@ def report(results: dict):
         # the 6 xi_c curve in grid coordinates (depth interpolated between grid rows)
         ys = [np.interp(min(v, depths[-1] * 10), depths, range(len(depths)))
               if math.isfinite(v) else len(depths) - 0.5 for v in theory.values()]
-        ax.plot(range(len(sws)), ys, "w--", lw=2, label="6 xi_c")
-        ax.legend(loc="upper right")
+        ax.plot(range(len(sws)), ys, "w--", lw=2, label="6 xi_c (mean field)")
+        # above the axes: inside, it would cover the top row's cells
+        ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.01), fontsize=9, facecolor="#555",
+                  labelcolor="w", framealpha=1.0)
     ax.set_xlabel("sigma_w^2")
     ax.set_ylabel("depth")
     rep.figure(fig, "Trainable depth map (grid cells are not to scale)" + (
