@@ -16,9 +16,9 @@ Two arms:
   ``deep_from`` run only ``deep_inits``. An init whose search learned at no lr down to the
   grid's smallest (:func:`~initlab.lab.reproductions._common.search_failed`) is not trained at
   larger depths (its cells say "not trained"; the spectrum is still measured): a plain net does
-  not become trainable deeper, and at depth 1000 such a cell would cost hours. Beside it, the singular values of the hidden-to-hidden
-  Jacobian of each (init, depth) model at init on real inputs
-  (:func:`initlab.theory.jacobian.model_jacobian_spectrum`): Pennington et al.'s figure.
+  not become trainable deeper, and at depth 1000 such a cell would cost hours. Beside it, the
+  singular values of the hidden-to-hidden Jacobian of each (init, depth) model at init on real
+  inputs (:func:`initlab.theory.jacobian.model_jacobian_spectrum`): Pennington et al.'s figure.
 * ``cnn``: a plain tanh CNN of depth ``cnn_depth`` (3x3 convolutions, same padding, no batch
   norm, no residual) on the images average-pooled ``cnn_downsample`` x (MNIST 28 -> 14:
   :func:`initlab.lab.data.downsample`), delta-orthogonal vs Glorot vs He, lr chosen the same way.
