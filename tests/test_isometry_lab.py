@@ -119,16 +119,21 @@ def test_search_lrs_descends_from_chance_to_the_lr_that_learns():
     assert best == 1e-2 and calls == [1e-3, 3e-3, 1e-2]
 
 
+def _arm(kind, depth, init, lr, seed, *, val, test):
+    """A train_arm record as the fakes below return it (validation ``val``, test ``test``)."""
+    return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
+            "val_acc": val, "test_acc": test, "train_acc": 0.5, "train_loss": 1.0,
+            "diverged": False, "seconds_per_epoch": 0.0}
+
+
 def test_the_isometry_cell_passes_the_datas_chance_to_the_search(monkeypatch, tmp_path):
     calls = []
 
     def fake(kind, depth, init, lr, seed, cfg, data, budget, part):
         calls.append((depth, lr, seed))
         ok = lr == 1e-4
-        return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
-                "val_acc": 0.8 if ok else 0.12, "test_acc": 0.8 if ok else 0.1,
-                "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
-                "seconds_per_epoch": 0.0}
+        return _arm(kind, depth, init, lr, seed, val=0.8 if ok else 0.12,
+                    test=0.8 if ok else 0.1)
 
     monkeypatch.setattr(iso, "train_arm", fake)
     monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
@@ -165,11 +170,9 @@ def _fake_train(calls, *, val_best=3e-3, test_best=1e-2):
         calls.append((kind, depth, init, lr, seed))
         budget.check()
         peak = val_best[depth] if isinstance(val_best, dict) else val_best
-        return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
-                "val_acc": 0.9 - 0.1 * abs(LRS.index(lr) - LRS.index(peak)),
-                "test_acc": 0.99 if lr == test_best else 0.6 + 0.01 * seed,
-                "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
-                "seconds_per_epoch": 0.0}
+        return _arm(kind, depth, init, lr, seed,
+                    val=0.9 - 0.1 * abs(LRS.index(lr) - LRS.index(peak)),
+                    test=0.99 if lr == test_best else 0.6 + 0.01 * seed)
     return fake
 
 
@@ -376,11 +379,8 @@ def test_isometry_skips_an_init_deeper_than_where_it_failed(monkeypatch, tmp_pat
 
     def fake(kind, depth, init, lr, seed, cfg, data, budget, part):
         calls.append((kind, depth, init, lr, seed))
-        ok = init == "orthogonal"
-        return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
-                "val_acc": 0.8 if ok else 0.1, "test_acc": 0.8 if ok else 0.1,
-                "train_acc": 0.5, "train_loss": 1.0, "diverged": False,
-                "seconds_per_epoch": 0.0}
+        acc = 0.8 if init == "orthogonal" else 0.1
+        return _arm(kind, depth, init, lr, seed, val=acc, test=acc)
 
     monkeypatch.setattr(iso, "train_arm", fake)
     monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
