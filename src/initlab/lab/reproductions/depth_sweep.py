@@ -206,20 +206,18 @@ def report(results: dict):
                       f"cells left: {', '.join(results['remaining'])}. Rerun with --resume.",
                       note=True)
 
-    def row(sw, d):
-        return next((g for g in results["grid"] if g["sigma_w2"] == sw and g["depth"] == d), None)
+    cells = {(g["sigma_w2"], g["depth"]): g for g in results["grid"]}
 
     def value(sw, d):
-        g = row(sw, d)
+        g = cells.get((sw, d))
         return np.nan if g is None or g["train_acc"] is None else g["train_acc"]
 
     def shown(sw, d):
-        g = row(sw, d)
-        return "not trained" if g is not None and g.get("skipped") else value(sw, d)
+        return "not trained" if cells.get((sw, d), {}).get("skipped") else value(sw, d)
 
     acc = np.array([[value(sw, d) for sw in sws] for d in depths])
     skipped = [(i, j) for j, d in enumerate(depths) for i, sw in enumerate(sws)
-               if (g := row(sw, d)) is not None and g.get("skipped")]
+               if cells.get((sw, d), {}).get("skipped")]
     lr_note = (f"the lr of each cell chosen on {cfg.get('n_val')} validation images from "
                f"{list(cfg['lrs'])}" if cfg.get("lrs") else f"lr {cfg['lr']:g}")
     rep.table(["depth"] + [f"sw2={sw:g}" for sw in sws],
