@@ -384,8 +384,22 @@ def test_isometry_skips_an_init_deeper_than_where_it_failed(monkeypatch, tmp_pat
 
     monkeypatch.setattr(iso, "train_arm", fake)
     monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    bars = _recording_bars(monkeypatch)
     over = dict(SMALL, depths=(2, 4), cnn_depth=0, lrs=LRS)
+    # an earlier run (before lecun failed at depth 2) was interrupted in a depth-4 lecun arm:
+    # its epoch file is removed once the cell is known to be skipped; other files stay
+    parts = tmp_path / "iso" / "checkpoints"
+    parts.mkdir(parents=True)
+    stale = parts / "mlp_d=4_lecun_lr=0.001_seed=0.pt"
+    other = parts / "mlp_d=4_lecun_x_lr=0.001_seed=0.pt"  # another init's name, same prefix
+    stale.write_bytes(b"epoch state")
+    other.write_bytes(b"epoch state")
     res = reproduce("isometry", out=tmp_path / "iso", quiet=True, overrides=over)
+    assert not stale.exists() and other.exists()
+    cfg = replace(iso.config(), **over)
+    (bar,) = bars
+    assert bar.started == iso.planned_arms(cfg)
+    assert bar.total == bar.started - iso.cell_training_arms(cfg, first=False)
     by = {(r["depth"], r["init"]): r for r in res["grid"]}
     assert by[(2, "lecun")]["lrs_tried"] == list(LRS)
     assert by[(2, "lecun")]["test_mean"] == pytest.approx(0.1)
@@ -414,9 +428,15 @@ def test_depth_sweep_skips_a_sigma_deeper_than_where_it_failed(monkeypatch):
                 "test_acc": acc}
 
     monkeypatch.setattr(ds, "train_one", fake)
+    bars = _recording_bars(monkeypatch)
     over = dict(sigma_w2=(0.5, 1.761), depths=(2, 3, 4), width=8, epochs=1, n_val=100,
                 lrs=(1e-3, 1e-2), n_neighbour_lrs=1)
     res = reproduce("depth-sweep", quiet=True, overrides=over)
+    # every planned arm is either run or leaves the total with its skipped cell: the bar ends
+    # full (n_neighbour_lrs=1: the plan counts no widening step, and none is taken here)
+    (bar,) = bars
+    assert bar.started == ds.planned_arms(replace(ds.config(), **over)) == 2 * (2 + 1 + 1)
+    assert bar.n == bar.total == bar.started - 2
     by = {(g["sigma_w2"], g["depth"]): g for g in res["grid"]}
     assert by[(0.5, 2)]["lrs_tried"] == [1e-3, 1e-2] and "skipped" not in by[(0.5, 2)]
     for d in (3, 4):
@@ -426,6 +446,54 @@ def test_depth_sweep_skips_a_sigma_deeper_than_where_it_failed(monkeypatch):
     assert res["complete"] and "sw2=0.5 acc not trained" in res["headline"][0]
     html = ds.report(jsonable_results(res)).render()
     assert html.count("not trained") >= 2 and "x: not trained" in html
+
+
+class _RecordingBar:
+    """A progress bar with tqdm's ``total``/``n``/``refresh`` that remembers its first total."""
+
+    def __init__(self, total):
+        self.started = self.total = total
+        self.n = 0
+
+    def update(self, n=1):
+        self.n += n
+
+    def set_description(self, desc):
+        pass
+
+    def refresh(self):
+        assert self.n <= self.total
+
+    def close(self):
+        pass
+
+
+def _recording_bars(monkeypatch):
+    """Make the reproductions draw :class:`_RecordingBar` s; returns the list they go to."""
+    import initlab.lab.progress as progress
+
+    bars = []
+
+    def make(*, total, desc, unit="it", quiet=False):
+        bars.append(_RecordingBar(total))
+        return bars[-1]
+
+    monkeypatch.setattr(progress, "progress_bar", make)
+    return bars
+
+
+def test_scheduler_skip_leaves_a_silent_bar_alone(tmp_path):
+    from initlab.lab.progress import progress_bar
+    from initlab.lab.reproductions._common import Budget, Checkpoint, Scheduler
+
+    ck = Checkpoint(tmp_path, {"case": "t"})
+    part = ck.arm_file("a/1")
+    part.write_bytes(b"x")
+    ck.run("b/1", lambda: 1)  # a finished arm's file would have been removed already
+    sched = Scheduler(ck, Budget(None), progress_bar(total=5, desc="t", quiet=True), "t")
+    sched.skip(["a/1", "a/2", "b/1"], 3)  # a missing file and a finished arm are fine
+    assert not part.exists() and ck.arms == {"b/1": 1}
+    Scheduler(Checkpoint(None, {}), Budget(None), _RecordingBar(2), "t").skip(["a"], 5)
 
 
 def jsonable_results(res):

@@ -102,14 +102,30 @@ class Checkpoint:
         """Where arm ``key`` keeps its state while it runs (``OUT/checkpoints/<key>.pt``, for
         ``train(..., checkpoint=...)``'s per-epoch resume): an arm interrupted mid-way continues
         from its last finished epoch. None without an output directory."""
+        part = self._part_path(key)
+        if part is not None:
+            part.parent.mkdir(parents=True, exist_ok=True)
+        return part
+
+    def discard_parts(self, keys: Iterable[str]) -> list[Path]:
+        """Remove the :meth:`arm_file` of each of ``keys`` that will never run (its cell is
+        not trained, :func:`skipped_deeper`): an earlier run interrupted mid-arm left it, and
+        nothing would resume or remove it. Returns the files removed."""
+        removed = []
+        for key in keys:
+            part = self._part_path(key)
+            if key not in self.arms and part is not None and part.exists():
+                part.unlink()
+                removed.append(part)
+        return removed
+
+    def _part_path(self, key: str) -> Path | None:
         if self.path is None:
             return None
         from ..results import CHECKPOINTS
 
         safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in key)
-        folder = self.path.parent / CHECKPOINTS
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder / f"{safe}.pt"
+        return self.path.parent / CHECKPOINTS / f"{safe}.pt"
 
 
 def _held_identity(out: Path) -> dict | None:
@@ -376,6 +392,16 @@ class Scheduler:
         value = self.ck.run(key, lambda: fn(self.ck.arm_file(key)))
         self.bar.update(1)
         return value
+
+    def skip(self, keys: Iterable[str], planned: int) -> None:
+        """A cell that is not trained (:func:`skipped_deeper`): its ``planned`` arms leave the
+        progress bar's total, so a finished run ends at 100%, and the epoch files ``keys``
+        (every arm it could have run) left by an interrupted earlier run are removed."""
+        self.ck.discard_parts(keys)
+        total = getattr(self.bar, "total", None)
+        if total is not None:  # a tqdm bar (the silent stand-in has no total)
+            self.bar.total = max(self.bar.n, total - planned)
+            self.bar.refresh()
 
 
 # ----------------------------------------------------------------------------------- plots

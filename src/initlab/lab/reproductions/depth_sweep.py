@@ -149,6 +149,8 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             failed = None  # the depth where no lr learned (search_failed): deeper is skipped
             for d in sorted(cfg.depths):
                 if failed is not None:
+                    sched.skip([_arm_key(sw, d, lr) for lr in cfg.lrs],
+                               trimmed_lrs_planned(cfg.lrs, cfg.n_neighbour_lrs))
                     grid.append({"sigma_w2": sw, "depth": d, "lr": None, "train_acc": None,
                                  "val_acc": None, "test_acc": None, "lrs_tried": [],
                                  "skipped": skipped_deeper(failed)})
@@ -180,6 +182,10 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             "published": PUBLISHED, "data_note": DATA_NOTE, "headline": headline}
 
 
+def _arm_key(sw: float, d: int, lr: float) -> str:
+    return f"{sw}/{d}/lr={lr:g}"
+
+
 def _cell(sched: Scheduler, sw: float, d: int, prev_lr, cfg: Config, data, budget) -> dict:
     """The cell (sw, d): one arm at ``cfg.lr``, or the lr chosen on validation."""
     def arm(lr, key):
@@ -187,7 +193,7 @@ def _cell(sched: Scheduler, sw: float, d: int, prev_lr, cfg: Config, data, budge
 
     if not cfg.lrs:
         return arm(cfg.lr, f"{sw}/{d}")
-    search, best = search_lrs(cfg.lrs, lambda lr: arm(lr, f"{sw}/{d}/lr={lr:g}"),
+    search, best = search_lrs(cfg.lrs, lambda lr: arm(lr, _arm_key(sw, d, lr)),
                               around=prev_lr, k=cfg.n_neighbour_lrs, chance=data.chance)
     return {**search[best], "lrs_tried": list(search),
             "failed": search_failed(search, cfg.lrs, data.chance)}

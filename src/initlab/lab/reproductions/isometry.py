@@ -164,13 +164,18 @@ def planned_arms(cfg: Config) -> int:
     seen: set[str] = set()
     n = len(cells(cfg))
     for _depth, init in cells(cfg):
-        n += (len(cfg.lrs) if init not in seen else trimmed_lrs_planned(cfg.lrs,
-                                                                        cfg.n_neighbour_lrs))
-        n += len(cfg.seeds) - 1
+        n += cell_training_arms(cfg, first=init not in seen)
         seen.add(init)
     if cfg.cnn_depth:
         n += len(cfg.cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds) - 1)
     return n
+
+
+def cell_training_arms(cfg: Config, *, first: bool) -> int:
+    """The training arms :func:`planned_arms` counts for one MLP cell: the whole lr grid at an
+    init's ``first`` depth, else a trimmed search, plus the other seeds at the chosen lr."""
+    lrs = len(cfg.lrs) if first else trimmed_lrs_planned(cfg.lrs, cfg.n_neighbour_lrs)
+    return lrs + len(cfg.seeds) - 1
 
 
 # ----------------------------------------------------------------------------------- arms
@@ -305,6 +310,8 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                 spectra.append(sched.run(f"spectrum/d={depth}/{init}",
                                          lambda _p: spectrum_arm(depth, init, cfg, data)))
                 if init in failed:  # the spectrum is measured; training is skipped
+                    sched.skip([arm_key("mlp", depth, init, lr, seed) for lr in cfg.lrs
+                                for seed in cfg.seeds], cell_training_arms(cfg, first=False))
                     grid.append({"kind": "mlp", "depth": depth, "init": init, "lrs_tried": [],
                                  "lr": None, "val_by_lr": {}, "test_accs": [],
                                  "test_mean": None, "test_std": None,
