@@ -516,6 +516,9 @@ def test_report_has_the_spectrum_figure_and_tables(monkeypatch):
     html = iso.report(res).render()
     assert html.count("data:image/png;base64,") == 2  # the spectra and accuracy-vs-depth
     assert "Test accuracy (%)" in html and "delta-orthogonal" in html
+    for r in res["cnn"]:  # each seed's score beside the CNN cell's mean
+        assert len(r["test_accs"]) == 3
+        assert " / ".join(f"{100 * a:.2f}" for a in r["test_accs"]) in html
 
 def test_downsample_pools_and_restandardizes():
     d = load_dataset("digits", seed=0, n_val=50)
