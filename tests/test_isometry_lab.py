@@ -105,6 +105,30 @@ def test_near_chance_runs_count_as_failed_and_the_search_goes_down():
     assert widen_lr(LRS, {1e-3: 0.52, 3e-3: 0.54, 1e-2: 0.5}, 0.5) == 3e-4
 
 
+def test_search_lrs_tries_no_lr_above_one_that_fails_above_one_that_learned():
+    from initlab.lab.reproductions._common import fails_above
+
+    assert not fails_above({}) and not fails_above({1e-4: 0.12, 3e-4: 0.9}, 0.1)
+    assert not fails_above({1e-4: 0.11, 3e-4: 0.12}, 0.1)  # nothing learned: say nothing
+    assert fails_above({1e-4: 0.9, 3e-4: None}, 0.1)       # a diverged run fails too
+    calls = []
+
+    def train(lr):  # learns up to 3e-4, fails from 1e-3 (orthogonal at depth 1000)
+        calls.append(lr)
+        return {"lr": lr, "val_acc": 0.9 if lr <= 3e-4 else 0.15}
+
+    arms, best = search_lrs(LRS, train, chance=0.1)  # the whole grid: stops after 1e-3
+    assert calls == [1e-4, 3e-4, 1e-3] and best == 1e-4 and list(arms) == calls
+    calls.clear()
+    arms, best = search_lrs(LRS, train, around=1e-3, chance=0.1)  # window {3e-4, 1e-3, 3e-3}
+    assert calls == [3e-4, 1e-3, 1e-4] and best == 1e-4  # 3e-3 skipped; widens down, ties
+    calls.clear()
+    # failing below and learning above (torch_default at depth 10) is searched as before
+    arms, best = search_lrs(LRS, lambda lr: (calls.append(lr), {"val_acc": 0.9 if lr >= 3e-3
+                                                                  else 0.1})[1], chance=0.1)
+    assert calls == list(LRS) and best == 3e-3
+
+
 def test_search_lrs_descends_from_chance_to_the_lr_that_learns():
     calls = []
 
@@ -141,7 +165,8 @@ def test_the_isometry_cell_passes_the_datas_chance_to_the_search(monkeypatch, tm
                 lrs=(1e-4, 3e-4, 1e-3, 3e-3, 1e-2))
     res = reproduce("isometry", out=tmp_path / "iso", quiet=True, overrides=over)
     assert [c["lr"] for c in res["grid"]] == [1e-4, 1e-4]
-    assert res["grid"][1]["lrs_tried"] == [1e-4, 3e-4, 1e-3]  # the window at the bottom
+    # the window at the bottom, {1e-4, 3e-4, 1e-3}: 3e-4 fails above 1e-4, so 1e-3 is not tried
+    assert res["grid"][1]["lrs_tried"] == [1e-4, 3e-4]
 
 
 def test_choose_by_validation_ties_and_diverged():
