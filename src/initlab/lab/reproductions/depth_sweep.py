@@ -11,7 +11,8 @@ With a learning-rate grid ``lrs`` (and ``n_val`` validation images), each cell's
 the validation split: the whole grid at the shallowest depth, then the ``n_neighbour_lrs`` rates
 around that sigma_w^2's choice at the next smaller depth, widened while the choice sits at an edge
 of those tried, and downwards while none learned (diverged or near chance:
-:func:`~initlab.lab.reproductions._common.search_lrs`); the map shows the training
+:func:`~initlab.lab.reproductions._common.search_lrs`), and never above an lr that failed above
+one that learned (:func:`~initlab.lab.reproductions._common.fails_above`); the map shows the training
 accuracy at the chosen lr. A sigma_w^2 whose search learned at no lr down to the grid's smallest
 (:func:`~initlab.lab.reproductions._common.search_failed`) is not trained at larger depths: those
 cells are marked "not trained" (``skipped``) on the map, since a plain net does not become

@@ -11,7 +11,9 @@ Two arms:
   init's first depth, then the ``n_neighbour_lrs`` rates around the init's choice at the next
   smaller depth, widened while the choice sits at an edge of those tried, and downwards
   while none of them learned (each diverged or stayed near chance:
-  :func:`~initlab.lab.reproductions._common.search_lrs`). The chosen lr is then
+  :func:`~initlab.lab.reproductions._common.search_lrs`); tried from the smallest up, no lr
+  above one that failed above one that learned
+  (:func:`~initlab.lab.reproductions._common.fails_above`). The chosen lr is then
   run with every seed of ``seeds``; the test accuracy (mean over seeds) is reported. Depths >=
   ``deep_from`` run only ``deep_inits``. An init whose search learned at no lr down to the
   grid's smallest (:func:`~initlab.lab.reproductions._common.search_failed`) is not trained at
