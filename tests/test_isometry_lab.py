@@ -318,10 +318,16 @@ def test_an_arm_interrupted_by_the_budget_resumes_from_its_epoch(monkeypatch, tm
         iso.train_arm("mlp", 2, "orthogonal", 1e-2, 0, cfg, data, Stop(), part)
     assert torch.load(part, weights_only=True)["epoch"] == 2  # saved before the budget check
     Stop.after = 10
+    from types import SimpleNamespace
+
+    clock = iter([0.0, 6.0, 100.0, 106.0])  # each invocation takes 6 s of wall time
+    monkeypatch.setattr(iso, "time", SimpleNamespace(perf_counter=lambda: next(clock)))
     resumed = iso.train_arm("mlp", 2, "orthogonal", 1e-2, 0, cfg, data, Stop(), part)
     whole = iso.train_arm("mlp", 2, "orthogonal", 1e-2, 0, cfg, data, Stop(), None)
     for k in ("val_acc", "test_acc", "train_loss"):
         assert resumed[k] == whole[k]  # same seed, same numbers, interrupted or not
+    # the time per epoch is over the epochs each invocation ran: 1 resumed, 3 fresh
+    assert resumed["seconds_per_epoch"] == 6.0 and whole["seconds_per_epoch"] == 2.0
 
 
 def test_real_budget_clock():

@@ -237,16 +237,22 @@ def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Confi
     epochs = cfg.epochs if kind == "mlp" else cfg.cnn_epochs
     tc = TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
                      epochs=epochs, eval_every=epochs)
+    ran = []  # the training epochs run by this invocation (a resumed arm: the rest only)
+
+    def on_epoch(rec):
+        if rec["epoch"] > 0:
+            ran.append(rec["epoch"])
+        budget.check()
+
     t0 = time.perf_counter()
-    hist = train(model, data, tc, seed=seed, checkpoint=part,
-                 on_epoch=lambda rec: budget.check())
+    hist = train(model, data, tc, seed=seed, checkpoint=part, on_epoch=on_epoch)
     last = hist[-1]
     return {"kind": kind, "depth": depth, "init": init, "lr": lr, "seed": seed,
             "val_acc": last["val_acc"], "test_acc": last["test_acc"],
             "train_acc": last["train_acc"], "train_loss": last["train_loss"],
             "diverged": bool(last["diverged"]),
-            # this invocation's time over the epochs it ran (a resumed arm: the rest only)
-            "seconds_per_epoch": round((time.perf_counter() - t0) / max(1, epochs), 3)}
+            # this invocation's wall time over the epochs it ran
+            "seconds_per_epoch": round((time.perf_counter() - t0) / max(1, len(ran)), 3)}
 
 
 def spectrum_arm(depth: int, init: str, cfg: Config, data) -> dict:
