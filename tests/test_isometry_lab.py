@@ -551,6 +551,24 @@ def test_report_has_the_spectrum_figure_and_tables(monkeypatch):
         assert len(r["test_accs"]) == 3
         assert " / ".join(f"{100 * a:.2f}" for a in r["test_accs"]) in html
 
+def test_spectrum_panel_is_not_squeezed_by_a_vanished_spectrum():
+    """torch_default at depth 1000: s ~ 1e-241. The panel keeps the live spectra readable (at
+    most SPECTRUM_DECADES below the highest median) and names the one piled at its edge."""
+    rng = np.random.default_rng(0)
+    live = list(np.exp(rng.normal(np.log(0.1), 0.5, 256)))
+    dead = list(10.0 ** rng.normal(-241, 3, 256))
+    fig = iso.spectrum_figure([{"depth": 1000, "init": "orthogonal", "singular_values": live},
+                               {"depth": 1000, "init": "torch_default", "singular_values": dead}])
+    ax = fig.axes[0]
+    lo, hi = ax.get_xlim()
+    assert 1e-16 < lo < 1e-12 and hi > 0.1  # median of orthogonal's log10 s ~ -1, minus 12
+    (note,) = [t.get_text() for t in ax.texts]
+    assert "torch_default" in note and "orthogonal" not in note
+    # without a vanished init the range is the data's own (1st percentile)
+    fig = iso.spectrum_figure([{"depth": 10, "init": "orthogonal", "singular_values": live}])
+    assert fig.axes[0].get_xlim()[0] > 1e-3 and not fig.axes[0].texts
+
+
 def test_downsample_pools_and_restandardizes():
     d = load_dataset("digits", seed=0, n_val=50)
     s = downsample(d, 2)

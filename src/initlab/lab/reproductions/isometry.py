@@ -388,10 +388,17 @@ def accuracy(results: dict, depth: int, init: str, kind: str = "mlp") -> float |
 
 
 # ----------------------------------------------------------------------------------- report
+#: decades a spectrum panel spans below the highest median log10 s of its inits: a vanished
+#: spectrum (torch_default at depth 1000: s ~ 1e-241) would otherwise squeeze every other init
+#: into one bin at the right edge
+SPECTRUM_DECADES = 12
+
+
 def spectrum_figure(spectra: list[dict]):
     """Pennington et al. 2017 fig. 3: the density of the Jacobian's singular values at init,
-    one panel per depth, one curve per init (log-scale s; values below the panel's range are
-    piled into its first bin)."""
+    one panel per depth, one curve per init (log-scale s). A panel spans at most
+    :data:`SPECTRUM_DECADES` below its inits' highest median; values below the range are piled
+    into its first bin, and the inits whose median lies there are named in the panel."""
     from ...report.palette import init_colors
 
     pyplot = plt()
@@ -407,7 +414,13 @@ def spectrum_figure(spectra: list[dict]):
                 for s in rows]
         allv = np.concatenate(logs) if logs else np.zeros(1)
         seen = allv[allv > -299] if np.any(allv > -299) else np.zeros(1)  # not underflowed
-        lo, hi = min(float(np.percentile(seen, 1)), -1.0), max(float(seen.max()), 0.5)
+        medians = [float(np.median(lg)) for lg in logs]
+        lo = min(max(float(np.percentile(seen, 1)), max(medians) - SPECTRUM_DECADES), -1.0)
+        hi = max(float(seen.max()), 0.5)
+        below = [s["init"] for s, m in zip(rows, medians) if m < lo]
+        if below:
+            ax.text(0.02, 0.97, f"below 1e{lo:.0f}, in the first bin:\n" + ", ".join(below),
+                    transform=ax.transAxes, fontsize=7, va="top", color="#555")
         edges = np.linspace(lo, hi + 1e-9, 41)
         centers = 0.5 * (edges[1:] + edges[:-1])
         for s, lg in zip(rows, logs):
