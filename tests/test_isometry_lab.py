@@ -551,6 +551,7 @@ def test_report_has_the_spectrum_figure_and_tables(monkeypatch):
         assert len(r["test_accs"]) == 3
         assert " / ".join(f"{100 * a:.2f}" for a in r["test_accs"]) in html
 
+
 def test_spectrum_panel_is_not_squeezed_by_a_vanished_spectrum():
     """torch_default at depth 1000: s ~ 1e-241. The panel keeps the live spectra readable (at
     most SPECTRUM_DECADES below the highest median) and names the one piled at its edge."""
