@@ -331,14 +331,18 @@ def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
     """
     lrs = tuple(sorted(grid)) if around is None else neighbour_lrs(grid, around, k)
     arms: dict[float, dict] = {}
+
+    def scores() -> dict[float, float | None]:
+        return {r: a["val_acc"] for r, a in arms.items()}
+
     for lr in lrs:
-        if fails_above({r: a["val_acc"] for r, a in arms.items()}, chance):
+        if fails_above(scores(), chance):
             break
         arms[lr] = train(lr)
-    while (lr := widen_lr(grid, {r: a["val_acc"] for r, a in arms.items()}, chance)) is not None:
+    while (lr := widen_lr(grid, scores(), chance)) is not None:
         arms[lr] = train(lr)
     arms = dict(sorted(arms.items()))
-    return arms, choose_by_validation({r: a["val_acc"] for r, a in arms.items()}, chance)
+    return arms, choose_by_validation(scores(), chance)
 
 
 def search_failed(search: dict[float, dict], grid: Sequence[float],
