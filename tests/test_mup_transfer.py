@@ -38,15 +38,84 @@ def test_tiny_run_writes_results_and_report_and_resumes(tmp_path):
 def test_base_tuning_stage_picks_a_pair_and_uses_it_at_every_size(tmp_path):
     tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0)}
     res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
-    assert len(res["tune_arms"]) == 2 * 2            # output mults x lrs, at the base width
-    assert {a["size"] for a in res["tune_arms"]} == {8}
     t = res["tuned"]["mlp"]["mup"]
+    n_oms = 2 + len(t["widened"]["output_mult"])     # the grid and what grew past its edge
+    assert len(res["tune_arms"]) == n_oms * 2        # output mults x lrs, at the base width
+    assert {a["size"] for a in res["tune_arms"]} == {8}
     assert res["tuned"]["mlp"]["sp"] == t            # one model at the base size
-    assert t["output_mult"] in (1.0, 4.0) and len(t["grid"]) == 2 and t["size"] == 8
+    assert len(t["grid"]) == n_oms and t["size"] == 8
+    assert t["output_mult"] in {g[0] for g in t["grid"]}
     assert {(a["output_mult"], a["init_scale"]) for a in res["arms"]} == {
         (t["output_mult"], 1.0)}
     assert set(res["widest"]["mlp"]) == {"sp", "mup"}
     assert "base-model tuning" in (tmp_path / "mt" / "report.html").read_text()
+
+
+def test_workers_train_the_same_arms_bit_for_bit_as_one_process(tmp_path):
+    # the arms are independent and seed their own generators, so where they run must not matter
+    # when each uses the same torch threads (1 here, as the workers get on a 2-core machine)
+    import torch
+
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0)}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        serial = reproduce("mup-transfer", out=tmp_path / "one", quiet=True, overrides=tiny)
+    finally:
+        torch.set_num_threads(threads)
+    par = reproduce("mup-transfer", out=tmp_path / "two", quiet=True, overrides=tiny, workers=2)
+    assert par["tune_arms"] == serial["tune_arms"] and par["arms"] == serial["arms"]
+    assert par["tuned"] == serial["tuned"] and par["shifts"] == serial["shifts"]
+    saved = json.loads((tmp_path / "two" / "checkpoint.json").read_text())["arms"]
+    assert len(saved) == len(par["tune_arms"]) + len(par["arms"])
+    # and a run resumed with another worker count trains nothing new
+    again = reproduce("mup-transfer", out=tmp_path / "two", quiet=True, overrides=tiny,
+                      resume=True, workers=3)
+    assert again["arms"] == par["arms"]
+
+
+def test_run_arms_trains_only_the_unfinished_arms_and_keeps_the_task_order(tmp_path):
+    from initlab.lab.reproductions import _common
+    from initlab.lab.reproductions._common import jsonable
+    from initlab.lab.reproductions.mup_transfer import _arm
+
+    cfg = Config(mlp_widths=(8, 16), n_train=64)
+    spec = {"name": "digits", "seed": 0, "data_dir": None, "n_train": 64}
+    data = _common.load_data(**spec)
+    tasks = [(f"k{i}", ("mlp", "sp", 8, lr, 0, cfg, 1.0, 1.0))
+             for i, lr in enumerate((-9, -8, -7))]
+    ck = _common.Checkpoint(tmp_path, {"case": "t"})
+    ck.arms["k1"] = {"held": True}                    # finished earlier: not trained again
+    got = _common.run_arms(ck, tasks, _arm, data, data_spec=spec, workers=2, desc="t",
+                           quiet=True)
+    assert got[1] == {"held": True}
+    assert [g["log2_lr"] for g in (got[0], got[2])] == [-9, -7]
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                          # as the 2 workers each run (2 cores // 2)
+    try:
+        assert got[0] == jsonable(train_one("mlp", "sp", 8, -9, 0, cfg, data))
+    finally:
+        torch.set_num_threads(threads)
+    # a worker's error reaches the caller, and no result is saved for that arm
+    bad = [("bad", ("no-such-sweep", "sp", 8, -9, 0, cfg, 1.0, 1.0)), ("k3", tasks[0][1])]
+    with pytest.raises(KeyError):
+        _common.run_arms(ck, bad, _arm, data, data_spec=spec, workers=2, desc="t", quiet=True)
+    assert "bad" not in ck.arms
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_workers_must_be_a_positive_whole_number(workers, tmp_path):
+    with pytest.raises(ValueError, match="--workers"):
+        reproduce("mup-transfer", out=tmp_path / "w", quiet=True, overrides=TINY,
+                  workers=workers)
+
+
+def test_workers_are_refused_by_a_case_that_runs_its_arms_in_order(tmp_path):
+    with pytest.raises(ValueError, match="--workers.*ng-circles.*in order"):
+        reproduce("ng-circles", out=tmp_path / "w", quiet=True, workers=2)
+    assert not (tmp_path / "w").exists()              # refused before anything is written
 
 
 def test_tune_seeds_set_the_tuning_stage_seeds_only(tmp_path):
@@ -54,14 +123,18 @@ def test_tune_seeds_set_the_tuning_stage_seeds_only(tmp_path):
             "tune_seeds": (1,)}
     res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
     assert {a["seed"] for a in res["tune_arms"]} == {1}
-    assert len(res["tune_arms"]) == 2 * 2            # output mults x lrs, one seed
+    n_oms = 2 + len(res["tuned"]["mlp"]["mup"]["widened"]["output_mult"])
+    assert len(res["tune_arms"]) == n_oms * 2        # output mults x lrs, one seed
     assert {a["seed"] for a in res["arms"]} == {0, 1}
 
 
 def test_a_proxy_wider_than_the_base_is_tuned_for_each_parametrization(tmp_path):
     tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0), "tune_sizes": (("mlp", 16),)}
     res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
-    assert len(res["tune_arms"]) == 2 * 2 * 2        # parametrizations x output mults x lrs
+    # parametrizations x output mults (the grid's and what grew past its edge, each for
+    # itself) x lrs
+    assert len(res["tune_arms"]) == sum(
+        (2 + len(res["tuned"]["mlp"][p]["widened"]["output_mult"])) * 2 for p in ("sp", "mup"))
     assert {(a["parametrization"], a["size"]) for a in res["tune_arms"]} == {("sp", 16),
                                                                            ("mup", 16)}
     for p in ("sp", "mup"):
@@ -168,6 +241,49 @@ def test_tune_base_takes_the_pair_with_the_lowest_loss_at_its_best_lr():
     assert (t["output_mult"], t["init_scale"], t["log2_lr"]) == (2.0, 1.0, -2)
     assert t["grid"] == [[1.0, 1.0, -1, 0.3], [2.0, 1.0, -2, 0.2]]
     assert tune_base([], cfg, "mlp")["output_mult"] == 1.0
+
+
+def _tuned(grid, best):
+    return {"output_mult": best[0], "init_scale": best[1], "grid": [[om, isc, -5, 0.1]
+                                                                    for om, isc in grid]}
+
+
+def test_widened_grows_the_tuning_grid_past_the_edge_the_best_pair_sits_on():
+    from initlab.lab.reproductions.mup_transfer import TUNE_WIDEN, widened
+
+    cfg = Config(output_mults=(1.0, 2.0, 4.0), init_scales=(0.5, 1.0))
+    grid = [(om, isc) for om in cfg.output_mults for isc in cfg.init_scales]
+    # best on the top output multiplier and the bottom init scale: both axes grow outward, the
+    # new init scale for every output multiplier including the new one
+    assert widened(_tuned(grid, (4.0, 0.5)), cfg) == [
+        (8.0, 0.5), (8.0, 1.0), (1.0, 0.25), (2.0, 0.25), (4.0, 0.25), (8.0, 0.25)]
+    assert widened(_tuned(grid, (2.0, 1.0)), cfg) == [(1.0, 2.0), (2.0, 2.0), (4.0, 2.0)]
+    assert widened(_tuned(grid, (1.0, 1.0)), cfg)[:2] == [(0.5, 0.5), (0.5, 1.0)]
+    # an interior best needs nothing; an axis of one value is not tuned and never grows
+    interior = Config(output_mults=(1.0, 2.0, 4.0), init_scales=(1.0,))
+    assert widened(_tuned([(om, 1.0) for om in (1.0, 2.0, 4.0)], (2.0, 1.0)), interior) == []
+    assert widened(_tuned([(om, 1.0) for om in (1.0, 2.0, 4.0)], (4.0, 1.0)), interior) == [
+        (8.0, 1.0)]
+    # at most TUNE_WIDEN values past the config's grid
+    far = [(om, 1.0) for om in (1.0, 2.0, 4.0) + tuple(8.0 * 2 ** i for i in range(TUNE_WIDEN))]
+    assert widened(_tuned(far, (far[-1][0], 1.0)), interior) == []
+    assert widened({"grid": []}, cfg) == []
+
+
+def test_tuning_stage_brackets_its_optimum_or_stops_after_the_widening_limit(tmp_path):
+    from initlab.lab.reproductions.mup_transfer import TUNE_WIDEN
+
+    # two values: whichever wins sits on an edge, so the grid must grow toward it
+    tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 2.0)}
+    res = reproduce("mup-transfer", out=tmp_path / "mt", quiet=True, overrides=tiny)
+    t = res["tuned"]["mlp"]["mup"]
+    oms = sorted({g[0] for g in t["grid"]})
+    grown = t["widened"]["output_mult"]
+    assert 1 <= len(grown) <= TUNE_WIDEN and len(oms) == 2 + len(grown)
+    assert len(res["tune_arms"]) == len(oms) * 2            # every value over the 2 lrs
+    assert t["output_mult"] not in (oms[0], oms[-1]) or len(grown) == TUNE_WIDEN
+    assert {a["output_mult"] for a in res["arms"]} == {t["output_mult"]}
+    assert "so it grew: output multiplier" in (tmp_path / "mt" / "report.html").read_text()
 
 
 def test_summary_reads_the_optimum_and_its_shift():

@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the experiment already in --out (finished arms are kept)")
     p.add_argument("--force", action="store_true", help="overwrite whatever --out holds")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train independent arms in N processes, e.g. one per core "
+                        "(mup-transfer; the results do not depend on N)")
     p.set_defaults(func=handler)
 
 
@@ -59,7 +62,8 @@ def handler(args: argparse.Namespace) -> int:
         return 2
     out = args.out or f"runs/reproduce-{args.name}"
     res = reproduce(args.name, full=args.full, out=out, data_dir=args.data_dir,
-                    quiet=args.quiet, resume=args.resume, force=args.force)
+                    quiet=args.quiet, resume=args.resume, force=args.force,
+                    workers=args.workers)
     for line in res.get("headline", []):
         print(line)
     print(f"report: {out}/report.html ({res['seconds']} s)")

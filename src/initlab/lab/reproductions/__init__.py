@@ -17,6 +17,7 @@ reduced run, ``config(full=False) -> Config`` (``full=True``: the published leng
 from __future__ import annotations
 
 import importlib
+import inspect
 import platform
 import time
 from dataclasses import replace
@@ -25,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from ...core.validation import fail
-from ._common import REPORT, Checkpoint, jsonable, write_results
+from ._common import REPORT, Checkpoint, check_workers, jsonable, write_results
 
 # case name -> module (imported on use)
 CASES: dict[str, str] = {
@@ -75,18 +76,27 @@ def machine() -> dict:
 
 def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
               data_dir: str | None = None, quiet: bool = False, resume: bool = False,
-              force: bool = False, overrides: dict[str, Any] | None = None) -> dict:
+              force: bool = False, overrides: dict[str, Any] | None = None,
+              workers: int = 1) -> dict:
     """Run reproduction ``name`` and return its results.
 
     ``full``: the published-length config (default: the reduced one). ``overrides``: config
     fields to replace (e.g. ``{"epochs": 2}``). With ``out``, writes ``out/results.json`` and
     ``out/report.html`` atomically and keeps finished arms in ``out/checkpoint.json``; an ``out``
     holding another experiment is refused unless ``force``; one holding this experiment is
-    continued with ``resume`` (refused otherwise).
+    continued with ``resume`` (refused otherwise). ``workers``: processes to train independent
+    arms in, for the cases whose ``run`` takes it (mup-transfer); the results do not depend on it,
+    so it is not part of the experiment's identity and a run may resume with another value.
     """
     from ..results import RunLock, check_out_dir
 
     case = get_case(name)
+    workers = check_workers(workers)
+    if workers != 1 and "workers" not in inspect.signature(case.run).parameters:
+        raise fail("--workers", f"is for reproductions whose arms are independent; {name} "
+                   "chooses each arm from the ones before it (an lr search), so it runs them "
+                   "in order", workers, "leave --workers out for this case (mup-transfer takes "
+                   "it).")
     overrides = dict(overrides) if overrides else None
     if out is not None:
         check_out_dir(out)
@@ -104,21 +114,22 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
         lock.acquire()  # one writer per folder, held until the report is written
     try:
         return _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
-                          overrides)
+                          overrides, workers)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
-               overrides) -> dict:
+               overrides, workers=1) -> dict:
     ck = Checkpoint(out, identity, resume=resume, force=force)
     if ck.moved_to is not None and not quiet:
         import sys
 
         print(f"initlab: moved the previous files in {out} to {ck.moved_to}", file=sys.stderr)
     t0 = time.perf_counter()
-    results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck)
+    kw = {"workers": workers} if workers != 1 else {}
+    results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck, **kw)
     results = jsonable(results)
     results["machine"] = machine()
     results["seconds"] = round(time.perf_counter() - t0, 1)

@@ -128,6 +128,76 @@ class Checkpoint:
         return self.path.parent / CHECKPOINTS / f"{safe}.pt"
 
 
+# ----------------------------------------------------------------------------------- workers
+#: what a worker process holds for its whole life: the dataset, loaded once by _worker_init
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(threads: int, data_spec: dict) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _WORKER["data"] = load_data(**data_spec)
+
+
+def _worker_call(fn: Callable[..., Any], args: tuple) -> Any:
+    return fn(*args, data=_WORKER["data"])
+
+
+def check_workers(workers: Any) -> int:
+    """``workers`` as a positive int, else a clear error naming ``--workers``."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise fail("--workers", "must be a whole number of processes, 1 or more", repr(workers),
+                   "pass e.g. --workers 2 (one per core), or leave it out to run the arms in "
+                   "this process.")
+    return workers
+
+
+def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..., Any], data,
+             *, data_spec: dict, workers: int = 1, desc: str, quiet: bool) -> list[Any]:
+    """Run independent arms and return their results in the order of ``tasks``.
+
+    ``tasks``: ``(key, args)`` pairs; arm ``key`` is ``fn(*args, data=data)``, saved in ``ck``
+    (finished arms come from it). ``fn`` must be a module-level function and its result must not
+    depend on the order arms run in (each arm seeds its own generators). With ``workers`` > 1 the
+    unfinished arms run in that many processes (spawned; each loads the dataset once from
+    ``data_spec``, the keyword arguments of :func:`load_data`, and uses ``torch`` threads = this
+    process's threads // ``workers``, at least 1). The main process saves each result as it
+    arrives, so an interrupted run keeps every arm that finished, in any process. An arm's result
+    is the same in a worker as in this process when both use the same number of torch threads
+    (e.g. ``OMP_NUM_THREADS=1``): bit for bit, as tested."""
+    workers = check_workers(workers)
+    pending: dict[str, tuple] = {}
+    for key, args in tasks:
+        if key not in ck.arms:
+            pending.setdefault(key, args)
+    if workers == 1 or len(pending) <= 1:
+        return [ck.run(key, lambda args=args: fn(*args, data=data))
+                for key, args in progress(tasks, desc=desc, quiet=quiet)]
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    import torch
+
+    threads = max(1, torch.get_num_threads() // workers)
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)),
+                               mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(threads, dict(data_spec)))
+    try:
+        futures = {pool.submit(_worker_call, fn, args): key for key, args in pending.items()}
+        for fut in progress(as_completed(futures), desc=f"{desc} ({workers} workers)",
+                            quiet=quiet, total=len(futures)):
+            result = fut.result()            # a worker's exception is raised here
+            ck.run(futures[fut], lambda result=result: result)
+    except BaseException:
+        # an error or Ctrl-C: the finished arms are saved; drop the ones not started and do
+        # not wait for the ones running (their workers exit after them)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    return [ck.arms[key] for key, _ in tasks]
+
+
 def _held_identity(out: Path) -> dict | None:
     for name in (CHECKPOINT, RESULTS):
         p = out / name

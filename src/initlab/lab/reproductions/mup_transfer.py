@@ -19,7 +19,9 @@ output (readout) multiplier and the init scale (a factor on every weight's init 
 a small *proxy* model and transferred. With more than one value in ``output_mults`` or
 ``init_scales`` a first stage trains the proxy size (``tune_sizes``; default the base size:
 smallest width, shallowest depth) for every pair over the lr grid; the pair whose best lr gives
-the lowest mean loss is used at every size. SP and μP are tuned alike on the same proxy, each for
+the lowest mean loss is used at every size. A pair on an edge of the grid grows it past that
+edge (:func:`widened`, at most :data:`TUNE_WIDEN` values per edge), so the optimum is bracketed.
+SP and μP are tuned alike on the same proxy, each for
 itself (at the base size they are one model, trained once). SP keeps the pair as constants
 (readout multiplier, init factor); μP applies it on top of its width scaling (readout multiplier
 ``output_mult / m``).
@@ -39,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...core.validation import fail
-from ._common import Checkpoint, load_data, plt, progress
+from ._common import Checkpoint, load_data, plt, run_arms
 
 NAME = "mup-transfer"
 TITLE = "Yang et al. 2022 (Tensor Programs V), Fig. 1: the optimal learning rate under SP and μP"
@@ -59,6 +61,8 @@ DATA_NOTE = ("The paper trains transformers on WikiText-2 (and MLPs on CIFAR-10)
              "8192; here MLPs and a small row-token transformer on digits (8x8, built in) or the "
              "MNIST subset given by --data-dir, at widths a 2-core CPU can train.")
 SWEEPS = ("mlp", "transformer", "depth")
+#: how many values the base-model tuning may add past each edge of its grid (:func:`widened`)
+TUNE_WIDEN = 2
 PARAMETRIZATIONS = ("sp", "mup")
 #: what a run costs (1 thread, idle 2-core x86 machine); both resume with --resume
 TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)",
@@ -181,6 +185,12 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
             "diverged": bool(last["diverged"])}
 
 
+def _arm(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg: Config,
+         output_mult: float, init_scale: float, *, data) -> dict:
+    """:func:`train_one` in :func:`run_arms`' calling convention (``data`` by keyword)."""
+    return train_one(sweep, par_name, size, log2_lr, seed, cfg, data, output_mult, init_scale)
+
+
 def _base_hyperparameters(model, init_scale: float):
     """Apply the tuned base hyperparameter that :func:`parametrize` does not: every weight's
     init x ``init_scale`` (both parametrizations; the output multiplier is ``parametrize``'s:
@@ -197,15 +207,19 @@ def _base_hyperparameters(model, init_scale: float):
 def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = None) -> dict:
     """The base hyperparameters of ``sweep`` (for ``par_name``; None: any) from the first-stage
     arms: for each (output_mult, init_scale) the mean loss over seeds at its best lr; the lowest
-    wins (the defaults when there is nothing to tune). Returns ``{"output_mult", "init_scale",
-    "log2_lr", "loss", "size", "grid": [[output_mult, init_scale, best log2 lr, loss], ...]}``."""
+    wins (the defaults when there is nothing to tune). The pairs are the ones the arms hold: the
+    config's grid and any value :func:`widened` added. Returns ``{"output_mult", "init_scale",
+    "log2_lr", "loss", "size", "grid": [[output_mult, init_scale, best log2 lr, loss], ...],
+    "widened": {"output_mult": [...], "init_scale": [...]}}`` (the values beyond the config's)."""
+    sel = [a for a in arms if a["sweep"] == sweep
+           and (par_name is None or a["parametrization"] == par_name)]
     grid = []
     size = None
-    for om in cfg.output_mults:
-        for isc in cfg.init_scales:
-            cell = [a for a in arms if a["sweep"] == sweep and a["output_mult"] == om
-                    and a["init_scale"] == isc
-                    and (par_name is None or a["parametrization"] == par_name)]
+    oms = sorted({a["output_mult"] for a in sel})
+    iscs = sorted({a["init_scale"] for a in sel})
+    for om in oms:
+        for isc in iscs:
+            cell = [a for a in sel if a["output_mult"] == om and a["init_scale"] == isc]
             if not cell:
                 continue
             size = cell[0]["size"]
@@ -213,12 +227,40 @@ def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = 
                     for k in cfg.log2_lrs]
             best = int(np.argmin(mean))
             grid.append([om, isc, cfg.log2_lrs[best], float(mean[best])])
+    widened = {"output_mult": [v for v in oms if v not in cfg.output_mults],
+               "init_scale": [v for v in iscs if v not in cfg.init_scales]}
     if not grid:
         return {"output_mult": 1.0, "init_scale": 1.0, "log2_lr": None, "loss": None,
-                "size": None, "grid": []}
+                "size": None, "grid": [], "widened": widened}
     om, isc, k, loss = min(grid, key=lambda g: g[3])
     return {"output_mult": om, "init_scale": isc, "log2_lr": k, "loss": loss, "size": size,
-            "grid": grid}
+            "grid": grid, "widened": widened}
+
+
+def widened(t: dict, cfg: Config) -> list[tuple[float, float]]:
+    """The (output_mult, init_scale) pairs the tuning stage trains next, given its result ``t``
+    (:func:`tune_base`): when the best pair sits on the largest (smallest) value of a tuned axis,
+    that axis grows by the next value, x2 (/2), for every value of the other axis, so the optimum
+    is bracketed instead of taken at the grid's edge. An axis of one value is not tuned and never
+    grows; one grows at most :data:`TUNE_WIDEN` times past the config's grid."""
+    if not t["grid"]:
+        return []
+    oms = sorted({g[0] for g in t["grid"]})
+    iscs = sorted({g[1] for g in t["grid"]})
+
+    def grow(values, given, best):
+        if len(given) < 2 or len(values) - len(given) >= TUNE_WIDEN:
+            return []
+        if best == values[-1]:
+            return [best * 2.0]
+        if best == values[0]:
+            return [best / 2.0]
+        return []
+
+    new_oms = grow(oms, cfg.output_mults, t["output_mult"])
+    new_iscs = grow(iscs, cfg.init_scales, t["init_scale"])
+    return ([(om, isc) for om in new_oms for isc in iscs]
+            + [(om, isc) for isc in new_iscs for om in oms + new_oms])
 
 
 def tune_size(sweep: str, cfg: Config) -> int:
@@ -372,13 +414,16 @@ def widest(rows: list[dict], cfg: Config) -> dict[str, dict[str, float]]:
 
 
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
-        checkpoint: Checkpoint | None = None) -> dict:
+        checkpoint: Checkpoint | None = None, workers: int = 1) -> dict:
     """Run every arm (finished arms come from ``checkpoint``); return the results: first the
     base-model tuning (when ``cfg`` has more than one output multiplier or init scale), then the
-    lr sweeps at every size with the tuned base hyperparameters."""
+    lr sweeps at every size with the tuned base hyperparameters. ``workers``: processes to train
+    the arms in (:func:`~initlab.lab.reproductions._common.run_arms`; the arms are independent,
+    so the results do not depend on it)."""
     ck = checkpoint or Checkpoint(None, {})
     name = "mnist" if data_dir is not None else cfg.dataset
-    data = load_data(name, seed=0, data_dir=data_dir, n_train=cfg.n_train)
+    spec = {"name": name, "seed": 0, "data_dir": data_dir, "n_train": cfg.n_train}
+    data = load_data(**spec)
     tune_arms: list[dict] = []
     if _tuning(cfg):
         # at the base size SP and μP are one model: trained once, as μP (with delta); at a
@@ -394,11 +439,25 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                 return f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}"
             return f"tune/{sw}/{p}/{tune_size(sw, cfg)}/{om:g}/{isc:g}/{k}/{seed}"
 
-        tune_arms = [ck.run(tune_key(sw, p, om, isc, k, seed),
-                            lambda sw=sw, p=p, om=om, isc=isc, k=k, seed=seed: train_one(
-                                sw, p, tune_size(sw, cfg), k, seed, cfg, data, om, isc))
-                     for sw, p, om, isc, k, seed in progress(cells, desc=f"{NAME} base tuning",
-                                                             quiet=quiet)]
+        def tasks(cells):
+            return [(tune_key(sw, p, om, isc, k, seed),
+                     (sw, p, tune_size(sw, cfg), k, seed, cfg, om, isc))
+                    for sw, p, om, isc, k, seed in cells]
+
+        tune_arms = run_arms(ck, tasks(cells), _arm, data, data_spec=spec, workers=workers,
+                             desc=f"{NAME} base tuning", quiet=quiet)
+        for _ in range(TUNE_WIDEN):      # each round adds at most one value per edge
+            more = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
+                    for p in (PARAMETRIZATIONS if not _tuned_at_base(sw, cfg) else ("mup",))
+                    for om, isc in widened(tune_base(tune_arms, cfg, sw,
+                                                     None if _tuned_at_base(sw, cfg) else p),
+                                           cfg)
+                    for k in cfg.log2_lrs for seed in (cfg.tune_seeds or seeds(sw, cfg))]
+            if not more:
+                break
+            tune_arms = tune_arms + run_arms(ck, tasks(more), _arm, data, data_spec=spec,
+                                             workers=workers, quiet=quiet,
+                                             desc=f"{NAME} base tuning, past the grid's edge")
     tuned = {sw: {p: tune_base(tune_arms, cfg, sw,
                                p if not _tuned_at_base(sw, cfg) else None)
                   for p in PARAMETRIZATIONS} for sw in cfg.sweeps}
@@ -410,11 +469,10 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         tail = f"/om{om:g}/is{isc:g}" if (om, isc) != (1.0, 1.0) else ""
         return f"{sw}/{p}/{s}/{k}/{seed}{tail}"
 
-    arms = [ck.run(key(sw, p, s, k, seed),
-                   lambda sw=sw, p=p, s=s, k=k, seed=seed: train_one(
-                       sw, p, s, k, seed, cfg, data, tuned[sw][p]["output_mult"],
-                       tuned[sw][p]["init_scale"]))
-            for sw, p, s, k, seed in progress(cells, desc=NAME, quiet=quiet)]
+    arms = run_arms(ck, [(key(sw, p, s, k, seed),
+                          (sw, p, s, k, seed, cfg, tuned[sw][p]["output_mult"],
+                           tuned[sw][p]["init_scale"])) for sw, p, s, k, seed in cells],
+                    _arm, data, data_spec=spec, workers=workers, desc=NAME, quiet=quiet)
     rows = summarize(arms, cfg)
     moved = shifts(rows, cfg)
     spread = seed_shifts(arms, cfg)
@@ -446,7 +504,8 @@ def report(results: dict):
                       [[f"{g[0]:g}", f"{g[1]:g}", g[2], f"{g[3]:.4f}"] for g in t["grid"]],
                       caption=f"{sweep}: base-model tuning of {who} at size {t['size']}; "
                               f"chosen output multiplier {t['output_mult']:g}, init scale "
-                              f"{t['init_scale']:g}, used at every size")
+                              f"{t['init_scale']:g}, used at every size"
+                              + _widened_note(t.get("widened")))
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
                "refined", "seeds' sample std", "loss at best"],
               [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
@@ -458,6 +517,15 @@ def report(results: dict):
         rep.figure(figure(results, [sweep]),
                    f"{sweep}: training loss against log2 learning rate (Fig. 1)")
     return rep
+
+
+def _widened_note(w: dict | None) -> str:
+    """The caption's note on the values the tuning added past its grid's edge (:func:`widened`)."""
+    words = {"output_mult": "output multiplier", "init_scale": "init scale"}
+    parts = [f"{words[name]} {', '.join(f'{v:g}' for v in vals)}"
+             for name, vals in (w or {}).items() if vals]
+    return (f" (the best pair was on the grid's edge, so it grew: {'; '.join(parts)})"
+            if parts else "")
 
 
 def figure(results: dict, sweeps=None):
