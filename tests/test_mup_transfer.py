@@ -58,12 +58,14 @@ def test_workers_train_the_same_arms_bit_for_bit_as_one_process(tmp_path):
 
     tiny = {**TINY, "sweeps": ("mlp",), "output_mults": (1.0, 4.0)}
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     try:
+        torch.set_num_threads(1)
         serial = reproduce("mup-transfer", out=tmp_path / "one", quiet=True, overrides=tiny)
+        torch.set_num_threads(2)                      # 2 workers get 2 // 2 = 1 thread each
+        par = reproduce("mup-transfer", out=tmp_path / "two", quiet=True, overrides=tiny,
+                        workers=2)
     finally:
         torch.set_num_threads(threads)
-    par = reproduce("mup-transfer", out=tmp_path / "two", quiet=True, overrides=tiny, workers=2)
     assert par["tune_arms"] == serial["tune_arms"] and par["arms"] == serial["arms"]
     assert par["tuned"] == serial["tuned"] and par["shifts"] == serial["shifts"]
     saved = json.loads((tmp_path / "two" / "checkpoint.json").read_text())["arms"]
@@ -86,18 +88,20 @@ def test_run_arms_trains_only_the_unfinished_arms_and_keeps_the_task_order(tmp_p
              for i, lr in enumerate((-9, -8, -7))]
     ck = _common.Checkpoint(tmp_path, {"case": "t"})
     ck.arms["k1"] = {"held": True}                    # finished earlier: not trained again
-    got = _common.run_arms(ck, tasks, _arm, data, data_spec=spec, workers=2, desc="t",
-                           quiet=True)
-    assert got[1] == {"held": True}
-    assert [g["log2_lr"] for g in (got[0], got[2])] == [-9, -7]
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)                          # as the 2 workers each run (2 cores // 2)
     try:
-        assert got[0] == jsonable(train_one("mlp", "sp", 8, -9, 0, cfg, data))
+        torch.set_num_threads(2)                      # 2 workers get 2 // 2 = 1 thread each
+        got = _common.run_arms(ck, tasks, _arm, data, data_spec=spec, workers=2, desc="t",
+                               quiet=True)
+        torch.set_num_threads(1)                      # as each worker ran
+        alone = jsonable(train_one("mlp", "sp", 8, -9, 0, cfg, data))
     finally:
         torch.set_num_threads(threads)
+    assert got[1] == {"held": True}
+    assert [g["log2_lr"] for g in (got[0], got[2])] == [-9, -7]
+    assert got[0] == alone
     # a worker's error reaches the caller, and no result is saved for that arm
     bad = [("bad", ("no-such-sweep", "sp", 8, -9, 0, cfg, 1.0, 1.0)), ("k3", tasks[0][1])]
     with pytest.raises(KeyError):
