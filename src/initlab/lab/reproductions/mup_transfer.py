@@ -70,7 +70,7 @@ TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)",
                        "hyperparameters, 1,560 lr sweeps; each value the tuning adds past an "
                        "edge of its grid adds 26 arms per pair); on the MNIST subset "
                        "(--data-dir) about 8 CPU-hours for the tuning, MLP and transformer "
-                       "sweeps (3,444 arms, 4.1 h wall with --workers 2), plus the depth sweep"}
+                       "sweeps (3,432 arms, 4.1 h wall with --workers 2), plus the depth sweep"}
 
 
 @dataclass(frozen=True)
