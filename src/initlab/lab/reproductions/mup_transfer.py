@@ -69,8 +69,8 @@ TIME_BUDGET = {"reduced": "about 3 minutes (340 arms)",
                "full": "about 50 minutes on digits (3,640 arms: 2,080 tuning the base "
                        "hyperparameters, 1,560 lr sweeps; each value the tuning adds past an "
                        "edge of its grid adds 26 arms per pair); on the MNIST subset "
-                       "(--data-dir) about 8 CPU-hours for the tuning, MLP and transformer "
-                       "sweeps (3,432 arms, 4.1 h wall with --workers 2), plus the depth sweep"}
+                       "(--data-dir) about 9 CPU-hours (3,952 arms with the grid grown past 3 "
+                       "edges: 4.4 h wall with --workers 2)"}
 
 
 @dataclass(frozen=True)
