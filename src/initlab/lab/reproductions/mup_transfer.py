@@ -301,6 +301,12 @@ def _tuned_at_base(sweep: str, cfg: Config) -> bool:
             and len({zero_readout(cfg, p) for p in PARAMETRIZATIONS}) == 1)
 
 
+def _tuned_as(sweep: str, par_name: str, cfg: Config) -> str | None:
+    """The ``par_name`` :func:`tune_base` reads ``sweep``'s tuning arms under: None (either) when
+    the proxy is the base size, where SP and μP are one model tuned once."""
+    return None if _tuned_at_base(sweep, cfg) else par_name
+
+
 def _tuning(cfg: Config) -> bool:
     return len(cfg.output_mults) * len(cfg.init_scales) > 1
 
@@ -431,38 +437,33 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     if _tuning(cfg):
         # at the base size SP and μP are one model: trained once, as μP (with delta); at a
         # larger proxy each parametrization is tuned for itself
-        cells = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
-                 for p in (PARAMETRIZATIONS if not _tuned_at_base(sw, cfg)
-                           else ("mup",))
-                 for om in cfg.output_mults for isc in cfg.init_scales for k in cfg.log2_lrs
-                 for seed in (cfg.tune_seeds or seeds(sw, cfg))]
-
         def tune_key(sw, p, om, isc, k, seed):
             if _tuned_at_base(sw, cfg):
                 return f"tune/{sw}/{om:g}/{isc:g}/{k}/{seed}"
             return f"tune/{sw}/{p}/{tune_size(sw, cfg)}/{om:g}/{isc:g}/{k}/{seed}"
 
-        def tasks(cells):
+        def tasks(pairs):
+            """The tuning arms of the (output_mult, init_scale) pairs ``pairs(sweep, par)``
+            gives (par as :func:`tune_base` takes it), over the lr grid and tuning seeds."""
             return [(tune_key(sw, p, om, isc, k, seed),
                      (sw, p, tune_size(sw, cfg), k, seed, cfg, om, isc))
-                    for sw, p, om, isc, k, seed in cells]
-
-        tune_arms = run_arms(ck, tasks(cells), _arm, data, data_spec=spec, workers=workers,
-                             desc=f"{NAME} base tuning", quiet=quiet)
-        for _ in range(TUNE_WIDEN):      # each round adds at most one value per edge
-            more = [(sw, p, om, isc, k, seed) for sw in cfg.sweeps
+                    for sw in cfg.sweeps
                     for p in (PARAMETRIZATIONS if not _tuned_at_base(sw, cfg) else ("mup",))
-                    for om, isc in widened(tune_base(tune_arms, cfg, sw,
-                                                     None if _tuned_at_base(sw, cfg) else p),
-                                           cfg)
+                    for om, isc in pairs(sw, _tuned_as(sw, p, cfg))
                     for k in cfg.log2_lrs for seed in (cfg.tune_seeds or seeds(sw, cfg))]
+
+        grid = [(om, isc) for om in cfg.output_mults for isc in cfg.init_scales]
+        tune_arms = run_arms(ck, tasks(lambda sw, p: grid), _arm, data, data_spec=spec,
+                             workers=workers, desc=f"{NAME} base tuning", quiet=quiet)
+        for _ in range(TUNE_WIDEN):      # each round adds at most one value per edge
+            more = tasks(lambda sw, p, arms=tune_arms: widened(tune_base(arms, cfg, sw, p),
+                                                               cfg))
             if not more:
                 break
-            tune_arms = tune_arms + run_arms(ck, tasks(more), _arm, data, data_spec=spec,
+            tune_arms = tune_arms + run_arms(ck, more, _arm, data, data_spec=spec,
                                              workers=workers, quiet=quiet,
                                              desc=f"{NAME} base tuning, past the grid's edge")
-    tuned = {sw: {p: tune_base(tune_arms, cfg, sw,
-                               p if not _tuned_at_base(sw, cfg) else None)
+    tuned = {sw: {p: tune_base(tune_arms, cfg, sw, _tuned_as(sw, p, cfg))
                   for p in PARAMETRIZATIONS} for sw in cfg.sweeps}
     cells = [(sw, p, s, k, seed) for sw in cfg.sweeps for p in PARAMETRIZATIONS
              for s in sizes(sw, cfg) for k in cfg.log2_lrs for seed in seeds(sw, cfg)]
