@@ -135,13 +135,15 @@ def test_rich_displays(result):
     assert "q_star" in mean_field(1.5, 0.05, "tanh")._repr_html_()
 
 
-def test_progress_only_on_a_terminal(monkeypatch):
+def test_progress_bar_on_a_terminal_lines_in_a_log_nothing_when_quiet(monkeypatch):
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
     monkeypatch.setattr("sys.stderr", io.StringIO())
-    assert isinstance(P.progress_bar(total=3, desc="x"), P._Silent)  # a pipe: silent
+    assert isinstance(P.progress_bar(total=3, desc="x"), P._Lines)   # a pipe or log: lines
+    assert isinstance(P.progress_bar(total=3, desc="x", quiet=True), P._Silent)
+    assert P.progress([1, 2], desc="x", quiet=True) == [1, 2]
     monkeypatch.setattr("sys.stderr", Tty())
     assert isinstance(P.progress_bar(total=3, desc="x", quiet=True), P._Silent)
     bar = P.progress_bar(total=3, desc="runs", unit="epoch")
@@ -159,3 +161,60 @@ def test_thread_default_never_oversubscribes(monkeypatch):
     for jobs in (1, 2, 3):
         t = P.default_threads(jobs)
         assert t >= 1 and (t * jobs <= 2 or t == 1)
+
+
+def test_progress_lines_in_a_log_at_most_one_per_interval():
+    now = [0.0]
+    out = io.StringIO()
+    lines = P._Lines(total=10, desc="sweep", unit="arm", every=60, clock=lambda: now[0], file=out)
+    for _ in range(3):                 # 3 arms in 30 s: nothing yet
+        now[0] += 10
+        lines.update()
+    assert out.getvalue() == ""
+    now[0] += 40                       # 70 s: one line with the count, elapsed time and ETA
+    lines.update()
+    assert out.getvalue().splitlines() == ["sweep: 4/10 arm (40%), 70 s elapsed, ETA 1.8 min"]
+    now[0] += 5
+    lines.update()                     # 5 s after the last line: still one line
+    assert len(out.getvalue().splitlines()) == 1
+    now[0] += 20
+    lines.update(5)                    # 10/10, 25 s after the last line: not printed
+    now[0] += 200
+    lines.close()                      # a last line with the final count, once
+    lines.close()
+    assert out.getvalue().splitlines()[1:] == ["sweep: 10/10 arm (100%), 4.9 min elapsed"]
+    # work that ends within the interval writes nothing, even at close
+    quiet = io.StringIO()
+    short = P._Lines(total=2, desc="x", unit="arm", every=60, clock=lambda: 0.0, file=quiet)
+    short.update(2)
+    short.close()
+    assert quiet.getvalue() == ""
+
+
+def test_progress_stand_ins_answer_every_call_the_lab_makes_on_a_bar(tmp_path):
+    """The lab calls these on whatever progress_bar returns (tqdm on a terminal); the pipe and
+    quiet stand-ins must answer all of them: session 12's _Lines lacked refresh(), and the
+    isometry reproduction crashed in a pipe when it skipped a cell."""
+    from initlab.lab.reproductions._common import Budget, Checkpoint, Scheduler
+
+    out = io.StringIO()
+    for bar in (P._Lines(total=10, desc="t", unit="arm", every=0, file=out), P._Silent()):
+        for name in ("update", "set_description", "set_postfix_str", "refresh", "close"):
+            assert callable(getattr(bar, name)), (type(bar).__name__, name)
+    lines = P._Lines(total=10, desc="t", unit="arm", every=0, file=out)
+    sched = Scheduler(Checkpoint(None, {}), Budget(None), lines, "t")
+    sched.skip(["a"], 4)                       # a cell not trained: 4 planned arms leave
+    assert lines.total == 6
+    lines.update(6)
+    assert out.getvalue().splitlines()[-1].startswith("t: 6/6 arm (100%)")
+    Scheduler(Checkpoint(None, {}), Budget(None), P._Silent(), "t").skip(["a"], 4)
+
+
+def test_progress_over_an_iterable_in_a_log_yields_every_item(monkeypatch):
+    monkeypatch.setattr("sys.stderr", io.StringIO())
+    monkeypatch.setattr(P, "LOG_EVERY_S", 0.0)     # a line per item
+    assert list(P.progress(iter(range(3)), desc="it", quiet=False, total=3)) == [0, 1, 2]
+    import sys
+
+    log = sys.stderr.getvalue().splitlines()
+    assert log[0].startswith("it: 1/3 arm (33%)") and log[-1].startswith("it: 3/3 arm (100%)")

@@ -109,9 +109,56 @@ def test_run_arms_trains_only_the_unfinished_arms_and_keeps_the_task_order(tmp_p
     assert "bad" not in ck.arms
 
 
-@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
-def test_workers_must_be_a_positive_whole_number(workers, tmp_path):
-    with pytest.raises(ValueError, match="--workers"):
+def test_threads_are_set_per_arm_for_the_call_and_restored(tmp_path):
+    # threads=1 with 2 workers: each worker gets 1, the same numbers as threads=1 in one
+    # process; torch's setting is the caller's again afterwards, and the report names it
+    import torch
+
+    tiny = {**TINY, "sweeps": ("mlp",)}
+    before = torch.get_num_threads()
+    one = reproduce("mup-transfer", out=tmp_path / "one", quiet=True, overrides=tiny, threads=1)
+    assert torch.get_num_threads() == before
+    two = reproduce("mup-transfer", out=tmp_path / "two", quiet=True, overrides=tiny, threads=1,
+                    workers=2)
+    assert torch.get_num_threads() == before
+    assert two["arms"] == one["arms"]
+    assert one["machine"]["torch_threads"] == 1 and two["machine"]["torch_threads"] == 1
+    assert two["machine"]["workers"] == 2
+    assert "1 thread(s) per arm, in 2 worker processes" in (
+        tmp_path / "two" / "report.html").read_text()
+
+
+@pytest.mark.parametrize("threads, error", [(0, ValueError), (1.5, TypeError), ("1", TypeError)])
+def test_threads_must_be_a_positive_whole_number(threads, error, tmp_path):
+    with pytest.raises(error, match="--threads"):
+        reproduce("mup-transfer", out=tmp_path / "t", quiet=True, overrides=TINY,
+                  threads=threads)
+    assert not (tmp_path / "t").exists()              # refused before anything is written
+
+
+def test_cli_reproduce_runs_at_one_thread_per_arm_by_default(tmp_path, monkeypatch):
+    from initlab.lab import reproduce as cli
+
+    seen = {}
+    monkeypatch.setattr("initlab.lab.reproductions.reproduce",
+                        lambda name, **kw: seen.update(kw) or {"seconds": 0})
+    import argparse
+
+    args = argparse.Namespace(list=False, name="mup-transfer", out=str(tmp_path / "c"),
+                              full=False, data_dir=None, quiet=True, resume=False, force=False,
+                              workers=2, threads=None)
+    assert cli.handler(args) == 0
+    assert seen["threads"] == 1 and seen["workers"] == 2
+    args.threads = 3
+    cli.handler(args)
+    assert seen["threads"] == 3
+
+
+@pytest.mark.parametrize("workers, error", [(0, ValueError), (-1, ValueError), (1.5, TypeError),
+                                             (True, TypeError), ("2", TypeError)])
+def test_workers_must_be_a_positive_whole_number(workers, error, tmp_path):
+    # the library's scalar check: a wrong type is a TypeError, an integer below 1 a ValueError
+    with pytest.raises(error, match="--workers"):
         reproduce("mup-transfer", out=tmp_path / "w", quiet=True, overrides=TINY,
                   workers=workers)
 

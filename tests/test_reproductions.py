@@ -69,6 +69,31 @@ def test_checkpoint_refuses_other_experiments_and_resumes(tmp_path):
     assert fresh.run("arm1", lambda: {"v": 7}) == {"v": 7}
 
 
+def test_checkpoint_resumes_the_same_data_by_another_path(tmp_path, monkeypatch):
+    # a run started with a relative --data-dir resumes by an absolute path (or from another
+    # folder) when the bytes are the same; other data under the old name is refused
+    data = tmp_path / "d" / "x.npz"
+    data.parent.mkdir()
+    data.write_bytes(b"digits" * 1000)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    ident = {"case": "a", "config": {"x": 1}, "data_dir": "d/x.npz"}
+    Checkpoint(out, ident).run("arm1", lambda: {"v": 1})
+    same = Checkpoint(out, {**ident, "data_dir": str(data)}, resume=True)
+    assert same.arms == {"arm1": {"v": 1}} and same.identity == ident   # the held record kept
+    copy = tmp_path / "elsewhere.npz"
+    copy.write_bytes(data.read_bytes())
+    assert Checkpoint(out, {**ident, "data_dir": str(copy)}, resume=True).arms
+    copy.write_bytes(b"other" * 1000)
+    with pytest.raises(InitlabError, match="holds a different experiment"):
+        Checkpoint(out, {**ident, "data_dir": str(copy)}, resume=True)
+    with pytest.raises(InitlabError, match="holds a different experiment"):  # and the config
+        Checkpoint(out, {**ident, "config": {"x": 2}, "data_dir": str(data)}, resume=True)
+    monkeypatch.chdir(tmp_path / "d")     # the held relative path no longer resolves: refused
+    with pytest.raises(InitlabError, match="holds a different experiment"):
+        Checkpoint(out, {**ident, "data_dir": str(data)}, resume=True)
+
+
 def test_reproduce_writes_results_and_report(tmp_path):
     out = tmp_path / "sym"
     res = reproduce("symmetry", out=out, quiet=True, overrides={"epochs": 1, "width": 8})

@@ -683,8 +683,13 @@ def test_error_bad_arguments():
         stream_key(-1, "w")
     with pytest.raises(InitlabTypeError, match=r"`name` must be a non-empty str"):
         stream_key(0, "")
-    with pytest.raises(InitlabError, match=r"`threads` must be an int >= 1"):
+    with pytest.raises(InitlabError, match=r"`threads` must be >= 1; got 0\. Fix: pass "
+                       r"threads=1 or more"):
         sample_range(Normal(0, 1), seed=0, name="w", start=0, stop=10, threads=0)
+    with pytest.raises(InitlabTypeError, match=r"`threads` must be an integer; got 2\.0"):
+        sample_range(Normal(0, 1), seed=0, name="w", start=0, stop=10, threads=2.0)
+    with pytest.raises(InitlabTypeError, match=r"`chunk_size` must be an integer; got True"):
+        sample_range(Normal(0, 1), seed=0, name="w", start=0, stop=10, chunk_size=True)
     with pytest.raises(InitlabError, match=r"`stop` must be >= `start`"):
         sample_range(Normal(0, 1), seed=0, name="w", start=5, stop=2)
     with pytest.raises(InitlabError, match=r"`tensor` must have a floating dtype"):

@@ -43,8 +43,9 @@ activation that follows         initializer (``layer="conv"``: delta_orthogonal)
 saturating with phi(0) = 0,     orthogonal(gain = sqrt(sigma_w2)) on the critical   N(0, sb2)
 phi'(0) > 0: tanh, hardtanh,    line, at the largest sigma_b2 whose predicted
 softsign                        orthogonal spread at this depth is
-                                :data:`~initlab.core.criticality.ISOMETRY_SPREAD_TARGET`
-                                (:func:`~initlab.core.criticality.isometric_point`)
+                                ``spread`` (default :data:`~initlab.core.criticality.
+                                ISOMETRY_SPREAD_TARGET`;
+                                :func:`~initlab.core.criticality.isometric_point`)
 sigmoid, hardsigmoid            unchanged (Glorot): no bias variance brings q* near 0
                                 (phi(0) != 0), so no point is isometric; the reason
                                 quotes the best one's spread and suggests tanh
@@ -197,15 +198,15 @@ def _on_critical_line(rec: Recommendation, p: PredictedSpectrum, layer: str, rea
                    plan="isometry", theory=p, reason=reason)
 
 
-def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str
+def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str, target: float
                ) -> Recommendation:
-    """Saturating activations: the critical point whose orthogonal spread meets the target."""
+    """Saturating activations: the critical point whose orthogonal spread meets ``target``."""
     where = f"{rec.activation} follows, plain stack of {depth} layers"
     try:
-        p = criticality.isometric_point(act, depth)
+        p = criticality.isometric_point(act, depth, target)
     except ValueError as exc:  # no critical point with sigma_b2 >= 0: keep the classic choice
         return replace(rec, reason=f"{rec.reason} (no isometric point: {exc})")
-    if p.spread > criticality.ISOMETRY_SPREAD_TARGET * (1 + 1e-6):
+    if p.spread > target * (1 + 1e-6):
         return replace(rec, reason=(
             f"{rec.reason}; no point of {rec.activation} is isometric at depth {depth}: the most "
             f"isometric critical point (sigma_w2 = {p.sigma_w2:.4g}, sigma_b2 = 0, q* = "
@@ -214,7 +215,14 @@ def _isometric(rec: Recommendation, act: Activation, depth: int, layer: str
     return _on_critical_line(
         rec, p, layer, f"{where}: dynamical isometry (Pennington, Schoenholz, Ganguli 2017), "
         f"{_what(layer)} weights on the critical line, {_point_text(p)}, q* = {p.q_star:.3g}; "
-        f"{_spread_text(p)}")
+        f"{_spread_text(p)}{_target_text(target)}")
+
+
+def _target_text(target: float) -> str:
+    """Names a spread target that is not the default one."""
+    if target == criticality.ISOMETRY_SPREAD_TARGET:
+        return ""
+    return f" (spread target {target:g}, default {criticality.ISOMETRY_SPREAD_TARGET:g})"
 
 
 def _orthogonal_classic(rec: Recommendation, act: Activation, depth: int, layer: str,
@@ -248,7 +256,7 @@ def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer
 
 
 def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
-               isometry: bool | None) -> Recommendation:
+               isometry: bool | None, spread: float) -> Recommendation:
     """The deep-plain-stack choices (see the module's second table)."""
     deep = rec.depth is not None and rec.depth > DEEP if isometry is None else isometry
     if not deep or rec.residual or rec.role != "hidden" or rec.depth is None or \
@@ -259,7 +267,7 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
         return _orthogonal_classic(rec, get_activation("linear"), depth, layer, 1.0,
                                    "gain 1 (a linear net)")
     if act.saturating:
-        return _isometric(rec, act, depth, layer)
+        return _isometric(rec, act, depth, layer, spread)
     if name in _HE_FAMILY:
         a = act.param if name == "leaky_relu" else 0.0
         return _orthogonal_classic(rec, act, depth, layer, math.sqrt(2.0 / (1.0 + a * a)),
@@ -268,8 +276,8 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
 
 
 def recommend(activation: Any, *, depth: int | None = None, residual: bool = False,
-              role: str = "hidden", layer: str = "dense", isometry: bool | None = None
-              ) -> Recommendation:
+              role: str = "hidden", layer: str = "dense", isometry: bool | None = None,
+              spread: float | None = None) -> Recommendation:
     """The initializer for a layer followed by ``activation`` (see the module's tables).
 
     ``activation``: a registry name or alias, an :class:`Activation`, an ``(activation, param)``
@@ -279,7 +287,11 @@ def recommend(activation: Any, *, depth: int | None = None, residual: bool = Fal
     model's output layer); ``layer``: ``"dense"`` or ``"conv"`` (a convolution whose
     in_channels <= out_channels: delta-orthogonal kernels in a deep stack). ``isometry``:
     None (default) uses the deep-stack choices beyond :data:`DEEP` layers, True always (given a
-    depth), False never.
+    depth), False never. ``spread``: the target of the predicted orthogonal spread for the
+    saturating activations' isometric point (default
+    :data:`~initlab.core.criticality.ISOMETRY_SPREAD_TARGET`); larger means a larger ``q*`` and
+    ``sigma_b2``, further from a linear net and from isometry. The other activations' deep
+    choices have no free parameter and ignore it.
 
     >>> recommend("relu").plan
     'he'
@@ -300,4 +312,12 @@ def recommend(activation: Any, *, depth: int | None = None, residual: bool = Fal
     rec = Recommendation(init, plan, reason, name, param if name not in (None, UNKNOWN) else None,
                          depth, residual, role, alts, layer=layer)
     act = get_activation(name, param) if name not in (None, UNKNOWN) else None
-    return _for_depth(rec, act, layer, isometry)
+    return _for_depth(rec, act, layer, isometry, check_spread(spread))
+
+
+def check_spread(spread: float | None) -> float:
+    """``spread`` (None: the default target) as a finite positive float, or a clear error."""
+    if spread is None:
+        return criticality.ISOMETRY_SPREAD_TARGET
+    return check_scalar(spread, "spread", min_val=0.0, include_min=False, why=(
+        " (the target of the predicted Jacobian spread var(s^2)/mean(s^2)^2, e.g. 0.5 or 4)"))

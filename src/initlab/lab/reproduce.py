@@ -37,6 +37,10 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="train independent arms in N processes, e.g. one per core "
                         "(mup-transfer; the results do not depend on N)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch CPU threads per arm (default: 1, as compare and demo: the lab's "
+                        "small models run fastest on one, and N x --workers never "
+                        "oversubscribes the cores)")
     p.set_defaults(func=handler)
 
 
@@ -60,10 +64,15 @@ def handler(args: argparse.Namespace) -> int:
         for n in names():
             print(f"  {n}", file=sys.stderr)
         return 2
+    from .progress import default_threads
+
     out = args.out or f"runs/reproduce-{args.name}"
+    threads = args.threads
+    if threads is None and isinstance(args.workers, int) and args.workers >= 1:
+        threads = default_threads(jobs=args.workers)    # a bad --workers is refused by reproduce
     res = reproduce(args.name, full=args.full, out=out, data_dir=args.data_dir,
                     quiet=args.quiet, resume=args.resume, force=args.force,
-                    workers=args.workers)
+                    workers=args.workers, threads=threads)
     for line in res.get("headline", []):
         print(line)
     print(f"report: {out}/report.html ({res['seconds']} s)")

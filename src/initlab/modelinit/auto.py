@@ -32,7 +32,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..core.recommend import recommend
+from ..core.recommend import check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import embedding_rule, norm_types
@@ -44,7 +44,8 @@ LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
 
 
 def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: bool = False,
-           depth: int | None = None, layer: str = "dense", isometry: bool | None = None):
+           depth: int | None = None, layer: str = "dense", isometry: bool | None = None,
+           spread: float | None = None):
     """``(weight initializer, bias initializer, why)`` for a layer followed by ``act`` (a
     description's activation)."""
     name = activation_name(act)
@@ -52,7 +53,7 @@ def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: b
         init = get_init("critical", activation="tanh")
         return init, init, f"tanh follows: edge of chaos, {init!r} (Schoenholz et al. 2017)"
     rec = recommend(act, depth=depth, residual=residual, layer=layer, isometry=isometry,
-                    role="readout" if readout else "hidden")
+                    role="readout" if readout else "hidden", spread=spread)
     return rec.initializer, rec.bias, rec.reason
 
 
@@ -78,11 +79,14 @@ def following_activations(model: nn.Module, batch: Any = None
 
 
 def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
-              isometry: bool | None = None) -> Plan:
+              isometry: bool | None = None, spread: float | None = None) -> Plan:
     """The activation-aware plan for ``model`` (see module docs); ``isometry``: None (deep
     plain stacks get the isometric choices), True (always: the ``isometry`` plan), False
-    (never)."""
+    (never); ``spread``: the isometric point's target spread for tanh-like activations
+    (:func:`initlab.core.recommend.recommend`; default
+    :data:`initlab.core.criticality.ISOMETRY_SPREAD_TARGET`)."""
     check_choice(tanh, "tanh", ("glorot", "critical"))
+    check_spread(spread)  # before the probe forward: a bad value fails first
     desc = describe(model, batch)
     depth = desc.plain_depth() or None
     inside = desc.branch_layers()
@@ -97,7 +101,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         init, bias, why = choose(
             layer.activation, tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
             residual=layer.residual_branch is not None or layer.name in inside,
-            isometry=isometry)
+            isometry=isometry, spread=spread)
         if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
@@ -126,4 +130,5 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
              why="layer not in the description: LeCun, gain 1"),
     ]
     return Plan(rules, name="auto", warn_unused=False,
-                description=f"activation-aware (activations found by {desc.method})")
+                description=f"activation-aware (activations found by {desc.method})",
+                options={"spread": float(spread)} if spread is not None else None)

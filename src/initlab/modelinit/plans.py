@@ -447,7 +447,7 @@ def _auto(model: nn.Module, **kw: Any) -> Plan:
     return auto_plan(model, **kw)
 
 
-def isometry(model: nn.Module, *, batch: Any = None) -> Plan:
+def isometry(model: nn.Module, *, batch: Any = None, spread: float | None = None) -> Plan:
     """Dynamical isometry for ``model``'s activations at its plain depth (the weighted layers on
     its main path), whatever that depth: ``auto`` with the recommender's deep-stack choices
     forced on (:mod:`initlab.core.recommend`). For tanh-like activations: orthogonal weights
@@ -458,11 +458,13 @@ def isometry(model: nn.Module, *, batch: Any = None) -> Plan:
     2017, "Resurrecting the sigmoid in deep learning through dynamical isometry"); ReLU:
     orthogonal with gain sqrt(2). All parameters are computed by the mean field; the report's
     ``why`` names sigma_w2, sigma_b2, q* and the predicted spread. Readouts and residual branches
-    keep ``auto``'s choices."""
+    keep ``auto``'s choices. ``spread=`` sets that target (e.g. ``initlab.apply(model,
+    "isometry", seed=0, spread=4)``): a larger one moves q* and sigma_b2 up, away from a linear
+    net (RESULTS.md's isometry section has a scan)."""
     from .auto import auto_plan
 
-    p = auto_plan(model, batch=batch, isometry=True)
-    return Plan(p.rules, name="isometry", warn_unused=False,
+    p = auto_plan(model, batch=batch, isometry=True, spread=spread)
+    return Plan(p.rules, name="isometry", warn_unused=False, options=p.options,
                 description="dynamical isometry (orthogonal on the critical line, "
                             "Pennington et al. 2017) at the model's plain depth")
 

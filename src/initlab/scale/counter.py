@@ -53,7 +53,7 @@ from scipy import special
 
 from ..backends.numpy_backend import bounds_in_dtype
 from ..core.distributions import Constant, Distribution, Normal, TruncatedNormal, Uniform
-from ..core.validation import InitlabTypeError, check_shape, error_message, fail
+from ..core.validation import InitlabTypeError, check_scalar, check_shape, error_message, fail
 from ..util.hashing import canonical_param_name, stable_u64
 
 # A new version whenever the same (seed, name, index) could give a different value; old
@@ -379,19 +379,15 @@ def resolve_threads(threads) -> int:
             return max(1, torch.get_num_threads())
         except ImportError:  # pragma: no cover - torch is a dependency
             return 1
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise fail("threads", "must be an int >= 1", threads, "pass threads=1 or more (or None "
-                   "for torch.get_num_threads()).")
-    return int(threads)
+    return check_scalar(threads, "threads", min_val=1, integer=True, fix=(
+        "pass threads=1 or more (or None for torch.get_num_threads())."))
 
 
 def _check_chunk(chunk_size) -> int:
     if chunk_size is None:
         return DEFAULT_CHUNK
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
-        raise fail("chunk_size", "must be an int >= 1", chunk_size,
-                   f"pass a positive number of elements (default {DEFAULT_CHUNK}).")
-    return int(chunk_size)
+    return check_scalar(chunk_size, "chunk_size", min_val=1, integer=True, fix=(
+        f"pass a positive number of elements (default {DEFAULT_CHUNK})."))
 
 
 def run_chunks(dist: Distribution, key: int, global_shape, offsets, local_shape,

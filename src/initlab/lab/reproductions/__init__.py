@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ...core.validation import fail
+from ...core.validation import check_scalar, fail
 from ._common import REPORT, Checkpoint, check_workers, jsonable, write_results
 
 # case name -> module (imported on use)
@@ -56,8 +56,9 @@ def get_case(name: str) -> ModuleType:
     return importlib.import_module(CASES[name])
 
 
-def machine() -> dict:
-    """Where a result was measured: platform, Python, CPU model and count, torch threads."""
+def machine(workers: int = 1) -> dict:
+    """Where a result was measured: platform, Python, CPU model and count, torch threads per arm
+    (with ``workers`` > 1 each worker process gets this process's threads // ``workers``)."""
     import os
 
     import torch
@@ -71,13 +72,13 @@ def machine() -> dict:
         pass
     return {"platform": platform.platform(), "python": platform.python_version(),
             "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads()}
+            "torch_threads": max(1, torch.get_num_threads() // workers), "workers": workers}
 
 
 def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
               data_dir: str | None = None, quiet: bool = False, resume: bool = False,
               force: bool = False, overrides: dict[str, Any] | None = None,
-              workers: int = 1) -> dict:
+              workers: int = 1, threads: int | None = None) -> dict:
     """Run reproduction ``name`` and return its results.
 
     ``full``: the published-length config (default: the reduced one). ``overrides``: config
@@ -87,11 +88,19 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
     continued with ``resume`` (refused otherwise). ``workers``: processes to train independent
     arms in, for the cases whose ``run`` takes it (mup-transfer); the results do not depend on it,
     so it is not part of the experiment's identity and a run may resume with another value.
+    ``threads``: torch CPU threads per arm (each worker's, with ``workers``), set for the call
+    and restored after it; None (default) keeps this process's setting (``workers`` then get its
+    threads // ``workers``). Not part of the identity either: an arm's numbers are bit for bit
+    the same at the same threads per arm, and differ in the last bits at another count.
     """
     from ..results import RunLock, check_out_dir
 
     case = get_case(name)
     workers = check_workers(workers)
+    if threads is not None:
+        threads = check_scalar(threads, "--threads", min_val=1, integer=True,
+                               why=" (torch CPU threads per arm)",
+                               fix="pass --threads 1 (or up to the number of cores // --workers).")
     if workers != 1 and "workers" not in inspect.signature(case.run).parameters:
         raise fail("--workers", f"is for reproductions whose arms are independent; {name} "
                    "chooses each arm from the ones before it (an lr search), so it runs them "
@@ -112,10 +121,19 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
     lock = RunLock(out) if out is not None else None
     if lock is not None:
         lock.acquire()  # one writer per folder, held until the report is written
+    prev_threads = None
     try:
+        if threads is not None:
+            import torch
+
+            prev_threads = torch.get_num_threads()
+            # run_arms gives each of the workers this process's threads // workers
+            torch.set_num_threads(threads * workers)
         return _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
                           overrides, workers)
     finally:
+        if prev_threads is not None:
+            torch.set_num_threads(prev_threads)
         if lock is not None:
             lock.release()
 
@@ -123,6 +141,7 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
 def _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
                overrides, workers=1) -> dict:
     ck = Checkpoint(out, identity, resume=resume, force=force)
+    identity = ck.identity    # the held record when the same data was given by another path
     if ck.moved_to is not None and not quiet:
         import sys
 
@@ -131,15 +150,17 @@ def _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, fo
     kw = {"workers": workers} if workers != 1 else {}
     results = case.run(cfg, data_dir=data_dir, quiet=quiet, checkpoint=ck, **kw)
     results = jsonable(results)
-    results["machine"] = machine()
+    results["machine"] = machine(workers)
     results["seconds"] = round(time.perf_counter() - t0, 1)
     if out is not None:
         write_results(out, identity, results)
         rep = case.report(results)
         m = results["machine"]
+        in_workers = (f", in {m['workers']} worker processes" if m.get("workers", 1) > 1
+                      else "")
         rep.paragraph(f"Run time {results['seconds']} s (this invocation) on {m['cpu']} x "
                       f"{m['cpu_count']}, {m['platform']}, torch {m['torch']} with "
-                      f"{m['torch_threads']} thread(s). "
+                      f"{m['torch_threads']} thread(s) per arm{in_workers}. "
                       f"Config: {'full (published length)' if full else 'reduced'}; "
                       f"{identity['config']}.")
         rep.lead(list(results.get("headline", [])))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ...core.validation import fail
+from ...core.validation import check_scalar, fail
 from ...report.html import pyplot as plt  # noqa: F401 (the reproductions' plotting entry)
 from ...util.atomic import atomic_write_text
 
@@ -72,10 +72,21 @@ class Checkpoint:
         held = _held_identity(out)
         if held is None:
             return
+        if held != self.identity and _same_but_data_path(held, self.identity):
+            self.identity = held          # the same data by another path: keep the held record
         if held != self.identity:
-            raise fail("--out", "holds a different experiment (another case, config or data)",
+            differs = sorted(k for k in set(held) | set(self.identity)
+                             if held.get(k) != self.identity.get(k))
+            what = "another case, config or data"
+            if differs == ["data_dir"]:
+                what = (f"its data_dir {held.get('data_dir')!r} is not this "
+                        f"{self.identity.get('data_dir')!r}: other bytes, or not found from "
+                        "here to compare")
+            raise fail("--out", f"holds a different experiment ({what})",
                        str(out), "choose another --out, or pass --force to move its files aside "
-                       "(into --out/replaced-<time>/) and start over.")
+                       "(into --out/replaced-<time>/) and start over"
+                       + (", or run from the folder where the held data_dir resolves"
+                          if differs == ["data_dir"] else "") + ".")
         if not resume:
             raise fail("--out", "already holds this experiment", str(out),
                        "pass --resume to continue (finished arms are kept) or --force to start "
@@ -145,12 +156,12 @@ def _worker_call(fn: Callable[..., Any], args: tuple) -> Any:
 
 
 def check_workers(workers: Any) -> int:
-    """``workers`` as a positive int, else a clear error naming ``--workers``."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise fail("--workers", "must be a whole number of processes, 1 or more", repr(workers),
-                   "pass e.g. --workers 2 (one per core), or leave it out to run the arms in "
-                   "this process.")
-    return workers
+    """``workers`` as a positive int, else a clear error naming ``--workers`` (the library's one
+    scalar check: a TypeError for a non-integer, a ValueError below 1)."""
+    return check_scalar(workers, "--workers", min_val=1, integer=True,
+                        why=" (a number of processes)",
+                        fix="pass e.g. --workers 2 (one per core), or leave it out to run the "
+                            "arms in this process.")
 
 
 def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..., Any], data,
@@ -171,15 +182,22 @@ def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..
     for key, args in tasks:
         if key not in ck.arms:
             pending.setdefault(key, args)
-    if workers == 1 or len(pending) <= 1:
-        return [ck.run(key, lambda args=args: fn(*args, data=data))
-                for key, args in progress(tasks, desc=desc, quiet=quiet)]
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     import torch
 
     threads = max(1, torch.get_num_threads() // workers)
+    if workers == 1 or len(pending) <= 1:
+        # one arm left runs here, at the threads a worker would have (its numbers do not
+        # depend on whether it ran alone)
+        prev = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return [ck.run(key, lambda args=args: fn(*args, data=data))
+                    for key, args in progress(tasks, desc=desc, quiet=quiet)]
+        finally:
+            torch.set_num_threads(prev)
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)),
                                mp_context=mp.get_context("spawn"), initializer=_worker_init,
                                initargs=(threads, dict(data_spec)))
@@ -196,6 +214,42 @@ def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..
         raise
     pool.shutdown(wait=True)
     return [ck.arms[key] for key, _ in tasks]
+
+
+def _content_digest(path: str | Path) -> str | None:
+    """sha256 of a data file, or of a directory's files (names and bytes, sorted); None when
+    ``path`` does not exist."""
+    import hashlib
+
+    path = Path(path)
+    h = hashlib.sha256()
+    if path.is_file():
+        files = [path]
+    elif path.is_dir():
+        files = sorted(f for f in path.rglob("*") if f.is_file())
+    else:
+        return None
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def _same_but_data_path(held: dict, identity: dict) -> bool:
+    """Whether two identities differ only in ``data_dir`` and both paths hold the same bytes
+    (e.g. a run started with a relative --data-dir, resumed from another folder or by an
+    absolute path). A held path that no longer exists from here cannot be checked: False."""
+    a, b = held.get("data_dir"), identity.get("data_dir")
+    if a is None or b is None or a == b:
+        return False
+    if {k: v for k, v in held.items() if k != "data_dir"} != {
+            k: v for k, v in identity.items() if k != "data_dir"}:
+        return False
+    da = _content_digest(a)
+    return da is not None and da == _content_digest(b)
 
 
 def _held_identity(out: Path) -> dict | None:
@@ -221,8 +275,8 @@ def write_results(out: str | Path, identity: dict, results: dict) -> Path:
 
 
 def progress(iterable: Iterable, *, desc: str, quiet: bool, total: int | None = None):
-    """A progress bar over ``iterable`` (arms done, ETA) on a terminal; none in pipes or when
-    ``quiet`` (:func:`initlab.lab.progress.progress`)."""
+    """Progress over ``iterable`` (arms done, ETA): a bar on a terminal, a line a minute in a
+    pipe or log, none when ``quiet`` (:func:`initlab.lab.progress.progress`)."""
     from ..progress import progress as _progress
 
     return _progress(iterable, desc=desc, quiet=quiet, total=total, unit="arm")
