@@ -25,9 +25,10 @@ import torch
 
 import initlab
 from initlab.core.criticality import ISOMETRY_SPREAD_TARGET
-from initlab.core.recommend import recommend
+from initlab.core.recommend import DEEP, recommend
 from initlab.lab.reproductions import isometry
-from initlab.lab.train import TrainConfig, train
+from initlab.lab.train import train
+from initlab.modelinit.describe import describe
 
 
 def main() -> None:
@@ -48,18 +49,17 @@ def main() -> None:
     batch = torch.from_numpy(data.x_train[:cfg.lsuv_batch])
     model = isometry.build("mlp", a.depth, cfg, data, a.seed)
     initlab.apply(model, "isometry", seed=a.seed, batch=batch, spread=a.spread)
-    if a.spread == ISOMETRY_SPREAD_TARGET and a.depth + 1 > initlab.core.recommend.DEEP:
+    plain = describe(model, batch).plain_depth()   # the depth the plan read: weighted layers
+    if a.spread == ISOMETRY_SPREAD_TARGET and plain > DEEP:
         ref = isometry.build("mlp", a.depth, cfg, data, a.seed)
         isometry.init_net(ref, "auto", seed=a.seed, batch=batch)
         same = all(torch.equal(p, q) for p, q in zip(model.parameters(), ref.parameters()))
         if not same:
             raise SystemExit("the isometry plan at the default target did not draw what the "
                              "reproduction's auto arm draws")
-    point = recommend("tanh", depth=a.depth + 1, isometry=True, spread=a.spread).theory
-    tc = TrainConfig(optimizer="sgd", lr=a.lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
-                     epochs=cfg.epochs, eval_every=cfg.epochs)
+    point = recommend("tanh", depth=plain, isometry=True, spread=a.spread).theory
     t0 = time.perf_counter()
-    last = train(model, data, tc, seed=a.seed)[-1]
+    last = train(model, data, isometry.train_config("mlp", a.lr, cfg), seed=a.seed)[-1]
     rec = {"depth": a.depth, "spread_target": a.spread, "lr": a.lr, "seed": a.seed,
            "epochs": cfg.epochs, "sigma_w2": point.sigma_w2, "sigma_b2": point.sigma_b2,
            "q_star": point.q_star, "predicted_spread": point.spread,

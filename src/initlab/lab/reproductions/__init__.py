@@ -26,7 +26,7 @@ from types import ModuleType
 from typing import Any
 
 from ...core.validation import check_scalar, fail
-from ._common import REPORT, Checkpoint, check_workers, jsonable, write_results
+from ._common import REPORT, Checkpoint, check_workers, jsonable, threads_per_arm, write_results
 
 # case name -> module (imported on use)
 CASES: dict[str, str] = {
@@ -72,7 +72,7 @@ def machine(workers: int = 1) -> dict:
         pass
     return {"platform": platform.platform(), "python": platform.python_version(),
             "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__,
-            "torch_threads": max(1, torch.get_num_threads() // workers), "workers": workers}
+            "torch_threads": threads_per_arm(workers), "workers": workers}
 
 
 def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,

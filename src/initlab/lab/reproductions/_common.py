@@ -164,6 +164,14 @@ def check_workers(workers: Any) -> int:
                             "arms in this process.")
 
 
+def threads_per_arm(workers: int) -> int:
+    """The torch threads each arm runs at when ``workers`` processes share this process's
+    threads (:func:`run_arms`; the arm that runs alone here gets the same)."""
+    import torch
+
+    return max(1, torch.get_num_threads() // workers)
+
+
 def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..., Any], data,
              *, data_spec: dict, workers: int = 1, desc: str, quiet: bool) -> list[Any]:
     """Run independent arms and return their results in the order of ``tasks``.
@@ -184,7 +192,7 @@ def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..
             pending.setdefault(key, args)
     import torch
 
-    threads = max(1, torch.get_num_threads() // workers)
+    threads = threads_per_arm(workers)
     if workers == 1 or len(pending) <= 1:
         # one arm left runs here, at the threads a worker would have (its numbers do not
         # depend on whether it ran alone)

@@ -225,18 +225,26 @@ def init_net(model, init: str, *, seed: int, batch) -> None:
     init_model(model, init, seed=seed, batch=batch, activation="tanh")
 
 
+def train_config(kind: str, lr: float, cfg: Config):
+    """The training protocol of an arm: SGD with ``cfg``'s momentum and batch size, at ``lr``,
+    for the MLP's or the CNN's epochs, evaluated at the end."""
+    from ..train import TrainConfig
+
+    epochs = cfg.epochs if kind == "mlp" else cfg.cnn_epochs
+    return TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
+                       epochs=epochs, eval_every=epochs)
+
+
 def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Config, data,
               budget: Budget, part) -> dict:
     """One training run; ``part``: its per-epoch checkpoint (resumed when present)."""
     import torch
 
-    from ..train import TrainConfig, train
+    from ..train import train
 
     model = build(kind, depth, cfg, data, seed)
     init_net(model, init, seed=seed, batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]))
-    epochs = cfg.epochs if kind == "mlp" else cfg.cnn_epochs
-    tc = TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
-                     epochs=epochs, eval_every=epochs)
+    tc = train_config(kind, lr, cfg)
     ran = []  # the training epochs run by this invocation (a resumed arm: the rest only)
 
     def on_epoch(rec):
