@@ -65,7 +65,23 @@ def cases(quick: bool, methods=("householder",)) -> list[dict]:
         for method in methods:
             out.append(dict(name=f"orthogonal_ ({method})", shape=shape, dtype="float32",
                             fn="orthogonal_", kw={"method": method}, slow=True))
+    # no torch function: the peer is what a user writes (torch's orthogonal_ on the block, cat)
+    for shape in orth[:2]:
+        out.append(dict(name="looks_linear_ (hidden; peer: orthogonal_ + cat)", shape=shape,
+                        dtype="float32", fn="looks_linear_", kw={}, slow=True))
     return out
+
+
+def _looks_linear_by_hand(x, generator=None):
+    """A hand-written looks-linear hidden layer: ``[[V, -V], [-V, V]]`` with torch's
+    ``orthogonal_`` drawing V."""
+    import torch
+
+    r, c = x.shape[0] // 2, x.shape[1] // 2
+    v = torch.nn.init.orthogonal_(torch.empty(r, c, dtype=x.dtype), generator=generator)
+    with torch.no_grad():
+        x.copy_(torch.cat([torch.cat([v, -v], 1), torch.cat([-v, v], 1)], 0))
+    return x
 
 
 def _functions(case: dict):
@@ -76,7 +92,7 @@ def _functions(case: dict):
 
     import initlab.torch as itorch
 
-    tfn = getattr(tinit, case["fn"])
+    tfn = _looks_linear_by_hand if case["fn"] == "looks_linear_" else getattr(tinit, case["fn"])
     if "method" in case["kw"]:
         raw = tfn
 

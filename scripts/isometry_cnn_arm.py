@@ -1,14 +1,19 @@
-"""The isometry reproduction's CNN arm on its own (issue #11): the full config's tanh CNN (depth
-50, 3x3 convolutions, 16 channels, MNIST subset average-pooled to 14x14, 10 epochs) for
-delta-orthogonal, Glorot and He kernels, lr chosen on the validation split, resumable.
+"""One of the isometry reproduction's one-depth arms on its own (issue #11), at the full config:
+``--arm cnn`` (default), the tanh CNN (depth 50, 3x3 convolutions, 16 channels, MNIST subset
+average-pooled to 14x14, 10 epochs) for delta-orthogonal, Glorot and He kernels; ``--arm relu``,
+the plain ReLU MLP (depth 50, width 256, 10 epochs) for He, orthogonal He and ``auto``
+(looks-linear). lr chosen on the validation split, resumable.
 
     python scripts/isometry_cnn_arm.py --data ../shared/data/mnist10k.npz --out runs/iso-cnn \
         --lrs 1e-3 3e-3 --seeds 0
+    python scripts/isometry_cnn_arm.py --arm relu --data ../shared/data/mnist10k.npz \
+        --out runs/iso-relu
 
-It runs :func:`initlab.lab.reproductions.isometry.run` with the full config's CNN fields and no
-MLP depths, so the arms, their keys and their per-epoch checkpoints are the reproduction's own;
-``--lrs`` and ``--seeds`` narrow the grid (the full config: the five lrs, seeds 0-2). Prints one
-JSON line per init (validation accuracy per lr, chosen lr, test accuracy mean/std).
+It runs :func:`initlab.lab.reproductions.isometry.run` with the full config's fields for that arm
+and no MLP depths (and not the other arm), so the arms, their keys and their per-epoch
+checkpoints are the reproduction's own; ``--lrs`` and ``--seeds`` narrow the grid (the full
+config: the five lrs, seeds 0-2). Prints one JSON line per init (validation accuracy per lr,
+chosen lr, test accuracy mean/std).
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ def main(argv=None) -> int:
     ap.add_argument("--out", required=True, help="run folder (resumed when it holds this run)")
     ap.add_argument("--lrs", type=float, nargs="+", default=list(iso.LRS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--arm", choices=("cnn", "relu"), default="cnn")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cfg = dataclasses.replace(iso.config(full=True), depths=(), budget_hours=None,
-                              cnn_lrs=tuple(args.lrs), seeds=tuple(args.seeds))
-    ck = Checkpoint(args.out, {"case": "isometry-cnn-arm", "config": cfg, "data": args.data},
-                    resume=True)
+    full = iso.config(full=True)
+    if args.arm == "cnn":
+        cfg = dataclasses.replace(full, depths=(), budget_hours=None, relu_depth=0,
+                                  cnn_lrs=tuple(args.lrs), seeds=tuple(args.seeds))
+    else:
+        cfg = dataclasses.replace(full, depths=(), budget_hours=None, cnn_depth=0,
+                                  lrs=tuple(args.lrs), seeds=tuple(args.seeds))
+    case = "isometry-cnn-arm" if args.arm == "cnn" else "isometry-relu-arm"
+    ck = Checkpoint(args.out, {"case": case, "config": cfg, "data": args.data}, resume=True)
     res = iso.run(cfg, data_dir=args.data, quiet=True, checkpoint=ck)
-    for r in res["cnn"]:
+    for r in res[args.arm]:
         print(json.dumps({k: r[k] for k in ("init", "val_by_lr", "lr", "test_mean", "test_std")
                           if k in r}))
     return 0

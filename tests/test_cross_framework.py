@@ -181,6 +181,8 @@ EXTRA = [  # non-default parameters, and a conv shape for the fan conventions
     ("sparse", {"sparsity": 0.5, "std": 1.0}, None),
     ("dirac", {"groups": 2}, (16, 8, 3, 3)),
     ("martens_sparse", {"k": 5, "std": 0.5}, (40, 8, 3)),
+    ("looks_linear", {"position": "first"}, (40, 30)),
+    ("looks_linear", {"position": "last", "gain": 0.5}, (10, 64)),
 ]
 
 
@@ -247,6 +249,17 @@ def test_same_distribution_everywhere(fw, name, params, shape):
         hit = (flat != 0).mean(axis=0)  # per input, over rows units
         p = dist.k / flat.shape[1]
         assert np.abs(hit - p).max() <= Z * math.sqrt(p * (1 - p) / flat.shape[0]), what
+    elif isinstance(dist, D.LooksLinear):
+        rows, cols = D.looks_linear_block(tshape, dist.position)
+        block = x[:rows, :cols]
+        # exactly the signed copies of one block, V = gain * (semi-)orthogonal
+        np.testing.assert_array_equal(x, np.kron(np.array(dist.signs), block), err_msg=what)
+        small = min(rows, cols)
+        gram = block @ block.T if rows == small else block.T @ block
+        assert np.abs(gram / dist.gain**2 - np.eye(small)).max() < 1e-5, what
+        square = {"first": (10, 5), "hidden": (10, 10), "last": (5, 10)}[dist.position]
+        many = draw_many(fw, ini, square, reps=400)[:, :5, :5]  # V: 5 x 5
+        check_haar(many, dist.gain, what)
     else:
         raise AssertionError(f"no cross-framework check for {type(dist).__name__}: add one")
 

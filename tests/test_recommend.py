@@ -83,7 +83,9 @@ def test_depth_switches_plain_stacks_to_the_isometric_choice(act, shallow_plan):
     shallow, deep = recommend(act, depth=5), recommend(act, depth=200)
     assert shallow.plan == shallow_plan and shallow.theory is None
     assert shallow.initializer == recommend(act).initializer  # classic below DEEP, unchanged
-    assert deep.plan == "isometry" and deep.initializer.name == "orthogonal"
+    # dense ReLU stacks get looks-linear weights (spread 0), the others orthogonal ones
+    want = "looks_linear" if act == "relu" else "orthogonal"
+    assert deep.plan == "isometry" and deep.initializer.name == want
     assert deep.theory.spread_orthogonal < deep.theory.spread_gaussian
     # residual branches and readouts keep the classic choice at any depth
     assert recommend(act, depth=200, residual=True).initializer == shallow.initializer
@@ -127,14 +129,54 @@ def test_conv_layers_get_delta_orthogonal_and_relu_gets_he_gain():
     rec = recommend("tanh", depth=50, layer="conv")
     assert rec.initializer == initlab.get("delta_orthogonal",
                                           gain=math.sqrt(rec.theory.sigma_w2))
-    relu = recommend("relu", depth=50)
+    relu = recommend("relu", depth=50, deep_relu="orthogonal")
     assert relu.initializer == initlab.get("orthogonal", gain=math.sqrt(2.0))
     assert relu.bias == initlab.get("zeros")
     assert relu.theory.spread == pytest.approx(50) and relu.theory.spread_gaussian == \
         pytest.approx(100)
-    assert recommend("relu", depth=50, layer="conv").initializer.name == "delta_orthogonal"
-    leaky = recommend(("leaky_relu", 0.2), depth=50)
+    # conv kernels keep delta-orthogonal with He's gain whatever deep_relu says
+    conv = recommend("relu", depth=50, layer="conv")
+    assert conv.initializer == initlab.get("delta_orthogonal", gain=math.sqrt(2.0))
+    leaky = recommend(("leaky_relu", 0.2), depth=50, deep_relu="orthogonal")
     assert leaky.initializer == initlab.get("orthogonal", gain=math.sqrt(2 / 1.04))
+
+
+def test_deep_relu_dense_layers_get_looks_linear_by_position():
+    """A deep plain ReLU stack's dense layers: looks-linear (Balduzzi et al. 2017); the position
+    follows from whether the layer's input is mirrored (``mirrored_input``) and whether the
+    layer mirrors its output (a ReLU-family hidden layer)."""
+    first = recommend("relu", depth=50)
+    assert first.initializer == initlab.get("looks_linear", gain=1.0, position="first")
+    assert first.plan == "isometry" and first.bias == initlab.get("zeros")
+    assert first.theory.spread == pytest.approx(0, abs=1e-9) and first.theory.chi1 == \
+        pytest.approx(1)
+    assert "spread 0; orthogonal He weights' spread would be 50, Gaussian He's 100" in \
+        first.reason
+    hidden = recommend("relu", depth=50, mirrored_input="relu")
+    assert hidden.initializer == initlab.get("looks_linear", position="hidden")
+    last = recommend(None, role="readout", depth=50, mirrored_input="relu")
+    assert last.initializer == initlab.get("looks_linear", position="last")
+    assert last.reason.startswith("readout (linear output), plain stack of 50 layers")
+    # leaky_relu(a): f(u) - f(-u) = (1 + a) u, so a layer fed by it has gain 1/(1 + a)
+    a = 0.2
+    leaky = recommend(("leaky_relu", a), depth=50, mirrored_input=("leaky_relu", a))
+    assert leaky.initializer == initlab.get("looks_linear", gain=1 / (1 + a), position="hidden")
+    assert recommend(("leaky_relu", a), depth=50).initializer.params["gain"] == 1.0  # data in
+    # a mirrored input is folded back even when the layer itself would not mirror
+    folded = recommend("relu", depth=50, mirrored_input="relu", deep_relu="orthogonal")
+    assert folded.initializer.params["position"] == "last"
+    # shallow stacks keep He; isometry=True asks for looks-linear at any depth
+    assert recommend("relu", depth=5).initializer == initlab.get("he_normal")
+    assert recommend("relu", depth=5, isometry=True).initializer.name == "looks_linear"
+
+
+def test_deep_relu_and_mirrored_input_are_checked():
+    with pytest.raises(ValueError, match=r"`deep_relu` must be one of 'looks_linear', "
+                                         r"'orthogonal'; got 'he'"):
+        recommend("relu", depth=50, deep_relu="he")
+    with pytest.raises(TypeError, match=r"`mirrored_input` must be None or the ReLU-family "
+                                        r"activation .*; got 'tanh'"):
+        recommend("relu", depth=50, mirrored_input="tanh")
 
 
 def test_sigmoid_has_no_isometric_point_and_says_so():

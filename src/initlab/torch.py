@@ -54,7 +54,8 @@ __all__ = [
     "lecun_normal_", "lecun_uniform_", "glorot_normal_", "glorot_uniform_", "he_normal_",
     "he_uniform_", "variance_scaling_", "truncated_normal_", "uniform_std_", "small_normal_",
     "rbm_normal_", "torch_default_", "nielsen_default_", "nielsen_large_", "identity_",
-    "delta_orthogonal_", "martens_sparse_", "ORTHOGONAL_METHOD", "STREAM_VERSION",
+    "delta_orthogonal_", "looks_linear_", "martens_sparse_", "ORTHOGONAL_METHOD",
+    "STREAM_VERSION",
 ]
 
 # Method of the drop-in ``orthogonal_``: the core's one default (Stewart's Householder method draws
@@ -313,6 +314,15 @@ def delta_orthogonal_(tensor: torch.Tensor, gain: float = 1.0,
     tap; needs in <= out. Xiao, Bahri, Sohl-Dickstein, Schoenholz, Pennington 2018, "Dynamical
     Isometry and a Mean Field Theory of CNNs"."""
     return _named("delta_orthogonal", tensor, generator, gain=gain)
+
+
+def looks_linear_(tensor: torch.Tensor, gain: float = 1.0, position: str = "hidden",
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Mirrored orthogonal weights that make a ReLU stack linear at init: ``[[V], [-V]]``
+    (``position="first"``), ``[[V, -V], [-V, V]]`` (``"hidden"``) or ``[[V, -V]]`` (``"last"``),
+    ``V`` Haar orthogonal times ``gain``. Balduzzi et al. 2017, "The Shattered Gradients
+    Problem" (looks-linear initialization); see ``initlab.get("looks_linear")``."""
+    return _named("looks_linear", tensor, generator, gain=gain, position=position)
 
 
 def martens_sparse_(tensor: torch.Tensor, k: int = 15, std: float = 1.0,

@@ -47,12 +47,14 @@ from ..core.distributions import (
     Dirac,
     Distribution,
     Eye,
+    LooksLinear,
     MartensSparse,
     Normal,
     Orthogonal,
     Sparse,
     TruncatedNormal,
     Uniform,
+    looks_linear_block,
 )
 from ..core.fans import to_torch_shape, torch_axes_to
 from ..core.validation import fail
@@ -286,6 +288,10 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         centre = tuple(k // 2 for k in shape[2:])
         q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)  # generic path
         return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *centre)].set(q)
+    if isinstance(dist, LooksLinear):
+        rows, cols = looks_linear_block(shape, dist.position)
+        q = dist.gain * haar_orthogonal(key, rows, cols, dist.method, cdt)
+        return jnp.kron(jnp.asarray(dist.signs, cdt), q)
     if isinstance(dist, Sparse):
         rows, _ = shape
         kv, kp = jax.random.split(key)

@@ -53,6 +53,7 @@ from ..core.distributions import (
     Dirac,
     Distribution,
     Eye,
+    LooksLinear,
     MartensSparse,
     Normal,
     Orthogonal,
@@ -60,6 +61,7 @@ from ..core.distributions import (
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
+    looks_linear_block,
 )
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
 from ..core.validation import InitlabTypeError, check_choice, error_message, fail
@@ -522,6 +524,14 @@ def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
     view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
 
 
+def _looks_linear_(view: torch.Tensor, dist: LooksLinear, gen) -> None:
+    rows, cols = looks_linear_block(tuple(view.shape), dist.position)
+    q = haar_orthogonal(rows, cols, generator=gen, dtype=_work_dtype(view.dtype),
+                        device=view.device, method=dist.method)
+    signs = torch.tensor(dist.signs, dtype=q.dtype, device=view.device)
+    view.copy_(torch.kron(signs, q.mul_(dist.gain).contiguous()))
+
+
 def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:
     """``(n_sets, k)`` indices: for each set, k distinct positions of ``range(size)`` drawn
     uniformly (the k smallest of iid U(0, 1) float64 keys: a uniform random k-subset)."""
@@ -561,4 +571,5 @@ SAMPLERS = {
     Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
+    LooksLinear: _looks_linear_,
 }

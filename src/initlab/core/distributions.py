@@ -339,6 +339,80 @@ class DeltaOrthogonal(Distribution):
                        shape, "use `orthogonal` on the flattened kernel instead.")
 
 
+#: Where a looks-linear layer sits in its ReLU stack (:class:`LooksLinear`).
+LOOKS_LINEAR_POSITIONS = ("first", "hidden", "last")
+
+
+def looks_linear_block(shape: tuple[int, int], position: str) -> tuple[int, int]:
+    """The ``(rows, cols)`` of the orthogonal block ``V`` a looks-linear ``(out, in)`` matrix is
+    made of (:class:`LooksLinear`): halves of the mirrored sides."""
+    out, inp = shape
+    return (out if position == "last" else out // 2, inp if position == "first" else inp // 2)
+
+
+@dataclass(frozen=True)
+class LooksLinear(Distribution):
+    """Mirrored orthogonal ``(out, in)`` matrix (Balduzzi et al. 2017, "looks-linear"): a Haar
+    (semi-)orthogonal block ``V`` times ``gain``, repeated with signs so that a ReLU stack is
+    linear at init. Torch layout, 2-D; ``position``:
+
+    * ``"first"``: ``[[V], [-V]]`` (``out`` even): the output is ``[u, -u]``;
+    * ``"hidden"``: ``[[V, -V], [-V, V]]`` (``out``, ``in`` even): maps ``[f(u), f(-u)]`` to
+      ``[V w, -V w]`` with ``w = f(u) - f(-u)`` (``= u`` for ReLU);
+    * ``"last"``: ``[[V, -V]]`` (``in`` even): maps ``[f(u), f(-u)]`` to ``V w``.
+    """
+
+    gain: float = 1.0
+    position: str = "hidden"
+    method: str = DEFAULT_ORTHOGONAL_METHOD
+    kind = "looks_linear"
+    is_elementwise = False
+
+    @property
+    def signs(self) -> tuple[tuple[float, ...], ...]:
+        """The sign pattern ``S``: the matrix is ``kron(S, V)``, which every backend computes."""
+        return {"first": ((1.0,), (-1.0,)), "hidden": ((1.0, -1.0), (-1.0, 1.0)),
+                "last": ((1.0, -1.0),)}[self.position]
+
+    @property
+    def copies(self) -> int:
+        """How many signed copies of ``V`` the matrix holds."""
+        return sum(len(row) for row in self.signs)
+
+    def moments(self, shape=None):
+        if shape is None or len(shape) != 2 or math.prod(shape) == 0:
+            return None
+        rows, cols = looks_linear_block(tuple(shape), self.position)
+        # each copy of the semi-orthogonal block holds min(rows, cols) in sum of squares; mean 0
+        return 0.0, abs(self.gain) * math.sqrt(self.copies * min(rows, cols) / math.prod(shape))
+
+    def extent(self) -> float:
+        return abs(self.gain)
+
+    def check_shape(self, shape) -> None:
+        check_choice(self.position, "position", LOOKS_LINEAR_POSITIONS)
+        check_choice(self.method, "method", ORTHOGONAL_METHODS)
+        misfit = looks_linear_misfit(shape, self.position)
+        if misfit:
+            raise fail("tensor", misfit[0], shape, misfit[1])
+
+
+def looks_linear_misfit(shape, position: str) -> tuple[str, str] | None:
+    """``(rule, fix)`` when a torch-layout ``shape`` cannot hold looks-linear weights at
+    ``position`` (:class:`LooksLinear`), else None: a 2-D ``(out, in)`` matrix whose mirrored
+    sides (out for "first"/"hidden", in for "hidden"/"last") are even."""
+    if len(shape) != 2:
+        return ("must be 2-D (out, in) for `looks_linear`", "looks-linear mirrors the units of "
+                "a dense layer; for conv kernels use `delta_orthogonal`.")
+    sides = (("out", 0, ("first", "hidden")), ("in", 1, ("hidden", "last")))
+    odd = [f"{what} = {shape[axis]}" for what, axis, where in sides
+           if position in where and shape[axis] % 2]
+    if odd:
+        return (f"must have even mirrored sides for `looks_linear` at position {position!r} "
+                f"({', '.join(odd)})", "use `orthogonal` for this layer, or an even width.")
+    return None
+
+
 @dataclass(frozen=True)
 class Sparse(Distribution):
     """torch ``sparse_``: N(0, std^2) entries, then ``ceil(sparsity * rows)`` entries of each column
@@ -393,7 +467,7 @@ class MartensSparse(Distribution):
 #: Every distribution kind; each backend's sampler table must cover all of them.
 KINDS: tuple[type[Distribution], ...] = (
     Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse,
-    MartensSparse,
+    MartensSparse, LooksLinear,
 )
 
 

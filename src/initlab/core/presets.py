@@ -10,18 +10,21 @@ import math
 
 from .distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
+    LOOKS_LINEAR_POSITIONS,
     ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
     DeltaOrthogonal,
     Dirac,
     Eye,
+    LooksLinear,
     MartensSparse,
     Normal,
     Orthogonal,
     Sparse,
     TruncatedNormal,
     Uniform,
+    looks_linear_misfit,
 )
 from .fans import fan_for_mode, to_torch_shape
 from .gains import calculate_gain
@@ -34,7 +37,8 @@ __all__ = [
     "truncated_normal", "variance_scaling", "lecun_normal", "lecun_uniform", "glorot_normal",
     "glorot_uniform", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
     "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
-    "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "sparse", "martens_sparse",
+    "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "looks_linear", "sparse",
+    "martens_sparse",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -383,6 +387,45 @@ def delta_orthogonal(gain: float = 1.0) -> Initializer:
         return DeltaOrthogonal(g)
 
     return Initializer("delta_orthogonal", {"gain": g}, resolve)
+
+
+@register()
+def looks_linear(gain: float = 1.0, position: str = "hidden",
+                 method: str = DEFAULT_ORTHOGONAL_METHOD) -> Initializer:
+    """Looks-linear: mirrored orthogonal weights that make a ReLU stack linear at init (Balduzzi,
+    Frean, Leary, Lewis, Ma, McWilliams 2017, "The Shattered Gradients Problem: If resnets are
+    the answer, then what is the question?", ICML; the same parameter sharing in Burkholz &
+    Dubatovka 2019, "Initialization of ReLUs for Dynamical Isometry", NeurIPS).
+
+    With ``V`` a Haar (semi-)orthogonal block times ``gain`` (``method`` as in ``orthogonal``),
+    a dense ``(out, in)`` weight (torch layout) is, by its ``position`` in the stack:
+
+    * ``"first"`` (fed by the data): ``[[V], [-V]]``, so the pre-activation is ``[u, -u]``;
+    * ``"hidden"``: ``[[V, -V], [-V, V]]``: from ``[relu(u), relu(-u)]`` it computes
+      ``[V u, -V u]``, as ``relu(u) - relu(-u) = u``;
+    * ``"last"`` (the readout): ``[[V, -V]]``: ``V u``.
+
+    A first/hidden.../last chain is then the linear map ``V_L ... V_1`` at init, a product of
+    orthogonal matrices: every singular value of its input-output Jacobian on the mirrored
+    coordinates is ``gain^L`` (dynamical isometry, which Gaussian or orthogonal He weights
+    cannot give a ReLU net: their spread grows with depth, Pennington et al. 2017), and the
+    units are not symmetric, so training breaks the mirror at once. ``gain`` 1 for ReLU;
+    ``1/(1 + a)`` for leaky_relu(a), whose ``f(u) - f(-u) = (1 + a) u``. Dense 2-D weights with
+    the mirrored sides even.
+    """
+    g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
+    check_choice(position, "position", LOOKS_LINEAR_POSITIONS,
+                 fix="pass 'first' (the layer fed by the data), 'hidden' or 'last' (the readout).")
+    check_choice(method, "method", ORTHOGONAL_METHODS)
+
+    def resolve(ctx: Context):
+        misfit = looks_linear_misfit(to_torch_shape(ctx.shape, ctx.layout), position)
+        if misfit:
+            raise fail("shape", misfit[0], ctx.shape, misfit[1])
+        return LooksLinear(g, position, method)
+
+    return Initializer("looks_linear", {"gain": g, "position": position, "method": method},
+                       resolve)
 
 
 @register()

@@ -49,13 +49,21 @@ softsign                        orthogonal spread at this depth is
 sigmoid, hardsigmoid            unchanged (Glorot): no bias variance brings q* near 0
                                 (phi(0) != 0), so no point is isometric; the reason
                                 quotes the best one's spread and suggests tanh
-relu, relu6, leaky_relu(a)      orthogonal(gain = sqrt(2/(1+a^2))): He's variance,  0
+relu, relu6, leaky_relu(a)      dense: looks_linear (Balduzzi et al. 2017), by      0
+                                position in the stack: first [[V], [-V]], hidden
+                                [[V, -V], [-V, V]] (gain 1/(1+a)), readout [[V, -V]],
+                                V Haar orthogonal: the stack is linear at init,
+                                spread 0. conv, or ``deep_relu="orthogonal"``:
+                                orthogonal(gain = sqrt(2/(1+a^2))): He's variance,
                                 spread L (1-a^2)^2/(1+a^2)^2 instead of that + L
 every other activation          orthogonal on the critical line at q* = 1 (the      N(0, sb2)
 (gelu, silu, selu, elu, ...)    classic scale): sigma_w2 = 1/mu_1(1), sigma_b2 =
                                 1 - sigma_w2 E[phi(z)^2]; without a stable such
                                 point (softplus) the classic gain, biases 0
 linear (a hidden layer)         orthogonal, gain 1 (Saxe et al. 2014): spread 0     0
+any dense layer fed by a        looks_linear at position "hidden" (it mirrors its   0
+looks-linear layer              output too) or "last", gain 1/(1+a) for the input's
+(``mirrored_input``)            leaky slope a
 readout, unknown, residual      unchanged
 ==============================  ==================================================  ==========
 
@@ -255,9 +263,51 @@ def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer
         f"Saxe et al. 2014, Pennington et al. 2017), {_point_text(p)}; {_spread_text(p)}")
 
 
+def _slope(act: Activation) -> float:
+    """The negative slope ``a`` of a ReLU-family activation (0 for relu, relu6)."""
+    return act.param if act.name == "leaky_relu" else 0.0
+
+
+def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activation | None,
+                  depth: int | None, deep_relu: str = "looks_linear") -> Recommendation:
+    """Looks-linear weights (Balduzzi et al. 2017): ``"first"`` when the layer mirrors its output
+    but not its input, ``"hidden"`` both, ``"last"`` only its input; the gain 1/(1 + a) undoes
+    the input's ``f(u) - f(-u) = (1 + a) u``."""
+    out = (act is not None and act.name in _HE_FAMILY and rec.role == "hidden"
+           and deep_relu == "looks_linear")
+    position = ("hidden" if out else "last") if mirrored is not None else "first"
+    gain = 1.0 / (1.0 + _slope(mirrored)) if mirrored is not None else 1.0
+    layers = depth or 1
+    # with the gain undoing (1 + a), the chain is exactly the product of the orthogonal V's
+    p = criticality.spectrum_at(get_activation("linear"), 1.0, 0.0, layers)
+    side = {"first": "its output mirrored, [[V], [-V]]",
+            "hidden": "input and output mirrored, [[V, -V], [-V, V]]",
+            "last": "its mirrored input folded back, [[V, -V]]"}[position]
+    fed = f" (fed by {mirrored.name}: gain 1/(1 + a) = {gain:.4g})" if mirrored is not None else ""
+    plain = f"plain stack of {depth} layers" if depth else "plain stack"
+    who = (f"{rec.activation} follows" if rec.activation else
+           "readout (linear output)" if rec.role == "readout" else "no activation follows")
+    he = criticality.spectrum_at(act, 2.0 / (1.0 + _slope(act) ** 2), 0.0, layers) \
+        if out and depth else None
+    versus = (f"; orthogonal He weights' spread would be {he.spread:.3g}, Gaussian He's "
+              f"{he.spread + depth:.3g}") if he is not None else ""
+    return replace(
+        rec, initializer=get_init("looks_linear", gain=gain, position=position), plan="isometry",
+        theory=p, bias=get_init("zeros"), reason=(
+            f"{who}, {plain}: looks-linear weights (Balduzzi et "
+            f"al. 2017), position {position!r}: {side}, V Haar orthogonal{fed}, biases 0; as "
+            "relu(u) - relu(-u) = u the stack is the linear map V_L ... V_1 at init (first "
+            "layer [[V], [-V]], hidden [[V, -V], [-V, V]], readout [[V, -V]]; `auto` places "
+            "them by position), so every singular value of its Jacobian on the mirrored "
+            f"coordinates is 1: spread 0{versus}"))
+
+
 def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
-               isometry: bool | None, spread: float) -> Recommendation:
+               isometry: bool | None, spread: float, deep_relu: str,
+               mirrored: Activation | None) -> Recommendation:
     """The deep-plain-stack choices (see the module's second table)."""
+    if mirrored is not None and layer == "dense":   # fed by a looks-linear layer's mirrored output
+        return _looks_linear(rec, act, mirrored, rec.depth, deep_relu)
     deep = rec.depth is not None and rec.depth > DEEP if isometry is None else isometry
     if not deep or rec.residual or rec.role != "hidden" or rec.depth is None or \
             rec.activation == UNKNOWN:
@@ -269,7 +319,9 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
     if act.saturating:
         return _isometric(rec, act, depth, layer, spread)
     if name in _HE_FAMILY:
-        a = act.param if name == "leaky_relu" else 0.0
+        if deep_relu == "looks_linear" and layer == "dense":
+            return _looks_linear(rec, act, None, depth)
+        a = _slope(act)
         return _orthogonal_classic(rec, act, depth, layer, math.sqrt(2.0 / (1.0 + a * a)),
                                    "He's variance")
     return _critical_orthogonal(rec, act, depth, layer)
@@ -277,7 +329,8 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
 
 def recommend(activation: Any, *, depth: int | None = None, residual: bool = False,
               role: str = "hidden", layer: str = "dense", isometry: bool | None = None,
-              spread: float | None = None) -> Recommendation:
+              spread: float | None = None, deep_relu: str = "looks_linear",
+              mirrored_input: Any = None) -> Recommendation:
     """The initializer for a layer followed by ``activation`` (see the module's tables).
 
     ``activation``: a registry name or alias, an :class:`Activation`, an ``(activation, param)``
@@ -291,7 +344,13 @@ def recommend(activation: Any, *, depth: int | None = None, residual: bool = Fal
     saturating activations' isometric point (default
     :data:`~initlab.core.criticality.ISOMETRY_SPREAD_TARGET`); larger means a larger ``q*`` and
     ``sigma_b2``, further from a linear net and from isometry. The other activations' deep
-    choices have no free parameter and ignore it.
+    choices have no free parameter and ignore it. ``deep_relu``: what a dense layer of a deep
+    plain ReLU-family stack gets, ``"looks_linear"`` (default: mirrored orthogonal weights that
+    make the stack linear at init, Balduzzi et al. 2017) or ``"orthogonal"`` (orthogonal with
+    He's gain). ``mirrored_input``: None, or the activation ``f`` on this layer's input when
+    that input is a looks-linear layer's mirrored output ``[f(u), f(-u)]`` (``auto`` passes it
+    from the model's dataflow); a dense layer then gets looks-linear weights at position
+    ``"hidden"`` (its output mirrored too) or ``"last"``.
 
     >>> recommend("relu").plan
     'he'
@@ -312,7 +371,26 @@ def recommend(activation: Any, *, depth: int | None = None, residual: bool = Fal
     rec = Recommendation(init, plan, reason, name, param if name not in (None, UNKNOWN) else None,
                          depth, residual, role, alts, layer=layer)
     act = get_activation(name, param) if name not in (None, UNKNOWN) else None
-    return _for_depth(rec, act, layer, isometry, check_spread(spread))
+    check_choice(deep_relu, "deep_relu", DEEP_RELU)
+    return _for_depth(rec, act, layer, isometry, check_spread(spread), deep_relu,
+                      _mirrored(mirrored_input))
+
+
+#: What a dense layer of a deep plain ReLU-family stack gets (``recommend(deep_relu=...)``).
+DEEP_RELU = ("looks_linear", "orthogonal")
+
+
+def _mirrored(act: Any) -> Activation | None:
+    """``mirrored_input`` as a ReLU-family Activation (None: the input is not mirrored)."""
+    if act is None:
+        return None
+    name, param = _normalize(act)
+    if name not in _HE_FAMILY:
+        raise InitlabTypeError(error_message(
+            "mirrored_input", "must be None or the ReLU-family activation (relu, relu6, "
+            "leaky_relu) between a looks-linear layer and this one", act,
+            "pass the activation that follows the looks-linear layer feeding this one, or None."))
+    return get_activation(name, param)
 
 
 def check_spread(spread: float | None) -> float:

@@ -26,6 +26,7 @@ from .distributions import (
     Dirac,
     Distribution,
     Eye,
+    LooksLinear,
     MartensSparse,
     Normal,
     Orthogonal,
@@ -33,6 +34,7 @@ from .distributions import (
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
+    looks_linear_block,
 )
 from .fans import to_torch_shape, torch_axes_to
 from .seeding import check_seed
@@ -193,6 +195,11 @@ def _delta_orthogonal(dist: DeltaOrthogonal, shape, rng, dtype) -> np.ndarray:
     return out
 
 
+def _looks_linear(dist: LooksLinear, shape, rng, dtype) -> np.ndarray:
+    rows, cols = looks_linear_block(shape, dist.position)
+    return np.kron(np.array(dist.signs), dist.gain * haar_orthogonal(rng, rows, cols, dist.method))
+
+
 def _sparse(dist: Sparse, shape, rng, dtype) -> np.ndarray:
     rows, cols = shape
     out = rng.standard_normal(shape) * dist.std
@@ -215,7 +222,7 @@ def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
 SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
-    Sparse: _sparse, MartensSparse: _martens_sparse,
+    Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
 }
 
 

@@ -137,7 +137,10 @@ class Advice(NamedTuple):
 
 
 def _init_text(init) -> str:
-    """``he_normal`` for a preset at its defaults, the full repr otherwise."""
+    """``he_normal`` for a preset at its defaults, the full repr otherwise; ``looks_linear``
+    by name (its position differs layer by layer, and the reason says which goes where)."""
+    if init.name == "looks_linear" and init.params.get("gain") == 1.0:
+        return init.name
     return init.name if init == get_init(init.name) else repr(init)
 
 

@@ -32,7 +32,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..core.recommend import check_spread, recommend
+from ..core.distributions import looks_linear_misfit
+from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import embedding_rule, norm_types
@@ -45,16 +46,33 @@ LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
 
 def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: bool = False,
            depth: int | None = None, layer: str = "dense", isometry: bool | None = None,
-           spread: float | None = None):
+           spread: float | None = None, deep_relu: str = "looks_linear",
+           mirrored_input: Any = None):
     """``(weight initializer, bias initializer, why)`` for a layer followed by ``act`` (a
     description's activation)."""
     name = activation_name(act)
-    if tanh == "critical" and name == "tanh":
+    if tanh == "critical" and name == "tanh" and mirrored_input is None:
         init = get_init("critical", activation="tanh")
         return init, init, f"tanh follows: edge of chaos, {init!r} (Schoenholz et al. 2017)"
     rec = recommend(act, depth=depth, residual=residual, layer=layer, isometry=isometry,
-                    role="readout" if readout else "hidden", spread=spread)
+                    role="readout" if readout else "hidden", spread=spread,
+                    deep_relu=deep_relu, mirrored_input=mirrored_input)
     return rec.initializer, rec.bias, rec.reason
+
+
+#: looks-linear positions whose output is mirrored ([u, -u]): the layers they feed fold it back
+_MIRRORS_OUTPUT = ("first", "hidden")
+
+
+def _looks_linear_misfit(layer, position: str) -> str | None:
+    """Why ``layer``'s weight cannot hold looks-linear weights at ``position`` (None: it can),
+    by the distribution's own rule (:func:`initlab.core.distributions.looks_linear_misfit`)."""
+    w = getattr(layer.module, "weight", None)
+    if layer.kind not in ("linear", "hf_conv1d") or w is None:
+        return "looks-linear weights are for dense layers"
+    shape = tuple(w.shape) if layer.kind == "linear" else tuple(w.shape)[::-1]  # HF: (in, out)
+    misfit = looks_linear_misfit(shape, position)
+    return f"looks-linear does not fit: the weight {misfit[0]}" if misfit else None
 
 
 def plain_depth(desc) -> int:
@@ -79,14 +97,19 @@ def following_activations(model: nn.Module, batch: Any = None
 
 
 def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
-              isometry: bool | None = None, spread: float | None = None) -> Plan:
+              isometry: bool | None = None, spread: float | None = None,
+              deep_relu: str = "looks_linear") -> Plan:
     """The activation-aware plan for ``model`` (see module docs); ``isometry``: None (deep
     plain stacks get the isometric choices), True (always: the ``isometry`` plan), False
     (never); ``spread``: the isometric point's target spread for tanh-like activations
     (:func:`initlab.core.recommend.recommend`; default
-    :data:`initlab.core.criticality.ISOMETRY_SPREAD_TARGET`)."""
+    :data:`initlab.core.criticality.ISOMETRY_SPREAD_TARGET`); ``deep_relu``: the dense layers
+    of a deep plain ReLU-family stack get ``"looks_linear"`` weights (default; each layer's
+    position, first/hidden/last, from the dataflow: a layer fed by one whose output is mirrored
+    folds it back) or ``"orthogonal"`` ones with He's gain."""
     check_choice(tanh, "tanh", ("glorot", "critical"))
     check_spread(spread)  # before the probe forward: a bad value fails first
+    check_choice(deep_relu, "deep_relu", DEEP_RELU)
     desc = describe(model, batch)
     depth = desc.plain_depth() or None
     inside = desc.branch_layers()
@@ -94,14 +117,31 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []
+    mirrored: dict[str, Any] = {}  # layer -> the activation after it, for mirrored outputs
     for layer in desc.layers:
         if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
             continue
         kind = _layer_kind(layer)
-        init, bias, why = choose(
-            layer.activation, tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
-            residual=layer.residual_branch is not None or layer.name in inside,
-            isometry=isometry, spread=spread)
+        residual = layer.residual_branch is not None or layer.name in inside
+        # fed by exactly one layer whose output is mirrored, on the main path: fold it back
+        feed = (mirrored.get(layer.inputs[0]) if len(layer.inputs) == 1 and not residual
+                else None)
+        how = dict(tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
+                   residual=residual, isometry=isometry, spread=spread)
+        init, bias, why = choose(layer.activation, deep_relu=deep_relu, mirrored_input=feed,
+                                 **how)
+        # a weight that cannot hold its looks-linear position: fold a mirrored input back
+        # ("last": only the input side must be even), else the choice without looks-linear
+        for fallback in ([feed] if feed is not None else []) + [None]:
+            misfit = (_looks_linear_misfit(layer, init.params["position"])
+                      if init.name == "looks_linear" else None)
+            if not misfit:
+                break
+            init, bias, why = choose(layer.activation, deep_relu="orthogonal",
+                                     mirrored_input=fallback, **how)
+            why += f" ({misfit}; weight {tuple(layer.module.weight.shape)})"
+        if init.name == "looks_linear" and init.params["position"] in _MIRRORS_OUTPUT:
+            mirrored[layer.name] = layer.activation
         if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
@@ -131,4 +171,6 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     ]
     return Plan(rules, name="auto", warn_unused=False,
                 description=f"activation-aware (activations found by {desc.method})",
-                options={"spread": float(spread)} if spread is not None else None)
+                options={**({"spread": float(spread)} if spread is not None else {}),
+                         **({"deep_relu": deep_relu} if deep_relu != "looks_linear" else {})}
+                or None)

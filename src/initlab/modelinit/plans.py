@@ -447,7 +447,8 @@ def _auto(model: nn.Module, **kw: Any) -> Plan:
     return auto_plan(model, **kw)
 
 
-def isometry(model: nn.Module, *, batch: Any = None, spread: float | None = None) -> Plan:
+def isometry(model: nn.Module, *, batch: Any = None, spread: float | None = None,
+             deep_relu: str = "looks_linear") -> Plan:
     """Dynamical isometry for ``model``'s activations at its plain depth (the weighted layers on
     its main path), whatever that depth: ``auto`` with the recommender's deep-stack choices
     forced on (:mod:`initlab.core.recommend`). For tanh-like activations: orthogonal weights
@@ -455,15 +456,17 @@ def isometry(model: nn.Module, *, batch: Any = None, spread: float | None = None
     N(0, sigma_b2) on the critical line ``chi_1 = 1``, with the largest ``sigma_b2`` whose
     predicted spread ``var(s^2)/mean(s^2)^2 = L (mu_2/mu_1^2 - 1)`` of the input-output Jacobian
     is :data:`initlab.core.criticality.ISOMETRY_SPREAD_TARGET` (Pennington, Schoenholz, Ganguli
-    2017, "Resurrecting the sigmoid in deep learning through dynamical isometry"); ReLU:
-    orthogonal with gain sqrt(2). All parameters are computed by the mean field; the report's
-    ``why`` names sigma_w2, sigma_b2, q* and the predicted spread. Readouts and residual branches
-    keep ``auto``'s choices. ``spread=`` sets that target (e.g. ``initlab.apply(model,
+    2017, "Resurrecting the sigmoid in deep learning through dynamical isometry"); ReLU-family
+    dense layers: looks-linear weights (Balduzzi et al. 2017: mirrored orthogonal blocks, so the
+    stack is linear at init; ``deep_relu="orthogonal"``: orthogonal with He's gain, which conv
+    kernels always get). All parameters are computed by the mean field; the report's
+    ``why`` names sigma_w2, sigma_b2, q* and the predicted spread. Readouts (unless fed by a
+    looks-linear layer, which they fold back) and residual branches keep ``auto``'s choices. ``spread=`` sets that target (e.g. ``initlab.apply(model,
     "isometry", seed=0, spread=4)``): a larger one moves q* and sigma_b2 up, away from a linear
     net (RESULTS.md's isometry section has a scan)."""
     from .auto import auto_plan
 
-    p = auto_plan(model, batch=batch, isometry=True, spread=spread)
+    p = auto_plan(model, batch=batch, isometry=True, spread=spread, deep_relu=deep_relu)
     return Plan(p.rules, name="isometry", warn_unused=False, options=p.options,
                 description="dynamical isometry (orthogonal on the critical line, "
                             "Pennington et al. 2017) at the model's plain depth")

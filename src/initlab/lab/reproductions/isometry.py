@@ -24,6 +24,10 @@ Two arms:
 * ``cnn``: a plain tanh CNN of depth ``cnn_depth`` (3x3 convolutions, same padding, no batch
   norm, no residual) on the images average-pooled ``cnn_downsample`` x (MNIST 28 -> 14:
   :func:`initlab.lab.data.downsample`), delta-orthogonal vs Glorot vs He, lr chosen the same way.
+* ``relu``: the same plain MLP with ReLU at depth ``relu_depth`` (:data:`RELU_INITS`): He's
+  Gaussian, orthogonal with He's gain, and ``auto``, which gives a deep ReLU stack looks-linear
+  weights (Balduzzi et al. 2017: mirrored orthogonal blocks, the net linear at init), lr chosen
+  the same way over the whole grid.
 
 Inits (:data:`INITS`): ``torch_default`` is the lab model as built (PyTorch's default, drawn by
 :func:`~initlab.lab.models.build_model` from the seed); ``lsuv`` and ``auto`` get the first
@@ -31,8 +35,9 @@ Inits (:data:`INITS`): ``torch_default`` is the lab model as built (PyTorch's de
 (through :func:`initlab.lab.compare.init_model`). ``lecun`` (N(0, 1/fan_in)) is the Gaussian
 control of ``orthogonal``: the same weight variance, Gaussian instead of Haar.
 
-Order: the MLP cells below ``deep_from`` (shallow first), then the CNN, then the deep-only
-cells (an hour or more each), so a first session under the budget finishes everything else.
+Order: the MLP cells below ``deep_from`` (shallow first), then the CNN, then the ReLU arm, then
+the deep-only cells (an hour or more each), so a first session under the budget finishes
+everything else.
 Time: ``budget_hours`` bounds one invocation. When it is spent, the arm in progress stops after
 its current epoch (saved in ``OUT/checkpoints/``), nothing more is scheduled, the results so far
 are written and ``remaining`` lists the cells left; ``--resume`` continues (each invocation gets
@@ -90,6 +95,13 @@ INITS = {
     "auto": "initlab.apply(model, 'auto', batch=x): initlab's recommendation for the model",
     "lsuv": "initlab.apply(model, 'lsuv', batch=x): Mishkin & Matas 2016",
 }
+RELU_INITS = {
+    "he": "initlab.apply(model, 'he'): N(0, 2/fan_in), biases 0",
+    "orthogonal_he": "initlab.apply(model, 'auto', deep_relu='orthogonal'): orthogonal weights "
+                     "with He's gain sqrt(2), LeCun readout, biases 0",
+    "auto": "initlab.apply(model, 'auto'): looks-linear weights (Balduzzi et al. 2017), first "
+            "[[V], [-V]], hidden [[V, -V], [-V, V]], readout [[V, -V]], biases 0",
+}
 CNN_INITS = {
     "delta_orthogonal": "delta-orthogonal 3x3 kernels (gain 1), orthogonal readout, biases 0",
     "glorot": "initlab.apply(model, 'glorot')",
@@ -97,10 +109,11 @@ CNN_INITS = {
 }
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
-TIME_BUDGET = {"reduced": "about 2 minutes of CPU (digits; 113 s measured)",
-               "full": "about 12.5 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, and "
-                       "1.6 the one widening step per trimmed cell planned_arms counts), in "
-                       "sessions of budget_hours (6 h)"}
+TIME_BUDGET = {"reduced": "about 1 minute of CPU (digits; 54 s measured, the ReLU arm "
+                          "included)",
+               "full": "about 12.7 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 the "
+                       "one widening step per trimmed cell planned_arms counts, 0.2 the ReLU "
+                       "arm), in sessions of budget_hours (6 h)"}
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,8 @@ class Config:
     cnn_downsample: int = 1             # average-pooling factor of the images for the CNN
     cnn_epochs: int = 4
     cnn_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    relu_depth: int = 50                # hidden layers of the ReLU arm; 0: no ReLU arm
+    relu_inits: tuple[str, ...] = tuple(RELU_INITS)
     budget_hours: float | None = None   # per invocation; None: no limit
 
 
@@ -170,6 +185,8 @@ def planned_arms(cfg: Config) -> int:
         seen.add(init)
     if cfg.cnn_depth:
         n += len(cfg.cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds) - 1)
+    if cfg.relu_depth:
+        n += len(cfg.relu_inits) * (len(cfg.lrs) + len(cfg.seeds) - 1)
     return n
 
 
@@ -189,15 +206,17 @@ def load(cfg: Config, data_dir):
 
 
 def build(kind: str, depth: int, cfg: Config, data, seed: int):
-    """The plain tanh model of the cell, as built (PyTorch's default init from ``seed``)."""
+    """The plain model of the cell (``kind`` "mlp", "cnn": tanh; "relu": the MLP with ReLU), as
+    built (PyTorch's default init from ``seed``)."""
     import torch
 
     from ...util.hashing import stable_u64
     from ..models import ModelConfig, build_model
 
     gen = torch.Generator().manual_seed(stable_u64("initlab.lab.model", seed) % 2**63)
-    if kind == "mlp":
-        mc = ModelConfig(kind="mlp", depth=depth, width=cfg.width, activation="tanh",
+    if kind in ("mlp", "relu"):
+        mc = ModelConfig(kind="mlp", depth=depth, width=cfg.width,
+                         activation="relu" if kind == "relu" else "tanh",
                          in_shape=(data.n_features,), n_classes=data.n_classes)
     else:
         mc = ModelConfig(kind="cnn", depth=depth, channels=cfg.cnn_channels, activation="tanh",
@@ -205,11 +224,16 @@ def build(kind: str, depth: int, cfg: Config, data, seed: int):
     return build_model(mc, generator=gen)
 
 
-def init_net(model, init: str, *, seed: int, batch) -> None:
-    """Initialize ``model`` in place by ``init`` (a name of :data:`INITS` or
-    :data:`CNN_INITS`)."""
+def init_net(model, init: str, *, seed: int, batch, activation: str = "tanh") -> None:
+    """Initialize ``model`` in place by ``init`` (a name of :data:`INITS`, :data:`CNN_INITS` or,
+    with ``activation="relu"``, :data:`RELU_INITS`)."""
     if init == "torch_default":
         return  # as built
+    if init == "orthogonal_he":
+        from ...modelinit import apply
+
+        apply(model, "auto", seed=seed, batch=batch, deep_relu="orthogonal")
+        return
     if init == "delta_orthogonal":
         from torch import nn
 
@@ -222,7 +246,7 @@ def init_net(model, init: str, *, seed: int, batch) -> None:
         return
     from ..compare import init_model
 
-    init_model(model, init, seed=seed, batch=batch, activation="tanh")
+    init_model(model, init, seed=seed, batch=batch, activation=activation)
 
 
 def train_config(kind: str, lr: float, cfg: Config):
@@ -230,7 +254,7 @@ def train_config(kind: str, lr: float, cfg: Config):
     for the MLP's or the CNN's epochs, evaluated at the end."""
     from ..train import TrainConfig
 
-    epochs = cfg.epochs if kind == "mlp" else cfg.cnn_epochs
+    epochs = cfg.cnn_epochs if kind == "cnn" else cfg.epochs
     return TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
                        epochs=epochs, eval_every=epochs)
 
@@ -243,7 +267,8 @@ def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Confi
     from ..train import train
 
     model = build(kind, depth, cfg, data, seed)
-    init_net(model, init, seed=seed, batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]))
+    init_net(model, init, seed=seed, batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]),
+             activation="relu" if kind == "relu" else "tanh")
     tc = train_config(kind, lr, cfg)
     ran = []  # the training epochs run by this invocation (a resumed arm: the rest only)
 
@@ -358,20 +383,33 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                     cnn.append(row)
                 except OutOfTime:
                     remaining.append((cfg.cnn_depth, f"cnn/{init}"))
+        relu = []
+        if cfg.relu_depth:
+            for init in cfg.relu_inits:
+                try:
+                    row = _cell(sched, "relu", cfg.relu_depth, init, cfg.lrs, None, cfg, data,
+                                budget)
+                    row.pop("failed")  # one depth: nothing deeper to skip
+                    relu.append(row)
+                except OutOfTime:
+                    remaining.append((cfg.relu_depth, f"relu/{init}"))
         for depth, init in cells(cfg):
             if depth >= cfg.deep_from:
                 mlp_cell(depth, init)
     finally:
         bar.close()
     return {"case": NAME, "config": cfg, "grid": grid, "spectra": spectra, "cnn": cnn,
+            "relu": relu,
             "remaining": [f"d={d}/{i}" for d, i in remaining], "complete": not remaining,
             "inits": {i: INITS[i] for i in cfg.inits}, "cnn_inits": {
                 i: CNN_INITS[i] for i in cfg.cnn_inits},
+            "relu_inits": {i: RELU_INITS[i] for i in cfg.relu_inits},
             "published": PUBLISHED, "data_note": DATA_NOTE, "time_budget": TIME_BUDGET,
-            "headline": headline(grid, cnn, remaining, cfg)}
+            "headline": headline(grid, cnn, remaining, cfg, relu)}
 
 
-def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config) -> list[str]:
+def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config,
+             relu: list[dict] = ()) -> list[str]:
     lines = []
     if grid:
         deepest = max(r["depth"] for r in grid)
@@ -384,6 +422,10 @@ def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config) -> list[
         lines.append(f"tanh CNN depth {cfg.cnn_depth}: " + ", ".join(
             f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
             for r in cnn))
+    if relu:
+        lines.append(f"ReLU MLP depth {cfg.relu_depth}: " + ", ".join(
+            f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
+            for r in relu))
     if remaining:
         lines.append(f"budget spent: {len(remaining)} cell(s) remain; rerun with --resume")
     return lines
@@ -391,7 +433,7 @@ def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config) -> list[
 
 def accuracy(results: dict, depth: int, init: str, kind: str = "mlp") -> float | None:
     """The mean test accuracy of a finished cell (None when it did not run)."""
-    rows = results["grid"] if kind == "mlp" else results["cnn"]
+    rows = results["grid"] if kind == "mlp" else results.get(kind, [])
     return next((r["test_mean"] for r in rows if r["depth"] == depth and r["init"] == init), None)
 
 
@@ -511,18 +553,27 @@ def report(results: dict):
         fig.tight_layout()
         rep.figure(fig, "Test accuracy against depth at each cell's chosen lr")
     if results.get("cnn"):
-        # each seed's score beside the mean: at a grid-edge lr one seed can train and another
-        # diverge, and a mean of 44 ± 44 hides which
-        rep.table(["init", "test accuracy (%)", "by seed", "lr (on validation)",
-                   "validation by lr"],
-                  [[r["init"], "-" if r["test_mean"] is None else
-                    f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}",
-                    " / ".join(fmt_pct(None if a is None else 100 * a) for a in r["test_accs"]),
-                    f"{r['lr']:g}",
-                    ", ".join(f"{k}: {fmt_pct(None if v is None else 100 * v)}"
-                              for k, v in r["val_by_lr"].items())] for r in results["cnn"]],
-                  caption=f"Plain tanh CNN of depth {cfg['cnn_depth']}, {cfg['cnn_channels']} "
-                          f"channels, {cfg['cnn_epochs']} epochs (Xiao et al. 2018)")
-    rep.table(["init", "how"], [[k, v] for k, v in {**results["inits"],
-                                                   **results["cnn_inits"]}.items()])
+        _one_depth_table(rep, results["cnn"], f"Plain tanh CNN of depth {cfg['cnn_depth']}, "
+                         f"{cfg['cnn_channels']} channels, {cfg['cnn_epochs']} epochs (Xiao et "
+                         "al. 2018)")
+    if results.get("relu"):
+        _one_depth_table(rep, results["relu"], f"Plain ReLU MLP of depth {cfg['relu_depth']}, "
+                         f"width {cfg['width']}, {cfg['epochs']} epochs: He, orthogonal He and "
+                         "auto's looks-linear weights (Balduzzi et al. 2017)")
+    rep.table(["init", "how"], [[k, v] for k, v in {
+        **results["inits"], **results["cnn_inits"],
+        **{f"{k} (ReLU)": v for k, v in results.get("relu_inits", {}).items()}}.items()])
     return rep
+
+
+def _one_depth_table(rep, rows: list[dict], caption: str) -> None:
+    """A one-depth arm's table (the CNN, the ReLU MLP): each seed's score beside the mean (at a
+    grid-edge lr one seed can train and another diverge, and a mean of 44 ± 44 hides which)."""
+    rep.table(["init", "test accuracy (%)", "by seed", "lr (on validation)", "validation by lr"],
+              [[r["init"], "-" if r["test_mean"] is None else
+                f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}",
+                " / ".join(fmt_pct(None if a is None else 100 * a) for a in r["test_accs"]),
+                f"{r['lr']:g}",
+                ", ".join(f"{k}: {fmt_pct(None if v is None else 100 * v)}"
+                          for k, v in r["val_by_lr"].items())] for r in rows],
+              caption=caption)

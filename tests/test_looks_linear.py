@@ -1,0 +1,257 @@
+"""Looks-linear initialization (Balduzzi et al. 2017): the catalog entry, its draws in NumPy and
+PyTorch, and ``auto``'s placement of it in deep plain ReLU stacks by the model's dataflow."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import initlab
+import initlab.torch as it
+from initlab.core import distributions as D
+from initlab.core.validation import InitlabError
+from initlab.lab.models import ModelConfig, build_model
+
+POSITIONS = {"first": (12, 7), "hidden": (12, 10), "last": (5, 10)}
+
+
+def _block(w: np.ndarray, position: str) -> np.ndarray:
+    rows, cols = D.looks_linear_block(w.shape, position)
+    return w[:rows, :cols]
+
+
+@pytest.mark.parametrize("position", POSITIONS)
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+def test_the_matrix_is_signed_copies_of_one_orthogonal_block(position, backend):
+    shape, gain = POSITIONS[position], 0.7
+    ini = initlab.get("looks_linear", gain=gain, position=position)
+    if backend == "numpy":
+        w = ini.sample(shape, seed=3, dtype="float64")
+    else:
+        w = it.looks_linear_(torch.empty(shape, dtype=torch.float64), gain=gain,
+                             position=position, generator=torch.Generator().manual_seed(3)).numpy()
+    v = _block(w, position)
+    signs = {"first": [[1], [-1]], "hidden": [[1, -1], [-1, 1]], "last": [[1, -1]]}[position]
+    np.testing.assert_array_equal(w, np.kron(np.array(signs, float), v))
+    small = min(v.shape)
+    gram = v @ v.T if v.shape[0] == small else v.T @ v
+    np.testing.assert_allclose(gram, gain**2 * np.eye(small), atol=1e-12)
+    # the moments the report's "expected" column uses: exact (no sampling error) for this kind
+    dist = ini.resolve(shape)
+    assert dist.expected_mean(shape) == 0.0
+    assert math.sqrt(np.mean(w**2)) == pytest.approx(dist.expected_std(shape), rel=1e-12)
+
+
+def test_same_seed_same_bits_and_another_seed_differs():
+    a = it.looks_linear_(torch.empty(8, 6), generator=torch.Generator().manual_seed(1))
+    b = it.looks_linear_(torch.empty(8, 6), generator=torch.Generator().manual_seed(1))
+    c = it.looks_linear_(torch.empty(8, 6), generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    x = initlab.get("looks_linear").sample((8, 6), seed=5)
+    np.testing.assert_array_equal(x, initlab.get("looks_linear").sample((8, 6), seed=5))
+
+
+def test_bad_shapes_and_positions_are_refused_before_anything_is_written():
+    t = torch.full((7, 6), 3.0)
+    with pytest.raises(InitlabError, match=r"`shape` must have even mirrored sides for "
+                       r"`looks_linear` at position 'hidden' \(out = 7\); got \(7, 6\)\. Fix: use "
+                       r"`orthogonal` for this layer, or an even width"):
+        it.looks_linear_(t)
+    assert (t == 3).all()
+    # "last" mirrors only the input side: an odd number of outputs is fine
+    it.looks_linear_(t.new_empty(7, 6), position="last")
+    with pytest.raises(InitlabError, match=r"must be 2-D \(out, in\) for `looks_linear`.*Fix: "
+                       r"looks-linear mirrors the units of a dense layer; for conv kernels use "
+                       r"`delta_orthogonal`"):
+        it.looks_linear_(torch.empty(8, 4, 3, 3))
+    with pytest.raises(InitlabError, match=r"`position` must be one of 'first', 'hidden', "
+                       r"'last'; got 'middle'"):
+        initlab.get("looks_linear", position="middle")
+    with pytest.raises(InitlabError, match=r"`gain` must be >= 0"):
+        initlab.get("looks_linear", gain=-1.0)
+
+
+def _relu_mlp(depth=30, width=64, n_in=20, n_out=5):
+    return build_model(ModelConfig(kind="mlp", depth=depth, width=width, activation="relu",
+                                   in_shape=(n_in,), n_classes=n_out))
+
+
+def _linears(model):
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def _inits(report) -> list[dict]:
+    """Each weight's initializer as the report records it: ``{"name": ..., "params": ...}``."""
+    return [r.init for r in report.records if r.name.endswith("weight")]
+
+
+def _positions(report) -> list:
+    return [i["params"]["position"] if i["name"] == "looks_linear" else i["name"]
+            for i in _inits(report)]
+
+
+def _linear_map(lins, half):
+    """The map a looks-linear chain computes at init: V_L ... V_1 (each V a top-left block)."""
+    m = lins[0].weight[:half]
+    for lin in lins[1:-1]:
+        m = lin.weight[:half, :half] @ m
+    return lins[-1].weight[:, :half] @ m
+
+
+def test_auto_on_a_deep_relu_mlp_places_first_hidden_last_and_the_net_is_linear_at_init():
+    model = _relu_mlp(depth=30, width=64)
+    rep = initlab.apply(model, "auto", seed=0)
+    assert _positions(rep) == ["first"] + ["hidden"] * 29 + ["last"]
+    lins = _linears(model)
+    assert all((lin.bias == 0).all() for lin in lins)
+    x = torch.randn(16, 20, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        m = _linear_map(lins, 32)
+        # float32 through 31 layers: rounding error ~1e-6 relative; a nonlinear net is off by O(1)
+        np.testing.assert_allclose(model(x).numpy(), (x @ m.T).numpy(), atol=1e-4)
+        # the hidden-to-hidden Jacobian on the mirrored coordinates is a product of orthogonal
+        # matrices: every singular value 1
+        j = lins[1].weight[:32, :32]
+        for lin in lins[2:-1]:
+            j = lin.weight[:32, :32] @ j
+        np.testing.assert_allclose(torch.linalg.svdvals(j).numpy(), 1.0, atol=1e-4)
+    why = rep.records[0].why
+    assert "looks-linear weights (Balduzzi et al. 2017), position 'first'" in why
+    assert "orthogonal He weights' spread would be 31, Gaussian He's 62" in why
+
+
+def test_a_stack_written_with_functional_relus_gets_the_same_placement():
+    class Deep(nn.Module):  # a user's module: ModuleList, torch.relu / F.relu calls
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Linear(20, 48)
+            self.blocks = nn.ModuleList(nn.Linear(48, 48) for _ in range(24))
+            self.head = nn.Linear(48, 3)
+
+        def forward(self, x):
+            x = F.relu(self.stem(x))
+            for b in self.blocks:
+                x = torch.relu(b(x))
+            return self.head(x)
+
+    model = Deep()
+    rep = initlab.apply(model, "auto", seed=1, batch=torch.randn(4, 20))
+    assert _positions(rep) == ["first"] + ["hidden"] * 24 + ["last"]
+    x = torch.randn(5, 20)
+    with torch.no_grad():
+        lins = [model.stem, *model.blocks, model.head]
+        np.testing.assert_allclose(model(x).numpy(), (x @ _linear_map(lins, 24).T).numpy(),
+                                   atol=1e-4)
+
+
+def test_leaky_relu_stacks_fold_back_with_gain_one_over_one_plus_a():
+    a = 0.1
+    layers = [nn.Linear(10, 32), nn.LeakyReLU(a)]
+    for _ in range(22):
+        layers += [nn.Linear(32, 32), nn.LeakyReLU(a)]
+    model = nn.Sequential(*layers, nn.Linear(32, 4))
+    rep = initlab.apply(model, "auto", seed=0)
+    gains = [i["params"]["gain"] for i in _inits(rep)]
+    assert gains == [1.0] + [pytest.approx(1 / (1 + a))] * 23
+    x = torch.randn(6, 10)
+    with torch.no_grad():  # leaky(u) - leaky(-u) = (1 + a) u, undone by the gain: linear again
+        lins = _linears(model)
+        m = _linear_map(lins, 16) * (1 + a) ** 23
+        np.testing.assert_allclose(model(x).numpy(), (x @ m.T).numpy(), atol=1e-4)
+
+
+def test_odd_widths_convs_and_the_orthogonal_option_fall_back_to_he_orthogonal():
+    odd = initlab.apply(_relu_mlp(depth=25, width=33), "auto", seed=0)
+    assert _positions(odd)[:-1] == ["orthogonal"] * 25 and _positions(odd)[-1] == "lecun_normal"
+    assert "looks-linear does not fit: the weight must have even mirrored sides for " \
+           "`looks_linear` at position 'first' (out = 33); weight (33, 20)" in odd.records[0].why
+    # a plain ReLU CNN: delta-orthogonal kernels; the dense readout after the convs is not fed
+    # by a mirrored layer, so it keeps LeCun
+    cnn = build_model(ModelConfig(kind="cnn", depth=24, channels=8, activation="relu",
+                                  in_shape=(1, 8, 8), n_classes=5))
+    rep = initlab.apply(cnn, "auto", seed=0)
+    assert set(_positions(rep)[:-1]) == {"delta_orthogonal"} and _positions(rep)[-1] == \
+        "lecun_normal"
+    old = initlab.apply(_relu_mlp(depth=30), "auto", seed=0, deep_relu="orthogonal")
+    assert set(_positions(old)[:-1]) == {"orthogonal"}
+    assert _inits(old)[0]["params"]["gain"] == pytest.approx(math.sqrt(2))
+    assert old.to_dict()["plan"]["options"] == {"deep_relu": "orthogonal"}
+    with pytest.raises(InitlabError, match=r"`deep_relu` must be one of 'looks_linear', "
+                       r"'orthogonal'; got 'he'"):
+        initlab.apply(_relu_mlp(depth=30), "auto", seed=0, deep_relu="he")
+
+
+def test_a_dense_head_after_a_conv_trunk_starts_its_own_chain():
+    class ConvThenDense(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.convs = nn.Sequential(*[m for _ in range(20) for m in
+                                         (nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())])
+            self.stem = nn.Conv2d(1, 4, 3, padding=1)
+            self.fc = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(),
+                                    nn.Linear(32, 3))
+
+        def forward(self, x):
+            x = self.convs(torch.relu(self.stem(x)))
+            return self.fc(x.flatten(1))
+
+    model = ConvThenDense()
+    rep = initlab.apply(model, "auto", seed=0, batch=torch.randn(2, 1, 4, 4))
+    pos = dict(zip([r.name for r in rep.records if r.name.endswith("weight")], _positions(rep)))
+    assert pos["fc.0.weight"] == "first" and pos["fc.2.weight"] == "hidden"
+    assert pos["fc.4.weight"] == "last" and pos["stem.weight"] == "delta_orthogonal"
+
+
+def test_isometry_plan_uses_it_at_any_depth_and_transformers_models_are_unchanged():
+    rep = initlab.apply(_relu_mlp(depth=3, width=16), "isometry", seed=0)
+    assert _positions(rep) == ["first", "hidden", "hidden", "last"]
+    hf = pytest.importorskip("tests.hf_models", reason="transformers is not installed")
+    # GPT-2 with ReLU MLPs: every MLP is a residual branch, so nothing is looks-linear
+    for plan in ("auto", "isometry"):
+        r = initlab.apply(hf.gpt2(n_layer=2, activation_function="relu"), plan, seed=0)
+        assert "looks_linear" not in {i["name"] for i in _inits(r)}, plan
+
+
+def test_counter_stream_and_meta_materialize_draw_it_like_the_rest():
+    """rng="counter" (the sharding-invariant stream) and a model built on the meta device give
+    the same looks-linear structure; materialize equals apply value for value."""
+    def make():
+        return _relu_mlp(depth=24, width=32, n_in=10, n_out=4)
+
+    counter = make()
+    initlab.apply(counter, "auto", seed=0, rng="counter")
+    first = _linears(counter)[0].weight.detach()
+    assert torch.equal(first[:16], -first[16:])
+    again = make()
+    initlab.apply(again, "auto", seed=0, rng="counter")
+    assert all(torch.equal(a, b) for a, b in zip(counter.parameters(), again.parameters()))
+    eager = make()
+    initlab.apply(eager, "auto", seed=0)
+    with torch.device("meta"):
+        lazy = make()
+    rep = initlab.materialize(lazy, "auto", seed=0)
+    assert _positions(rep) == ["first"] + ["hidden"] * 23 + ["last"]
+    assert all(torch.equal(a, b) for a, b in zip(eager.parameters(), lazy.parameters()))
+
+
+def test_an_odd_width_after_a_mirrored_layer_folds_it_back_then_falls_back():
+    """A stack that changes to an odd width: the first odd layer takes position "last" (only
+    its input side must be even) and the ones after it orthogonal He, each saying why."""
+    layers = [nn.Linear(10, 32), nn.ReLU()]
+    for _ in range(12):
+        layers += [nn.Linear(32, 32), nn.ReLU()]
+    layers += [nn.Linear(32, 33), nn.ReLU()]
+    for _ in range(10):
+        layers += [nn.Linear(33, 33), nn.ReLU()]
+    model = nn.Sequential(*layers, nn.Linear(33, 4))
+    rep = initlab.apply(model, "auto", seed=0)
+    assert _positions(rep) == (["first"] + ["hidden"] * 12 + ["last"] + ["orthogonal"] * 10
+                               + ["lecun_normal"])
+    why = rep["26.weight"].why
+    assert "position 'last'" in why and "(out = 33); weight (33, 32)" in why
+    assert _inits(rep)[14]["params"]["gain"] == pytest.approx(math.sqrt(2))
