@@ -201,7 +201,7 @@ def _fake_train(calls, *, val_best=3e-3, test_best=1e-2):
     return fake
 
 
-def _fake_spectrum(depth, init, cfg, data):
+def _fake_spectrum(depth, init, cfg, data, kind="mlp"):
     rng = np.random.default_rng(depth)
     sv = np.exp(rng.normal(0, 0.3 + 0.01 * depth, 64))
     if depth == 8:  # a vanished spectrum, as torch_default's at depth 1000: s = 0, spread inf
@@ -233,7 +233,10 @@ def test_lr_is_chosen_on_validation_not_test_and_trimmed(monkeypatch):
     assert by[(2, "lecun")]["lrs_tried"] == list(LRS)
     assert by[(4, "lecun")]["lrs_tried"] == [1e-3, 3e-3, 1e-2]
     assert (8, "lecun") not in by and (8, "orthogonal") in by  # deep_from filter
-    assert len(calls) + len(res["spectra"]) == iso.planned_arms(cfg) - SMALL_TRIMMED
+    # each ReLU row carries its init's spectrum (one arm each)
+    assert len(calls) + len(res["spectra"]) + len(res["relu"]) == \
+        iso.planned_arms(cfg) - SMALL_TRIMMED
+    assert all(r["spectrum"] == {"mean_s2": 1.0, "spread": 0.1} for r in res["relu"])
     assert len(calls) == len(set(calls))
     kinds = [(k, d) for k, d, *_ in calls]  # deep-only cells (hours each) run after the CNN
     assert kinds.index(("cnn", 2)) < kinds.index(("mlp", 8)) and kinds[-1] == ("mlp", 8)
@@ -297,7 +300,8 @@ def test_budget_stops_scheduling_and_resume_finishes(monkeypatch, tmp_path):
     second = reproduce("isometry", out=out, quiet=True, resume=True, overrides=overrides)
     assert second["complete"]
     cfg = replace(iso.config(), **overrides)
-    assert len(set(calls)) + len(second["spectra"]) == iso.planned_arms(cfg) - SMALL_TRIMMED
+    assert len(set(calls)) + len(second["spectra"]) + len(second["relu"]) == \
+        iso.planned_arms(cfg) - SMALL_TRIMMED
     # finished arms came from the checkpoint; only the arm the budget interrupted ran twice
     assert len(calls) - len(set(calls)) <= 1
     fresh = iso.run(replace(iso.config(), **overrides), quiet=True)
@@ -649,6 +653,13 @@ def test_isometry_reduced_relu_looks_linear_trains_where_he_does_not(reduced):
     ortho_he = iso.accuracy(res, depth, "orthogonal_he", kind="relu")
     assert auto > max(he, ortho_he) + 0.30, (auto, he, ortho_he)
     assert auto > 0.85, auto
+    # the spectrum at init: looks-linear's singular values are sqrt(2) and 0 in equal numbers
+    # (mean s^2 1 and spread 1, exactly up to float32 rounding); He's Gaussian and orthogonal
+    # weights' spreads were 80 and 41 (predicted 100 and 50 at 51 layers)
+    spec = {r["init"]: r["spectrum"] for r in res["relu"]}
+    assert spec["auto"]["mean_s2"] == pytest.approx(1.0, rel=1e-4)
+    assert spec["auto"]["spread"] == pytest.approx(1.0, rel=1e-4)
+    assert min(spec["he"]["spread"], spec["orthogonal_he"]["spread"]) > 10
 
 
 # ------------------------------------------------------------------ depth-sweep's lr grid

@@ -255,3 +255,16 @@ def test_an_odd_width_after_a_mirrored_layer_folds_it_back_then_falls_back():
     why = rep["26.weight"].why
     assert "position 'last'" in why and "(out = 33); weight (33, 32)" in why
     assert _inits(rep)[14]["params"]["gain"] == pytest.approx(math.sqrt(2))
+
+
+def test_the_doctor_recommends_it_for_a_deep_he_relu_net_and_is_silent_after():
+    x = torch.randn(128, 20, generator=torch.Generator().manual_seed(0))
+    model = _relu_mlp(depth=50, width=64)
+    initlab.apply(model, "he", seed=0)
+    sick = initlab.doctor(model, x)
+    text = str(sick)
+    assert "dead" in text and "use looks_linear (relu follows, plain stack of 51 layers" in text
+    assert "position 'hidden'" in text  # the advice describes the stack's hidden layers
+    assert "'isometry'" in text
+    initlab.apply(model, "isometry", seed=0)
+    assert "findings: none" in str(initlab.doctor(model, x))

@@ -176,6 +176,9 @@ def advise(activation: str | None, problem: str = "scale", *, depth: int,
             [tanh.initializer.name, relu.initializer.name, "critical"],
             [tanh.plan, relu.plan, "critical"])
     rec = recommend(activation, depth=depth, residual=residual, layer=layer)
+    if rec.initializer.name == "looks_linear":  # advice is about the stack: a hidden layer's
+        rec = recommend(activation, depth=depth, residual=residual, layer=layer,
+                        mirrored_input=activation)
     text = f"use {_init_text(rec.initializer)} ({rec.reason})"
     if rec.bias.name != "zeros":
         text += f" with biases {_init_text(rec.bias)}"

@@ -185,8 +185,8 @@ def planned_arms(cfg: Config) -> int:
         seen.add(init)
     if cfg.cnn_depth:
         n += len(cfg.cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds) - 1)
-    if cfg.relu_depth:
-        n += len(cfg.relu_inits) * (len(cfg.lrs) + len(cfg.seeds) - 1)
+    if cfg.relu_depth:  # each init: its training runs and one spectrum
+        n += len(cfg.relu_inits) * (len(cfg.lrs) + len(cfg.seeds))
     return n
 
 
@@ -288,15 +288,17 @@ def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Confi
             "seconds_per_epoch": round((time.perf_counter() - t0) / max(1, len(ran)), 3)}
 
 
-def spectrum_arm(depth: int, init: str, cfg: Config, data) -> dict:
-    """The hidden-to-hidden Jacobian's singular values of the seed-0 model at init."""
+def spectrum_arm(depth: int, init: str, cfg: Config, data, kind: str = "mlp") -> dict:
+    """The hidden-to-hidden Jacobian's singular values of the seed-0 model at init (``kind``
+    "mlp", the tanh MLP, or "relu")."""
     import torch
 
     from ...theory.jacobian import model_jacobian_spectrum
 
-    model = build("mlp", depth, cfg, data, cfg.seeds[0])
+    model = build(kind, depth, cfg, data, cfg.seeds[0])
     init_net(model, init, seed=cfg.seeds[0],
-             batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]))
+             batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]),
+             activation="relu" if kind == "relu" else "tanh")
     sp = model_jacobian_spectrum(model, torch.from_numpy(data.x_train[:cfg.spectrum_inputs]))
     return {"depth": depth, "init": init, "summary": sp.input_output.as_dict(),
             "singular_values": [float(f"{v:.4g}") for v in sp.singular_values.ravel()]}
@@ -387,10 +389,13 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         if cfg.relu_depth:
             for init in cfg.relu_inits:
                 try:
+                    spec = sched.run(f"spectrum/relu/d={cfg.relu_depth}/{init}",
+                                     lambda _p, i=init: spectrum_arm(cfg.relu_depth, i, cfg,
+                                                                     data, kind="relu"))
                     row = _cell(sched, "relu", cfg.relu_depth, init, cfg.lrs, None, cfg, data,
                                 budget)
                     row.pop("failed")  # one depth: nothing deeper to skip
-                    relu.append(row)
+                    relu.append({**row, "spectrum": spec["summary"]})
                 except OutOfTime:
                     remaining.append((cfg.relu_depth, f"relu/{init}"))
         for depth, init in cells(cfg):
@@ -559,7 +564,10 @@ def report(results: dict):
     if results.get("relu"):
         _one_depth_table(rep, results["relu"], f"Plain ReLU MLP of depth {cfg['relu_depth']}, "
                          f"width {cfg['width']}, {cfg['epochs']} epochs: He, orthogonal He and "
-                         "auto's looks-linear weights (Balduzzi et al. 2017)")
+                         "auto's looks-linear weights (Balduzzi et al. 2017). Looks-linear's "
+                         "hidden-to-hidden Jacobian has half its singular values at sqrt(2) and "
+                         "half at 0 (the directions [v, v] the mirror cancels), so spread 1 on "
+                         "these coordinates, 0 on the mirrored ones")
     rep.table(["init", "how"], [[k, v] for k, v in {
         **results["inits"], **results["cnn_inits"],
         **{f"{k} (ReLU)": v for k, v in results.get("relu_inits", {}).items()}}.items()])
@@ -568,12 +576,17 @@ def report(results: dict):
 
 def _one_depth_table(rep, rows: list[dict], caption: str) -> None:
     """A one-depth arm's table (the CNN, the ReLU MLP): each seed's score beside the mean (at a
-    grid-edge lr one seed can train and another diverge, and a mean of 44 ± 44 hides which)."""
-    rep.table(["init", "test accuracy (%)", "by seed", "lr (on validation)", "validation by lr"],
+    grid-edge lr one seed can train and another diverge, and a mean of 44 ± 44 hides which),
+    and the Jacobian spectrum at init when the arm measured it."""
+    spec = any("spectrum" in r for r in rows)
+    rep.table(["init", "test accuracy (%)", "by seed", "lr (on validation)", "validation by lr"]
+              + (["Jacobian at init: mean s², spread"] if spec else []),
               [[r["init"], "-" if r["test_mean"] is None else
                 f"{100 * r['test_mean']:.1f} ± {100 * r['test_std']:.1f}",
                 " / ".join(fmt_pct(None if a is None else 100 * a) for a in r["test_accs"]),
                 f"{r['lr']:g}",
                 ", ".join(f"{k}: {fmt_pct(None if v is None else 100 * v)}"
-                          for k, v in r["val_by_lr"].items())] for r in rows],
+                          for k, v in r["val_by_lr"].items())]
+               + ([f"{_g(r['spectrum']['mean_s2'])}, {_g(r['spectrum']['spread'])}"
+                   if "spectrum" in r else "-"] if spec else []) for r in rows],
               caption=caption)
