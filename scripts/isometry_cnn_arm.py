@@ -1,6 +1,7 @@
 """One of the isometry reproduction's one-depth arms on its own (issue #11), at the full config:
 ``--arm cnn`` (default), the tanh CNN (depth 50, 3x3 convolutions, 16 channels, MNIST subset
-average-pooled to 14x14, 10 epochs) for delta-orthogonal, Glorot and He kernels; ``--arm relu``,
+average-pooled to 14x14, 10 epochs) for delta-orthogonal, Glorot, He and ``auto`` kernels
+(``--inits`` narrows them); ``--arm relu``,
 the plain ReLU MLP (depth 50, width 256, 10 epochs) for He, orthogonal He and ``auto``
 (looks-linear). lr chosen on the validation split, resumable.
 
@@ -35,6 +36,7 @@ def main(argv=None) -> int:
     ap.add_argument("--lrs", type=float, nargs="+", default=list(iso.LRS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--arm", choices=("cnn", "relu"), default="cnn")
+    ap.add_argument("--inits", nargs="+", default=None, help="the arm's inits (default: all)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     full = iso.config(full=True)
@@ -44,6 +46,8 @@ def main(argv=None) -> int:
     else:
         cfg = dataclasses.replace(full, depths=(), budget_hours=None, cnn_depth=0,
                                   lrs=tuple(args.lrs), seeds=tuple(args.seeds))
+    if args.inits:
+        cfg = dataclasses.replace(cfg, **{f"{args.arm}_inits": tuple(args.inits)})
     case = "isometry-cnn-arm" if args.arm == "cnn" else "isometry-relu-arm"
     ck = Checkpoint(args.out, {"case": case, "config": cfg, "data": args.data}, resume=True)
     res = iso.run(cfg, data_dir=args.data, quiet=True, checkpoint=ck)

@@ -627,7 +627,7 @@ def test_isometry_reduced_orthogonal_beats_gaussian_of_the_same_variance(reduced
     assert ortho > gauss + 0.10, (ortho, gauss)
     spec = {s["init"]: s["summary"] for s in res["spectra"] if s["depth"] == deep}
     assert spec["orthogonal"]["spread"] < 0.1 * spec["lecun"]["spread"]  # Pennington et al.
-    assert len(res["cnn"]) == 3 and all(r["test_mean"] > 0.5 for r in res["cnn"])
+    assert len(res["cnn"]) == 4 and all(r["test_mean"] > 0.5 for r in res["cnn"])
 
 
 @pytest.mark.slow

@@ -23,7 +23,8 @@ Two arms:
   inputs (:func:`initlab.theory.jacobian.model_jacobian_spectrum`): Pennington et al.'s figure.
 * ``cnn``: a plain tanh CNN of depth ``cnn_depth`` (3x3 convolutions, same padding, no batch
   norm, no residual) on the images average-pooled ``cnn_downsample`` x (MNIST 28 -> 14:
-  :func:`initlab.lab.data.downsample`), delta-orthogonal vs Glorot vs He, lr chosen the same way.
+  :func:`initlab.lab.data.downsample`), delta-orthogonal (gain 1) vs Glorot vs He vs ``auto``
+  (past 20 layers delta-orthogonal on the critical line), lr chosen the same way.
 * ``relu``: the same plain MLP with ReLU at depth ``relu_depth`` (:data:`RELU_INITS`): He's
   Gaussian, orthogonal with He's gain, and ``auto``, which gives a deep ReLU stack looks-linear
   weights (Balduzzi et al. 2017: mirrored orthogonal blocks, the net linear at init), lr chosen
@@ -106,14 +107,17 @@ CNN_INITS = {
     "delta_orthogonal": "delta-orthogonal 3x3 kernels (gain 1), orthogonal readout, biases 0",
     "glorot": "initlab.apply(model, 'glorot')",
     "he": "initlab.apply(model, 'he')",
+    "auto": "initlab.apply(model, 'auto', batch=x): past 20 layers delta-orthogonal kernels on "
+            "the tanh critical line at the isometric point for the model's depth, biases "
+            "N(0, sigma_b2), LeCun readout (below: Glorot)",
 }
 LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
 TIME_BUDGET = {"reduced": "about 1 minute of CPU (digits; 54 s measured, the ReLU arm "
                           "included)",
-               "full": "about 12.7 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 the "
+               "full": "about 13 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 the "
                        "one widening step per trimmed cell planned_arms counts, 0.2 the ReLU "
-                       "arm), in sessions of budget_hours (6 h)"}
+                       "arm, 0.3 the CNN's auto), in sessions of budget_hours (6 h)"}
 
 
 @dataclass(frozen=True)
@@ -569,7 +573,7 @@ def report(results: dict):
                          "half at 0 (the directions [v, v] the mirror cancels), so spread 1 on "
                          "these coordinates, 0 on the mirrored ones")
     rep.table(["init", "how"], [[k, v] for k, v in {
-        **results["inits"], **results["cnn_inits"],
+        **results["inits"], **{f"{k} (CNN)": v for k, v in results["cnn_inits"].items()},
         **{f"{k} (ReLU)": v for k, v in results.get("relu_inits", {}).items()}}.items()])
     return rep
 
