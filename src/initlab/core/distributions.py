@@ -339,15 +339,17 @@ class DeltaOrthogonal(Distribution):
                        shape, "use `orthogonal` on the flattened kernel instead.")
 
 
-#: Where a looks-linear layer sits in its ReLU stack (:class:`LooksLinear`).
-LOOKS_LINEAR_POSITIONS = ("first", "hidden", "last")
+#: Where a looks-linear layer sits in its ReLU stack (:class:`LooksLinear`) -> whether it
+#: mirrors its (out, in) sides: the one table the block, the signs and the shape rule read.
+LOOKS_LINEAR_MIRRORS = {"first": (True, False), "hidden": (True, True), "last": (False, True)}
+LOOKS_LINEAR_POSITIONS = tuple(LOOKS_LINEAR_MIRRORS)
 
 
 def looks_linear_block(shape: tuple[int, int], position: str) -> tuple[int, int]:
     """The ``(rows, cols)`` of the orthogonal block ``V`` a looks-linear ``(out, in)`` matrix is
     made of (:class:`LooksLinear`): halves of the mirrored sides."""
-    out, inp = shape
-    return (out if position == "last" else out // 2, inp if position == "first" else inp // 2)
+    return tuple(n // 2 if mirrored else n
+                 for n, mirrored in zip(shape, LOOKS_LINEAR_MIRRORS[position]))
 
 
 @dataclass(frozen=True)
@@ -370,9 +372,10 @@ class LooksLinear(Distribution):
 
     @property
     def signs(self) -> tuple[tuple[float, ...], ...]:
-        """The sign pattern ``S``: the matrix is ``kron(S, V)``, which every backend computes."""
-        return {"first": ((1.0,), (-1.0,)), "hidden": ((1.0, -1.0), (-1.0, 1.0)),
-                "last": ((1.0, -1.0),)}[self.position]
+        """The sign pattern ``S``: the matrix is ``kron(S, V)``, which every backend computes
+        (``(1, -1)`` along each mirrored side, their outer product)."""
+        rows, cols = ((1.0, -1.0) if m else (1.0,) for m in LOOKS_LINEAR_MIRRORS[self.position])
+        return tuple(tuple(r * c for c in cols) for r in rows)
 
     @property
     def copies(self) -> int:
@@ -404,9 +407,8 @@ def looks_linear_misfit(shape, position: str) -> tuple[str, str] | None:
     if len(shape) != 2:
         return ("must be 2-D (out, in) for `looks_linear`", "looks-linear mirrors the units of "
                 "a dense layer; for conv kernels use `delta_orthogonal`.")
-    sides = (("out", 0, ("first", "hidden")), ("in", 1, ("hidden", "last")))
-    odd = [f"{what} = {shape[axis]}" for what, axis, where in sides
-           if position in where and shape[axis] % 2]
+    odd = [f"{what} = {n}" for what, n, mirrored in
+           zip(("out", "in"), shape, LOOKS_LINEAR_MIRRORS[position]) if mirrored and n % 2]
     if odd:
         return (f"must have even mirrored sides for `looks_linear` at position {position!r} "
                 f"({', '.join(odd)})", "use `orthogonal` for this layer, or an even width.")

@@ -289,8 +289,8 @@ def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activat
            "readout (linear output)" if rec.role == "readout" else "no activation follows")
     he = criticality.spectrum_at(act, 2.0 / (1.0 + _slope(act) ** 2), 0.0, layers) \
         if out and depth else None
-    versus = (f"; orthogonal He weights' spread would be {he.spread:.3g}, Gaussian He's "
-              f"{he.spread + depth:.3g}") if he is not None else ""
+    versus = (f"; orthogonal He weights' spread would be {he.spread_orthogonal:.3g}, Gaussian "
+              f"He's {he.spread_gaussian:.3g}") if he is not None else ""
     return replace(
         rec, initializer=get_init("looks_linear", gain=gain, position=position), plan="isometry",
         theory=p, bias=get_init("zeros"), reason=(

@@ -137,11 +137,18 @@ class Advice(NamedTuple):
 
 
 def _init_text(init) -> str:
-    """``he_normal`` for a preset at its defaults, the full repr otherwise; ``looks_linear``
-    by name (its position differs layer by layer, and the reason says which goes where)."""
-    if init.name == "looks_linear" and init.params.get("gain") == 1.0:
-        return init.name
+    """``he_normal`` for a preset at its defaults, the full repr otherwise."""
     return init.name if init == get_init(init.name) else repr(init)
+
+
+def _for_the_stack(activation, **net) -> Any:
+    """The recommendation for a typical layer of the net: a hidden one. For a looks-linear
+    choice that is the ``"hidden"`` position (fed by a mirrored layer), not ``recommend``'s
+    ``"first"`` (the layer fed by the data), which the reason still describes."""
+    rec = recommend(activation, **net)
+    if rec.initializer.name == "looks_linear":
+        rec = recommend(activation, mirrored_input=activation, **net)
+    return rec
 
 
 def _net(layers: Sequence[LayerStats], depth: int | None = None) -> dict[str, Any]:
@@ -166,7 +173,7 @@ def advise(activation: str | None, problem: str = "scale", *, depth: int,
     a deep sigmoid net needs a different activation rather than a different scale.
     """
     if activation == "sigmoid" and problem == "depth":
-        tanh, relu = (recommend(a, depth=depth, residual=residual, layer=layer)
+        tanh, relu = (_for_the_stack(a, depth=depth, residual=residual, layer=layer)
                       for a in ("tanh", "relu"))
         return Advice(
             "sigmoid's slope is at most 1/4 and its output is not centred, so each layer shrinks "
@@ -175,10 +182,7 @@ def advise(activation: str | None, problem: str = "scale", *, depth: int,
             "hidden layers, or `critical`",
             [tanh.initializer.name, relu.initializer.name, "critical"],
             [tanh.plan, relu.plan, "critical"])
-    rec = recommend(activation, depth=depth, residual=residual, layer=layer)
-    if rec.initializer.name == "looks_linear":  # advice is about the stack: a hidden layer's
-        rec = recommend(activation, depth=depth, residual=residual, layer=layer,
-                        mirrored_input=activation)
+    rec = _for_the_stack(activation, depth=depth, residual=residual, layer=layer)
     text = f"use {_init_text(rec.initializer)} ({rec.reason})"
     if rec.bias.name != "zeros":
         text += f" with biases {_init_text(rec.bias)}"

@@ -32,7 +32,8 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..core.distributions import looks_linear_misfit
+from ..core.distributions import LOOKS_LINEAR_MIRRORS, looks_linear_misfit
+from ..core.fans import to_torch_shape
 from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
@@ -60,18 +61,14 @@ def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: b
     return rec.initializer, rec.bias, rec.reason
 
 
-#: looks-linear positions whose output is mirrored ([u, -u]): the layers they feed fold it back
-_MIRRORS_OUTPUT = ("first", "hidden")
-
-
-def _looks_linear_misfit(layer, position: str) -> str | None:
+def _looks_linear_misfit(desc, layer, position: str) -> str | None:
     """Why ``layer``'s weight cannot hold looks-linear weights at ``position`` (None: it can),
-    by the distribution's own rule (:func:`initlab.core.distributions.looks_linear_misfit`)."""
-    w = getattr(layer.module, "weight", None)
-    if layer.kind not in ("linear", "hf_conv1d") or w is None:
+    by the distribution's own rule (:func:`initlab.core.distributions.looks_linear_misfit`) on
+    the weight's torch-layout shape (the description's layout: HF Conv1D stores ``(in, out)``)."""
+    if layer.kind not in ("linear", "hf_conv1d") or getattr(layer.module, "weight", None) is None:
         return "looks-linear weights are for dense layers"
-    shape = tuple(w.shape) if layer.kind == "linear" else tuple(w.shape)[::-1]  # HF: (in, out)
-    misfit = looks_linear_misfit(shape, position)
+    p = desc.param(f"{layer.name}.weight")
+    misfit = looks_linear_misfit(to_torch_shape(p.shape, p.layout), position)
     return f"looks-linear does not fit: the weight {misfit[0]}" if misfit else None
 
 
@@ -133,15 +130,15 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         # a weight that cannot hold its looks-linear position: fold a mirrored input back
         # ("last": only the input side must be even), else the choice without looks-linear
         for fallback in ([feed] if feed is not None else []) + [None]:
-            misfit = (_looks_linear_misfit(layer, init.params["position"])
+            misfit = (_looks_linear_misfit(desc, layer, init.params["position"])
                       if init.name == "looks_linear" else None)
             if not misfit:
                 break
             init, bias, why = choose(layer.activation, deep_relu="orthogonal",
                                      mirrored_input=fallback, **how)
             why += f" ({misfit}; weight {tuple(layer.module.weight.shape)})"
-        if init.name == "looks_linear" and init.params["position"] in _MIRRORS_OUTPUT:
-            mirrored[layer.name] = layer.activation
+        if init.name == "looks_linear" and LOOKS_LINEAR_MIRRORS[init.params["position"]][0]:
+            mirrored[layer.name] = layer.activation  # its output is [u, -u]: fold it back
         if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:

@@ -461,9 +461,10 @@ def isometry(model: nn.Module, *, batch: Any = None, spread: float | None = None
     stack is linear at init; ``deep_relu="orthogonal"``: orthogonal with He's gain, which conv
     kernels always get). All parameters are computed by the mean field; the report's
     ``why`` names sigma_w2, sigma_b2, q* and the predicted spread. Readouts (unless fed by a
-    looks-linear layer, which they fold back) and residual branches keep ``auto``'s choices. ``spread=`` sets that target (e.g. ``initlab.apply(model,
-    "isometry", seed=0, spread=4)``): a larger one moves q* and sigma_b2 up, away from a linear
-    net (RESULTS.md's isometry section has a scan)."""
+    looks-linear layer, which they fold back) and residual branches keep ``auto``'s choices.
+    ``spread=`` sets that target (e.g. ``initlab.apply(model, "isometry", seed=0, spread=4)``):
+    a larger one moves q* and sigma_b2 up, away from a linear net (RESULTS.md's isometry
+    section has a scan)."""
     from .auto import auto_plan
 
     p = auto_plan(model, batch=batch, isometry=True, spread=spread, deep_relu=deep_relu)

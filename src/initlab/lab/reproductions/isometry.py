@@ -378,30 +378,27 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         for depth, init in cells(cfg):
             if depth < cfg.deep_from:
                 mlp_cell(depth, init)
-        cnn = []
-        if cfg.cnn_depth:
-            cdata = downsample(data, cfg.cnn_downsample)
-            for init in cfg.cnn_inits:
+        def one_depth(kind, depth, inits, lrs, arm_data, spectrum: bool) -> list[dict]:
+            """An arm at one depth (the CNN, the ReLU MLP): a cell per init, with the init's
+            Jacobian spectrum at init first when ``spectrum``."""
+            rows = []
+            for init in inits:
                 try:
-                    row = _cell(sched, "cnn", cfg.cnn_depth, init, cfg.cnn_lrs, None, cfg,
-                                cdata, budget)
+                    spec = sched.run(f"spectrum/{kind}/d={depth}/{init}",
+                                     lambda _p, i=init: spectrum_arm(depth, i, cfg, arm_data,
+                                                                     kind=kind)
+                                     ) if spectrum else None
+                    row = _cell(sched, kind, depth, init, lrs, None, cfg, arm_data, budget)
                     row.pop("failed")  # one depth: nothing deeper to skip
-                    cnn.append(row)
+                    rows.append(row if spec is None else {**row, "spectrum": spec["summary"]})
                 except OutOfTime:
-                    remaining.append((cfg.cnn_depth, f"cnn/{init}"))
-        relu = []
-        if cfg.relu_depth:
-            for init in cfg.relu_inits:
-                try:
-                    spec = sched.run(f"spectrum/relu/d={cfg.relu_depth}/{init}",
-                                     lambda _p, i=init: spectrum_arm(cfg.relu_depth, i, cfg,
-                                                                     data, kind="relu"))
-                    row = _cell(sched, "relu", cfg.relu_depth, init, cfg.lrs, None, cfg, data,
-                                budget)
-                    row.pop("failed")  # one depth: nothing deeper to skip
-                    relu.append({**row, "spectrum": spec["summary"]})
-                except OutOfTime:
-                    remaining.append((cfg.relu_depth, f"relu/{init}"))
+                    remaining.append((depth, f"{kind}/{init}"))
+            return rows
+
+        cnn = one_depth("cnn", cfg.cnn_depth, cfg.cnn_inits, cfg.cnn_lrs,
+                        downsample(data, cfg.cnn_downsample), False) if cfg.cnn_depth else []
+        relu = one_depth("relu", cfg.relu_depth, cfg.relu_inits, cfg.lrs, data,
+                         True) if cfg.relu_depth else []
         for depth, init in cells(cfg):
             if depth >= cfg.deep_from:
                 mlp_cell(depth, init)
