@@ -183,6 +183,7 @@ EXTRA = [  # non-default parameters, and a conv shape for the fan conventions
     ("martens_sparse", {"k": 5, "std": 0.5}, (40, 8, 3)),
     ("looks_linear", {"position": "first"}, (40, 30)),
     ("looks_linear", {"position": "last", "gain": 0.5}, (10, 64)),
+    ("looks_linear", {"position": "hidden", "gain": 0.8}, (16, 12, 3, 5)),  # a conv kernel
 ]
 
 
@@ -251,6 +252,12 @@ def test_same_distribution_everywhere(fw, name, params, shape):
         assert np.abs(hit - p).max() <= Z * math.sqrt(p * (1 - p) / flat.shape[0]), what
     elif isinstance(dist, D.LooksLinear):
         rows, cols = D.looks_linear_block(tshape, dist.position)
+        if len(tshape) > 2:  # a conv kernel: the matrix at the centre tap, zeros elsewhere
+            centre = (slice(None), slice(None), *D.kernel_centre(tshape))
+            rest = x.copy()
+            rest[centre] = 0
+            assert not rest.any(), what
+            x = x[centre]
         block = x[:rows, :cols]
         # exactly the signed copies of one block, V = gain * (semi-)orthogonal
         np.testing.assert_array_equal(x, np.kron(np.array(dist.signs), block), err_msg=what)

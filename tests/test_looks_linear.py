@@ -65,10 +65,16 @@ def test_bad_shapes_and_positions_are_refused_before_anything_is_written():
     assert (t == 3).all()
     # "last" mirrors only the input side: an odd number of outputs is fine
     it.looks_linear_(t.new_empty(7, 6), position="last")
-    with pytest.raises(InitlabError, match=r"must be 2-D \(out, in\) for `looks_linear`.*Fix: "
-                       r"looks-linear mirrors the units of a dense layer; for conv kernels use "
-                       r"`delta_orthogonal`"):
-        it.looks_linear_(torch.empty(8, 4, 3, 3))
+    with pytest.raises(InitlabError, match=r"must be 2-D \(out, in\) or a 3-, 4- or 5-D conv "
+                       r"kernel \(out, in, \*k\) for `looks_linear`; got \(8,\)\. Fix: "
+                       r"looks-linear mirrors the units of a dense layer or the channels of a "
+                       r"convolution"):
+        it.looks_linear_(torch.empty(8))
+    k = torch.full((8, 5, 3, 3), 3.0)  # a conv kernel's mirrored channel counts must be even
+    with pytest.raises(InitlabError, match=r"even mirrored sides .* \(in = 5\); got "
+                       r"\(8, 5, 3, 3\)"):
+        it.looks_linear_(k)
+    assert (k == 3).all()
     with pytest.raises(InitlabError, match=r"`position` must be one of 'first', 'hidden', "
                        r"'last'; got 'middle'"):
         initlab.get("looks_linear", position="middle")
@@ -165,18 +171,107 @@ def test_leaky_relu_stacks_fold_back_with_gain_one_over_one_plus_a():
         np.testing.assert_allclose(model(x).numpy(), (x @ m.T).numpy(), atol=1e-4)
 
 
-def test_odd_widths_convs_and_the_orthogonal_option_fall_back_to_he_orthogonal():
+def _is_linear(model, x, y, atol):
+    """A map f with f(x) + f(y) = f(x + y) and f(-x) = -f(x) on these inputs (a ReLU net that is
+    not linear at init misses both by O(1))."""
+    with torch.no_grad():
+        fx = model(x)
+        np.testing.assert_allclose((model(x + y) - model(y)).numpy(), fx.numpy(), atol=atol)
+        np.testing.assert_allclose(model(-x).numpy(), -fx.numpy(), atol=atol)
+        assert fx.abs().max() > 100 * atol  # not trivially zero
+
+
+def test_a_deep_relu_cnn_gets_looks_linear_centre_taps_and_is_linear_at_init():
+    """Conv kernels hold the looks-linear matrix at the centre tap, so a same-padded plain ReLU
+    CNN is the linear map of its centre taps at init, pixel by pixel; the dense readout after
+    flatten folds the channel halves back ("last"). With deep_relu="orthogonal" the kernels
+    are delta-orthogonal with He's gain."""
+    cnn = build_model(ModelConfig(kind="cnn", depth=24, channels=8, activation="relu",
+                                  in_shape=(1, 8, 8), n_classes=5))
+    rep = initlab.apply(cnn, "auto", seed=0)
+    assert _positions(rep) == ["first"] + ["hidden"] * 23 + ["last"]
+    convs = [m for m in cnn if isinstance(m, nn.Conv2d)]
+    for conv in convs:  # zeros off the centre tap
+        off = conv.weight.detach().clone()
+        off[:, :, 1, 1] = 0
+        assert not off.any()
+    assert "[[V], [-V]] at the kernel's centre tap, zeros elsewhere" in rep.records[0].why
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(3, 1, 8, 8, generator=g), torch.randn(3, 1, 8, 8, generator=g)
+    _is_linear(cnn, x, y, atol=1e-4)
+    he = initlab.apply(cnn, "auto", seed=0, deep_relu="orthogonal")
+    assert set(_positions(he)[:-1]) == {"delta_orthogonal"}
+    assert _inits(he)[1]["params"]["gain"] == pytest.approx(math.sqrt(2))
+
+
+def test_conv_kernels_on_the_counter_stream_and_the_meta_device_match_apply():
+    def make():
+        return build_model(ModelConfig(kind="cnn", depth=22, channels=6, activation="relu",
+                                       in_shape=(1, 6, 6), n_classes=3))
+
+    batch = torch.randn(2, 36)  # the lab CNN takes flat inputs; without a batch: names-fallback
+    counter = make()
+    initlab.apply(counter, "auto", seed=3, rng="counter", batch=batch)
+    k = counter[1].weight.detach()  # counter[0] reshapes the flat input
+    assert torch.equal(k[:3, :, 1, 1], -k[3:, :, 1, 1]) and k[:3, :, 1, 1].abs().sum() > 0
+    eager = make()
+    initlab.apply(eager, "auto", seed=3, batch=batch)
+    with torch.device("meta"):
+        lazy = make()
+    initlab.materialize(lazy, "auto", seed=3, batch=batch)
+    assert all(torch.equal(a, b) for a, b in zip(eager.parameters(), lazy.parameters()))
+    g = torch.Generator().manual_seed(4)
+    _is_linear(counter, torch.randn(2, 36, generator=g), torch.randn(2, 36, generator=g),
+               atol=1e-4)
+
+
+def test_without_the_dataflow_a_deep_relu_stack_gets_orthogonal_he_and_says_why():
+    """names-fallback (no forward ran) knows no layer's inputs, so it cannot place first /
+    hidden / last: every layer would mirror its input anew and the net would not be linear."""
+    model = build_model(ModelConfig(kind="cnn", depth=22, channels=6, activation="relu",
+                                    in_shape=(1, 6, 6), n_classes=3))
+    rep = initlab.apply(model, "auto", seed=0)
+    assert "names-fallback" in rep.to_dict()["plan"]["description"]
+    assert set(_positions(rep)[:-1]) == {"delta_orthogonal"}
+    assert _inits(rep)[0]["params"]["gain"] == pytest.approx(math.sqrt(2))
+    assert "(not looks-linear: placing its layers needs the dataflow, and this description is " \
+           "names-fallback; pass `batch=` to apply)" in rep.records[0].why
+
+
+def test_a_max_pool_or_a_norm_between_breaks_the_mirror_and_is_not_folded_back():
+    def stack(between, side=4):
+        layers = [nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()]
+        for i in range(22):
+            layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]
+            if i == 10:
+                layers.append(between)
+        return nn.Sequential(*layers, nn.Flatten(), nn.Linear(8 * side * side, 3))
+
+    for between, what, side in ((nn.MaxPool2d(2), "max_pool2d", 4),
+                                (nn.BatchNorm2d(8), "norm", 8)):
+        model = stack(between, side)
+        rep = initlab.apply(model, "auto", seed=0, batch=torch.randn(2, 1, 8, 8))
+        pos = [p for p in _positions(rep) if p != "ones"]  # the norm's scale: not a layer
+        # the conv after it starts a new mirrored chain; the rest fold back as usual
+        assert pos[:12] == ["first"] + ["hidden"] * 11 and pos[12] == "first", (what, pos)
+        assert pos[13:-1] == ["hidden"] * 10 and pos[-1] == "last", (what, pos)
+        after = [r for r in rep.records if r.name.endswith("weight")
+                 and r.init["name"] != "ones"][12]
+        assert f"through `{what}`, which breaks its mirrored pairs: not folded back" in after.why
+    # an average pool keeps the pairs: one chain, and the net is linear at init
+    model = stack(nn.AvgPool2d(2))
+    rep = initlab.apply(model, "auto", seed=0, batch=torch.randn(2, 1, 8, 8))
+    assert _positions(rep) == ["first"] + ["hidden"] * 22 + ["last"]
+    g = torch.Generator().manual_seed(1)
+    _is_linear(model, torch.randn(2, 1, 8, 8, generator=g), torch.randn(2, 1, 8, 8, generator=g),
+               atol=1e-4)
+
+
+def test_odd_widths_and_the_orthogonal_option_fall_back_to_he_orthogonal():
     odd = initlab.apply(_relu_mlp(depth=25, width=33), "auto", seed=0)
     assert _positions(odd)[:-1] == ["orthogonal"] * 25 and _positions(odd)[-1] == "lecun_normal"
     assert "looks-linear does not fit: the weight must have even mirrored sides for " \
            "`looks_linear` at position 'first' (out = 33); weight (33, 20)" in odd.records[0].why
-    # a plain ReLU CNN: delta-orthogonal kernels; the dense readout after the convs is not fed
-    # by a mirrored layer, so it keeps LeCun
-    cnn = build_model(ModelConfig(kind="cnn", depth=24, channels=8, activation="relu",
-                                  in_shape=(1, 8, 8), n_classes=5))
-    rep = initlab.apply(cnn, "auto", seed=0)
-    assert set(_positions(rep)[:-1]) == {"delta_orthogonal"} and _positions(rep)[-1] == \
-        "lecun_normal"
     old = initlab.apply(_relu_mlp(depth=30), "auto", seed=0, deep_relu="orthogonal")
     assert set(_positions(old)[:-1]) == {"orthogonal"}
     assert _inits(old)[0]["params"]["gain"] == pytest.approx(math.sqrt(2))
@@ -186,7 +281,7 @@ def test_odd_widths_convs_and_the_orthogonal_option_fall_back_to_he_orthogonal()
         initlab.apply(_relu_mlp(depth=30), "auto", seed=0, deep_relu="he")
 
 
-def test_a_dense_head_after_a_conv_trunk_starts_its_own_chain():
+def test_a_dense_head_after_a_conv_trunk_folds_the_trunk_back():
     class ConvThenDense(nn.Module):
         def __init__(self):
             super().__init__()
@@ -203,8 +298,13 @@ def test_a_dense_head_after_a_conv_trunk_starts_its_own_chain():
     model = ConvThenDense()
     rep = initlab.apply(model, "auto", seed=0, batch=torch.randn(2, 1, 4, 4))
     pos = dict(zip([r.name for r in rep.records if r.name.endswith("weight")], _positions(rep)))
-    assert pos["fc.0.weight"] == "first" and pos["fc.2.weight"] == "hidden"
-    assert pos["fc.4.weight"] == "last" and pos["stem.weight"] == "delta_orthogonal"
+    assert pos["stem.weight"] == "first" and pos["convs.0.weight"] == "hidden"
+    # flatten keeps the channel halves apart: the dense head continues the mirrored chain
+    assert pos["fc.0.weight"] == "hidden" and pos["fc.2.weight"] == "hidden"
+    assert pos["fc.4.weight"] == "last"
+    g = torch.Generator().manual_seed(2)
+    _is_linear(model, torch.randn(2, 1, 4, 4, generator=g), torch.randn(2, 1, 4, 4, generator=g),
+               atol=1e-4)
 
 
 def test_isometry_plan_uses_it_at_any_depth_and_transformers_models_are_unchanged():

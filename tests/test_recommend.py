@@ -134,8 +134,9 @@ def test_conv_layers_get_delta_orthogonal_and_relu_gets_he_gain():
     assert relu.bias == initlab.get("zeros")
     assert relu.theory.spread == pytest.approx(50) and relu.theory.spread_gaussian == \
         pytest.approx(100)
-    # conv kernels keep delta-orthogonal with He's gain whatever deep_relu says
-    conv = recommend("relu", depth=50, layer="conv")
+    # conv kernels: delta-orthogonal with He's gain under deep_relu="orthogonal", else
+    # looks-linear centre taps (test_deep_relu_dense_layers_get_looks_linear_by_position)
+    conv = recommend("relu", depth=50, layer="conv", deep_relu="orthogonal")
     assert conv.initializer == initlab.get("delta_orthogonal", gain=math.sqrt(2.0))
     leaky = recommend(("leaky_relu", 0.2), depth=50, deep_relu="orthogonal")
     assert leaky.initializer == initlab.get("orthogonal", gain=math.sqrt(2 / 1.04))
@@ -165,6 +166,10 @@ def test_deep_relu_dense_layers_get_looks_linear_by_position():
     # a mirrored input is folded back even when the layer itself would not mirror
     folded = recommend("relu", depth=50, mirrored_input="relu", deep_relu="orthogonal")
     assert folded.initializer.params["position"] == "last"
+    # conv kernels too: the same matrix at the centre tap, said in the reason
+    conv = recommend("relu", depth=50, layer="conv", mirrored_input="relu")
+    assert conv.initializer == initlab.get("looks_linear", position="hidden")
+    assert "[[V, -V], [-V, V]] at the kernel's centre tap, zeros elsewhere" in conv.reason
     # shallow stacks keep He; isometry=True asks for looks-linear at any depth
     assert recommend("relu", depth=5).initializer == initlab.get("he_normal")
     assert recommend("relu", depth=5, isometry=True).initializer.name == "looks_linear"

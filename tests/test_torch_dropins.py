@@ -266,8 +266,8 @@ def expected_error(name: str, shape) -> str | None:
         return "must be 2-D"
     if canonical == "martens_sparse" and fan_in < 15:
         return "must be <= fan_in"
-    if canonical == "looks_linear" and nd != 2:
-        return "must be 2-D"
+    if canonical == "looks_linear" and nd not in (2, 3, 4, 5):
+        return "must be 2-D .* or a 3-, 4- or 5-D conv kernel"
     if canonical == "looks_linear" and shape[0] % 2 + shape[1] % 2:   # default position hidden
         return "even mirrored sides"
     return None

@@ -320,8 +320,9 @@ def looks_linear_(tensor: torch.Tensor, gain: float = 1.0, position: str = "hidd
                   generator: torch.Generator | None = None) -> torch.Tensor:
     """Mirrored orthogonal weights that make a ReLU stack linear at init: ``[[V], [-V]]``
     (``position="first"``), ``[[V, -V], [-V, V]]`` (``"hidden"``) or ``[[V, -V]]`` (``"last"``),
-    ``V`` Haar orthogonal times ``gain``. Balduzzi et al. 2017, "The Shattered Gradients
-    Problem" (looks-linear initialization); see ``initlab.get("looks_linear")``."""
+    ``V`` Haar orthogonal times ``gain``; a conv kernel gets that ``(out, in)`` matrix at its
+    centre tap, zeros elsewhere. Balduzzi et al. 2017, "The Shattered Gradients Problem"
+    (looks-linear initialization); see ``initlab.get("looks_linear")``."""
     return _named("looks_linear", tensor, generator, gain=gain, position=position)
 
 

@@ -54,6 +54,7 @@ from ..core.distributions import (
     Sparse,
     TruncatedNormal,
     Uniform,
+    kernel_centre,
     looks_linear_block,
 )
 from ..core.fans import to_torch_shape, torch_axes_to
@@ -285,13 +286,16 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
     if isinstance(dist, Dirac):
         return jnp.asarray(dirac_array(shape, dist.groups, dist.gain), cdt)
     if isinstance(dist, DeltaOrthogonal):
-        centre = tuple(k // 2 for k in shape[2:])
         q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)  # generic path
-        return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *centre)].set(q)
+        return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(q)
     if isinstance(dist, LooksLinear):
         rows, cols = looks_linear_block(shape, dist.position)
         q = dist.gain * haar_orthogonal(key, rows, cols, dist.method, cdt)
-        return jnp.kron(jnp.asarray(dist.signs, cdt), q)
+        m = jnp.kron(jnp.asarray(dist.signs, cdt), q)
+        if len(shape) == 2:
+            return m
+        # a conv kernel: the matrix at the centre tap
+        return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(m)
     if isinstance(dist, Sparse):
         rows, _ = shape
         kv, kp = jax.random.split(key)

@@ -61,6 +61,7 @@ from ..core.distributions import (
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
+    kernel_centre,
     looks_linear_block,
 )
 from ..core.fans import LAYOUTS, to_torch_shape, torch_axes_to
@@ -497,10 +498,6 @@ def _orthogonal_(view: torch.Tensor, dist: Orthogonal, gen) -> None:
     view.copy_(q.reshape(view.shape))
 
 
-def _centre(shape) -> tuple[int, ...]:
-    return tuple(k // 2 for k in shape[2:])
-
-
 def _eye_(view: torch.Tensor, dist: Eye, gen) -> None:
     view.zero_()
     view.diagonal().fill_(dist.gain)
@@ -513,7 +510,7 @@ def _dirac_(view: torch.Tensor, dist: Dirac, gen) -> None:
     d = torch.arange(min(per_group, shape[1]), device=view.device)
     rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
     cols = d.repeat(dist.groups)
-    view[(rows, cols, *_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
+    view[(rows, cols, *kernel_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
 
 
 def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
@@ -521,7 +518,7 @@ def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
     q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
                         device=view.device)
     view.zero_()
-    view[(slice(None), slice(None), *_centre(shape))] = q.mul_(dist.gain)
+    view[(slice(None), slice(None), *kernel_centre(shape))] = q.mul_(dist.gain)
 
 
 def _looks_linear_(view: torch.Tensor, dist: LooksLinear, gen) -> None:
@@ -529,7 +526,16 @@ def _looks_linear_(view: torch.Tensor, dist: LooksLinear, gen) -> None:
     q = haar_orthogonal(rows, cols, generator=gen, dtype=_work_dtype(view.dtype),
                         device=view.device, method=dist.method)
     signs = torch.tensor(dist.signs, dtype=q.dtype, device=view.device)
-    view.copy_(torch.kron(signs, q.mul_(dist.gain).contiguous()))
+    q.mul_(dist.gain)
+    # kron(signs, q) by broadcasting: torch.kron views its operands, which fails on the odd
+    # strides QR can leave on a one-column block
+    m = (signs[:, None, :, None] * q[None, :, None, :]).reshape(
+        signs.shape[0] * rows, signs.shape[1] * cols)
+    if view.dim() == 2:
+        view.copy_(m)
+        return
+    view.zero_()  # a conv kernel: the matrix at the centre tap
+    view[(slice(None), slice(None), *kernel_centre(tuple(view.shape)))] = m
 
 
 def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:

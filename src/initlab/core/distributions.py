@@ -345,23 +345,37 @@ LOOKS_LINEAR_MIRRORS = {"first": (True, False), "hidden": (True, True), "last": 
 LOOKS_LINEAR_POSITIONS = tuple(LOOKS_LINEAR_MIRRORS)
 
 
-def looks_linear_block(shape: tuple[int, int], position: str) -> tuple[int, int]:
-    """The ``(rows, cols)`` of the orthogonal block ``V`` a looks-linear ``(out, in)`` matrix is
-    made of (:class:`LooksLinear`): halves of the mirrored sides."""
+def looks_linear_block(shape: tuple[int, ...], position: str) -> tuple[int, int]:
+    """The ``(rows, cols)`` of the orthogonal block ``V`` a looks-linear ``(out, in)`` matrix (or
+    a conv kernel's ``(out, in)`` centre tap) is made of (:class:`LooksLinear`): halves of the
+    mirrored sides."""
     return tuple(n // 2 if mirrored else n
-                 for n, mirrored in zip(shape, LOOKS_LINEAR_MIRRORS[position]))
+                 for n, mirrored in zip(shape[:2], LOOKS_LINEAR_MIRRORS[position]))
+
+
+def kernel_centre(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The centre tap ``k // 2`` of each spatial axis of a torch-layout conv kernel ``(out, in,
+    *k)``, where the delta kernels (``dirac``, ``delta_orthogonal``, a conv ``looks_linear``)
+    put their matrix."""
+    return tuple(k // 2 for k in shape[2:])
 
 
 @dataclass(frozen=True)
 class LooksLinear(Distribution):
     """Mirrored orthogonal ``(out, in)`` matrix (Balduzzi et al. 2017, "looks-linear"): a Haar
     (semi-)orthogonal block ``V`` times ``gain``, repeated with signs so that a ReLU stack is
-    linear at init. Torch layout, 2-D; ``position``:
+    linear at init. Torch layout, 2-D ``(out, in)``, or a conv kernel ``(out, in, *k)``: zeros
+    with the matrix at the centre tap (:func:`kernel_centre`; the delta construction of
+    ``delta_orthogonal``, so a "same"-padded ReLU CNN is linear at init pixel by pixel).
+    ``position``:
 
     * ``"first"``: ``[[V], [-V]]`` (``out`` even): the output is ``[u, -u]``;
     * ``"hidden"``: ``[[V, -V], [-V, V]]`` (``out``, ``in`` even): maps ``[f(u), f(-u)]`` to
       ``[V w, -V w]`` with ``w = f(u) - f(-u)`` (``= u`` for ReLU);
     * ``"last"``: ``[[V, -V]]`` (``in`` even): maps ``[f(u), f(-u)]`` to ``V w``.
+
+    A conv's mirrored halves are its first and second halves of channels, so a dense readout
+    after ``flatten`` of ``(C, H, W)`` features folds them back at position ``"last"``.
     """
 
     gain: float = 1.0
@@ -383,7 +397,7 @@ class LooksLinear(Distribution):
         return sum(len(row) for row in self.signs)
 
     def moments(self, shape=None):
-        if shape is None or len(shape) != 2 or math.prod(shape) == 0:
+        if shape is None or len(shape) not in (2, 3, 4, 5) or math.prod(shape) == 0:
             return None
         rows, cols = looks_linear_block(tuple(shape), self.position)
         # each copy of the semi-orthogonal block holds min(rows, cols) in sum of squares; mean 0
@@ -402,11 +416,13 @@ class LooksLinear(Distribution):
 
 def looks_linear_misfit(shape, position: str) -> tuple[str, str] | None:
     """``(rule, fix)`` when a torch-layout ``shape`` cannot hold looks-linear weights at
-    ``position`` (:class:`LooksLinear`), else None: a 2-D ``(out, in)`` matrix whose mirrored
-    sides (out for "first"/"hidden", in for "hidden"/"last") are even."""
-    if len(shape) != 2:
-        return ("must be 2-D (out, in) for `looks_linear`", "looks-linear mirrors the units of "
-                "a dense layer; for conv kernels use `delta_orthogonal`.")
+    ``position`` (:class:`LooksLinear`), else None: a 2-D ``(out, in)`` matrix or a 3- to 5-D
+    conv kernel ``(out, in, *k)`` whose mirrored sides (out for "first"/"hidden", in for
+    "hidden"/"last") are even."""
+    if len(shape) not in (2, 3, 4, 5):
+        return ("must be 2-D (out, in) or a 3-, 4- or 5-D conv kernel (out, in, *k) for "
+                "`looks_linear`", "looks-linear mirrors the units of a dense layer or the "
+                "channels of a convolution; flatten other weights first.")
     odd = [f"{what} = {n}" for what, n, mirrored in
            zip(("out", "in"), shape, LOOKS_LINEAR_MIRRORS[position]) if mirrored and n % 2]
     if odd:

@@ -411,7 +411,11 @@ def looks_linear(gain: float = 1.0, position: str = "hidden",
     cannot give a ReLU net: their spread grows with depth, Pennington et al. 2017), and the
     units are not symmetric, so training breaks the mirror at once. ``gain`` 1 for ReLU;
     ``1/(1 + a)`` for leaky_relu(a), whose ``f(u) - f(-u) = (1 + a) u``. Dense 2-D weights with
-    the mirrored sides even.
+    the mirrored sides even, or conv kernels ``(out, in, *k)`` with the mirrored channel counts
+    even: zeros with that ``(out, in)`` matrix at the centre tap (the delta construction of
+    Xiao et al. 2018's ``delta_orthogonal``), so a "same"-padded plain ReLU CNN is linear at
+    init too; a dense readout after flattening ``(C, H, W)`` folds the channel halves back at
+    ``"last"``.
     """
     g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
     check_choice(position, "position", LOOKS_LINEAR_POSITIONS,

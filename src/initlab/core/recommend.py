@@ -49,11 +49,12 @@ softsign                        orthogonal spread at this depth is
 sigmoid, hardsigmoid            unchanged (Glorot): no bias variance brings q* near 0
                                 (phi(0) != 0), so no point is isometric; the reason
                                 quotes the best one's spread and suggests tanh
-relu, relu6, leaky_relu(a)      dense: looks_linear (Balduzzi et al. 2017), by      0
-                                position in the stack: first [[V], [-V]], hidden
+relu, relu6, leaky_relu(a)      looks_linear (Balduzzi et al. 2017), by position    0
+                                in the stack: first [[V], [-V]], hidden
                                 [[V, -V], [-V, V]] (gain 1/(1+a)), readout [[V, -V]],
-                                V Haar orthogonal: the stack is linear at init,
-                                spread 0. conv, or ``deep_relu="orthogonal"``:
+                                V Haar orthogonal (a conv: that matrix at the
+                                kernel's centre tap): the stack is linear at init,
+                                spread 0. ``deep_relu="orthogonal"``:
                                 orthogonal(gain = sqrt(2/(1+a^2))): He's variance,
                                 spread L (1-a^2)^2/(1+a^2)^2 instead of that + L
 every other activation          orthogonal on the critical line at q* = 1 (the      N(0, sb2)
@@ -61,7 +62,7 @@ every other activation          orthogonal on the critical line at q* = 1 (the  
                                 1 - sigma_w2 E[phi(z)^2]; without a stable such
                                 point (softplus) the classic gain, biases 0
 linear (a hidden layer)         orthogonal, gain 1 (Saxe et al. 2014): spread 0     0
-any dense layer fed by a        looks_linear at position "hidden" (it mirrors its   0
+any layer fed by a              looks_linear at position "hidden" (it mirrors its   0
 looks-linear layer              output too) or "last", gain 1/(1+a) for the input's
 (``mirrored_input``)            leaky slope a
 readout, unknown, residual      unchanged
@@ -269,7 +270,8 @@ def _slope(act: Activation) -> float:
 
 
 def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activation | None,
-                  depth: int | None, deep_relu: str = "looks_linear") -> Recommendation:
+                  depth: int | None, layer: str,
+                  deep_relu: str = "looks_linear") -> Recommendation:
     """Looks-linear weights (Balduzzi et al. 2017): ``"first"`` when the layer mirrors its output
     but not its input, ``"hidden"`` both, ``"last"`` only its input; the gain 1/(1 + a) undoes
     the input's ``f(u) - f(-u) = (1 + a) u``."""
@@ -284,6 +286,8 @@ def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activat
             "hidden": "input and output mirrored, [[V, -V], [-V, V]]",
             "last": "its mirrored input folded back, [[V, -V]]"}[position]
     fed = f" (fed by {mirrored.name}: gain 1/(1 + a) = {gain:.4g})" if mirrored is not None else ""
+    if layer == "conv":
+        side += " at the kernel's centre tap, zeros elsewhere (a delta kernel, as Xiao et al. 2018)"
     plain = f"plain stack of {depth} layers" if depth else "plain stack"
     who = (f"{rec.activation} follows" if rec.activation else
            "readout (linear output)" if rec.role == "readout" else "no activation follows")
@@ -306,8 +310,8 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
                isometry: bool | None, spread: float, deep_relu: str,
                mirrored: Activation | None) -> Recommendation:
     """The deep-plain-stack choices (see the module's second table)."""
-    if mirrored is not None and layer == "dense":   # fed by a looks-linear layer's mirrored output
-        return _looks_linear(rec, act, mirrored, rec.depth, deep_relu)
+    if mirrored is not None:   # fed by a looks-linear layer's mirrored output
+        return _looks_linear(rec, act, mirrored, rec.depth, layer, deep_relu)
     deep = rec.depth is not None and rec.depth > DEEP if isometry is None else isometry
     if not deep or rec.residual or rec.role != "hidden" or rec.depth is None or \
             rec.activation == UNKNOWN:
@@ -319,8 +323,8 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
     if act.saturating:
         return _isometric(rec, act, depth, layer, spread)
     if name in _HE_FAMILY:
-        if deep_relu == "looks_linear" and layer == "dense":
-            return _looks_linear(rec, act, None, depth)
+        if deep_relu == "looks_linear":
+            return _looks_linear(rec, act, None, depth, layer)
         a = _slope(act)
         return _orthogonal_classic(rec, act, depth, layer, math.sqrt(2.0 / (1.0 + a * a)),
                                    "He's variance")
@@ -344,13 +348,14 @@ def recommend(activation: Any, *, depth: int | None = None, residual: bool = Fal
     saturating activations' isometric point (default
     :data:`~initlab.core.criticality.ISOMETRY_SPREAD_TARGET`); larger means a larger ``q*`` and
     ``sigma_b2``, further from a linear net and from isometry. The other activations' deep
-    choices have no free parameter and ignore it. ``deep_relu``: what a dense layer of a deep
-    plain ReLU-family stack gets, ``"looks_linear"`` (default: mirrored orthogonal weights that
-    make the stack linear at init, Balduzzi et al. 2017) or ``"orthogonal"`` (orthogonal with
-    He's gain). ``mirrored_input``: None, or the activation ``f`` on this layer's input when
-    that input is a looks-linear layer's mirrored output ``[f(u), f(-u)]`` (``auto`` passes it
-    from the model's dataflow); a dense layer then gets looks-linear weights at position
-    ``"hidden"`` (its output mirrored too) or ``"last"``.
+    choices have no free parameter and ignore it. ``deep_relu``: what a layer of a deep plain
+    ReLU-family stack gets, ``"looks_linear"`` (default: mirrored orthogonal weights that make
+    the stack linear at init, Balduzzi et al. 2017; a conv kernel holds them at its centre tap)
+    or ``"orthogonal"`` (orthogonal or delta-orthogonal with He's gain). ``mirrored_input``:
+    None, or the activation ``f`` on this layer's input when that input is a looks-linear
+    layer's mirrored output ``[f(u), f(-u)]`` (``auto`` passes it from the model's dataflow);
+    the layer then gets looks-linear weights at position ``"hidden"`` (its output mirrored
+    too) or ``"last"``.
 
     >>> recommend("relu").plan
     'he'

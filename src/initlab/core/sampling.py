@@ -34,6 +34,7 @@ from .distributions import (
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
+    kernel_centre,
     looks_linear_block,
 )
 from .fans import to_torch_shape, torch_axes_to
@@ -131,7 +132,7 @@ def dirac_array(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:
     centre linking input channel d to output channel d of each of the ``groups``."""
     out = np.zeros(shape)
     per_group = shape[0] // groups
-    centre = tuple(k // 2 for k in shape[2:])
+    centre = kernel_centre(shape)
     for g in range(groups):
         for d in range(min(per_group, shape[1])):
             out[(g * per_group + d, d, *centre)] = gain
@@ -190,14 +191,19 @@ def _dirac(dist: Dirac, shape, rng, dtype) -> np.ndarray:
 
 def _delta_orthogonal(dist: DeltaOrthogonal, shape, rng, dtype) -> np.ndarray:
     out = np.zeros(shape)
-    centre = tuple(k // 2 for k in shape[2:])
-    out[(slice(None), slice(None), *centre)] = dist.gain * haar_orthogonal(rng, shape[0], shape[1])
+    out[(slice(None), slice(None), *kernel_centre(shape))] = dist.gain * haar_orthogonal(
+        rng, shape[0], shape[1])
     return out
 
 
 def _looks_linear(dist: LooksLinear, shape, rng, dtype) -> np.ndarray:
     rows, cols = looks_linear_block(shape, dist.position)
-    return np.kron(np.array(dist.signs), dist.gain * haar_orthogonal(rng, rows, cols, dist.method))
+    m = np.kron(np.array(dist.signs), dist.gain * haar_orthogonal(rng, rows, cols, dist.method))
+    if len(shape) == 2:
+        return m
+    out = np.zeros(shape)  # a conv kernel: the matrix at the centre tap
+    out[(slice(None), slice(None), *kernel_centre(shape))] = m
+    return out
 
 
 def _sparse(dist: Sparse, shape, rng, dtype) -> np.ndarray:

@@ -38,6 +38,7 @@ from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import embedding_rule, norm_types
+from .dataflow import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .params import CONV_TYPES, CONVT_TYPES
 from .rules import Plan, Rule
@@ -65,8 +66,12 @@ def _looks_linear_misfit(desc, layer, position: str) -> str | None:
     """Why ``layer``'s weight cannot hold looks-linear weights at ``position`` (None: it can),
     by the distribution's own rule (:func:`initlab.core.distributions.looks_linear_misfit`) on
     the weight's torch-layout shape (the description's layout: HF Conv1D stores ``(in, out)``)."""
-    if layer.kind not in ("linear", "hf_conv1d") or getattr(layer.module, "weight", None) is None:
-        return "looks-linear weights are for dense layers"
+    if layer.kind not in ("linear", "hf_conv1d", "conv") or \
+            getattr(layer.module, "weight", None) is None:
+        return "looks-linear weights are for dense and conv layers"
+    if layer.kind == "conv" and layer.module.groups != 1:
+        return (f"looks-linear mirrors all channels, a grouped conv (groups = "
+                f"{layer.module.groups}) keeps them apart")
     p = desc.param(f"{layer.name}.weight")
     misfit = looks_linear_misfit(to_torch_shape(p.shape, p.layout), position)
     return f"looks-linear does not fit: the weight {misfit[0]}" if misfit else None
@@ -115,18 +120,28 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
     rules: list[Rule] = []
     mirrored: dict[str, Any] = {}  # layer -> the activation after it, for mirrored outputs
+    dataflow = desc.method != "names-fallback"
     for layer in desc.layers:
         if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
             continue
         kind = _layer_kind(layer)
         residual = layer.residual_branch is not None or layer.name in inside
-        # fed by exactly one layer whose output is mirrored, on the main path: fold it back
+        # fed by exactly one layer whose output is mirrored, on the main path, through nothing
+        # that breaks the pairing [f(u), f(-u)] (dataflow.MIRROR_SAFE): fold it back
         feed = (mirrored.get(layer.inputs[0]) if len(layer.inputs) == 1 and not residual
                 else None)
+        broken = sorted(layer.via - MIRROR_SAFE) if feed is not None else []
+        if broken:
+            feed = None
         how = dict(tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
                    residual=residual, isometry=isometry, spread=spread)
         init, bias, why = choose(layer.activation, deep_relu=deep_relu, mirrored_input=feed,
                                  **how)
+        if init.name == "looks_linear" and not dataflow:
+            # positions come from the dataflow; without it every layer would be "first"
+            init, bias, why = choose(layer.activation, deep_relu="orthogonal", **how)
+            why += (f" (not looks-linear: placing its layers needs the dataflow, and this "
+                    f"description is {desc.method}; pass `batch=` to apply)")
         # a weight that cannot hold its looks-linear position: fold a mirrored input back
         # ("last": only the input side must be even), else the choice without looks-linear
         for fallback in ([feed] if feed is not None else []) + [None]:
@@ -137,6 +152,10 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             init, bias, why = choose(layer.activation, deep_relu="orthogonal",
                                      mirrored_input=fallback, **how)
             why += f" ({misfit}; weight {tuple(layer.module.weight.shape)})"
+        if broken:
+            why += (f" (fed by looks-linear `{layer.inputs[0]}` through "
+                    f"{', '.join(f'`{b}`' for b in broken)}, which breaks its mirrored pairs: "
+                    "not folded back)")
         if init.name == "looks_linear" and LOOKS_LINEAR_MIRRORS[init.params["position"]][0]:
             mirrored[layer.name] = layer.activation  # its output is [u, -u]: fold it back
         if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":

@@ -79,6 +79,17 @@ linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d l
 group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
 masked_fill_ where multi_head_attention_forward
 """.split())
+#: What may stand between a looks-linear layer and the layer that folds its mirrored output
+#: ``[f(u), f(-u)]`` back (``LayerInfo.via``, read by ``auto``): the activation ``f`` itself
+#: and ops that treat every unit or channel alike and linearly and keep a (C, ...) tensor's
+#: channel halves apart when flattened (views, dropout, average pools, zero padding). A max pool,
+#: a norm, a transpose or any other op breaks the pairing, and the consumer is not folded back.
+MIRROR_SAFE = frozenset("""
+activation view view_as reshape reshape_as contiguous flatten unflatten squeeze unsqueeze clone
+detach to float half double bfloat16 type type_as dropout dropout1d dropout2d dropout3d
+avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
+pad identity
+""".split())
 # results that carry no dataflow meaning
 _IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
 _DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
@@ -95,6 +106,7 @@ class Node:
     pending: frozenset = frozenset()      # layer units whose output this is (shape ops only)
     pending_res: frozenset = frozenset()  # ... through a residual addition
     activated: tuple | None = None        # (act, gate layer names) when this is act(layer(x))
+    activation_call: bool = False         # this node is the activation call itself
 
 
 @dataclass
@@ -237,6 +249,7 @@ class _Probe(TorchFunctionMode):
             self.outcome(pend | pres, Outcome("act", act, why=f"module `{name}` "
                                               f"({type(module).__name__})"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
+            kw["activation_call"] = True
         elif ukind == "opaque":
             self.outcome(pend | pres, Outcome(
                 "unknown", why=f"feeds `{name}` ({type(module).__name__}), a module the "
@@ -285,6 +298,7 @@ class _Probe(TorchFunctionMode):
         if act is not None:
             self.outcome(pend | pres, Outcome("act", act, why=f"`{fname}` call"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
+            kw["activation_call"] = True
         elif fname in _SHAPE_OPS or base in _SHAPE_OPS:
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))

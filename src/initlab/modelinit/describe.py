@@ -80,6 +80,10 @@ class LayerInfo:
     is_readout: bool = False
     residual_branch: int | None = None
     calls: int = 0
+    #: what stands between its nearest input layers and it in the probe forward: op names, or
+    #: ``"activation"`` (an activation call or module), a unit's kind (``"norm"``, ...),
+    #: ``"input"`` (the model's input); empty for a names-fallback description
+    via: frozenset = frozenset()
 
     @property
     def activation_name(self) -> str | None:
@@ -433,6 +437,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         if n not in calls:
             order.append(n)
     producers = _producers(g)
+    between = _between(g)
     for name in order:
         m = mods.get(name)
         if m is None:
@@ -452,6 +457,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         for idx in nodes_of.get(name, []):
             ins |= producers.get(idx, set())
         info.inputs = sorted(ins - {name}, key=order.index)
+        info.via = frozenset().union(*(between.get(idx, ()) for idx in nodes_of.get(name, [])))
         desc.layers.append(info)
     by_name = {layer.name: layer for layer in desc.layers}
     for layer in desc.layers:
@@ -463,6 +469,36 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         if b.closing in by_name and by_name[b.closing].residual_branch is None:
             by_name[b.closing].residual_branch = b.index
     desc.readouts = list(g.readouts)
+
+
+def _label(node) -> str:
+    """What a node between two layers is (``LayerInfo.via``)."""
+    if node.activation_call:
+        return "activation"
+    if node.kind == "op":
+        return node.name if node.name.startswith("__") else node.name.rstrip("_")
+    return node.unit_kind if node.kind == "unit" else node.kind
+
+
+def _between(g: Graph) -> dict[int, frozenset]:
+    """For each layer unit node: the labels (:func:`_label`) of the nodes upstream of it up to
+    the nearest layer units (excluded)."""
+    nodes = g.nodes
+    out: dict[int, frozenset] = {}
+    for _name, idx in g.unit_calls:
+        if nodes[idx].unit_kind != "layer":
+            continue
+        seen, stack, labels = {idx}, [idx], set()
+        while stack:
+            for p in nodes[stack.pop()].parents:
+                if p in seen:
+                    continue
+                seen.add(p)
+                if not (nodes[p].kind == "unit" and nodes[p].unit_kind == "layer"):
+                    labels.add(_label(nodes[p]))
+                    stack.append(p)
+        out[idx] = frozenset(labels)
+    return out
 
 
 def _producers(g: Graph) -> dict[int, set[str]]:
