@@ -8,6 +8,7 @@ import math
 
 import pytest
 
+from initlab.core.validation import InitlabError
 from initlab.lab.reproductions import reproduce
 from initlab.lab.reproductions.mup_transfer import (
     Config,
@@ -295,8 +296,8 @@ def test_tune_base_takes_the_pair_with_the_lowest_loss_at_its_best_lr():
 
 
 def _tuned(grid, best):
-    return {"output_mult": best[0], "init_scale": best[1], "grid": [[om, isc, -5, 0.1]
-                                                                    for om, isc in grid]}
+    return {"output_mult": best[0], "init_scale": best[1], "argmin": list(best),
+            "grid": [[om, isc, -5, 0.1] for om, isc in grid]}
 
 
 def test_widened_grows_the_tuning_grid_past_the_edge_the_best_pair_sits_on():
@@ -376,3 +377,63 @@ def test_vertex_refines_the_optimum_between_grid_points():
     losses = [math.exp((x - 0.3) ** 2) for x in (-2, -1, 0, 1, 2)]   # log loss: a parabola
     assert _vertex(losses, 2) == pytest.approx(0.3)
     assert _vertex(losses, 0) == 0.0 and _vertex([1.0, float("inf"), 2.0], 1) == 0.0
+
+
+def _tune_arms(losses):
+    """Tuning arms at one size: ``losses[(output_mult, init_scale)][log2_lr]`` = per-seed losses."""
+    return [{"sweep": "mlp", "parametrization": "mup", "output_mult": om, "init_scale": isc,
+             "size": 256, "log2_lr": k, "seed": s, "train_loss": v, "diverged": False}
+            for (om, isc), by_lr in losses.items() for k, vs in by_lr.items()
+            for s, v in enumerate(vs)]
+
+
+def test_the_one_standard_error_rule_picks_the_pair_nearest_the_defaults_within_the_noise():
+    from dataclasses import replace
+
+    from initlab.lab.reproductions.mup_transfer import tune_base, widened
+
+    cfg = Config(log2_lrs=(-8, -7), output_mults=(1.0, 2.0, 8.0), init_scales=(1.0, 4.0))
+    losses = {  # (8, x4) is lowest: mean 0.100 at -7, seeds 0.09 / 0.11, standard error 0.01
+        (8.0, 4.0): {-8: [0.20, 0.22], -7: [0.09, 0.11]},
+        (2.0, 1.0): {-8: [0.105, 0.107], -7: [0.30, 0.30]},   # 0.106: within 0.01
+        (1.0, 4.0): {-8: [0.108, 0.108], -7: [0.20, 0.20]},   # 0.108: within, distance 2 too
+        (1.0, 1.0): {-8: [0.111, 0.111], -7: [0.20, 0.20]},   # 0.111: just outside
+        (8.0, 1.0): {-8: [0.50, 0.50], -7: [0.40, 0.40]},
+        (2.0, 4.0): {-8: [0.50, 0.50], -7: [0.40, 0.40]},
+    }
+    arms = _tune_arms(losses)
+    best = tune_base(arms, cfg, "mlp", "mup")
+    assert (best["output_mult"], best["init_scale"], best["log2_lr"]) == (8.0, 4.0, -7)
+    assert best["argmin"] == [8.0, 4.0] and best["tied"] == [[8.0, 4.0]]
+    # sample std of (0.09, 0.11) is 0.01414; over sqrt(2) seeds: 0.01
+    assert best["se"] == pytest.approx(0.01)
+    one = tune_base(arms, replace(cfg, tie_rule="1se"), "mlp", "mup")
+    # tied: (2, x1), (1, x4) and (8, x4) itself; (2, x1) and (1, x4) are both one doubling
+    # from (1, x1) in |log2|: the lower loss of the two, (2, x1), at its own best lr
+    assert sorted(map(tuple, one["tied"])) == [(1.0, 4.0), (2.0, 1.0), (8.0, 4.0)]
+    assert (one["output_mult"], one["init_scale"], one["log2_lr"]) == (2.0, 1.0, -8)
+    assert one["loss"] == pytest.approx(0.106)
+    # the grid still grows around the lowest pair (8, x4 sits on the top of both axes), not
+    # around the one the rule uses (2, x1: interior on both)
+    assert widened(one, cfg) == widened(best, cfg) == [
+        (16.0, 1.0), (16.0, 4.0), (1.0, 8.0), (2.0, 8.0), (8.0, 8.0), (16.0, 8.0)]
+    with pytest.raises(InitlabError, match=r"`tie_rule` must be one of 'best', '1se'; got 'min'"):
+        reproduce("mup-transfer", quiet=True, overrides={**TINY, "tie_rule": "min"})
+
+
+def test_a_field_added_after_a_run_was_recorded_keeps_its_identity(tmp_path):
+    """tie_rule at its default is left out of the identity, so run folders recorded before the
+    field existed (results/mup-transfer-*) resume; another value is another experiment."""
+    import json
+
+    out = tmp_path / "mt"
+    reproduce("mup-transfer", out=out, quiet=True, overrides={**TINY, "sweeps": ("mlp",)})
+    held = json.loads((out / "checkpoint.json").read_text())["identity"]
+    assert "tie_rule" not in held["config"]
+    again = reproduce("mup-transfer", out=out, quiet=True, resume=True,
+                      overrides={**TINY, "sweeps": ("mlp",)})
+    assert again["shifts"]
+    with pytest.raises(InitlabError, match=r"holds a different experiment \(another config: "
+                       r"tie_rule \(not recorded: its default\) there, '1se' here\)"):
+        reproduce("mup-transfer", out=out, quiet=True, resume=True,
+                  overrides={**TINY, "sweeps": ("mlp",), "tie_rule": "1se"})

@@ -116,7 +116,13 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
             raise fail("overrides", f"must name fields of {name}'s Config "
                        f"({', '.join(cfg.__dataclass_fields__)})", bad, "drop or rename them.")
         cfg = replace(cfg, **overrides)
-    identity = {"case": name, "config": jsonable(cfg),
+    config = jsonable(cfg)
+    # fields added after runs were recorded are left out at their old behaviour's value, so
+    # those runs' folders resume (a case's IDENTITY_DEFAULTS)
+    for field_name, value in getattr(case, "IDENTITY_DEFAULTS", {}).items():
+        if config.get(field_name) == jsonable(value):
+            config.pop(field_name)
+    identity = {"case": name, "config": config,
                 "data_dir": None if data_dir is None else str(data_dir)}
     lock = RunLock(out) if out is not None else None
     if lock is not None:

@@ -78,6 +78,12 @@ class Checkpoint:
             differs = sorted(k for k in set(held) | set(self.identity)
                              if held.get(k) != self.identity.get(k))
             what = "another case, config or data"
+            hc, nc = held.get("config"), self.identity.get("config")
+            if differs == ["config"] and isinstance(hc, dict) and isinstance(nc, dict):
+                fields = sorted(k for k in set(hc) | set(nc) if hc.get(k) != nc.get(k))
+                what = "another config: " + "; ".join(
+                    f"{k} {_held_value(hc, k)} there, {_held_value(nc, k)} here"
+                    for k in fields[:5]) + ("; ..." if len(fields) > 5 else "")
             if differs == ["data_dir"]:
                 what = (f"its data_dir {held.get('data_dir')!r} is not this "
                         f"{self.identity.get('data_dir')!r}: other bytes, or not found from "
@@ -244,6 +250,11 @@ def _content_digest(path: str | Path) -> str | None:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 h.update(block)
     return h.hexdigest()
+
+
+def _held_value(config: dict, key: str) -> str:
+    """A config field's value as an identity-mismatch message shows it."""
+    return repr(config[key]) if key in config else "(not recorded: its default)"
 
 
 def _same_but_data_path(held: dict, identity: dict) -> bool:

@@ -19,7 +19,8 @@ output (readout) multiplier and the init scale (a factor on every weight's init 
 a small *proxy* model and transferred. With more than one value in ``output_mults`` or
 ``init_scales`` a first stage trains the proxy size (``tune_sizes``; default the base size:
 smallest width, shallowest depth) for every pair over the lr grid; the pair whose best lr gives
-the lowest mean loss is used at every size. A pair on an edge of the grid grows it past that
+the lowest mean loss is used at every size (``tie_rule="1se"``: the pair nearest mup's defaults
+among those within one standard error of the lowest; :func:`tune_base`). A pair on an edge of the grid grows it past that
 edge (:func:`widened`, at most :data:`TUNE_WIDEN` values per edge), so the optimum is bracketed.
 SP and μP are tuned alike on the same proxy, each for
 itself (at the base size they are one model, trained once). SP keeps the pair as constants
@@ -40,7 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...core.validation import fail
+from ...core.validation import check_choice, fail
 from ._common import Checkpoint, load_data, plt, run_arms
 
 NAME = "mup-transfer"
@@ -106,6 +107,16 @@ class Config:
     # zero every attention's query at init (mutransformers' query_zero_init), in the same form;
     # only the transformer has attention, so the other sweeps ignore it
     query_zero_init: bool | tuple[str, ...] = False
+    # which tuned pair is used (:data:`TIE_RULES`): "best", the lowest mean loss; "1se", among
+    # the pairs within one standard error of it, the one nearest mup's defaults (1, 1)
+    tie_rule: str = "best"
+
+
+#: ``Config.tie_rule`` values (:func:`tune_base`)
+TIE_RULES = ("best", "1se")
+#: Config fields added after runs were recorded (results/mup-transfer-*): omitted from a run's
+#: identity at these values, so the recorded runs resume and rewrite as before
+IDENTITY_DEFAULTS = {"tie_rule": "best"}
 
 
 def config(full: bool = False) -> Config:
@@ -210,13 +221,21 @@ def _base_hyperparameters(model, init_scale: float):
 def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = None) -> dict:
     """The base hyperparameters of ``sweep`` (for ``par_name``; None: any) from the first-stage
     arms: for each (output_mult, init_scale) the mean loss over seeds at its best lr; the lowest
-    wins (the defaults when there is nothing to tune). The pairs are the ones the arms hold: the
-    config's grid and any value :func:`widened` added. Returns ``{"output_mult", "init_scale",
-    "log2_lr", "loss", "size", "grid": [[output_mult, init_scale, best log2 lr, loss], ...],
-    "widened": {"output_mult": [...], "init_scale": [...]}}`` (the values beyond the config's)."""
+    wins under ``cfg.tie_rule`` "best" (the defaults when there is nothing to tune). Under
+    "1se" (the one-standard-error rule of Breiman et al. 1984's CART): among the pairs whose
+    loss is within one standard error of the lowest (the lowest pair's seeds' std / sqrt(n) at
+    its best lr), the one nearest mup's defaults, by |log2 output_mult| + |log2 init_scale|
+    (then by loss): the choice then does not hang on differences the seeds cannot resolve. The
+    pairs are the ones the arms hold: the config's grid and any value :func:`widened` added.
+    Returns ``{"output_mult", "init_scale", "log2_lr", "loss", "size", "grid": [[output_mult,
+    init_scale, best log2 lr, loss], ...], "widened": {"output_mult": [...], "init_scale":
+    [...]}}`` (the values beyond the config's), with ``"argmin"``: the lowest pair
+    ``[output_mult, init_scale]`` (the one :func:`widened` brackets), ``"se"``: its standard
+    error, and ``"tied"``: the pairs within it (under "1se"; else just the lowest)."""
     sel = [a for a in arms if a["sweep"] == sweep
            and (par_name is None or a["parametrization"] == par_name)]
     grid = []
+    se_of = {}
     size = None
     oms = sorted({a["output_mult"] for a in sel})
     iscs = sorted({a["init_scale"] for a in sel})
@@ -230,14 +249,23 @@ def tune_base(arms: list[dict], cfg: Config, sweep: str, par_name: str | None = 
                     for k in cfg.log2_lrs]
             best = int(np.argmin(mean))
             grid.append([om, isc, cfg.log2_lrs[best], float(mean[best])])
+            at = [_loss(a) for a in cell if a["log2_lr"] == cfg.log2_lrs[best]]
+            se_of[(om, isc)] = (float(np.std(at, ddof=1) / math.sqrt(len(at)))
+                                if len(at) > 1 and all(map(math.isfinite, at)) else 0.0)
     widened = {"output_mult": [v for v in oms if v not in cfg.output_mults],
                "init_scale": [v for v in iscs if v not in cfg.init_scales]}
     if not grid:
         return {"output_mult": 1.0, "init_scale": 1.0, "log2_lr": None, "loss": None,
-                "size": None, "grid": [], "widened": widened}
-    om, isc, k, loss = min(grid, key=lambda g: g[3])
+                "size": None, "grid": [], "widened": widened, "argmin": [1.0, 1.0], "se": None,
+                "tied": []}
+    low = min(grid, key=lambda g: g[3])
+    se = se_of[(low[0], low[1])]
+    tied = [g for g in grid if g[3] <= low[3] + se] if cfg.tie_rule == "1se" else [low]
+    om, isc, k, loss = min(tied, key=lambda g: (abs(math.log2(g[0])) + abs(math.log2(g[1])),
+                                                g[3]))
     return {"output_mult": om, "init_scale": isc, "log2_lr": k, "loss": loss, "size": size,
-            "grid": grid, "widened": widened}
+            "grid": grid, "widened": widened, "argmin": [low[0], low[1]], "se": se,
+            "tied": [[g[0], g[1]] for g in tied]}
 
 
 def widened(t: dict, cfg: Config) -> list[tuple[float, float]]:
@@ -260,8 +288,9 @@ def widened(t: dict, cfg: Config) -> list[tuple[float, float]]:
             return [best / 2.0]
         return []
 
-    new_oms = grow(oms, cfg.output_mults, t["output_mult"])
-    new_iscs = grow(iscs, cfg.init_scales, t["init_scale"])
+    best_om, best_isc = t["argmin"]  # bracket the lowest pair, whichever the tie rule uses
+    new_oms = grow(oms, cfg.output_mults, best_om)
+    new_iscs = grow(iscs, cfg.init_scales, best_isc)
     return ([(om, isc) for om in new_oms for isc in iscs]
             + [(om, isc) for isc in new_iscs for om in oms + new_oms])
 
@@ -429,6 +458,9 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     lr sweeps at every size with the tuned base hyperparameters. ``workers``: processes to train
     the arms in (:func:`~initlab.lab.reproductions._common.run_arms`; the arms are independent,
     so the results do not depend on it)."""
+    check_choice(cfg.tie_rule, "tie_rule", TIE_RULES,
+                 fix="pass 'best' (the lowest loss) or '1se' (the pair nearest the defaults "
+                     "within one standard error of it).")
     ck = checkpoint or Checkpoint(None, {})
     name = "mnist" if data_dir is not None else cfg.dataset
     spec = {"name": name, "seed": 0, "data_dir": data_dir, "n_train": cfg.n_train}
@@ -489,6 +521,17 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             "data_note": DATA_NOTE, "headline": headline}
 
 
+def _tie_note(t: dict, cfg) -> str:
+    """The tie rule's part of a tuning table's caption (nothing under "best")."""
+    rule = cfg.get("tie_rule", "best") if isinstance(cfg, dict) else cfg.tie_rule
+    if rule != "1se" or not t.get("tied"):
+        return ""
+    pairs = ", ".join(f"({om:g}, x{isc:g})" for om, isc in t["tied"])
+    return (f" (one-standard-error rule: the lowest is ({t['argmin'][0]:g}, "
+            f"x{t['argmin'][1]:g}), standard error {t['se']:.4f}; within it {pairs}; the one "
+            "nearest (1, x1) is used)")
+
+
 def report(results: dict):
     """The HTML report of ``results``: Figure 1 (training loss vs log2 lr, a curve per width) for
     SP and μP side by side, per sweep, and the table of optima."""
@@ -509,7 +552,7 @@ def report(results: dict):
                       caption=f"{sweep}: base-model tuning of {who} at size {t['size']}; "
                               f"chosen output multiplier {t['output_mult']:g}, init scale "
                               f"{t['init_scale']:g}, used at every size"
-                              + _widened_note(t.get("widened")))
+                              + _tie_note(t, cfg) + _widened_note(t.get("widened")))
     rep.table(["sweep", "parametrization", "width or depth", "best log2 lr (grid)",
                "refined", "seeds' sample std", "loss at best"],
               [[r["sweep"], r["parametrization"], r["size"], r["best_log2_lr"],
