@@ -199,6 +199,16 @@ def test_a_deep_relu_cnn_gets_looks_linear_centre_taps_and_is_linear_at_init():
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(3, 1, 8, 8, generator=g), torch.randn(3, 1, 8, 8, generator=g)
     _is_linear(cnn, x, y, atol=1e-4)
+    # a conv that narrows (in > out, where delta-orthogonal does not fit) is a centre-tap
+    # looks-linear kernel too, and its why says so
+    narrow = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(),
+                           *[m for _ in range(21) for m in (nn.Conv2d(8, 8, 3, padding=1),
+                                                             nn.ReLU())],
+                           nn.Conv2d(8, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                           nn.Linear(4 * 16, 3))
+    rep = initlab.apply(narrow, "auto", seed=0, batch=torch.randn(2, 1, 4, 4))
+    assert _positions(rep) == ["first"] + ["hidden"] * 22 + ["last"]
+    assert "at the kernel's centre tap" in rep["44.weight"].why
     he = initlab.apply(cnn, "auto", seed=0, deep_relu="orthogonal")
     assert set(_positions(he)[:-1]) == {"delta_orthogonal"}
     assert _inits(he)[1]["params"]["gain"] == pytest.approx(math.sqrt(2))

@@ -137,6 +137,11 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                    residual=residual, isometry=isometry, spread=spread)
         init, bias, why = choose(layer.activation, deep_relu=deep_relu, mirrored_input=feed,
                                  **how)
+        if init.name == "looks_linear" and layer.kind == "conv" and kind == "dense":
+            # a conv with in > out: looks-linear needs no in <= out, and is a centre-tap kernel
+            how["layer"] = "conv"
+            init, bias, why = choose(layer.activation, deep_relu=deep_relu,
+                                     mirrored_input=feed, **how)
         if init.name == "looks_linear" and not dataflow:
             # positions come from the dataflow; without it every layer would be "first"
             init, bias, why = choose(layer.activation, deep_relu="orthogonal", **how)
