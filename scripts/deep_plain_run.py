@@ -31,20 +31,20 @@ import torch
 from torch import nn
 
 import initlab
-from initlab.lab.compare import init_model as init_named
 from initlab.lab.data import downsample, load_dataset
 from initlab.lab.models import ModelConfig, build_model
+from initlab.lab.reproductions.isometry import init_net
 from initlab.lab.train import TrainConfig, train
 from initlab.modelinit import Plan, Rule, apply
 from initlab.theory.meanfield import critical_sigma_w2
 
 
 def init_model(model: nn.Module, spec: str, act: str, seed: int, batch: torch.Tensor) -> None:
-    """``spec`` as the module docstring says; plan names go through the lab's own
-    :func:`initlab.lab.compare.init_model` (``batch`` for lsuv/auto, ``activation`` for critical),
-    as in the isometry reproduction."""
-    if spec == "torch_default":
-        return
+    """``spec`` as the module docstring says; every name but ``orthc:SB2`` goes through the
+    isometry reproduction's own :func:`initlab.lab.reproductions.isometry.init_net`
+    (``torch_default``, ``orthogonal_he``, ``delta_orthogonal``, and plan names through
+    :func:`initlab.lab.compare.init_model`: ``batch`` for lsuv/auto, ``activation`` for
+    critical)."""
     if spec.startswith("orthc:"):
         sb2 = float(spec.split(":", 1)[1])
         gain = math.sqrt(critical_sigma_w2(sb2, act))
@@ -52,12 +52,7 @@ def init_model(model: nn.Module, spec: str, act: str, seed: int, batch: torch.Te
         apply(model, Plan([Rule(nn.Linear, weight=initlab.get("orthogonal", gain=gain),
                                 bias=bias)]), seed=seed)
         return
-    if spec in ("orthogonal_he", "delta_orthogonal"):
-        from initlab.lab.reproductions.isometry import init_net
-
-        init_net(model, spec, seed=seed, batch=batch, activation=act)
-        return
-    init_named(model, spec, seed=seed, batch=batch, activation=act)
+    init_net(model, spec, seed=seed, batch=batch, activation=act)
 
 
 def main() -> None:

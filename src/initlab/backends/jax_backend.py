@@ -275,6 +275,11 @@ def _ranks(key, shape: tuple[int, int], axis: int) -> jax.Array:
     return jnp.argsort(jnp.argsort(u, axis=axis), axis=axis)
 
 
+def _at_centre(shape: tuple[int, ...], m, cdt):
+    """A torch-layout delta kernel: zeros with the ``(out, in)`` matrix ``m`` at the centre tap."""
+    return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(m)
+
+
 def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> jax.Array:
     """Draw a structured distribution for a tensor whose torch-layout shape is ``shape``."""
     if isinstance(dist, Orthogonal):
@@ -287,15 +292,12 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         return jnp.asarray(dirac_array(shape, dist.groups, dist.gain), cdt)
     if isinstance(dist, DeltaOrthogonal):
         q = dist.gain * haar_orthogonal(key, shape[0], shape[1], "qr", cdt)  # generic path
-        return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(q)
+        return _at_centre(shape, q, cdt)
     if isinstance(dist, LooksLinear):
         rows, cols = looks_linear_block(shape, dist.position)
         q = dist.gain * haar_orthogonal(key, rows, cols, dist.method, cdt)
         m = jnp.kron(jnp.asarray(dist.signs, cdt), q)
-        if len(shape) == 2:
-            return m
-        # a conv kernel: the matrix at the centre tap
-        return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(m)
+        return m if len(shape) == 2 else _at_centre(shape, m, cdt)  # a conv: a delta kernel
     if isinstance(dist, Sparse):
         rows, _ = shape
         kv, kp = jax.random.split(key)

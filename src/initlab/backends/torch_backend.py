@@ -513,12 +513,18 @@ def _dirac_(view: torch.Tensor, dist: Dirac, gen) -> None:
     view[(rows, cols, *kernel_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
 
 
+def _at_centre_(view: torch.Tensor, m: torch.Tensor) -> None:
+    """``view`` (a conv kernel) as a delta kernel: zeros, the ``(out, in)`` matrix ``m`` at the
+    centre tap."""
+    view.zero_()
+    view[(slice(None), slice(None), *kernel_centre(tuple(view.shape)))] = m
+
+
 def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
     shape = tuple(view.shape)
     q = haar_orthogonal(shape[0], shape[1], generator=gen, dtype=_work_dtype(view.dtype),
                         device=view.device)
-    view.zero_()
-    view[(slice(None), slice(None), *kernel_centre(shape))] = q.mul_(dist.gain)
+    _at_centre_(view, q.mul_(dist.gain))
 
 
 def _looks_linear_(view: torch.Tensor, dist: LooksLinear, gen) -> None:
@@ -533,9 +539,8 @@ def _looks_linear_(view: torch.Tensor, dist: LooksLinear, gen) -> None:
         signs.shape[0] * rows, signs.shape[1] * cols)
     if view.dim() == 2:
         view.copy_(m)
-        return
-    view.zero_()  # a conv kernel: the matrix at the centre tap
-    view[(slice(None), slice(None), *kernel_centre(tuple(view.shape)))] = m
+    else:
+        _at_centre_(view, m)  # a conv kernel: a delta kernel
 
 
 def _random_subsets(n_sets: int, size: int, k: int, gen, device) -> torch.Tensor:

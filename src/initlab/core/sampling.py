@@ -189,21 +189,21 @@ def _dirac(dist: Dirac, shape, rng, dtype) -> np.ndarray:
     return dirac_array(shape, dist.groups, dist.gain)
 
 
-def _delta_orthogonal(dist: DeltaOrthogonal, shape, rng, dtype) -> np.ndarray:
+def _at_centre(shape, m: np.ndarray) -> np.ndarray:
+    """A delta kernel of ``shape``: zeros with the ``(out, in)`` matrix ``m`` at the centre tap."""
     out = np.zeros(shape)
-    out[(slice(None), slice(None), *kernel_centre(shape))] = dist.gain * haar_orthogonal(
-        rng, shape[0], shape[1])
+    out[(slice(None), slice(None), *kernel_centre(shape))] = m
     return out
+
+
+def _delta_orthogonal(dist: DeltaOrthogonal, shape, rng, dtype) -> np.ndarray:
+    return _at_centre(shape, dist.gain * haar_orthogonal(rng, shape[0], shape[1]))
 
 
 def _looks_linear(dist: LooksLinear, shape, rng, dtype) -> np.ndarray:
     rows, cols = looks_linear_block(shape, dist.position)
     m = np.kron(np.array(dist.signs), dist.gain * haar_orthogonal(rng, rows, cols, dist.method))
-    if len(shape) == 2:
-        return m
-    out = np.zeros(shape)  # a conv kernel: the matrix at the centre tap
-    out[(slice(None), slice(None), *kernel_centre(shape))] = m
-    return out
+    return m if len(shape) == 2 else _at_centre(shape, m)  # a conv kernel: a delta kernel
 
 
 def _sparse(dist: Sparse, shape, rng, dtype) -> np.ndarray:

@@ -90,6 +90,14 @@ detach to float half double bfloat16 type type_as dropout dropout1d dropout2d dr
 avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
 pad identity
 """.split())
+
+
+def base_name(fname: str) -> str:
+    """A torch function's name without its in-place underscore (``relu_`` -> ``relu``; dunder
+    names unchanged)."""
+    return fname if fname.startswith("__") else fname.rstrip("_")
+
+
 # results that carry no dataflow meaning
 _IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
 _DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
@@ -291,7 +299,7 @@ class _Probe(TorchFunctionMode):
     def record(self, func, fname, args, kwargs, ins: list[Node], outs) -> None:
         pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()
         pres = frozenset().union(*(n.pending_res for n in ins)) if ins else frozenset()
-        base = fname.rstrip("_") if not fname.startswith("__") else fname
+        base = base_name(fname)
         kw: dict[str, Any] = {}
         act = lookup_function(func, args, kwargs) if (pend or pres or ins) else None
         layer_ins = [n for n in ins if n.pending or n.pending_res or n.activated]

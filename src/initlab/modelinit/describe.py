@@ -55,7 +55,7 @@ import torch.nn as nn
 
 from ..core.activations import lookup_module
 from ..core.validation import InitlabError, fail
-from .dataflow import Branch, Graph, probe, unit_kind_of
+from .dataflow import Branch, Graph, base_name, probe, unit_kind_of
 from .fingerprint import structure_key
 from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
 
@@ -436,8 +436,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
     for n in mods:
         if n not in calls:
             order.append(n)
-    producers = _producers(g)
-    between = _between(g)
+    upstream = _upstream(g)
     for name in order:
         m = mods.get(name)
         if m is None:
@@ -454,10 +453,13 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
                 "recurrent cell: gates' sigmoid/tanh inside the module (not probed)"
         info.is_readout = name in g.readouts
         ins = set()
+        via: set[str] = set()
         for idx in nodes_of.get(name, []):
-            ins |= producers.get(idx, set())
+            names, labels = upstream.get(idx, (set(), frozenset()))
+            ins |= names
+            via |= labels
         info.inputs = sorted(ins - {name}, key=order.index)
-        info.via = frozenset().union(*(between.get(idx, ()) for idx in nodes_of.get(name, [])))
+        info.via = frozenset(via)
         desc.layers.append(info)
     by_name = {layer.name: layer for layer in desc.layers}
     for layer in desc.layers:
@@ -476,59 +478,31 @@ def _label(node) -> str:
     if node.activation_call:
         return "activation"
     if node.kind == "op":
-        return node.name if node.name.startswith("__") else node.name.rstrip("_")
+        return base_name(node.name)
     return node.unit_kind if node.kind == "unit" else node.kind
 
 
-def _between(g: Graph) -> dict[int, frozenset]:
-    """For each layer unit node: the labels (:func:`_label`) of the nodes upstream of it up to
-    the nearest layer units (excluded)."""
+def _upstream(g: Graph) -> dict[int, tuple[set[str], frozenset]]:
+    """For each layer unit node: the nearest layer units upstream (their names), and the labels
+    (:func:`_label`) of the nodes between them and it, from one walk up the graph that stops
+    at layer units."""
     nodes = g.nodes
-    out: dict[int, frozenset] = {}
+    out: dict[int, tuple[set[str], frozenset]] = {}
     for _name, idx in g.unit_calls:
         if nodes[idx].unit_kind != "layer":
             continue
-        seen, stack, labels = {idx}, [idx], set()
+        seen, stack, names, labels = {idx}, [idx], set(), set()
         while stack:
             for p in nodes[stack.pop()].parents:
                 if p in seen:
                     continue
                 seen.add(p)
-                if not (nodes[p].kind == "unit" and nodes[p].unit_kind == "layer"):
+                if nodes[p].kind == "unit" and nodes[p].unit_kind == "layer":
+                    names.add(nodes[p].name)
+                else:
                     labels.add(_label(nodes[p]))
                     stack.append(p)
-        out[idx] = frozenset(labels)
-    return out
-
-
-def _producers(g: Graph) -> dict[int, set[str]]:
-    """For each layer unit node: the nearest layer units upstream."""
-    out: dict[int, set[str]] = {}
-    nodes = g.nodes
-    cache: dict[int, frozenset] = {}
-
-    def up(i: int) -> frozenset:
-        if i in cache:
-            return cache[i]
-        stack = [i]
-        result: set[str] = set()
-        seen = {i}
-        while stack:
-            j = stack.pop()
-            for p in nodes[j].parents:
-                if p in seen:
-                    continue
-                seen.add(p)
-                if nodes[p].kind == "unit" and nodes[p].unit_kind == "layer":
-                    result.add(nodes[p].name)
-                else:
-                    stack.append(p)
-        cache[i] = frozenset(result)
-        return cache[i]
-
-    for _name, idx in g.unit_calls:
-        if nodes[idx].unit_kind == "layer":
-            out[idx] = set(up(idx))
+        out[idx] = (names, frozenset(labels))
     return out
 
 

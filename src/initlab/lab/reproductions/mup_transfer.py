@@ -521,10 +521,10 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
             "data_note": DATA_NOTE, "headline": headline}
 
 
-def _tie_note(t: dict, cfg) -> str:
-    """The tie rule's part of a tuning table's caption (nothing under "best")."""
-    rule = cfg.get("tie_rule", "best") if isinstance(cfg, dict) else cfg.tie_rule
-    if rule != "1se" or not t.get("tied"):
+def _tie_note(t: dict, cfg: dict) -> str:
+    """The tie rule's part of a tuning table's caption (nothing under "best"); ``cfg``: the
+    results' config (a results.json written before the rule existed has no ``tie_rule``)."""
+    if cfg.get("tie_rule", "best") != "1se" or not t.get("tied"):
         return ""
     pairs = ", ".join(f"({om:g}, x{isc:g})" for om, isc in t["tied"])
     return (f" (one-standard-error rule: the lowest is ({t['argmin'][0]:g}, "
