@@ -277,6 +277,23 @@ def test_a_max_pool_or_a_norm_between_breaks_the_mirror_and_is_not_folded_back()
                atol=1e-4)
 
 
+def test_two_activations_in_a_row_break_the_mirror():
+    # relu then tanh between two convs: tanh(relu(u)) - tanh(relu(-u)) is not u, so the conv
+    # after it must start a new chain (the labels between are a set: the count says it)
+    layers = [nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()]
+    for i in range(22):
+        layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]
+        if i == 10:
+            layers.append(nn.Tanh())
+    model = nn.Sequential(*layers, nn.Flatten(), nn.Linear(8 * 8 * 8, 3))
+    rep = initlab.apply(model, "auto", seed=0, batch=torch.randn(2, 1, 8, 8))
+    pos = _positions(rep)
+    assert pos[:12] == ["first"] + ["hidden"] * 11 and pos[12] == "first", pos
+    assert pos[-1] == "last"
+    after = [r for r in rep.records if r.name.endswith("weight")][12]
+    assert "through `2 activations`, which breaks its mirrored pairs" in after.why
+
+
 def test_odd_widths_and_the_orthogonal_option_fall_back_to_he_orthogonal():
     odd = initlab.apply(_relu_mlp(depth=25, width=33), "auto", seed=0)
     assert _positions(odd)[:-1] == ["orthogonal"] * 25 and _positions(odd)[-1] == "lecun_normal"

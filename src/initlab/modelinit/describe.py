@@ -82,7 +82,8 @@ class LayerInfo:
     calls: int = 0
     #: what stands between its nearest input layers and it in the probe forward: op names, or
     #: ``"activation"`` (an activation call or module), a unit's kind (``"norm"``, ...),
-    #: ``"input"`` (the model's input); empty for a names-fallback description
+    #: ``"input"`` (the model's input), ``"N activations"`` when more than one activation call
+    #: stands there; empty for a names-fallback description
     via: frozenset = frozenset()
 
     @property
@@ -491,7 +492,7 @@ def _upstream(g: Graph) -> dict[int, tuple[set[str], frozenset]]:
     for _name, idx in g.unit_calls:
         if nodes[idx].unit_kind != "layer":
             continue
-        seen, stack, names, labels = {idx}, [idx], set(), set()
+        seen, stack, names, labels, acts = {idx}, [idx], set(), set(), 0
         while stack:
             for p in nodes[stack.pop()].parents:
                 if p in seen:
@@ -501,7 +502,10 @@ def _upstream(g: Graph) -> dict[int, tuple[set[str], frozenset]]:
                     names.add(nodes[p].name)
                 else:
                     labels.add(_label(nodes[p]))
+                    acts += nodes[p].activation_call
                     stack.append(p)
+        if acts > 1:  # f(g(u)): not one activation of the layer's output (a label set hides it)
+            labels.add(f"{acts} activations")
         out[idx] = (names, frozenset(labels))
     return out
 
