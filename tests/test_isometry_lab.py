@@ -267,6 +267,85 @@ def test_a_resumed_run_keeps_its_arms_and_widens_a_choice_at_the_window_edge(mon
                               for lr, s in ((3e-4, 0), (1e-4, 0), (1e-4, 1), (1e-4, 2))]
 
 
+def test_the_relu_cnn_arm_runs_after_the_relu_mlp_on_the_cnn_lrs_with_spectra(monkeypatch):
+    calls, spec_kinds = [], []
+
+    def spectrum(depth, init, cfg, data, kind="mlp"):
+        spec_kinds.append(kind)
+        return _fake_spectrum(depth, init, cfg, data, kind)
+
+    monkeypatch.setattr(iso, "train_arm", _fake_train(calls))
+    monkeypatch.setattr(iso, "spectrum_arm", spectrum)
+    cfg = replace(iso.config(), **SMALL, relu_cnn_depth=3)
+    from initlab.lab.reproductions._common import jsonable
+
+    res = jsonable(iso.run(cfg, quiet=True))
+    rows = res["relu_cnn"]
+    assert [r["init"] for r in rows] == ["he", "orthogonal_he", "auto"]
+    assert all(r["lrs_tried"] == list(cfg.cnn_lrs) and r["lr"] == 3e-3 for r in rows)
+    assert all(r["spectrum"] == {"mean_s2": 1.0, "spread": 0.1} for r in rows)
+    assert spec_kinds.count("relu_cnn") == 3
+    kinds = [(k, d) for k, d, *_ in calls]
+    assert kinds.index(("relu", 50)) < kinds.index(("relu_cnn", 3)) < kinds.index(("mlp", 8))
+    n_spectra = len(res["spectra"]) + len(res["relu"]) + len(rows)
+    assert len(calls) + n_spectra == iso.planned_arms(cfg) - SMALL_TRIMMED
+    assert iso.accuracy(res, 3, "auto", kind="relu_cnn") == pytest.approx(0.61)  # 0.6, .61, .62
+    assert "ReLU CNN depth 3: he 61.00%" in " ".join(res["headline"])
+    html = iso.report(res).render()
+    assert "Plain ReLU CNN of depth 3" in html and "auto (ReLU CNN)" in html
+    assert "looks-linear kernels" in html
+    # without the arm (the reduced config's default) nothing of it is run or shown
+    plain = jsonable(iso.run(replace(iso.config(), **SMALL), quiet=True))
+    assert plain["relu_cnn"] == [] and plain["relu_cnn_inits"] == {}
+    assert "ReLU CNN" not in iso.report(plain).render()
+
+
+def test_the_relu_cnn_arm_on_real_models_draws_looks_linear_kernels():
+    # the arm's own build / init / spectrum on a 24-conv ReLU CNN (digits; auto gives ReLU
+    # stacks looks-linear kernels past 20 layers): auto's net is linear at init, so its
+    # hidden-to-hidden Jacobian has singular values sqrt(2) and 0 only
+    cfg = replace(iso.config(), cnn_channels=4, seeds=(0,), spectrum_inputs=2)
+    data = downsample(iso.load(cfg, None), 1)
+    model = iso.build("relu_cnn", 24, cfg, data, 0)
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 24 and any(isinstance(m, torch.nn.ReLU) for m in model.modules())
+    sp = iso.spectrum_arm(24, "auto", cfg, data, kind="relu_cnn")
+    sv = np.asarray(sp["singular_values"])
+    # float64 Jacobian of mirrored orthogonal layers: each singular value sqrt(2) or 0
+    # (rounding ~1e-12; recorded to 4 significant digits, so 1e-3 relative)
+    assert np.all((np.abs(sv - np.sqrt(2)) < 2e-3) | (sv < 1e-6)), sv
+    he = iso.spectrum_arm(24, "he", cfg, data, kind="relu_cnn")
+    assert he["summary"]["spread"] > sp["summary"]["spread"]
+
+
+def test_a_folder_recorded_before_the_relu_cnn_arm_resumes_with_it_added(monkeypatch, tmp_path):
+    # relu_cnn_depth only adds arms: a run recorded without the field resumes with its arms
+    # kept and its identity upgraded; any other difference is still refused
+    calls = []
+    monkeypatch.setattr(iso, "train_arm", _fake_train(calls))
+    monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    over = dict(SMALL, depths=(2,), inits=("orthogonal",), cnn_depth=0, relu_depth=0)
+    out = tmp_path / "iso"
+    reproduce("isometry", out=out, quiet=True, overrides=over)
+    held = json.loads((out / "checkpoint.json").read_text())
+    assert "relu_cnn_depth" not in held["identity"]["config"]  # at its default: left out
+    before = len(calls)
+    res = reproduce("isometry", out=out, quiet=True, resume=True,
+                    overrides=dict(over, relu_cnn_depth=3))
+    assert {c[0] for c in calls[before:]} == {"relu_cnn"}  # the held arms were not retrained
+    assert len(res["relu_cnn"]) == 3 and len(res["grid"]) == 1
+    now = json.loads((out / "checkpoint.json").read_text())
+    assert now["identity"]["config"]["relu_cnn_depth"] == 3
+    assert set(held["arms"]) < set(now["arms"])
+    with pytest.raises(InitlabError, match="relu_cnn_depth 3 there, .*not recorded"):
+        reproduce("isometry", out=out, quiet=True, resume=True, overrides=over)
+    other = tmp_path / "iso2"
+    reproduce("isometry", out=other, quiet=True, overrides=over)
+    with pytest.raises(InitlabError, match="another config: epochs 4 there, 5 here"):
+        reproduce("isometry", out=other, quiet=True, resume=True,
+                  overrides=dict(over, relu_cnn_depth=3, epochs=5))
+
+
 class _Allow:
     """A Budget stand-in that is spent after ``n`` checks (shared by every instance)."""
     left = 0

@@ -116,12 +116,7 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
             raise fail("overrides", f"must name fields of {name}'s Config "
                        f"({', '.join(cfg.__dataclass_fields__)})", bad, "drop or rename them.")
         cfg = replace(cfg, **overrides)
-    config = jsonable(cfg)
-    # fields added after runs were recorded are left out at their old behaviour's value, so
-    # those runs' folders resume (a case's IDENTITY_DEFAULTS)
-    for field_name, value in getattr(case, "IDENTITY_DEFAULTS", {}).items():
-        if config.get(field_name) == jsonable(value):
-            config.pop(field_name)
+    config = identity_config(case, cfg)
     identity = {"case": name, "config": config,
                 "data_dir": None if data_dir is None else str(data_dir)}
     lock = RunLock(out) if out is not None else None
@@ -144,9 +139,21 @@ def reproduce(name: str, *, full: bool = False, out: str | Path | None = None,
             lock.release()
 
 
+def identity_config(case, cfg) -> dict:
+    """``cfg`` as a run's identity records it: the fields a case added after runs were
+    recorded (its ``IDENTITY_DEFAULTS``) are left out at their old behaviour's value, so those
+    runs' folders resume."""
+    config = jsonable(cfg)
+    for field_name, value in getattr(case, "IDENTITY_DEFAULTS", {}).items():
+        if config.get(field_name) == jsonable(value):
+            config.pop(field_name)
+    return config
+
+
 def _reproduce(case, name, cfg, identity, out, full, data_dir, quiet, resume, force,
                overrides, workers=1) -> dict:
-    ck = Checkpoint(out, identity, resume=resume, force=force)
+    ck = Checkpoint(out, identity, resume=resume, force=force,
+                    additive=tuple(getattr(case, "ADDITIVE_FIELDS", ())))
     identity = ck.identity    # the held record when the same data was given by another path
     if ck.moved_to is not None and not quiet:
         import sys

@@ -53,7 +53,10 @@ class Checkpoint:
     """
 
     def __init__(self, out: str | Path | None, identity: dict, *, resume: bool = False,
-                 force: bool = False):
+                 force: bool = False, additive: tuple[str, ...] = ()):
+        """``additive``: config fields that only add arms (a case's ``ADDITIVE_FIELDS``): a
+        held run recorded before such a field existed, and otherwise the same, is resumed
+        with its arms kept and its identity upgraded to this one."""
         from ..results import move_aside, remove_stale_temporaries
 
         self.identity = jsonable(identity)
@@ -74,6 +77,9 @@ class Checkpoint:
             return
         if held != self.identity and _same_but_data_path(held, self.identity):
             self.identity = held          # the same data by another path: keep the held record
+        if held != self.identity and additive and _adds_arms_only(held, self.identity,
+                                                                  additive):
+            held = self.identity          # only arms added: the held ones stay valid
         if held != self.identity:
             differs = sorted(k for k in set(held) | set(self.identity)
                              if held.get(k) != self.identity.get(k))
@@ -255,6 +261,17 @@ def _content_digest(path: str | Path) -> str | None:
 def _held_value(config: dict, key: str) -> str:
     """A config field's value as an identity-mismatch message shows it."""
     return repr(config[key]) if key in config else "(not recorded: its default)"
+
+
+def _adds_arms_only(held: dict, identity: dict, additive: tuple[str, ...]) -> bool:
+    """Whether ``identity`` is ``held`` plus config fields of ``additive`` that ``held`` does
+    not record (so every held arm is one this config would train the same way)."""
+    hc, nc = held.get("config"), identity.get("config")
+    if not (isinstance(hc, dict) and isinstance(nc, dict)):
+        return False
+    new = [k for k in additive if k in nc and k not in hc]
+    return bool(new) and {**identity, "config": {k: v for k, v in nc.items()
+                                                 if k not in new}} == held
 
 
 def _same_but_data_path(held: dict, identity: dict) -> bool:

@@ -29,6 +29,9 @@ Two arms:
   Gaussian, orthogonal with He's gain, and ``auto``, which gives a deep ReLU stack looks-linear
   weights (Balduzzi et al. 2017: mirrored orthogonal blocks, the net linear at init), lr chosen
   the same way over the whole grid.
+* ``relu_cnn``: the CNN with ReLU at depth ``relu_cnn_depth`` (:data:`RELU_CNN_INITS`; the full
+  config only): He's Gaussian kernels, delta-orthogonal kernels with He's gain, and ``auto``,
+  which gives a deep ReLU CNN looks-linear centre-tap kernels, lr chosen over ``cnn_lrs``.
 
 Inits (:data:`INITS`): ``torch_default`` is the lab model as built (PyTorch's default, drawn by
 :func:`~initlab.lab.models.build_model` from the seed); ``lsuv`` and ``auto`` get the first
@@ -36,7 +39,7 @@ Inits (:data:`INITS`): ``torch_default`` is the lab model as built (PyTorch's de
 (through :func:`initlab.lab.compare.init_model`). ``lecun`` (N(0, 1/fan_in)) is the Gaussian
 control of ``orthogonal``: the same weight variance, Gaussian instead of Haar.
 
-Order: the MLP cells below ``deep_from`` (shallow first), then the CNN, then the ReLU arm, then
+Order: the MLP cells below ``deep_from`` (shallow first), then the CNN, then the ReLU arms, then
 the deep-only cells (an hour or more each), so a first session under the budget finishes
 everything else.
 Time: ``budget_hours`` bounds one invocation. When it is spent, the arm in progress stops after
@@ -103,6 +106,15 @@ RELU_INITS = {
     "auto": "initlab.apply(model, 'auto'): looks-linear weights (Balduzzi et al. 2017), first "
             "[[V], [-V]], hidden [[V, -V], [-V, V]], readout [[V, -V]], biases 0",
 }
+#: the ReLU CNN's inits: the same names as :data:`RELU_INITS`, drawn as conv kernels
+RELU_CNN_INITS = {
+    "he": "initlab.apply(model, 'he'): N(0, 2/fan_in) kernels, biases 0",
+    "orthogonal_he": "initlab.apply(model, 'auto', deep_relu='orthogonal'): delta-orthogonal "
+                     "kernels with He's gain sqrt(2), LeCun readout, biases 0",
+    "auto": "initlab.apply(model, 'auto'): looks-linear kernels, the mirrored orthogonal matrix "
+            "at the centre tap (first, hidden; the dense readout after flatten folds back), "
+            "biases 0",
+}
 CNN_INITS = {
     "delta_orthogonal": "delta-orthogonal 3x3 kernels (gain 1), orthogonal readout, biases 0",
     "glorot": "initlab.apply(model, 'glorot')",
@@ -115,9 +127,10 @@ LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
 TIME_BUDGET = {"reduced": "about 1 minute of CPU (digits; 54 s measured, the ReLU arm "
                           "included)",
-               "full": "about 13 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 the "
-                       "one widening step per trimmed cell planned_arms counts, 0.2 the ReLU "
-                       "arm, 0.3 the CNN's auto), in sessions of budget_hours (6 h)"}
+               "full": "about 14.5 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 "
+                       "the one widening step per trimmed cell planned_arms counts, 0.2 the "
+                       "ReLU MLP, 1.3 the ReLU CNN, 0.3 the CNN's auto), in sessions of "
+                       "budget_hours (6 h)"}
 
 
 @dataclass(frozen=True)
@@ -147,6 +160,9 @@ class Config:
     cnn_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
     relu_depth: int = 50                # hidden layers of the ReLU arm; 0: no ReLU arm
     relu_inits: tuple[str, ...] = tuple(RELU_INITS)
+    relu_cnn_depth: int = 0             # conv layers of the ReLU CNN arm (the CNN's channels,
+                                        # downsampling, epochs and lrs); 0: no ReLU CNN arm
+    relu_cnn_inits: tuple[str, ...] = tuple(RELU_CNN_INITS)
     budget_hours: float | None = None   # per invocation; None: no limit
 
 
@@ -155,8 +171,18 @@ def config(full: bool = False) -> Config:
     if full:
         return Config(dataset="mnist", n_val=1000, width=256, depths=(10, 50, 200, 1000),
                       epochs=10, cnn_depth=50, cnn_channels=16, cnn_downsample=2,
-                      cnn_epochs=10, cnn_lrs=LRS, budget_hours=6.0)
+                      cnn_epochs=10, cnn_lrs=LRS, relu_cnn_depth=50, budget_hours=6.0)
     return Config()
+
+
+#: fields added after runs were recorded, at the value that keeps the old behaviour: a run's
+#: identity leaves them out there, so the folders recorded before them resume
+IDENTITY_DEFAULTS = {"relu_cnn_depth": 0, "relu_cnn_inits": tuple(RELU_CNN_INITS)}
+#: fields whose value only adds arms: a folder recorded before them resumes with its arms kept
+ADDITIVE_FIELDS = ("relu_cnn_depth",)
+#: kind -> (is a CNN, activation)
+KINDS = {"mlp": (False, "tanh"), "relu": (False, "relu"), "cnn": (True, "tanh"),
+         "relu_cnn": (True, "relu")}
 
 
 # ----------------------------------------------------------------------------------- plan
@@ -191,6 +217,8 @@ def planned_arms(cfg: Config) -> int:
         n += len(cfg.cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds) - 1)
     if cfg.relu_depth:  # each init: its training runs and one spectrum
         n += len(cfg.relu_inits) * (len(cfg.lrs) + len(cfg.seeds))
+    if cfg.relu_cnn_depth:
+        n += len(cfg.relu_cnn_inits) * (len(cfg.cnn_lrs) + len(cfg.seeds))
     return n
 
 
@@ -210,27 +238,27 @@ def load(cfg: Config, data_dir):
 
 
 def build(kind: str, depth: int, cfg: Config, data, seed: int):
-    """The plain model of the cell (``kind`` "mlp", "cnn": tanh; "relu": the MLP with ReLU), as
-    built (PyTorch's default init from ``seed``)."""
+    """The plain model of the cell (``kind`` of :data:`KINDS`: "mlp", "cnn" tanh; "relu",
+    "relu_cnn" with ReLU), as built (PyTorch's default init from ``seed``)."""
     import torch
 
     from ...util.hashing import stable_u64
     from ..models import ModelConfig, build_model
 
     gen = torch.Generator().manual_seed(stable_u64("initlab.lab.model", seed) % 2**63)
-    if kind in ("mlp", "relu"):
-        mc = ModelConfig(kind="mlp", depth=depth, width=cfg.width,
-                         activation="relu" if kind == "relu" else "tanh",
+    conv, act = KINDS[kind]
+    if not conv:
+        mc = ModelConfig(kind="mlp", depth=depth, width=cfg.width, activation=act,
                          in_shape=(data.n_features,), n_classes=data.n_classes)
     else:
-        mc = ModelConfig(kind="cnn", depth=depth, channels=cfg.cnn_channels, activation="tanh",
+        mc = ModelConfig(kind="cnn", depth=depth, channels=cfg.cnn_channels, activation=act,
                          in_shape=data.shape, n_classes=data.n_classes)
     return build_model(mc, generator=gen)
 
 
 def init_net(model, init: str, *, seed: int, batch, activation: str = "tanh") -> None:
     """Initialize ``model`` in place by ``init`` (a name of :data:`INITS`, :data:`CNN_INITS` or,
-    with ``activation="relu"``, :data:`RELU_INITS`)."""
+    with ``activation="relu"``, :data:`RELU_INITS` / :data:`RELU_CNN_INITS`)."""
     if init == "torch_default":
         return  # as built
     if init == "orthogonal_he":
@@ -258,7 +286,7 @@ def train_config(kind: str, lr: float, cfg: Config):
     for the MLP's or the CNN's epochs, evaluated at the end."""
     from ..train import TrainConfig
 
-    epochs = cfg.cnn_epochs if kind == "cnn" else cfg.epochs
+    epochs = cfg.cnn_epochs if KINDS[kind][0] else cfg.epochs
     return TrainConfig(optimizer="sgd", lr=lr, momentum=cfg.momentum, batch_size=cfg.batch_size,
                        epochs=epochs, eval_every=epochs)
 
@@ -272,7 +300,7 @@ def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Confi
 
     model = build(kind, depth, cfg, data, seed)
     init_net(model, init, seed=seed, batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]),
-             activation="relu" if kind == "relu" else "tanh")
+             activation=KINDS[kind][1])
     tc = train_config(kind, lr, cfg)
     ran = []  # the training epochs run by this invocation (a resumed arm: the rest only)
 
@@ -294,7 +322,7 @@ def train_arm(kind: str, depth: int, init: str, lr: float, seed: int, cfg: Confi
 
 def spectrum_arm(depth: int, init: str, cfg: Config, data, kind: str = "mlp") -> dict:
     """The hidden-to-hidden Jacobian's singular values of the seed-0 model at init (``kind``
-    "mlp", the tanh MLP, or "relu")."""
+    of :data:`KINDS`)."""
     import torch
 
     from ...theory.jacobian import model_jacobian_spectrum
@@ -302,7 +330,7 @@ def spectrum_arm(depth: int, init: str, cfg: Config, data, kind: str = "mlp") ->
     model = build(kind, depth, cfg, data, cfg.seeds[0])
     init_net(model, init, seed=cfg.seeds[0],
              batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]),
-             activation="relu" if kind == "relu" else "tanh")
+             activation=KINDS[kind][1])
     sp = model_jacobian_spectrum(model, torch.from_numpy(data.x_train[:cfg.spectrum_inputs]))
     return {"depth": depth, "init": init, "summary": sp.input_output.as_dict(),
             "singular_values": [float(f"{v:.4g}") for v in sp.singular_values.ravel()]}
@@ -395,27 +423,33 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
                     remaining.append((depth, f"{kind}/{init}"))
             return rows
 
-        cnn = one_depth("cnn", cfg.cnn_depth, cfg.cnn_inits, cfg.cnn_lrs,
-                        downsample(data, cfg.cnn_downsample), False) if cfg.cnn_depth else []
+        cnn_data = downsample(data, cfg.cnn_downsample) if cfg.cnn_depth or \
+            cfg.relu_cnn_depth else None
+        cnn = one_depth("cnn", cfg.cnn_depth, cfg.cnn_inits, cfg.cnn_lrs, cnn_data,
+                        False) if cfg.cnn_depth else []
         relu = one_depth("relu", cfg.relu_depth, cfg.relu_inits, cfg.lrs, data,
                          True) if cfg.relu_depth else []
+        relu_cnn = one_depth("relu_cnn", cfg.relu_cnn_depth, cfg.relu_cnn_inits, cfg.cnn_lrs,
+                             cnn_data, True) if cfg.relu_cnn_depth else []
         for depth, init in cells(cfg):
             if depth >= cfg.deep_from:
                 mlp_cell(depth, init)
     finally:
         bar.close()
     return {"case": NAME, "config": cfg, "grid": grid, "spectra": spectra, "cnn": cnn,
-            "relu": relu,
+            "relu": relu, "relu_cnn": relu_cnn,
             "remaining": [f"d={d}/{i}" for d, i in remaining], "complete": not remaining,
             "inits": {i: INITS[i] for i in cfg.inits}, "cnn_inits": {
                 i: CNN_INITS[i] for i in cfg.cnn_inits},
             "relu_inits": {i: RELU_INITS[i] for i in cfg.relu_inits},
+            "relu_cnn_inits": {i: RELU_CNN_INITS[i] for i in cfg.relu_cnn_inits}
+            if cfg.relu_cnn_depth else {},
             "published": PUBLISHED, "data_note": DATA_NOTE, "time_budget": TIME_BUDGET,
-            "headline": headline(grid, cnn, remaining, cfg, relu)}
+            "headline": headline(grid, cnn, remaining, cfg, relu, relu_cnn)}
 
 
 def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config,
-             relu: list[dict] = ()) -> list[str]:
+             relu: list[dict] = (), relu_cnn: list[dict] = ()) -> list[str]:
     lines = []
     if grid:
         deepest = max(r["depth"] for r in grid)
@@ -428,10 +462,13 @@ def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config,
         lines.append(f"tanh CNN depth {cfg.cnn_depth}: " + ", ".join(
             f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
             for r in cnn))
-    if relu:
-        lines.append(f"ReLU MLP depth {cfg.relu_depth}: " + ", ".join(
-            f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
-            for r in relu))
+    for rows, what in ((relu, f"ReLU MLP depth {cfg.relu_depth}"),
+                       (relu_cnn, f"ReLU CNN depth {cfg.relu_cnn_depth}")):
+        if rows:
+            lines.append(f"{what}: " + ", ".join(
+                f"{r['init']} "
+                f"{fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
+                for r in rows))
     if remaining:
         lines.append(f"budget spent: {len(remaining)} cell(s) remain; rerun with --resume")
     return lines
@@ -569,9 +606,17 @@ def report(results: dict):
                          "hidden-to-hidden Jacobian has half its singular values at sqrt(2) and "
                          "half at 0 (the directions [v, v] the mirror cancels), so spread 1 on "
                          "these coordinates, 0 on the mirrored ones")
+    if results.get("relu_cnn"):
+        _one_depth_table(rep, results["relu_cnn"], f"Plain ReLU CNN of depth "
+                         f"{cfg['relu_cnn_depth']}, {cfg['cnn_channels']} channels, "
+                         f"{cfg['cnn_epochs']} epochs: He, delta-orthogonal He and auto's "
+                         "looks-linear centre-tap kernels (the mirror of the dense case, one "
+                         "tap)")
     rep.table(["init", "how"], [[k, v] for k, v in {
         **results["inits"], **{f"{k} (CNN)": v for k, v in results["cnn_inits"].items()},
-        **{f"{k} (ReLU)": v for k, v in results.get("relu_inits", {}).items()}}.items()])
+        **{f"{k} (ReLU)": v for k, v in results.get("relu_inits", {}).items()},
+        **{f"{k} (ReLU CNN)": v for k, v in results.get("relu_cnn_inits", {}).items()}
+    }.items()])
     return rep
 
 
