@@ -94,6 +94,32 @@ def test_checkpoint_resumes_the_same_data_by_another_path(tmp_path, monkeypatch)
         Checkpoint(out, {**ident, "data_dir": str(data)}, resume=True)
 
 
+def test_checkpoint_additive_fields_upgrade_a_held_run_and_nothing_else(tmp_path, monkeypatch):
+    # a field that only adds arms (a case's ADDITIVE_FIELDS), absent from the held run: resumed,
+    # arms kept, identity upgraded; by another path to the same bytes too (the held path kept)
+    data = tmp_path / "x.npz"
+    data.write_bytes(b"digits" * 1000)
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    ident = {"case": "a", "config": {"x": 1}, "data_dir": "x.npz"}
+    Checkpoint(out, ident).run("arm1", lambda: {"v": 1})
+    more = {**ident, "config": {"x": 1, "extra": 3}, "data_dir": str(data)}
+    ck = Checkpoint(out, more, resume=True, additive=("extra",))
+    assert ck.arms == {"arm1": {"v": 1}}
+    assert ck.identity == {**more, "data_dir": "x.npz"}
+    ck.run("arm2", lambda: {"v": 2})
+    assert json.loads((out / "checkpoint.json").read_text())["identity"] == ck.identity
+    fresh = tmp_path / "fresh"
+    Checkpoint(fresh, ident).run("a", lambda: 1)
+    for bad, kw in (({**ident, "config": {"x": 1, "extra": 3}}, {}),         # not declared
+                    ({**ident, "config": {"x": 2, "extra": 4}}, {"additive": ("extra",)})):
+        with pytest.raises(InitlabError, match="holds a different experiment"):
+            Checkpoint(fresh, bad, resume=True, **kw)
+    # the upgraded run is refused without the field (its arms are more than that config's)
+    with pytest.raises(InitlabError, match="extra 3 there"):
+        Checkpoint(out, ident, resume=True, additive=("extra",))
+
+
 def test_reproduce_writes_results_and_report(tmp_path):
     out = tmp_path / "sym"
     res = reproduce("symmetry", out=out, quiet=True, overrides={"epochs": 1, "width": 8})

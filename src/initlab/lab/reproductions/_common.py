@@ -75,11 +75,15 @@ class Checkpoint:
         held = _held_identity(out)
         if held is None:
             return
+        if held != self.identity and additive:
+            base = _without_new_fields(held, self.identity, additive)
+            if base is not None and (base == held or _same_but_data_path(held, base)):
+                # only arms added: the held ones stay valid (the held data record is kept)
+                if "data_dir" in held:
+                    self.identity = {**self.identity, "data_dir": held["data_dir"]}
+                held = self.identity
         if held != self.identity and _same_but_data_path(held, self.identity):
             self.identity = held          # the same data by another path: keep the held record
-        if held != self.identity and additive and _adds_arms_only(held, self.identity,
-                                                                  additive):
-            held = self.identity          # only arms added: the held ones stay valid
         if held != self.identity:
             differs = sorted(k for k in set(held) | set(self.identity)
                              if held.get(k) != self.identity.get(k))
@@ -263,15 +267,16 @@ def _held_value(config: dict, key: str) -> str:
     return repr(config[key]) if key in config else "(not recorded: its default)"
 
 
-def _adds_arms_only(held: dict, identity: dict, additive: tuple[str, ...]) -> bool:
-    """Whether ``identity`` is ``held`` plus config fields of ``additive`` that ``held`` does
-    not record (so every held arm is one this config would train the same way)."""
+def _without_new_fields(held: dict, identity: dict, additive: tuple[str, ...]) -> dict | None:
+    """``identity`` without the config fields of ``additive`` that ``held`` does not record
+    (fields that only add arms: every held arm is one this config trains the same way); None
+    when there are none."""
     hc, nc = held.get("config"), identity.get("config")
     if not (isinstance(hc, dict) and isinstance(nc, dict)):
-        return False
+        return None
     new = [k for k in additive if k in nc and k not in hc]
-    return bool(new) and {**identity, "config": {k: v for k, v in nc.items()
-                                                 if k not in new}} == held
+    return {**identity, "config": {k: v for k, v in nc.items() if k not in new}} if new \
+        else None
 
 
 def _same_but_data_path(held: dict, identity: dict) -> bool:
