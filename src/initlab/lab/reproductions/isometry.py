@@ -3,7 +3,7 @@ their Jacobian at init are all near 1, which orthogonal weights at the edge of c
 Gaussian weights of the same variance do not (Pennington, Schoenholz, Ganguli 2017; Saxe et al.
 2014); for CNNs, delta-orthogonal kernels (Xiao et al. 2018) train 50+ plain tanh conv layers.
 
-Two arms:
+Four arms:
 
 * ``mlp``: a plain tanh MLP (width ``width``, no normalization, no residual connections) at each
   depth of ``depths`` x each init of ``inits``. Per cell (depth, init) the learning rate is chosen
@@ -127,9 +127,9 @@ LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 #: what a run costs (1 thread, 2-core x86 VM); both resume with --resume
 TIME_BUDGET = {"reduced": "about 1 minute of CPU (digits; 54 s measured, the ReLU arm "
                           "included)",
-               "full": "about 14.5 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 "
+               "full": "about 14 CPU-hours (MNIST subset; depth 1000 is 5.7 of them, 1.6 "
                        "the one widening step per trimmed cell planned_arms counts, 0.2 the "
-                       "ReLU MLP, 1.3 the ReLU CNN, 0.3 the CNN's auto), in sessions of "
+                       "ReLU MLP, 0.7-1.3 the ReLU CNN, 0.3 the CNN's auto), in sessions of "
                        "budget_hours (6 h)"}
 
 
