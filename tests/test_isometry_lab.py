@@ -761,3 +761,41 @@ def test_depth_sweep_chooses_lr_on_validation_and_stops_on_budget(monkeypatch, t
     assert again["grid"] == full["grid"]  # resumed: the same numbers as in one go
     cfg = ds.config(True)
     assert cfg.dataset == "mnist" and max(cfg.depths) == 300 and cfg.budget_hours
+
+
+def test_the_one_arm_script_runs_each_arm_alone_with_the_reproductions_identity(monkeypatch,
+                                                                               tmp_path,
+                                                                               capsys):
+    # scripts/isometry_cnn_arm.py: the arm's own keys and config, the others off; a field at
+    # its IDENTITY_DEFAULTS value is left out, so folders recorded before it resume
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "isometry_cnn_arm.py"
+    spec = importlib.util.spec_from_file_location("isometry_cnn_arm", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    calls = []
+    monkeypatch.setattr(iso, "train_arm", _fake_train(calls))
+    monkeypatch.setattr(iso, "spectrum_arm", _fake_spectrum)
+    monkeypatch.setattr(iso, "load", lambda cfg, data_dir: load_dataset("digits", seed=0,
+                                                                        n_val=300))
+    for arm, case in (("relu_cnn", "isometry-relu-cnn-arm"), ("relu", "isometry-relu-arm")):
+        out = tmp_path / arm
+        before = len(calls)
+        assert script.main(["--arm", arm, "--data", "unused.npz", "--out", str(out),
+                            "--lrs", "1e-3", "3e-3", "--seeds", "0", "1"]) == 0
+        rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [r["init"] for r in rows] == ["he", "orthogonal_he", "auto"]
+        assert {c[0] for c in calls[before:]} == {arm}
+        held = json.loads((out / "checkpoint.json").read_text())["identity"]
+        assert held["case"] == case and held["config"]["depths"] == []
+        config = held["config"]
+        assert "relu_cnn_inits" not in config  # at its default
+        assert ("relu_cnn_depth" in config) == (arm == "relu_cnn")  # 0 is left out
+        # resumed: nothing retrained
+        n = len(calls)
+        script.main(["--arm", arm, "--data", "unused.npz", "--out", str(out),
+                     "--lrs", "1e-3", "3e-3", "--seeds", "0", "1"])
+        capsys.readouterr()
+        assert len(calls) == n
