@@ -75,15 +75,13 @@ class Checkpoint:
         held = _held_identity(out)
         if held is None:
             return
-        if held != self.identity and additive:
-            base = _without_new_fields(held, self.identity, additive)
-            if base is not None and (base == held or _same_but_data_path(held, base)):
-                # only arms added: the held ones stay valid (the held data record is kept)
-                if "data_dir" in held:
-                    self.identity = {**self.identity, "data_dir": held["data_dir"]}
-                held = self.identity
-        if held != self.identity and _same_but_data_path(held, self.identity):
-            self.identity = held          # the same data by another path: keep the held record
+        # the held run, give or take fields that only add arms (its arms stay valid) and the
+        # same data by another path: resumed, with the held data record kept
+        base = _without_new_fields(held, self.identity, additive) or self.identity
+        if held != self.identity and (base == held or _same_but_data_path(held, base)):
+            if "data_dir" in held:
+                self.identity = {**self.identity, "data_dir": held["data_dir"]}
+            held = self.identity
         if held != self.identity:
             differs = sorted(k for k in set(held) | set(self.identity)
                              if held.get(k) != self.identity.get(k))

@@ -458,11 +458,8 @@ def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config,
             f"{i} not trained" if r.get("skipped") else
             f"{i} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
             for i, r in at.items()))
-    if cnn:
-        lines.append(f"tanh CNN depth {cfg.cnn_depth}: " + ", ".join(
-            f"{r['init']} {fmt_pct(None if r['test_mean'] is None else 100 * r['test_mean'])}%"
-            for r in cnn))
-    for rows, what in ((relu, f"ReLU MLP depth {cfg.relu_depth}"),
+    for rows, what in ((cnn, f"tanh CNN depth {cfg.cnn_depth}"),
+                       (relu, f"ReLU MLP depth {cfg.relu_depth}"),
                        (relu_cnn, f"ReLU CNN depth {cfg.relu_cnn_depth}")):
         if rows:
             lines.append(f"{what}: " + ", ".join(
