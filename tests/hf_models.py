@@ -1,5 +1,5 @@
 """Small Hugging Face transformers models built from configs (no weight download): the one place
-the tests build GPT-2, Llama and BERT. Each factory's keywords override its config's fields, so a
+the tests build GPT-2, Llama, BERT and ViT. Each factory's keywords override its config's fields, so a
 test states only what it needs (a width, a vocabulary, a tie). Importing this module skips the
 importing test module (or, imported inside a test, that test) when transformers is not
 installed."""
@@ -32,6 +32,15 @@ def bert(n_layer=2, **kw):
                intermediate_size=128, vocab_size=128, max_position_embeddings=32)
     cfg.update(kw)
     return transformers.BertForMaskedLM(transformers.BertConfig(**cfg))
+
+
+def vit(hidden=64, n_layer=2, **kw):
+    """A ViT image classifier on 32x32 RGB in 8x8 patches (16 patches + the class token)."""
+    cfg = dict(hidden_size=hidden, num_hidden_layers=n_layer, num_attention_heads=4,
+               intermediate_size=2 * hidden, image_size=32, patch_size=8, num_channels=3,
+               num_labels=10)
+    cfg.update(kw)
+    return transformers.ViTForImageClassification(transformers.ViTConfig(**cfg))
 
 
 def tiny_gpt2():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -14,17 +16,18 @@ from initlab import InitlabError, InitlabTypeError
     [
         (lambda: initlab.normal(std=-1.0), r"`std` must be >= 0.0 \(a standard deviation cannot be negative\); got -1.0. Fix:"),
         (lambda: initlab.normal(std=float("nan")), r"`std` must be a finite number.*got nan"),
-        (lambda: initlab.glorot_uniform(gain=-2), r"`gain` must be > 0.0.*got -2.0"),
+        (lambda: initlab.glorot_uniform(gain=-2), r"`gain` must be >= 0.0 \(a gain multiplies the standard deviation\).*got -2.0"),
         (lambda: initlab.glorot_normal(gain=float("nan")), r"`gain` must be a finite number"),
         (lambda: initlab.variance_scaling(scale=-1), r"`scale` must be > 0.0.*got -1.0"),
         (lambda: initlab.variance_scaling(mode="fan_sum"), r"`mode` must be one of 'fan_in', 'fan_out', 'fan_avg', 'fan_geo_avg'; got 'fan_sum'"),
         (lambda: initlab.variance_scaling(distribution="cauchy"), r"`distribution` must be one of 'normal', 'truncated_normal', 'uniform'; got 'cauchy'"),
         (lambda: initlab.he_normal(nonlinearity="swish"), r"`nonlinearity` must be one of .*got 'swish'.*initlab.gain"),
         (lambda: initlab.he_normal(mode="fan_avg"), r"`mode` must be one of 'fan_in', 'fan_out'; got 'fan_avg'"),
-        (lambda: initlab.truncated_normal(a=2.0, b=-2.0), r"`a` must be < `b` \(=-2.0\).*got 2.0. Fix: pass a < b"),
-        (lambda: initlab.truncated_normal(a=1.0, b=1.0), r"`a` must be < `b`"),
+        (lambda: initlab.truncated_normal(a=2.0, b=-2.0), r"`a` must be <= `b` \(=-2.0\).*got 2.0. Fix: pass a <= b"),
+        (lambda: initlab.truncated_normal(a=math.inf, b=math.inf), r"`a` must be finite when a == b.*got inf"),
+        (lambda: initlab.truncated_normal(b=math.nan), r"`b` must be a number or \+-inf, not NaN.*got nan. Fix: pass a real bound, or -math.inf"),
         (lambda: initlab.uniform(low=1.0, high=0.0), r"`low` must be <= `high` \(=0.0\).*got 1.0"),
-        (lambda: initlab.sparse(sparsity=1.0), r"`sparsity` must be < 1.0 \(the fraction of each column set to zero\); got 1.0"),
+        (lambda: initlab.sparse(sparsity=1.5), r"`sparsity` must be <= 1.0 \(the fraction of each column set to zero; 1 zeros it all, as torch\); got 1.5"),
         (lambda: initlab.sparse(sparsity=-0.1), r"`sparsity` must be >= 0.0"),
         (lambda: initlab.martens_sparse(k=0), r"`k` must be >= 1"),
         (lambda: initlab.dirac(groups=0), r"`groups` must be >= 1"),

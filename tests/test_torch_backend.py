@@ -334,8 +334,11 @@ def test_random_on_integer_tensor_raises_and_leaves_it_untouched():
     assert (x == 3).all()
     with pytest.raises(InitlabError, match="real floating dtype"):
         draw_(torch.zeros(3, dtype=torch.bool), Uniform(0, 1))
-    with pytest.raises(InitlabError, match="real floating dtype"):
-        draw_(torch.zeros(3, dtype=torch.complex64), Normal(0, 1))
+    # complex tensors take normal / uniform / sparse (torch's meaning); other kinds are refused
+    c = torch.full((3,), 1 + 1j, dtype=torch.complex64)
+    with pytest.raises(InitlabError, match=r"real floating dtype.*complex64.*normal, uniform and sparse"):
+        draw_(c, TruncatedNormal(0.0, 1.0, -2.0, 2.0))
+    assert (c == 1 + 1j).all()
 
 
 def test_generator_on_another_device_type_raises():

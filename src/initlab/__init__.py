@@ -11,6 +11,7 @@ from ._version import __version__
 from .core import (  # noqa: E402
     STREAM_VERSION,
     Initializer,
+    InitlabArgumentError,
     InitlabError,
     InitlabTypeError,
     calculate_gain,
@@ -71,7 +72,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "__version__", "STREAM_VERSION", "Initializer", "InitlabError", "InitlabTypeError",
-    "calculate_gain", "fans", "from_dict", "gain", "get", "names", *_PRESETS, *_LAZY,
+    "InitlabArgumentError", "calculate_gain", "fans", "from_dict", "gain", "get", "names", *_PRESETS, *_LAZY,
 ]
 
 

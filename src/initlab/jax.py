@@ -58,7 +58,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without jax
     ) from exc
 
 from .backends import jax_backend
-from .core.distributions import DeltaOrthogonal
+from .core.distributions import Constant, DeltaOrthogonal, check_fits_integer
 from .core.fans import LAYOUTS, check_fans, fan_for_mode
 from .core.fans import fans as core_fans
 from .core.initializer import ROLES, Initializer
@@ -120,7 +120,14 @@ def default_dtype() -> jnp.dtype:
     return jnp.dtype(jax.dtypes.canonicalize_dtype(jnp.float64))
 
 
-def _check_dtype(dtype: Any) -> jnp.dtype:
+# The catalog entries that write one value everywhere (Constant): the ones an integer or boolean
+# dtype takes, as jax.nn.initializers.zeros / ones / constant do.
+_CONSTANT_NAMES = ("zeros", "ones", "constant")
+
+
+def _check_dtype(dtype: Any, *, integer_ok: bool = False) -> jnp.dtype:
+    """A floating or complex dtype; with ``integer_ok`` (a constant kind: zeros, ones, constant,
+    as jax.nn.initializers' accept) also an integer or boolean one."""
     fix = ("pass jnp.float32, jnp.bfloat16, jnp.float16, jnp.float64, jnp.complex64 or "
            "jnp.complex128.")
     try:
@@ -128,6 +135,8 @@ def _check_dtype(dtype: Any) -> jnp.dtype:
     except TypeError:
         raise InitlabTypeError(error_message("dtype", "must be a floating or complex dtype",
                                              dtype, fix)) from None
+    if integer_ok and (jnp.issubdtype(dt, jnp.integer) or dt == jnp.bool_):
+        return dt
     if not jnp.issubdtype(dt, jnp.inexact):
         raise fail("dtype", "must be a floating or complex dtype (initial weights are real or "
                    "complex numbers)", str(dt), fix + " Cast afterwards if you need another type.")
@@ -268,10 +277,16 @@ class JaxInitializer:
         shape = check_shape(shape)
         if dtype is None:
             dtype = self.dtype if self.dtype is not None else default_dtype()
-        dtype = _check_dtype(dtype)
+        dtype = _check_dtype(dtype, integer_ok=self.initializer.name in _CONSTANT_NAMES)
         self._check_jax_rules(shape)
         if 0 in shape:  # nothing to draw (and no fans to compute)
             return jnp.zeros(shape, dtype)
+        if not jnp.issubdtype(dtype, jnp.inexact):  # an integer/bool array of a constant kind
+            dist = self._resolve(shape, self.fans, self.layout)
+            if isinstance(dist, Constant) and dtype != jnp.bool_:
+                info = jnp.iinfo(dtype)
+                check_fits_integer(dist, str(dtype), int(info.min), int(info.max))
+            return jnp.full(shape, dist.value, dtype, device=out_sharding)
         if self.layout != "jax":
             dist = self._resolve(shape, self.fans, self.layout)
             fans = self.fans if self.fans is not None else _layout_fans(shape, self.layout)

@@ -58,6 +58,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without keras
 import numpy as np
 
 from .backends import keras_backend
+from .core.distributions import check_fits_integer
 from .core.fans import LAYOUTS, check_fans, fan_for_mode
 from .core.fans import fans as core_fans
 from .core.initializer import ROLES, Initializer
@@ -96,6 +97,9 @@ KERAS_NAMES: dict[str, tuple[str, dict, dict]] = {
     "Zeros": ("zeros", {}, {}),
     "Ones": ("ones", {}, {}),
 }
+# The catalog entries that write one value everywhere: the ones an integer or bool dtype takes,
+# as Keras's Zeros / Ones / Constant do.
+_CONSTANT_NAMES = ("zeros", "ones", "constant")
 # Keras's other spellings of the same classes (initlab's catalog names keep initlab's meaning:
 # "he_normal" is initlab's untruncated He normal, "HeNormal" is Keras's truncated one)
 KERAS_ALIASES = {"IdentityInitializer": "Identity", "OrthogonalInitializer": "Orthogonal",
@@ -219,8 +223,13 @@ class KerasInitializer(keras.initializers.Initializer):
         shape = check_shape(shape)
         dtype = keras.backend.standardize_dtype(dtype or keras.config.floatx())
         if not keras.backend.is_float_dtype(dtype):
+            if self.initializer.name in _CONSTANT_NAMES and (
+                    keras.backend.is_int_dtype(dtype) or dtype == "bool"):
+                return self._constant_of(shape, dtype)  # as Keras's Zeros / Ones / Constant
             raise fail("dtype", "must be a floating dtype (initial weights are real numbers)",
-                       dtype, "pass 'float32', 'bfloat16', 'float16' or 'float64'.")
+                       dtype, "pass 'float32', 'bfloat16', 'float16' or 'float64'"
+                       + (" (integer and bool dtypes take zeros, ones and constant only)."
+                          if keras.backend.is_int_dtype(dtype) or dtype == "bool" else "."))
         if self._array is not None:
             if tuple(self._array.shape) != shape and np.broadcast_shapes(
                     tuple(self._array.shape), shape) != shape:
@@ -239,6 +248,16 @@ class KerasInitializer(keras.initializers.Initializer):
             scale, mode, _ = self.initializer.scaling
             variance = scale / fan_for_mode(fans[0], fans[1], mode)
         return keras_backend.draw(dist, shape, dtype, self.seed, self.layout, variance=variance)
+
+    def _constant_of(self, shape, dtype: str):
+        """An integer or bool tensor of a constant kind, its value checked to fit exactly."""
+        if self._array is not None:
+            return keras.ops.cast(self._array, dtype) * keras.ops.ones(shape, dtype)
+        dist = self.initializer.resolve(shape, role=self.role)
+        if dtype != "bool":
+            info = np.iinfo(dtype)
+            check_fits_integer(dist, dtype, int(info.min), int(info.max))
+        return keras.ops.full(shape, dist.value, dtype=dtype)
 
     # ------------------------------------------------------------------------- serialization
     def get_config(self) -> dict:
@@ -301,6 +320,13 @@ def get(init: str | Initializer | dict | None = None, *, seed=None, layout: str 
     if init is None:
         return None
     if isinstance(init, dict):
+        cls = init.get("class_name")
+        keras_name = KERAS_ALIASES.get(cls, cls)
+        config = init.get("config") or {}
+        if (keras_name in KERAS_NAMES or keras_name == "STFT") and isinstance(config, dict) \
+                and init.get("module") in (None, "keras.initializers", "keras.src.initializers"):
+            # a Keras initializer's config: initlab's class of that name, as the string does
+            return get(keras_name, **config)
         return keras.saving.deserialize_keras_object(init)
     if isinstance(init, Initializer):
         return _make(_core_get(init, **params), **kw)

@@ -91,8 +91,9 @@ def _init(tensor, ini: Initializer, generator, *, fans=None, role="weight", layo
     """Validate, then resolve and draw. ``stacklevel`` points the zero-element warning at the
     user's call (2: the caller of the function that called ``_init``); ``sink`` receives the
     draw's measured ``(mean, std)`` (see ``draw_``)."""
-    check_target(tensor, ini.random, generator)
+    check_target(tensor, ini.random, generator, complex_ok=True)  # draw_ checks the kind
     if tensor.numel() == 0:
+        ini.check_empty(tuple(tensor.shape), fans=fans, layout=layout, role=role)
         _warn_zero_elements(tensor.shape, stacklevel + 1)
         return tensor
     dist = ini.resolve(tuple(tensor.shape), fans=fans, layout=layout, role=role)

@@ -61,6 +61,7 @@ from ..core.distributions import (
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
+    check_fits_integer,
     kernel_centre,
     looks_linear_block,
 )
@@ -80,6 +81,10 @@ ZERO_ELEMENT_WARNING = "Initializing zero-element tensors is a no-op"
 
 _SQRT2 = math.sqrt(2.0)
 _DIRECT = (torch.float32, torch.float64)  # dtypes drawn in place, in their own precision
+# Complex dtypes the normal, uniform and sparse kinds accept, with torch's meaning: normal_ draws
+# the circular complex normal (real and imaginary parts N(mean, std^2 / 2) each, E|z - mean|^2 =
+# std^2), uniform_ each part U(low, high) independently.
+_COMPLEX = (torch.complex64, torch.complex128)
 
 # Largest |t| used in t-space (t = erf(x / sqrt 2)): one ulp of margin below the largest value
 # < 1 of the working dtype, so uniform_'s last rounding can never reach erfinv(+-1) = +-inf.
@@ -92,7 +97,8 @@ _T_MIN_WIDTH = 2.0**-10
 # ============================================================================ validation
 
 
-def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") -> None:
+def check_target(tensor, random: bool, generator=None, *, name: str = "tensor",
+                 complex_ok: bool = False) -> None:
     """Raise unless ``tensor`` can receive a draw (random or constant) from ``generator``."""
     if not isinstance(tensor, torch.Tensor):
         raise InitlabTypeError(error_message(
@@ -122,7 +128,17 @@ def check_target(tensor, random: bool, generator=None, *, name: str = "tensor") 
             f"{tuple(tensor.stride())}", "initialize the tensor it was expanded from, or a copy "
             "(t.clone() / t.contiguous()).")
     if random:
-        if tensor.dtype.is_complex or not tensor.dtype.is_floating_point:
+        if complex_ok and tensor.dtype in _COMPLEX:
+            return
+        if tensor.dtype.is_complex:
+            raise fail(
+                name, "must have a real floating dtype for this random initializer (complex64 / "
+                "complex128 tensors take only the normal, uniform and sparse kinds, with torch's "
+                "meaning; torch's own init refuses the others on complex tensors too)", str(tensor.dtype),
+                "draw the real and imaginary parts into real tensors and combine them "
+                "(torch.complex(re, im)), or use normal / uniform / a fan-based normal or "
+                "uniform preset.")
+        if not tensor.dtype.is_floating_point:
             raise fail(
                 name, "must have a real floating dtype for a random initializer (float16, "
                 "bfloat16, float32, float64)", str(tensor.dtype),
@@ -155,16 +171,10 @@ def check_dtype_range(tensor: torch.Tensor, dist: Distribution, *, name: str = "
         if dist.extent() <= top:  # the common case, without building a message
             return
         check_fits_dtype(dist, str(dt).replace("torch.", ""), top, name=name)
-    elif dt != torch.bool and not dt.is_complex:
-        label = str(dt).replace("torch.", "")
+    elif dt != torch.bool and not dt.is_complex and dist.fixed_values() is not None:
+        # (random kinds were refused by check_target, with its own message)
         info = torch.iinfo(dt)
-        for v in dist.fixed_values() or ():  # random kinds were refused by check_target
-            if not (info.min <= v <= info.max and float(v).is_integer()):
-                raise fail(
-                    name, f"({label}, integers in [{info.min}, {info.max}]) cannot hold the "
-                    f"value {v!r} exactly (it would be wrapped or truncated)", v,
-                    f"pass an integer value in [{info.min}, {info.max}], or use a floating or "
-                    "wider integer tensor.")
+        check_fits_integer(dist, str(dt).replace("torch.", ""), info.min, info.max, name=name)
 
 
 def _warn_zero_elements(shape, stacklevel: int) -> None:
@@ -194,7 +204,7 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
         raise InitlabTypeError(error_message(
             "dist", "must be an initlab.core.distributions object", type(dist).__name__,
             "pass Initializer.resolve(tuple(tensor.shape)) or use initlab.torch.init_."))
-    check_target(tensor, dist.random, generator)
+    check_target(tensor, dist.random, generator, complex_ok=type(dist) in _COMPLEX_KINDS)
     check_choice(layout, "layout", LAYOUTS)
     sampler = SAMPLERS.get(type(dist))
     if sampler is None:
@@ -343,27 +353,57 @@ def _constant_(tensor: torch.Tensor, dist: Constant, gen) -> None:
 
 
 def _normal_(tensor: torch.Tensor, dist: Normal, gen) -> None:
+    if tensor.is_complex():  # torch's complex normal (see _COMPLEX)
+        tensor.normal_(dist.mean, dist.std, generator=gen)
+        return
     _elementwise(tensor, lambda x: x.normal_(dist.mean, dist.std, generator=gen))
 
 
 def _uniform_(tensor: torch.Tensor, dist: Uniform, gen) -> None:
     """torch's ``uniform_`` computes ``high - low`` in the working dtype; when that overflows but
     the bounds fit (float32 U(-3e38, 3e38)) the draw is made in float64 and cast, and when it
-    overflows float64 too (U(-1e308, 1e308)) on the halved bounds, doubled."""
+    overflows float64 too (U(-1e308, 1e308)) on the halved bounds, doubled. For a dtype narrower
+    than float32 the draw is clipped, before the cast, into the bounds rounded *into* that dtype:
+    rounding to nearest would otherwise step outside them (bfloat16 U(-0.1, 0.1) gives
+    0.10009765625), and a value between two representable bounds casts between them."""
     low, high = dist.low, dist.high
+    if tensor.is_complex():  # torch's: each part U(low, high) (see _COMPLEX)
+        tensor.uniform_(low, high, generator=gen)
+        return
     width = high - low  # a Python float: float64
     work = torch.float64 if tensor.dtype == torch.float64 else torch.float32
+    clip = None
+    if tensor.dtype not in _DIRECT and tensor.is_floating_point():
+        lo_b, hi_b = _round_inward(min(low, high), max(low, high), tensor.dtype)
+        if lo_b <= hi_b:
+            clip = (lo_b, hi_b)
+
+    def draw(lo, hi, times=1.0):
+        def fill(x):
+            x.uniform_(lo, hi, generator=gen)
+            if times != 1.0:
+                x.mul_(times)
+            if clip is not None:
+                x.clamp_(*clip)
+        return fill
+
     if width <= torch.finfo(work).max:
-        _elementwise(tensor, lambda x: x.uniform_(low, high, generator=gen))
+        _elementwise(tensor, draw(low, high))
     elif math.isfinite(width):
-        _via_buffer(tensor, lambda x: x.uniform_(low, high, generator=gen), torch.float64)
+        _via_buffer(tensor, draw(low, high), torch.float64)
     else:
-        _via_buffer(tensor, lambda x: x.uniform_(0.5 * low, 0.5 * high, generator=gen).mul_(2.0),
-                    torch.float64)
+        _via_buffer(tensor, draw(0.5 * low, 0.5 * high, 2.0), torch.float64)
 
 
 def _round_inward(a: float, b: float, dtype: torch.dtype) -> tuple[float, float]:
     """[a, b] shrunk to the nearest values representable in ``dtype`` (lo >= a, hi <= b)."""
+    if dtype.itemsize == 1:  # float8: no nextafter kernel; search its 256 values instead
+        grid = torch.arange(256, dtype=torch.uint8).view(dtype).double()
+        grid = grid[torch.isfinite(grid)].unique()  # sorted
+        i = int(torch.searchsorted(grid, a))               # first value >= a
+        j = int(torch.searchsorted(grid, b, right=True)) - 1  # last value <= b
+        return (grid[i].item() if i < grid.numel() else math.inf,
+                grid[j].item() if j >= 0 else -math.inf)
     lo_t = torch.tensor(a, dtype=torch.float64).to(dtype)
     hi_t = torch.tensor(b, dtype=torch.float64).to(dtype)
     if lo_t.double().item() < a:
@@ -557,7 +597,8 @@ def _sparse_(view: torch.Tensor, dist: Sparse, gen) -> None:
     once."""
     rows, cols = view.shape
     n_zero = int(math.ceil(dist.sparsity * rows))
-    tmp = torch.empty((cols, rows), dtype=_work_dtype(view.dtype), device=view.device)
+    work = view.dtype if view.is_complex() else _work_dtype(view.dtype)  # complex: torch's
+    tmp = torch.empty((cols, rows), dtype=work, device=view.device)
     tmp.normal_(0.0, dist.std, generator=gen)
     if n_zero:
         tmp.scatter_(1, _random_subsets(cols, rows, n_zero, gen, view.device), 0.0)
@@ -575,6 +616,8 @@ def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
     tmp.scatter_(1, idx, vals)
     view.copy_(tmp.reshape(view.shape))
 
+
+_COMPLEX_KINDS = (Normal, Uniform, Sparse)  # the kinds a complex tensor takes (see _COMPLEX)
 
 # One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
 # structured kinds ``tensor`` is the torch-layout view). ``draw_`` is its only caller.

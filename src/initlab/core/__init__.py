@@ -8,11 +8,11 @@ from .gains import calculate_gain, gain
 from .initializer import STREAM_VERSION, Context, Initializer
 from .registry import canonical_name, from_dict, get, names, register
 from .seeding import check_seed, stream_seed
-from .validation import InitlabError, InitlabTypeError
+from .validation import InitlabArgumentError, InitlabError, InitlabTypeError
 
 __all__ = [
     "Activation", "activation", "gaussian_expectation", "TRUNCATED_NORMAL_STD_2SIGMA", "fans",
     "calculate_gain", "gain", "STREAM_VERSION", "Context", "Initializer", "canonical_name",
     "from_dict", "get", "names", "register", "check_seed", "stream_seed", "InitlabError",
-    "InitlabTypeError",
+    "InitlabTypeError", "InitlabArgumentError",
 ]

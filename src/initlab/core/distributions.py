@@ -505,6 +505,26 @@ def check_fits_dtype(dist: Distribution, dtype_name: str, max_finite: float, *,
             "of float32) or a smaller std / narrower bounds.")
 
 
+def check_fits_integer(dist: Distribution, dtype_name: str, lo: int, hi: int, *,
+                       name: str = "dtype") -> None:
+    """Refuse a distribution an integer dtype with range ``[lo, hi]`` cannot hold exactly: a
+    random kind (integers are no draw of it), or a fixed value that would be wrapped or
+    truncated (``constant(0.3)`` in int32). Zeros, ones, integer constants, eye and dirac pass.
+    """
+    values = dist.fixed_values()
+    if values is None:
+        raise fail(name, f"({dtype_name}) is an integer dtype, which holds no draw of the random "
+                   f"{dist!r}", dtype_name, "use a floating dtype, or a constant kind (zeros, "
+                   "ones, constant, identity, dirac) for integer arrays.")
+    for v in values:
+        if not (lo <= v <= hi and float(v).is_integer()):
+            raise fail(
+                name, f"({dtype_name}, integers in [{lo}, {hi}]) cannot hold the value {v!r} "
+                "exactly (it would be wrapped or truncated)", v,
+                f"pass an integer value in [{lo}, {hi}], or use a floating or wider integer "
+                "dtype.")
+
+
 def missing_kinds(table) -> list[str]:
     """Names of the kinds in :data:`KINDS` a backend's sampler table does not cover."""
     return [k.__name__ for k in KINDS if k not in table]

@@ -17,7 +17,14 @@ from __future__ import annotations
 import math
 
 from .activations import SPECS, activation, gaussian_expectation
-from .validation import check_choice, check_finite_param, check_numeric_function, check_scalar, fail
+from .validation import (
+    InitlabArgumentError,
+    check_choice,
+    check_finite_param,
+    check_numeric_function,
+    check_scalar,
+    fail,
+)
 
 # torch's layer names whose gain is the linear one
 _TORCH_LAYER_NAMES = ("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
@@ -50,7 +57,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         name = "linear"
     if name == "leaky_relu" and param is not None:
         # nan would give a nan gain and inf a silent 0.0
-        param = check_finite_param(param, "param", what="the negative slope of leaky_relu")
+        # a wrong type raises an error that is also a ValueError, as torch's does
+        param = check_finite_param(param, "param", what="the negative slope of leaky_relu",
+                                   type_error=InitlabArgumentError)
     return SPECS[name].torch_gain(None if param is None else float(param))
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .distributions import Distribution
-from .fans import LAYOUTS, check_fans, fans
+from .fans import LAYOUTS, check_fans, fans, to_torch_shape
 from .validation import InitlabTypeError, check_choice, check_shape, error_message, fail
 
 ROLES = ("weight", "bias")
@@ -105,6 +105,20 @@ class Initializer:
         given = _check_context(layout, role, fans)
         return self.resolver(Context(shape, layout, role, given, self.name))
 
+    def check_empty(self, shape, *, fans: tuple[int, int] | None = None, layout: str = "torch",
+                    role: str = "weight") -> None:
+        """The checks a zero-element tensor still gets before it is returned unchanged: its
+        context, and the rank a structured kind needs (eye 2-D, dirac 3- to 5-D, orthogonal and
+        sparse at least / exactly 2-D), as torch's ``eye_``/``dirac_``/``orthogonal_``/``sparse_``
+        raise. A fan-based initializer without given fans is skipped, as torch's
+        ``kaiming_*`` are: its fans of 0 have no formula."""
+        shape = check_shape(shape)
+        given = _check_context(layout, role, fans)
+        if self.needs_fans and given is None:
+            return
+        dist = self.resolver(Context(shape, layout, role, given, self.name))
+        dist.check_shape(shape if dist.is_elementwise else to_torch_shape(shape, layout))
+
     # ------------------------------------------------------------------ sampling (NumPy)
     def sample(self, shape, *, seed, dtype="float32", layout: str = "torch",
                fans: tuple[int, int] | None = None, role: str = "weight") -> np.ndarray:
@@ -120,7 +134,7 @@ class Initializer:
         np_dtype = _float_dtype(dtype)
         rng = make_rng(seed)
         if 0 in shape:  # before the formula: a fan of 0 has no std (the documented no-op)
-            _check_context(layout, role, fans)
+            self.check_empty(shape, fans=fans, layout=layout, role=role)
             warnings.warn(
                 f"Initializing zero-element tensors is a no-op (shape {shape}).", UserWarning,
                 stacklevel=2)

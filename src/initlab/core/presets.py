@@ -133,13 +133,19 @@ def truncated_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0,
     """
     m = check_scalar(mean, "mean")
     s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
-    lo = check_scalar(a, "a")
-    hi = check_scalar(b, "b")
-    if lo >= hi:
-        raise fail("a", f"must be < `b` (={hi}): the truncation interval [a, b] must be non-empty",
-                   lo, "pass a < b, e.g. a=-2.0, b=2.0 (absolute values, as torch's trunc_normal_).")
-    return Initializer("truncated_normal", {"mean": m, "std": s, "a": lo, "b": hi},
-                       lambda ctx: TruncatedNormal(m, s, lo, hi))
+    open_side = "pass a real bound, or -math.inf / math.inf to leave that side open."
+    lo = check_scalar(a, "a", finite=False, fix=open_side)
+    hi = check_scalar(b, "b", finite=False, fix=open_side)
+    if lo > hi:
+        raise fail("a", f"must be <= `b` (={hi}): the truncation interval [a, b] must be non-empty",
+                   lo, "pass a <= b, e.g. a=-2.0, b=2.0 (absolute values, as torch's trunc_normal_).")
+    params = {"mean": m, "std": s, "a": lo, "b": hi}
+    if lo == hi:  # the point mass at a, as torch's trunc_normal_(a=b) fills
+        if not math.isfinite(lo):
+            raise fail("a", "must be finite when a == b (the interval is the single point a)", lo,
+                       "pass finite bounds, or a < b.")
+        return Initializer("truncated_normal", params, lambda ctx: Constant(lo), random=False)
+    return Initializer("truncated_normal", params, lambda ctx: TruncatedNormal(m, s, lo, hi))
 
 
 # ===================================================================== variance scaling core
@@ -199,8 +205,9 @@ def variance_scaling(scale: float = 1.0, mode: str = "fan_in",
 
 
 def _gain(gain: float) -> float:
-    g = check_scalar(gain, "gain", min_val=0.0, include_min=False,
-                     why=" (a gain multiplies the standard deviation)")
+    # 0 is accepted, as torch's xavier_*(gain=0) (the zero matrix); a negative gain is refused,
+    # as torch's normal_ / uniform_ refuse the negative std / reversed bounds it would give
+    g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the standard deviation)")
     if not math.isfinite(g * g):
         raise fail("gain", "must be < 1e154 (its square, the variance multiplier, overflows "
                    "float64)", g, "pass a gain of a sensible size (e.g. 1.0 or 5/3).")
@@ -239,11 +246,15 @@ def glorot_uniform(gain: float = 1.0) -> Initializer:
     return _scaled("glorot_uniform", {"gain": g}, g * g, "fan_avg", "uniform")
 
 
-def _he(name: str, a: float, mode: str, nonlinearity: str, distribution: str) -> Initializer:
-    a = check_scalar(a, "a", why=" (the negative slope of the rectifier)")
-    if not math.isfinite(1.0 + a * a):
-        raise fail("a", "must satisfy |a| < 1e154: the gain sqrt(2 / (1 + a^2)) underflows to 0 "
-                   "beyond it", a, "pass the rectifier's negative slope (e.g. a=0.01 or sqrt(5)).")
+def _he(name: str, a: float | None, mode: str, nonlinearity: str,
+        distribution: str) -> Initializer:
+    # a=None is torch's calculate_gain default: leaky_relu's slope 0.01 (relu ignores it)
+    if a is not None:
+        a = check_scalar(a, "a", why=" (the negative slope of the rectifier)")
+        if not math.isfinite(1.0 + a * a):
+            raise fail("a", "must satisfy |a| < 1e154: the gain sqrt(2 / (1 + a^2)) underflows "
+                       "to 0 beyond it", a, "pass the rectifier's negative slope (e.g. a=0.01 "
+                       "or sqrt(5)).")
     check_choice(mode, "mode", ("fan_in", "fan_out"))
     g = calculate_gain(nonlinearity, a)
     return _scaled(name, {"a": a, "mode": mode, "nonlinearity": nonlinearity}, g * g, mode,
@@ -251,15 +262,18 @@ def _he(name: str, a: float, mode: str, nonlinearity: str, distribution: str) ->
 
 
 @register(aliases=("kaiming_normal",))
-def he_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Initializer:
-    """N(0, gain^2 / fan_mode), gain = calculate_gain(nonlinearity, a); sqrt(2) for ReLU (a = 0).
+def he_normal(a: float | None = 0.0, mode: str = "fan_in",
+              nonlinearity: str = "leaky_relu") -> Initializer:
+    """N(0, gain^2 / fan_mode), gain = calculate_gain(nonlinearity, a); sqrt(2) for ReLU (a = 0;
+    a=None is torch's default slope, 0.01).
     He, Zhang, Ren, Sun 2015, "Delving Deep into Rectifiers". Same as torch ``kaiming_normal_``
     (untruncated)."""
     return _he("he_normal", a, mode, nonlinearity, "normal")
 
 
 @register(aliases=("kaiming_uniform",))
-def he_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Initializer:
+def he_uniform(a: float | None = 0.0, mode: str = "fan_in",
+               nonlinearity: str = "leaky_relu") -> Initializer:
     """U(-r, r), r = gain * sqrt(3 / fan_mode). He et al. 2015. Same as torch ``kaiming_uniform_``."""
     return _he("he_uniform", a, mode, nonlinearity, "uniform")
 
@@ -318,7 +332,8 @@ def orthogonal(gain: float = 1.0, method: str = DEFAULT_ORTHOGONAL_METHOD) -> In
     omits and without which the result is not Haar). All three are exactly Haar; the default is
     the same in the catalog, the plans, LSUV and ``initlab.torch.orthogonal_``.
     """
-    g = check_scalar(gain, "gain", min_val=0.0, why=" (a gain multiplies the matrix)")
+    # any real gain, as torch's orthogonal_ (a negative one gives the negated orthogonal matrix)
+    g = check_scalar(gain, "gain", why=" (a gain multiplies the matrix)")
     check_choice(method, "method", ORTHOGONAL_METHODS)
 
     def resolve(ctx: Context):
@@ -438,8 +453,8 @@ def sparse(sparsity: float = 0.9, std: float = 0.01) -> Initializer:
     set to zero. Martens 2010 ("Deep learning via Hessian-free optimization") motivates it; for
     his exact scheme (k nonzero incoming weights per unit) see ``martens_sparse``. 2-D only.
     The zeroed positions come from the same seed/generator (torch's ignore ``generator``)."""
-    sp = check_scalar(sparsity, "sparsity", min_val=0.0, max_val=1.0, include_max=False,
-                      why=" (the fraction of each column set to zero)")
+    sp = check_scalar(sparsity, "sparsity", min_val=0.0, max_val=1.0,
+                      why=" (the fraction of each column set to zero; 1 zeros it all, as torch)")
     s = check_scalar(std, "std", min_val=0.0, why=" (a standard deviation cannot be negative)")
 
     def resolve(ctx: Context):

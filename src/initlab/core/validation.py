@@ -25,6 +25,12 @@ class InitlabTypeError(TypeError):
     """A parameter of the wrong type."""
 
 
+class InitlabArgumentError(InitlabTypeError, InitlabError):
+    """A wrong-typed argument where ``torch.nn.init`` raises ``ValueError`` (e.g.
+    ``calculate_gain("leaky_relu", True)``): catchable as either, so drop-in code that catches
+    torch's ``ValueError`` keeps working."""
+
+
 class _Huge:
     """Stands for an integer too long to print (``repr(10**5000)`` raises: Python's digit
     limit), shown by its size."""
@@ -68,13 +74,15 @@ def check_scalar(
     include_min: bool = True,
     include_max: bool = True,
     integer: bool = False,
+    finite: bool = True,
     why: str = "",
     fix: str | None = None,
 ) -> float:
     """Check a real scalar and return it as ``float`` (or ``int`` when ``integer=True``).
 
-    Rejects bools, non-numbers, NaN and infinities, and values outside ``[min_val, max_val]``
-    (open at an end when ``include_min``/``include_max`` is False).
+    Rejects bools, non-numbers, NaN and infinities (``finite=False`` admits +-inf, for bounds
+    such as a truncation's), and values outside ``[min_val, max_val]`` (open at an end when
+    ``include_min``/``include_max`` is False).
     """
     kind = "an integer" if integer else "a real number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real if not integer else numbers.Integral):
@@ -103,8 +111,9 @@ def check_scalar(
             raise fail(name, f"must be a finite number within float64's range (|x| <= "
                        f"{sys.float_info.max:.6g}){why}", value,
                        fix or "pass a finite value.") from None
-        if math.isnan(value) or math.isinf(value):
-            raise fail(name, f"must be a finite number{why}", value, fix or "pass a finite value.")
+        if math.isnan(value) or (finite and math.isinf(value)):
+            what = "a finite number" if finite else "a number or +-inf, not NaN"
+            raise fail(name, f"must be {what}{why}", value, fix or "pass a finite value.")
     if min_val is not None:
         bad = value < min_val if include_min else value <= min_val
         if bad:
@@ -152,16 +161,18 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
     return tuple(out)
 
 
-def check_finite_param(value: Any, name: str, *, what: str = "a parameter") -> float:
+def check_finite_param(value: Any, name: str, *, what: str = "a parameter",
+                       type_error: type[Exception] = InitlabTypeError) -> float:
     """A real, finite number (``what`` says what it is, for the message): refuses bool,
-    non-numbers, NaN and infinities, which would otherwise give a silent NaN or 0.
+    non-numbers, NaN and infinities, which would otherwise give a silent NaN or 0. A wrong type
+    raises ``type_error``.
 
     >>> check_finite_param(0.2, "param", what="the negative slope of leaky_relu")
     0.2
     """
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InitlabTypeError(error_message(name, f"must be a real number ({what})", value,
-                                             "pass e.g. 0.2."))
+        raise type_error(error_message(name, f"must be a real number ({what})", value,
+                                       "pass e.g. 0.2."))
     return check_scalar(value, name, why=f" ({what})")
 
 

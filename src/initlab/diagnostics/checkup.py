@@ -12,8 +12,9 @@ What a run does, in order:
    close a residual branch, and the layers' producers (siblings such as q/k/v or gate/up are not
    a chain). When no description can be built the report says so and the run continues on
    hooks alone (functional activations then need ``activation=``).
-3. Put the model in train mode (or eval with ``train=False``) with dropout switched off: the
-   statistics are those of a training step, without dropout's noise.
+3. Put the model in train mode (or eval with ``train=False``) with dropout switched off (the
+   modules, and functional dropout and the ``dropout_p`` of ``scaled_dot_product_attention``
+   inside ``forward``): the statistics are those of a training step, without dropout's noise.
 4. Hook every weighted layer (Linear, Conv, HF Conv1D, ...) and every activation module. An
    activation module belongs to the last weighted layer that ran before it and has none yet,
    unless the description says that layer is linear (``Linear -> BatchNorm -> ReLU`` pairs the
@@ -46,9 +47,11 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from . import stats as S
+from .attention import AttentionRecorder, fused_attention_modules
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
 from .hooks import Hooks
 from .stream import StreamRecorder, closers
@@ -81,6 +84,33 @@ def _set_mode(model: nn.Module, train: bool) -> None:
     for m in model.modules():
         if isinstance(m, nn.modules.dropout._DropoutNd):
             m.eval()  # dropout off: measure the network, not the noise
+
+
+_DROPOUTS = frozenset(("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d",
+                       "dropout2d", "dropout3d", "feature_dropout", "dropout_",
+                       "alpha_dropout_", "feature_dropout_", "feature_alpha_dropout_"))
+
+
+class _DropoutOff(TorchFunctionMode):
+    """Dropout that no module's mode switches off: functional calls in ``forward``
+    (``F.dropout(x, p, training=self.training)``, Llama's eager attention) and the
+    ``dropout_p`` of ``scaled_dot_product_attention`` (Hugging Face's sdpa attention passes
+    ``attention_probs_dropout_prob`` in train mode). Each runs with p = 0."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        name = getattr(func, "__name__", "")
+        if name in _DROPOUTS:
+            if len(args) > 1:
+                args = (args[0], 0.0, *args[2:])
+            else:
+                kwargs["p"] = 0.0
+        elif name == "scaled_dot_product_attention":
+            if len(args) > 4:
+                args = (*args[:4], 0.0, *args[5:])
+            else:
+                kwargs["dropout_p"] = 0.0
+        return func(*args, **kwargs)
 
 
 # ------------------------------------------------------------------ recording
@@ -221,8 +251,8 @@ class _Recorder:
 @dataclass
 class DoctorReport:
     """Result of :func:`doctor`: per-layer statistics, findings, the probe batch's statistics,
-    what was run (``meta``), the residual stream per block (``blocks``) and what could not be
-    diagnosed (``notes``). ``str(report)`` is a terminal table followed by the findings."""
+    what was run (``meta``), the residual stream per block (``blocks``), what could not be
+    diagnosed (``notes``) and every attention softmax (``attention``). ``str(report)`` is a terminal table followed by the findings."""
 
     layers: list[S.LayerStats]
     findings: list[Finding]
@@ -230,6 +260,7 @@ class DoctorReport:
     meta: dict[str, Any] = field(default_factory=dict)
     blocks: list[S.BlockStats] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    attention: list[S.AttentionStats] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -250,6 +281,7 @@ class DoctorReport:
                 "inputs": self.inputs.to_dict() if self.inputs else None,
                 "layers": [s.to_dict() for s in self.layers],
                 "blocks": [b.to_dict() for b in self.blocks],
+                "attention": [a.to_dict() for a in self.attention],
                 "findings": [f.to_dict() for f in self.findings],
                 "notes": list(self.notes)}
 
@@ -297,6 +329,20 @@ class DoctorReport:
         return "\n".join("  ".join(f(c, w) for f, c, w in zip(fmt, r, widths))
                          for r in [head, ["-" * w for w in widths], *rows])
 
+    def attention_table(self) -> str:
+        """Every attention softmax: rows, keys, logits' spread, largest weight, entropy."""
+        if not self.attention:
+            return ""
+        head = ["#", "module", "source", "rows", "keys", "logit std", "max p", "entropy", "sat"]
+        rows = [[str(a.index + 1), a.module, a.source, str(a.rows), _num(a.keys),
+                 _num(a.logit_std), _num(a.max_prob), _num(a.entropy), _frac(a.saturated)]
+                for a in self.attention]
+        widths = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+        left = {1, 2}
+        return "\n".join("  ".join(c.ljust(w) if k in left else c.rjust(w)
+                                   for k, (c, w) in enumerate(zip(r, widths)))
+                         for r in [head, ["-" * w for w in widths], *rows])
+
     def __str__(self) -> str:
         m = self.meta
         title = (f"initlab doctor: {m.get('model', 'model')}, batch {m.get('batch_shape')}, "
@@ -304,6 +350,9 @@ class DoctorReport:
         parts = [title, "", self.table(), ""]
         if self.blocks:
             parts += ["residual stream per block (std):", self.block_table(), ""]
+        if self.attention:
+            parts += ["attention softmax per call (entropy: of uniform's; sat: rows with max p > "
+                      f"{self.attention[0].p_saturated:.3g}):", self.attention_table(), ""]
         if self.inputs is not None:
             i = self.inputs
             parts.append(f"input: mean {_num(i.mean)}, std {_num(i.std)}, spread {_num(i.spread)}"
@@ -444,7 +493,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     Glorot & Bengio 2010 ("Understanding the difficulty of training deep feedforward neural
     networks") forward and backward, along the longest chain of layers; in a residual network
     along the residual stream, whose std and gradient are reported per block
-    (``report.blocks``). The output layer's logits are checked for a saturated softmax.
+    (``report.blocks``). The output layer's logits are checked for a saturated softmax, and so is every
+    attention softmax (``report.attention``; :mod:`initlab.diagnostics.attention`).
 
     >>> rep = doctor(model, x)            # doctest: +SKIP
     >>> print(rep); rep.plot("doctor.png")  # doctest: +SKIP
@@ -478,6 +528,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             desc_of = {id(layer.module): layer for layer in desc.layers} if desc else {}
             branches = closers(model, desc) if desc is not None else []
             stream = StreamRecorder(hooks, branches) if branches else None
+            attn = AttentionRecorder(hooks, model, th.saturation_slope)
             rec = _Recorder(hooks, fallback, th, bins, desc_of, stream)
             _set_mode(model, train)
             seen: set[int] = set()
@@ -495,7 +546,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             with torch.random.fork_rng(devices=cuda), torch.enable_grad():
                 for p, _ in snap.grads:
                     p.grad = None
-                with stream if stream is not None else _nullcontext():
+                with _DropoutOff(), attn, stream if stream is not None else _nullcontext():
                     output = _forward(model, batch)
                 if stream is not None:
                     stream.clear()
@@ -522,7 +573,13 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
 
     layers = _layer_stats(rec.calls, grads, desc)
     blocks = stream.results() if stream is not None else []
+    attention = attn.results()
     notes += _coverage_notes(model, desc, layers, blocks, fallback)
+    fused = fused_attention_modules(model)
+    if fused:
+        notes.append("attention inside nn.MultiheadAttention (" + ", ".join(
+            f"`{n}`" for n in fused[:3]) + (", ..." if len(fused) > 3 else "") + ") runs in one "
+            "fused call: its softmax is not measured")
     x = _first_tensor(batch)
     xs = S.snapshot(x) if x.is_floating_point() else None
     inputs = None
@@ -530,7 +587,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
         mo = S.moments(xs)
         inputs = S.InputStats(list(xs.shape), mo["mean"], mo["std"], mo["rms"], S.spread(xs),
                               S.example_corr(xs))
-    findings = diagnose(layers, inputs, th, blocks=blocks,
+    findings = diagnose(layers, inputs, th, blocks=blocks, attention=attention,
                         depth=desc.plain_depth() if desc is not None else None)
     if not backward:
         findings.append(Finding("no_backward", "info", [],
@@ -548,7 +605,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             "activation_fallback": fallback[0] if fallback else None,
             "description": desc.method if desc is not None else None,
             "residual_blocks": len(desc.residual_branches) if desc is not None else None}
-    return DoctorReport(layers, findings, inputs, meta, blocks, notes)
+    meta["attention_calls"] = len(attention)
+    return DoctorReport(layers, findings, inputs, meta, blocks, notes, attention)
 
 
 def _describe(model: nn.Module, batch: Any) -> tuple[Any, list[str]]:

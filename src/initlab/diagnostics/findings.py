@@ -577,6 +577,36 @@ def rule_residual_stream(blocks, th) -> list[Finding]:
     return out
 
 
+def rule_attention(calls, th) -> list[Finding]:
+    """Attention softmaxes saturated at init (:mod:`initlab.diagnostics.attention`): the
+    fraction of query rows whose largest weight is past the point where the softmax's slope is
+    ``saturation_slope`` of its peak, against the saturation thresholds of the activations."""
+    from .attention import describe_call
+
+    hit = [(c, _severity(c.saturated, th.saturation_warning, th.saturation_error))
+           for c in calls if c.saturated is not None]
+    hit = [(c, sev) for c, sev in hit if sev]
+    if not hit:
+        return []
+    worst = max(hit, key=lambda cs: cs[0].saturated)[0]
+    sev = "error" if any(s == "error" for _, s in hit) else "warning"
+    where = (describe_call(worst) if len(hit) == 1 else
+             f"{len(hit)} of {len(calls)} attention calls (worst {describe_call(worst)})")
+    return [Finding(
+        "attention_saturation", sev, [],
+        f"{where}: {_pct(worst.saturated)} of query rows put more than "
+        f"{worst.p_saturated:.3g} of their weight on one key (mean largest weight "
+        f"{worst.max_prob:.3g}, entropy {worst.entropy:.3g} of uniform's; logits spread "
+        f"{_g(worst.logit_std)} within a row): the softmax is saturated, its gradient to the "
+        "query and key projections ~0 (attention entropy collapse, Zhai et al. 2023)",
+        "initialize the query/key projections with Var ~ 1/fan_in so q.k/sqrt(d_head) has std "
+        "~1 over a normalized input: `auto`, `glorot`, `lecun` or GPT-2's std 0.02 (`gpt2`)",
+        ["lecun_normal", "glorot_uniform"],
+        {"saturated": worst.saturated, "max_prob": worst.max_prob, "entropy": worst.entropy,
+         "logit_std": worst.logit_std, "calls": len(hit)},
+        ["auto", "glorot", "gpt2"])]
+
+
 def rule_inputs(layers, inputs: InputStats | None, th, net) -> list[Finding]:
     if inputs is None or inputs.std is None or inputs.mean is None:
         return []
@@ -614,8 +644,9 @@ def _merge(findings: list[Finding], th: Thresholds) -> list[Finding]:
 
 def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
              thresholds: Thresholds | None = None, *, blocks: Sequence[Any] = (),
-             depth: int | None = None) -> list[Finding]:
-    """Run every rule (and, given the residual stream per block, its rule); findings sorted by
+             attention: Sequence[Any] = (), depth: int | None = None) -> list[Finding]:
+    """Run every rule (and, given the residual stream per block or the attention calls, their
+    rules); findings sorted by
     severity (errors first), then in rule order (causes such as symmetry and saturation before
     consequences such as vanishing gradients). ``depth``: the net's depth for the advice (the
     model description's ``plain_depth()``); without it, the number of ``layers``."""
@@ -626,5 +657,6 @@ def diagnose(layers: Sequence[LayerStats], inputs: InputStats | None = None,
     for rule in RULES:
         found.extend(rule(layers, inputs, th, net))
     found.extend(rule_residual_stream(list(blocks), th))
+    found.extend(rule_attention(list(attention), th))
     found = _merge(found, th)
     return sorted(found, key=lambda f: -_RANK[f.severity])  # stable: keeps the rule order

@@ -56,6 +56,12 @@ def doctor_page(report: Any, *, command: str | None = None, stamp: bool = True) 
                       f"{_n(i.spread)}, mean correlation between examples {_n(i.example_corr)}.")
     with rep.details(f"Per-layer table ({len(report.layers)} layers)"):
         rep.preformatted(report.table())
+    if report.blocks:
+        with rep.details(f"Residual stream ({len(report.blocks)} blocks)"):
+            rep.preformatted(report.block_table())
+    if report.attention:
+        with rep.details(f"Attention softmax ({len(report.attention)} calls)"):
+            rep.preformatted(report.attention_table())
     if command:
         rep.command(command)
     return rep

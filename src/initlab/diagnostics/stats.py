@@ -377,3 +377,32 @@ class BlockStats:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class AttentionStats:
+    """One attention softmax call during the doctor's forward (plain data). Over the query rows
+    that can attend to two keys or more (``rows``; a causal first row attends to one):
+    ``logit_std``, the RMS over rows of the scores' spread within a row (the softmax ignores a
+    row's shift); ``max_prob``, the mean largest weight; ``entropy``, the mean entropy over
+    log(number of keys the row may attend to) (1 = uniform, 0 = one key); ``saturated``, the
+    fraction of rows whose largest weight exceeds ``p_saturated`` (where the softmax's slope
+    p(1 - p) falls below the saturation fraction of its peak 1/4: every entry of the row's
+    Jacobian is then that small). ``source``: ``"softmax"`` (eager attention: the scores are
+    the softmax's input) or ``"sdpa"`` (``scaled_dot_product_attention``: recomputed from q, k,
+    the mask and the scale)."""
+
+    index: int                         # call order in the forward, 0-based
+    module: str                        # the innermost module running it
+    source: str
+    shape: list[int]
+    rows: int
+    keys: float | None = None          # mean number of keys a row may attend to
+    logit_std: float | None = None
+    max_prob: float | None = None
+    entropy: float | None = None
+    saturated: float | None = None
+    p_saturated: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

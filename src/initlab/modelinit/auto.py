@@ -37,7 +37,7 @@ from ..core.fans import to_torch_shape
 from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
-from .builtin_rules import embedding_rule, norm_types
+from .builtin_rules import embedding_rule, free_table_rule, norm_types
 from .dataflow import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .params import CONV_TYPES, CONVT_TYPES
@@ -189,6 +189,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         Rule((*LAYERS, "Conv1D"), bias="zeros", label="biases", why="biases zero"),
         Rule((*LAYERS, "Conv1D"), weight="lecun_normal", label="layers",
              why="layer not in the description: LeCun, gain 1"),
+        free_table_rule(model),
     ]
     return Plan(rules, name="auto", warn_unused=False,
                 description=f"activation-aware (activations found by {desc.method})",

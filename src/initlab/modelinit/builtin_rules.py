@@ -1,5 +1,5 @@
-"""The rules every built-in plan shares: norms and the one embedding rule (see
-:mod:`initlab.modelinit.plans`, "Embeddings")."""
+"""The rules every built-in plan shares: norms and the one embedding rule, for tables and free
+token/position parameters alike (see :mod:`initlab.modelinit.plans`, "Embeddings")."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from .describe import describe
-from .params import NORM_TYPES, module_kind
+from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 
 
@@ -30,16 +30,31 @@ def _tied(model: nn.Module | None) -> list[str]:
     return [p.name for p in describe(model).tied_embeddings()]
 
 
-def embedding_rule(model: nn.Module | None, embedding: Any = "normal") -> Rule:
-    """The one embedding rule of the named schemes (see the module docs, "Embeddings")."""
+def _embedding_init(model: nn.Module | None, embedding: Any) -> tuple[Any, str]:
+    """The one initializer (and its why) of every embedding under a named scheme."""
     if embedding != "normal":
-        return Rule((nn.Embedding, nn.EmbeddingBag), weight=embedding, label="embedding",
-                    why="embeddings: the plan's own rule")
-    tied = _tied(model)
-    if tied:
-        return Rule((nn.Embedding, nn.EmbeddingBag), weight="lecun_normal", label="embedding",
-                    why=f"`{tied[0]}` is tied to the readout: every embedding N(0, 1/dim) "
-                        "(LeCun for the readout it also is: logits std ~1 over normalized "
-                        "features; one scale for token/position/type embeddings)")
-    return Rule((nn.Embedding, nn.EmbeddingBag), weight=get_init("normal", mean=0.0, std=1.0),
-                label="embedding", why="embeddings: N(0, 1) as torch does")
+        return embedding, "embeddings: the plan's own rule"
+    if tied := _tied(model):
+        return "lecun_normal", (
+            f"`{tied[0]}` is tied to the readout: every embedding N(0, 1/dim) (LeCun for the "
+            "readout it also is: logits std ~1 over normalized features; one scale for "
+            "token/position/type embeddings)")
+    return get_init("normal", mean=0.0, std=1.0), "embeddings: N(0, 1) as torch does"
+
+
+def embedding_rule(model: nn.Module | None, embedding: Any = "normal") -> Rule:
+    """The one embedding rule of the named schemes (see the module docs, "Embeddings"), on
+    ``nn.Embedding`` / ``nn.EmbeddingBag`` tables."""
+    init, why = _embedding_init(model, embedding)
+    return Rule((nn.Embedding, nn.EmbeddingBag), weight=init, label="embedding", why=why)
+
+
+def free_table_rule(model: nn.Module | None, embedding: Any = "normal") -> Rule:
+    """The same rule on free token/position tables
+    (:data:`~initlab.modelinit.params.FREE_TABLE_GLOBS`: ViT's ``cls_token`` and
+    ``position_embeddings``, timm's ``pos_embed``), whose fans are those of a table of their
+    last dimension. Plans put it last: no layer's parameter has such a name, so it changes no
+    other match and no other rule's number."""
+    init, why = _embedding_init(model, embedding)
+    return Rule("*", params={g: init for g in FREE_TABLE_GLOBS}, label="token/position",
+                why=why + "; a free token/position table is an embedding of its last dimension")

@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from ..core.validation import InitlabError, check_scalar, fail
-from .builtin_rules import embedding_rule, norm_types
+from .builtin_rules import embedding_rule, free_table_rule, norm_types
 from .checks import check_model, check_not_meta, check_seed
 from .describe import active, describe
 from .engine import initialize
@@ -214,7 +214,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",
                        why="LSUV: zero bias") for n in names]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
-                       why="norm layers: scale 1, shift 0"), embedding_rule(model)],
+                       why="norm layers: scale 1, shift 0"), embedding_rule(model),
+                  free_table_rule(model)],
                name="lsuv", warn_unused=False, reset_running_stats=False,
                description="LSUV (Mishkin & Matas 2016): orthonormal, then unit output variance")
     from .matching import match

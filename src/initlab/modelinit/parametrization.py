@@ -122,8 +122,10 @@ class Scaling:
 def _classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, float]:
     """(class, m_in, m_out) of one parameter from its width dimensions."""
     widths = [d for d in dims if d.is_width]
-    if p.role == "embedding":        # (num, d): the index is its input, d its output
-        io = (0, 1)
+    if p.role == "embedding" and len(dims) >= 2:
+        # (num, d) table, or a free (1, n, d) token/position table: the index is its input, the
+        # last dimension its output
+        io = (0, len(dims) - 1)
     elif p.role in ("weight", "other") and len(dims) >= 2:
         io = io_axes(p.layout, len(dims))
     else:

@@ -59,6 +59,22 @@ CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RNN_GATES = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
 #: kinds of modules whose weights have fans (the "layers" of a model)
 LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha")
+#: local names (globs) of *free* token and position tables: parameters a model holds directly
+#: on a module of its own class rather than in an ``nn.Embedding`` (ViT/DeiT/BEiT/Swin in
+#: Hugging Face: ``cls_token``, ``mask_token``, ``position_embeddings``; timm: ``pos_embed``,
+#: ``dist_token``, ``reg_token``; DINOv2: ``register_tokens``; CLIP: ``class_embedding``).
+#: They are embeddings (role ``embedding``), each a stack of vectors of its last dimension.
+FREE_TABLE_GLOBS = ("*_token", "*_tokens", "pos_embed", "pos_embedding", "position_embedding",
+                    "position_embeddings", "absolute_pos_embed", "class_embedding")
+
+
+def is_free_table(module: nn.Module, local: str) -> bool:
+    """Whether ``module.<local>`` is a free token/position table (:data:`FREE_TABLE_GLOBS`): a
+    parameter of a module initlab does not otherwise know, named as one."""
+    import fnmatch
+
+    return module_kind(module) == "other" and any(
+        fnmatch.fnmatchcase(local, g) for g in FREE_TABLE_GLOBS)
 
 
 @dataclass
@@ -232,6 +248,13 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
             [Block(0, shape[0] if shape else 0, ())], None, ""
     if kind == "embedding":
         return "embedding", "torch", whole, None, ""
+    if is_free_table(module, local) and shape:
+        d = shape[-1]
+        rows = math.prod(shape[:-1])
+        return "embedding", "torch", [Block(0, shape[0], (rows, d))], None, (
+            f"a free token/position table by its name `{local}` (on {type(module).__name__}): "
+            f"an embedding of {rows} vector(s) of dim {d}, fans ({d}, {rows}) as an "
+            "nn.Embedding table's")
     return role, "torch", whole, None, (
         f"module type {type(module).__name__} is not one initlab knows: role `{role}` read from "
         f"the parameter's name, fans from its shape {tuple(shape)} in torch layout")

@@ -18,6 +18,11 @@ Embeddings (token, position, type: one rule per plan)
   (num, dim) table), the LeCun rule of the readout the tensor also is, so that logits over
   normalized features have std ~1 instead of sqrt(dim) (27.7 on GPT-2 small under N(0, 1)).
   ``zeros`` zeros them.
+* Free token and position tables (parameters held directly by a module of the model's own
+  class and named as one: Hugging Face ViT's ``cls_token`` / ``position_embeddings``, timm's
+  ``pos_embed`` / ``dist_token``, DINOv2's ``register_tokens``; the globs are
+  :data:`initlab.modelinit.params.FREE_TABLE_GLOBS`) are embeddings: the same rule, with the
+  fans of a table of their last dimension (N(0, 1/dim) under a tied model's rule).
 * A tied tensor is initialized once, by the rule that matches its **input-embedding** name and
   module (the input embedding wins in every plan, so Fixup's zero classifier never zeroes a tied
   embedding); the report lists it under all its names.
@@ -77,7 +82,7 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
-from .builtin_rules import embedding_rule, norm_types
+from .builtin_rules import embedding_rule, free_table_rule, norm_types
 from .describe import describe
 from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
 from .rules import Plan, Rule
@@ -105,6 +110,7 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Ru
         *extra,
         *_common(model, embedding, zero_embeddings=zero_embeddings),
         Rule(WEIGHTED, params={"*weight*": weight, "*bias*": bias}, label="layers"),
+        free_table_rule(model, "zeros" if zero_embeddings else embedding),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
 

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..core.distributions import Constant, Distribution
+from ..core.fans import to_torch_shape
 from ..core.initializer import Initializer
 from ..core.validation import InitlabTypeError, error_message, fail
 from ..util.dtensor import is_dtensor
@@ -388,6 +389,16 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
             sink.append(moments)
 
 
+def _check_empty(dist, shape, fans, layout: str, role: str) -> None:
+    """What a zero-element tensor or block still gets checked for (see
+    :meth:`Initializer.check_empty`): the rank a structured kind needs, for a resolved
+    Distribution as for an Initializer."""
+    if isinstance(dist, Initializer):
+        dist.check_empty(shape, fans=fans, layout=layout, role=role)
+    elif isinstance(dist, Distribution):
+        dist.check_shape(tuple(shape) if dist.is_elementwise else to_torch_shape(shape, layout))
+
+
 def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=None,
                   offsets=None, placements=None, mesh_shape=None, coordinate=None,
                   fans=None, role: str = "weight", layout: str = "torch", threads=None,
@@ -456,6 +467,9 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
         else:
             o = tuple(offsets) if offsets is not None else (0,) * len(g)
     _check_fillable(local)
+    if 0 in g:  # a zero-element parameter: the documented no-op (its fans of 0 have no formula)
+        _check_empty(dist, g, fans, layout, role)
+        return tensor
     if isinstance(dist, Initializer):
         dist = dist.resolve(g, fans=fans, role=role, layout=layout)
     if not isinstance(dist, Distribution):
@@ -495,6 +509,9 @@ def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, see
         raise fail("rows", f"must satisfy 0 <= start <= stop <= {g[0] if g else 0} (dim 0 of "
                    f"the global shape {g})", rows, "pass a row range of the parameter.")
     sub = (stop - start, *g[1:])
+    if 0 in sub:  # an empty block: nothing to fill (and no fans to resolve a formula with)
+        _check_empty(dist, sub, fans, layout, role)
+        return tensor
     if isinstance(dist, Initializer):
         dist = dist.resolve(sub, fans=fans, role=role, layout=layout)
     lo, hi = max(o[0], start), min(o[0] + local.shape[0], stop)

@@ -1,0 +1,125 @@
+"""Free token and position tables: parameters a model holds directly on a module of its own
+class (Hugging Face ViT's ``cls_token`` / ``position_embeddings``, timm's ``pos_embed``) are
+embeddings to every built-in plan and to the parametrizations, on real models."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import initlab
+from hf_models import vit
+from initlab.modelinit.params import FREE_TABLE_GLOBS, is_free_table
+
+FREE = ("vit.embeddings.cls_token", "vit.embeddings.position_embeddings")
+
+
+def _std_tolerance(n: int) -> float:
+    # the sample std of n iid normals has standard error ~ std / sqrt(2n); 5 standard errors
+    return 5 / math.sqrt(2 * n)
+
+
+def test_vit_free_tables_are_embeddings_with_table_fans():
+    desc = initlab.describe(vit())
+    by = {p.name: p for p in desc.params}
+    assert by[FREE[0]].role == "embedding" and by[FREE[0]].fans == [(64, 1)]
+    assert by[FREE[1]].role == "embedding" and by[FREE[1]].fans == [(64, 17)]
+    assert "free token/position table" in by[FREE[1]].notes[0]
+    # a module initlab knows keeps its own role: a Linear's weight is never a free table
+    assert not is_free_table(nn.Linear(3, 3), "weight")
+    assert "pos_embed" in FREE_TABLE_GLOBS
+
+
+@pytest.mark.parametrize("plan", [p for p in initlab.plans.names()
+                                  if p not in ("lsuv", "isometry")])
+def test_every_plan_initializes_vit_free_tables_without_warning(plan):
+    m = vit()
+    with torch.no_grad():
+        for n in FREE:
+            m.get_parameter(n).fill_(7.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an unmatched-parameter warning fails the test
+        rep = initlab.apply(m, plan, seed=0)
+    for n in FREE:
+        t = m.get_parameter(n)
+        assert not (t == 7.0).any(), (plan, n)
+        rec = rep[n]
+        assert rec.status == "initialized" and rec.role == "embedding", (plan, n, rec.status)
+
+
+def test_free_tables_follow_the_plans_embedding_rule():
+    # "he": N(0, 1) as nn.Embedding tables; "gpt2": N(0, 0.02^2); "zeros": 0
+    for plan, std in (("he", 1.0), ("gpt2", 0.02)):
+        m = vit(hidden=256)
+        initlab.apply(m, plan, seed=1)
+        pos = m.get_parameter(FREE[1]).detach()
+        n = pos.numel()  # 17 x 256
+        assert abs(pos.std().item() / std - 1) < _std_tolerance(n), (plan, pos.std())
+        assert abs(pos.mean().item()) < 5 * std / math.sqrt(n)
+    m = vit()
+    initlab.apply(m, "zeros", seed=0)
+    assert all((m.get_parameter(n) == 0).all() for n in FREE)
+
+
+def test_a_users_timm_style_vit_gets_its_tables():
+    class PatchEmbed(nn.Module):
+        def __init__(self, d):
+            super().__init__()
+            self.proj = nn.Conv2d(3, d, 8, 8)
+
+        def forward(self, x):
+            return self.proj(x).flatten(2).transpose(1, 2)
+
+    class TinyViT(nn.Module):
+        def __init__(self, d=128):
+            super().__init__()
+            self.patch_embed = PatchEmbed(d)
+            self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+            self.pos_embed = nn.Parameter(torch.zeros(1, 17, d))
+            self.block = nn.TransformerEncoderLayer(d, 4, 2 * d, batch_first=True)
+            self.norm = nn.LayerNorm(d)
+            self.head = nn.Linear(d, 10)
+
+        def forward(self, x):
+            x = self.patch_embed(x)
+            x = torch.cat([self.cls_token.expand(len(x), -1, -1), x], 1) + self.pos_embed
+            return self.head(self.norm(self.block(x))[:, 0])
+
+    m = TinyViT()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        initlab.apply(m, "glorot", seed=0)
+    assert m.pos_embed.std().item() == pytest.approx(1.0, abs=_std_tolerance(17 * 128))
+    assert m.cls_token.abs().sum() > 0
+    # reproducible: the same seed draws the same tables
+    m2 = TinyViT()
+    initlab.apply(m2, "glorot", seed=0)
+    assert torch.equal(m.pos_embed, m2.pos_embed) and torch.equal(m.cls_token, m2.cls_token)
+    m(torch.zeros(2, 3, 32, 32))  # still a working model
+
+
+def test_mup_classifies_vit_free_tables_as_input_weights():
+    # before: "`base` makes a kernel dimension of `...cls_token` a width dimension"
+    par = initlab.parametrize(vit(hidden=128), "mup", base=lambda: vit(hidden=64), seed=0)
+    for n in FREE:
+        s = par[n]
+        assert s.klass == "input", (n, s.klass)
+        assert s.lr_adam == 1.0 and s.lr_sgd == 2.0  # mup: input weights, width x2
+    par.remove()
+
+
+def test_auto_and_lsuv_initialize_vit_free_tables():
+    for plan, kw in (("auto", {}), ("lsuv", {"batch": torch.randn(4, 3, 32, 32,
+                                             generator=torch.Generator().manual_seed(0))})):
+        m = vit()
+        with torch.no_grad():
+            for n in FREE:
+                m.get_parameter(n).fill_(7.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            initlab.apply(m, plan, seed=0, **kw)
+        assert all(not (m.get_parameter(n) == 7.0).any() for n in FREE), plan
