@@ -33,7 +33,7 @@ from torch.overrides import TorchFunctionMode
 
 from . import stats as S
 
-_ROW_CHUNK = 1 << 22  # score entries per chunk of rows (float64: 32 MB)
+_ROW_CHUNK = 1 << 22  # score entries per chunk of rows (float32: 16 MB)
 
 
 def p_saturated(slope: float) -> float:
@@ -146,18 +146,19 @@ class AttentionRecorder(TorchFunctionMode):
             keep = cnt >= 2
             if not bool(keep.any()):
                 continue
-            a, cnt = a[keep], cnt[keep].double()
-            s = scores[i:i + step][keep].double()
-            p = probs[i:i + step][keep].double().masked_fill(~a, 0.0)
+            # per-row work in float32 (sums over one row of keys), totals in float64
+            a, cnt = a[keep], cnt[keep].float()
+            s = scores[i:i + step][keep].float()
+            p = probs[i:i + step][keep].float().masked_fill(~a, 0.0)
             s0 = s.masked_fill(~a, 0.0)
             mean = s0.sum(-1) / cnt
-            var += float((((s0 - mean[:, None]) * a).square().sum(-1) / cnt).sum())
+            var += float((((s0 - mean[:, None]) * a).square().sum(-1) / cnt).double().sum())
             top = p.max(-1).values
-            pmax += float(top.sum())
+            pmax += float(top.double().sum())
             sat += float((top > self.p_sat).sum())
-            plogp = torch.where(p > 0, p * p.clamp_min(1e-300).log(), torch.zeros_like(p))
-            ent += float((-plogp.sum(-1) / cnt.log()).sum())
-            keys += float(cnt.sum())
+            plogp = torch.special.xlogy(p, p)  # 0 log 0 = 0
+            ent += float((-plogp.sum(-1) / cnt.log()).double().sum())
+            keys += float(cnt.double().sum())
             rows += int(keep.sum())
         st = S.AttentionStats(len(self.calls), self._stack[-1] if self._stack else "",
                               source, shape, rows, p_saturated=self.p_sat)
