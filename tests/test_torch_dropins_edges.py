@@ -210,3 +210,12 @@ def test_other_random_kinds_refuse_complex_and_leave_it(call):
     with pytest.raises(InitlabError, match=r"complex64.*normal, uniform and sparse"):
         call(t)
     assert (t == 1 + 2j).all()
+
+
+def test_bool_tensors_take_only_false_and_true():
+    b = torch.zeros(3, 3, dtype=torch.bool)
+    assert it.ones_(b).all() and it.eye_(b).sum() == 3 and it.constant_(b, 0).sum() == 0
+    with pytest.raises(InitlabError, match=r"\(bool, 0 and 1 \(False, True\)\) cannot hold the "
+                                           r"value 2"):
+        it.constant_(b, 2)  # torch would store True
+    assert b.sum() == 0  # untouched

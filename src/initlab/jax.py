@@ -283,9 +283,10 @@ class JaxInitializer:
             return jnp.zeros(shape, dtype)
         if not jnp.issubdtype(dtype, jnp.inexact):  # an integer/bool array of a constant kind
             dist = self._resolve(shape, self.fans, self.layout)
-            if isinstance(dist, Constant) and dtype != jnp.bool_:
-                info = jnp.iinfo(dtype)
-                check_fits_integer(dist, str(dtype), int(info.min), int(info.max))
+            if isinstance(dist, Constant):
+                lo, hi = (0, 1) if dtype == jnp.bool_ else (int(jnp.iinfo(dtype).min),
+                                                            int(jnp.iinfo(dtype).max))
+                check_fits_integer(dist, str(dtype), lo, hi)
             return jnp.full(shape, dist.value, dtype, device=out_sharding)
         if self.layout != "jax":
             dist = self._resolve(shape, self.fans, self.layout)

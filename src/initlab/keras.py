@@ -254,9 +254,9 @@ class KerasInitializer(keras.initializers.Initializer):
         if self._array is not None:
             return keras.ops.cast(self._array, dtype) * keras.ops.ones(shape, dtype)
         dist = self.initializer.resolve(shape, role=self.role)
-        if dtype != "bool":
-            info = np.iinfo(dtype)
-            check_fits_integer(dist, dtype, int(info.min), int(info.max))
+        lo, hi = (0, 1) if dtype == "bool" else (int(np.iinfo(dtype).min),
+                                                 int(np.iinfo(dtype).max))
+        check_fits_integer(dist, dtype, lo, hi)
         return keras.ops.full(shape, dist.value, dtype=dtype)
 
     # ------------------------------------------------------------------------- serialization

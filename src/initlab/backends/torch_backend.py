@@ -171,10 +171,10 @@ def check_dtype_range(tensor: torch.Tensor, dist: Distribution, *, name: str = "
         if dist.extent() <= top:  # the common case, without building a message
             return
         check_fits_dtype(dist, str(dt).replace("torch.", ""), top, name=name)
-    elif dt != torch.bool and not dt.is_complex and dist.fixed_values() is not None:
+    elif not dt.is_complex and dist.fixed_values() is not None:
         # (random kinds were refused by check_target, with its own message)
-        info = torch.iinfo(dt)
-        check_fits_integer(dist, str(dt).replace("torch.", ""), info.min, info.max, name=name)
+        lo, hi = (0, 1) if dt == torch.bool else (torch.iinfo(dt).min, torch.iinfo(dt).max)
+        check_fits_integer(dist, str(dt).replace("torch.", ""), lo, hi, name=name)
 
 
 def _warn_zero_elements(shape, stacklevel: int) -> None:

@@ -510,7 +510,7 @@ def check_fits_integer(dist: Distribution, dtype_name: str, lo: int, hi: int, *,
     """Refuse a distribution an integer dtype with range ``[lo, hi]`` cannot hold exactly: a
     random kind (integers are no draw of it), or a fixed value that would be wrapped or
     truncated (``constant(0.3)`` in int32). Zeros, ones, integer constants, eye and dirac pass.
-    """
+    A bool dtype is the range ``[0, 1]`` (``constant(2)`` would become True)."""
     values = dist.fixed_values()
     if values is None:
         raise fail(name, f"({dtype_name}) is an integer dtype, which holds no draw of the random "
@@ -518,9 +518,10 @@ def check_fits_integer(dist: Distribution, dtype_name: str, lo: int, hi: int, *,
                    "ones, constant, identity, dirac) for integer arrays.")
     for v in values:
         if not (lo <= v <= hi and float(v).is_integer()):
+            what = "0 and 1 (False, True)" if dtype_name == "bool" else f"integers in [{lo}, {hi}]"
             raise fail(
-                name, f"({dtype_name}, integers in [{lo}, {hi}]) cannot hold the value {v!r} "
-                "exactly (it would be wrapped or truncated)", v,
+                name, f"({dtype_name}, {what}) cannot hold the value {v!r} exactly (it would be "
+                "wrapped, truncated or made a truth value)", v,
                 f"pass an integer value in [{lo}, {hi}], or use a floating or wider integer "
                 "dtype.")
 
