@@ -48,3 +48,59 @@ def tiny_gpt2():
     cfg = transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2, vocab_size=16, n_positions=8)
     torch.manual_seed(0)
     return transformers.GPT2LMHeadModel(cfg)
+
+
+# ---------------------------------------------------------------------------- more architectures
+# Each with its expected number of residual branches (identity or projection shortcuts of the
+# dataflow): what the model description must find.
+
+_ENC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
+def opt():
+    return transformers.OPTForCausalLM(transformers.OPTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, vocab_size=100,
+        word_embed_proj_dim=32))
+
+
+def bart():
+    return transformers.BartForConditionalGeneration(transformers.BartConfig(
+        d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100))
+
+
+def clip():
+    return transformers.CLIPModel(transformers.CLIPConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, vocab_size=100),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=4, image_size=32, patch_size=8),
+        projection_dim=16))
+
+
+def wav2vec2():
+    return transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(
+        **_ENC, vocab_size=32, conv_dim=(8, 8), conv_stride=(5, 2), conv_kernel=(10, 3),
+        num_feat_extract_layers=2, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4))
+
+
+def dinov2():
+    return transformers.Dinov2Model(transformers.Dinov2Config(**_ENC, image_size=32,
+                                                              patch_size=8))
+
+
+def beit(drop_path_rate=0.1):
+    return transformers.BeitForImageClassification(transformers.BeitConfig(
+        **_ENC, image_size=32, patch_size=8, drop_path_rate=drop_path_rate))
+
+
+def swin(drop_path_rate=0.1):
+    return transformers.SwinForImageClassification(transformers.SwinConfig(
+        image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+        window_size=4, drop_path_rate=drop_path_rate))
+
+
+ARCHITECTURES = {  # name: (factory, residual branches)
+    "opt": (opt, 4), "bart": (bart, 5), "clip": (clip, 4), "wav2vec2": (wav2vec2, 4),
+    "dinov2": (dinov2, 4), "beit": (beit, 4), "swin": (swin, 4),
+}

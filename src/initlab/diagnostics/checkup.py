@@ -13,7 +13,7 @@ What a run does, in order:
    a chain). When no description can be built the report says so and the run continues on
    hooks alone (functional activations then need ``activation=``).
 3. Put the model in train mode (or eval with ``train=False``) with dropout switched off (the
-   modules, and functional dropout and the ``dropout_p`` of ``scaled_dot_product_attention``
+   modules, stochastic depth's drop-path modules, and functional dropout and the ``dropout_p`` of ``scaled_dot_product_attention``
    inside ``forward``): the statistics are those of a training step, without dropout's noise.
 4. Hook every weighted layer (Linear, Conv, HF Conv1D, ...) and every activation module. An
    activation module belongs to the last weighted layer that ran before it and has none yet,
@@ -80,10 +80,12 @@ class _Snapshot:
 
 
 def _set_mode(model: nn.Module, train: bool) -> None:
+    from ..modelinit.dataflow import is_stochastic_depth
+
     model.train(train)
     for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd):
-            m.eval()  # dropout off: measure the network, not the noise
+        if isinstance(m, nn.modules.dropout._DropoutNd) or is_stochastic_depth(m):
+            m.eval()  # dropout and drop path off: measure the network, not the noise
 
 
 _DROPOUTS = frozenset(("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d",

@@ -16,7 +16,9 @@ mark the units:
 * activation modules (whatever :func:`initlab.core.activations.lookup_module` recognizes,
   transformers' classes included);
 * leaf modules of an unknown class that own no parameters (a custom activation): *opaque*, a layer
-  feeding one gets activation "unknown", with a note.
+  feeding one gets activation "unknown", with a note. A leaf of an unknown class whose own
+  parameters are scalars or vectors (a layer scale ``x * gamma``) is looked inside, and so is a
+  stochastic-depth module (:data:`STOCHASTIC_DEPTH`).
 
 From the recorded graph:
 
@@ -165,6 +167,18 @@ def _tensors(obj: Any, out: list, depth: int = 0) -> list:
     return out
 
 
+#: parameterless module classes (by name suffix) that drop whole examples of a residual branch
+#: (stochastic depth: timm's ``DropPath``, Hugging Face's ``BeitDropPath``/``SwinDropPath``...,
+#: torchvision's ``StochasticDepth``): looked inside (a scaling, so the branch is still seen),
+#: and switched off by the doctor like dropout
+STOCHASTIC_DEPTH = ("DropPath", "StochasticDepth")
+
+
+def is_stochastic_depth(module: nn.Module) -> bool:
+    """Whether ``module`` is a stochastic-depth (drop path) module (:data:`STOCHASTIC_DEPTH`)."""
+    return type(module).__name__.endswith(STOCHASTIC_DEPTH)
+
+
 def unit_kind_of(module: nn.Module) -> str | None:
     """How the probe treats a module: ``layer`` / ``norm`` / ``embedding`` / ``other`` (a
     parameter-owning leaf), ``activation``, ``opaque`` (unknown parameterless leaf), or None
@@ -185,9 +199,15 @@ def unit_kind_of(module: nn.Module) -> str | None:
             return "layer"
         if kind in ("norm", "embedding"):
             return kind
+        if all(p is None or p.dim() <= 1 for p in module._parameters.values()) and \
+                not parametrize.is_parametrized(module):
+            # scalars and vectors only (a layer scale, DINOv2's `lambda1`, a learned temperature):
+            # looked inside, so `x * gamma` keeps x a layer's output and a residual branch
+            # closed through it is still seen
+            return None
         return "other"
     if not own and not any(True for _ in module.children()):
-        if type(module).__module__.startswith("torch.nn"):
+        if type(module).__module__.startswith("torch.nn") or is_stochastic_depth(module):
             return None      # torch's own parameterless leaves: looked inside (dropout, pools)
         return "opaque"
     return None

@@ -12,7 +12,9 @@ How the dataflow is found (``method``):
 1. ``"probe"``: one forward on a meta copy (:mod:`initlab.modelinit.dataflow`), with ``batch`` if
    given (moved to meta), else an input built from the model: Hugging Face models from their
    config (``input_ids`` of length 8 in ``[0, vocab_size)``, ``decoder_input_ids`` for
-   encoder-decoders, ``pixel_values`` of ``config.image_size``), other models from their first
+   encoder-decoders, ``pixel_values`` of ``config.image_size``, both for a two-tower model such
+   as CLIP, ``input_values`` of 16000 samples for raw audio, Whisper's ``input_features``),
+   other models from their first
    layer (``Linear(in)``: ``(2, in)``; ``Conv2d(c)``: ``(2, c, s, s)`` for a few sizes s;
    ``Embedding``: token ids; RNNs and Transformer layers: ``(2, 5, d)``).
 2. ``"probe-real"``: when the model cannot run on meta, the same probe on the model itself
@@ -209,6 +211,20 @@ def _accepts(model: nn.Module, kw: str) -> bool:
     return kw in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
 
 
+def _names_param(model: nn.Module, kw: str) -> bool:
+    """Whether ``model.forward`` names ``kw`` itself (not through ``**kwargs``)."""
+    try:
+        return kw in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _pixels(cfg: Any, device: torch.device) -> torch.Tensor:
+    s = getattr(cfg, "image_size", 224)
+    s = s[0] if isinstance(s, (tuple, list)) else s
+    return torch.zeros(1, getattr(cfg, "num_channels", 3), s, s, device=device)
+
+
 def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
     """Candidate inputs built from the model (see the module docs), meta tensors."""
     cfg = getattr(model, "config", None)
@@ -216,19 +232,28 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
     meta = torch.device("meta")
     if cfg is not None:
         main = getattr(model, "main_input_name", "input_ids")
-        if main == "input_ids" and isinstance(getattr(cfg, "vocab_size", None), int):
-            ids = torch.zeros(1, 8, dtype=torch.long, device=meta)
-            kw: dict[str, Any] = {"input_ids": ids}
+        text = getattr(cfg, "text_config", None) or cfg      # CLIP-like: per-tower configs
+        vision = getattr(cfg, "vision_config", None) or cfg
+        kw: dict[str, Any] = {}
+        ids = torch.zeros(1, 8, dtype=torch.long, device=meta)
+        if main == "input_ids" and isinstance(getattr(text, "vocab_size", None), int):
+            kw["input_ids"] = ids
+        elif main == "pixel_values":
+            kw["pixel_values"] = _pixels(vision, meta)
+        elif main == "input_values":          # raw audio (wav2vec2, HuBERT): (batch, samples)
+            kw["input_values"] = torch.zeros(1, 16000, device=meta)
+        elif main == "input_features" and isinstance(getattr(cfg, "num_mel_bins", None), int):
+            n = 2 * int(getattr(cfg, "max_source_positions", 1500))  # Whisper: 2 frames/position
+            kw["input_features"] = torch.zeros(1, cfg.num_mel_bins, n, device=meta)
+        if kw:
+            if main != "pixel_values" and _names_param(model, "pixel_values") and \
+                    getattr(cfg, "vision_config", None) is not None:
+                kw["pixel_values"] = _pixels(vision, meta)     # both towers (CLIP)
             if getattr(cfg, "is_encoder_decoder", False):
                 kw["decoder_input_ids"] = ids
             if _accepts(model, "use_cache") and getattr(cfg, "use_cache", False):
                 kw["use_cache"] = False
             out.append(((), kw))
-        elif main == "pixel_values":
-            s = getattr(cfg, "image_size", 224)
-            s = s[0] if isinstance(s, (tuple, list)) else s
-            c = getattr(cfg, "num_channels", 3)
-            out.append(((), {"pixel_values": torch.zeros(1, c, s, s, device=meta)}))
     first = next((m for m in model.modules() if unit_kind_of(m) in
                   ("layer", "embedding", "norm")), None)
     if first is None:

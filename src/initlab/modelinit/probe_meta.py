@@ -171,7 +171,10 @@ def shape_only(module: nn.Module, ukind: str):
         x = args[0] if args else next(iter(kwargs.values()), None)
         return x if isinstance(x, torch.Tensor) else None
 
-    if isinstance(module, nn.Linear) or is_hf_conv1d(module):
+    def own(base: type) -> bool:  # a subclass with its own forward computes something else
+        return isinstance(module, base) and type(module).forward is base.forward
+
+    if own(nn.Linear) or is_hf_conv1d(module):
         n_in, n_out = (module.in_features, module.out_features) if \
             isinstance(module, nn.Linear) else (module.weight.shape[0], module.nf)
 
@@ -181,7 +184,7 @@ def shape_only(module: nn.Module, ukind: str):
                 raise RuntimeError(f"{type(module).__name__} expects inputs of width {n_in}, "
                                    f"got shape {tuple(x.shape)}")
             return torch.empty((*x.shape[:-1], n_out), dtype=x.dtype, device="meta")
-    elif isinstance(module, nn.Embedding):
+    elif own(nn.Embedding):  # (OPT's and BART's learned positions take other arguments)
         def fwd(*args, **kwargs):
             x = first(args, kwargs)
             if x.is_floating_point():
@@ -189,7 +192,7 @@ def shape_only(module: nn.Module, ukind: str):
                                    f"{x.dtype}")
             return torch.empty((*x.shape, module.embedding_dim), dtype=module.weight.dtype,
                                device="meta")
-    elif isinstance(module, nn.LayerNorm):
+    elif own(nn.LayerNorm):
         ns = tuple(module.normalized_shape)
 
         def fwd(*args, **kwargs):

@@ -1,0 +1,100 @@
+"""The model description on more Hugging Face architectures than GPT-2/Llama/BERT/T5/ViT, built
+from small configs: the probe runs on an input built from each config (encoder-decoders, two
+towers, raw audio), and every residual branch is found through layer scales and stochastic depth,
+which the residual plans and the doctor rely on."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+
+import initlab
+from hf_models import ARCHITECTURES, swin
+from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_probe_runs_and_finds_every_residual_branch(name):
+    build, branches = ARCHITECTURES[name]
+    desc = initlab.describe(build())
+    assert desc.method == "probe", desc.notes
+    assert len(desc.residual_branches) == branches, [b.closing for b in desc.residual_branches]
+
+
+@pytest.mark.parametrize("name", ["dinov2", "beit", "swin", "bart"])
+def test_zero_residual_zeroes_every_branch(name):
+    build, branches = ARCHITECTURES[name]
+    m = build()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # architecture-specific tables left as they are (noted)
+        initlab.apply(m, "zero_residual", seed=0)
+    found = initlab.describe(m).residual_branches
+    assert len(found) == branches
+    for b in found:
+        # the closing layer, or the norm after it inside the branch (BN's gamma), is zero
+        target = b.norms_after[-1] if b.norms_after else b.closing
+        assert (m.get_submodule(target).weight == 0).all(), (b.closing, target)
+
+
+class DropPath(nn.Module):
+    """timm's stochastic depth: drops a whole residual branch per example in training."""
+
+    def __init__(self, p):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        keep = (torch.rand(x.shape[0], *([1] * (x.dim() - 1)), device=x.device) > self.p)
+        return x * keep / (1 - self.p)
+
+
+class LayerScale(nn.Module):
+    def __init__(self, d, init=1e-5):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((d,), init))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class Block(nn.Module):
+    def __init__(self, d=16):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.fc1, self.fc2 = nn.Linear(d, 2 * d), nn.Linear(2 * d, d)
+        self.ls = LayerScale(d)
+        self.drop_path = DropPath(0.5)
+
+    def forward(self, x):
+        return x + self.drop_path(self.ls(self.fc2(torch.relu(self.fc1(self.norm(x))))))
+
+
+def test_layer_scale_and_drop_path_keep_a_users_branches_visible():
+    m = nn.Sequential(Block(), Block(), Block(), nn.Linear(16, 3))
+    assert unit_kind_of(m[0].ls) is None and unit_kind_of(m[0].drop_path) is None
+    assert is_stochastic_depth(m[0].drop_path) and not is_stochastic_depth(m[0].ls)
+    desc = initlab.describe(m, batch=torch.zeros(2, 16))
+    assert [b.closing for b in desc.residual_branches] == ["0.fc2", "1.fc2", "2.fc2"]
+    # relu found through the branch; fc2 closes it (linear)
+    assert desc.layer("0.fc1").activation[0].name == "relu"
+
+
+def test_doctor_switches_drop_path_off():
+    m = swin(drop_path_rate=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Swin's relative-position tables are left as they are
+        initlab.apply(m, "gpt2", seed=0)
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    losses = []
+    for seed in (1, 2):
+        torch.manual_seed(seed)  # drop path would draw another set of dropped examples
+        losses.append(initlab.doctor(m, {"pixel_values": x}).meta["loss_value"])
+    with torch.no_grad():
+        m.eval()
+        expect = float(m(pixel_values=x).logits.sum())
+    assert losses[0] == losses[1] == pytest.approx(expect, rel=1e-5)
