@@ -123,3 +123,17 @@ def test_auto_and_lsuv_initialize_vit_free_tables():
             warnings.simplefilter("error")
             initlab.apply(m, plan, seed=0, **kw)
         assert all(not (m.get_parameter(n) == 7.0).any() for n in FREE), plan
+
+
+def test_wav2vec2_mask_vector_is_drawn_from_the_seed():
+    from hf_models import wav2vec2
+
+    a, b = wav2vec2(), wav2vec2()  # two constructions: different global-RNG draws
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        initlab.apply(a, "he", seed=0)
+        initlab.apply(b, "he", seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(),
+                                                 b.state_dict().values()))
+    by = {p.name: p for p in initlab.describe(a).params}
+    assert by["wav2vec2.masked_spec_embed"].role == "embedding"
