@@ -359,3 +359,24 @@ def test_two_runs_started_on_one_folder(tmp_path):
     keys = [(r["init"], r["lr"], r["seed"], r["epoch"]) for r in recs]
     assert len(keys) == len(set(keys)) == 2 * 2 * 3
     assert not (out / ".lock").exists()
+
+
+def test_out_folder_that_cannot_be_created_is_a_clear_one_line_error(tmp_path, cli, capsys,
+                                                                       monkeypatch):
+    from pathlib import Path as _Path
+
+    real_mkdir = _Path.mkdir
+
+    def refuse(self, *a, **k):
+        if self.name == "o":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *a, **k)
+
+    monkeypatch.setattr(_Path, "mkdir", refuse)
+    target = tmp_path / "o"
+    assert cli([*ARGS, "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err
+    assert err.startswith("initlab: error: `--out` must be a directory initlab can create "
+                          "(Permission denied)") and str(target) in err and "Fix:" in err
+    assert not target.exists()

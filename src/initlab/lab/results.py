@@ -133,9 +133,18 @@ class RunLock:
         if self._fd is not None:
             return self
         check_out_dir(self.dir, self.name)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise fail(self.name, f"must be a directory initlab can create ({exc.strerror})",
+                       str(self.dir), "pass a path under a folder you can write to.") from None
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise fail(self.name, f"must be a directory initlab can write to ({exc.strerror}"
+                           f" on {self.path.name})", str(self.dir),
+                           "pass a folder you can write to.") from None
             try:
                 _lock(fd)
             except OSError:
