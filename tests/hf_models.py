@@ -57,16 +57,17 @@ def tiny_gpt2():
 _ENC = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
 
 
-def opt():
+def opt(**config):
     return transformers.OPTForCausalLM(transformers.OPTConfig(
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, ffn_dim=64, vocab_size=100,
-        word_embed_proj_dim=32))
+        word_embed_proj_dim=32, **config))
 
 
-def bart():
+def bart(**config):
     return transformers.BartForConditionalGeneration(transformers.BartConfig(
         d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=4,
-        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100))
+        decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100,
+        **config))
 
 
 def clip():
@@ -78,10 +79,13 @@ def clip():
         projection_dim=16))
 
 
-def wav2vec2():
+def wav2vec2(**config):
+    # the default config's layerdrop 0.1 skips a layer at random in train mode (initlab's probe
+    # and doctor switch it off)
     return transformers.Wav2Vec2ForCTC(transformers.Wav2Vec2Config(
         **_ENC, vocab_size=32, conv_dim=(8, 8), conv_stride=(5, 2), conv_kernel=(10, 3),
-        num_feat_extract_layers=2, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4))
+        num_feat_extract_layers=2, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4,
+        **config))
 
 
 def dinov2():

@@ -148,3 +148,28 @@ def test_other_module_types_opt_in():
     assert all(abs(s - 1) < 0.1 for s in stds.values())
     with pytest.raises(ValueError, match="`modules` matched no layer"):
         initlab.lsuv(m, x, modules=(nn.Linear,))
+
+
+class _NoisyBlock(nn.Module):
+    """A forward that draws from the global stream (as wav2vec2's LayerDrop draws
+    ``torch.rand([])`` in every mode) around a frozen BatchNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.bn, self.fc2 = nn.Linear(8, 16), nn.BatchNorm1d(16), nn.Linear(16, 4)
+
+    def forward(self, x):
+        torch.rand([])
+        return self.fc2(torch.tanh(self.bn(self.fc1(x))))
+
+
+def test_lsuv_keeps_each_modules_mode_and_the_global_random_state():
+    m = _NoisyBlock()
+    m.train()
+    m.bn.eval()  # a frozen BatchNorm inside a training model: its flag must come back as it was
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    initlab.lsuv(m, x, seed=0)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert m.training and m.fc1.training and not m.bn.training

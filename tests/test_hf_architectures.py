@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from hf_models import ARCHITECTURES, swin
+from hf_models import ARCHITECTURES, bart, opt, swin, wav2vec2
 from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
 
 
@@ -98,3 +98,55 @@ def test_doctor_switches_drop_path_off():
         m.eval()
         expect = float(m(pixel_values=x).logits.sum())
     assert losses[0] == losses[1] == pytest.approx(expect, rel=1e-5)
+
+
+def _global_states():
+    import random
+
+    import numpy as np
+    return (torch.random.get_rng_state(), random.getstate(),
+            np.random.get_state()[1].copy())  # noqa: NPY002
+
+
+@pytest.mark.parametrize("build, config, branches", [
+    (wav2vec2, {"layerdrop": 1.0}, 4),                            # config.layerdrop, read in forward
+    (bart, {"encoder_layerdrop": 1.0, "decoder_layerdrop": 1.0}, 5),  # copied onto the module
+    (opt, {"layerdrop": 1.0}, 4),
+])
+def test_layerdrop_never_hides_a_layer_and_the_global_random_state_is_kept(build, config,
+                                                                           branches):
+    # LayerDrop at 1.0 would skip every layer of a train-mode forward; the probe switches it off
+    # (and SpecAugment), restores the settings, and leaves the user's global streams as they were
+    m = build(**config)
+    assert m.training
+    before = _global_states()
+    desc = initlab.describe(m)
+    after = _global_states()
+    assert len(desc.residual_branches) == branches, [b.closing for b in desc.residual_branches]
+    assert torch.equal(before[0], after[0]) and before[1] == after[1]
+    assert (before[2] == after[2]).all()
+    for key, value in config.items():
+        assert getattr(m.config, key) == value
+    if build is bart:
+        assert m.model.encoder.layerdrop == 1.0 and m.model.decoder.layerdrop == 1.0
+    if build is wav2vec2:
+        assert m.config.apply_spec_augment is True
+
+
+def test_doctor_runs_every_layer_of_a_layerdrop_model():
+    m = wav2vec2(layerdrop=1.0)
+    initlab.apply(m, "auto", seed=0)
+    x = torch.randn(2, 16000, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    before = torch.random.get_rng_state()
+    report = initlab.doctor(m, {"input_values": x})
+    assert torch.equal(torch.random.get_rng_state(), before)
+    assert m.training and m.config.layerdrop == 1.0
+    seen = {s.name for s in report.layers}
+    for i in range(2):  # both encoder layers ran (LayerDrop 1.0 would have skipped both)
+        assert f"wav2vec2.encoder.layers.{i}.feed_forward.output_dense" in seen
+    with torch.no_grad():
+        m.eval()
+        expect = float(m(input_values=x).logits.sum())
+    # no LayerDrop, dropout or SpecAugment noise: the doctor's loss is the eval forward's
+    assert report.meta["loss_value"] == pytest.approx(expect, rel=1e-5)

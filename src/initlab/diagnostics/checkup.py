@@ -12,9 +12,11 @@ What a run does, in order:
    close a residual branch, and the layers' producers (siblings such as q/k/v or gate/up are not
    a chain). When no description can be built the report says so and the run continues on
    hooks alone (functional activations then need ``activation=``).
-3. Put the model in train mode (or eval with ``train=False``) with dropout switched off (the
-   modules, stochastic depth's drop-path modules, and functional dropout and the ``dropout_p`` of ``scaled_dot_product_attention``
-   inside ``forward``): the statistics are those of a training step, without dropout's noise.
+3. Put the model in train mode (or eval with ``train=False``) with its randomness switched off
+   (:func:`initlab.modelinit.dataflow.stochastic_off`: dropout and drop-path modules, LayerDrop
+   and SpecAugment settings; functional dropout and the ``dropout_p`` of
+   ``scaled_dot_product_attention`` inside ``forward``): the statistics are those of a training
+   step, without dropout's noise, and every layer runs.
 4. Hook every weighted layer (Linear, Conv, HF Conv1D, ...) and every activation module. An
    activation module belongs to the last weighted layer that ran before it and has none yet,
    unless the description says that layer is linear (``Linear -> BatchNorm -> ReLU`` pairs the
@@ -50,6 +52,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
+from ..modelinit.dataflow import stochastic_off
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
@@ -79,13 +82,6 @@ class _Snapshot:
             m.training = flag
 
 
-def _set_mode(model: nn.Module, train: bool) -> None:
-    from ..modelinit.dataflow import is_stochastic_depth
-
-    model.train(train)
-    for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd) or is_stochastic_depth(m):
-            m.eval()  # dropout and drop path off: measure the network, not the noise
 
 
 _DROPOUTS = frozenset(("dropout", "alpha_dropout", "feature_alpha_dropout", "dropout1d",
@@ -532,7 +528,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             stream = StreamRecorder(hooks, branches) if branches else None
             attn = AttentionRecorder(hooks, model, th.saturation_slope)
             rec = _Recorder(hooks, fallback, th, bins, desc_of, stream)
-            _set_mode(model, train)
+            model.train(train)
             seen: set[int] = set()
             for name, m in model.named_modules():
                 if id(m) in seen:
@@ -545,7 +541,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
                     if spec is not None:
                         hooks.register(m, rec.act_pre_hook(), "forward_pre")
                         hooks.register(m, rec.act_hook(name, spec))
-            with torch.random.fork_rng(devices=cuda), torch.enable_grad():
+            # dropout, drop path, LayerDrop off: measure the network, not the noise
+            with stochastic_off(model), torch.enable_grad():
                 for p, _ in snap.grads:
                     p.grad = None
                 with _DropoutOff(), attn, stream if stream is not None else _nullcontext():

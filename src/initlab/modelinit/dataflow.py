@@ -20,6 +20,9 @@ mark the units:
   parameters are scalars or vectors (a layer scale ``x * gamma``) is looked inside, and so is a
   stochastic-depth module (:data:`STOCHASTIC_DEPTH`).
 
+The forward runs under :func:`stochastic_off` (no dropout, drop path or LayerDrop: a layer that a
+random draw skipped would be missing from the description; the global random state is kept).
+
 From the recorded graph:
 
 * **activation after a layer**: its output is followed through shape-only ops (view, reshape,
@@ -48,10 +51,13 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
@@ -177,6 +183,54 @@ STOCHASTIC_DEPTH = ("DropPath", "StochasticDepth")
 def is_stochastic_depth(module: nn.Module) -> bool:
     """Whether ``module`` is a stochastic-depth (drop path) module (:data:`STOCHASTIC_DEPTH`)."""
     return type(module).__name__.endswith(STOCHASTIC_DEPTH)
+
+
+#: attributes (of a module, or of the ``config`` it holds) that make a forward skip whole layers
+#: at random in train mode (LayerDrop: Hugging Face's wav2vec2/HuBERT read ``config.layerdrop``,
+#: BART/Whisper/OPT copy ``encoder_layerdrop``/``decoder_layerdrop``/``layerdrop`` onto the
+#: encoder/decoder) or augment the input at random (wav2vec2's SpecAugment,
+#: ``config.apply_spec_augment``): set to 0 / False while initlab runs the model
+STOCHASTIC_ATTRS = ("layerdrop", "encoder_layerdrop", "decoder_layerdrop", "apply_spec_augment")
+
+
+@contextlib.contextmanager
+def stochastic_off(model: nn.Module) -> Iterator[None]:
+    """Run ``model`` without its randomness: dropout and stochastic-depth modules in eval mode,
+    :data:`STOCHASTIC_ATTRS` at 0 / False, and the global random state of Python, NumPy, the CPU
+    and the model's GPUs as it was before (a forward that draws from it, wav2vec2's LayerDrop
+    ``torch.rand([])``, leaves the user's stream untouched). Everything is restored on exit."""
+    flags: list[tuple[nn.Module, bool]] = []
+    attrs: list[tuple[Any, str, Any]] = []
+    seen: set[int] = set()
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd) or is_stochastic_depth(m):
+            flags.append((m, m.training))
+            m.training = False
+        for obj in (m, getattr(m, "config", None)):
+            if obj is None or id(obj) in seen:
+                continue
+            seen.add(id(obj))
+            for a in STOCHASTIC_ATTRS:
+                v = getattr(obj, a, None)
+                if isinstance(v, bool) and v:
+                    attrs.append((obj, a, v))
+                    setattr(obj, a, False)
+                elif isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
+                    attrs.append((obj, a, v))
+                    setattr(obj, a, type(v)(0))
+    cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
+    # the legacy global states are what a forward may draw from: saved as they are
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+        for obj, a, v in reversed(attrs):
+            setattr(obj, a, v)
+        for m, flag in flags:
+            m.training = flag
 
 
 def unit_kind_of(module: nn.Module) -> str | None:
@@ -470,7 +524,7 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
                   for k, v in kwargs.items()}
     try:
         ctx = torch.enable_grad() if on_meta else torch.no_grad()
-        with ctx, mode:
+        with ctx, stochastic_off(target), mode:
             inp_nodes = []
             for t in _tensors(args, []) + _tensors(kwargs, []):
                 n = mode.new_node("input", "input", ())

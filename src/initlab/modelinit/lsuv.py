@@ -41,6 +41,7 @@ import torch.nn as nn
 from ..core.validation import InitlabError, check_scalar, fail
 from .builtin_rules import embedding_rule, free_table_rule, norm_types
 from .checks import check_model, check_not_meta, check_seed
+from .dataflow import stochastic_off
 from .describe import active, describe
 from .engine import initialize
 from .params import is_hf_conv1d
@@ -125,7 +126,7 @@ def _first_tensor(out: Any) -> torch.Tensor:
 
 def _forward(model: nn.Module, batch: Any) -> None:
     try:
-        with torch.no_grad():
+        with torch.no_grad(), stochastic_off(model):  # the user's global random state is kept
             _call(model, batch)
     except _Stop:
         pass
@@ -202,12 +203,17 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         raise fail("modules", "matched no layer with a weight in the model",
                    [t.__name__ for t in mods], "pass the layer types your model uses.")
     # the batch must run before anything is written
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # each module's own flag comes back
+
+    def restore_modes() -> None:
+        for m, flag in modes:
+            m.training = flag
+
     model.eval()
     try:
         _forward(model, batch)
     finally:
-        model.train(was_training)
+        restore_modes()
     names = [n for n, _ in selected]
     pre = Plan([Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
                      why="LSUV: orthonormal pre-init") for n in names]
@@ -264,9 +270,9 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                                     abs(std - target_std) < tol))
     except BaseException:
         restore(snap)
-        model.train(was_training)
+        restore_modes()
         raise
-    model.train(was_training)
+    restore_modes()
     report = LSUVReport(layers, tol, target_std, max_iter, seed,
                         skipped=[n for n, _ in selected if n not in order],
                         init_report=init_report, tied=tied)
