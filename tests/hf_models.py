@@ -108,3 +108,36 @@ ARCHITECTURES = {  # name: (factory, residual branches)
     "opt": (opt, 4), "bart": (bart, 5), "clip": (clip, 4), "wav2vec2": (wav2vec2, 4),
     "dinov2": (dinov2, 4), "beit": (beit, 4), "swin": (swin, 4),
 }
+
+
+# ---------------------------------------------------------------------------- mixtures of experts
+# transformers v5 stores each MoE layer's experts stacked in one module (an expert bank, e.g.
+# MixtralExperts: gate_up_proj (E, 2I, H), down_proj (E, H, I)) beside a router of its own class.
+
+_MOE = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            vocab_size=128, bos_token_id=0, eos_token_id=0)
+
+
+def mixtral(**config):
+    cfg = dict(_MOE, intermediate_size=96, num_local_experts=4, num_experts_per_tok=2)
+    cfg.update(config)
+    return transformers.MixtralForCausalLM(transformers.MixtralConfig(**cfg))
+
+
+def gpt_oss(**config):
+    """GPT-OSS: experts stored (in, out) (``is_transposed=True``), with per-expert biases."""
+    cfg = dict(_MOE, intermediate_size=96, head_dim=16, num_local_experts=4,
+               num_experts_per_tok=2, layer_types=["full_attention"] * 2)
+    cfg.update(config)
+    return transformers.GptOssForCausalLM(transformers.GptOssConfig(**cfg))
+
+
+def deepseek_v3(**config):
+    """DeepSeek-V3: a dense first layer, then routed experts beside a shared expert (both close
+    the MoE branch: the residual add takes their sum)."""
+    cfg = dict(_MOE, intermediate_size=96, moe_intermediate_size=48, n_routed_experts=4,
+               num_experts_per_tok=2, n_shared_experts=1, first_k_dense_replace=1, n_group=1,
+               topk_group=1, kv_lora_rank=16, q_lora_rank=32, qk_rope_head_dim=8,
+               qk_nope_head_dim=8, v_head_dim=16)
+    cfg.update(config)
+    return transformers.DeepseekV3ForCausalLM(transformers.DeepseekV3Config(**cfg))

@@ -552,3 +552,24 @@ def test_query_zero_init_refuses_a_parametrized_query():
     with pytest.raises(InitlabError, match="would zero queries that a parametrization computes"):
         initlab.parametrize(m, "mup", base=lambda: make(16), seed=0, query_zero_init=True)
     assert all(torch.equal(before[n], p) for n, p in m.state_dict().items())
+
+
+def test_a_forward_multiplier_on_a_module_with_two_matrices_is_refused_before_any_write():
+    # ntk's hidden multiplier on an LSTM's weight_hh would be a pre-hook scaling the LSTM's
+    # input, i.e. weight_ih's contribution: refused, and nothing is written
+    class Net(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.rnn, self.head = nn.LSTM(8, w, batch_first=True), nn.Linear(w, 3)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0])
+
+    m = Net(64)
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    with pytest.raises(InitlabError, match=r"`rnn` \(LSTM\) holds 2 matrices"):
+        initlab.parametrize(m, "ntk", base=lambda: Net(16), seed=0)
+    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+    assert not m.rnn._forward_pre_hooks
+    par = initlab.parametrize(m, "mup", base=lambda: Net(16), seed=0)  # no hidden multiplier
+    assert par["rnn.weight_hh_l0"].klass == "hidden" and par["rnn.weight_hh_l0"].multiplier == 1

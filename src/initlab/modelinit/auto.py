@@ -37,9 +37,10 @@ from ..core.fans import to_torch_shape
 from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
-from .builtin_rules import embedding_rule, free_table_rule, norm_types
+from .builtin_rules import embedding_rule, expert_rule, free_table_rule, norm_types, router_types
 from .dataflow import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
+from .experts import expert_part
 from .params import CONV_TYPES, CONVT_TYPES
 from .rules import Plan, Rule
 
@@ -91,6 +92,32 @@ def _layer_kind(layer) -> str:
     return "dense"
 
 
+def _expert_rules(desc, layer, **how) -> list[Rule]:
+    """``auto``'s rules for an expert bank: each input projection (``gate_up_proj``,
+    ``up_proj``...) as a layer followed by the bank's own activation (a gated unit's two halves
+    get the gate's choice, as ``auto`` gives Llama's ``gate_proj`` and ``up_proj``), the output
+    projection (``down_proj``) as a layer followed by what follows the bank (usually the
+    residual addition: linear); every expert drawn with one expert's fans. Per-expert biases
+    get their projection's bias choice."""
+    rules: list[Rule] = []
+    prefix = f"{layer.name}." if layer.name else ""
+    label = f"auto {layer.name or '(root)'}"
+    weights = {p.local: p for p in desc.params
+               if p.module_name == layer.name and p.kind == "experts" and len(p.shape) == 3}
+    for local, p in weights.items():
+        init, bias, why = choose(p.activation, readout=False, layer="dense",
+                                 deep_relu="orthogonal", **how)
+        part = "input" if expert_part(local) == "in" else "output"
+        found = f" [{part} projection of an expert bank, per expert; found by " \
+                f"{desc.method}: {p.activation_why}]"
+        rules.append(Rule(f"{prefix}{local}", init, label=label, why=why + found))
+        for b in desc.params:
+            if b.module_name == layer.name and b.role == "bias" and b.kind == "experts" and \
+                    b.local.startswith(local):
+                rules.append(Rule(f"{prefix}{b.local}", bias, label=label, why=why))
+    return rules
+
+
 def following_activations(model: nn.Module, batch: Any = None
                           ) -> tuple[dict[str, Any], str]:
     """``({layer name: activation}, how)`` from the model description."""
@@ -124,8 +151,12 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     for layer in desc.layers:
         if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
             continue
-        kind = _layer_kind(layer)
         residual = layer.residual_branch is not None or layer.name in inside
+        if layer.kind == "experts":
+            rules += _expert_rules(desc, layer, tanh=tanh, depth=depth, residual=residual,
+                                   isometry=isometry, spread=spread)
+            continue
+        kind = _layer_kind(layer)
         # fed by exactly one layer whose output is mirrored, on the main path, through nothing
         # that breaks the pairing [f(u), f(-u)] (dataflow.MIRROR_SAFE): fold it back
         feed = (mirrored.get(layer.inputs[0]) if len(layer.inputs) == 1 and not residual
@@ -186,9 +217,12 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                               "(Saxe et al. 2014), zero biases"),
         Rule(nn.MultiheadAttention, params={"*weight": "glorot_uniform", "*bias*": "zeros"},
              label="attention", why="attention q/k/v: Glorot per (E, E) block"),
-        Rule((*LAYERS, "Conv1D"), bias="zeros", label="biases", why="biases zero"),
-        Rule((*LAYERS, "Conv1D"), weight="lecun_normal", label="layers",
+        Rule((*LAYERS, "Conv1D", *router_types(model)), bias="zeros", label="biases",
+             why="biases zero"),
+        Rule((*LAYERS, "Conv1D", *router_types(model)), weight="lecun_normal", label="layers",
              why="layer not in the description: LeCun, gain 1"),
+        *expert_rule(model, "lecun_normal", label="experts",
+                     why="expert bank not in the description: LeCun per expert, gain 1"),
         free_table_rule(model),
     ]
     return Plan(rules, name="auto", warn_unused=False,

@@ -9,6 +9,7 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from .describe import describe
+from .experts import is_router
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 
@@ -22,6 +23,37 @@ def norm_types(model: nn.Module | None) -> tuple[Any, ...]:
         extra = {type(m).__name__ for m in model.modules()
                  if module_kind(m) == "norm" and not isinstance(m, NORM_TYPES)}
     return (*NORM_TYPES, *sorted(extra))
+
+
+def router_types(model: nn.Module | None) -> tuple[str, ...]:
+    """Class names of the mixture-of-experts routers in ``model``
+    (:func:`~initlab.modelinit.params.is_router`: linear layers in all but their class), for
+    the rules that treat them as ``nn.Linear``."""
+    if model is None:
+        return ()
+    return tuple(sorted({type(m).__name__ for m in model.modules() if is_router(m)}))
+
+
+def expert_types(model: nn.Module | None) -> tuple[str, ...]:
+    """Class names of the expert banks in ``model`` (module kind ``experts``: stacked
+    per-expert matrices, see :func:`~initlab.modelinit.params.expert_count`)."""
+    if model is None:
+        return ()
+    return tuple(sorted({type(m).__name__ for m in model.modules()
+                         if module_kind(m) == "experts"}))
+
+
+def expert_rule(model: nn.Module | None, weight: Any, bias: Any = "zeros", *,
+                label: str = "experts", why: str = "") -> list[Rule]:
+    """The rule a named scheme gives every expert bank of ``model``: ``weight`` for each
+    expert's matrices (drawn per expert, with one expert's fans), ``bias`` for per-expert
+    biases; no rule when the model has no bank."""
+    banks = expert_types(model)
+    if not banks:
+        return []
+    return [Rule(banks, params={"*bias*": bias, "*": weight}, label=label,
+                 why=why or "expert bank: each expert's matrix initialized as a layer of its "
+                            "own shape and fans")]
 
 
 def _tied(model: nn.Module | None) -> list[str]:

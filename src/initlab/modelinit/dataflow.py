@@ -37,8 +37,9 @@ From the recorded graph:
 * **readout**: the layers whose output reaches the model's first output tensor (the logits of a
   Hugging Face model) through shape-only ops.
 * **residual branches**: every addition ``a + b`` where ``a`` is an ancestor of ``b`` (identity
-  shortcut) or both descend from one tensor and ``b`` passes through more layers (projection
-  shortcut), and ``b`` comes from a layer through shape-only ops and norms. The branch is every
+  shortcut) or both descend from one tensor, ``a`` through at most one layer and ``b`` through
+  more (projection shortcut: ResNet's 1x1 conv; two multi-layer paths added, a MoE block's
+  routed and shared experts, are one branch's output), and ``b`` comes from a layer through shape-only ops and norms. The branch is every
   node between the shortcut's source and ``b``; its *closing* layer is the last layer on it
   (GPT-2's ``c_proj``, Llama's ``o_proj``/``down_proj``, BERT's ``output.dense``, torch's
   ``out_proj``/``linear2``), whatever it is called.
@@ -134,6 +135,14 @@ class Branch:
     norms_after: list[str]         # norms after the closing layer (zero_residual targets them)
     shortcut: str                  # "identity" | "projection"
     add_op: str                    # the op that closed it
+    #: every layer whose output reaches the addition (dataflow order; ``closing`` is the last):
+    #: one for a Llama block, two when a MoE block adds its shared expert to its routed experts
+    closers: list[str] = field(default_factory=list)
+
+    @property
+    def closing_layers(self) -> list[str]:
+        """:attr:`closers`, or ``[closing]`` for a branch recorded without them."""
+        return list(self.closers) or [self.closing]
 
     @property
     def depth(self) -> int:
@@ -449,7 +458,10 @@ class _Probe(TorchFunctionMode):
                     for side in (a, b):
                         nodes = self.branch_nodes(src, side.idx)
                         sides.append(sum(self.g.nodes[i].unit_kind == "layer" for i in nodes))
-                    if sides[0] != sides[1]:
+                    # a projection shortcut is one layer (ResNet's 1x1 conv, with its norm):
+                    # two multi-layer paths added together (a MoE block's routed and shared
+                    # experts) are one branch's output, not a branch and its shortcut
+                    if sides[0] != sides[1] and min(sides) <= 1:
                         br, sk = (a, b) if sides[0] > sides[1] else (b, a)
                         if br.pending:
                             found = (sk, br, src, "projection")
@@ -475,9 +487,12 @@ class _Probe(TorchFunctionMode):
         last_idx = max(n.idx for n in layers if self.mha_out.get(n.name, n.name) == closing) \
             if any(self.mha_out.get(n.name, n.name) == closing for n in layers) else -1
         norms = [self.g.nodes[i] for i in nodes if self.g.nodes[i].unit_kind == "norm"]
+        order = {self.mha_out.get(n.name, n.name): n.idx for n in layers}
+        closers = sorted((x for x in branch.pending if x in order), key=order.__getitem__)
         self.g.branches.append(Branch(
             len(self.g.branches), closing, names, [n.name for n in norms],
-            [n.name for n in norms if n.idx > last_idx], kind, fname))
+            [n.name for n in norms if n.idx > last_idx], kind, fname,
+            closers if closing in closers else [closing]))
         self.outcome(branch.pending, Outcome("linear", why=f"closes residual branch "
                                              f"#{len(self.g.branches) - 1} (`{fname}`)"))
         return merged

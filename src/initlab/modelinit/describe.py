@@ -58,6 +58,7 @@ import torch.nn as nn
 from ..core.activations import lookup_module
 from ..core.validation import InitlabError, fail
 from .dataflow import Branch, Graph, base_name, probe, unit_kind_of
+from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
 from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
 
@@ -585,6 +586,11 @@ def _fill_params(desc: ModelDescription) -> None:
                 p.activation, p.activation_why = layer.activation, layer.activation_why
                 p.gated_by = layer.gated_by
                 p.residual_branch = layer.residual_branch
+                if p.kind == "experts" and expert_part(p.local) == "in":
+                    # inside the bank: its own activation, not what follows the bank
+                    p.activation, p.activation_why = expert_activation(layer.module)
+                    p.gated_by, p.residual_branch = None, None
+                    p.is_readout = False
         if p.role not in ("weight", "bias") or p.kind not in LAYER_KINDS:
             if p.module_name not in by_name:
                 p.activation, p.activation_why = None, f"{p.role}: no activation applies"

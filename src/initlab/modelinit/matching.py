@@ -112,7 +112,7 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
                             f"#{a.rule_index} {a.rule.describe()}).")
             continue
         for b in a.blocks:
-            bshape = p.shape if len(a.blocks) == 1 else (b.stop - b.start, *p.shape[1:])
+            bshape = b.shape_in(p.shape, len(a.blocks))
             fans = _fans_of(b.fan_shape, a.layout)
             try:
                 dist = a.init.resolve(bshape, fans=fans, layout=a.layout, role=p.fan_role)

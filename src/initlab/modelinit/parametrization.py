@@ -75,12 +75,11 @@ import torch
 import torch.nn as nn
 
 from ..core.fans import fans as core_fans
-from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
 from .params import ParamInfo, collect_params, mup_attention_scales, required_queries
 from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
-from .widths import WidthDim, width_shapes
+from .widths import classify, width_shapes
 
 CLASSES = ("input", "hidden", "output", "vector", "fixed")
 OPTIMIZERS = ("adam", "sgd")
@@ -117,35 +116,6 @@ class Scaling:
         if optimizer == "adam":
             return abs(self.multiplier) * self.lr_adam
         return self.multiplier ** 2 * self.lr_sgd
-
-
-def _classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, float]:
-    """(class, m_in, m_out) of one parameter from its width dimensions."""
-    widths = [d for d in dims if d.is_width]
-    if p.role == "embedding" and len(dims) >= 2:
-        # (num, d) table, or a free (1, n, d) token/position table: the index is its input, the
-        # last dimension its output
-        io = (0, len(dims) - 1)
-    elif p.role in ("weight", "other") and len(dims) >= 2:
-        io = io_axes(p.layout, len(dims))
-    else:
-        io = None
-    if io is None:
-        m = widths[0].mult if widths else 1.0
-        if len(widths) > 1:
-            raise fail("base", f"gives `{p.name}` (a {len(dims)}-D {p.role}) more than one width "
-                       "dimension", [d.dim for d in dims], "declare its base shape with None "
-                       "for the dimensions that are not width.")
-        return ("vector" if widths else "fixed"), 1.0, m
-    i, o = io
-    extra = [k for k, d in enumerate(dims) if d.is_width and k not in io]
-    if extra:
-        raise fail("base", f"makes a kernel dimension of `{p.name}` a width dimension",
-                   [d.dim for d in dims], "change only channel/feature sizes in the base model.")
-    win, wout = dims[i].is_width, dims[o].is_width
-    klass = {(True, True): "hidden", (False, True): "input", (True, False): "output",
-             (False, False): "fixed"}[(win, wout)]
-    return klass, dims[i].mult, dims[o].mult
 
 
 def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
@@ -188,7 +158,7 @@ def _std_at(init: Any, p: ParamInfo) -> float | None:
     for b in p.blocks:
         fans = None if len(b.fan_shape) < 2 or 0 in b.fan_shape else core_fans(b.fan_shape,
                                                                                p.layout)
-        bshape = tuple(p.shape) if len(p.blocks) == 1 else (b.stop - b.start, *p.shape[1:])
+        bshape = b.shape_in(tuple(p.shape), len(p.blocks))
         d = init.resolve(bshape, fans=fans, layout=p.layout, role=p.fan_role)
         stds.append(d.expected_std(bshape))
     if not stds or any(v is None for v in stds) or len({round(v, 12) for v in stds}) != 1:
@@ -328,6 +298,28 @@ def _build_base(base: Any) -> Any:
     return base
 
 
+def _check_forward_multipliers(by_info: list[tuple[ParamInfo, Scaling]], name: str) -> None:
+    """A forward multiplier is installed as a pre-hook scaling the module's input, which is the
+    weight's multiplier only when the weight is the module's one matrix. A module holding two
+    (an LSTM's ``weight_ih``/``weight_hh``, an expert bank's ``gate_up_proj``/``down_proj``)
+    would get its input scaled once per matrix and its second matrix not at all: refused
+    before anything is written."""
+    mats: dict[int, list[str]] = {}
+    for p, _s in by_info:
+        if p.role in ("weight", "other") and len(p.shape) >= 2:
+            mats.setdefault(id(p.module), []).append(p.name)
+    for p, s in by_info:
+        names = mats.get(id(p.module), [])
+        if s.multiplier != 1.0 and p.role in ("weight", "other") and len(names) > 1:
+            raise fail("name", f"gives `{p.name}` a forward multiplier ({s.multiplier:.4g}), "
+                       f"and its module `{p.module_name or '(root)'}` "
+                       f"({type(p.module).__name__}) holds {len(names)} matrices "
+                       f"({', '.join(names)}), so scaling the module's input cannot be that "
+                       "one matrix's multiplier", name,
+                       "use 'mup' or 'sp' (whose hidden matrices have no forward multiplier), "
+                       "or split the module into one layer per matrix.")
+
+
 def _layer_use(p: ParamInfo) -> tuple[str, nn.Module] | None:
     """The (module name, module) that uses ``p`` as a layer weight (a tied embedding's readout
     use; else the owner)."""
@@ -405,13 +397,14 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     scalings: list[Scaling] = []
     by_info: list[tuple[ParamInfo, Scaling]] = []
     for p in infos:
-        klass, m_in, m_out = _classify(p, widths[p.name])
+        klass, m_in, m_out = classify(p, widths[p.name])
         s = Scaling(name=p.name, shape=tuple(p.shape), klass=klass, m_in=m_in, m_out=m_out,
                     aliases=tuple(p.aliases))
         for k, v in _rules(name, klass, m_in, m_out, output_mult).items():
             setattr(s, k, v)
         scalings.append(s)
         by_info.append((p, s))
+    _check_forward_multipliers(by_info, name)
     if name == "mfp":
         m_model = max((s.m_in for s in scalings if s.klass == "output"), default=1.0)
         for s in scalings:

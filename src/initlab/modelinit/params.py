@@ -50,6 +50,7 @@ import torch.nn as nn
 
 from ..core.validation import fail
 from ..util.hashing import canonical_param_name
+from .experts import expert_count, expert_layout, is_router
 
 NORM_TYPES: tuple[type, ...] = tuple(
     t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
@@ -58,7 +59,7 @@ CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RNN_GATES = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
 #: kinds of modules whose weights have fans (the "layers" of a model)
-LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha")
+LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha", "experts")
 #: local names (globs) of *free* token and position tables: parameters a model holds directly
 #: on a module of its own class rather than in an ``nn.Embedding`` (ViT/DeiT/BEiT/Swin in
 #: Hugging Face: ``cls_token``, ``mask_token``, ``position_embeddings``; timm: ``pos_embed``,
@@ -88,6 +89,18 @@ class Block:
     stop: int
     fan_shape: tuple[int, ...]
     label: str = ""
+    #: the block is the one slice ``tensor[start]`` (``stop == start + 1``: an expert of a
+    #: bank of stacked matrices), drawn with the slice's shape, so a shape-aware initializer
+    #: (orthogonal, sparse) sees one expert's matrix
+    single: bool = False
+
+    def shape_in(self, shape: tuple[int, ...], n_blocks: int) -> tuple[int, ...]:
+        """The shape of this block's slice of a tensor of ``shape`` split into ``n_blocks``."""
+        if self.single:
+            return tuple(shape[1:])
+        if n_blocks == 1:
+            return tuple(shape)
+        return (self.stop - self.start, *shape[1:])
 
 
 @dataclass
@@ -173,6 +186,10 @@ def module_kind(module: nn.Module) -> str:
         return "hf_conv1d"
     if looks_like_norm(module):
         return "norm"
+    if is_router(module):
+        return "linear"
+    if expert_count(module) is not None:
+        return "experts"
     return "other"
 
 
@@ -245,6 +262,22 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
         if local in ("bias_k", "bias_v"):
             return "bias", "torch", [Block(0, shape[0], (e, e))], None, ""
         return role, "torch", whole, None, ""
+    if kind == "experts":
+        if len(shape) == 3:
+            layout, how = expert_layout(module, local, shape)
+            blocks = [Block(e, e + 1, shape[1:], f"expert_{e}", single=True)
+                      for e in range(shape[0])]
+            return role, layout, blocks, "experts", (
+                f"expert bank of {shape[0]} experts: each expert's {shape[1]}x{shape[2]} "
+                f"matrix drawn as its own layer, with its own fans and stream; layout from "
+                f"{how}")
+        stem = local[:-len("_bias")] if local.endswith("_bias") else local.replace("bias",
+                                                                                  "weight")
+        ws = weight_shape(module, stem)
+        layout = expert_layout(module, stem, ws)[0] if ws and len(ws) == 3 else "torch"
+        fan = ws[1:] if ws and len(ws) == 3 else shape[1:]
+        return role, layout, [Block(e, e + 1, fan, f"expert_{e}", single=True)
+                              for e in range(shape[0])], "experts", ""
     if kind == "norm":
         return ("norm_shift" if is_bias else "norm_scale"), "torch", \
             [Block(0, shape[0] if shape else 0, ())], None, ""

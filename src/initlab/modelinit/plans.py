@@ -9,6 +9,14 @@ BatchNorm, torch's RMSNorm, and norms of other classes found structurally: Llama
 RMSNorm) get scale 1, shift 0 and their running statistics reset. Choosing gains per activation
 is the job of ``auto``.
 
+Mixtures of experts: a router (transformers' ``MixtralTopKRouter``, DeepSeek's ``MoEGate``) is a
+Linear layer; an expert bank (stacked per-expert matrices, ``MixtralExperts``) gets the scheme per
+expert, each expert's matrix drawn with its own fans and stream (``torch_default``: what
+``nn.Linear`` would give that expert). A bank's output projection (``down_proj``) is the layer
+that closes its residual branch (:func:`initlab.modelinit.experts.closing_params`): ``gpt2``
+scales it, ``zero_residual`` and ``fixup`` zero it, with every other layer whose output reaches
+the same residual addition (a shared expert beside the bank).
+
 Embeddings (token, position, type: one rule per plan)
 -----------------------------------------------------
 * ``gpt2``: N(0, 0.02^2), as GPT-2 publishes.
@@ -82,8 +90,9 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
-from .builtin_rules import embedding_rule, free_table_rule, norm_types
+from .builtin_rules import embedding_rule, expert_rule, free_table_rule, norm_types, router_types
 from .describe import describe
+from .experts import closing_params
 from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
 from .rules import Plan, Rule
 
@@ -109,7 +118,9 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Ru
     rules = [
         *extra,
         *_common(model, embedding, zero_embeddings=zero_embeddings),
-        Rule(WEIGHTED, params={"*weight*": weight, "*bias*": bias}, label="layers"),
+        Rule((*WEIGHTED, *router_types(model)), params={"*weight*": weight, "*bias*": bias},
+             label="layers"),
+        *expert_rule(model, weight, bias),
         free_table_rule(model, "zeros" if zero_embeddings else embedding),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
@@ -242,13 +253,14 @@ def gpt2(model: nn.Module | None = None, *, n_layer: int | None = None,
             "by dataflow: last layer before the residual addition"
         seen = set()
         for br in branches:
-            if br.closing in seen:
-                continue
-            seen.add(br.closing)
-            extra.append(Rule(f"{br.closing}.weight" if br.closing else "weight", res,
-                              label=f"residual {br.closing}",
-                              why=f"closes residual branch #{br.index} (found {how}): "
-                                  f"0.02/sqrt(N), N={n}"))
+            for closer in br.closing_layers:
+                if closer in seen:
+                    continue
+                seen.add(closer)
+                for target in closing_params(desc, closer)[0]:
+                    extra.append(Rule(target, res, label=f"residual {closer}",
+                                      why=f"closes residual branch #{br.index} (found {how}): "
+                                          f"0.02/sqrt(N), N={n}"))
         desc_text = f"GPT-2: N(0, {s}^2), the {len(seen)} residual closing layers / sqrt({n})"
     else:
         n = 2 * check_scalar(n_layer if n_layer is not None else _infer_n_layer(model),
@@ -352,12 +364,13 @@ def _branches(model, blocks):
         desc = describe(model)
         how = "names-fallback" if desc.method == "names-fallback" else "dataflow"
         return [(_prefix(br.layers), list(br.layers), list(br.norms_after),
-                 _depth(desc, br.layers)) for br in desc.residual_branches], how
+                 _depth(desc, br.layers), br.closing_layers)
+                for br in desc.residual_branches], how
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     out = []
     for b, layers, norms in residual_blocks(model, blocks):
         after = [n for n in norms if order[n] > order[layers[-1]]]
-        out.append((b, layers, after, len(layers)))
+        out.append((b, layers, after, len(layers), [layers[-1]]))
     return out, "blocks="
 
 
@@ -372,11 +385,14 @@ def zero_residual(model: nn.Module, *, blocks: str | Callable | None = None,
     if not found:
         raise _no_blocks(blocks)
     extra = []
-    for b, layers, after, _ in found:
-        target = after[-1] if after else layers[-1]
+    desc = describe(model)
+    for b, _layers, after, _, closers in found:
         why = f"last layer of residual branch {b} (found by {how}): zero"
-        extra.append(Rule(f"{target}.weight", "zeros", label=f"zero {target}", why=why))
-        extra.append(Rule(f"{target}.bias", "zeros", label=f"zero {target}", why=why))
+        for target in [after[-1]] if after else closers:
+            ws, bs = ([f"{target}.weight"], [f"{target}.bias"]) if after else \
+                closing_params(desc, target)
+            for name in ws + bs:
+                extra.append(Rule(name, "zeros", label=f"zero {target}", why=why))
     plan = get(base, model)
     return Plan(extra + list(plan.rules), name="zero_residual", warn_unused=False,
                 description=f"{base} with each residual branch's last layer zero "
@@ -400,25 +416,26 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
     if not found:
         raise _no_blocks(blocks)
     n_branches = len(found)
+    desc = describe(model)
     extra: list[Rule] = []
-    for b, layers, _, m in found:
-        last = layers[-1]
-        for name in layers[:-1]:
+    for b, layers, _, m, closers in found:
+        for name in [x for x in layers if x not in closers]:
             s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
             for local in ("weight", "in_proj_weight"):
                 extra.append(Rule(f"{name}.{local}", "he_normal", scale=s,
                                   label=f"fixup {name}",
                                   why=f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} "
                                       f"(branches found by {how})"))
-        for p in ("weight", "bias"):
-            extra.append(Rule(f"{last}.{p}", "zeros", label=f"fixup {last}",
-                              why=f"Fixup: last layer of residual branch {b}: zero"))
+        for last in closers:
+            ws, bs = closing_params(desc, last)
+            for name in ws + bs:
+                extra.append(Rule(name, "zeros", label=f"fixup {last}",
+                                  why=f"Fixup: last layer of residual branch {b}: zero"))
     if zero_classifier:
-        desc = describe(model)
         tied = {n for p in desc.tied_embeddings() for n in p.names}
         heads = [r for r in desc.readouts if f"{r}.weight" not in tied]
         if blocks is not None and not heads:
-            inside = [b for b, _, _, _ in found]
+            inside = [b for b, *_ in found]
             heads = [n for n, mod in model.named_modules() if isinstance(mod, nn.Linear)
                      and not any(n.startswith(b + ".") for b in inside)][-1:]
         for h in heads:

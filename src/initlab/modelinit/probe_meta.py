@@ -22,7 +22,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .params import is_hf_conv1d
+from .experts import expert_output_width
+from .params import is_hf_conv1d, module_kind
 
 
 def meta_copy(model: nn.Module) -> nn.Module:
@@ -200,6 +201,12 @@ def shape_only(module: nn.Module, ukind: str):
             if tuple(x.shape[x.dim() - len(ns):]) != ns:
                 raise RuntimeError(f"LayerNorm{ns} got shape {tuple(x.shape)}")
             return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    elif module_kind(module) == "experts" and (width := expert_output_width(module)):
+        # the routing (which tokens each expert takes) is data-dependent: the bank's output
+        # is the model width for every token, whatever the routing
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            return torch.empty((*x.shape[:-1], width), dtype=x.dtype, device="meta")
     elif ukind == "activation":
         def fwd(*args, **kwargs):
             x = first(args, kwargs)

@@ -178,8 +178,7 @@ class ParamRecord:
         # expected moments: exact when every block has the same known distribution
         moments = []
         for b, dist in zip(a.blocks, a.dists):
-            bshape = tuple(slot.shape) if len(a.blocks) == 1 else \
-                (b.stop - b.start, *slot.shape[1:])
+            bshape = b.shape_in(tuple(slot.shape), len(a.blocks))
             moments.append(expected_moments(dist, bshape))
         if moments and all(m is not None for m in moments) and len(set(moments)) == 1:
             m, s = moments[0]

@@ -25,8 +25,9 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..core.fans import io_axes
 from ..core.validation import InitlabTypeError, error_message, fail
-from .params import collect_params
+from .params import ParamInfo, collect_params
 
 
 @dataclass(frozen=True)
@@ -121,3 +122,46 @@ def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tu
             dims.append(WidthDim(int(d), int(b) if width else None))
         out[name] = tuple(dims)
     return out
+
+
+def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, float]:
+    """``(class, m_in, m_out)`` of one parameter from its width dimensions: ``hidden`` (width in
+    and out), ``input`` (width out only), ``output`` (the readout: width in only), ``vector``
+    (a 1-D width: biases, norms; a bank's per-expert biases), or ``fixed``; and the width
+    multipliers of its fan_in and fan_out dimensions."""
+    widths = [d for d in dims if d.is_width]
+    if p.role == "embedding" and len(dims) >= 2:
+        # (num, d) table, or a free (1, n, d) token/position table: the index is its input, the
+        # last dimension its output
+        io = (0, len(dims) - 1)
+    elif p.kind == "experts" and len(dims) >= 2:
+        # a bank of E experts: dim 0 counts experts (never width), each expert a matrix
+        if dims[0].is_width:
+            raise fail("base", f"changes the number of experts of `{p.name}` (dim 0), which "
+                       "is not a width dimension", [d.dim for d in dims], "build the base "
+                       "model with the same number of experts; change only its widths.")
+        mat = io_axes(p.layout, 2) if p.role in ("weight", "other") and len(dims) == 3 else None
+        io = None if mat is None else (mat[0] + 1, mat[1] + 1)
+        if io is None:
+            # a per-expert bias (E, out): a vector per expert
+            dims = dims[1:]
+    elif p.role in ("weight", "other") and len(dims) >= 2:
+        io = io_axes(p.layout, len(dims))
+    else:
+        io = None
+    if io is None:
+        m = widths[0].mult if widths else 1.0
+        if len(widths) > 1:
+            raise fail("base", f"gives `{p.name}` (a {len(dims)}-D {p.role}) more than one width "
+                       "dimension", [d.dim for d in dims], "declare its base shape with None "
+                       "for the dimensions that are not width.")
+        return ("vector" if widths else "fixed"), 1.0, m
+    i, o = io
+    extra = [k for k, d in enumerate(dims) if d.is_width and k not in io]
+    if extra:
+        raise fail("base", f"makes a kernel dimension of `{p.name}` a width dimension",
+                   [d.dim for d in dims], "change only channel/feature sizes in the base model.")
+    win, wout = dims[i].is_width, dims[o].is_width
+    klass = {(True, True): "hidden", (False, True): "input", (True, False): "output",
+             (False, False): "fixed"}[(win, wout)]
+    return klass, dims[i].mult, dims[o].mult

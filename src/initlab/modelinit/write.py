@@ -44,6 +44,7 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
         pad = getattr(p.module, "padding_idx", None) \
             if p.kind == "embedding" and p.local == "weight" else None
         sink: list | None = [] if (backend.measures and len(a.blocks) == 1 and not p.originals
+                                   and not a.blocks[0].single
                                    and a.rule.scale == 1.0 and pad is None
                                    and target.numel() > 0) else None
         if sink is not None:
@@ -54,9 +55,11 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
             if len(a.blocks) > 1 and backend.fill_rows is not None:
                 if b.stop > b.start:
                     backend.fill_rows(target, init, rows=(b.start, b.stop), seed=seed, key=key,
-                                      fans=fans, role=p.fan_role, layout=a.layout)
+                                      fans=fans, role=p.fan_role, layout=a.layout,
+                                      single=b.single)
                 continue
-            view = target if len(a.blocks) == 1 else target[b.start:b.stop]
+            view = target[b.start] if b.single else target if len(a.blocks) == 1 else \
+                target[b.start:b.stop]  # the shape of b.shape_in(p.shape, len(a.blocks))
             if view.numel() == 0:
                 continue
             backend.fill(view, init, seed=seed, key=key, fans=fans, role=p.fan_role,

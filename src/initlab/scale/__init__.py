@@ -56,10 +56,10 @@ def _backend_fns(stream: str):
         counter_fill_(tensor, init, seed=seed, name=key, fans=fans, role=role, layout=layout,
                       stream=stream, sink=sink)
 
-    def fill_rows(tensor, init, *, rows, seed, key, fans, role, layout) -> None:
+    def fill_rows(tensor, init, *, rows, seed, key, fans, role, layout, single=False) -> None:
         """Packed blocks: fill rows ``rows`` of the whole (possibly sharded) parameter."""
         counter_fill_rows_(tensor, init, rows, seed=seed, name=key, fans=fans, role=role,
-                           layout=layout, stream=stream)
+                           layout=layout, stream=stream, single=single)
 
     return fill, fill_rows
 

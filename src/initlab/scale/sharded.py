@@ -485,9 +485,13 @@ def counter_fill_(tensor: torch.Tensor, dist, *, seed, name: str, global_shape=N
 
 def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, seed, name: str,
                        fans=None, role: str = "weight", layout: str = "torch", threads=None,
-                       chunk_size=None, stream=None) -> torch.Tensor:
+                       chunk_size=None, stream=None, single: bool = False) -> torch.Tensor:
     """Fill rows ``[start, stop)`` (dim 0) of a tensor or DTensor as an independent tensor of
     shape ``(stop - start, *rest)`` with its own stream ``name``; returns ``tensor``.
+
+    ``single``: the block is the one slice ``tensor[start]`` (``stop == start + 1``), drawn
+    as a tensor of shape ``rest`` (an expert of a bank of stacked matrices: orthogonal or sparse
+    then see the expert's own matrix).
 
     For packed parameters (MultiheadAttention's q/k/v ``in_proj_weight``, RNN gate blocks): each
     rank fills the intersection of its local shard with the block, so the result is independent
@@ -508,7 +512,10 @@ def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, see
     if not g or not 0 <= start <= stop <= g[0]:
         raise fail("rows", f"must satisfy 0 <= start <= stop <= {g[0] if g else 0} (dim 0 of "
                    f"the global shape {g})", rows, "pass a row range of the parameter.")
-    sub = (stop - start, *g[1:])
+    if single and stop != start + 1:
+        raise fail("rows", "must be one row (stop == start + 1) with single=True", rows,
+                   "pass rows=(e, e + 1) for expert e.")
+    sub = tuple(g[1:]) if single else (stop - start, *g[1:])
     if 0 in sub:  # an empty block: nothing to fill (and no fans to resolve a formula with)
         _check_empty(dist, sub, fans, layout, role)
         return tensor
@@ -518,6 +525,11 @@ def counter_fill_rows_(tensor: torch.Tensor, dist, rows: tuple[int, int], *, see
     if hi <= lo or local.numel() == 0:
         return tensor
     _check_materialized(local)
+    if single:
+        fill_block_(local[lo - o[0]], dist, key=stream_key(seed, name), global_shape=sub,
+                    offsets=tuple(o[1:]), layout=layout, threads=threads,
+                    chunk_size=chunk_size, stream=stream)
+        return tensor
     fill_block_(local[lo - o[0]:hi - o[0]], dist, key=stream_key(seed, name), global_shape=sub,
                 offsets=(lo - start, *o[1:]), layout=layout, threads=threads,
                 chunk_size=chunk_size, stream=stream)
