@@ -141,3 +141,29 @@ def deepseek_v3(**config):
                qk_nope_head_dim=8, v_head_dim=16)
     cfg.update(config)
     return transformers.DeepseekV3ForCausalLM(transformers.DeepseekV3Config(**cfg))
+
+
+def qwen2_moe(**config):
+    """Qwen2-MoE: a shared expert beside the routed bank, behind a sigmoid gate
+    (``sigmoid(shared_expert_gate(x)) * shared_expert(x)``)."""
+    cfg = dict(_MOE, intermediate_size=96, moe_intermediate_size=48,
+               shared_expert_intermediate_size=96, num_experts=4, num_experts_per_tok=2)
+    cfg.update(config)
+    return transformers.Qwen2MoeForCausalLM(transformers.Qwen2MoeConfig(**cfg))
+
+
+def llama4(**config):
+    """Llama 4 (text): the routed bank's outputs summed over experts (``.sum(dim=0)``) and added
+    in place to the shared expert's."""
+    cfg = dict(_MOE, intermediate_size=96, intermediate_size_mlp=128, head_dim=16,
+               num_local_experts=4, num_experts_per_tok=1, interleave_moe_layer_step=1)
+    cfg.update(config)
+    return transformers.Llama4ForCausalLM(transformers.Llama4TextConfig(**cfg))
+
+
+def gpt_neox(**config):
+    """GPT-NeoX with its parallel block: x + attention(ln1(x)) + mlp(ln2(x)), one residual
+    addition closed by two layers."""
+    return transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
+        hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
+        vocab_size=128, use_parallel_residual=True, **config))

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from hf_models import ARCHITECTURES, bart, opt, swin, wav2vec2
+from hf_models import ARCHITECTURES, bart, gpt_neox, opt, swin, wav2vec2
 from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
 
 
@@ -150,3 +150,23 @@ def test_doctor_runs_every_layer_of_a_layerdrop_model():
         expect = float(m(input_values=x).logits.sum())
     # no LayerDrop, dropout or SpecAugment noise: the doctor's loss is the eval forward's
     assert report.meta["loss_value"] == pytest.approx(expect, rel=1e-5)
+
+
+def test_gpt2_counts_both_layers_of_a_parallel_block():
+    # GPT-2's N is the number of residual layers: a parallel block adds attention and MLP at one
+    # addition, so 2 layers per block (N = 2 n_layer, as the n_layer= override and Megatron's
+    # scaled init), not 1 per addition
+    m = gpt_neox()
+    desc = initlab.describe(m)
+    assert desc.method == "probe" and len(desc.residual_branches) == 2
+    closers = {c for b in desc.residual_branches for c in b.closing_layers}
+    assert closers == {f"gpt_neox.layers.{i}.{n}" for i in range(2)
+                       for n in ("attention.dense", "mlp.dense_4h_to_h")}
+    report = initlab.apply(m, "gpt2", seed=0)
+    same = initlab.apply(gpt_neox(), initlab.plans.get("gpt2", m, n_layer=2), seed=0)
+    for name in closers:
+        w = m.get_submodule(name).weight.detach()
+        # N(0, (0.02/sqrt(4))^2): the sample std's relative standard error is 1/sqrt(2n); 5 of them
+        assert float(w.std()) == pytest.approx(0.01, rel=5 / (2 * w.numel()) ** 0.5), name
+    stds = {r.name: r.expected_std for r in report.records}
+    assert stds == {r.name: r.expected_std for r in same.records}

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from hf_models import deepseek_v3, gpt_oss, mixtral
+from hf_models import deepseek_v3, gpt_oss, llama4, mixtral, qwen2_moe
 from initlab import InitlabError
 from initlab.modelinit.experts import expert_count, expert_layout, is_router
 from initlab.scale import counter_fill_, counter_fill_rows_
@@ -29,7 +29,7 @@ def _apply(model, plan, **kw):
     return report, [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3])
+@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3, qwen2_moe, llama4])
 def test_probe_finds_every_branch_and_the_bank_closes_the_moe_branch(build):
     m = build()
     desc = initlab.describe(m)
@@ -38,12 +38,18 @@ def test_probe_finds_every_branch_and_the_bank_closes_the_moe_branch(build):
     assert desc.method == "probe", desc.notes
     assert len(desc.residual_branches) == 4
     last = desc.residual_branches[-1]
-    assert "model.layers.1.mlp.experts" in last.closing_layers
+    mlp = "feed_forward" if build is llama4 else "mlp"
+    assert f"model.layers.1.{mlp}.experts" in last.closing_layers
     o_proj = desc.layer("model.layers.0.self_attn.o_proj")
     assert o_proj.activation is None, o_proj.activation_why
-    if build is deepseek_v3:  # the routed bank and the shared expert both reach the add
-        assert set(last.closing_layers) == {"model.layers.1.mlp.experts",
-                                            "model.layers.1.mlp.shared_experts.down_proj"}
+    shared = {deepseek_v3: "shared_experts.down_proj", qwen2_moe: "shared_expert.down_proj",
+              llama4: "shared_expert.down_proj"}.get(build)
+    if shared:  # the routed bank and the shared expert both reach the add
+        mlp = "feed_forward" if build is llama4 else "mlp"
+        assert set(last.closing_layers) == {f"model.layers.1.{mlp}.experts",
+                                            f"model.layers.1.{mlp}.{shared}"}
+        # Qwen2-MoE: through the sigmoid gate's product; Llama 4: through the sum over experts
+        assert all(desc.layer(c).residual_branch == last.index for c in last.closing_layers)
 
 
 @pytest.mark.parametrize("plan", PLANS)
@@ -134,8 +140,11 @@ def test_auto_uses_the_banks_activation_inside_and_linear_at_its_output():
 def test_gpt2_scales_every_closer_of_a_moe_branch(build):
     m = build()
     _apply(m, "gpt2")
-    n = initlab.describe(m).n_residual
-    scaled = 0.02 / math.sqrt(n)  # GPT-2: 0.02 / sqrt(number of residual branches)
+    branches = initlab.describe(m).residual_branches
+    # GPT-2: 0.02 / sqrt(N), N the residual layers (DeepSeek-V3's MoE branch has two: 5 in all)
+    n = len({c for b in branches for c in b.closing_layers})
+    assert n == len(branches) + (build is deepseek_v3)
+    scaled = 0.02 / math.sqrt(n)
     closers = ["model.layers.1.mlp.experts.down_proj"]
     if build is deepseek_v3:
         closers.append("model.layers.1.mlp.shared_experts.down_proj.weight")
@@ -146,11 +155,11 @@ def test_gpt2_scales_every_closer_of_a_moe_branch(build):
     assert float(up.std()) == pytest.approx(0.02, rel=_std_tolerance(up.numel()))
 
 
-@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3])
+@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3, qwen2_moe, llama4])
 def test_zero_residual_makes_every_moe_branch_start_at_zero(build):
     m = build()
     _apply(m, "zero_residual")
-    mlp = m.model.layers[1].mlp
+    mlp = m.model.layers[1].feed_forward if build is llama4 else m.model.layers[1].mlp
     assert mlp.experts.gate_up_proj.abs().sum() > 0      # only the output projection is zeroed
     x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -238,3 +247,55 @@ def test_lsuv_pre_initializes_routers_and_banks_and_rescales_the_linear_layers()
     assert torch.allclose(w @ w.T, torch.eye(64, dtype=w.dtype), atol=1e-5)
     assert {layer.name for layer in report.layers} >= {"model.layers.0.self_attn.q_proj"}
     assert all(layer.converged for layer in report.layers)
+
+
+def test_depth_multiplier_scales_every_closer_of_a_moe_branch():
+    # routed bank + shared expert: 1/sqrt(L) must scale their sum, so both outputs are hooked
+    m = deepseek_v3()
+    base = lambda: deepseek_v3(hidden_size=32, intermediate_size=48, moe_intermediate_size=24)  # noqa: E731
+    ids = torch.randint(0, 128, (2, 6), generator=torch.Generator().manual_seed(0))
+    # sp: the depth multiplier alone (under mup the router, width in and experts out, is
+    # readout-like and gets a 1/width input multiplier, which changes the routing)
+    par = initlab.parametrize(m, "sp", base=base, seed=0, depth="sqrt", base_depth=1,
+                              batch=ids)
+    assert par.n_branches == 4 and par.branch_multiplier == pytest.approx(0.5)
+    x = torch.randn(2, 5, 64, generator=torch.Generator().manual_seed(1))
+    mlp = m.model.layers[1].mlp
+    with torch.no_grad():
+        scaled = mlp(x)
+        par.remove()
+        plain = mlp(x)
+    assert torch.allclose(scaled, 0.5 * plain, atol=1e-6)
+
+
+def test_doctor_measures_each_router_on_its_logits():
+    m = mixtral()
+    _apply(m, "auto")
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    logits = {}
+    handles = [m.get_submodule(f"model.layers.{i}.mlp.gate").register_forward_hook(
+        lambda mod, inp, out, i=i: logits.__setitem__(i, out[0].detach().double()))
+        for i in range(2)]
+    with torch.no_grad():
+        m.eval()
+        m(ids)
+    m.train()
+    for h in handles:
+        h.remove()
+    report = initlab.doctor(m, ids)
+    rows = {s.name: s for s in report.layers}
+    for i in range(2):
+        s = rows[f"model.layers.{i}.mlp.gate"]   # a router returns (logits, weights, indices)
+        assert s.weight_shape == [4, 64] and s.n_units == 4
+        assert s.z_std == pytest.approx(float(logits[i].std(unbiased=False)), rel=1e-9)
+        assert s.grad_weight_ratio is not None and s.grad_weight_ratio > 0  # routing is trained
+
+
+def test_fixup_scales_a_banks_input_projections_and_zeroes_its_output():
+    m = mixtral()
+    _apply(m, "fixup")
+    n = initlab.describe(m).n_residual                 # L = 4 branches of m = 2 layers
+    up = m.get_parameter("model.layers.1.mlp.experts.gate_up_proj").detach()
+    expect = math.sqrt(2 / 64) * n ** (-1 / 2)         # He per expert x L^(-1/(2m-2))
+    assert float(up.std()) == pytest.approx(expect, rel=_std_tolerance(up.numel()))
+    assert (m.get_parameter("model.layers.1.mlp.experts.down_proj") == 0).all()

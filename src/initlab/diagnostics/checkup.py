@@ -53,6 +53,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..modelinit.dataflow import stochastic_off
+from ..modelinit.experts import is_router
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
@@ -181,6 +182,8 @@ class _Recorder:
         return hook
 
     def _layer(self, name: str, module, inputs, output) -> None:
+        if isinstance(output, (tuple, list)) and output and is_router(module):
+            output = output[0]  # a MoE router returns (logits, top-k weights, indices)
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
             return
         k = self.counts[id(module)] = self.counts.get(id(module), 0) + 1

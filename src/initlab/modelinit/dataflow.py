@@ -27,11 +27,13 @@ From the recorded graph:
 
 * **activation after a layer**: its output is followed through shape-only ops (view, reshape,
   transpose, split, getitem, dropout, casts), scaling by constants or by tensors that no layer
-  produced (rotary embeddings, a learned scalar), norms, pooling and residual additions; the first
+  produced (rotary embeddings, a learned scalar), norms, pooling, sums and means (Llama 4's sum
+  over its experts) and residual additions; the first
   other consumer decides. An activation call (:func:`~initlab.core.activations.lookup_function`)
   or module gives that activation; an elementwise product with another layer's activated output
   is a **gated unit** (Llama's ``act(gate_proj(x)) * up_proj(x)``: up_proj gets the gate's
-  activation and ``gated_by``); a layer, attention, matmul, concatenation, softmax or the model's
+  activation and ``gated_by``; the product is still up_proj's output, so a residual addition it
+  reaches is closed by up_proj: Qwen2-MoE's ``sigmoid(shared_expert_gate(x)) * shared_expert(x)``); a layer, attention, matmul, concatenation, softmax or the model's
   output gives "no activation" (a linear map: None); anything else, an opaque module, or a layer
   whose output is never seen gives "unknown".
 * **readout**: the layers whose output reaches the model's first output tensor (the logits of a
@@ -75,7 +77,7 @@ dropout3d alpha_dropout feature_alpha_dropout flatten unflatten squeeze unsqueez
 clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool1d max_pool2d
 max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
 adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
-identity
+identity sum mean
 """.split())
 _ADD_OPS = frozenset(("add", "__add__", "__radd__", "__iadd__", "add_"))
 _MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__",
@@ -83,7 +85,7 @@ _MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "
 # consumers after which a layer's output is used linearly (no activation follows it)
 _LINEAR_OPS = frozenset("""
 matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm einsum scaled_dot_product_attention softmax
-log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__ sum mean
+log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__
 linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d layer_norm
 group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
 masked_fill_ where multi_head_attention_forward
@@ -407,6 +409,11 @@ class _Probe(TorchFunctionMode):
                 self.outcome(lay, Outcome("gated", act, gate=gate,
                                           why=f"multiplied by {getattr(act[0], 'name', act)}"
                                               f"(`{gate}`) (gated unit)"))
+                # the product is still the gated layers' output (a layer, not the gate, writes
+                # it): a residual addition it reaches is closed by them (Qwen2-MoE's shared
+                # expert, sigmoid(shared_expert_gate(x)) * shared_expert(x))
+                kw.update(pending=frozenset().union(*(n.pending for n in others)),
+                          pending_res=frozenset().union(*(n.pending_res for n in others)))
             else:
                 self.outcome(pend | pres, Outcome("unknown", why=f"`{fname}` of two layer "
                                                   "outputs"))

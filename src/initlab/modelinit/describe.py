@@ -495,8 +495,9 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
                 by_name[i].outputs.append(layer.name)
     desc.residual_branches = list(g.branches)
     for b in g.branches:
-        if b.closing in by_name and by_name[b.closing].residual_branch is None:
-            by_name[b.closing].residual_branch = b.index
+        for c in b.closing_layers:
+            if c in by_name and by_name[c].residual_branch is None:
+                by_name[c].residual_branch = b.index
     desc.readouts = list(g.readouts)
 
 

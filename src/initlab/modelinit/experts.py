@@ -156,3 +156,14 @@ def closing_params(desc: Any, layer: str) -> tuple[list[str], list[str]]:
         if t is not None and expert_part(local) == "out":
             (ws if t.dim() == 3 else bs).append(prefix + local)
     return ws, bs
+
+
+def input_params(desc: Any, layer: str) -> list[str]:
+    """The full names of an expert bank's input projections (``gate_up_proj``; ``w1``, ``w3``),
+    the layers inside the bank before its output projection; ``[]`` for any other layer."""
+    info = next((x for x in desc.layers if x.name == layer), None)
+    if info is None or info.kind != "experts":
+        return []
+    prefix = f"{layer}." if layer else ""
+    return [prefix + local for local, t in info.module._parameters.items()
+            if t is not None and t.dim() == 3 and expert_part(local) == "in"]

@@ -547,7 +547,10 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     if desc is not None and branch_mult != 1.0:
         mods = dict(model.named_modules())
         for b in desc.residual_branches:
-            par._handles.append(mods[b.closing].register_forward_hook(_scale_output(branch_mult)))
+            # every layer whose output reaches the addition (a MoE's routed and shared experts)
+            for closer in b.closing_layers:
+                par._handles.append(mods[closer].register_forward_hook(
+                    _scale_output(branch_mult)))
     # attention: 1/d instead of 1/sqrt(d), equal to SP at the base head size
     if name == "mup" and attention:
         scales, notes = mup_attention_scales(model, base_model)

@@ -92,7 +92,7 @@ from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
 from .builtin_rules import embedding_rule, expert_rule, free_table_rule, norm_types, router_types
 from .describe import describe
-from .experts import closing_params
+from .experts import closing_params, input_params
 from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
 from .rules import Plan, Rule
 
@@ -228,7 +228,10 @@ def gpt2(model: nn.Module | None = None, *, n_layer: int | None = None,
     """GPT-2 / nanoGPT: N(0, 0.02^2) weights and embeddings, zero biases, and the layers that
     close a residual branch N(0, (0.02 / sqrt(N))^2) ("we scale the weights of residual layers at
     initialization by a factor of 1/sqrt(N) where N is the number of residual layers", Radford
-    et al. 2019), N the number of residual branches (two per block: N = 2 n_layer).
+    et al. 2019), N the number of residual layers: the layers whose output is added to the
+    residual stream (two per block, N = 2 n_layer, also in a parallel block (GPT-J, GPT-NeoX,
+    Falcon), where attention and MLP outputs reach one addition; a MoE's shared expert beside
+    its routed experts is one more).
 
     The closing layers are found structurally from the model's description (the last layer
     before each residual addition: ``c_proj`` on GPT-2, ``o_proj``/``down_proj`` on Llama, BERT's
@@ -245,7 +248,7 @@ def gpt2(model: nn.Module | None = None, *, n_layer: int | None = None,
         if n_layer is not None:
             n = 2 * check_scalar(n_layer, "n_layer", min_val=1, integer=True)
         elif branches:
-            n = len(branches)
+            n = len({c for br in branches for c in br.closing_layers})
         else:
             n = 2 * _infer_n_layer(model)
         res = get_init("normal", std=s / math.sqrt(n))
@@ -419,14 +422,17 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
     desc = describe(model)
     extra: list[Rule] = []
     for b, layers, _, m, closers in found:
+        s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
+        why = f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} (branches found by {how})"
         for name in [x for x in layers if x not in closers]:
-            s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
             for local in ("weight", "in_proj_weight"):
                 extra.append(Rule(f"{name}.{local}", "he_normal", scale=s,
-                                  label=f"fixup {name}",
-                                  why=f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} "
-                                      f"(branches found by {how})"))
+                                  label=f"fixup {name}", why=why))
         for last in closers:
+            # an expert bank closing the branch: its input projections are inner layers
+            for name in input_params(desc, last):
+                extra.append(Rule(name, "he_normal", scale=s, label=f"fixup {last}",
+                                  why=why + "; input projection of an expert bank, per expert"))
             ws, bs = closing_params(desc, last)
             for name in ws + bs:
                 extra.append(Rule(name, "zeros", label=f"fixup {last}",
