@@ -2,7 +2,8 @@
 
 Usage: RANK=r WORLD_SIZE=n MASTER_ADDR=127.0.0.1 MASTER_PORT=p python scale_dist_worker.py OUT
 
-Initializes a small Transformer-like model with odd shapes by ``initlab.apply(rng="counter")``:
+Initializes a small Transformer-like model with odd shapes (and a mixture-of-experts bank of 5
+experts) by ``initlab.apply(rng="counter")``:
 DTensor parameters with per-parameter placements (1-D mesh, and a 2-D mesh when the world size
 is 4), FSDP2 ``fully_shard`` built on the meta device then ``to_empty``, the DTensor model under
 the old stream version (``rng="counter:philox4x64-10-ndtri-v1"``), and ``counter_fill_`` on each
@@ -32,12 +33,27 @@ class Block(nn.Module):
         self.norm = nn.LayerNorm(12)
 
 
+class Experts(nn.Module):
+    """A mixture-of-experts bank (stacked per-expert matrices, as transformers' MixtralExperts):
+    each expert drawn as its own matrix, so Shard(0) is expert parallelism."""
+
+    def __init__(self):
+        super().__init__()
+        self.num_experts = 5
+        # 1-D mesh placements by parameter order: w1 Replicate, w2 Shard(0) (experts over
+        # ranks), w3 Shard(1) (rows of every expert over ranks)
+        self.w1 = nn.Parameter(torch.empty(5, 9, 7))
+        self.w2 = nn.Parameter(torch.empty(5, 7, 9))     # orthogonal per expert
+        self.w3 = nn.Parameter(torch.empty(5, 9, 7))     # orthogonal per expert
+
+
 class TinyTransformer(nn.Module):
     def __init__(self):
         super().__init__()
         self.emb = nn.Embedding(50, 12)
         self.block = Block()
         self.head = nn.Linear(12, 50, bias=False)
+        self.experts = Experts()
 
 
 def plan():
@@ -46,6 +62,7 @@ def plan():
         "block.norm.weight": "ones",
         "block.norm.bias": "zeros",
         "block.proj.weight": initlab.get("orthogonal", gain=1.0),
+        "experts.w[23]": initlab.get("orthogonal", gain=1.0),
         "*.bias": initlab.get("uniform", low=-0.1, high=0.1),
         "block.qkv.weight": initlab.get("truncated_normal", std=0.02, a=-0.04, b=0.04),
         "*": initlab.get("he_uniform"),
@@ -189,7 +206,7 @@ def main(out: str) -> int:
 
     # thread counts and chunk sizes: each DTensor filled by counter_fill_ with 2 threads and
     # chunks that split rows (the distribution is the one apply resolved for the global shape)
-    from initlab.scale import counter_fill_
+    from initlab.scale import counter_fill_, counter_fill_rows_
 
     ref = TinyTransformer()
     rep = initlab.apply(ref, as_plan(), seed=SEED, rng="counter")
@@ -203,8 +220,16 @@ def main(out: str) -> int:
         # the report's role (weight, bias, embedding, norm_scale, norm_shift) -> the samplers'
         # fan role: a bias or norm shift takes its layer's fans as a bias, the rest as weights
         role = "bias" if rep[n].role in ("bias", "norm_shift") else "weight"
+        chunk = (5, 37, 1000)[i % 3]
+        if len(rep[n].stream_keys) > 1:
+            # an expert bank: each expert its own stream key, drawn as a matrix of its own
+            for e, (key, f) in enumerate(zip(rep[n].stream_keys, rep[n].fans)):
+                counter_fill_rows_(p, init, (e, e + 1), seed=SEED, name=key, fans=f, role=role,
+                                   layout=rep[n].layout or "torch", threads=2,
+                                   chunk_size=chunk, single=True)
+            continue
         counter_fill_(p, init, seed=SEED, name=n, fans=fans, role=role,
-                      layout=rep[n].layout or "torch", threads=2, chunk_size=(5, 37, 1000)[i % 3])
+                      layout=rep[n].layout or "torch", threads=2, chunk_size=chunk)
     result["threads"], result["identical"]["threads"] = gather(m)
 
     # all or nothing without a rollback copy (the counter source is trusted): a Partial

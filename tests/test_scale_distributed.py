@@ -3,7 +3,8 @@
 Each world size launches ``scale_dist_worker.py`` once per rank (``OMP_NUM_THREADS=1``, a free
 localhost port) and checks that every gathered parameter equals the single-process result bit
 for bit -- for ``initlab.apply(rng="counter")`` on DTensor placements Shard(0) / Shard(1) / Replicate
-(uneven shards: 33, 17, 13, 7 and 50 over 2-4 ranks), a 2-D mesh at 4 ranks, FSDP2
+(uneven shards: 33, 17, 13, 7 and 50 over 2-4 ranks; an expert bank's 5 experts, each drawn as
+its own matrix, over 2-4 ranks: expert parallelism), a 2-D mesh at 4 ranks, FSDP2
 ``fully_shard`` from the meta device, the old stream version selected by name, and
 ``counter_fill_`` with two threads and odd chunk sizes -- and that no two shards of a random parameter are identical
 (the bug of CPU/gloo DTensor init, where every shard receives the same values).
@@ -25,7 +26,7 @@ WORKER = HERE / "scale_dist_worker.py"
 # parameters whose plan entry is a constant: their shards are legitimately identical
 CONSTANT = {"block.norm.weight", "block.norm.bias"}
 # structured kinds (orthogonal) are drawn by the same algorithm under both stream versions
-STRUCTURED = {"block.proj.weight"}
+STRUCTURED = {"block.proj.weight", "experts.w2", "experts.w3"}
 
 
 def _free_port() -> int:
