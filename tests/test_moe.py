@@ -299,3 +299,22 @@ def test_fixup_scales_a_banks_input_projections_and_zeroes_its_output():
     expect = math.sqrt(2 / 64) * n ** (-1 / 2)         # He per expert x L^(-1/(2m-2))
     assert float(up.std()) == pytest.approx(expect, rel=_std_tolerance(up.numel()))
     assert (m.get_parameter("model.layers.1.mlp.experts.down_proj") == 0).all()
+
+
+def test_materialize_computes_a_routers_buffer_without_touching_the_global_stream():
+    # DeepSeek-V3's router holds its weight and a meta buffer, e_score_correction_bias: HF's
+    # _init_weights computes the buffer (and draws the weight, which the plan redraws)
+    ref = deepseek_v3()
+    initlab.apply(ref, "auto", seed=0)
+    with torch.device("meta"):
+        m = deepseek_v3()
+    state = torch.get_rng_state()
+    initlab.materialize(m, "auto", seed=0, device="cpu")
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(m.model.layers[1].mlp.gate.e_score_correction_bias, torch.zeros(4))
+    for (name, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(a, b), name
+    with torch.device("meta"):
+        m = deepseek_v3()
+    with pytest.raises(InitlabError, match="e_score_correction_bias"):
+        initlab.materialize(m, "auto", seed=0, device="cpu", buffers="error")

@@ -61,9 +61,11 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
     (not meta) keep their values. Other meta buffers are computed values (rotary ``inv_freq``,
     BERT's ``position_ids``): with ``buffers="auto"`` (the default) a model that knows how to
     compute them, a Hugging Face model through its own ``_init_weights``, recomputes them, module
-    by module, only for modules that hold buffers and no parameters of their own (so nothing of
-    HF's weight init runs and no global random state is read); each recomputed buffer is checked
-    to be fully written. Any other meta buffer is an error, unless ``buffers="zeros"`` (fill them
+    by module, for the modules holding such buffers; each recomputed buffer is checked to be fully
+    written. Where such a module also holds parameters (DeepSeek-V3's router and its
+    ``e_score_correction_bias``), ``_init_weights`` draws them too: under a forked global random
+    state (the user's streams are as they were), and the plan then draws them again, so their
+    values are the plan's. Any other meta buffer is an error, unless ``buffers="zeros"`` (fill them
     with zeros). On any failure the model goes back to its meta tensors.
     Returns the :class:`InitReport`.
     """
@@ -124,13 +126,12 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
 
 def _recomputable(model: nn.Module, resettable: set[int]) -> list[nn.Module]:
     """Modules whose meta buffers the model's own ``_init_weights`` (Hugging Face) can compute:
-    those holding meta buffers and no parameters of their own."""
+    those holding meta buffers that no norm reset covers."""
     init_weights = getattr(model, "_init_weights", None)
     if not callable(init_weights):
         return []
     return [m for m in model.modules()
-            if any(b.is_meta and id(b) not in resettable for b in m.buffers(recurse=False))
-            and not any(True for _ in m.parameters(recurse=False))]
+            if any(b.is_meta and id(b) not in resettable for b in m.buffers(recurse=False))]
 
 
 def _sentinel_fill(t: torch.Tensor) -> None:
@@ -146,8 +147,12 @@ def _recompute_buffers(model: nn.Module, modules: list[nn.Module],
         return
     for t in tensors:
         _sentinel_fill(t)
-    for m in modules:
-        model._init_weights(m)
+    devices = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+    # a module holding parameters gets them drawn by HF's init too (the plan redraws them):
+    # from a forked global state, so the user's random streams are not advanced
+    with torch.random.fork_rng(devices=devices):
+        for m in modules:
+            model._init_weights(m)
     left = []
     for name, b in model.named_buffers():
         if any(b is t for t in tensors):
