@@ -167,3 +167,10 @@ def gpt_neox(**config):
     return transformers.GPTNeoXForCausalLM(transformers.GPTNeoXConfig(
         hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=96,
         vocab_size=128, use_parallel_residual=True, **config))
+
+
+def convnext(**config):
+    """ConvNeXt: each block's output scaled by ``layer_scale_parameter`` (config 1e-6)."""
+    return transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
+        hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, num_labels=10, image_size=32,
+        **config))

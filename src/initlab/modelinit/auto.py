@@ -37,7 +37,14 @@ from ..core.fans import to_torch_shape
 from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
-from .builtin_rules import embedding_rule, expert_rule, free_table_rule, norm_types, router_types
+from .builtin_rules import (
+    embedding_rule,
+    expert_rule,
+    free_table_rule,
+    layer_scale_rules,
+    norm_types,
+    router_types,
+)
 from .dataflow import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .experts import expert_part
@@ -223,6 +230,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
              why="layer not in the description: LeCun, gain 1"),
         *expert_rule(model, "lecun_normal", label="experts",
                      why="expert bank not in the description: LeCun per expert, gain 1"),
+        *layer_scale_rules(model),
         free_table_rule(model),
     ]
     return Plan(rules, name="auto", warn_unused=False,

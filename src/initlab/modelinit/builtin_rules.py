@@ -10,7 +10,7 @@ import torch.nn as nn
 from ..core.registry import get as get_init
 from .describe import describe
 from .experts import is_router
-from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
+from .params import FREE_TABLE_GLOBS, NORM_TYPES, layer_scale_value, layer_scales, module_kind
 from .rules import Rule
 
 
@@ -90,3 +90,25 @@ def free_table_rule(model: nn.Module | None, embedding: Any = "normal") -> Rule:
     init, why = _embedding_init(model, embedding)
     return Rule("*", params={g: init for g in FREE_TABLE_GLOBS}, label="token/position",
                 why=why + "; a free token/position table is an embedding of its last dimension")
+
+
+def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
+    """Every layer scale of ``model`` (:func:`~initlab.modelinit.params.layer_scales`: BEiT's
+    ``lambda_1``, DINOv2's ``lambda1``, ConvNeXt's ``layer_scale_parameter``) at the constant
+    the architecture starts it at (CaiT's small epsilon that lets a deep stack start near the
+    identity): the config's value (``config.layer_scale_init_value``, ``layerscale_value``), else,
+    for a tensor already holding one constant, that constant (the constructor's). A layer scale
+    with neither (on the meta device, no config) is left to the other rules: unmatched, said by
+    the plan's warning (``materialize``: an error)."""
+    if model is None:
+        return []
+    value, where = layer_scale_value(model)
+    rules = []
+    for name, t in layer_scales(model):
+        v, src = value, where
+        if v is None and not t.is_meta and t.numel() and bool((t == t.reshape(-1)[0]).all()):
+            v, src = float(t.reshape(-1)[0]), "the constructor's constant, read from the tensor"
+        if v is not None:
+            rules.append(Rule(name, get_init("constant", value=v), label="layer scale",
+                              why=f"layer scale: constant {v:g} ({src})"))
+    return rules

@@ -90,7 +90,14 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
-from .builtin_rules import embedding_rule, expert_rule, free_table_rule, norm_types, router_types
+from .builtin_rules import (
+    embedding_rule,
+    expert_rule,
+    free_table_rule,
+    layer_scale_rules,
+    norm_types,
+    router_types,
+)
 from .describe import describe
 from .experts import closing_params, input_params
 from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
@@ -121,6 +128,7 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Ru
         Rule((*WEIGHTED, *router_types(model)), params={"*weight*": weight, "*bias*": bias},
              label="layers"),
         *expert_rule(model, weight, bias),
+        *layer_scale_rules(model),
         free_table_rule(model, "zeros" if zero_embeddings else embedding),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
