@@ -62,11 +62,23 @@ def test_every_moe_parameter_is_matched(plan):
         assert "model.layers.1.mlp.experts.gate_up_proj" in names
 
 
-def test_gpt_oss_leaves_only_its_attention_sinks_unmatched_and_says_so():
-    _, msgs = _apply(gpt_oss(), "he")
-    unmatched = [m for m in msgs if "matched no rule" in m]
-    assert len(unmatched) == 1 and "sinks" in unmatched[0]
-    assert "experts" not in unmatched[0] and "router" not in unmatched[0]
+@pytest.mark.parametrize("plan", ["he", "auto", "gpt2"])
+def test_gpt_oss_is_matched_whole_its_attention_sinks_at_zero(plan):
+    m = gpt_oss()
+    with torch.no_grad():
+        m.model.layers[0].self_attn.sinks.fill_(3.0)
+    report, msgs = _apply(m, plan)
+    assert not [x for x in msgs if "matched no rule" in x], msgs
+    assert torch.equal(m.model.layers[0].self_attn.sinks, torch.zeros(4))
+    assert "attention-sink" in next(r for r in report.records
+                                    if r.name == "model.layers.0.self_attn.sinks").why
+    ref = gpt_oss()
+    initlab.apply(ref, plan, seed=0)
+    with torch.device("meta"):
+        meta = gpt_oss()
+    initlab.materialize(meta, plan, seed=0, device="cpu")   # was: sinks unmatched, an error
+    for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
+        assert torch.equal(a, b), name
 
 
 def _std_tolerance(n: int) -> float:
@@ -202,9 +214,7 @@ def test_gpt_oss_biases_get_their_experts_fans_and_mup_calls_them_vectors():
     rec = next(r for r in report.records if r.name.endswith("layers.0.mlp.experts.down_proj_bias"))
     assert {tuple(f) for f in rec.fans} == {(96, 64)} and rec.std == 0.0
     base = lambda: gpt_oss(hidden_size=32, intermediate_size=48)  # noqa: E731
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # its attention sinks are left as they are (noted)
-        par = initlab.parametrize(gpt_oss(), "mup", base=base, seed=0)
+    par = initlab.parametrize(gpt_oss(), "mup", base=base, seed=0)
     assert par["model.layers.0.mlp.experts.down_proj_bias"].klass == "vector"
     assert par["model.layers.0.mlp.experts.gate_up_proj"].klass == "hidden"
 

@@ -38,6 +38,7 @@ from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import (
+    attention_sink_rules,
     embedding_rule,
     expert_rule,
     free_table_rule,
@@ -231,6 +232,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         *expert_rule(model, "lecun_normal", label="experts",
                      why="expert bank not in the description: LeCun per expert, gain 1"),
         *layer_scale_rules(model),
+        *attention_sink_rules(model),
         free_table_rule(model),
     ]
     return Plan(rules, name="auto", warn_unused=False,

@@ -1,10 +1,12 @@
-"""The rules every built-in plan shares: norms and the one embedding rule, for tables and free
-token/position parameters alike (see :mod:`initlab.modelinit.plans`, "Embeddings")."""
+"""The rules every built-in plan shares: norms, the one embedding rule (for tables and free
+token/position parameters alike, see :mod:`initlab.modelinit.plans`, "Embeddings"), MoE
+routers and expert banks, layer scales and attention sinks."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..core.registry import get as get_init
@@ -112,3 +114,19 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
             rules.append(Rule(name, get_init("constant", value=v), label="layer scale",
                               why=f"layer scale: constant {v:g} ({src})"))
     return rules
+
+
+def attention_sink_rules(model: nn.Module | None) -> list[Rule]:
+    """Attention-sink logits (GPT-OSS's ``sinks``: one learned logit per head, a key every query
+    attends to, held by an attention module as a 1-D ``sinks`` parameter) start at 0: the sink is
+    one more key with logit 0, as the model's other logits nearly are at init (Hugging Face
+    draws N(0, 0.02^2), i.e. within 0.02 of it)."""
+    if model is None:
+        return []
+    names = [f"{mname}.sinks" if mname else "sinks" for mname, m in model.named_modules()
+             if "attention" in type(m).__name__.lower()
+             and isinstance(m._parameters.get("sinks"), torch.Tensor)
+             and m._parameters["sinks"].dim() == 1]
+    return [Rule(n, "zeros", label="attention sinks",
+                 why="attention-sink logit per head: 0, one more key with the logit the "
+                     "others start near") for n in names]

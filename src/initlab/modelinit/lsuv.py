@@ -40,6 +40,7 @@ import torch.nn as nn
 
 from ..core.validation import InitlabError, check_scalar, fail
 from .builtin_rules import (
+    attention_sink_rules,
     embedding_rule,
     expert_rule,
     free_table_rule,
@@ -228,7 +229,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                        why="LSUV: zero bias") for n in names]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
                        why="norm layers: scale 1, shift 0"), embedding_rule(model),
-                  free_table_rule(model), *layer_scale_rules(model)]
+                  free_table_rule(model), *layer_scale_rules(model),
+                  *attention_sink_rules(model)]
                # mixture-of-experts routers and expert banks: orthonormal pre-init only (which
                # tokens reach an expert is data-dependent, so no one output std to rescale to)
                + ([Rule(router_types(model), weight="orthogonal", bias="zeros",

@@ -91,6 +91,7 @@ import torch.nn as nn
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
 from .builtin_rules import (
+    attention_sink_rules,
     embedding_rule,
     expert_rule,
     free_table_rule,
@@ -129,6 +130,7 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Ru
              label="layers"),
         *expert_rule(model, weight, bias),
         *layer_scale_rules(model),
+        *attention_sink_rules(model),
         free_table_rule(model, "zeros" if zero_embeddings else embedding),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
