@@ -38,13 +38,11 @@ from ..core.recommend import DEEP_RELU, check_spread, recommend
 from ..core.registry import get as get_init
 from ..core.validation import check_choice
 from .builtin_rules import (
-    attention_sink_rules,
     embedding_rule,
     expert_rule,
-    free_table_rule,
-    layer_scale_rules,
     norm_types,
     router_types,
+    table_rules,
 )
 from .dataflow import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
@@ -110,18 +108,17 @@ def _expert_rules(desc, layer, **how) -> list[Rule]:
     rules: list[Rule] = []
     prefix = f"{layer.name}." if layer.name else ""
     label = f"auto {layer.name or '(root)'}"
-    weights = {p.local: p for p in desc.params
-               if p.module_name == layer.name and p.kind == "experts" and len(p.shape) == 3}
-    for local, p in weights.items():
+    own = [p for p in desc.params if p.module_name == layer.name and p.kind == "experts"]
+    for p in (q for q in own if len(q.shape) == 3):
+        local = p.local
         init, bias, why = choose(p.activation, readout=False, layer="dense",
                                  deep_relu="orthogonal", **how)
         part = "input" if expert_part(local) == "in" else "output"
         found = f" [{part} projection of an expert bank, per expert; found by " \
                 f"{desc.method}: {p.activation_why}]"
         rules.append(Rule(f"{prefix}{local}", init, label=label, why=why + found))
-        for b in desc.params:
-            if b.module_name == layer.name and b.role == "bias" and b.kind == "experts" and \
-                    b.local.startswith(local):
+        for b in own:
+            if b.role == "bias" and b.local.startswith(local):
                 rules.append(Rule(f"{prefix}{b.local}", bias, label=label, why=why))
     return rules
 
@@ -215,6 +212,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         rules.append(Rule(f"{prefix}weight", init, label=label, why=why + found))
         if bias.name != "zeros" and getattr(layer.module, "bias", None) is not None:
             rules.append(Rule(f"{prefix}bias", bias, label=label, why=why))
+    linear_like = (*LAYERS, "Conv1D", *router_types(model))
     rules += [
         Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
              why="norm: scale 1, shift 0"),
@@ -225,15 +223,12 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                               "(Saxe et al. 2014), zero biases"),
         Rule(nn.MultiheadAttention, params={"*weight": "glorot_uniform", "*bias*": "zeros"},
              label="attention", why="attention q/k/v: Glorot per (E, E) block"),
-        Rule((*LAYERS, "Conv1D", *router_types(model)), bias="zeros", label="biases",
-             why="biases zero"),
-        Rule((*LAYERS, "Conv1D", *router_types(model)), weight="lecun_normal", label="layers",
+        Rule(linear_like, bias="zeros", label="biases", why="biases zero"),
+        Rule(linear_like, weight="lecun_normal", label="layers",
              why="layer not in the description: LeCun, gain 1"),
         *expert_rule(model, "lecun_normal", label="experts",
                      why="expert bank not in the description: LeCun per expert, gain 1"),
-        *layer_scale_rules(model),
-        *attention_sink_rules(model),
-        free_table_rule(model),
+        *table_rules(model),
     ]
     return Plan(rules, name="auto", warn_unused=False,
                 description=f"activation-aware (activations found by {desc.method})",

@@ -116,6 +116,15 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
     return rules
 
 
+def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
+    """The rules every plan ends with, on parameters that are neither layers nor norms: layer
+    scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`) and free
+    token/position tables (:func:`free_table_rule`, with ``embedding``). Their names are
+    disjoint, so their order among themselves changes no match."""
+    return [*layer_scale_rules(model), *attention_sink_rules(model),
+            free_table_rule(model, embedding)]
+
+
 def attention_sink_rules(model: nn.Module | None) -> list[Rule]:
     """Attention-sink logits (GPT-OSS's ``sinks``: one learned logit per head, a key every query
     attends to, held by an attention module as a 1-D ``sinks`` parameter) start at 0: the sink is

@@ -40,13 +40,11 @@ import torch.nn as nn
 
 from ..core.validation import InitlabError, check_scalar, fail
 from .builtin_rules import (
-    attention_sink_rules,
     embedding_rule,
     expert_rule,
-    free_table_rule,
-    layer_scale_rules,
     norm_types,
     router_types,
+    table_rules,
 )
 from .checks import check_model, check_not_meta, check_seed
 from .dataflow import stochastic_off
@@ -229,13 +227,12 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                        why="LSUV: zero bias") for n in names]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
                        why="norm layers: scale 1, shift 0"), embedding_rule(model),
-                  free_table_rule(model), *layer_scale_rules(model),
-                  *attention_sink_rules(model)]
+                  *table_rules(model)]
                # mixture-of-experts routers and expert banks: orthonormal pre-init only (which
                # tokens reach an expert is data-dependent, so no one output std to rescale to)
-               + ([Rule(router_types(model), weight="orthogonal", bias="zeros",
+               + ([Rule(routers, weight="orthogonal", bias="zeros",
                         label="LSUV pre-init", why="LSUV: router, orthonormal, not rescaled")]
-                  if router_types(model) else [])
+                  if (routers := router_types(model)) else [])
                + expert_rule(model, "orthogonal", label="LSUV pre-init",
                              why="LSUV: expert bank, each expert orthonormal, not rescaled"),
                name="lsuv", warn_unused=False, reset_running_stats=False,

@@ -134,6 +134,12 @@ class Block:
     #: (orthogonal, sparse) sees one expert's matrix
     single: bool = False
 
+    def view(self, tensor: torch.Tensor, n_blocks: int) -> torch.Tensor:
+        """This block's slice of ``tensor`` split into ``n_blocks`` (shape :meth:`shape_in`)."""
+        if self.single:
+            return tensor[self.start]
+        return tensor if n_blocks == 1 else tensor[self.start:self.stop]
+
     def shape_in(self, shape: tuple[int, ...], n_blocks: int) -> tuple[int, ...]:
         """The shape of this block's slice of a tensor of ``shape`` split into ``n_blocks``."""
         if self.single:

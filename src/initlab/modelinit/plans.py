@@ -91,13 +91,11 @@ import torch.nn as nn
 from ..core.registry import get as get_init
 from ..core.validation import check_scalar, fail
 from .builtin_rules import (
-    attention_sink_rules,
     embedding_rule,
     expert_rule,
-    free_table_rule,
-    layer_scale_rules,
     norm_types,
     router_types,
+    table_rules,
 )
 from .describe import describe
 from .experts import closing_params, input_params
@@ -129,9 +127,7 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Ru
         Rule((*WEIGHTED, *router_types(model)), params={"*weight*": weight, "*bias*": bias},
              label="layers"),
         *expert_rule(model, weight, bias),
-        *layer_scale_rules(model),
-        *attention_sink_rules(model),
-        free_table_rule(model, "zeros" if zero_embeddings else embedding),
+        *table_rules(model, "zeros" if zero_embeddings else embedding),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
 
@@ -372,19 +368,21 @@ def _no_blocks(blocks) -> Exception:
 
 
 def _branches(model, blocks):
-    """[(name, layers, norms_after_last_layer, depth)] and how they were found."""
+    """([(name, layers, norms_after_last_layer, depth, closing layers)], how they were found,
+    the model description) (the description is read in either case: it says which parameters
+    a closing layer writes its output through, :func:`~initlab.modelinit.experts.closing_params`)."""
+    desc = describe(model)
     if blocks is None:
-        desc = describe(model)
         how = "names-fallback" if desc.method == "names-fallback" else "dataflow"
         return [(_prefix(br.layers), list(br.layers), list(br.norms_after),
                  _depth(desc, br.layers), br.closing_layers)
-                for br in desc.residual_branches], how
+                for br in desc.residual_branches], how, desc
     order = {n: i for i, (n, _) in enumerate(model.named_modules())}
     out = []
     for b, layers, norms in residual_blocks(model, blocks):
         after = [n for n in norms if order[n] > order[layers[-1]]]
         out.append((b, layers, after, len(layers), [layers[-1]]))
-    return out, "blocks="
+    return out, "blocks=", desc
 
 
 def zero_residual(model: nn.Module, *, blocks: str | Callable | None = None,
@@ -394,17 +392,17 @@ def zero_residual(model: nn.Module, *, blocks: str | Callable | None = None,
     2017, "Accurate, Large Minibatch SGD"; torchvision's ``zero_init_residual``), else that
     layer's weight and bias. Each block then starts as the identity. Branches come from the
     model's dataflow (or ``blocks=``)."""
-    found, how = _branches(model, blocks)
+    found, how, desc = _branches(model, blocks)
     if not found:
         raise _no_blocks(blocks)
     extra = []
-    desc = describe(model)
     for b, _layers, after, _, closers in found:
         why = f"last layer of residual branch {b} (found by {how}): zero"
-        for target in [after[-1]] if after else closers:
-            ws, bs = ([f"{target}.weight"], [f"{target}.bias"]) if after else \
-                closing_params(desc, target)
-            for name in ws + bs:
+        # the norm after the branch's last layer, else every closing layer's output parameters
+        targets = {after[-1]: [f"{after[-1]}.weight", f"{after[-1]}.bias"]} if after else \
+            {c: sum(closing_params(desc, c), []) for c in closers}
+        for target, names in targets.items():
+            for name in names:
                 extra.append(Rule(name, "zeros", label=f"zero {target}", why=why))
     plan = get(base, model)
     return Plan(extra + list(plan.rules), name="zero_residual", warn_unused=False,
@@ -425,11 +423,10 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
 
     The scalar biases and multipliers Fixup adds are the model's business, not the plan's.
     """
-    found, how = _branches(model, blocks)
+    found, how, desc = _branches(model, blocks)
     if not found:
         raise _no_blocks(blocks)
     n_branches = len(found)
-    desc = describe(model)
     extra: list[Rule] = []
     for b, layers, _, m, closers in found:
         s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0

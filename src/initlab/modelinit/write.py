@@ -58,8 +58,7 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                                       fans=fans, role=p.fan_role, layout=a.layout,
                                       single=b.single)
                 continue
-            view = target[b.start] if b.single else target if len(a.blocks) == 1 else \
-                target[b.start:b.stop]  # the shape of b.shape_in(p.shape, len(a.blocks))
+            view = b.view(target, len(a.blocks))
             if view.numel() == 0:
                 continue
             backend.fill(view, init, seed=seed, key=key, fans=fans, role=p.fan_role,
