@@ -174,3 +174,68 @@ def convnext(**config):
     return transformers.ConvNextForImageClassification(transformers.ConvNextConfig(
         hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, num_labels=10, image_size=32,
         **config))
+
+
+def mamba(n_layer=2, **kw):
+    """A Mamba language model: per layer a ``MambaMixer`` with ``A_log`` (d_inner, N), ``D``
+    and ``dt_proj`` (its bias the time-step bias), d_inner = 2 * hidden."""
+    cfg = dict(hidden_size=32, state_size=8, num_hidden_layers=n_layer, vocab_size=64,
+               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    cfg.update(kw)
+    return transformers.MambaForCausalLM(transformers.MambaConfig(**cfg))
+
+
+def mamba2(n_layer=2, **kw):
+    """A Mamba-2 language model: per-head ``A_log``/``D``/``dt_bias`` (4 heads of 16)."""
+    cfg = dict(hidden_size=32, state_size=8, num_heads=4, head_dim=16, n_groups=1,
+               num_hidden_layers=n_layer, vocab_size=64, bos_token_id=0, eos_token_id=0,
+               pad_token_id=0)
+    cfg.update(kw)
+    return transformers.Mamba2ForCausalLM(transformers.Mamba2Config(**cfg))
+
+
+def jamba(**kw):
+    """A Jamba hybrid: layer 0 a Mamba mixer (``dt_proj.bias``) with a dense MLP, layer 1
+    attention with a 2-expert MoE."""
+    cfg = dict(hidden_size=32, num_hidden_layers=2, vocab_size=64, num_attention_heads=4,
+               num_key_value_heads=2, intermediate_size=64, num_experts=2,
+               num_experts_per_tok=1, attn_layer_period=2, attn_layer_offset=1,
+               expert_layer_period=2, expert_layer_offset=1, mamba_d_state=8, mamba_dt_rank=4,
+               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    cfg.update(kw)
+    return transformers.JambaForCausalLM(transformers.JambaConfig(**cfg))
+
+
+def bamba(**kw):
+    """A Bamba hybrid: layer 0 a Mamba-2 mixer (``dt_bias``, which Hugging Face starts at 1),
+    layer 1 attention."""
+    cfg = dict(hidden_size=32, num_hidden_layers=2, vocab_size=64, num_attention_heads=4,
+               num_key_value_heads=2, intermediate_size=64, mamba_n_heads=4, mamba_d_head=16,
+               mamba_d_state=8, mamba_n_groups=1, attn_layer_indices=[1],
+               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    cfg.update(kw)
+    return transformers.BambaForCausalLM(transformers.BambaConfig(**cfg))
+
+
+def siglip():
+    return transformers.SiglipModel(transformers.SiglipConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, vocab_size=100),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                           num_attention_heads=4, image_size=32, patch_size=8)))
+
+
+def swinv2():
+    return transformers.Swinv2ForImageClassification(transformers.Swinv2Config(
+        image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
+        window_size=4))
+
+
+def clap():
+    return transformers.ClapModel(transformers.ClapConfig(
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                         num_attention_heads=4, vocab_size=100),
+        audio_config=dict(hidden_size=32, depths=[1, 1], num_attention_heads=[2, 2],
+                          patch_embeds_hidden_size=16, spec_size=64, num_mel_bins=64,
+                          window_size=4, patch_stride=(4, 4)),
+        projection_dim=16))

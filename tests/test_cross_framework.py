@@ -131,6 +131,19 @@ def iid_reference(dist: D.Distribution):
         law = stats.truncnorm(alpha, beta, loc=dist.mean, scale=dist.std)
         m, v, k = (float(t) for t in law.stats(moments="mvk"))
         return m, v, (3 + k) * v * v, law.cdf, (dist.a, dist.b)
+    if isinstance(dist, D.TimeStepBias):
+        # x = g(U), g monotone: the CDF is g^-1 (u of softplus(x) on the log scale); the fourth
+        # central moment by quadrature over u (no floor inside the range for the defaults)
+        assert dist.floor <= dist.dt_min
+        lo, hi = math.log(dist.dt_min), math.log(dist.dt_max)
+        m, s = dist.moments()
+        u, w = np.polynomial.legendre.leggauss(64)
+        m4 = float(0.5 * np.sum(w * (dist.from_unit(0.5 * u + 0.5) - m) ** 4))
+
+        def cdf(x):
+            return np.clip((np.log(np.logaddexp(0.0, x)) - lo) / (hi - lo), 0.0, 1.0)
+
+        return m, s * s, m4, cdf, dist.bounds()
     raise AssertionError(f"no reference for {dist}")
 
 

@@ -5,14 +5,30 @@ which the residual plans and the doctor rely on."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import pytest
 import torch
 import torch.nn as nn
+import transformers
 
 import initlab
-from hf_models import ARCHITECTURES, bart, beit, convnext, dinov2, gpt_neox, opt, swin, wav2vec2
+from hf_models import (
+    ARCHITECTURES,
+    bart,
+    beit,
+    clap,
+    clip,
+    convnext,
+    dinov2,
+    gpt_neox,
+    opt,
+    siglip,
+    swin,
+    swinv2,
+    wav2vec2,
+)
 from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
 
 
@@ -29,7 +45,8 @@ def test_zero_residual_zeroes_every_branch(name):
     build, branches = ARCHITECTURES[name]
     m = build()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # architecture-specific tables left as they are (noted)
+        # every parameter matched: relative-position tables and layer scales included
+        warnings.filterwarnings("error", message=".*matched no rule")
         initlab.apply(m, "zero_residual", seed=0)
     found = initlab.describe(m).residual_branches
     assert len(found) == branches
@@ -87,7 +104,7 @@ def test_layer_scale_and_drop_path_keep_a_users_branches_visible():
 def test_doctor_switches_drop_path_off():
     m = swin(drop_path_rate=0.5)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Swin's relative-position tables are left as they are
+        warnings.filterwarnings("error", message=".*matched no rule")  # rel.-pos. tables too
         initlab.apply(m, "gpt2", seed=0)
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     losses = []
@@ -177,28 +194,18 @@ def test_gpt2_counts_both_layers_of_a_parallel_block():
 def test_layer_scales_start_at_the_configs_constant(build, value, plan):
     m = build()
     with torch.no_grad():   # the constructor's value is overwritten by the plan's
-        for _, t in initlab.modelinit.params.layer_scales(m):
+        for _, t in initlab.modelinit.tables.layer_scales(m):
             t.fill_(7.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         report = initlab.apply(m, plan, seed=0)
     assert not [w for w in caught if "matched no rule" in str(w.message)]
-    scales = initlab.modelinit.params.layer_scales(m)
+    scales = initlab.modelinit.tables.layer_scales(m)
     assert len(scales) == (2 if build is convnext else 4)
     recs = {r.name: r for r in report.records}
     for name, t in scales:
         assert torch.equal(t, torch.full_like(t, value)), name
         assert "config." in recs[name].why
-
-
-def test_a_meta_vit_with_layer_scales_materializes_as_apply_draws_it():
-    ref = dinov2()
-    initlab.apply(ref, "auto", seed=0)
-    with torch.device("meta"):
-        m = dinov2()
-    initlab.materialize(m, "auto", seed=0, device="cpu")   # was: lambda1 unmatched, an error
-    for (name, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
-        assert torch.equal(a, b), name
 
 
 def test_a_users_layer_scale_keeps_its_constant_and_other_vectors_are_not_layer_scales():
@@ -211,7 +218,7 @@ def test_a_users_layer_scale_keeps_its_constant_and_other_vectors_are_not_layer_
             return x * (1 + self.gamma) + self.beta
 
     m = nn.Sequential(Block(), GRN(16), nn.Linear(16, 3))
-    names = [n for n, _ in initlab.modelinit.params.layer_scales(m)]
+    names = [n for n, _ in initlab.modelinit.tables.layer_scales(m)]
     assert names == ["0.ls.gamma"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # GRN's vectors: unmatched, left as they are (noted)
@@ -224,3 +231,88 @@ def test_a_users_layer_scale_keeps_its_constant_and_other_vectors_are_not_layer_
     # on meta, with no config, the value is unknown: unmatched, and materialize says so
     with pytest.raises(initlab.InitlabError, match="0.ls.gamma"):
         initlab.materialize(meta, "he", seed=0, device="cpu")
+
+
+# ---------------------------------------------- relative-position tables and logit temperatures
+_LOG10, _CLIP = math.log(10.0), math.log(1 / 0.07)
+
+
+def _tables(m):
+    """{name: the value the architecture starts it at}, from the model's own code paths."""
+    if isinstance(m, transformers.SiglipModel):
+        return {"logit_scale": _LOG10, "logit_bias": -10.0}
+    if isinstance(m, transformers.ClapModel):  # CLAP's config holds 1/tau, the parameter log
+        v = math.log(m.config.logit_scale_init_value)
+        return {"logit_scale_a": v, "logit_scale_t": v}
+    if isinstance(m, transformers.CLIPModel):
+        return {"logit_scale": m.config.logit_scale_init_value}
+    out = {}
+    for n, _ in m.named_parameters():
+        if n.endswith("relative_position_bias_table"):
+            out[n] = 0.0
+        elif n.endswith("attention.self.logit_scale"):      # Swin-V2, per head
+            out[n] = _LOG10
+    return out
+
+
+@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2], ids=lambda b: b.__name__)
+@pytest.mark.parametrize("plan", ["auto", "he", "gpt2"])
+def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(build, plan):
+    m = build()
+    want = _tables(m)
+    assert want, "the factory has no such tables"
+    params = dict(m.named_parameters())
+    with torch.no_grad():   # as if trained: the start comes from the architecture, not the tensor
+        for name in want:
+            params[name].fill_(7.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*matched no rule")
+        report = initlab.apply(m, plan, seed=0)
+    recs = {r.name: r for r in report.records}
+    for name, value in want.items():
+        t = params[name].detach()
+        assert torch.equal(t, torch.full_like(t, value)), (name, t.reshape(-1)[:3])
+        assert recs[name].rule in ("relative position", "logit scale"), recs[name]
+    if build is siglip:   # the attention-pooling query is a free token: the embedding rule
+        probe = recs["vision_model.head.probe"]
+        assert probe.rule == "token/position" and probe.role == "embedding", probe
+
+
+@pytest.mark.parametrize("build", [dinov2, clip, siglip, swin, swinv2],
+                         ids=lambda b: b.__name__)
+def test_a_meta_model_with_tables_materializes_as_apply_draws_it(build):
+    """Layer scales (DINOv2's lambda1), relative-position tables and logit temperatures: a
+    meta model materializes to what apply draws (each was unmatched once: an error)."""
+    ref = build()
+    initlab.apply(ref, "auto", seed=0)
+    with torch.device("meta"):
+        m = build()
+    initlab.materialize(m, "auto", seed=0, device="cpu")
+    for (name, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_users_logit_scale_is_clips_and_an_unknown_shape_is_left_unmatched():
+    class Tower(nn.Module):   # open_clip's layout: a scalar logit_scale, no config
+        def __init__(self):
+            super().__init__()
+            self.proj = nn.Linear(8, 4)
+            self.logit_scale = nn.Parameter(torch.tensor(0.0))
+
+        def forward(self, x):
+            return self.proj(x) * self.logit_scale.exp()
+
+    m = Tower()
+    report = initlab.apply(m, "auto", seed=0)
+    assert float(m.logit_scale) == pytest.approx(_CLIP, rel=1e-7)
+    assert "CLIP" in next(r for r in report.records if r.name == "logit_scale").why
+
+    class Odd(Tower):
+        def __init__(self):
+            super().__init__()
+            self.logit_scale = nn.Parameter(torch.full((4,), 3.0))  # no known start for this
+
+    odd = Odd()
+    with pytest.warns(UserWarning, match="logit_scale"):
+        initlab.apply(odd, "auto", seed=0)
+    assert torch.equal(odd.logit_scale.detach(), torch.full((4,), 3.0))

@@ -51,7 +51,9 @@ from ..core.distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    S4DReal,
     Sparse,
+    TimeStepBias,
     TruncatedNormal,
     Uniform,
     kernel_centre,
@@ -164,6 +166,14 @@ def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "
         if dist.mean == 0.0:
             return x
         return jnp.clip(x + jnp.array(dist.mean, dtype), lo, hi)
+    if isinstance(dist, TimeStepBias):
+        if cplx:
+            raise _no_complex(dist, dtype)
+        cdt = compute_dtype(dtype)
+        lo, hi = math.log(dist.dt_min), math.log(dist.dt_max)
+        u = jax.random.uniform(key, shape, cdt, **kw)
+        dt = jnp.maximum(jnp.exp(lo + u * (hi - lo)), jnp.array(dist.floor, cdt))
+        return (dt + jnp.log(-jnp.expm1(-dt))).astype(dtype)
     if jax_recipe and layout == "jax":
         if isinstance(dist, Orthogonal) and dist.method == "qr":
             return _reshard(orthogonal(key, shape, dtype, dist.gain, column_axis), out_sharding)
@@ -310,5 +320,7 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         x = jax.random.normal(kv, flat, cdt) * dist.std
         x = jnp.where(_ranks(kp, flat, 1) < dist.k, x, 0.0)  # k random inputs per unit
         return x.reshape(shape)
+    if isinstance(dist, S4DReal):
+        return jnp.broadcast_to(jnp.asarray(dist.row(shape[-1]), cdt), shape)
     raise fail("distribution", "is not a kind the JAX backend knows", type(dist).__name__,
                "add it to initlab.backends.jax_backend.")

@@ -57,7 +57,9 @@ from ..core.distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    S4DReal,
     Sparse,
+    TimeStepBias,
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
@@ -617,6 +619,22 @@ def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
     view.copy_(tmp.reshape(view.shape))
 
 
+def _s4d_real_(view: torch.Tensor, dist: S4DReal, gen) -> None:
+    n = view.shape[-1]
+    row = torch.arange(1, n + 1, dtype=torch.float64, device=view.device).log_()
+    view.copy_(row.expand(view.shape))
+
+
+def _time_step_bias_(tensor: torch.Tensor, dist: TimeStepBias, gen) -> None:
+    """One U(0, 1) float64 draw per element (``uniform_`` from ``gen``), mapped as
+    :meth:`TimeStepBias.from_unit`, in float64, then written in the tensor's dtype."""
+    lo, hi = math.log(dist.dt_min), math.log(dist.dt_max)
+    u = torch.empty(tensor.shape, dtype=torch.float64, device=tensor.device)
+    u.uniform_(0.0, 1.0, generator=gen)
+    dt = u.mul_(hi - lo).add_(lo).exp_().clamp_(min=dist.floor)
+    tensor.copy_(dt + torch.log(-torch.expm1(-dt)))
+
+
 _COMPLEX_KINDS = (Normal, Uniform, Sparse)  # the kinds a complex tensor takes (see _COMPLEX)
 
 # One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
@@ -625,5 +643,5 @@ SAMPLERS = {
     Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
-    LooksLinear: _looks_linear_,
+    LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
 }

@@ -10,6 +10,9 @@ import math
 
 from .distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
+    DT_FLOOR,
+    DT_MAX,
+    DT_MIN,
     LOOKS_LINEAR_POSITIONS,
     ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
@@ -21,7 +24,9 @@ from .distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    S4DReal,
     Sparse,
+    TimeStepBias,
     TruncatedNormal,
     Uniform,
     looks_linear_misfit,
@@ -38,7 +43,7 @@ __all__ = [
     "glorot_uniform", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
     "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
     "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "looks_linear", "sparse",
-    "martens_sparse",
+    "martens_sparse", "s4d_real", "time_step_bias",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -483,6 +488,46 @@ def martens_sparse(k: int = 15, std: float = 1.0) -> Initializer:
         return MartensSparse(kk, s)
 
     return Initializer("martens_sparse", {"k": kk, "std": s}, resolve, needs_fans=True)
+
+
+# ===================================================================== state-space models
+
+
+@register(aliases=("s4d",))
+def s4d_real() -> Initializer:
+    """S4D-real (Gu, Gupta, Goel, Re 2022, "On the Parameterization and Initialization of
+    Diagonal State Space Models"): the diagonal state matrix A_n = -(n + 1), n = 0..N-1, stored
+    as ``A_log = log(n + 1)`` along the tensor's last axis and repeated over the others. The
+    state decays at rates 1..N, a spread of timescales. Mamba (Gu & Dao 2023) and Mamba-2 use
+    it for ``A_log`` (per channel and state, or one value per head). Not random."""
+
+    def resolve(ctx: Context):
+        return S4DReal()
+
+    return Initializer("s4d_real", {}, resolve, random=False)
+
+
+@register(aliases=("mamba_dt_bias",))
+def time_step_bias(dt_min: float = DT_MIN, dt_max: float = DT_MAX,
+                   dt_floor: float = DT_FLOOR) -> Initializer:
+    """The time-step bias of a selective state-space layer (Gu & Dao 2023, "Mamba: Linear-Time
+    Sequence Modeling with Selective State Spaces", section 3.6): dt = exp(U(log dt_min,
+    log dt_max)), at least ``dt_floor``, stored as its softplus inverse dt + log(1 - e^-dt), so
+    that the layer's step softplus(x + bias) starts log-uniform over [dt_min, dt_max] (a spread
+    of memory lengths 1/dt). Defaults are Mamba's (0.001, 0.1, 1e-4): its ``dt_proj.bias``,
+    Mamba-2's ``dt_bias``."""
+    lo = check_scalar(dt_min, "dt_min", min_val=0.0, include_min=False,
+                      why=" (a time step is positive)")
+    hi = check_scalar(dt_max, "dt_max", min_val=lo,
+                      why=f" (the range's upper end, at least dt_min = {lo:g})",
+                      fix=f"pass dt_max >= dt_min ({lo:g}).")
+    fl = check_scalar(dt_floor, "dt_floor", min_val=0.0,
+                      why=" (the smallest time step; 0 for none)")
+
+    def resolve(ctx: Context):
+        return TimeStepBias(lo, hi, fl)
+
+    return Initializer("time_step_bias", {"dt_min": lo, "dt_max": hi, "dt_floor": fl}, resolve)
 
 
 # Aliases as plain assignments, for users who import the functions.

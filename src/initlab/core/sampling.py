@@ -30,7 +30,9 @@ from .distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    S4DReal,
     Sparse,
+    TimeStepBias,
     TruncatedNormal,
     Uniform,
     check_fits_dtype,
@@ -225,10 +227,20 @@ def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
     return out.reshape(shape)
 
 
+def _s4d_real(dist: S4DReal, shape, rng, dtype) -> np.ndarray:
+    return np.broadcast_to(dist.row(shape[-1]), shape).copy()
+
+
+def _time_step_bias(dist: TimeStepBias, shape, rng, dtype) -> np.ndarray:
+    x = dist.from_unit(rng.uniform(0.0, 1.0, shape))
+    return np.asarray(x).astype(dtype, copy=False)
+
+
 SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
+    S4DReal: _s4d_real, TimeStepBias: _time_step_bias,
 }
 
 

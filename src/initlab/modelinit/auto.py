@@ -42,6 +42,7 @@ from .builtin_rules import (
     expert_rule,
     norm_types,
     router_types,
+    ssm_rules,
     table_rules,
 )
 from .dataflow import MIRROR_SAFE
@@ -150,7 +151,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     counted = {layer.name for layer in desc.depth_layers()}
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
-    rules: list[Rule] = []
+    rules: list[Rule] = ssm_rules(model)
     mirrored: dict[str, Any] = {}  # layer -> the activation after it, for mirrored outputs
     dataflow = desc.method != "names-fallback"
     for layer in desc.layers:

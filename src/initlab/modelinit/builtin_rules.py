@@ -1,6 +1,6 @@
 """The rules every built-in plan shares: norms, the one embedding rule (for tables and free
 token/position parameters alike, see :mod:`initlab.modelinit.plans`, "Embeddings"), MoE
-routers and expert banks, layer scales and attention sinks."""
+routers and expert banks, layer scales, attention sinks and state-space mixers."""
 
 from __future__ import annotations
 
@@ -12,8 +12,35 @@ import torch.nn as nn
 from ..core.registry import get as get_init
 from .describe import describe
 from .experts import is_router
-from .params import FREE_TABLE_GLOBS, NORM_TYPES, layer_scale_value, layer_scales, module_kind
+from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
+from .ssm import mixers
+from .tables import layer_scale_value, layer_scales, logit_scales, relative_position_tables
+
+
+def ssm_rules(model: nn.Module | None) -> list[Rule]:
+    """The structural parameters of every state-space mixer of ``model``
+    (:func:`~initlab.modelinit.ssm.mixers`): ``A_log`` S4D-real, ``D`` ones, the time-step bias
+    Mamba's log-uniform dt through softplus^-1 over the mixer's range. Plans put these rules
+    first: ``dt_proj.bias`` belongs to a linear layer, whose generic bias rule (zeros) would
+    otherwise win, and would start every channel at one step, softplus(0) = 0.69."""
+    if model is None:
+        return []
+    rules = []
+    for mx in mixers(model):
+        rules.append(Rule(mx.a_log, "s4d_real", label="state space",
+                          why="SSM state matrix: S4D-real, A_log = log(1..N) along the state "
+                              "axis (A = -(1..N); Gu et al. 2022, Mamba)"))
+        rules.append(Rule(mx.d, "ones", label="state space",
+                          why="SSM skip connection D: 1 (Mamba)"))
+        if mx.dt_bias is not None:
+            lo, hi, fl = mx.dt_range
+            rules.append(Rule(mx.dt_bias, get_init("time_step_bias", dt_min=lo, dt_max=hi,
+                                                   dt_floor=fl), label="state space",
+                              why=f"SSM time step: softplus(bias) log-uniform on "
+                                  f"[{lo:g}, {hi:g}], floor {fl:g} ({mx.dt_source}; Mamba "
+                                  "sec. 3.6)"))
+    return rules
 
 
 def norm_types(model: nn.Module | None) -> tuple[Any, ...]:
@@ -95,7 +122,7 @@ def free_table_rule(model: nn.Module | None, embedding: Any = "normal") -> Rule:
 
 
 def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
-    """Every layer scale of ``model`` (:func:`~initlab.modelinit.params.layer_scales`: BEiT's
+    """Every layer scale of ``model`` (:func:`~initlab.modelinit.tables.layer_scales`: BEiT's
     ``lambda_1``, DINOv2's ``lambda1``, ConvNeXt's ``layer_scale_parameter``) at the constant
     the architecture starts it at (CaiT's small epsilon that lets a deep stack start near the
     identity): the config's value (``config.layer_scale_init_value``, ``layerscale_value``), else,
@@ -118,11 +145,36 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
 
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
-    scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`) and free
-    token/position tables (:func:`free_table_rule`, with ``embedding``). Their names are
+    scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
+    relative-position tables, logit temperatures and free token/position tables
+    (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
+            *relative_position_rules(model), *logit_scale_rules(model),
             free_table_rule(model, embedding)]
+
+
+def relative_position_rules(model: nn.Module | None) -> list[Rule]:
+    """Relative-position bias tables (:func:`~initlab.modelinit.tables.relative_position_tables`:
+    Swin's, BEiT's) start at 0: every offset's logit bias equal, no positional preference at
+    init (Hugging Face zeroes them; timm draws N(0, 0.02^2))."""
+    if model is None:
+        return []
+    return [Rule(n, "zeros", label="relative position",
+                 why="relative-position logit bias: 0, no positional preference at init")
+            for n in relative_position_tables(model)]
+
+
+def logit_scale_rules(model: nn.Module | None) -> list[Rule]:
+    """Learned logit temperatures (:func:`~initlab.modelinit.tables.logit_scales`: CLIP's
+    ``logit_scale`` = log(1/0.07), SigLIP's log 10 and bias -10, Swin-V2's per-head log 10) at
+    the constant the architecture starts them at; one with no known constant is left to the
+    other rules (unmatched, said by the plan's warning)."""
+    if model is None:
+        return []
+    return [Rule(name, get_init("constant", value=v), label="logit scale",
+                 why=f"logit temperature: constant {v:g} ({where})")
+            for name, v, where in logit_scales(model) if v is not None]
 
 
 def attention_sink_rules(model: nn.Module | None) -> list[Rule]:

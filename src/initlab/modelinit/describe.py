@@ -61,6 +61,7 @@ from .dataflow import Branch, Graph, base_name, probe, unit_kind_of
 from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
 from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
+from .ssm import place_mixer_layers
 
 #: names-fallback only: glob patterns of module names that close a residual branch
 RESIDUAL_NAMES = ("*attn.c_proj", "*mlp.c_proj", "*self_attn.o_proj", "*mlp.down_proj",
@@ -365,6 +366,7 @@ def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
             _from_graph(model, desc, graph)
         else:
             _from_names(model, desc)
+        place_mixer_layers(model, desc)
         if skey is not None:
             _BY_STRUCTURE[skey] = _Dataflow.of(desc)
             _BY_STRUCTURE.move_to_end(skey)

@@ -44,6 +44,7 @@ from .builtin_rules import (
     expert_rule,
     norm_types,
     router_types,
+    ssm_rules,
     table_rules,
 )
 from .checks import check_model, check_not_meta, check_seed
@@ -221,7 +222,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     finally:
         restore_modes()
     names = [n for n, _ in selected]
-    pre = Plan([Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
+    pre = Plan(ssm_rules(model)
+               + [Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
                      why="LSUV: orthonormal pre-init") for n in names]
                + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",
                        why="LSUV: zero bias") for n in names]

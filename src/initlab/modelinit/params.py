@@ -64,51 +64,12 @@ LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha", "e
 #: on a module of its own class rather than in an ``nn.Embedding`` (ViT/DeiT/BEiT/Swin in
 #: Hugging Face: ``cls_token``, ``mask_token``, ``position_embeddings``; timm: ``pos_embed``,
 #: ``dist_token``, ``reg_token``; DINOv2: ``register_tokens``; CLIP: ``class_embedding``;
-#: wav2vec2/HuBERT's mask vector ``masked_spec_embed``).
+#: wav2vec2/HuBERT's mask vector ``masked_spec_embed``; SigLIP's attention-pooling query
+#: ``probe``).
 #: They are embeddings (role ``embedding``), each a stack of vectors of its last dimension.
 FREE_TABLE_GLOBS = ("*_token", "*_tokens", "pos_embed", "pos_embedding", "position_embedding",
                     "position_embeddings", "absolute_pos_embed", "class_embedding",
-                    "masked_spec_embed")
-
-
-#: local names (globs) of *layer scales* held by a module of the model's own class: the
-#: per-channel multipliers on a residual branch's output (Touvron et al. 2021, CaiT), started at
-#: a small constant: Hugging Face BEiT/Data2Vec ``lambda_1``/``lambda_2``, ConvNeXt
-#: ``layer_scale_parameter``; every parameter of a leaf module whose class name contains
-#: ``LayerScale`` (DINOv2's ``lambda1``, timm's ``gamma``) is one too
-LAYER_SCALE_GLOBS = ("lambda_1", "lambda_2", "layer_scale_parameter", "layer_scale")
-#: config attributes holding a model's layer-scale initial value
-LAYER_SCALE_CONFIG_ATTRS = ("layer_scale_init_value", "layerscale_value")
-
-
-def layer_scales(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
-    """``(name, tensor)`` of every layer scale of ``model`` (:data:`LAYER_SCALE_GLOBS`): a 1-D
-    parameter of a module initlab does not otherwise know."""
-    import fnmatch
-
-    out, seen = [], set()
-    for mname, m in model.named_modules():
-        if module_kind(m) != "other":
-            continue
-        leaf_scale = "layerscale" in type(m).__name__.lower()
-        for local, t in m._parameters.items():
-            if t is None or t.dim() != 1 or id(t) in seen:
-                continue
-            if leaf_scale or any(fnmatch.fnmatchcase(local, g) for g in LAYER_SCALE_GLOBS):
-                seen.add(id(t))
-                out.append((f"{mname}.{local}" if mname else local, t))
-    return out
-
-
-def layer_scale_value(model: nn.Module) -> tuple[float | None, str]:
-    """``(value, where)``: the layer scales' initial value from the model's config
-    (:data:`LAYER_SCALE_CONFIG_ATTRS`), or ``(None, "")``."""
-    cfg = getattr(model, "config", None)
-    for attr in LAYER_SCALE_CONFIG_ATTRS:
-        v = getattr(cfg, attr, None)
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-            return float(v), f"config.{attr}"
-    return None, ""
+                    "masked_spec_embed", "probe")
 
 
 def is_free_table(module: nn.Module, local: str) -> bool:

@@ -95,6 +95,7 @@ from .builtin_rules import (
     expert_rule,
     norm_types,
     router_types,
+    ssm_rules,
     table_rules,
 )
 from .describe import describe
@@ -122,6 +123,7 @@ def _common(model: nn.Module | None, embedding: Any = "normal", *,
 def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Rule] = (),
             zero_embeddings: bool = False, embedding="normal", model=None) -> Plan:
     rules = [
+        *ssm_rules(model),
         *extra,
         *_common(model, embedding, zero_embeddings=zero_embeddings),
         Rule((*WEIGHTED, *router_types(model)), params={"*weight*": weight, "*bias*": bias},

@@ -1,0 +1,177 @@
+"""Selective state-space mixers (Mamba, Mamba-2 and the hybrids built on them): the one owner of
+which of a model's parameters are a state-space layer's structural parameters and what they
+start at.
+
+A *mixer* is a module holding its own ``A_log`` and ``D`` parameters: Hugging Face's
+``MambaMixer``, ``Mamba2Mixer``, ``FalconMambaMixer``, ``JambaMambaMixer``, ``BambaMixer``,
+``FalconH1Mixer``, ``NemotronHMamba2Mixer``, ``GraniteMoeHybridMambaLayer``, ``ZambaMambaMixer``,
+``Zamba2MambaMixer``, or a user's module with the same names (the names of the reference code,
+``mamba_ssm``). Its projections (``in_proj``, ``x_proj``, ``dt_proj``, ``out_proj``, the
+depthwise ``conv1d``) are ordinary layers, initialized by the plan like any other. Three
+parameters are not layers, and every plan starts them as Mamba does (Gu & Dao 2023, "Mamba:
+Linear-Time Sequence Modeling with Selective State Spaces", section 3.6):
+
+* ``A_log``: S4D-real, ``log(n + 1)`` along the state axis (``s4d_real``): the state matrix
+  A = -exp(A_log) decays at rates 1..N;
+* ``D``: ones, the skip connection passing the input through;
+* the time-step bias (``dt_bias``, Zamba's ``dt_proj_bias``, or ``dt_proj.bias``):
+  ``time_step_bias``, softplus(bias) log-uniform over ``[time_step_min, time_step_max]``
+  floored at ``time_step_floor``, read from the mixer (Mamba-2 keeps them), else the model's
+  config, else Mamba's defaults (0.001, 0.1, 1e-4).
+
+Where initlab deliberately differs from Hugging Face: Jamba's ``_init_weights`` leaves
+``dt_proj.bias`` to the generic linear init (0, so every channel starts at dt = softplus(0) =
+0.69) and Bamba, FalconH1, NemotronH and GraniteMoeHybrid set ``dt_bias`` to 1 (dt = 1.31);
+initlab gives every mixer Mamba's log-uniform spread of time steps, the initialization the
+paper states and its reference code uses (Mamba, Mamba-2, Zamba, Zamba2 in Hugging Face). A
+bias of 0 or 1 gives every channel the same step, so the spread of memory lengths that the
+selection mechanism starts from is lost.
+
+Modules with an ``A_log`` but no ``D`` (gated linear attention: Kimi Linear's, whose ``A_log``
+is log U(1, 16)) are not mixers here: their parameters stay unmatched, with the plan's warning.
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..core.distributions import DT_FLOOR, DT_MAX, DT_MIN
+
+#: the mixer's or config's attributes holding the time-step range, with Mamba's defaults
+DT_ATTRS = (("time_step_min", DT_MIN), ("time_step_max", DT_MAX),
+            ("time_step_floor", DT_FLOOR))
+#: local names of a mixer's own time-step bias parameter (else ``dt_proj.bias``)
+DT_BIAS_NAMES = ("dt_bias", "dt_proj_bias")
+
+
+@dataclass(frozen=True)
+class Mixer:
+    """One state-space mixer: its module name and the full names of its structural
+    parameters (``dt_bias`` None when it has none), with its time-step range and where that
+    range was read."""
+
+    name: str
+    a_log: str
+    d: str
+    dt_bias: str | None
+    dt_range: tuple[float, float, float]
+    dt_source: str
+
+
+def is_mixer(module: nn.Module) -> bool:
+    """Whether ``module`` holds its own ``A_log`` and ``D`` parameters (see the module docs)."""
+    p = module._parameters
+    return isinstance(p.get("A_log"), torch.Tensor) and isinstance(p.get("D"), torch.Tensor)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def dt_range(mixer: nn.Module, model: nn.Module | None = None
+             ) -> tuple[tuple[float, float, float], str]:
+    """``((dt_min, dt_max, dt_floor), source)``: each value from the mixer's own attribute,
+    else the model's config, else Mamba's default; ``source`` says which."""
+    cfg = getattr(model, "config", None) if model is not None else None
+    values, sources = [], []
+    for attr, default in DT_ATTRS:
+        for owner, where in ((mixer, "the mixer"), (cfg, "config")):
+            v = getattr(owner, attr, None) if owner is not None else None
+            if _number(v):
+                values.append(float(v))
+                sources.append(where)
+                break
+        else:
+            values.append(default)
+            sources.append("Mamba's default")
+    src = sources[0] if len(set(sources)) == 1 else ", ".join(
+        f"{a[0]} from {s}" for a, s in zip(DT_ATTRS, sources))
+    return (values[0], values[1], values[2]), src
+
+
+def _dt_bias_name(prefix: str, module: nn.Module) -> str | None:
+    for local in DT_BIAS_NAMES:
+        if isinstance(module._parameters.get(local), torch.Tensor):
+            return prefix + local
+    proj = module._modules.get("dt_proj")
+    if proj is not None and isinstance(proj._parameters.get("bias"), torch.Tensor):
+        return prefix + "dt_proj.bias"
+    return None
+
+
+def mixers(model: nn.Module) -> list[Mixer]:
+    """Every state-space mixer of ``model``, in module order."""
+    out = []
+    for mname, m in model.named_modules():
+        if not is_mixer(m):
+            continue
+        prefix = f"{mname}." if mname else ""
+        rng, src = dt_range(m, model)
+        out.append(Mixer(mname, prefix + "A_log", prefix + "D", _dt_bias_name(prefix, m),
+                         rng, src))
+    return out
+
+
+#: what follows each of a mixer's own layers, by local name (Mamba's block, Gu & Dao 2023
+#: fig. 3; Mamba-2's in_proj also yields dt, B, C); ``"act"`` is the mixer's activation module
+MIXER_LAYERS = {
+    "in_proj": (None, "in_proj of a state-space mixer: its x part feeds the depthwise conv1d, "
+                      "a linear layer that carries the activation's gain itself, its z part the "
+                      "output's gate: gain 1"),
+    "conv1d": ("act", "depthwise conv1d of a state-space mixer, followed by `{act}`"),
+    "x_proj": (None, "x_proj of a state-space mixer: B, C and the low-rank dt enter the scan "
+                     "linearly"),
+    "dt_proj": (None, "dt_proj of a state-space mixer: feeds softplus(. + dt bias), the time "
+                      "step, not a signal carried forward: gain 1"),
+}
+
+
+def layer_activations(model: nn.Module) -> dict[str, tuple[Any, str]]:
+    """``{layer name: (activation, why)}`` for the layers of every mixer of ``model`` named in
+    :data:`MIXER_LAYERS`. The probe does not see them: the mixer's scan (``mamba_inner_fn`` and
+    its reference path) reads the layers' weights directly rather than calling the layers.
+    ``activation`` is the mixer's own activation module (Mamba's ``act``: SiLU) as
+    :func:`~initlab.core.activations.lookup_module` reads it, or None (linear); a mixer without
+    a recognized activation module gives its ``act`` layers nothing (they stay unknown)."""
+    from ..core.activations import lookup_module
+
+    out: dict[str, tuple[Any, str]] = {}
+    for mname, m in model.named_modules():
+        if not is_mixer(m):
+            continue
+        act, act_name = None, ""
+        for cname, child in m.named_children():
+            found = lookup_module(child)
+            if found is not None:
+                act, act_name = found, cname
+                break
+        prefix = f"{mname}." if mname else ""
+        for local, (kind, why) in MIXER_LAYERS.items():
+            if local not in m._modules:
+                continue
+            if kind == "act":
+                if act is None:
+                    continue
+                out[prefix + local] = (act, why.format(act=act_name))
+            else:
+                out[prefix + local] = (None, why)
+    return out
+
+
+def place_mixer_layers(model: nn.Module, desc: Any) -> None:
+    """Give the mixers' layers the dataflow could not place (the scan reads their weights
+    directly: "did not run", "feeds tensor_split") in ``desc`` (a
+    :class:`~initlab.modelinit.describe.ModelDescription`) what follows them by the mixer's
+    structure (:func:`layer_activations`). A layer whose activation was found is kept as found."""
+    known = layer_activations(model)
+    for layer in desc.layers:
+        if layer.name in known and (layer.activation == "unknown"
+                                    or desc.method == "names-fallback"):
+            act, why = known[layer.name]
+            layer.activation, layer.gated_by = act, None
+            layer.activation_why = f"{why} (from the mixer's structure: {layer.activation_why})"

@@ -1,0 +1,303 @@
+"""State-space mixers (Mamba, Mamba-2, Jamba, Bamba, a user's module): the catalog's
+``s4d_real`` and ``time_step_bias``, their draws in every torch-side stream, and the rules every
+plan gives a mixer's ``A_log``, ``D`` and time-step bias (:mod:`initlab.modelinit.ssm`).
+
+Statistical checks: n i.i.d. draws; the sample mean has standard error sigma / sqrt(n), the
+sample variance sqrt((m4 - sigma^4) / n) (m4 by quadrature), a fraction p sqrt(p (1 - p) / n);
+we allow 6 standard errors and KS p > 1e-6 (fixed seeds: deterministic outcomes, a correct
+implementation fails with probability ~1e-9 per check over the choice of seed).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from scipy import stats
+
+import initlab
+from initlab.modelinit.ssm import mixers
+
+Z = 6.0
+N = 200_000
+
+
+def _row(n):
+    return np.log(np.arange(1, n + 1, dtype=np.float64))
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, np.asarray(x, dtype=np.float64))
+
+
+def _m4(dist):
+    m, _ = dist.moments()
+    u, w = np.polynomial.legendre.leggauss(64)
+    return float(0.5 * np.sum(w * (dist.from_unit(0.5 * u + 0.5) - m) ** 4))
+
+
+# ----------------------------------------------------------------------------- s4d_real
+
+@pytest.mark.parametrize("shape", [(6, 5), (7,), (2, 3, 4)])
+def test_s4d_real_is_log_1_to_n_along_the_last_axis_everywhere(shape):
+    ini = initlab.get("s4d_real")
+    want = np.broadcast_to(_row(shape[-1]), shape)
+    np.testing.assert_array_equal(ini.sample(shape, seed=0, dtype="float64"), want)
+    t = torch.empty(shape, dtype=torch.float64)
+    initlab.torch.init_(t, ini)
+    np.testing.assert_array_equal(t.numpy(), want)
+    m, s = ini.resolve(shape).moments(shape)
+    assert m == pytest.approx(want.mean(), abs=1e-12) and s == pytest.approx(want.std(), abs=1e-12)
+
+
+def test_s4d_real_under_the_counter_stream_and_any_sharding():
+    from initlab.scale.sharded import counter_fill_
+
+    full = torch.empty(6, 5)
+    counter_fill_(full, initlab.get("s4d_real"), seed=0, name="A_log")
+    np.testing.assert_array_equal(full.numpy(), np.broadcast_to(_row(5), (6, 5)).astype(np.float32))
+    part = torch.empty(6, 2)
+    counter_fill_(part, initlab.get("s4d_real"), seed=0, name="A_log", global_shape=(6, 5),
+                  offsets=(0, 3))
+    assert torch.equal(part, full[:, 3:])
+
+
+def test_s4d_real_refuses_what_cannot_hold_it():
+    with pytest.raises(initlab.InitlabError, match="s4d_real"):
+        initlab.torch.init_(torch.empty(()), "s4d_real")
+    with pytest.raises(initlab.InitlabError, match="0.693"):
+        initlab.torch.init_(torch.empty(4, 3, dtype=torch.int32), "s4d_real")
+
+
+# ----------------------------------------------------------------------------- time_step_bias
+
+def _check_time_step_draws(x, dist, what):
+    x = np.asarray(x, dtype=np.float64).ravel()
+    n = x.size
+    m, s = dist.moments()
+    assert abs(x.mean() - m) <= Z * s / math.sqrt(n), (what, x.mean(), m)
+    tol = Z * math.sqrt((_m4(dist) - s**4) / n)
+    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
+    # log dt is uniform on [log dt_min, log dt_max]
+    lo, hi = math.log(dist.dt_min), math.log(dist.dt_max)
+    u = (np.log(_softplus(x)) - lo) / (hi - lo)
+    assert u.min() >= -1e-5 and u.max() <= 1 + 1e-5, what
+    assert stats.kstest(u, "uniform").pvalue > 1e-6, what
+
+
+def test_time_step_bias_numpy_and_torch_draw_mambas_log_uniform_time_steps():
+    ini = initlab.get("time_step_bias")
+    dist = ini.resolve((N,))
+    assert (dist.dt_min, dist.dt_max, dist.floor) == (0.001, 0.1, 1e-4)  # Mamba's defaults
+    _check_time_step_draws(ini.sample((N,), seed=0, dtype="float64"), dist, "numpy")
+    t = torch.empty(N)
+    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
+    _check_time_step_draws(t.numpy(), dist, "torch")
+    t2 = torch.empty(N)
+    initlab.torch.init_(t2, ini, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(t, t2)  # same generator state, same numbers
+
+
+def test_time_step_bias_floor_holds_its_share_and_the_moments_see_the_kink():
+    ini = initlab.get("time_step_bias", dt_min=1e-5, dt_max=0.1, dt_floor=1e-4)
+    dist = ini.resolve((N,))
+    x = ini.sample((N,), seed=1, dtype="float64")
+    at_floor = np.isclose(_softplus(x), 1e-4, rtol=1e-9)
+    p = math.log(10) / math.log(1e4)  # P(log-uniform dt < floor) = 1/4
+    assert abs(at_floor.mean() - p) <= Z * math.sqrt(p * (1 - p) / N)
+    assert _softplus(x).min() >= 1e-4 * (1 - 1e-9)
+    m, s = dist.moments()
+    assert abs(x.mean() - m) <= Z * s / math.sqrt(N)
+    assert abs(x.std() - s) <= Z * s / math.sqrt(N)  # loose: SE(std) < s / sqrt(n) here
+
+
+def test_time_step_bias_counter_stream_is_identical_whole_or_sharded():
+    from initlab.scale.sharded import counter_fill_
+
+    ini = initlab.get("time_step_bias")
+    full = torch.empty(12, 5)
+    counter_fill_(full, ini, seed=3, name="mixer.dt_bias")
+    for offsets, shape in (((0, 0), (4, 5)), ((4, 0), (8, 5)), ((0, 2), (12, 3))):
+        part = torch.empty(shape)
+        counter_fill_(part, ini, seed=3, name="mixer.dt_bias", global_shape=(12, 5),
+                      offsets=offsets)
+        sl = tuple(slice(o, o + s) for o, s in zip(offsets, shape))
+        assert torch.equal(part, full[sl]), offsets
+    dt = _softplus(full.numpy())
+    assert dt.min() >= 0.001 * (1 - 1e-6) and dt.max() <= 0.1 * (1 + 1e-6)
+
+
+@pytest.mark.parametrize(("kw", "param"), [
+    ({"dt_min": 0.0}, "dt_min"), ({"dt_min": 0.1, "dt_max": 0.01}, "dt_max"),
+    ({"dt_floor": -1.0}, "dt_floor"), ({"dt_max": float("nan")}, "dt_max")])
+def test_time_step_bias_refuses_a_bad_range(kw, param):
+    with pytest.raises(initlab.InitlabError, match=param):
+        initlab.get("time_step_bias", **kw)
+
+
+# ----------------------------------------------------------------------------- on models
+
+hf = pytest.importorskip("hf_models")
+
+
+def _check_mixers(model, what, dt_range=(0.001, 0.1)):
+    found = mixers(model)
+    assert found, what
+    params = dict(model.named_parameters())
+    for mx in found:
+        a = params[mx.a_log].detach().double().numpy()
+        np.testing.assert_allclose(a, np.broadcast_to(_row(a.shape[-1]), a.shape), rtol=0,
+                                   atol=1e-6, err_msg=f"{what} {mx.a_log}")
+        assert torch.equal(params[mx.d], torch.ones_like(params[mx.d])), (what, mx.d)
+        dt = _softplus(params[mx.dt_bias].detach().numpy())
+        lo, hi = dt_range
+        assert dt.min() >= lo * (1 - 1e-5) and dt.max() <= hi * (1 + 1e-5), (what, mx.dt_bias)
+        assert len(np.unique(dt)) == dt.size, (what, "one step per channel, all different")
+    return found
+
+
+def _apply(model, plan, **kw):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report = initlab.apply(model, plan, seed=0, **kw)
+    unmatched = [str(w.message) for w in caught if "matched no rule" in str(w.message)]
+    return report, unmatched
+
+
+FACTORIES = ["mamba", "mamba2", "jamba", "bamba"]
+
+
+@pytest.mark.parametrize("factory", FACTORIES)
+@pytest.mark.parametrize("plan", ["auto", "he", "orthogonal", "gpt2", "torch_default"])
+def test_every_plan_starts_a_mixer_as_mamba_does(factory, plan):
+    """Before: every plan left A_log and D unmatched (a warning; materialize failed) and gave
+    ``dt_proj.bias`` the layers' zero bias: every channel at dt = softplus(0) = 0.69."""
+    model = getattr(hf, factory)()
+    report, unmatched = _apply(model, plan)
+    assert not unmatched, unmatched
+    found = _check_mixers(model, f"{factory}/{plan}")
+    rows = {r.name: r for r in report}
+    for mx in found:
+        assert rows[mx.dt_bias].initializer.startswith("time_step_bias"), rows[mx.dt_bias]
+        assert rows[mx.a_log].initializer.startswith("s4d_real")
+        assert "state space" in rows[mx.dt_bias].rule
+
+
+def test_jambas_dt_proj_bias_is_not_the_linear_layers_zero_bias():
+    model = hf.jamba()
+    _apply(model, "auto")
+    (mx,) = mixers(model)
+    assert mx.dt_bias.endswith("dt_proj.bias")
+    bias = dict(model.named_parameters())[mx.dt_bias]
+    assert bias.abs().min() > 2.0  # softplus^-1 of dt <= 0.1 is below -2.25; 0 was the bug
+    assert dict(model.named_parameters())[mx.dt_bias.replace("bias", "weight")].abs().sum() > 0
+
+
+def test_the_time_step_range_comes_from_the_mixer_else_the_config():
+    model = hf.mamba(time_step_min=0.01, time_step_max=0.05, time_step_floor=1e-3)
+    report, _ = _apply(model, "he")
+    _check_mixers(model, "mamba config range", dt_range=(0.01, 0.05))
+    (row,) = [r for r in report if r.name.endswith("layers.0.mixer.dt_proj.bias")]
+    assert "[0.01, 0.05]" in row.why and "config" in row.why
+    m2 = hf.mamba2()
+    assert {mx.dt_source for mx in mixers(m2)} == {"the mixer"}
+    assert {mx.dt_source for mx in mixers(hf.jamba())} == {"Mamba's default"}
+
+
+@pytest.mark.parametrize("factory", ["mamba", "mamba2"])
+def test_materialize_a_meta_mamba_equals_apply_bit_for_bit(factory):
+    ref = getattr(hf, factory)()
+    initlab.apply(ref, "auto", seed=5)
+    with torch.device("meta"):
+        meta = getattr(hf, factory)()
+    initlab.materialize(meta, "auto", seed=5, device="cpu")  # was: A_log, D unmatched: an error
+    for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_lsuv_keeps_a_mixers_structure():
+    model = hf.mamba()
+    ids = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        initlab.lsuv(model, {"input_ids": ids}, seed=0)
+    _check_mixers(model, "lsuv")
+
+
+class UserMixer(nn.Module):
+    """A minimal selective-SSM block of a user's own, with the reference code's names."""
+
+    def __init__(self, d=8, n=4):
+        super().__init__()
+        self.in_proj = nn.Linear(d, 2 * d)
+        self.A_log = nn.Parameter(torch.zeros(d, n))
+        self.D = nn.Parameter(torch.zeros(d))
+        self.dt_bias = nn.Parameter(torch.zeros(d))
+        self.out_proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        h, z = self.in_proj(x).chunk(2, dim=-1)
+        dt = nn.functional.softplus(h + self.dt_bias)
+        decay = torch.exp(-dt[..., None] * torch.exp(self.A_log)).mean(-1)
+        return x + self.out_proj(decay * h * nn.functional.silu(z) + self.D * h)
+
+
+class GatedLinearAttention(nn.Module):
+    """An A_log without D: not a mixer (Kimi Linear's is log U(1, 16)); left unmatched."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+        self.A_log = nn.Parameter(torch.zeros(4))
+
+    def forward(self, x):
+        return self.proj(x) * torch.exp(-self.A_log.exp()).mean()
+
+
+def test_a_users_mixer_and_a_lookalike_that_is_not_one():
+    model = nn.Sequential(UserMixer(), UserMixer())
+    report, unmatched = _apply(model, "auto")
+    assert not unmatched
+    _check_mixers(model, "user mixer")
+    other = GatedLinearAttention()
+    _, unmatched = _apply(other, "he")
+    assert unmatched and "A_log" in unmatched[0]
+    assert torch.equal(other.A_log, torch.zeros(4))  # left as it was
+
+
+@pytest.mark.parametrize("name", ["mup", "ntk"])
+def test_width_parametrizations_keep_a_mixers_structure(name):
+    """A_log is (d_inner, N): width on its first axis only, an ``input``-like class whose init
+    no parametrization rescales (its fan_in N is not width); D and the dt bias are vectors."""
+    model = hf.mamba(hidden_size=64)
+    par = initlab.parametrize(model, name, base=lambda: hf.mamba(hidden_size=32), seed=0)
+    _check_mixers(model, name)
+    (mx, *_) = mixers(model)
+    assert par[mx.a_log].klass == "input" and par[mx.a_log].m_in == 1.0
+    assert par[mx.d].klass == par[mx.dt_bias].klass == "vector"
+
+
+@pytest.mark.parametrize("factory", ["mamba", "mamba2", "jamba"])
+def test_auto_reads_a_mixers_layers_from_its_structure(factory):
+    """The scan reads conv1d's, x_proj's and dt_proj's weights directly, so the probe saw none
+    of them run (auto said "activation not found (unknown)"); the mixer's structure says what
+    follows each: conv1d the mixer's SiLU, the projections nothing (gain 1). SiLU's gain
+    squared is 1/E[silu(z)^2] for z ~ N(0, 1), by quadrature here."""
+    model = getattr(hf, factory)()
+    report, _ = _apply(model, "auto")
+    (mx, *_) = mixers(model)
+    p = mx.name + "."
+    z, w = np.polynomial.hermite_e.hermegauss(80)
+    silu2 = float(np.sum(w * (z / (1 + np.exp(-z))) ** 2) / np.sqrt(2 * np.pi))
+    conv = report[p + "conv1d.weight"]
+    assert conv.init["params"]["scale"] == pytest.approx(1 / silu2, rel=1e-3)
+    assert "mixer's structure" in conv.why and "unknown" not in conv.why.split("[")[0]
+    for local in ("in_proj", "x_proj", "dt_proj"):
+        if p + local + ".weight" in {r.name for r in report}:
+            rec = report[p + local + ".weight"]
+            assert rec.initializer == "lecun_normal()", (local, rec.initializer)
+            assert "mixer's structure" in rec.why
