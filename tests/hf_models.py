@@ -239,3 +239,66 @@ def clap():
                           patch_embeds_hidden_size=16, spec_size=64, num_mel_bins=64,
                           window_size=4, patch_stride=(4, 4)),
         projection_dim=16))
+
+
+def poolformer():
+    """PoolFormer: both branches of a block scaled by ``layer_scale_1``/``layer_scale_2``
+    (config 1e-5); the token mixer is a pooling (no layer), so one branch per block has layers."""
+    return transformers.PoolFormerForImageClassification(transformers.PoolFormerConfig(
+        hidden_sizes=[8, 16], depths=[1, 1], num_encoder_blocks=2, patch_sizes=[7, 3],
+        strides=[4, 2], padding=[2, 1], num_labels=10))
+
+
+def levit():
+    """LeViT: per attention an ``attention_biases`` (heads, offsets) table, and a
+    ``LevitSubsample`` (a view and a strided slice, no parameters) between its stages."""
+    return transformers.LevitForImageClassification(transformers.LevitConfig(
+        image_size=32, hidden_sizes=[16, 32], num_attention_heads=[2, 2], depths=[1, 1],
+        key_dim=[8, 8], drop_path_rate=0, mlp_ratio=[2, 2], attention_ratio=[2, 2],
+        down_ops=[["Subsample", 8, 2, 4, 2, 2]], num_labels=10))
+
+
+def convnextv2():
+    """ConvNeXt V2: a global response norm (``grn.weight``/``grn.bias``, (1, 1, 1, C)) per
+    block."""
+    return transformers.ConvNextV2ForImageClassification(transformers.ConvNextV2Config(
+        hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, num_labels=10, image_size=32))
+
+
+def bloom():
+    """BLOOM: its MLP's activation is its own ``BloomGelu`` module."""
+    return transformers.BloomForCausalLM(transformers.BloomConfig(
+        hidden_size=32, n_layer=2, n_head=4, vocab_size=128))
+
+
+ARCHITECTURES.update({"poolformer": (poolformer, 2), "levit": (levit, 5),
+                      "convnextv2": (convnextv2, 2), "bloom": (bloom, 4)})
+
+
+def deberta_v2():
+    """DeBERTa-v2: its forward checks ``pad_token_id in input_ids`` (a data-dependent
+    ``Tensor.__contains__``, answered without data on meta)."""
+    return transformers.DebertaV2Model(transformers.DebertaV2Config(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        vocab_size=128, max_position_embeddings=64))
+
+
+def hiera():
+    """Hiera: between stages, a max over each window's positions (``Tensor.max(dim)``, a
+    pooling)."""
+    return transformers.HieraForImageClassification(transformers.HieraConfig(
+        embed_dim=16, image_size=[64, 64], patch_size=[7, 7], patch_stride=[4, 4],
+        patch_padding=[3, 3], depths=[1, 1], num_heads=[1, 2], query_stride=[2, 2],
+        masked_unit_size=[4, 4], num_query_pool=1, num_labels=10))
+
+
+def mobilevit():
+    """MobileViT at 48 pixels: the last stage's 3x3 map does not divide into 2x2 patches, so a
+    1x1 conv's output is resized by ``interpolate`` before its transformer."""
+    return transformers.MobileViTForImageClassification(transformers.MobileViTConfig(
+        image_size=48, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 64],
+        num_labels=10))
+
+
+ARCHITECTURES.update({"deberta_v2": (deberta_v2, 4), "hiera": (hiera, 4),
+                      "mobilevit": (mobilevit, 21)})

@@ -213,6 +213,25 @@ def test_unknown_activation_is_said_not_measured():
     assert any("activation after `0` not found" in n for n in rep.notes), rep.notes
 
 
+class Subsample(nn.Module):
+    """A parameterless reshaping of the user's own (as LeViT's ``LevitSubsample``): a view and
+    a strided slice, no arithmetic."""
+
+    def forward(self, x):
+        return x.view(x.shape[0], 8, 4)[:, ::2].reshape(x.shape[0], 16)
+
+
+def test_a_reshaping_module_is_passed_through_and_a_computing_one_is_not():
+    x = torch.randn(4, 16, generator=gen(11))
+    desc = initlab.describe(nn.Sequential(nn.Linear(16, 32), Subsample(), nn.ReLU(),
+                                          nn.Linear(16, 4)), x)
+    assert desc.layers[0].activation_name == "relu", desc.layers[0].activation_why
+    # a module that computes (Swishy: a product with a sigmoid) stays opaque: never guessed
+    desc = initlab.describe(nn.Sequential(nn.Linear(16, 32), Swishy(), nn.Linear(32, 4)), x)
+    assert desc.layers[0].activation == "unknown"
+    assert "Swishy" in desc.layers[0].activation_why
+
+
 def test_torch_transformer_encoder_blocks_and_attention_note():
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True),
                                 num_layers=3, enable_nested_tensor=False)

@@ -18,18 +18,37 @@ from hf_models import (
     ARCHITECTURES,
     bart,
     beit,
+    bloom,
     clap,
     clip,
     convnext,
+    convnextv2,
     dinov2,
     gpt_neox,
+    levit,
     opt,
+    poolformer,
     siglip,
     swin,
     swinv2,
     wav2vec2,
 )
 from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
+
+#: architectures where a layer's activation was once "unknown" (what stood after it)
+SEEN_THROUGH = {"levit": "a parameterless subsample module (a view and a strided slice)",
+                "hiera": "a max over a window's positions", "mobilevit": "interpolate",
+                "deberta_v2": "`pad_token_id in input_ids` on meta (names-fallback)",
+                "bloom": "its own BloomGelu module"}
+
+
+@pytest.mark.parametrize("name", sorted(SEEN_THROUGH))
+def test_every_layers_activation_is_found_through_what_stood_after_it(name):
+    desc = initlab.describe(ARCHITECTURES[name][0]())
+    assert desc.method == "probe", desc.notes
+    unknown = [(layer.name, layer.activation_why) for layer in desc.layers
+               if layer.activation == "unknown"]
+    assert unknown == [], (SEEN_THROUGH[name], unknown)
 
 
 @pytest.mark.parametrize("name", sorted(ARCHITECTURES))
@@ -189,7 +208,8 @@ def test_gpt2_counts_both_layers_of_a_parallel_block():
     assert stds == {r.name: r.expected_std for r in same.records}
 
 
-@pytest.mark.parametrize("build, value", [(dinov2, 1.0), (beit, 0.1), (convnext, 1e-6)])
+@pytest.mark.parametrize("build, value", [(dinov2, 1.0), (beit, 0.1), (convnext, 1e-6),
+                                          (poolformer, 1e-5)])
 @pytest.mark.parametrize("plan", ["auto", "he", "gpt2"])
 def test_layer_scales_start_at_the_configs_constant(build, value, plan):
     m = build()
@@ -209,21 +229,29 @@ def test_layer_scales_start_at_the_configs_constant(build, value, plan):
 
 
 def test_a_users_layer_scale_keeps_its_constant_and_other_vectors_are_not_layer_scales():
-    class GRN(nn.Module):  # ConvNeXt-V2's global response norm: gamma, beta start at zero
-        def __init__(self, d):
+    class GlobalResponseNorm(nn.Module):  # timm's layout: 1-D weight and bias and an eps,
+        def __init__(self, d):               # which is a norm by structure but for its name
             super().__init__()
-            self.gamma, self.beta = nn.Parameter(torch.zeros(d)), nn.Parameter(torch.zeros(d))
+            self.eps = 1e-6
+            self.weight, self.bias = nn.Parameter(torch.ones(d)), nn.Parameter(torch.ones(d))
 
         def forward(self, x):
-            return x * (1 + self.gamma) + self.beta
+            n = x.norm(dim=-1, keepdim=True)
+            return x + self.weight * (x * n / (n.mean(-1, keepdim=True) + self.eps)) + self.bias
 
-    m = nn.Sequential(Block(), GRN(16), nn.Linear(16, 3))
+    m = nn.Sequential(Block(), GlobalResponseNorm(16), nn.Linear(16, 3))
     names = [n for n, _ in initlab.modelinit.tables.layer_scales(m)]
     assert names == ["0.ls.gamma"]
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # GRN's vectors: unmatched, left as they are (noted)
+        warnings.filterwarnings("error", message=".*matched no rule")
         report = initlab.apply(m, "he", seed=0)
     assert torch.equal(m[0].ls.gamma, torch.full((16,), 1e-5))
+    # the response norm starts as the identity (gamma = beta = 0), not as a norm's (1, 0)
+    recs = {r.name: r for r in report.records}
+    for local in ("weight", "bias"):
+        assert torch.equal(getattr(m[1], local), torch.zeros(16)), local
+        assert recs[f"1.{local}"].rule == "response norm"
+        assert recs[f"1.{local}"].role not in ("norm_scale", "norm_shift")
     assert "constructor's constant" in next(r for r in report.records
                                              if r.name == "0.ls.gamma").why
     with torch.device("meta"):
@@ -248,14 +276,17 @@ def _tables(m):
         return {"logit_scale": m.config.logit_scale_init_value}
     out = {}
     for n, _ in m.named_parameters():
-        if n.endswith("relative_position_bias_table"):
+        if n.endswith(("relative_position_bias_table", "attention_biases")):  # LeViT's
+            out[n] = 0.0
+        elif n.endswith((".grn.weight", ".grn.bias")):   # ConvNeXt V2: the identity at 0
             out[n] = 0.0
         elif n.endswith("attention.self.logit_scale"):      # Swin-V2, per head
             out[n] = _LOG10
     return out
 
 
-@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2], ids=lambda b: b.__name__)
+@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2, levit, convnextv2],
+                         ids=lambda b: b.__name__)
 @pytest.mark.parametrize("plan", ["auto", "he", "gpt2"])
 def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(build, plan):
     m = build()
@@ -272,14 +303,15 @@ def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(b
     for name, value in want.items():
         t = params[name].detach()
         assert torch.equal(t, torch.full_like(t, value)), (name, t.reshape(-1)[:3])
-        assert recs[name].rule in ("relative position", "logit scale"), recs[name]
+        assert recs[name].rule in ("relative position", "logit scale", "response norm"), \
+            recs[name]
     if build is siglip:   # the attention-pooling query is a free token: the embedding rule
         probe = recs["vision_model.head.probe"]
         assert probe.rule == "token/position" and probe.role == "embedding", probe
 
 
-@pytest.mark.parametrize("build", [dinov2, clip, siglip, swin, swinv2],
-                         ids=lambda b: b.__name__)
+@pytest.mark.parametrize("build", [dinov2, clip, siglip, swin, swinv2, poolformer, levit,
+                                   convnextv2], ids=lambda b: b.__name__)
 def test_a_meta_model_with_tables_materializes_as_apply_draws_it(build):
     """Layer scales (DINOv2's lambda1), relative-position tables and logit temperatures: a
     meta model materializes to what apply draws (each was unmatched once: an error)."""
@@ -304,7 +336,7 @@ def test_a_users_logit_scale_is_clips_and_an_unknown_shape_is_left_unmatched():
 
     m = Tower()
     report = initlab.apply(m, "auto", seed=0)
-    assert float(m.logit_scale) == pytest.approx(_CLIP, rel=1e-7)
+    assert float(m.logit_scale.detach()) == pytest.approx(_CLIP, rel=1e-7)
     assert "CLIP" in next(r for r in report.records if r.name == "logit_scale").why
 
     class Odd(Tower):
@@ -316,3 +348,19 @@ def test_a_users_logit_scale_is_clips_and_an_unknown_shape_is_left_unmatched():
     with pytest.warns(UserWarning, match="logit_scale"):
         initlab.apply(odd, "auto", seed=0)
     assert torch.equal(odd.logit_scale.detach(), torch.full((4,), 3.0))
+
+
+def test_blooms_own_gelu_is_the_tanh_gelu_the_registry_knows():
+    """BLOOM's MLP activation is its own module (``BloomGelu``, sqrt(2/pi) written 0.79788456):
+    found as gelu_tanh, and numerically that function (|difference| below float32's rounding of
+    its constant, 1e-6 on [-6, 6])."""
+    from initlab.core.activations import get_activation
+
+    m = bloom()
+    desc = initlab.describe(m)
+    ups = [layer for layer in desc.layers if layer.name.endswith("dense_h_to_4h")]
+    assert len(ups) == 2 and all(layer.activation_name == "gelu_tanh" for layer in ups), ups
+    x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
+    act = m.transformer.h[0].mlp.gelu_impl
+    ref = torch.from_numpy(get_activation("gelu_tanh").f(x.numpy()))
+    assert float((act(x) - ref).abs().max()) < 1e-6

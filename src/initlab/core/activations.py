@@ -360,7 +360,9 @@ SPECS_LIST: tuple[Spec, ...] = (
          forms=_mod(NN + "GELU", fixed={"approximate": "tanh"})
          + _fn(F_ + "gelu", args=("approximate",), fixed={"approximate": "tanh"})
          + _mod(TF + "NewGELUActivation", TF + "FastGELUActivation", TF + "GELUTanh",
-                TF + "PytorchGELUTanh", TF + "AccurateGELUActivation"),
+                TF + "PytorchGELUTanh", TF + "AccurateGELUActivation",
+                # BLOOM's: the tanh form with sqrt(2/pi) written 0.79788456
+                "transformers.models.bloom.modeling_bloom.BloomGelu"),
          doc="0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))"),
     Spec("quick_gelu", lambda _: dict(zip(("f", "df"), _scaled_silu(QUICK_GELU_SCALE))),
          forms=_mod(TF + "QuickGELUActivation") + _fn(IL + "quick_gelu"),

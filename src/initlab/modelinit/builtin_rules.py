@@ -15,7 +15,13 @@ from .experts import is_router
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 from .ssm import mixers
-from .tables import layer_scale_value, layer_scales, logit_scales, relative_position_tables
+from .tables import (
+    layer_scale_value,
+    layer_scales,
+    logit_scales,
+    relative_position_tables,
+    response_norm_params,
+)
 
 
 def ssm_rules(model: nn.Module | None) -> list[Rule]:
@@ -135,8 +141,9 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
     rules = []
     for name, t in layer_scales(model):
         v, src = value, where
-        if v is None and not t.is_meta and t.numel() and bool((t == t.reshape(-1)[0]).all()):
-            v, src = float(t.reshape(-1)[0]), "the constructor's constant, read from the tensor"
+        flat = t.detach().reshape(-1)
+        if v is None and not t.is_meta and t.numel() and bool((flat == flat[0]).all()):
+            v, src = float(flat[0]), "the constructor's constant, read from the tensor"
         if v is not None:
             rules.append(Rule(name, get_init("constant", value=v), label="layer scale",
                               why=f"layer scale: constant {v:g} ({src})"))
@@ -146,17 +153,28 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
-    relative-position tables, logit temperatures and free token/position tables
+    relative-position tables, logit temperatures, response norms and free token/position tables
     (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
             *relative_position_rules(model), *logit_scale_rules(model),
-            free_table_rule(model, embedding)]
+            *response_norm_rules(model), free_table_rule(model, embedding)]
+
+
+def response_norm_rules(model: nn.Module | None) -> list[Rule]:
+    """ConvNeXt V2's global response norms (:func:`~initlab.modelinit.tables.
+    response_norm_params`) start at gamma = beta = 0, the identity (Woo et al. 2023, "ConvNeXt
+    V2", section 3; Hugging Face and timm zero both)."""
+    if model is None:
+        return []
+    return [Rule(n, "zeros", label="response norm",
+                 why="global response norm (ConvNeXt V2): gamma, beta 0, the block starts "
+                     "as the identity") for n in response_norm_params(model)]
 
 
 def relative_position_rules(model: nn.Module | None) -> list[Rule]:
     """Relative-position bias tables (:func:`~initlab.modelinit.tables.relative_position_tables`:
-    Swin's, BEiT's) start at 0: every offset's logit bias equal, no positional preference at
+    Swin's, BEiT's, LeViT's) start at 0: every offset's logit bias equal, no positional preference at
     init (Hugging Face zeroes them; timm draws N(0, 0.02^2))."""
     if model is None:
         return []

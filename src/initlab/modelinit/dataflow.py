@@ -16,7 +16,8 @@ mark the units:
 * activation modules (whatever :func:`initlab.core.activations.lookup_module` recognizes,
   transformers' classes included);
 * leaf modules of an unknown class that own no parameters (a custom activation): *opaque*, a layer
-  feeding one gets activation "unknown", with a note. A leaf of an unknown class whose own
+  feeding one gets activation "unknown", with a note, unless every function the module calls is
+  a shape-only op (LeViT's ``LevitSubsample``, a view and a strided slice): passed through. A leaf of an unknown class whose own
   parameters are scalars or vectors (a layer scale ``x * gamma``) is looked inside, and so is a
   stochastic-depth module (:data:`STOCHASTIC_DEPTH`).
 
@@ -27,7 +28,8 @@ From the recorded graph:
 
 * **activation after a layer**: its output is followed through shape-only ops (view, reshape,
   transpose, split, getitem, dropout, casts), scaling by constants or by tensors that no layer
-  produced (rotary embeddings, a learned scalar), norms, pooling, sums and means (Llama 4's sum
+  produced (rotary embeddings, a learned scalar), norms, pooling (a max or min over one
+  tensor's dimension too), resampling (interpolate, pixel shuffle), sums and means (Llama 4's sum
   over its experts) and residual additions; the first
   other consumer decides. An activation call (:func:`~initlab.core.activations.lookup_function`)
   or module gives that activation; an elementwise product with another layer's activated output
@@ -77,8 +79,11 @@ dropout3d alpha_dropout feature_alpha_dropout flatten unflatten squeeze unsqueez
 clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool1d max_pool2d
 max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
 adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
-identity sum mean
+identity sum mean interpolate upsample pixel_shuffle pixel_unshuffle
 """.split())
+# reductions that are a pooling when they read one tensor (Hiera's max over a window's
+# positions), an elementwise comparison when two (`torch.max(x, y)`): not a shape op then
+_POOL_REDUCTIONS = frozenset(("max", "amax", "min", "amin"))
 _ADD_OPS = frozenset(("add", "__add__", "__radd__", "__iadd__", "add_"))
 _MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__",
                       "div_", "__itruediv__"))
@@ -111,8 +116,9 @@ def base_name(fname: str) -> str:
 
 # results that carry no dataflow meaning
 _IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
+# (`x in tensor` is data-dependent too: transformers' padding check, `pad_token_id in input_ids`)
 _DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
-                   "__index__": 0, "tolist": []}
+                   "__index__": 0, "tolist": [], "__contains__": False}
 
 
 @dataclass
@@ -289,6 +295,9 @@ class _Probe(TorchFunctionMode):
         self.depth = 0
         self.stack: list[tuple[int, ...]] = []
         self.data_dependent: set[str] = set()
+        # the functions an opaque module calls (None outside one): only shape ops, and it is
+        # a reshaping, passed through (LeViT's `LevitSubsample`: a view and a strided slice)
+        self.inner: set[str] | None = None
 
     # ------------------------------------------------------------------ nodes
     def new_node(self, kind, name, parents, **kw) -> Node:
@@ -317,6 +326,7 @@ class _Probe(TorchFunctionMode):
         if self.depth == 0:
             ins = _tensors(args, []) + _tensors(kwargs, [])
             self.stack.append(tuple(self.node(t).idx for t in ins))
+            self.inner = set() if self.units[module][1] == "opaque" else None
         else:
             self.stack.append(())
         self.depth += 1
@@ -343,6 +353,10 @@ class _Probe(TorchFunctionMode):
                                               f"({type(module).__name__})"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
+        elif ukind == "opaque" and self.inner and all(
+                f in _SHAPE_OPS or base_name(f) in _SHAPE_OPS for f in self.inner):
+            kw.update(pending=pend, pending_res=pres,
+                      activated=next((n.activated for n in ins if n.activated), None))
         elif ukind == "opaque":
             self.outcome(pend | pres, Outcome(
                 "unknown", why=f"feeds `{name}` ({type(module).__name__}), a module the "
@@ -372,6 +386,8 @@ class _Probe(TorchFunctionMode):
         if out is None:
             out = func(*args, **kwargs)
         if self.depth or fname in _IGNORED:
+            if self.depth == 1 and self.inner is not None and fname not in _IGNORED:
+                self.inner.add(fname)
             return out
         outs = _tensors(out, [])
         if not outs:
@@ -392,7 +408,8 @@ class _Probe(TorchFunctionMode):
             self.outcome(pend | pres, Outcome("act", act, why=f"`{fname}` call"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
-        elif fname in _SHAPE_OPS or base in _SHAPE_OPS:
+        elif fname in _SHAPE_OPS or base in _SHAPE_OPS or (base in _POOL_REDUCTIONS
+                                                            and len(ins) == 1):
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))
         elif fname in _MUL_OPS and len(layer_ins) <= 1:

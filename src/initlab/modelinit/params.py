@@ -200,12 +200,21 @@ def module_kind(module: nn.Module) -> str:
     return "other"
 
 
+def is_response_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a *global response normalization* (ConvNeXt V2, Woo et al. 2023:
+    ``x + gamma * (x * N(x)) + beta``), by class name (Hugging Face's ``ConvNextV2GRN``, timm's
+    ``GlobalResponseNorm``, a user's ``GRN``). Not a norm: it is the identity at gamma = beta = 0,
+    where the paper starts it, and a norm's scale of 1 would double its input's response."""
+    name = type(module).__name__
+    return name.endswith("GRN") or "GlobalResponseNorm" in name
+
+
 def looks_like_norm(module: nn.Module) -> bool:
     """A module of an unknown class that is a norm by structure: no child modules, a 1-D
     ``weight`` (and optionally a 1-D ``bias`` of the same size) as its only parameters, and a
     normalization size attribute or a variance epsilon (Llama's ``LlamaRMSNorm``, T5's
-    ``T5LayerNorm``, a user's RMSNorm)."""
-    if any(True for _ in module.children()):
+    ``T5LayerNorm``, a user's RMSNorm), and not a response norm (:func:`is_response_norm`)."""
+    if any(True for _ in module.children()) or is_response_norm(module):
         return False
     params = dict(module._parameters)
     if set(params) - {"weight", "bias"} or not isinstance(params.get("weight"), torch.Tensor):

@@ -1,6 +1,6 @@
 """The model's own small tables and constants that are not layers: layer scales (CaiT), the
-relative-position bias tables of Swin and BEiT, and learned logit temperatures (CLIP, SigLIP,
-CLAP, Swin-V2). Each is found by name on a module initlab does not otherwise know
+relative-position bias tables of Swin, BEiT and LeViT, learned logit temperatures (CLIP,
+SigLIP, CLAP, Swin-V2) and ConvNeXt V2's global response norms. Each is found by name on a module initlab does not otherwise know
 (:func:`~initlab.modelinit.params.module_kind` ``"other"``), and its start is read from the
 architecture and config, never from the tensor (which may be trained)."""
 
@@ -12,14 +12,16 @@ import math
 import torch
 import torch.nn as nn
 
-from .params import module_kind
+from .params import is_response_norm, module_kind
 
 #: local names (globs) of *layer scales* held by a module of the model's own class: the
 #: per-channel multipliers on a residual branch's output (Touvron et al. 2021, CaiT), started at
 #: a small constant: Hugging Face BEiT/Data2Vec ``lambda_1``/``lambda_2``, ConvNeXt
 #: ``layer_scale_parameter``; every parameter of a leaf module whose class name contains
-#: ``LayerScale`` (DINOv2's ``lambda1``, timm's ``gamma``) is one too
-LAYER_SCALE_GLOBS = ("lambda_1", "lambda_2", "layer_scale_parameter", "layer_scale")
+#: ``LayerScale`` (DINOv2's ``lambda1``, timm's ``gamma``) is one too; PoolFormer's and
+#: EfficientFormer's ``layer_scale_1``/``layer_scale_2``
+LAYER_SCALE_GLOBS = ("lambda_1", "lambda_2", "layer_scale_parameter", "layer_scale",
+                     "layer_scale_[0-9]")
 #: config attributes holding a model's layer-scale initial value
 LAYER_SCALE_CONFIG_ATTRS = ("layer_scale_init_value", "layerscale_value")
 
@@ -55,8 +57,9 @@ def layer_scale_value(model: nn.Module) -> tuple[float | None, str]:
 #: local names (globs) of *relative-position bias tables*: one learned attention-logit bias per
 #: relative offset and head (Swin's and BEiT's ``relative_position_bias_table``), gathered into
 #: every attention's logits; an embedding in all but use, it starts at 0 (no positional
-#: preference; Hugging Face zeroes it, timm draws N(0, 0.02^2), within 0.02 of it)
-RELATIVE_POSITION_GLOBS = ("relative_position_bias_table",)
+#: preference; Hugging Face zeroes it, timm draws N(0, 0.02^2), within 0.02 of it). LeViT's
+#: and EfficientFormer's ``attention_biases`` (heads, offsets) are the same table.
+RELATIVE_POSITION_GLOBS = ("relative_position_bias_table", "attention_biases")
 
 #: local names of learned *logit temperatures*: CLIP's ``logit_scale`` (log 1/tau), CLAP's
 #: ``logit_scale_a``/``logit_scale_t``, Swin-V2's per-head ``logit_scale``, SigLIP's
@@ -134,4 +137,19 @@ def logit_scales(model: nn.Module) -> list[tuple[str, float | None, str]]:
                 out.append((name, CLIP_LOGIT_SCALE, "CLIP's start, log(1/0.07)"))
         else:
             out.append((name, None, ""))
+    return out
+
+
+def response_norm_params(model: nn.Module) -> list[str]:
+    """Full names of the parameters of every global response norm of ``model``
+    (:func:`~initlab.modelinit.params.is_response_norm`: ConvNeXt V2's gamma and beta, in
+    Hugging Face ``weight`` and ``bias`` of shape (1, 1, 1, C)), each tensor once."""
+    out, seen = [], set()
+    for mname, m in model.named_modules():
+        if not is_response_norm(m) or module_kind(m) != "other":
+            continue
+        for local, t in m._parameters.items():
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                out.append(f"{mname}.{local}" if mname else local)
     return out
