@@ -301,6 +301,125 @@ def test_doctor_measures_each_router_on_its_logits():
         assert s.grad_weight_ratio is not None and s.grad_weight_ratio > 0  # routing is trained
 
 
+def _routed(m, ids, layers=(0, 1), router="mlp.gate"):
+    """{layer: the experts its router sends a token of ``ids`` to}, from the router's own
+    top-k indices (its third output)."""
+    got = {}
+    handles = [m.get_submodule(f"model.layers.{i}.{router}").register_forward_hook(
+        lambda mod, inp, out, i=i: got.__setitem__(i, sorted(set(out[2].reshape(-1).tolist()))))
+        for i in layers]
+    with torch.no_grad():
+        m(ids)
+    for h in handles:
+        h.remove()
+    return got
+
+
+def _set_experts_implementation(m, impl):
+    for sub in m.modules():
+        cfg = getattr(sub, "config", None)
+        if cfg is not None and hasattr(cfg, "_experts_implementation"):
+            cfg._experts_implementation = impl
+
+
+def _logits_sum(out):
+    return out.logits.sum()
+
+
+def _manual_ratios(m, ids, bank="model.layers.{i}.mlp.experts", layers=(0, 1)):
+    """{(layer, parameter, expert): |dL/dW_e| / |W_e|} from one plain backward of the same
+    loss."""
+    m.zero_grad()
+    _logits_sum(m(ids)).backward()
+    out = {}
+    for i in layers:
+        b = m.get_submodule(bank.format(i=i))
+        for local in ("gate_up_proj", "down_proj"):
+            p = getattr(b, local)
+            for e in range(p.shape[0]):
+                w = p[e].detach().double()
+                out[(i, local, e)] = float(p.grad[e].double().norm() / w.norm())
+    m.zero_grad()
+    return out
+
+
+def test_doctor_measures_every_routed_expert_and_both_transformers_paths_agree():
+    """transformers' default grouped product and its eager per-expert loop compute the same
+    experts: the doctor gives each routed expert's two projections a row with the same numbers
+    on both paths (float32 products summed in another order: 1e-5 relative), and the weight
+    gradient ratio is the slice of a plain backward's gradient."""
+    m = mixtral()
+    _apply(m, "auto")
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(3))
+    routed = _routed(m, ids)
+    manual = _manual_ratios(m, ids)
+    rows = {}
+    for impl in ("grouped_mm", "eager"):
+        _set_experts_implementation(m, impl)
+        rep = initlab.doctor(m, ids, loss_fn=_logits_sum)
+        rows[impl] = {s.name: s for s in rep.layers if ".experts." in s.name}
+        assert not any("expert banks" in n for n in rep.notes), rep.notes
+    _set_experts_implementation(m, "grouped_mm")
+    want = {f"model.layers.{i}.mlp.experts.{local}[{e}]" for i in (0, 1) for e in routed[i]
+            for local in ("gate_up_proj", "down_proj")}
+    assert set(rows["grouped_mm"]) == set(rows["eager"]) == want
+    for name, g in rows["grouped_mm"].items():
+        e = rows["eager"][name]
+        i, local, ex = int(name.split(".")[2]), name.split(".")[-1][:-3], int(name[-2])
+        assert g.weight_shape == ([192, 64] if local == "gate_up_proj" else [64, 96])
+        assert g.fan_in == (64 if local == "gate_up_proj" else 96)
+        for field in ("z_mean", "z_std", "grad_out_rms", "grad_weight_ratio", "h_std"):
+            a, b = getattr(g, field), getattr(e, field)
+            assert (a is None) == (b is None), (name, field)
+            if a is not None:
+                assert a == pytest.approx(b, rel=1e-5, abs=1e-9), (name, field)
+        assert g.grad_weight_ratio == pytest.approx(manual[(i, local, ex)], rel=1e-6), name
+        if local == "gate_up_proj":   # silu on the gate half; the output projection: linear
+            assert g.activation == e.activation == "silu" and g.h_std is not None, name
+        else:
+            assert g.activation is None and g.h_std is None, name
+
+
+def test_doctor_reads_a_transposed_bank_as_out_by_in_with_its_bias_slices():
+    m = gpt_oss()
+    _apply(m, "auto")
+    bank = m.model.layers[0].mlp.experts
+    with torch.no_grad():   # distinct biases per expert, to see each row read its own slice
+        bank.gate_up_proj_bias.copy_(torch.arange(bank.gate_up_proj_bias.numel(),
+                                                  dtype=torch.float32).reshape(4, -1) / 1000)
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(4))
+    routed = _routed(m, ids, router="mlp.router")
+    manual = _manual_ratios(m, ids)
+    rep = initlab.doctor(m, ids, loss_fn=_logits_sum)
+    rows = {s.name: s for s in rep.layers}
+    for e in routed[0]:
+        s = rows[f"model.layers.0.mlp.experts.gate_up_proj[{e}]"]
+        assert s.weight_shape == [192, 64] and s.fan_in == 64   # stored (64, 192): (in, out)
+        b = bank.gate_up_proj_bias[e].detach().double()
+        assert s.bias_rms == pytest.approx(float(b.square().mean().sqrt()), rel=1e-12)
+        assert s.grad_weight_ratio == pytest.approx(manual[(0, "gate_up_proj", e)], rel=1e-6)
+        assert s.activation == "unknown"   # GPT-OSS's clamped GLU is functional: said, not guessed
+
+
+def test_doctor_says_what_it_could_not_measure_one_by_one():
+    from hf_models import mamba
+
+    m = llama4()   # multiplies every expert at once with torch.bmm: not split per expert
+    _apply(m, "auto")
+    rep = initlab.doctor(m, torch.randint(0, 128, (2, 16), generator=torch.Generator()
+                                          .manual_seed(5)))
+    assert not any(".experts." in s.name for s in rep.layers)
+    assert any("model.layers.0.feed_forward.experts" in n and "not measured per expert" in n
+               for n in rep.notes), rep.notes
+    m = mamba()    # the scan reads conv1d's and dt_proj's weights directly
+    _apply(m, "auto")
+    rep = initlab.doctor(m, torch.randint(0, 64, (2, 16), generator=torch.Generator()
+                                          .manual_seed(6)))
+    note = next(n for n in rep.notes if "did not run as modules" in n)
+    for part in ("conv1d", "dt_proj"):
+        assert f"backbone.layers.0.mixer.{part}" in note, note
+
+
 def test_fixup_scales_a_banks_input_projections_and_zeroes_its_output():
     m = mixtral()
     _apply(m, "fixup")

@@ -54,8 +54,10 @@ from torch.overrides import TorchFunctionMode
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..modelinit.dataflow import stochastic_off
 from ..modelinit.experts import is_router
+from ..modelinit.params import module_kind
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
+from .experts import ExpertRecorder
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
 from .hooks import Hooks
 from .stream import StreamRecorder, closers
@@ -135,6 +137,7 @@ class _Call:
     grad_norm: float | None = None
     desc: Any = None                  # the description's LayerInfo, if any
     desc_stats: dict[str, Any] | None = None  # h = f(z) for the description's activation
+    claimable: bool = True            # whether the next activation module's call is its own
 
 
 def _desc_act(info: Any) -> tuple[str, float | None] | None:
@@ -166,7 +169,7 @@ class _Recorder:
 
     def _waiting(self) -> _Call | None:
         last = self.calls[-1] if self.calls else None
-        if last is None or last.act is not None:
+        if last is None or last.act is not None or not last.claimable:
             return None
         if last.desc is not None and last.desc.activation is None:
             return None  # the description says no activation follows this layer
@@ -181,11 +184,32 @@ class _Recorder:
                 self._layer(name, module, inputs, output)
         return hook
 
-    def _layer(self, name: str, module, inputs, output) -> None:
+    def expert_call(self, name: str, weight, x, output, info: Any, rows=None) -> _Call | None:
+        """One expert's projection (:mod:`initlab.diagnostics.experts`), as a layer call whose
+        description entry is ``info``; ``rows = (full, lo, hi)`` when ``output`` is rows
+        ``lo:hi`` of ``full`` (a grouped product: its gradient arrives on ``full``)."""
+        with self.paused():
+            return self._layer(name, weight, (x,), output, info, rows)
+
+    def gate_stats(self, call: _Call, u: torch.Tensor, info: Any) -> None:
+        """Activation statistics of ``call`` from ``u``, the part of its output the
+        description's activation reads (a gated expert's gate half)."""
+        act = getattr(info, "activation", None)
+        if not (isinstance(act, tuple) and act and hasattr(act[0], "name")):
+            return
+        spec = (act[0].name, act[1])
+        with self.paused():
+            u = S.snapshot(u)
+            call.act, call.act_module = spec, "(gate half)"
+            call.act_stats = S.activation_stats(u, S.apply_activation(u, *spec), *spec,
+                                                call.axis, self.th.saturation_slope, self.bins)
+
+    def _layer(self, name: str, module, inputs, output, info: Any = None,
+               rows=None) -> _Call | None:
         if isinstance(output, (tuple, list)) and output and is_router(module):
             output = output[0]  # a MoE router returns (logits, top-k weights, indices)
         if not isinstance(output, torch.Tensor) or not output.is_floating_point():
-            return
+            return None
         k = self.counts[id(module)] = self.counts.get(id(module), 0) + 1
         x = inputs[0] if inputs and isinstance(inputs[0], torch.Tensor) else None
         x_rms = x_spread = None
@@ -196,7 +220,7 @@ class _Recorder:
         axis = S.unit_axis(module)
         call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
                      x_spread, S.output_stats(z, axis, self.bins))
-        call.desc = self.desc_of.get(id(module))
+        call.desc = info if info is not None else self.desc_of.get(id(module))
         spec = _desc_act(call.desc)
         if spec is not None:  # used unless an activation module claims this call
             h = S.apply_activation(z, *spec)
@@ -210,13 +234,16 @@ class _Recorder:
                                                      self.th.saturation_slope, self.bins)
             call.fallback_stats["name"] = self.fallback[0]
         self.calls.append(call)
-        if output.requires_grad:
+        full, lo, hi = rows if rows is not None else (output, None, None)
+        if full.requires_grad:
             def on_grad(g, call=call):
-                sq = g.detach().double().square()
+                sq = g.detach()[lo:hi].double().square() if lo is not None \
+                    else g.detach().double().square()
                 call.grad_rms = S.finite(sq.mean().sqrt())
                 examples = sq.shape[0] if sq.dim() > 0 else 1
                 call.grad_norm = S.finite((sq.sum() / examples).sqrt())
-            self.hooks.adopt(output.register_hook(on_grad))
+            self.hooks.adopt(full.register_hook(on_grad))
+        return call
 
     def act_pre_hook(self) -> Callable:
         def hook(module, inputs):
@@ -490,7 +517,9 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     whole batch); ``spread = mean_j Var_batch(z_j) / mean(z^2)`` and the mean cosine between
     examples (the correlation map of Poole et al. 2016, "Exponential expressivity in deep neural
     networks through transient chaos"); the RMS of dLoss/dz and ``|dL/dW| / |W|``; units whose
-    weights, bias and gradient are identical (the zero-init symmetry problem). Depth trends follow
+    weights, bias and gradient are identical (the zero-init symmetry problem). Each routed
+    expert of a mixture-of-experts bank is a layer of its own, ``<bank>.gate_up_proj[e]``
+    (:mod:`initlab.diagnostics.experts`). Depth trends follow
     Glorot & Bengio 2010 ("Understanding the difficulty of training deep feedforward neural
     networks") forward and backward, along the longest chain of layers; in a residual network
     along the residual stream, whose std and gradient are reported per block
@@ -531,6 +560,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             stream = StreamRecorder(hooks, branches) if branches else None
             attn = AttentionRecorder(hooks, model, th.saturation_slope)
             rec = _Recorder(hooks, fallback, th, bins, desc_of, stream)
+            experts = ExpertRecorder(hooks, rec, desc)
             model.train(train)
             seen: set[int] = set()
             for name, m in model.named_modules():
@@ -539,6 +569,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
                 seen.add(id(m))
                 if S.is_weighted_layer(m):
                     hooks.register(m, rec.layer_hook(name or type(m).__name__))
+                elif module_kind(m) == "experts":
+                    experts.attach(name, m)
                 else:
                     spec = S.activation_of(m)
                     if spec is not None:
@@ -548,7 +580,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             with stochastic_off(model), torch.enable_grad():
                 for p, _ in snap.grads:
                     p.grad = None
-                with _DropoutOff(), attn, stream if stream is not None else _nullcontext():
+                with _DropoutOff(), attn, experts, \
+                        stream if stream is not None else _nullcontext():
                     output = _forward(model, batch)
                 if stream is not None:
                     stream.clear()
@@ -569,6 +602,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
                     loss.backward()
                 for p, _ in snap.grads:
                     grads[id(p)] = None if p.grad is None else S.snapshot(p.grad)
+                experts.add_grads(grads)
         finally:
             hooks.remove()
             snap.restore()
@@ -576,7 +610,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     layers = _layer_stats(rec.calls, grads, desc)
     blocks = stream.results() if stream is not None else []
     attention = attn.results()
-    notes += _coverage_notes(model, desc, layers, blocks, fallback)
+    notes += _coverage_notes(model, desc, layers, blocks, fallback, experts.measured())
     fused = fused_attention_modules(model)
     if fused:
         notes.append("attention inside nn.MultiheadAttention (" + ", ".join(
@@ -628,7 +662,8 @@ def _describe(model: nn.Module, batch: Any) -> tuple[Any, list[str]]:
 
 
 def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
-                    blocks: list[S.BlockStats], fallback) -> list[str]:
+                    blocks: list[S.BlockStats], fallback,
+                    banks_measured: set[str] = frozenset()) -> list[str]:
     """What this run could not diagnose, said in the report."""
     notes = []
     for name, m in model.named_modules():
@@ -647,12 +682,29 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
                      "module): saturation and dead units not measured there"
                      + ("" if fallback else "; pass activation= to name it"))
     if desc is not None:
+        ran = {s.name.split(" (call ")[0] for s in layers}
+        banks = [f"`{layer.name}` ({type(layer.module).__name__})" for layer in desc.layers
+                 if layer.kind == "experts" and layer.name not in banks_measured]
+        if banks:
+            notes.append(_listed(banks) + ": expert banks whose experts were not seen one by "
+                         "one (all multiplied at once, or no token routed to them): not "
+                         "measured per expert")
+        unseen = [f"`{layer.name}`" for layer in desc.layers
+                  if layer.kind != "experts" and layer.name not in ran]
+        if unseen:
+            notes.append(_listed(unseen) + ": did not run as modules in this forward (a "
+                         "state-space scan reads its layers' weights directly, or a branch "
+                         "was not taken): not measured")
         seen = {b.index for b in blocks}
         missed = [b.closing for b in desc.residual_branches if b.index not in seen]
         if missed:
             notes.append("residual branches closed by " + ", ".join(f"`{n}`" for n in missed[:6])
                          + " not followed to their addition in this forward: no stream statistics")
     return notes
+
+
+def _listed(items: list[str], k: int = 6) -> str:
+    return ", ".join(items[:k]) + (f" and {len(items) - k} more" if len(items) > k else "")
 
 
 def _weight_info(desc: Any, module: nn.Module) -> tuple[str | None, list[str]]:
