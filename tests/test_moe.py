@@ -401,16 +401,37 @@ def test_doctor_reads_a_transposed_bank_as_out_by_in_with_its_bias_slices():
         assert s.activation == "unknown"   # GPT-OSS's clamped GLU is functional: said, not guessed
 
 
+def test_doctor_splits_llama4s_one_bmm_over_all_experts_by_expert():
+    """Llama 4 multiplies every token by every expert in one ``torch.bmm``, the tokens not
+    routed to an expert scaled to zero first: each expert's row is its routed tokens' product
+    (z's std computed here from the bank's own input to 1e-9), the zero rows left out."""
+    m = llama4()
+    _apply(m, "auto")
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(5))
+    bank = m.get_submodule("model.layers.0.feed_forward.experts")
+    seen = {}
+    h = bank.register_forward_pre_hook(lambda mod, a: seen.__setitem__("x", a[0].detach()))
+    with torch.no_grad():
+        m(ids)
+    h.remove()
+    x = seen["x"].view(bank.gate_up_proj.shape[0], -1, bank.gate_up_proj.shape[1]).double()
+    rep = initlab.doctor(m, ids)
+    rows = {s.name: s for s in rep.layers}
+    assert not any("expert banks" in n for n in rep.notes), rep.notes
+    for e in range(x.shape[0]):
+        routed = x[e][x[e].abs().amax(-1) > 0]
+        name = f"model.layers.0.feed_forward.experts.gate_up_proj[{e}]"
+        if not len(routed):
+            assert name not in rows
+            continue
+        z = routed @ bank.gate_up_proj[e].detach().double()
+        assert rows[name].z_std == pytest.approx(float(z.std(unbiased=False)), rel=1e-6)
+        assert rows[name].activation == "silu" and rows[name].h_std is not None
+
+
 def test_doctor_says_what_it_could_not_measure_one_by_one():
     from hf_models import mamba
 
-    m = llama4()   # multiplies every expert at once with torch.bmm: not split per expert
-    _apply(m, "auto")
-    rep = initlab.doctor(m, torch.randint(0, 128, (2, 16), generator=torch.Generator()
-                                          .manual_seed(5)))
-    assert not any(".experts." in s.name for s in rep.layers)
-    assert any("model.layers.0.feed_forward.experts" in n and "not measured per expert" in n
-               for n in rep.notes), rep.notes
     m = mamba()    # the scan reads conv1d's and dt_proj's weights directly
     _apply(m, "auto")
     rep = initlab.doctor(m, torch.randint(0, 64, (2, 16), generator=torch.Generator()

@@ -186,8 +186,8 @@ class _Recorder:
 
     def expert_call(self, name: str, weight, x, output, info: Any, rows=None) -> _Call | None:
         """One expert's projection (:mod:`initlab.diagnostics.experts`), as a layer call whose
-        description entry is ``info``; ``rows = (full, lo, hi)`` when ``output`` is rows
-        ``lo:hi`` of ``full`` (a grouped product: its gradient arrives on ``full``)."""
+        description entry is ``info``; ``rows = (full, index)`` when ``output`` is
+        ``full[index]`` (a grouped or batched product: its gradient arrives on ``full``)."""
         with self.paused():
             return self._layer(name, weight, (x,), output, info, rows)
 
@@ -234,11 +234,11 @@ class _Recorder:
                                                      self.th.saturation_slope, self.bins)
             call.fallback_stats["name"] = self.fallback[0]
         self.calls.append(call)
-        full, lo, hi = rows if rows is not None else (output, None, None)
+        full, index = rows if rows is not None else (output, None)
         if full.requires_grad:
             def on_grad(g, call=call):
-                sq = g.detach()[lo:hi].double().square() if lo is not None \
-                    else g.detach().double().square()
+                g = g.detach()
+                sq = (g[index] if index is not None else g).double().square()
                 call.grad_rms = S.finite(sq.mean().sqrt())
                 examples = sq.shape[0] if sq.dim() > 0 else 1
                 call.grad_norm = S.finite((sq.sum() / examples).sqrt())

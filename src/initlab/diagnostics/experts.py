@@ -6,7 +6,8 @@ bank* (:func:`initlab.modelinit.experts.expert_count`: Mixtral's ``gate_up_proj`
 module is called and a forward hook sees nothing: by default one ``torch._grouped_mm`` over the
 tokens sorted by expert (``offs`` marks each expert's rows), or, with
 ``experts_implementation="eager"``, one expert at a time, ``F.linear(x, gate_up_proj[e])`` or
-``x @ gate_up_proj[e]`` (GPT-OSS, stored (in, out)). :class:`ExpertRecorder` is a
+``x @ gate_up_proj[e]`` (GPT-OSS, stored (in, out)); Llama 4 one ``torch.bmm`` over all
+experts. :class:`ExpertRecorder` is a
 ``TorchFunctionMode`` that acts only while a bank's forward runs: a call whose weight is the
 bank's parameter (the same storage: the parameter, its transpose, or one expert's slice) is
 split into one layer call per expert, named ``<bank>.<parameter>[e]``, with that expert's
@@ -20,7 +21,9 @@ in the eager path, on what the bank's activation module receives. Only the exper
 routes tokens to run, so only they have rows. The output projection's row is the expert's
 output before the router's weight and the sum over experts. For a bank with biases the weighted
 input is measured before the bias is added (at init biases are 0). A bank that multiplies
-all experts with ``torch.bmm`` (Llama 4) is not split: the report says it was not measured.
+every token by every expert with one ``torch.bmm`` (Llama 4, whose tokens not routed to an
+expert reach it scaled to zero) is split along its expert axis, and an expert's rows whose
+input is all zero (the tokens not routed to it) are left out of its statistics.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from torch.overrides import TorchFunctionMode
 
 #: functions that multiply by an expert's matrix: how the call reads its weight argument
 _FUNCS = {"linear": "out_in", "matmul": "in_out", "__matmul__": "in_out",
-          "_grouped_mm": "grouped", "grouped_mm": "grouped"}
+          "_grouped_mm": "grouped", "grouped_mm": "grouped", "bmm": "batched"}
 
 
 class ExpertWeight:
@@ -176,16 +179,29 @@ class ExpertRecorder(TorchFunctionMode):
             for e, (lo, hi) in enumerate(zip([0] + ends[:-1], ends)):
                 if hi > lo:
                     self._record(bank, local, e, in_out, args[0][lo:hi], out[lo:hi],
-                                 (out, lo, hi), grouped=True)
+                                 (out, slice(lo, hi)), batched=True)
+        elif how == "batched":
+            found = bank.whole(args[1])
+            x = args[0]
+            if found is None or x.dim() != 3 or x.shape[0] != out.shape[0]:
+                return out
+            local, in_out = found
+            with torch.no_grad():
+                routed = x.detach().abs().amax(dim=-1) > 0     # (E, tokens)
+            for e in range(x.shape[0]):
+                keep = routed[e]
+                if bool(keep.any()):
+                    self._record(bank, local, e, in_out, x[e][keep], out[e][keep],
+                                 (out, (e, keep)), batched=True)
         else:
             part = bank.slice_of(args[1])
             if part is not None:
                 self._record(bank, part[0], part[1], how == "in_out", args[0], out, None,
-                             grouped=False)
+                             batched=False)
         return out
 
     def _record(self, bank: _Bank, local: str, e: int, in_out: bool, x, z, rows,
-                grouped: bool) -> None:
+                batched: bool) -> None:
         from ..modelinit.experts import expert_part
 
         gated = expert_part(local) == "in"
@@ -194,7 +210,7 @@ class ExpertRecorder(TorchFunctionMode):
                                     x, z, info, rows)
         if call is None:
             return
-        if grouped or not gated:   # one activation call for all experts: not this row's
+        if batched or not gated:   # one activation call for all experts: not this row's
             call.claimable = False
-        if grouped and gated:
+        if batched and gated:
             self.rec.gate_stats(call, bank.gate_half(z), info)
