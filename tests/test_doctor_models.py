@@ -232,6 +232,52 @@ def test_a_reshaping_module_is_passed_through_and_a_computing_one_is_not():
     assert "Swishy" in desc.layers[0].activation_why
 
 
+class Scan(nn.Module):
+    """Reads two of its layers' weights directly, as a Mamba scan does: ``F.conv1d`` with the
+    conv's weight (as a keyword) and ``W @ x`` with a linear layer's weight; one layer it
+    never uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj, self.dt = nn.Linear(8, 16), nn.Linear(16, 16)
+        self.conv = nn.Conv1d(16, 16, 3, groups=16, padding=1)
+        self.unused, self.head = nn.Linear(16, 16), nn.Linear(16, 4)
+
+    def forward(self, x, keep=None):
+        c = F.conv1d(self.proj(x).transpose(1, 2), weight=self.conv.weight,
+                     bias=self.conv.bias, padding=1, groups=16)         # (B, 16, T)
+        d = self.dt.weight @ c                                          # units on axis -2
+        if keep is not None:
+            keep.update(c=c, d=d)
+            c.retain_grad()
+            d.retain_grad()
+        return self.head(torch.tanh(d).transpose(1, 2))
+
+
+def test_layers_whose_weights_the_forward_reads_get_rows_and_an_unused_layer_a_note():
+    m = Scan()
+    x = torch.randn(4, 10, 8, generator=gen(12))
+    keep: dict = {}
+    m(x, keep).sum().backward()
+    want = {"conv": (keep["c"], keep["c"].grad), "dt": (keep["d"], keep["d"].grad)}
+    grads = {n: m.get_submodule(n).weight.grad.clone() for n in want}
+    m.zero_grad()
+    rep = doctor(m, x)      # loss: the sum of the outputs, as above
+    rows = {s.name: s for s in rep.layers}
+    assert "unused" not in rows and "conv" in rows and "dt" in rows
+    for name, (z, g) in want.items():
+        s = rows[name]
+        assert s.n_units == 16 and s.weight_shape == list(m.get_submodule(name).weight.shape)
+        assert s.z_std == pytest.approx(float(z.detach().double().std(unbiased=False)), rel=1e-9)
+        assert s.grad_out_rms == pytest.approx(float(g.double().square().mean().sqrt()),
+                                               rel=1e-9)
+        w = m.get_submodule(name).weight.detach().double()
+        assert s.grad_weight_ratio == pytest.approx(
+            float(grads[name].double().norm() / w.norm()), rel=1e-9)
+    assert any("`unused`" in n and "did not run as modules" in n for n in rep.notes), rep.notes
+    assert not any("`conv`" in n or "`dt`" in n for n in rep.notes if "did not run" in n)
+
+
 def test_torch_transformer_encoder_blocks_and_attention_note():
     enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, batch_first=True),
                                 num_layers=3, enable_nested_tensor=False)

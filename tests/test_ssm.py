@@ -301,3 +301,30 @@ def test_auto_reads_a_mixers_layers_from_its_structure(factory):
             rec = report[p + local + ".weight"]
             assert rec.initializer == "lecun_normal()", (local, rec.initializer)
             assert "mixer's structure" in rec.why
+
+
+@pytest.mark.parametrize("factory", ["mamba", "jamba"])
+def test_the_doctor_measures_the_layers_a_scan_reads_directly(factory):
+    """conv1d runs as ``F.conv1d(x, weight=conv1d.weight)`` and dt_proj as
+    ``dt_proj.weight @ x`` inside the scan: each gets its row (the conv its SiLU from the
+    mixer's structure), and |dL/dW| / |W| is a plain backward's."""
+    model = getattr(hf, factory)()
+    _apply(model, "auto")
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+
+    def loss(out):
+        return out.logits.sum()
+
+    model.zero_grad()
+    loss(model(ids)).backward()
+    rows = {s.name: s for s in initlab.doctor(model, ids, loss_fn=loss).layers}
+    for mx in mixers(model):
+        for local in ("conv1d", "dt_proj"):
+            layer = model.get_submodule(f"{mx.name}.{local}")
+            s = rows[f"{mx.name}.{local}"]
+            assert s.n_units == layer.weight.shape[0]
+            ratio = layer.weight.grad.double().norm() / layer.weight.detach().double().norm()
+            assert s.grad_weight_ratio == pytest.approx(float(ratio), rel=1e-6), s.name
+        conv = rows[f"{mx.name}.conv1d"]
+        assert conv.activation == "silu" and conv.h_std is not None
+    model.zero_grad()

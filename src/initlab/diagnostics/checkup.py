@@ -57,6 +57,7 @@ from ..modelinit.experts import is_router
 from ..modelinit.params import module_kind
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
+from .direct import DirectRecorder
 from .experts import ExpertRecorder
 from .findings import SEVERITIES, Finding, Thresholds, diagnose
 from .hooks import Hooks
@@ -191,6 +192,15 @@ class _Recorder:
         with self.paused():
             return self._layer(name, weight, (x,), output, info, rows)
 
+    def direct_call(self, name: str, module, x, output, select=None) -> None:
+        """A product that reads ``module``'s weight outside its forward
+        (:mod:`initlab.diagnostics.direct`), as a call of that layer; ``select`` maps the
+        product's gradient to ``output``'s when ``output`` is a view of the product."""
+        with self.paused():
+            self._layer(name, module, (x,), output, None,
+                        None if select is None else (output._base if output._base is not None
+                                                     else output, select))
+
     def gate_stats(self, call: _Call, u: torch.Tensor, info: Any) -> None:
         """Activation statistics of ``call`` from ``u``, the part of its output the
         description's activation reads (a gated expert's gate half)."""
@@ -234,11 +244,13 @@ class _Recorder:
                                                      self.th.saturation_slope, self.bins)
             call.fallback_stats["name"] = self.fallback[0]
         self.calls.append(call)
-        full, index = rows if rows is not None else (output, None)
+        full, pick = rows if rows is not None else (output, None)
         if full.requires_grad:
             def on_grad(g, call=call):
                 g = g.detach()
-                sq = (g[index] if index is not None else g).double().square()
+                if pick is not None:
+                    g = pick(g) if callable(pick) else g[pick]
+                sq = g.double().square()
                 call.grad_rms = S.finite(sq.mean().sqrt())
                 examples = sq.shape[0] if sq.dim() > 0 else 1
                 call.grad_norm = S.finite((sq.sum() / examples).sqrt())
@@ -563,12 +575,14 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             experts = ExpertRecorder(hooks, rec, desc)
             model.train(train)
             seen: set[int] = set()
+            weighted: list[tuple[str, nn.Module]] = []
             for name, m in model.named_modules():
                 if id(m) in seen:
                     continue
                 seen.add(id(m))
                 if S.is_weighted_layer(m):
                     hooks.register(m, rec.layer_hook(name or type(m).__name__))
+                    weighted.append((name or type(m).__name__, m))
                 elif module_kind(m) == "experts":
                     experts.attach(name, m)
                 else:
@@ -580,7 +594,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             with stochastic_off(model), torch.enable_grad():
                 for p, _ in snap.grads:
                     p.grad = None
-                with _DropoutOff(), attn, experts, \
+                direct = DirectRecorder(hooks, rec, weighted)
+                with _DropoutOff(), attn, experts, direct, \
                         stream if stream is not None else _nullcontext():
                     output = _forward(model, batch)
                 if stream is not None:
@@ -693,8 +708,8 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
                   if layer.kind != "experts" and layer.name not in ran]
         if unseen:
             notes.append(_listed(unseen) + ": did not run as modules in this forward (a "
-                         "state-space scan reads its layers' weights directly, or a branch "
-                         "was not taken): not measured")
+                         "branch not taken, or the weight read by an operation other than "
+                         "linear, conv or matmul): not measured")
         seen = {b.index for b in blocks}
         missed = [b.closing for b in desc.residual_branches if b.index not in seen]
         if missed:
