@@ -161,6 +161,15 @@ def llama4(**config):
     return transformers.Llama4ForCausalLM(transformers.Llama4TextConfig(**cfg))
 
 
+def ernie45_moe(**config):
+    """Ernie 4.5 MoE: a dense first layer, then a router whose child ``moe_statics`` holds the
+    routing bias ``e_score_correction_bias`` as a frozen parameter, beside a shared expert."""
+    cfg = dict(_MOE, intermediate_size=96, moe_intermediate_size=48, num_experts=4,
+               num_experts_per_tok=2, head_dim=16, pad_token_id=0)
+    cfg.update(config)
+    return transformers.Ernie4_5_MoeForCausalLM(transformers.Ernie4_5_MoeConfig(**cfg))
+
+
 def gpt_neox(**config):
     """GPT-NeoX with its parallel block: x + attention(ln1(x)) + mlp(ln2(x)), one residual
     addition closed by two layers."""

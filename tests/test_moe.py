@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from hf_models import deepseek_v3, gpt_oss, llama4, mixtral, qwen2_moe
+from hf_models import deepseek_v3, ernie45_moe, gpt_oss, llama4, mixtral, qwen2_moe
 from initlab import InitlabError
 from initlab.modelinit.experts import expert_count, expert_layout, is_router
 from initlab.scale import counter_fill_, counter_fill_rows_
@@ -29,7 +29,8 @@ def _apply(model, plan, **kw):
     return report, [str(w.message) for w in caught]
 
 
-@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3, qwen2_moe, llama4])
+@pytest.mark.parametrize("build", [mixtral, gpt_oss, deepseek_v3, qwen2_moe, llama4,
+                                   ernie45_moe])
 def test_probe_finds_every_branch_and_the_bank_closes_the_moe_branch(build):
     m = build()
     desc = initlab.describe(m)
@@ -43,7 +44,8 @@ def test_probe_finds_every_branch_and_the_bank_closes_the_moe_branch(build):
     o_proj = desc.layer("model.layers.0.self_attn.o_proj")
     assert o_proj.activation is None, o_proj.activation_why
     shared = {deepseek_v3: "shared_experts.down_proj", qwen2_moe: "shared_expert.down_proj",
-              llama4: "shared_expert.down_proj"}.get(build)
+              llama4: "shared_expert.down_proj",
+              ernie45_moe: "shared_experts.down_proj"}.get(build)
     if shared:  # the routed bank and the shared expert both reach the add
         mlp = "feed_forward" if build is llama4 else "mlp"
         assert set(last.closing_layers) == {f"model.layers.1.{mlp}.experts",
@@ -54,7 +56,7 @@ def test_probe_finds_every_branch_and_the_bank_closes_the_moe_branch(build):
 
 @pytest.mark.parametrize("plan", PLANS)
 def test_every_moe_parameter_is_matched(plan):
-    for build in (mixtral, deepseek_v3):
+    for build in (mixtral, deepseek_v3, ernie45_moe):
         report, msgs = _apply(build(), plan)
         assert not [m for m in msgs if "matched no rule" in m], msgs
         names = {r.name for r in report.records}
@@ -180,12 +182,13 @@ def test_zero_residual_makes_every_moe_branch_start_at_zero(build):
     assert torch.equal(out, torch.zeros_like(out))
 
 
-def test_materialize_on_meta_equals_apply_bit_for_bit():
+@pytest.mark.parametrize("build", [mixtral, ernie45_moe])
+def test_materialize_on_meta_equals_apply_bit_for_bit(build):
     for plan in ("auto", "orthogonal"):
-        ref = mixtral()
+        ref = build()
         initlab.apply(ref, plan, seed=3)
         with torch.device("meta"):
-            m = mixtral()
+            m = build()
         initlab.materialize(m, plan, seed=3, device="cpu")
         for (name, a), b in zip(ref.state_dict().items(), m.state_dict().values()):
             assert torch.equal(a, b), (plan, name)
@@ -299,6 +302,30 @@ def test_doctor_measures_each_router_on_its_logits():
         assert s.weight_shape == [4, 64] and s.n_units == 4
         assert s.z_std == pytest.approx(float(logits[i].std(unbiased=False)), rel=1e-9)
         assert s.grad_weight_ratio is not None and s.grad_weight_ratio > 0  # routing is trained
+
+
+def test_a_routers_own_routing_bias_starts_at_zero_and_the_router_is_a_layer():
+    """Ernie 4.5's router holds its routing bias in a child module (a frozen parameter): the
+    router is still a linear layer (drawn, probed and measured as one) and the bias starts at
+    0, whatever it held, under every plan."""
+    for plan in ("auto", "he", "gpt2"):
+        m = ernie45_moe()
+        bias = m.model.layers[1].mlp.gate.moe_statics.e_score_correction_bias
+        with torch.no_grad():
+            bias.fill_(7.0)
+        report, msgs = _apply(m, plan)
+        assert not [w for w in msgs if "matched no rule" in w], msgs
+        assert torch.equal(bias, torch.zeros_like(bias))
+        recs = {r.name: r for r in report.records}
+        assert recs["model.layers.1.mlp.gate.moe_statics.e_score_correction_bias"].rule == \
+            "routing bias"
+        assert [tuple(f) for f in recs["model.layers.1.mlp.gate.weight"].fans] == [(64, 4)]
+    desc = initlab.describe(m)
+    assert desc.layer("model.layers.1.mlp.gate").activation is None
+    rep = initlab.doctor(m, torch.randint(0, 128, (2, 16), generator=torch.Generator()
+                                          .manual_seed(7)))
+    assert "model.layers.1.mlp.gate" in {s.name for s in rep.layers}
+    assert not any("did not run" in n for n in rep.notes), rep.notes
 
 
 def _routed(m, ids, layers=(0, 1), router="mlp.gate"):

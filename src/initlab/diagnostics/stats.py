@@ -53,6 +53,7 @@ from torch import nn
 from ..core.activations import Activation, lookup_module
 from ..core.activations import activation as core_activation
 from ..core.validation import check_scalar
+from ..modelinit.experts import is_router
 
 SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
 # an output within 0.01 of a bound of f's range is saturated (output_saturation): Glorot & Bengio
@@ -79,6 +80,8 @@ def is_weighted_layer(module: nn.Module) -> bool:
     if isinstance(module, (nn.Linear, nn.Bilinear, nn.modules.conv._ConvNd)):
         return True
     w = getattr(module, "weight", None)
+    if is_router(module):   # a linear layer whose child may hold a routing bias (Ernie 4.5)
+        return True
     return isinstance(w, nn.Parameter) and w.dim() >= 2 and not any(True for _ in module.children())
 
 

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..core.registry import get as get_init
 from .describe import describe
-from .experts import is_router
+from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 from .ssm import mixers
@@ -153,12 +153,25 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
-    relative-position tables, logit temperatures, response norms and free token/position tables
+    relative-position tables, logit temperatures, response norms, routing biases and free
+    token/position tables
     (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
             *relative_position_rules(model), *logit_scale_rules(model),
-            *response_norm_rules(model), free_table_rule(model, embedding)]
+            *response_norm_rules(model), *routing_bias_rules(model),
+            free_table_rule(model, embedding)]
+
+
+def routing_bias_rules(model: nn.Module | None) -> list[Rule]:
+    """Routing biases held as parameters (:func:`~initlab.modelinit.experts.routing_biases`:
+    Ernie 4.5's ``e_score_correction_bias``) start at 0, no expert favoured (DeepSeek-V3's
+    auxiliary-loss-free balancing; Hugging Face zeroes it)."""
+    if model is None:
+        return []
+    return [Rule(n, "zeros", label="routing bias",
+                 why="routing bias (load balancing without an auxiliary loss): 0, no expert "
+                     "favoured") for n in routing_biases(model)]
 
 
 def response_norm_rules(model: nn.Module | None) -> list[Rule]:

@@ -68,6 +68,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import lookup_function, lookup_module
+from .experts import is_router
 from .params import LAYER_KINDS, module_kind
 from .probe_meta import META_RESULTS, meta_copy, shape_only
 
@@ -257,7 +258,7 @@ def unit_kind_of(module: nn.Module) -> str | None:
     if lookup_module(module) is not None:
         return "activation"
     kind = module_kind(module)
-    if kind == "mha":
+    if kind == "mha" or is_router(module):   # a router's child holds at most a routing bias
         return "layer"
     from torch.nn.utils import parametrize
 

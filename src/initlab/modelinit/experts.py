@@ -40,16 +40,32 @@ def _leaf_params(module: nn.Module) -> list[torch.Tensor] | None:
     return [p for p in module._parameters.values() if p is not None]
 
 
+#: local names of *routing biases*: DeepSeek-V3's auxiliary-loss-free load-balancing bias
+#: (Wang et al. 2024), added to the routing scores for the top-k choice only and moved by the
+#: experts' load outside the gradient; held by the router (a buffer in DeepSeek-V3) or, as a
+#: frozen parameter, by a child of it (Ernie 4.5's ``moe_statics``). It starts at 0: no expert
+#: favoured.
+ROUTING_BIAS_NAMES = ("e_score_correction_bias",)
+
+
+def routing_biases(model: nn.Module) -> list[str]:
+    """Full names of the routing-bias parameters of ``model`` (:data:`ROUTING_BIAS_NAMES`)."""
+    return [n for n, _ in model.named_parameters()
+            if n.rsplit(".", 1)[-1] in ROUTING_BIAS_NAMES]
+
+
 def is_router(module: nn.Module) -> bool:
     """A mixture-of-experts router of a class initlab does not otherwise know, a linear layer
     in all but its class: its class name says so (contains ``Router`` or ends with ``Gate``:
-    transformers' ``MixtralTopKRouter``, DeepSeek's ``MoEGate``), it has no child holding
-    parameters, and its parameters are a 2-D ``weight`` (experts x width, read by
-    ``F.linear``) and optionally a 1-D ``bias`` of one entry per expert."""
+    transformers' ``MixtralTopKRouter``, DeepSeek's ``MoEGate``), no child holds parameters
+    other than routing biases (:data:`ROUTING_BIAS_NAMES`: Ernie 4.5's ``moe_statics``), and
+    its own parameters are a 2-D ``weight`` (experts x width, read by ``F.linear``) and
+    optionally a 1-D ``bias`` of one entry per expert."""
     cls = type(module).__name__
     if "router" not in cls.lower() and not cls.endswith("Gate"):
         return False
-    if _leaf_params(module) is None:
+    if any(n.rsplit(".", 1)[-1] not in ROUTING_BIAS_NAMES
+           for c in module.children() for n, _ in c.named_parameters()):
         return False
     params = {k: v for k, v in module._parameters.items() if v is not None}
     w, b = params.get("weight"), params.get("bias")
