@@ -311,3 +311,32 @@ def mobilevit():
 
 ARCHITECTURES.update({"deberta_v2": (deberta_v2, 4), "hiera": (hiera, 4),
                       "mobilevit": (mobilevit, 21)})
+
+
+def qwen3_next(**kw):
+    """A Qwen3-Next hybrid: layer 0 a Gated DeltaNet (per value head ``A_log``, log U(0, 16)
+    in FLA, and ``dt_bias``, which Hugging Face starts at 1), layer 1 gated attention; both
+    with a 2-expert MoE and a shared expert."""
+    cfg = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, vocab_size=64,
+               num_attention_heads=4, num_key_value_heads=2, head_dim=8,
+               linear_key_head_dim=8, linear_value_head_dim=8, linear_num_key_heads=2,
+               linear_num_value_heads=4, moe_intermediate_size=16,
+               shared_expert_intermediate_size=16, num_experts=2, num_experts_per_tok=1,
+               layer_types=["linear_attention", "full_attention"],
+               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    cfg.update(kw)
+    return transformers.Qwen3NextForCausalLM(transformers.Qwen3NextConfig(**cfg))
+
+
+def kimi_linear(**kw):
+    """A Kimi Linear hybrid: layer 0 Kimi Delta Attention (``A_log`` log U(1, 16) per head and
+    a ``dt_bias`` per channel), layer 1 multi-head latent attention."""
+    cfg = dict(hidden_size=32, intermediate_size=64, moe_intermediate_size=16,
+               num_hidden_layers=2, vocab_size=64, num_attention_heads=4,
+               num_key_value_heads=4, kv_lora_rank=16, qk_rope_head_dim=4, v_head_dim=8,
+               qk_nope_head_dim=4, num_local_experts=2, num_experts_per_tok=1,
+               linear_head_dim=8, linear_num_heads=4,
+               layer_types=["linear_attention", "full_attention"],
+               bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    cfg.update(kw)
+    return transformers.KimiLinearForCausalLM(transformers.KimiLinearConfig(**cfg))

@@ -144,6 +144,17 @@ def iid_reference(dist: D.Distribution):
             return np.clip((np.log(np.logaddexp(0.0, x)) - lo) / (hi - lo), 0.0, 1.0)
 
         return m, s * s, m4, cdf, dist.bounds()
+    if isinstance(dist, D.DecayRateLog):
+        # x = log A, A ~ U(low, high): the CDF is (e^x - low) / (high - low); m4 by quadrature
+        a, b = dist.low, dist.high
+        m, s = dist.moments()
+        u, w = np.polynomial.legendre.leggauss(64)
+        m4 = float(0.5 * np.sum(w * (dist.from_unit(0.5 * u + 0.5) - m) ** 4))
+
+        def cdf(x):
+            return np.clip((np.exp(x) - a) / (b - a), 0.0, 1.0)
+
+        return m, s * s, m4, cdf, dist.bounds()
     raise AssertionError(f"no reference for {dist}")
 
 

@@ -33,7 +33,8 @@ from hf_models import (
     swinv2,
     wav2vec2,
 )
-from initlab.modelinit.dataflow import is_stochastic_depth, unit_kind_of
+from initlab.modelinit.dataflow import unit_kind_of
+from initlab.modelinit.stochastic import is_stochastic_depth
 
 #: architectures where a layer's activation was once "unknown" (what stood after it)
 SEEN_THROUGH = {"levit": "a parameterless subsample module (a view and a strided slice)",

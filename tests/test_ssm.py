@@ -1,6 +1,8 @@
-"""State-space mixers (Mamba, Mamba-2, Jamba, Bamba, a user's module): the catalog's
-``s4d_real`` and ``time_step_bias``, their draws in every torch-side stream, and the rules every
-plan gives a mixer's ``A_log``, ``D`` and time-step bias (:mod:`initlab.modelinit.ssm`).
+"""State-space mixers (Mamba, Mamba-2, Jamba, Bamba, a user's module) and gated linear-attention
+decays (Qwen3-Next, Kimi Linear): the catalog's ``s4d_real``, ``time_step_bias`` and
+``decay_rate_log``, their draws in every torch-side stream, and the rules every plan gives a
+mixer's ``A_log``, ``D`` and time-step bias and a decay's ``A_log`` and ``dt_bias``
+(:mod:`initlab.modelinit.ssm`).
 
 Statistical checks: n i.i.d. draws; the sample mean has standard error sigma / sqrt(n), the
 sample variance sqrt((m4 - sigma^4) / n) (m4 by quadrature), a fraction p sqrt(p (1 - p) / n);
@@ -139,6 +141,65 @@ def test_time_step_bias_refuses_a_bad_range(kw, param):
         initlab.get("time_step_bias", **kw)
 
 
+# ----------------------------------------------------------------------------- decay_rate_log
+
+def _check_decay_draws(x, lo, hi, what):
+    """log A for A ~ U(lo, hi): moments against the closed form (sample-mean and -variance
+    standard errors as in the module docs), every value in [log lo, log hi], exp(x) uniform."""
+    dist = initlab.get("decay_rate_log", low=lo, high=hi).resolve((N,))
+    x = np.asarray(x, dtype=np.float64).ravel()
+    m, s = dist.moments()
+    assert abs(x.mean() - m) <= Z * s / math.sqrt(x.size), (what, x.mean(), m)
+    tol = Z * math.sqrt((_m4(dist) - s**4) / x.size)
+    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
+    assert x.min() >= math.log(lo) - 1e-6 and x.max() <= math.log(hi) + 1e-6, what
+    assert stats.kstest((np.exp(x) - lo) / (hi - lo), "uniform").pvalue > 1e-6, what
+
+
+@pytest.mark.parametrize(("lo", "hi"), [(1.0, 16.0), (0.01, 16.0)])
+def test_decay_rate_log_numpy_and_torch_draw_log_uniform_rates(lo, hi):
+    ini = initlab.get("decay_rate_log", low=lo, high=hi)
+    _check_decay_draws(ini.sample((N,), seed=0, dtype="float64"), lo, hi, "numpy")
+    t = torch.empty(N, dtype=torch.float64)
+    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
+    _check_decay_draws(t.numpy(), lo, hi, "torch")
+
+
+def test_decay_rate_log_moments_are_the_integrals_of_log():
+    """E[log A] and E[log^2 A] over U(a, b) by 200-point Gauss-Legendre quadrature (exact to
+    ~1e-12 for this smooth integrand) against the closed form."""
+    for lo, hi in ((1.0, 16.0), (0.01, 16.0), (2.0, 2.5)):
+        m, s = initlab.get("decay_rate_log", low=lo, high=hi).resolve((4,)).moments()
+        u, w = np.polynomial.legendre.leggauss(200)
+        a = lo + (hi - lo) * (0.5 * u + 0.5)
+        m1 = 0.5 * np.sum(w * np.log(a))
+        m2 = 0.5 * np.sum(w * np.log(a) ** 2)
+        assert m == pytest.approx(m1, rel=1e-6) and s == pytest.approx(math.sqrt(m2 - m1**2),
+                                                                       rel=1e-5)
+    dist = initlab.get("decay_rate_log", low=3.0, high=3.0).resolve((4,))
+    assert dist.moments() == (pytest.approx(math.log(3.0)), 0.0)
+
+
+def test_decay_rate_log_counter_stream_is_identical_whole_or_sharded():
+    from initlab.scale.sharded import counter_fill_
+
+    ini = initlab.get("gdn_a_log")  # the alias
+    full = torch.empty(16)
+    counter_fill_(full, ini, seed=3, name="linear_attn.A_log")
+    part = torch.empty(6)
+    counter_fill_(part, ini, seed=3, name="linear_attn.A_log", global_shape=(16,), offsets=(10,))
+    assert torch.equal(part, full[10:])
+    assert full.min() >= 0.0 and full.max() <= math.log(16.0) + 1e-6
+
+
+@pytest.mark.parametrize(("kw", "param"), [
+    ({"low": 0.0}, "low"), ({"low": -1.0}, "low"), ({"low": 4.0, "high": 2.0}, "high"),
+    ({"high": float("inf")}, "high")])
+def test_decay_rate_log_refuses_a_bad_range(kw, param):
+    with pytest.raises(initlab.InitlabError, match=param):
+        initlab.get("decay_rate_log", **kw)
+
+
 # ----------------------------------------------------------------------------- on models
 
 hf = pytest.importorskip("hf_models")
@@ -219,6 +280,61 @@ def test_materialize_a_meta_mamba_equals_apply_bit_for_bit(factory):
         assert torch.equal(a, b), name
 
 
+DECAYS = {"qwen3_next": (0.01, 16.0), "kimi_linear": (1.0, 16.0)}
+
+
+@pytest.mark.parametrize("factory", sorted(DECAYS))
+@pytest.mark.parametrize("plan", ["auto", "he", "torch_default"])
+def test_every_plan_starts_a_gated_decay_with_a_spread_of_rates_and_steps(factory, plan):
+    """Before: A_log matched no rule (a warning; materialize failed) and dt_bias took a generic
+    vector's init. Now A_log = log U(a, b) (FLA's Gated DeltaNet range, floored at 0.01, for
+    Qwen3-Next; Kimi Linear's U(1, 16)) and softplus(dt_bias) a log-uniform step per channel."""
+    from initlab.modelinit.ssm import gated_decays
+
+    model = getattr(hf, factory)()
+    report, unmatched = _apply(model, plan)
+    assert not unmatched, unmatched
+    found = gated_decays(model)
+    assert found and {gd.rates for gd in found} == {DECAYS[factory]}
+    params = dict(model.named_parameters())
+    lo, hi = DECAYS[factory]
+    for gd in found:
+        a = params[gd.a_log].detach().double().numpy()
+        assert a.min() >= math.log(lo) - 1e-6 and a.max() <= math.log(hi) + 1e-6
+        assert len(np.unique(a)) == a.size
+        dt = _softplus(params[gd.dt_bias].detach().numpy())
+        assert dt.min() >= 0.001 * (1 - 1e-5) and dt.max() <= 0.1 * (1 + 1e-5)
+        assert len(np.unique(dt)) == dt.size
+        assert report[gd.a_log].initializer.startswith("decay_rate_log")
+        assert report[gd.dt_bias].initializer.startswith("time_step_bias")
+        assert report[gd.a_log].rule == "gated decay"
+
+
+def test_a_gated_decays_ranges_come_from_the_config_when_it_has_them():
+    model = hf.qwen3_next()
+    model.config.linear_a_log_min, model.config.linear_a_log_max = 2.0, 4.0
+    model.config.linear_dt_min, model.config.linear_dt_max = 0.01, 0.05
+    report, _ = _apply(model, "auto")
+    from initlab.modelinit.ssm import gated_decays
+
+    (gd,) = gated_decays(model)
+    assert gd.rates == (2.0, 4.0) and gd.dt_range[:2] == (0.01, 0.05)
+    a = dict(model.named_parameters())[gd.a_log].detach().double().numpy()
+    assert a.min() >= math.log(2.0) - 1e-6 and a.max() <= math.log(4.0) + 1e-6
+    assert "config" in report[gd.a_log].why
+
+
+@pytest.mark.parametrize("factory", sorted(DECAYS))
+def test_materialize_a_meta_gated_decay_model_equals_apply_bit_for_bit(factory):
+    ref = getattr(hf, factory)()
+    initlab.apply(ref, "auto", seed=5)
+    with torch.device("meta"):
+        meta = getattr(hf, factory)()
+    initlab.materialize(meta, "auto", seed=5, device="cpu")
+    for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
 def test_lsuv_keeps_a_mixers_structure():
     model = hf.mamba()
     ids = torch.randint(0, 64, (4, 16), generator=torch.Generator().manual_seed(0))
@@ -247,7 +363,7 @@ class UserMixer(nn.Module):
 
 
 class GatedLinearAttention(nn.Module):
-    """An A_log without D: not a mixer (Kimi Linear's is log U(1, 16)); left unmatched."""
+    """An A_log with neither D (a mixer) nor dt_bias (a gated decay): left unmatched."""
 
     def __init__(self, d=8):
         super().__init__()
@@ -283,9 +399,10 @@ def test_width_parametrizations_keep_a_mixers_structure(name):
 
 @pytest.mark.parametrize("factory", ["mamba", "mamba2", "jamba"])
 def test_auto_reads_a_mixers_layers_from_its_structure(factory):
-    """The scan reads conv1d's, x_proj's and dt_proj's weights directly, so the probe saw none
-    of them run (auto said "activation not found (unknown)"); the mixer's structure says what
-    follows each: conv1d the mixer's SiLU, the projections nothing (gain 1). SiLU's gain
+    """The scan reads conv1d's, x_proj's and dt_proj's weights directly (``F.conv1d(x,
+    weight=conv1d.weight)``, ``dt_proj.weight @ x``): the probe takes such a read as a call of
+    the layer, so it sees the SiLU that follows conv1d; where it sees nothing after a layer,
+    the mixer's structure says what follows (the projections: nothing, gain 1). SiLU's gain
     squared is 1/E[silu(z)^2] for z ~ N(0, 1), by quadrature here."""
     model = getattr(hf, factory)()
     report, _ = _apply(model, "auto")
@@ -295,7 +412,8 @@ def test_auto_reads_a_mixers_layers_from_its_structure(factory):
     silu2 = float(np.sum(w * (z / (1 + np.exp(-z))) ** 2) / np.sqrt(2 * np.pi))
     conv = report[p + "conv1d.weight"]
     assert conv.init["params"]["scale"] == pytest.approx(1 / silu2, rel=1e-3)
-    assert "mixer's structure" in conv.why and "unknown" not in conv.why.split("[")[0]
+    assert "unknown" not in conv.why.split("[")[0]
+    assert "silu" in conv.why and ("probe" in conv.why or "mixer's structure" in conv.why)
     for local in ("in_proj", "x_proj", "dt_proj"):
         if p + local + ".weight" in {r.name for r in report}:
             rec = report[p + local + ".weight"]

@@ -43,6 +43,7 @@ import numpy as np
 from ..core.distributions import (
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
+    DecayRateLog,
     DeltaOrthogonal,
     Dirac,
     Distribution,
@@ -166,6 +167,12 @@ def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "
         if dist.mean == 0.0:
             return x
         return jnp.clip(x + jnp.array(dist.mean, dtype), lo, hi)
+    if isinstance(dist, DecayRateLog):
+        if cplx:
+            raise _no_complex(dist, dtype)
+        cdt = compute_dtype(dtype)
+        u = jax.random.uniform(key, shape, cdt, **kw)
+        return jnp.log(dist.low + u * (dist.high - dist.low)).astype(dtype)
     if isinstance(dist, TimeStepBias):
         if cplx:
             raise _no_complex(dist, dtype)

@@ -49,6 +49,7 @@ from ..core.distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
     ORTHOGONAL_METHODS,
     Constant,
+    DecayRateLog,
     DeltaOrthogonal,
     Dirac,
     Distribution,
@@ -635,6 +636,14 @@ def _time_step_bias_(tensor: torch.Tensor, dist: TimeStepBias, gen) -> None:
     tensor.copy_(dt + torch.log(-torch.expm1(-dt)))
 
 
+def _decay_rate_log_(tensor: torch.Tensor, dist: DecayRateLog, gen) -> None:
+    """One U(0, 1) float64 draw per element (``uniform_`` from ``gen``), mapped as
+    :meth:`DecayRateLog.from_unit`, in float64, then written in the tensor's dtype."""
+    u = torch.empty(tensor.shape, dtype=torch.float64, device=tensor.device)
+    u.uniform_(0.0, 1.0, generator=gen)
+    tensor.copy_(u.mul_(dist.high - dist.low).add_(dist.low).log_())
+
+
 _COMPLEX_KINDS = (Normal, Uniform, Sparse)  # the kinds a complex tensor takes (see _COMPLEX)
 
 # One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
@@ -644,4 +653,5 @@ SAMPLERS = {
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
     LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
+    DecayRateLog: _decay_rate_log_,
 }

@@ -576,10 +576,52 @@ class TimeStepBias(Distribution):
         return _over(*self.bounds())
 
 
+@dataclass(frozen=True)
+class DecayRateLog(Distribution):
+    """The decay rates of a gated linear-attention layer stored as their log: A ~ U(low, high),
+    the tensor holds log A, and the layer's per-step decay exp(-A softplus(x + dt_bias)) starts
+    at a spread of rates (Yang, Kautz, Hatamizadeh 2025, "Gated Delta Networks", and FLA's
+    reference: A ~ U(0, 16); Kimi Linear's and GLM-5-Next's ``A_log``: U(1, 16)). Elementwise:
+    each value a monotone function of one U(0, 1) draw (:meth:`from_unit`)."""
+
+    low: float = 1.0
+    high: float = 16.0
+    kind = "decay_rate_log"
+
+    def from_unit(self, u):
+        """The values for U(0, 1) draws ``u`` (a NumPy array), float64."""
+        import numpy as np
+
+        return np.log(self.low + np.asarray(u, dtype=np.float64) * (self.high - self.low))
+
+    def moments(self, shape=None):
+        # E[log A] and E[log^2 A] for A ~ U(a, b), in closed form: the antiderivatives
+        # x log x - x and x log^2 x - 2 x log x + 2 x over [a, b], divided by b - a
+        a, b = self.low, self.high
+        if b == a:
+            return math.log(a), 0.0
+
+        def f1(x):
+            return x * math.log(x) - x
+
+        def f2(x):
+            return x * math.log(x) ** 2 - 2 * x * math.log(x) + 2 * x
+
+        m1 = (f1(b) - f1(a)) / (b - a)
+        m2 = (f2(b) - f2(a)) / (b - a)
+        return m1, math.sqrt(max(m2 - m1 * m1, 0.0))
+
+    def bounds(self):
+        return math.log(self.low), math.log(self.high)
+
+    def extent(self) -> float:
+        return _over(*self.bounds())
+
+
 #: Every distribution kind; each backend's sampler table must cover all of them.
 KINDS: tuple[type[Distribution], ...] = (
     Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse,
-    MartensSparse, LooksLinear, S4DReal, TimeStepBias,
+    MartensSparse, LooksLinear, S4DReal, TimeStepBias, DecayRateLog,
 )
 
 

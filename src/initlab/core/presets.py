@@ -17,6 +17,7 @@ from .distributions import (
     ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
+    DecayRateLog,
     DeltaOrthogonal,
     Dirac,
     Eye,
@@ -43,7 +44,7 @@ __all__ = [
     "glorot_uniform", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
     "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
     "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "looks_linear", "sparse",
-    "martens_sparse", "s4d_real", "time_step_bias",
+    "martens_sparse", "s4d_real", "time_step_bias", "decay_rate_log",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -536,3 +537,23 @@ xavier_uniform = glorot_uniform
 kaiming_normal = he_normal
 kaiming_uniform = he_uniform
 eye = identity
+
+
+@register(aliases=("gdn_a_log",))
+def decay_rate_log(low: float = 1.0, high: float = 16.0) -> Initializer:
+    """The decay rates of a gated linear-attention layer (Gated DeltaNet, Yang, Kautz,
+    Hatamizadeh 2025; Kimi Delta Attention, Kimi Linear 2025): A ~ U(low, high) per head,
+    stored as ``A_log = log A``, so that the layer's decay exp(-A softplus(x + dt_bias)) starts
+    at a spread of rates (with ``time_step_bias`` for the ``dt_bias``). Defaults are Kimi
+    Linear's and GLM-5-Next's (1, 16); FLA's Gated DeltaNet draws U(0, 16) and Hugging Face's
+    Qwen3-Next U(0.01, 16) (``low`` must be positive: log 0 is -inf)."""
+    lo = check_scalar(low, "low", min_val=0.0, include_min=False,
+                      why=" (a decay rate is positive: its log must be finite)")
+    hi = check_scalar(high, "high", min_val=lo,
+                      why=f" (the range's upper end, at least low = {lo:g})",
+                      fix=f"pass high >= low ({lo:g}).")
+
+    def resolve(ctx: Context):
+        return DecayRateLog(lo, hi)
+
+    return Initializer("decay_rate_log", {"low": lo, "high": hi}, resolve)

@@ -22,6 +22,7 @@ from scipy.linalg import lapack
 from .distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
     Constant,
+    DecayRateLog,
     DeltaOrthogonal,
     Dirac,
     Distribution,
@@ -236,11 +237,15 @@ def _time_step_bias(dist: TimeStepBias, shape, rng, dtype) -> np.ndarray:
     return np.asarray(x).astype(dtype, copy=False)
 
 
+def _decay_rate_log(dist: DecayRateLog, shape, rng, dtype) -> np.ndarray:
+    return np.asarray(dist.from_unit(rng.uniform(0.0, 1.0, shape))).astype(dtype, copy=False)
+
+
 SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
-    S4DReal: _s4d_real, TimeStepBias: _time_step_bias,
+    S4DReal: _s4d_real, TimeStepBias: _time_step_bias, DecayRateLog: _decay_rate_log,
 }
 
 

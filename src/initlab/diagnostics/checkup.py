@@ -13,7 +13,7 @@ What a run does, in order:
    a chain). When no description can be built the report says so and the run continues on
    hooks alone (functional activations then need ``activation=``).
 3. Put the model in train mode (or eval with ``train=False``) with its randomness switched off
-   (:func:`initlab.modelinit.dataflow.stochastic_off`: dropout and drop-path modules, LayerDrop
+   (:func:`initlab.modelinit.stochastic.stochastic_off`: dropout and drop-path modules, LayerDrop
    and SpecAugment settings; functional dropout and the ``dropout_p`` of
    ``scaled_dot_product_attention`` inside ``forward``): the statistics are those of a training
    step, without dropout's noise, and every layer runs.
@@ -52,9 +52,9 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
-from ..modelinit.dataflow import stochastic_off
 from ..modelinit.experts import is_router
 from ..modelinit.params import module_kind
+from ..modelinit.stochastic import stochastic_off
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
 from .direct import DirectRecorder

@@ -14,7 +14,7 @@ from .describe import describe
 from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
-from .ssm import mixers
+from .ssm import gated_decays, mixers
 from .tables import (
     layer_scale_value,
     layer_scales,
@@ -27,7 +27,9 @@ from .tables import (
 def ssm_rules(model: nn.Module | None) -> list[Rule]:
     """The structural parameters of every state-space mixer of ``model``
     (:func:`~initlab.modelinit.ssm.mixers`): ``A_log`` S4D-real, ``D`` ones, the time-step bias
-    Mamba's log-uniform dt through softplus^-1 over the mixer's range. Plans put these rules
+    Mamba's log-uniform dt through softplus^-1 over the mixer's range; and of every gated
+    linear-attention decay (:func:`~initlab.modelinit.ssm.gated_decays`): ``A_log`` log U(a, b),
+    ``dt_bias`` the same time step. Plans put these rules
     first: ``dt_proj.bias`` belongs to a linear layer, whose generic bias rule (zeros) would
     otherwise win, and would start every channel at one step, softplus(0) = 0.69."""
     if model is None:
@@ -46,6 +48,17 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
                               why=f"SSM time step: softplus(bias) log-uniform on "
                                   f"[{lo:g}, {hi:g}], floor {fl:g} ({mx.dt_source}; Mamba "
                                   "sec. 3.6)"))
+    for gd in gated_decays(model):
+        a, b = gd.rates
+        lo, hi, fl = gd.dt_range
+        rules.append(Rule(gd.a_log, get_init("decay_rate_log", low=a, high=b),
+                          label="gated decay",
+                          why=f"gated linear-attention decay: A_log = log U({a:g}, {b:g}) "
+                              f"({gd.source})"))
+        rules.append(Rule(gd.dt_bias, get_init("time_step_bias", dt_min=lo, dt_max=hi,
+                                               dt_floor=fl), label="gated decay",
+                          why=f"gated decay's time step: softplus(bias) log-uniform on "
+                              f"[{lo:g}, {hi:g}], floor {fl:g} ({gd.source})"))
     return rules
 
 

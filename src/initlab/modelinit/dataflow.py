@@ -15,13 +15,15 @@ mark the units:
   ``nn.MultiheadAttention`` is one unit whose output is its ``out_proj``'s;
 * activation modules (whatever :func:`initlab.core.activations.lookup_module` recognizes,
   transformers' classes included);
+* a ``linear``, ``conv*`` or ``matmul`` outside any unit that reads a layer's weight (or a view
+  of it) is a call of that layer (a Mamba scan's ``F.conv1d(x, weight=conv1d.weight)``);
 * leaf modules of an unknown class that own no parameters (a custom activation): *opaque*, a layer
   feeding one gets activation "unknown", with a note, unless every function the module calls is
   a shape-only op (LeViT's ``LevitSubsample``, a view and a strided slice): passed through. A leaf of an unknown class whose own
   parameters are scalars or vectors (a layer scale ``x * gamma``) is looked inside, and so is a
   stochastic-depth module (:data:`STOCHASTIC_DEPTH`).
 
-The forward runs under :func:`stochastic_off` (no dropout, drop path or LayerDrop: a layer that a
+The forward runs under :func:`~initlab.modelinit.stochastic.stochastic_off` (no dropout, drop path or LayerDrop: a layer that a
 random draw skipped would be missing from the description; the global random state is kept).
 
 From the recorded graph:
@@ -56,13 +58,10 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
-import contextlib
-import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
@@ -71,6 +70,7 @@ from ..core.activations import lookup_function, lookup_module
 from .experts import is_router
 from .params import LAYER_KINDS, module_kind
 from .probe_meta import META_RESULTS, meta_copy, shape_only
+from .stochastic import is_stochastic_depth, stochastic_off
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 _SHAPE_OPS = frozenset("""
@@ -115,6 +115,8 @@ def base_name(fname: str) -> str:
     return fname if fname.startswith("__") else fname.rstrip("_")
 
 
+# products that may read a layer's weight directly (see _Probe.direct)
+_DIRECT = frozenset(("linear", "conv1d", "conv2d", "conv3d", "matmul", "__matmul__"))
 # results that carry no dataflow meaning
 _IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
 # (`x in tensor` is data-dependent too: transformers' padding check, `pad_token_id in input_ids`)
@@ -191,66 +193,6 @@ def _tensors(obj: Any, out: list, depth: int = 0) -> list:
     return out
 
 
-#: parameterless module classes (by name suffix) that drop whole examples of a residual branch
-#: (stochastic depth: timm's ``DropPath``, Hugging Face's ``BeitDropPath``/``SwinDropPath``...,
-#: torchvision's ``StochasticDepth``): looked inside (a scaling, so the branch is still seen),
-#: and switched off by the doctor like dropout
-STOCHASTIC_DEPTH = ("DropPath", "StochasticDepth")
-
-
-def is_stochastic_depth(module: nn.Module) -> bool:
-    """Whether ``module`` is a stochastic-depth (drop path) module (:data:`STOCHASTIC_DEPTH`)."""
-    return type(module).__name__.endswith(STOCHASTIC_DEPTH)
-
-
-#: attributes (of a module, or of the ``config`` it holds) that make a forward skip whole layers
-#: at random in train mode (LayerDrop: Hugging Face's wav2vec2/HuBERT read ``config.layerdrop``,
-#: BART/Whisper/OPT copy ``encoder_layerdrop``/``decoder_layerdrop``/``layerdrop`` onto the
-#: encoder/decoder) or augment the input at random (wav2vec2's SpecAugment,
-#: ``config.apply_spec_augment``): set to 0 / False while initlab runs the model
-STOCHASTIC_ATTRS = ("layerdrop", "encoder_layerdrop", "decoder_layerdrop", "apply_spec_augment")
-
-
-@contextlib.contextmanager
-def stochastic_off(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` without its randomness: dropout and stochastic-depth modules in eval mode,
-    :data:`STOCHASTIC_ATTRS` at 0 / False, and the global random state of Python, NumPy, the CPU
-    and the model's GPUs as it was before (a forward that draws from it, wav2vec2's LayerDrop
-    ``torch.rand([])``, leaves the user's stream untouched). Everything is restored on exit."""
-    flags: list[tuple[nn.Module, bool]] = []
-    attrs: list[tuple[Any, str, Any]] = []
-    seen: set[int] = set()
-    for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd) or is_stochastic_depth(m):
-            flags.append((m, m.training))
-            m.training = False
-        for obj in (m, getattr(m, "config", None)):
-            if obj is None or id(obj) in seen:
-                continue
-            seen.add(id(obj))
-            for a in STOCHASTIC_ATTRS:
-                v = getattr(obj, a, None)
-                if isinstance(v, bool) and v:
-                    attrs.append((obj, a, v))
-                    setattr(obj, a, False)
-                elif isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
-                    attrs.append((obj, a, v))
-                    setattr(obj, a, type(v)(0))
-    cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
-    # the legacy global states are what a forward may draw from: saved as they are
-    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
-    try:
-        with torch.random.fork_rng(devices=cuda):
-            yield
-    finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)  # noqa: NPY002
-        for obj, a, v in reversed(attrs):
-            setattr(obj, a, v)
-        for m, flag in flags:
-            m.training = flag
-
-
 def unit_kind_of(module: nn.Module) -> str | None:
     """How the probe treats a module: ``layer`` / ``norm`` / ``embedding`` / ``other`` (a
     parameter-owning leaf), ``activation``, ``opaque`` (unknown parameterless leaf), or None
@@ -299,6 +241,10 @@ class _Probe(TorchFunctionMode):
         # the functions an opaque module calls (None outside one): only shape ops, and it is
         # a reshaping, passed through (LeViT's `LevitSubsample`: a view and a strided slice)
         self.inner: set[str] | None = None
+        # each layer unit's weight: a product reading it outside the layer is the layer's call
+        self.weights = {id(m.weight): name for m, (name, kind) in units.items()
+                        if kind == "layer" and isinstance(getattr(m, "weight", None),
+                                                          torch.Tensor)}
 
     # ------------------------------------------------------------------ nodes
     def new_node(self, kind, name, parents, **kw) -> Node:
@@ -393,10 +339,35 @@ class _Probe(TorchFunctionMode):
         outs = _tensors(out, [])
         if not outs:
             return out
+        if fname in _DIRECT and self.direct(args, kwargs, fname, outs):
+            return out
         ins_t = _tensors(args, []) + _tensors(kwargs, [])
         ins = [self.node(t) for t in ins_t]
         self.record(func, fname, args, kwargs, ins, outs)
         return out
+
+    def direct(self, args, kwargs, fname: str, outs) -> bool:
+        """A product that reads a layer's weight (or a view of it) outside the layer's forward
+        (a Mamba scan's ``F.conv1d(x, weight=conv1d.weight)``, ``dt_proj.weight @ x``): a call
+        of that layer, as if the layer had run on ``x``."""
+        def layer(t):
+            root = t._base if isinstance(t, torch.Tensor) and t._base is not None else t
+            return self.weights.get(id(root)) if isinstance(root, torch.Tensor) else None
+
+        x = args[0] if args else kwargs.get("input")
+        w = args[1] if len(args) > 1 else kwargs.get("weight", kwargs.get("other"))
+        name = layer(w)
+        if name is None and fname in ("matmul", "__matmul__"):
+            name, x = layer(x), w                       # W @ x
+        if name is None or not isinstance(x, torch.Tensor):
+            return False
+        src = self.node(x)
+        self.outcome(src.pending | src.pending_res, Outcome("linear", why=f"feeds layer `{name}`"))
+        n = self.new_node("unit", name, (src.idx,), unit_kind="layer", pending=frozenset([name]))
+        self.g.unit_calls.append((name, n.idx))
+        for t in outs:
+            self.bind(t, n)
+        return True
 
     def record(self, func, fname, args, kwargs, ins: list[Node], outs) -> None:
         pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()

@@ -48,11 +48,11 @@ from .builtin_rules import (
     table_rules,
 )
 from .checks import check_model, check_not_meta, check_seed
-from .dataflow import stochastic_off
 from .describe import active, describe
 from .engine import initialize
 from .params import is_hf_conv1d
 from .rules import Plan, Rule
+from .stochastic import stochastic_off
 from .write import restore, snapshot
 
 #: layer types LSUV scales by default (and Hugging Face's ``Conv1D``, matched by class name)

@@ -27,8 +27,17 @@ paper states and its reference code uses (Mamba, Mamba-2, Zamba, Zamba2 in Huggi
 bias of 0 or 1 gives every channel the same step, so the spread of memory lengths that the
 selection mechanism starts from is lost.
 
-Modules with an ``A_log`` but no ``D`` (gated linear attention: Kimi Linear's, whose ``A_log``
-is log U(1, 16)) are not mixers here: their parameters stay unmatched, with the plan's warning.
+Modules with an ``A_log`` and a ``dt_bias`` but no ``D`` are *gated decays*
+(:func:`gated_decays`): the per-head decay of gated linear attention (Gated DeltaNet, Yang,
+Kautz, Hatamizadeh 2025, in Qwen3-Next, Qwen3.5 and OLMo-Hybrid; Kimi Delta Attention in Kimi
+Linear; GLM-5-Next's and Bailing's forget gates), g = exp(-A softplus(x + dt_bias)). ``A_log``
+starts at ``decay_rate_log``, log U(low, high): the config's ``linear_a_log_min``/``_max``
+(OLMo-Hybrid), else (0.01, 16) for a Gated DeltaNet class (FLA's reference draws U(0, 16);
+0.01 keeps the log finite, as Hugging Face's Qwen3-Next does), else Kimi Linear's (1, 16). The
+``dt_bias`` starts as Mamba's time step (the config's ``linear_dt_min``/``_max``/
+``_init_floor``, else 0.001, 0.1, 1e-4), as FLA, Kimi Linear and OLMo-Hybrid draw it; Hugging
+Face's Qwen3-Next, Qwen3.5 and Lara-mini set it to 1 (one step for every head), where initlab
+deliberately gives the spread, as for Bamba above.
 """
 
 from __future__ import annotations
@@ -114,6 +123,61 @@ def mixers(model: nn.Module) -> list[Mixer]:
         rng, src = dt_range(m, model)
         out.append(Mixer(mname, prefix + "A_log", prefix + "D", _dt_bias_name(prefix, m),
                          rng, src))
+    return out
+
+
+#: the config's attributes of a gated decay's ranges (OLMo-Hybrid's), with their defaults
+DECAY_ATTRS = (("linear_a_log_min", None), ("linear_a_log_max", None))
+GATED_DT_ATTRS = (("linear_dt_min", DT_MIN), ("linear_dt_max", DT_MAX),
+                  ("linear_dt_init_floor", DT_FLOOR))
+#: the decay-rate range of a Gated DeltaNet class (FLA's U(0, 16), floored so log A is finite)
+#: and of every other gated decay (Kimi Linear's, GLM-5-Next's)
+GDN_RATES, KDA_RATES = (0.01, 16.0), (1.0, 16.0)
+
+
+@dataclass(frozen=True)
+class GatedDecay:
+    """One gated linear-attention decay: its module name, the full names of ``A_log`` and
+    ``dt_bias``, its rate range (``A ~ U(low, high)``) and time-step range, and where they were
+    read."""
+
+    name: str
+    a_log: str
+    dt_bias: str
+    rates: tuple[float, float]
+    dt_range: tuple[float, float, float]
+    source: str
+
+
+def is_gated_decay(module: nn.Module) -> bool:
+    """Whether ``module`` holds ``A_log`` and ``dt_bias`` but no ``D`` (see the module docs)."""
+    p = module._parameters
+    return (isinstance(p.get("A_log"), torch.Tensor) and isinstance(p.get("dt_bias"),
+                                                                    torch.Tensor)
+            and not isinstance(p.get("D"), torch.Tensor))
+
+
+def gated_decays(model: nn.Module) -> list[GatedDecay]:
+    """Every gated decay of ``model``, in module order."""
+    cfg = getattr(model, "config", None)
+    out = []
+    for mname, m in model.named_modules():
+        if not is_gated_decay(m):
+            continue
+        prefix = f"{mname}." if mname else ""
+        lo, hi = (getattr(cfg, a, None) for a, _ in DECAY_ATTRS)
+        if _number(lo) and _number(hi) and 0 < lo <= hi:
+            rates, src = (float(lo), float(hi)), "config.linear_a_log_min/max"
+        elif "GatedDeltaNet" in type(m).__name__:
+            rates, src = GDN_RATES, "Gated DeltaNet's U(0, 16), floored at 0.01"
+        else:
+            rates, src = KDA_RATES, "Kimi Linear's U(1, 16)"
+        dts = tuple(float(getattr(cfg, a)) if _number(getattr(cfg, a, None)) else d
+                    for a, d in GATED_DT_ATTRS)
+        dsrc = "config.linear_dt_*" if any(_number(getattr(cfg, a, None))
+                                           for a, _ in GATED_DT_ATTRS) else "Mamba's default"
+        out.append(GatedDecay(mname, prefix + "A_log", prefix + "dt_bias", rates, dts,
+                              f"rates: {src}; time step: {dsrc}"))
     return out
 
 
