@@ -170,6 +170,26 @@ def ernie45_moe(**config):
     return transformers.Ernie4_5_MoeForCausalLM(transformers.Ernie4_5_MoeConfig(**cfg))
 
 
+def laguna(**config):
+    """Laguna: its router holds its weight and the routing bias ``e_score_correction_bias`` as
+    its own parameters (the bias frozen)."""
+    cfg = dict(_MOE, intermediate_size=96, moe_intermediate_size=48,
+               shared_expert_intermediate_size=48, num_experts=4, num_experts_per_tok=2,
+               head_dim=16, sliding_window=8, pad_token_id=0)
+    cfg.update(config)
+    return transformers.LagunaForCausalLM(transformers.LagunaConfig(**cfg))
+
+
+def afmoe(**config):
+    """AFMoE: the MoE block holds the routing bias (``expert_bias``) and passes it to its
+    router."""
+    cfg = dict(_MOE, intermediate_size=96, moe_intermediate_size=48, num_experts=4,
+               num_experts_per_tok=2, num_shared_experts=1, head_dim=16, sliding_window=8,
+               global_attn_every_n_layers=2, pad_token_id=0)
+    cfg.update(config)
+    return transformers.AfmoeForCausalLM(transformers.AfmoeConfig(**cfg))
+
+
 def gpt_neox(**config):
     """GPT-NeoX with its parallel block: x + attention(ln1(x)) + mlp(ln2(x)), one residual
     addition closed by two layers."""
@@ -309,8 +329,25 @@ def mobilevit():
         num_labels=10))
 
 
+def vit_mae():
+    """ViT-MAE: its embeddings shuffle the patches by a random permutation and keep a share
+    (``torch.gather`` with an argsort of noise), a selection between the patch projection and
+    the encoder."""
+    return transformers.ViTMAEModel(transformers.ViTMAEConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        image_size=32, patch_size=8))
+
+
+def olmo():
+    """OLMo (v1): its layer norms have no parameters (``OlmoLayerNorm``, ``F.layer_norm``
+    without weight or bias)."""
+    return transformers.OlmoForCausalLM(transformers.OlmoConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=64, pad_token_id=0, bos_token_id=0, eos_token_id=0))
+
+
 ARCHITECTURES.update({"deberta_v2": (deberta_v2, 4), "hiera": (hiera, 4),
-                      "mobilevit": (mobilevit, 21)})
+                      "mobilevit": (mobilevit, 21), "vit_mae": (vit_mae, 4), "olmo": (olmo, 4)})
 
 
 def qwen3_next(**kw):

@@ -108,6 +108,14 @@ CASES = [
      ["`--input-shape`"]),
     ("doctor wrong --input-shape", ["doctor", "{ws}/net.py:build", "--input-shape", "5"],
      ["`--input-shape`"]),
+    ("compare --epochs nan", ["compare", "--epochs", "nan", "--out", "{ws}/run"],
+     ["--epochs", "whole number", "'nan'", "Fix:"]),
+    ("compare --seeds 1.5", ["compare", "--seeds", "1.5", "--out", "{ws}/run"],
+     ["--seeds", "'1.5'"]),
+    ("reproduce --workers x", ["reproduce", "isometry", "--workers", "x", "--out", "{ws}/r"],
+     ["--workers", "whole number", "'x'"]),
+    ("propagation --nets 1.5", ["theory", "propagation", "--nets", "1.5"],
+     ["--nets", "whole number"]),
 ]
 
 
@@ -123,7 +131,8 @@ def test_bad_cli_input(argv, texts, ws, capsys):
     assert rc not in (0, None), out
     assert "Traceback" not in err
     first = err.strip().splitlines()[-1] if "usage:" in err else err.splitlines()[0]
-    assert first.startswith(("initlab: error:", "initlab theory", "initlab doctor")), err
+    assert first.startswith(("initlab: error:", "initlab theory", "initlab doctor",
+                             "initlab compare", "initlab reproduce")), err
     assert "error" in first
     for text in texts:
         assert text in err, f"{text!r} not in {err!r}"

@@ -40,7 +40,9 @@ from initlab.modelinit.stochastic import is_stochastic_depth
 SEEN_THROUGH = {"levit": "a parameterless subsample module (a view and a strided slice)",
                 "hiera": "a max over a window's positions", "mobilevit": "interpolate",
                 "deberta_v2": "`pad_token_id in input_ids` on meta (names-fallback)",
-                "bloom": "its own BloomGelu module"}
+                "bloom": "its own BloomGelu module",
+                "vit_mae": "a gather of a random share of the patches",
+                "olmo": "layer norms without parameters"}
 
 
 @pytest.mark.parametrize("name", sorted(SEEN_THROUGH))
@@ -365,3 +367,108 @@ def test_blooms_own_gelu_is_the_tanh_gelu_the_registry_knows():
     act = m.transformer.h[0].mlp.gelu_impl
     ref = torch.from_numpy(get_activation("gelu_tanh").f(x.numpy()))
     assert float((act(x) - ref).abs().max()) < 1e-6
+
+
+class Assembled(nn.Module):
+    """Two layers' outputs written into one new tensor, by ``copy_`` into views of a
+    ``new_empty`` (multi-head latent attention's keys) or by item assignment, then an
+    activation: the activation follows both layers."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.how = how
+        self.a, self.b = nn.Linear(8, 4), nn.Linear(8, 4)
+        self.out = nn.Linear(8, 2)
+
+    def forward(self, x):
+        u, v = self.a(x), self.b(x)
+        h = u.new_empty(*u.shape[:-1], 8)
+        if self.how == "copy":
+            h[..., :4].copy_(u)
+            h[..., 4:].copy_(v)
+        else:
+            h[..., :4] = u
+            h[..., 4:] = v
+        return self.out(torch.tanh(h))
+
+
+@pytest.mark.parametrize("how", ["copy", "setitem"])
+def test_a_tensor_assembled_in_place_carries_its_layers_outputs(how):
+    """Before: ``new_empty`` and ``copy_`` were consumers the registry did not know, so both
+    layers' activation was "unknown" (Kimi Linear's kv_a_proj_with_mqa and kv_b_proj); item
+    assignment returned nothing and the layers' outputs were never seen."""
+    desc = initlab.describe(Assembled(how), torch.zeros(2, 8))
+    assert desc.method == "probe", desc.notes
+    acts = {layer.name: layer.activation_name for layer in desc.layers}
+    assert acts == {"a": "tanh", "b": "tanh", "out": None}, desc.layers
+
+
+def test_kimi_linears_latent_attention_is_linear_not_unknown():
+    from hf_models import kimi_linear
+
+    desc = initlab.describe(kimi_linear())
+    rows = {layer.name: layer for layer in desc.layers}
+    for local in ("kv_a_proj_with_mqa", "kv_b_proj"):
+        layer = rows[f"model.layers.1.self_attn.{local}"]
+        assert layer.activation is None, (local, layer.activation_why)
+
+
+class FreeNorm(nn.Module):
+    """An RMSNorm of a user's own without parameters (NanoChat's)."""
+
+    def __init__(self, eps=1e-6):
+        super().__init__()
+        self.variance_epsilon = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+
+
+class Rotary(nn.Module):
+    """A rotary embedding: given the value states only for their dtype (Moshi's, Csm's)."""
+
+    def forward(self, x, pos):
+        ang = pos[..., None].float() * torch.arange(4, dtype=torch.float32, device=pos.device)
+        return ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+
+
+class PostNormBlocks(nn.Module):
+    """Two post-norm residual blocks, x = norm(x + fc2(relu(fc1(x)))), with parameterless
+    norms, and a rotary module that is handed a layer's output."""
+
+    def __init__(self, d=8):
+        super().__init__()
+        self.fc1 = nn.ModuleList(nn.Linear(d, 2 * d) for _ in range(2))
+        self.fc2 = nn.ModuleList(nn.Linear(2 * d, d) for _ in range(2))
+        self.norm = nn.ModuleList(FreeNorm() for _ in range(2))
+        self.v = nn.Linear(d, d)
+        self.rotary = Rotary()
+        self.head = nn.Linear(d, 3)
+
+    def forward(self, x):
+        for fc1, fc2, norm in zip(self.fc1, self.fc2, self.norm):
+            x = norm(x + fc2(torch.relu(fc1(x))))
+        v = self.v(x)
+        cos, sin = self.rotary(v, torch.arange(x.shape[-1], device=x.device))
+        return self.head(torch.tanh(v) * cos.sum() + sin.sum())
+
+
+def test_a_norm_without_parameters_is_a_norm_and_a_rotarys_input_is_not_consumed():
+    """Before: a parameterless norm of an unknown class was an opaque module, so the layer
+    before it had activation "unknown" (OLMo's o_proj and down_proj, NanoChat's q/k_proj); a
+    rotary embedding handed v_proj's output (only for its dtype) made v_proj "unknown"
+    (Moshi). Now the norm passes the layer's output on (fc2 closes its branch: no activation)
+    and the rotary module reads nothing of v, whose tanh is found. zero_residual zeroes fc2 (a
+    parameterless norm has nothing to zero), so each block starts as norm(x)."""
+    model = PostNormBlocks()
+    desc = initlab.describe(model, torch.zeros(2, 8))
+    assert desc.method == "probe", desc.notes
+    acts = {layer.name: layer.activation_name for layer in desc.layers}
+    assert acts == {"fc1.0": "relu", "fc1.1": "relu", "fc2.0": None, "fc2.1": None,
+                    "v": "tanh", "head": None}, desc.layers
+    assert [b.closing for b in desc.residual_branches] == ["fc2.0", "fc2.1"]
+    assert all(b.norms_after == [] for b in desc.residual_branches)
+    initlab.apply(model, "zero_residual", seed=0)
+    for fc2 in model.fc2:
+        assert torch.count_nonzero(fc2.weight) == 0 and torch.count_nonzero(fc2.bias) == 0
+    assert torch.count_nonzero(model.fc1[0].weight) > 0

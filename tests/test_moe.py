@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 import initlab
-from hf_models import deepseek_v3, ernie45_moe, gpt_oss, llama4, mixtral, qwen2_moe
+from hf_models import afmoe, deepseek_v3, ernie45_moe, gpt_oss, laguna, llama4, mixtral, qwen2_moe
 from initlab import InitlabError
 from initlab.modelinit.experts import expert_count, expert_layout, is_router
 from initlab.scale import counter_fill_, counter_fill_rows_
@@ -304,27 +304,45 @@ def test_doctor_measures_each_router_on_its_logits():
         assert s.grad_weight_ratio is not None and s.grad_weight_ratio > 0  # routing is trained
 
 
-def test_a_routers_own_routing_bias_starts_at_zero_and_the_router_is_a_layer():
-    """Ernie 4.5's router holds its routing bias in a child module (a frozen parameter): the
-    router is still a linear layer (drawn, probed and measured as one) and the bias starts at
-    0, whatever it held, under every plan."""
-    for plan in ("auto", "he", "gpt2"):
-        m = ernie45_moe()
-        bias = m.model.layers[1].mlp.gate.moe_statics.e_score_correction_bias
+ROUTING = {  # model: (routing bias, router weight, what its logits go through)
+    ernie45_moe: ("model.layers.1.mlp.gate.moe_statics.e_score_correction_bias",
+                  "model.layers.1.mlp.gate.weight", None),                # softmax
+    # Laguna's sigmoid is inside the router (a unit): what follows its output is the experts
+    laguna: ("model.layers.1.mlp.gate.e_score_correction_bias", "model.layers.1.mlp.gate.weight",
+             None),
+    afmoe: ("model.layers.1.mlp.expert_bias", "model.layers.1.mlp.router.gate.weight",
+            "sigmoid"),                                      # the router's module calls it
+
+}
+
+
+@pytest.mark.parametrize("build", list(ROUTING), ids=lambda b: b.__name__)
+def test_a_routing_bias_starts_at_zero_and_the_router_is_a_layer(build):
+    """Ernie 4.5's router holds its routing bias in a child module (a frozen parameter),
+    Laguna's as its own parameter beside its weight, AFMoE's MoE block holds it and passes it
+    to its router: the router is still a linear layer (drawn, probed and measured as one) and
+    the bias starts at 0, whatever it held, under every plan. Before: Laguna's router weight
+    and AFMoE's ``expert_bias`` matched no rule."""
+    bias_name, weight_name, act = ROUTING[build]
+    for plan in ("auto", "he", "gpt2", "torch_default"):
+        m = build()
+        bias = m.get_parameter(bias_name)
         with torch.no_grad():
             bias.fill_(7.0)
         report, msgs = _apply(m, plan)
         assert not [w for w in msgs if "matched no rule" in w], msgs
         assert torch.equal(bias, torch.zeros_like(bias))
         recs = {r.name: r for r in report.records}
-        assert recs["model.layers.1.mlp.gate.moe_statics.e_score_correction_bias"].rule == \
-            "routing bias"
-        assert [tuple(f) for f in recs["model.layers.1.mlp.gate.weight"].fans] == [(64, 4)]
+        assert recs[bias_name].rule == "routing bias"
+        assert [tuple(f) for f in recs[weight_name].fans] == [(64, 4)]
+        assert m.get_parameter(weight_name).abs().sum() > 0
+    router = weight_name.rsplit(".", 1)[0]
     desc = initlab.describe(m)
-    assert desc.layer("model.layers.1.mlp.gate").activation is None
+    assert desc.method == "probe", desc.notes
+    assert desc.layer(router).activation_name == act, desc.layer(router).activation_why
     rep = initlab.doctor(m, torch.randint(0, 128, (2, 16), generator=torch.Generator()
                                           .manual_seed(7)))
-    assert "model.layers.1.mlp.gate" in {s.name for s in rep.layers}
+    assert router in {s.name for s in rep.layers}
     assert not any("did not run" in n for n in rep.notes), rep.notes
 
 

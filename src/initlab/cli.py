@@ -125,6 +125,17 @@ def output_file(text: str) -> str:
     return text
 
 
+def whole_number(text: str) -> int:
+    """argparse ``type=`` of an integer option: argparse's ``type=int`` says only "invalid int
+    value"; this says what is wanted (range checks stay with the config or function, which
+    knows each value's rule)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number; got {text!r}. Fix: pass e.g. 10") from None
+
+
 def finite_float(text: str) -> float:
     """argparse ``type=`` of a finite number (``nan``/``inf`` refused)."""
     import math

@@ -274,7 +274,7 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers) -> None:
     """Add ``doctor`` to the ``initlab`` command."""
-    from ..cli import HelpFormatter, output_file
+    from ..cli import HelpFormatter, output_file, whole_number
 
     p = subparsers.add_parser(
         "doctor", help="diagnose a model at initialization (saturation, vanishing, symmetry, ...)",
@@ -283,7 +283,7 @@ def register(subparsers) -> None:
     p.add_argument("--input-shape", required=True,
                    help="shape of one example without the batch dimension, e.g. 1,28,28")
     p.add_argument("--batch-size", type=_positive_int, default=64, help="probe batch size")
-    p.add_argument("--seed", type=int, default=0, help="seed of the probe batch")
+    p.add_argument("--seed", type=whole_number, default=0, help="seed of the probe batch")
     p.add_argument("--input", choices=("normal", "uniform"), default="normal",
                    help="probe inputs: standard normal or uniform on [0, 1)")
     p.add_argument("--loss", choices=("sum", "cross_entropy"), default="sum",

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from ..cli import whole_number
 from ..core.validation import fail
 
 # The demo: a 10-hidden-layer tanh MLP on the 8x8 digits, the six inits. The inits
@@ -68,7 +69,7 @@ def _add_run_options(p: argparse.ArgumentParser, out_default: str) -> None:
                         "--out/replaced-<time>/, never deleted")
     p.add_argument("--open", action="store_true",
                    help="open the report in a browser (never on a headless machine or in CI)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=whole_number, default=None, metavar="N",
                    help="torch CPU threads per run (default: 1, which the lab's small models run "
                         "fastest on and which never oversubscribes the cores)")
 
@@ -102,17 +103,17 @@ def register(subparsers) -> None:
                         ".npz with images/labels (default: $INITLAB_DATA_DIR or ~/.cache/initlab)")
     p.add_argument("--model", default=d["model"].default,
                    help="mlp, cnn, resmlp, rescnn or linear")
-    p.add_argument("--depth", type=int, default=d["depth"].default,
+    p.add_argument("--depth", type=whole_number, default=d["depth"].default,
                    help="hidden layers or residual blocks")
-    p.add_argument("--width", type=int, default=d["width"].default, help="hidden units")
-    p.add_argument("--channels", type=int, default=d["channels"].default, help="conv channels")
+    p.add_argument("--width", type=whole_number, default=d["width"].default, help="hidden units")
+    p.add_argument("--channels", type=whole_number, default=d["channels"].default, help="conv channels")
     p.add_argument("--activation", default=d["activation"].default,
                    help="relu, tanh, sigmoid, gelu, silu, selu, elu, leaky_relu, softplus, linear")
     p.add_argument("--no-bias", action="store_true", help="layers without biases")
     p.add_argument("--inits", default=",".join(d["inits"].default),
                    help="comma-separated plan names (initlab.apply's built-in plans)")
-    p.add_argument("--epochs", type=int, default=d["epochs"].default, help="training epochs")
-    p.add_argument("--seeds", type=int, default=d["seeds"].default, help="seeds 0..N-1")
+    p.add_argument("--epochs", type=whole_number, default=d["epochs"].default, help="training epochs")
+    p.add_argument("--seeds", type=whole_number, default=d["seeds"].default, help="seeds 0..N-1")
     p.add_argument("--lr", type=float, default=d["lr"].default, help="learning rate")
     p.add_argument("--lr-grid", default=None, metavar="A,B,..",
                    help="pick each init's best lr from these on a validation split")
@@ -120,18 +121,18 @@ def register(subparsers) -> None:
     p.add_argument("--momentum", type=float, default=d["momentum"].default, help="SGD momentum")
     p.add_argument("--weight-decay", type=float, default=d["weight_decay"].default,
                    help="L2 coefficient")
-    p.add_argument("--batch-size", type=int, default=d["batch_size"].default,
+    p.add_argument("--batch-size", type=whole_number, default=d["batch_size"].default,
                    help="mini-batch size")
     p.add_argument("--loss", default=d["loss"].default, help="cross_entropy or mse")
-    p.add_argument("--n-train", type=int, default=None,
+    p.add_argument("--n-train", type=whole_number, default=None,
                    help="training examples to use (default: all)")
-    p.add_argument("--n-val", type=int, default=None,
+    p.add_argument("--n-val", type=whole_number, default=None,
                    help="validation examples (default: 15%% of the training pool with --lr-grid)")
     p.add_argument("--target-acc", type=float, default=d["target_acc"].default,
                    help="accuracy for the 'epochs to target' column")
-    p.add_argument("--lsuv-batch", type=int, default=d["lsuv_batch"].default,
+    p.add_argument("--lsuv-batch", type=whole_number, default=d["lsuv_batch"].default,
                    help="first training examples given to data-dependent plans (lsuv, auto)")
-    p.add_argument("--data-seed", type=int, default=d["data_seed"].default,
+    p.add_argument("--data-seed", type=whole_number, default=d["data_seed"].default,
                    help="seed of the train/validation/test split (the same for every run)")
     _add_run_options(p, COMPARE_OUT)
     p.set_defaults(func=_cmd_compare)

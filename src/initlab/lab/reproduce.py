@@ -15,6 +15,7 @@ import sys
 
 def register(subparsers) -> None:
     """Add the ``reproduce`` subcommand."""
+    from ..cli import whole_number
     from .reproductions import names
 
     p = subparsers.add_parser(
@@ -34,10 +35,10 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the experiment already in --out (finished arms are kept)")
     p.add_argument("--force", action="store_true", help="overwrite whatever --out holds")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=whole_number, default=1, metavar="N",
                    help="train independent arms in N processes, e.g. one per core "
                         "(mup-transfer; the results do not depend on N)")
-    p.add_argument("--threads", type=int, default=None, metavar="N",
+    p.add_argument("--threads", type=whole_number, default=None, metavar="N",
                    help="torch CPU threads per arm (default: 1, as compare and demo: the lab's "
                         "small models run fastest on one, and N x --workers never "
                         "oversubscribes the cores)")

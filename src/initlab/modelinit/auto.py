@@ -40,12 +40,12 @@ from ..core.validation import check_choice
 from .builtin_rules import (
     embedding_rule,
     expert_rule,
+    leading_rules,
     norm_types,
     router_types,
-    ssm_rules,
     table_rules,
 )
-from .dataflow import MIRROR_SAFE
+from .dataflow_ops import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .experts import expert_part
 from .params import CONV_TYPES, CONVT_TYPES
@@ -151,7 +151,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     counted = {layer.name for layer in desc.depth_layers()}
     # a readout tied to the input embedding keeps the embedding rule (the input embedding wins)
     tied = {n for p in desc.params if p.role == "embedding" for n in p.aliases}
-    rules: list[Rule] = ssm_rules(model)
+    rules: list[Rule] = leading_rules(model)
     mirrored: dict[str, Any] = {}  # layer -> the activation after it, for mirrored outputs
     dataflow = desc.method != "names-fallback"
     for layer in desc.layers:
@@ -164,7 +164,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             continue
         kind = _layer_kind(layer)
         # fed by exactly one layer whose output is mirrored, on the main path, through nothing
-        # that breaks the pairing [f(u), f(-u)] (dataflow.MIRROR_SAFE): fold it back
+        # that breaks the pairing [f(u), f(-u)] (dataflow_ops.MIRROR_SAFE): fold it back
         feed = (mirrored.get(layer.inputs[0]) if len(layer.inputs) == 1 and not residual
                 else None)
         broken = sorted(layer.via - MIRROR_SAFE) if feed is not None else []

@@ -166,14 +166,22 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
-    relative-position tables, logit temperatures, response norms, routing biases and free
+    relative-position tables, logit temperatures, response norms and free
     token/position tables
     (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
             *relative_position_rules(model), *logit_scale_rules(model),
-            *response_norm_rules(model), *routing_bias_rules(model),
-            free_table_rule(model, embedding)]
+            *response_norm_rules(model), free_table_rule(model, embedding)]
+
+
+def leading_rules(model: nn.Module | None) -> list[Rule]:
+    """The rules every plan puts first, on parameters that belong to a layer (so a layer's
+    generic weight or bias rule would otherwise take them) but are not drawn as one: a
+    state-space mixer's and a gated decay's structure (:func:`ssm_rules`) and routing biases
+    (:func:`routing_bias_rules`: Laguna's router holds its weight and its routing bias side
+    by side, and a ``*bias*`` rule would draw the routing bias as a layer's bias)."""
+    return [*ssm_rules(model), *routing_bias_rules(model)]
 
 
 def routing_bias_rules(model: nn.Module | None) -> list[Rule]:

@@ -17,9 +17,16 @@ mark the units:
   transformers' classes included);
 * a ``linear``, ``conv*`` or ``matmul`` outside any unit that reads a layer's weight (or a view
   of it) is a call of that layer (a Mamba scan's ``F.conv1d(x, weight=conv1d.weight)``);
+* ``new_empty``/``zeros_like`` and the like read no values; ``dst.copy_(src)`` and
+  ``dst[i] = src`` make the destination (and the tensor it views) carry ``src``'s dataflow
+  (Kimi Linear's multi-head latent attention assembles its keys so);
+* norms without parameters (OLMo's, NanoChat's RMSNorm, ``elementwise_affine=False``): passed
+  through as norms;
 * leaf modules of an unknown class that own no parameters (a custom activation): *opaque*, a layer
   feeding one gets activation "unknown", with a note, unless every function the module calls is
-  a shape-only op (LeViT's ``LevitSubsample``, a view and a strided slice): passed through. A leaf of an unknown class whose own
+  a shape-only op (LeViT's ``LevitSubsample``, a view and a strided slice): passed through;
+  an input it never passes to a function (a rotary embedding reading its input's dtype and
+  device) is not consumed by it. A leaf of an unknown class whose own
   parameters are scalars or vectors (a layer scale ``x * gamma``) is looked inside, and so is a
   stochastic-depth module (:data:`STOCHASTIC_DEPTH`).
 
@@ -29,7 +36,8 @@ random draw skipped would be missing from the description; the global random sta
 From the recorded graph:
 
 * **activation after a layer**: its output is followed through shape-only ops (view, reshape,
-  transpose, split, getitem, dropout, casts), scaling by constants or by tensors that no layer
+  transpose, split, getitem, dropout, casts; selections and permutations: gather, index_select,
+  roll, flip, ViT-MAE's random masking), scaling by constants or by tensors that no layer
   produced (rotary embeddings, a learned scalar), norms, pooling (a max or min over one
   tensor's dimension too), resampling (interpolate, pixel shuffle), sums and means (Llama 4's sum
   over its experts) and residual additions; the first
@@ -67,61 +75,23 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import lookup_function, lookup_module
+from .dataflow_ops import (
+    ADD_OPS,
+    DATA_DEPENDENT,
+    DIRECT,
+    IGNORED,
+    LIKE,
+    LINEAR_OPS,
+    MUL_OPS,
+    POOL_REDUCTIONS,
+    SHAPE_OPS,
+    WRITES,
+    base_name,
+)
 from .experts import is_router
-from .params import LAYER_KINDS, module_kind
+from .params import LAYER_KINDS, is_free_norm, module_kind
 from .probe_meta import META_RESULTS, meta_copy, shape_only
 from .stochastic import is_stochastic_depth, stochastic_off
-
-# ops through which "the output of layer L" is still the output of layer L (no activation yet)
-_SHAPE_OPS = frozenset("""
-view view_as reshape reshape_as permute transpose t contiguous split split_with_sizes chunk
-unbind __getitem__ to float half double bfloat16 type type_as dropout dropout1d dropout2d
-dropout3d alpha_dropout feature_alpha_dropout flatten unflatten squeeze unsqueeze expand expand_as
-clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool1d max_pool2d
-max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
-adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
-identity sum mean interpolate upsample pixel_shuffle pixel_unshuffle
-""".split())
-# reductions that are a pooling when they read one tensor (Hiera's max over a window's
-# positions), an elementwise comparison when two (`torch.max(x, y)`): not a shape op then
-_POOL_REDUCTIONS = frozenset(("max", "amax", "min", "amin"))
-_ADD_OPS = frozenset(("add", "__add__", "__radd__", "__iadd__", "add_"))
-_MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__",
-                      "div_", "__itruediv__"))
-# consumers after which a layer's output is used linearly (no activation follows it)
-_LINEAR_OPS = frozenset("""
-matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm einsum scaled_dot_product_attention softmax
-log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__
-linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d layer_norm
-group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
-masked_fill_ where multi_head_attention_forward
-""".split())
-#: What may stand between a looks-linear layer and the layer that folds its mirrored output
-#: ``[f(u), f(-u)]`` back (``LayerInfo.via``, read by ``auto``): the activation ``f`` itself
-#: and ops that treat every unit or channel alike and linearly and keep a (C, ...) tensor's
-#: channel halves apart when flattened (views, dropout, average pools, zero padding). A max pool,
-#: a norm, a transpose or any other op breaks the pairing, and the consumer is not folded back.
-MIRROR_SAFE = frozenset("""
-activation view view_as reshape reshape_as contiguous flatten unflatten squeeze unsqueeze clone
-detach to float half double bfloat16 type type_as dropout dropout1d dropout2d dropout3d
-avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
-pad identity
-""".split())
-
-
-def base_name(fname: str) -> str:
-    """A torch function's name without its in-place underscore (``relu_`` -> ``relu``; dunder
-    names unchanged)."""
-    return fname if fname.startswith("__") else fname.rstrip("_")
-
-
-# products that may read a layer's weight directly (see _Probe.direct)
-_DIRECT = frozenset(("linear", "conv1d", "conv2d", "conv3d", "matmul", "__matmul__"))
-# results that carry no dataflow meaning
-_IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
-# (`x in tensor` is data-dependent too: transformers' padding check, `pad_token_id in input_ids`)
-_DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
-                   "__index__": 0, "tolist": [], "__contains__": False}
 
 
 @dataclass
@@ -195,8 +165,9 @@ def _tensors(obj: Any, out: list, depth: int = 0) -> list:
 
 def unit_kind_of(module: nn.Module) -> str | None:
     """How the probe treats a module: ``layer`` / ``norm`` / ``embedding`` / ``other`` (a
-    parameter-owning leaf), ``activation``, ``opaque`` (unknown parameterless leaf), or None
-    (looked inside)."""
+    parameter-owning leaf), ``activation``, ``free_norm`` (a norm without parameters, passed
+    through as a norm but never a branch's norm: nothing of it can be zeroed), ``opaque``
+    (unknown parameterless leaf), or None (looked inside)."""
     if lookup_module(module) is not None:
         return "activation"
     kind = module_kind(module)
@@ -221,6 +192,8 @@ def unit_kind_of(module: nn.Module) -> str | None:
             return None
         return "other"
     if not own and not any(True for _ in module.children()):
+        if is_free_norm(module):
+            return "free_norm"   # a norm without parameters: passed through as a norm
         if type(module).__module__.startswith("torch.nn") or is_stochastic_depth(module):
             return None      # torch's own parameterless leaves: looked inside (dropout, pools)
         return "opaque"
@@ -241,6 +214,9 @@ class _Probe(TorchFunctionMode):
         # the functions an opaque module calls (None outside one): only shape ops, and it is
         # a reshaping, passed through (LeViT's `LevitSubsample`: a view and a strided slice)
         self.inner: set[str] | None = None
+        # an opaque module's input tensors (id -> node) and the nodes of those it reads
+        self.inner_in: dict[int, int] = {}
+        self.inner_read: set[int] = set()
         # each layer unit's weight: a product reading it outside the layer is the layer's call
         self.weights = {id(m.weight): name for m, (name, kind) in units.items()
                         if kind == "layer" and isinstance(getattr(m, "weight", None),
@@ -274,6 +250,8 @@ class _Probe(TorchFunctionMode):
             ins = _tensors(args, []) + _tensors(kwargs, [])
             self.stack.append(tuple(self.node(t).idx for t in ins))
             self.inner = set() if self.units[module][1] == "opaque" else None
+            self.inner_in = {id(t): self.node(t).idx for t in ins}
+            self.inner_read = set()
         else:
             self.stack.append(())
         self.depth += 1
@@ -284,6 +262,10 @@ class _Probe(TorchFunctionMode):
         if self.depth:
             return output
         name, ukind = self.units[module]
+        if ukind == "opaque":
+            # inputs the module reads only for their dtype, device or shape (a rotary
+            # embedding given the value states, Moshi's and Csm's): not consumed
+            parents = tuple(i for i in parents if i in self.inner_read)
         ins = [self.g.nodes[i] for i in parents]
         pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()
         pres = frozenset().union(*(n.pending_res for n in ins)) if ins else frozenset()
@@ -291,7 +273,7 @@ class _Probe(TorchFunctionMode):
         if ukind == "layer":
             self.outcome(pend | pres, Outcome("linear", why=f"feeds layer `{name}`"))
             kw["pending"] = frozenset([self.mha_out.get(name, name)])
-        elif ukind == "norm":
+        elif ukind in ("norm", "free_norm"):
             kw["pending"] = pend
             self.outcome(pres, Outcome("linear", why=f"residual stream into norm `{name}`"))
         elif ukind == "activation":
@@ -301,7 +283,7 @@ class _Probe(TorchFunctionMode):
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
         elif ukind == "opaque" and self.inner and all(
-                f in _SHAPE_OPS or base_name(f) in _SHAPE_OPS for f in self.inner):
+                f in SHAPE_OPS or base_name(f) in SHAPE_OPS for f in self.inner):
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))
         elif ukind == "opaque":
@@ -321,25 +303,35 @@ class _Probe(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         fname = getattr(func, "__name__", "") or ""
-        if self.depth == 0 and fname in _DATA_DEPENDENT and args and \
+        if self.depth == 0 and fname in DATA_DEPENDENT and args and \
                 isinstance(args[0], torch.Tensor) and args[0].is_meta:
             self.data_dependent.add(fname)
             src = self.node_of.get(id(args[0]))
             if fname == "__bool__" and src is not None and self.g.nodes[src].name == "all":
                 return True      # `if mask.all():` takes the ordinary path (nothing masked)
-            return _DATA_DEPENDENT[fname]
+            return DATA_DEPENDENT[fname]
         out = META_RESULTS[fname](args, kwargs) if self.depth == 0 and fname in META_RESULTS \
             else None
         if out is None:
             out = func(*args, **kwargs)
-        if self.depth or fname in _IGNORED:
-            if self.depth == 1 and self.inner is not None and fname not in _IGNORED:
+        if self.depth or fname in IGNORED:
+            if self.depth == 1 and self.inner is not None and fname not in IGNORED:
                 self.inner.add(fname)
+                self.inner_read.update(self.inner_in[id(t)] for t in
+                                       _tensors(args, []) + _tensors(kwargs, [])
+                                       if id(t) in self.inner_in)
+            return out
+        if fname in WRITES:
+            self.write(fname, args)
             return out
         outs = _tensors(out, [])
         if not outs:
             return out
-        if fname in _DIRECT and self.direct(args, kwargs, fname, outs):
+        if fname in LIKE:
+            for t in outs:
+                self.bind(t, self.new_node("leaf", fname, ()))
+            return out
+        if fname in DIRECT and self.direct(args, kwargs, fname, outs):
             return out
         ins_t = _tensors(args, []) + _tensors(kwargs, [])
         ins = [self.node(t) for t in ins_t]
@@ -369,6 +361,25 @@ class _Probe(TorchFunctionMode):
             self.bind(t, n)
         return True
 
+    def write(self, fname: str, args) -> None:
+        """``dst.copy_(src)`` or ``dst[i] = src`` (DeepSeek-style attention assembling its keys
+        in a ``new_empty`` tensor): the destination, and the tensor it is a view of, now hold
+        ``src``'s values, so they carry what ``src`` carries (a layer's output stays that
+        layer's: what reads the destination next decides its activation)."""
+        dst = args[0] if args else None
+        src = args[1] if fname == "copy_" and len(args) > 1 else \
+            (args[2] if len(args) > 2 else None)
+        if not isinstance(dst, torch.Tensor) or not isinstance(src, torch.Tensor):
+            return
+        targets = [dst] + ([dst._base] if dst._base is not None else [])
+        ins = [self.node(src)] + [self.node(t) for t in targets]
+        n = self.new_node("op", fname, [x.idx for x in ins],
+                          pending=frozenset().union(*(x.pending for x in ins)),
+                          pending_res=frozenset().union(*(x.pending_res for x in ins)),
+                          activated=next((x.activated for x in ins if x.activated), None))
+        for t in targets:
+            self.bind(t, n)
+
     def record(self, func, fname, args, kwargs, ins: list[Node], outs) -> None:
         pend = frozenset().union(*(n.pending for n in ins)) if ins else frozenset()
         pres = frozenset().union(*(n.pending_res for n in ins)) if ins else frozenset()
@@ -380,15 +391,15 @@ class _Probe(TorchFunctionMode):
             self.outcome(pend | pres, Outcome("act", act, why=f"`{fname}` call"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
-        elif fname in _SHAPE_OPS or base in _SHAPE_OPS or (base in _POOL_REDUCTIONS
+        elif fname in SHAPE_OPS or base in SHAPE_OPS or (base in POOL_REDUCTIONS
                                                             and len(ins) == 1):
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))
-        elif fname in _MUL_OPS and len(layer_ins) <= 1:
+        elif fname in MUL_OPS and len(layer_ins) <= 1:
             # scaling by a constant or by a tensor no layer produced: still that layer's output
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))
-        elif fname in _MUL_OPS:
+        elif fname in MUL_OPS:
             gates = [n for n in layer_ins if n.activated]
             others = [n for n in layer_ins if not n.activated]
             if gates and others:
@@ -406,11 +417,11 @@ class _Probe(TorchFunctionMode):
             else:
                 self.outcome(pend | pres, Outcome("unknown", why=f"`{fname}` of two layer "
                                                   "outputs"))
-        elif fname in _ADD_OPS and len(ins) >= 2:
+        elif fname in ADD_OPS and len(ins) >= 2:
             kw.update(self.add(fname, ins))
-        elif fname in _ADD_OPS:
+        elif fname in ADD_OPS:
             kw.update(pending=pend, pending_res=pres)
-        elif fname in _LINEAR_OPS or base in _LINEAR_OPS:
+        elif fname in LINEAR_OPS or base in LINEAR_OPS:
             self.outcome(pend | pres, Outcome("linear", why=f"feeds `{fname}`"))
         else:
             self.outcome(pend | pres, Outcome("unknown", why=f"feeds `{fname}`, not an "

@@ -43,15 +43,17 @@ def _leaf_params(module: nn.Module) -> list[torch.Tensor] | None:
 #: local names of *routing biases*: DeepSeek-V3's auxiliary-loss-free load-balancing bias
 #: (Wang et al. 2024), added to the routing scores for the top-k choice only and moved by the
 #: experts' load outside the gradient; held by the router (a buffer in DeepSeek-V3) or, as a
-#: frozen parameter, by a child of it (Ernie 4.5's ``moe_statics``). It starts at 0: no expert
-#: favoured.
-ROUTING_BIAS_NAMES = ("e_score_correction_bias",)
+#: frozen parameter, by the router itself (Laguna's) or by a child of it (Ernie 4.5's
+#: ``moe_statics``); AFMoE's ``expert_bias`` is the same bias held by the MoE block and passed
+#: to its router. It starts at 0: no expert favoured.
+ROUTING_BIAS_NAMES = ("e_score_correction_bias", "expert_bias")
 
 
 def routing_biases(model: nn.Module) -> list[str]:
     """Full names of the routing-bias parameters of ``model`` (:data:`ROUTING_BIAS_NAMES`)."""
-    return [n for n, _ in model.named_parameters()
-            if n.rsplit(".", 1)[-1] in ROUTING_BIAS_NAMES]
+    return [n for n, p in model.named_parameters()
+            if n.rsplit(".", 1)[-1] in ROUTING_BIAS_NAMES
+            and sum(s > 1 for s in p.shape) <= 1]   # one entry per expert (Ernie's is (1, E))
 
 
 def is_router(module: nn.Module) -> bool:
@@ -59,8 +61,8 @@ def is_router(module: nn.Module) -> bool:
     in all but its class: its class name says so (contains ``Router`` or ends with ``Gate``:
     transformers' ``MixtralTopKRouter``, DeepSeek's ``MoEGate``), no child holds parameters
     other than routing biases (:data:`ROUTING_BIAS_NAMES`: Ernie 4.5's ``moe_statics``), and
-    its own parameters are a 2-D ``weight`` (experts x width, read by ``F.linear``) and
-    optionally a 1-D ``bias`` of one entry per expert."""
+    its own parameters are a 2-D ``weight`` (experts x width, read by ``F.linear``), optionally
+    a 1-D ``bias`` of one entry per expert and routing biases (Laguna's)."""
     cls = type(module).__name__
     if "router" not in cls.lower() and not cls.endswith("Gate"):
         return False
@@ -69,7 +71,8 @@ def is_router(module: nn.Module) -> bool:
         return False
     params = {k: v for k, v in module._parameters.items() if v is not None}
     w, b = params.get("weight"), params.get("bias")
-    return (set(params) <= {"weight", "bias"} and isinstance(w, torch.Tensor) and w.dim() == 2
+    return (set(params) <= {"weight", "bias", *ROUTING_BIAS_NAMES} and isinstance(w, torch.Tensor)
+            and w.dim() == 2
             and (b is None or tuple(b.shape) == (w.shape[0],)))
 
 

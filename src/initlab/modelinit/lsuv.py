@@ -42,9 +42,9 @@ from ..core.validation import InitlabError, check_scalar, fail
 from .builtin_rules import (
     embedding_rule,
     expert_rule,
+    leading_rules,
     norm_types,
     router_types,
-    ssm_rules,
     table_rules,
 )
 from .checks import check_model, check_not_meta, check_seed
@@ -222,7 +222,7 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     finally:
         restore_modes()
     names = [n for n, _ in selected]
-    pre = Plan(ssm_rules(model)
+    pre = Plan(leading_rules(model)
                + [Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
                      why="LSUV: orthonormal pre-init") for n in names]
                + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",

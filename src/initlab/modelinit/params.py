@@ -223,8 +223,27 @@ def looks_like_norm(module: nn.Module) -> bool:
     if w.dim() != 1 or (isinstance(params.get("bias"), torch.Tensor) and
                         tuple(params["bias"].shape) != tuple(w.shape)):
         return False
-    return any(hasattr(module, a) for a in ("eps", "variance_epsilon", "epsilon",
-                                             "normalized_shape"))
+    return any(hasattr(module, a) for a in NORM_ATTRS)
+
+
+#: what a norm keeps of its size or epsilon (read by :func:`looks_like_norm` and
+#: :func:`is_free_norm`)
+NORM_ATTRS = ("eps", "variance_epsilon", "epsilon", "normalized_shape")
+
+
+def is_free_norm(module: nn.Module) -> bool:
+    """A norm with no parameters at all: OLMo's ``OlmoLayerNorm`` (``F.layer_norm`` without
+    weight or bias), NanoChat's ``NanoChatRMSNorm``, torch's norms with
+    ``elementwise_affine=False``. By structure and name: no parameters, no children, a class
+    name with ``Norm`` in it (not a response norm) and a size or epsilon attribute. Nothing to
+    initialize; the probe passes a layer's output through it as through any norm."""
+    if any(True for _ in module.parameters()) or any(True for _ in module.children()):
+        return False
+    if isinstance(module, NORM_TYPES):
+        return True
+    name = type(module).__name__
+    return "Norm" in name and not is_response_norm(module) and \
+        any(hasattr(module, a) for a in NORM_ATTRS)
 
 
 def _logical_shape(module: nn.Module, local: str, tensor: torch.Tensor) -> tuple[int, ...]:

@@ -93,9 +93,9 @@ from ..core.validation import check_scalar, fail
 from .builtin_rules import (
     embedding_rule,
     expert_rule,
+    leading_rules,
     norm_types,
     router_types,
-    ssm_rules,
     table_rules,
 )
 from .describe import describe
@@ -123,7 +123,7 @@ def _common(model: nn.Module | None, embedding: Any = "normal", *,
 def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Rule] = (),
             zero_embeddings: bool = False, embedding="normal", model=None) -> Plan:
     rules = [
-        *ssm_rules(model),
+        *leading_rules(model),
         *extra,
         *_common(model, embedding, zero_embeddings=zero_embeddings),
         Rule((*WEIGHTED, *router_types(model)), params={"*weight*": weight, "*bias*": bias},

@@ -316,7 +316,7 @@ def _cmd_jacobian(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``initlab theory`` and its sub-subcommands."""
-    from ..cli import HelpFormatter, finite_float, output_file
+    from ..cli import HelpFormatter, finite_float, output_file, whole_number
 
     def parser(sub, name, help, description):
         return sub.add_parser(name, help=help, description=description,
@@ -358,8 +358,8 @@ def register(subparsers) -> None:
     s.add_argument("--weights", default="torch_default", metavar="INIT", help=init_help)
     s.add_argument("--bias", default="none", metavar="INIT",
                    help="bias initializer, 'same' (the weights' bias rule) or 'none'")
-    s.add_argument("--n", type=int, default=1000, help="number of inputs")
-    s.add_argument("--n-on", type=int, default=None,
+    s.add_argument("--n", type=whole_number, default=1000, help="number of inputs")
+    s.add_argument("--n-on", type=whole_number, default=None,
                    help="binary inputs: this many equal to 1, the rest 0 (default: i.i.d. "
                         "inputs with --input-mean and --input-var)")
     s.add_argument("--input-mean", type=finite_float, default=0.0,
@@ -385,9 +385,9 @@ def register(subparsers) -> None:
     s.add_argument("--weights", default="lecun_normal", metavar="INIT", help=init_help)
     s.add_argument("--bias", default="zeros", metavar="INIT", help=init_help)
     s.add_argument("--input-var", type=float, default=1.0, help="E[x^2] of the inputs")
-    s.add_argument("--batch", type=int, default=256, help="inputs per measured network")
-    s.add_argument("--nets", type=int, default=1, help="networks to average over")
-    s.add_argument("--seed", type=int, default=0, help="seed of the measurement")
+    s.add_argument("--batch", type=whole_number, default=256, help="inputs per measured network")
+    s.add_argument("--nets", type=whole_number, default=1, help="networks to average over")
+    s.add_argument("--seed", type=whole_number, default=0, help="seed of the measurement")
     s.add_argument("--no-measure", action="store_true", help="prediction only (no torch run)")
     s.add_argument("--plot", metavar="PNG", type=output_file, help="save a figure here")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -425,10 +425,10 @@ def register(subparsers) -> None:
     s.add_argument("--weights", default="critical", metavar="INIT", help=init_help)
     s.add_argument("--bias", default="critical", metavar="INIT", help=init_help)
     s.add_argument("--input-var", type=float, default=1.0, help="E[x^2] of the inputs")
-    s.add_argument("--inputs", type=int, default=4, help="random inputs to evaluate at")
+    s.add_argument("--inputs", type=whole_number, default=4, help="random inputs to evaluate at")
     s.add_argument("--method", default="auto", choices=("auto", "exact", "randomized"),
                    help="exact SVD, randomized estimate, or auto (by size)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the inputs and weights")
+    s.add_argument("--seed", type=whole_number, default=0, help="seed of the inputs and weights")
     s.add_argument("--plot", metavar="PNG", type=output_file, help="save a figure here")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     common(s)

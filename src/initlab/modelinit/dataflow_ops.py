@@ -1,0 +1,69 @@
+"""What each torch function means to the probe's dataflow (:mod:`~initlab.modelinit.dataflow`),
+by name: the ops through which a layer's output is still that layer's output, the consumers
+after which it is used linearly, additions and products, reads of a weight outside its layer,
+writes into a tensor, and what the probe answers for data-dependent checks on meta tensors.
+One table per meaning; the probe and ``auto`` (:data:`MIRROR_SAFE`) read them from here."""
+
+from __future__ import annotations
+
+__all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
+           "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name"]
+
+# ops through which "the output of layer L" is still the output of layer L (no activation yet)
+SHAPE_OPS = frozenset("""
+view view_as reshape reshape_as permute transpose t contiguous split split_with_sizes chunk
+unbind __getitem__ to float half double bfloat16 type type_as dropout dropout1d dropout2d
+dropout3d alpha_dropout feature_alpha_dropout flatten unflatten squeeze unsqueeze expand expand_as
+clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool1d max_pool2d
+max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
+adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
+identity sum mean interpolate upsample pixel_shuffle pixel_unshuffle gather index_select
+take_along_dim roll flip fliplr flipud tile repeat_interleave unfold
+""".split())
+# reductions that are a pooling when they read one tensor (Hiera's max over a window's
+# positions), an elementwise comparison when two (`torch.max(x, y)`): not a shape op then
+POOL_REDUCTIONS = frozenset(("max", "amax", "min", "amin"))
+ADD_OPS = frozenset(("add", "__add__", "__radd__", "__iadd__", "add_"))
+MUL_OPS = frozenset(("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__",
+                      "div_", "__itruediv__"))
+# consumers after which a layer's output is used linearly (no activation follows it)
+LINEAR_OPS = frozenset("""
+matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm einsum scaled_dot_product_attention softmax
+log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__
+linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d layer_norm
+group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
+masked_fill_ where multi_head_attention_forward
+""".split())
+#: What may stand between a looks-linear layer and the layer that folds its mirrored output
+#: ``[f(u), f(-u)]`` back (``LayerInfo.via``, read by ``auto``): the activation ``f`` itself
+#: and ops that treat every unit or channel alike and linearly and keep a (C, ...) tensor's
+#: channel halves apart when flattened (views, dropout, average pools, zero padding). A max pool,
+#: a norm, a transpose or any other op breaks the pairing, and the consumer is not folded back.
+MIRROR_SAFE = frozenset("""
+activation view view_as reshape reshape_as contiguous flatten unflatten squeeze unsqueeze clone
+detach to float half double bfloat16 type type_as dropout dropout1d dropout2d dropout3d
+avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d adaptive_avg_pool3d
+pad identity
+""".split())
+
+
+def base_name(fname: str) -> str:
+    """A torch function's name without its in-place underscore (``relu_`` -> ``relu``; dunder
+    names unchanged)."""
+    return fname if fname.startswith("__") else fname.rstrip("_")
+
+
+# functions that read only a tensor's shape, dtype and device (a new tensor "like" it): no
+# consumer of its values
+LIKE = frozenset("""
+new_empty new_zeros new_ones new_full new_tensor empty_like zeros_like ones_like full_like
+""".split())
+# writes of a source's values into (a view of) a destination: the destination then holds them
+WRITES = frozenset(("copy_", "__setitem__"))
+# products that may read a layer's weight directly (see dataflow._Probe.direct)
+DIRECT = frozenset(("linear", "conv1d", "conv2d", "conv3d", "matmul", "__matmul__"))
+# results that carry no dataflow meaning
+IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__", "__repr__"))
+# (`x in tensor` is data-dependent too: transformers' padding check, `pad_token_id in input_ids`)
+DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
+                   "__index__": 0, "tolist": [], "__contains__": False}
