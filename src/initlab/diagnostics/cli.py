@@ -274,7 +274,8 @@ def _positive_int(text: str) -> int:
 
 def register(subparsers) -> None:
     """Add ``doctor`` to the ``initlab`` command."""
-    from ..cli import HelpFormatter, output_file, whole_number
+    from ..cli import HelpFormatter, output_file
+    from ..util.argtypes import whole_number
 
     p = subparsers.add_parser(
         "doctor", help="diagnose a model at initialization (saturation, vanishing, symmetry, ...)",

@@ -19,8 +19,8 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import whole_number
 from ..core.validation import fail
+from ..util.argtypes import whole_number
 
 # The demo: a 10-hidden-layer tanh MLP on the 8x8 digits, the six inits. The inits
 # clearly differ (PyTorch's default U(+-1/sqrt(fan_in)) shrinks the signal layer by layer and

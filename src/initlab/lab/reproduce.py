@@ -15,7 +15,7 @@ import sys
 
 def register(subparsers) -> None:
     """Add the ``reproduce`` subcommand."""
-    from ..cli import whole_number
+    from ..util.argtypes import whole_number
     from .reproductions import names
 
     p = subparsers.add_parser(

@@ -316,7 +316,8 @@ def _cmd_jacobian(args) -> int:
 
 def register(subparsers) -> None:
     """Add ``initlab theory`` and its sub-subcommands."""
-    from ..cli import HelpFormatter, finite_float, output_file, whole_number
+    from ..cli import HelpFormatter, output_file
+    from ..util.argtypes import finite_float, whole_number
 
     def parser(sub, name, help, description):
         return sub.add_parser(name, help=help, description=description,
