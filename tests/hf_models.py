@@ -377,3 +377,13 @@ def kimi_linear(**kw):
                bos_token_id=0, eos_token_id=0, pad_token_id=0)
     cfg.update(kw)
     return transformers.KimiLinearForCausalLM(transformers.KimiLinearConfig(**cfg))
+
+
+def diffllama(**kw):
+    """DiffLlama: differential attention (Ye et al. 2024) with per-layer lambda vectors
+    ``lambda_q1``/``k1``/``q2``/``k2`` of head_dim entries, N(0, lambda_std_dev^2)."""
+    cfg = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, vocab_size=64, pad_token_id=0, bos_token_id=0,
+               eos_token_id=0)
+    cfg.update(kw)
+    return transformers.DiffLlamaForCausalLM(transformers.DiffLlamaConfig(**cfg))

@@ -16,6 +16,7 @@ from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 from .ssm import gated_decays, mixers
 from .tables import (
+    differential_lambdas,
     layer_scale_value,
     layer_scales,
     logit_scales,
@@ -166,13 +167,15 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
-    relative-position tables, logit temperatures, response norms and free
+    relative-position tables, logit temperatures, response norms, differential-attention
+    lambdas and free
     token/position tables
     (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
             *relative_position_rules(model), *logit_scale_rules(model),
-            *response_norm_rules(model), free_table_rule(model, embedding)]
+            *response_norm_rules(model), *differential_lambda_rules(model),
+            free_table_rule(model, embedding)]
 
 
 def leading_rules(model: nn.Module | None) -> list[Rule]:
@@ -227,6 +230,19 @@ def logit_scale_rules(model: nn.Module | None) -> list[Rule]:
     return [Rule(name, get_init("constant", value=v), label="logit scale",
                  why=f"logit temperature: constant {v:g} ({where})")
             for name, v, where in logit_scales(model) if v is not None]
+
+
+def differential_lambda_rules(model: nn.Module | None) -> list[Rule]:
+    """Differential attention's lambda vectors (:func:`~initlab.modelinit.tables.
+    differential_lambdas`: DiffLlama's ``lambda_q1``/``k1``/``q2``/``k2``) start N(0, std^2),
+    std the config's ``lambda_std_dev`` (0.1 in Ye et al. 2024), so lambda starts near its
+    ``lambda_init``."""
+    if model is None:
+        return []
+    names, std, where = differential_lambdas(model)
+    return [Rule(n, get_init("normal", std=std), label="differential attention",
+                 why=f"differential-attention lambda: N(0, {std:g}^2) ({where})")
+            for n in names]
 
 
 def attention_sink_rules(model: nn.Module | None) -> list[Rule]:

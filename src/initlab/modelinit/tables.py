@@ -1,6 +1,7 @@
 """The model's own small tables and constants that are not layers: layer scales (CaiT), the
 relative-position bias tables of Swin, BEiT and LeViT, learned logit temperatures (CLIP,
-SigLIP, CLAP, Swin-V2) and ConvNeXt V2's global response norms. Each is found by name on a module initlab does not otherwise know
+SigLIP, CLAP, Swin-V2), ConvNeXt V2's global response norms and differential attention's
+lambdas (DiffLlama). Each is found by name on a module initlab does not otherwise know
 (:func:`~initlab.modelinit.params.module_kind` ``"other"``), and its start is read from the
 architecture and config, never from the tensor (which may be trained)."""
 
@@ -89,6 +90,24 @@ def _other_params(model: nn.Module, names) -> list[tuple[str, str, nn.Module, to
             seen.add(id(t))
             out.append((f"{mname}.{local}" if mname else local, local, m, t))
     return out
+
+
+#: local names of the *differential attention* re-parametrized lambdas (Ye et al. 2024,
+#: "Differential Transformer", eq. 2: lambda = exp(lq1 . lk1) - exp(lq2 . lk2) + lambda_init),
+#: one vector per head dimension each, drawn N(0, 0.1^2) in the paper's code and by
+#: Hugging Face's DiffLlama (``config.lambda_std_dev``)
+DIFF_LAMBDA_NAMES = ("lambda_q1", "lambda_k1", "lambda_q2", "lambda_k2")
+DIFF_LAMBDA_STD = 0.1
+
+
+def differential_lambdas(model: nn.Module) -> tuple[list[str], float, str]:
+    """``(full names, std, where the std was read)`` of the differential-attention lambdas of
+    ``model`` (:data:`DIFF_LAMBDA_NAMES`): the config's ``lambda_std_dev``, else 0.1."""
+    names = [name for name, *_ in _other_params(model, DIFF_LAMBDA_NAMES)]
+    std = _number(getattr(getattr(model, "config", None), "lambda_std_dev", None))
+    if std is not None and std > 0:
+        return names, std, "config.lambda_std_dev"
+    return names, DIFF_LAMBDA_STD, "Differential Transformer's 0.1"
 
 
 def relative_position_tables(model: nn.Module) -> list[str]:
