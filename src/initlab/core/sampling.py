@@ -232,20 +232,17 @@ def _s4d_real(dist: S4DReal, shape, rng, dtype) -> np.ndarray:
     return np.broadcast_to(dist.row(shape[-1]), shape).copy()
 
 
-def _time_step_bias(dist: TimeStepBias, shape, rng, dtype) -> np.ndarray:
+def _from_unit(dist: TimeStepBias | DecayRateLog, shape, rng, dtype) -> np.ndarray:
+    """A kind whose values are a monotone map of one U(0, 1) draw each (``dist.from_unit``)."""
     x = dist.from_unit(rng.uniform(0.0, 1.0, shape))
     return np.asarray(x).astype(dtype, copy=False)
-
-
-def _decay_rate_log(dist: DecayRateLog, shape, rng, dtype) -> np.ndarray:
-    return np.asarray(dist.from_unit(rng.uniform(0.0, 1.0, shape))).astype(dtype, copy=False)
 
 
 SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
-    S4DReal: _s4d_real, TimeStepBias: _time_step_bias, DecayRateLog: _decay_rate_log,
+    S4DReal: _s4d_real, TimeStepBias: _from_unit, DecayRateLog: _from_unit,
 }
 
 

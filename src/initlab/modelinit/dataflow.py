@@ -248,9 +248,11 @@ class _Probe(TorchFunctionMode):
     def pre(self, module, args, kwargs):
         if self.depth == 0:
             ins = _tensors(args, []) + _tensors(kwargs, [])
-            self.stack.append(tuple(self.node(t).idx for t in ins))
-            self.inner = set() if self.units[module][1] == "opaque" else None
-            self.inner_in = {id(t): self.node(t).idx for t in ins}
+            idx = tuple(self.node(t).idx for t in ins)
+            self.stack.append(idx)
+            opaque = self.units[module][1] == "opaque"
+            self.inner = set() if opaque else None
+            self.inner_in = dict(zip(map(id, ins), idx)) if opaque else {}
             self.inner_read = set()
         else:
             self.stack.append(())

@@ -82,13 +82,15 @@ def _number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
-def dt_range(mixer: nn.Module, model: nn.Module | None = None
+def dt_range(mixer: nn.Module, model: nn.Module | None = None, attrs=DT_ATTRS
              ) -> tuple[tuple[float, float, float], str]:
     """``((dt_min, dt_max, dt_floor), source)``: each value from the mixer's own attribute,
-    else the model's config, else Mamba's default; ``source`` says which."""
+    else the model's config, else Mamba's default; ``source`` says which. ``attrs``: the
+    attribute names with their defaults (:data:`DT_ATTRS`; a gated decay's
+    :data:`GATED_DT_ATTRS`)."""
     cfg = getattr(model, "config", None) if model is not None else None
     values, sources = [], []
-    for attr, default in DT_ATTRS:
+    for attr, default in attrs:
         for owner, where in ((mixer, "the mixer"), (cfg, "config")):
             v = getattr(owner, attr, None) if owner is not None else None
             if _number(v):
@@ -99,7 +101,7 @@ def dt_range(mixer: nn.Module, model: nn.Module | None = None
             values.append(default)
             sources.append("Mamba's default")
     src = sources[0] if len(set(sources)) == 1 else ", ".join(
-        f"{a[0]} from {s}" for a, s in zip(DT_ATTRS, sources))
+        f"{a[0]} from {s}" for a, s in zip(attrs, sources))
     return (values[0], values[1], values[2]), src
 
 
@@ -126,8 +128,9 @@ def mixers(model: nn.Module) -> list[Mixer]:
     return out
 
 
-#: the config's attributes of a gated decay's ranges (OLMo-Hybrid's), with their defaults
-DECAY_ATTRS = (("linear_a_log_min", None), ("linear_a_log_max", None))
+#: the config's attributes of a gated decay's rate range (OLMo-Hybrid's), and of its
+#: time-step range with Mamba's defaults (read by :func:`dt_range`)
+DECAY_ATTRS = ("linear_a_log_min", "linear_a_log_max")
 GATED_DT_ATTRS = (("linear_dt_min", DT_MIN), ("linear_dt_max", DT_MAX),
                   ("linear_dt_init_floor", DT_FLOOR))
 #: the decay-rate range of a Gated DeltaNet class (FLA's U(0, 16), floored so log A is finite)
@@ -160,22 +163,20 @@ def is_gated_decay(module: nn.Module) -> bool:
 def gated_decays(model: nn.Module) -> list[GatedDecay]:
     """Every gated decay of ``model``, in module order."""
     cfg = getattr(model, "config", None)
+    lo, hi = (getattr(cfg, a, None) for a in DECAY_ATTRS)
+    configured = _number(lo) and _number(hi) and 0 < lo <= hi
     out = []
     for mname, m in model.named_modules():
         if not is_gated_decay(m):
             continue
         prefix = f"{mname}." if mname else ""
-        lo, hi = (getattr(cfg, a, None) for a, _ in DECAY_ATTRS)
-        if _number(lo) and _number(hi) and 0 < lo <= hi:
+        if configured:
             rates, src = (float(lo), float(hi)), "config.linear_a_log_min/max"
         elif "GatedDeltaNet" in type(m).__name__:
             rates, src = GDN_RATES, "Gated DeltaNet's U(0, 16), floored at 0.01"
         else:
             rates, src = KDA_RATES, "Kimi Linear's U(1, 16)"
-        dts = tuple(float(getattr(cfg, a)) if _number(getattr(cfg, a, None)) else d
-                    for a, d in GATED_DT_ATTRS)
-        dsrc = "config.linear_dt_*" if any(_number(getattr(cfg, a, None))
-                                           for a, _ in GATED_DT_ATTRS) else "Mamba's default"
+        dts, dsrc = dt_range(m, model, GATED_DT_ATTRS)
         out.append(GatedDecay(mname, prefix + "A_log", prefix + "dt_bias", rates, dts,
                               f"rates: {src}; time step: {dsrc}"))
     return out
