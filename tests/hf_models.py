@@ -387,3 +387,16 @@ def diffllama(**kw):
                eos_token_id=0)
     cfg.update(kw)
     return transformers.DiffLlamaForCausalLM(transformers.DiffLlamaConfig(**cfg))
+
+
+def recurrent_gemma(**kw):
+    """A RecurrentGemma (Griffin): layers 0 and 1 recurrent blocks (an RG-LRU with its
+    ``recurrent_param`` and two block-diagonal gates of 4 heads), layer 2 local attention."""
+    cfg = dict(num_hidden_layers=3, vocab_size=64, hidden_size=32, intermediate_size=48,
+               num_attention_heads=4, lru_width=32, attention_window_size=8,
+               block_types=["recurrent", "recurrent", "attention"])
+    cfg.update(kw)
+    return transformers.RecurrentGemmaForCausalLM(transformers.RecurrentGemmaConfig(**cfg))
+
+
+ARCHITECTURES.update({"recurrent_gemma": (recurrent_gemma, 6)})

@@ -155,6 +155,19 @@ def iid_reference(dist: D.Distribution):
             return np.clip((np.exp(x) - a) / (b - a), 0.0, 1.0)
 
         return m, s * s, m4, cdf, dist.bounds()
+    if isinstance(dist, D.RecurrenceRadius):
+        # x = softplus^-1(-log a), a^2 ~ U(r0^2, r1^2), decreasing in a: P(X <= x) is the
+        # share of a^2 above exp(-2 softplus(x)); m4 by quadrature
+        lo2, hi2 = dist.min_rad ** 2, dist.max_rad ** 2
+        m, s = dist.moments()
+        u, w = np.polynomial.legendre.leggauss(64)
+        m4 = float(0.5 * np.sum(w * (dist.from_unit(0.5 * u + 0.5) - m) ** 4))
+
+        def cdf(x):
+            a2 = np.exp(-2.0 * np.logaddexp(0.0, x))
+            return np.clip((hi2 - a2) / (hi2 - lo2), 0.0, 1.0)
+
+        return m, s * s, m4, cdf, dist.bounds()
     raise AssertionError(f"no reference for {dist}")
 
 

@@ -200,6 +200,64 @@ def test_decay_rate_log_refuses_a_bad_range(kw, param):
         initlab.get("decay_rate_log", **kw)
 
 
+# ----------------------------------------------------------------------------- recurrence_radius
+
+def _check_radius_draws(x, r0, r1, what):
+    """x = softplus^-1(-log a): moments against quadrature (standard errors as in the module
+    docs), every a = exp(-softplus(x)) in [r0, r1], a^2 uniform on [r0^2, r1^2] (KS)."""
+    dist = initlab.get("recurrence_radius", min_rad=r0, max_rad=r1).resolve((N,))
+    x = np.asarray(x, dtype=np.float64).ravel()
+    m, s = dist.moments()
+    assert abs(x.mean() - m) <= Z * s / math.sqrt(x.size), (what, x.mean(), m)
+    tol = Z * math.sqrt((_m4(dist) - s**4) / x.size)
+    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
+    a = np.exp(-_softplus(x))
+    assert a.min() >= r0 * (1 - 1e-9) and a.max() <= r1 * (1 + 1e-9), what
+    assert stats.kstest((a**2 - r0**2) / (r1**2 - r0**2), "uniform").pvalue > 1e-6, what
+
+
+@pytest.mark.parametrize(("r0", "r1"), [(0.9, 0.999), (0.5, 0.8)])
+def test_recurrence_radius_numpy_and_torch_draw_griffins_ring(r0, r1):
+    ini = initlab.get("recurrence_radius", min_rad=r0, max_rad=r1)
+    _check_radius_draws(ini.sample((N,), seed=0, dtype="float64"), r0, r1, "numpy")
+    t = torch.empty(N, dtype=torch.float64)
+    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
+    _check_radius_draws(t.numpy(), r0, r1, "torch")
+
+
+def test_recurrence_radius_matches_griffins_formula_and_its_bounds():
+    """The reference's map, log(u^-1/2 - 1) for u = a^2 ~ U(r0^2, r1^2), at the ends and
+    inside; the bounds are its values at the outer and inner radius."""
+    dist = initlab.get("rglru_param").resolve((4,))   # the alias, Griffin's defaults
+    u = np.array([0.0, 0.25, 0.5, 1.0])
+    a2 = 0.9**2 + u * (0.999**2 - 0.9**2)
+    np.testing.assert_allclose(dist.from_unit(u), np.log(a2**-0.5 - 1.0), rtol=1e-10)
+    lo, hi = dist.bounds()
+    assert lo == pytest.approx(math.log(1 / 0.999 - 1)) and hi == pytest.approx(math.log(1 / 0.9 - 1))
+
+
+def test_recurrence_radius_counter_stream_is_identical_whole_or_sharded():
+    from initlab.scale.sharded import counter_fill_
+
+    ini = initlab.get("recurrence_radius")
+    full = torch.empty(64)
+    counter_fill_(full, ini, seed=3, name="rg_lru.recurrent_param")
+    part = torch.empty(24)
+    counter_fill_(part, ini, seed=3, name="rg_lru.recurrent_param", global_shape=(64,),
+                  offsets=(40,))
+    assert torch.equal(part, full[40:])
+    lo, hi = ini.resolve((64,)).bounds()
+    assert full.min() >= lo - 1e-5 and full.max() <= hi + 1e-5
+
+
+@pytest.mark.parametrize(("kw", "param"), [
+    ({"min_rad": 0.0}, "min_rad"), ({"min_rad": 1.2}, "min_rad"),
+    ({"min_rad": 0.9, "max_rad": 0.8}, "max_rad"), ({"max_rad": 1.0}, "max_rad")])
+def test_recurrence_radius_refuses_a_bad_ring(kw, param):
+    with pytest.raises(initlab.InitlabError, match=param):
+        initlab.get("recurrence_radius", **kw)
+
+
 # ----------------------------------------------------------------------------- on models
 
 hf = pytest.importorskip("hf_models")
@@ -446,3 +504,95 @@ def test_the_doctor_measures_the_layers_a_scan_reads_directly(factory):
         conv = rows[f"{mx.name}.conv1d"]
         assert conv.activation == "silu" and conv.h_std is not None
     model.zero_grad()
+
+
+# ----------------------------------------------------------------------------- RG-LRU
+
+class BlockDiagonalLinear(nn.Module):
+    """The reference code's block-diagonal gate (``w`` (heads, bw, bw), ``b`` (heads, bw))."""
+
+    def __init__(self, width, heads):
+        super().__init__()
+        self.w = nn.Parameter(torch.full((heads, width // heads, width // heads), 7.0))
+        self.b = nn.Parameter(torch.full((heads, width // heads), 7.0))
+
+    def forward(self, x):
+        h = x.reshape(*x.shape[:-1], self.w.shape[0], -1)
+        return (torch.einsum("...hi,hij->...hj", h, self.w) + self.b).flatten(-2)
+
+
+class UserRGLRU(nn.Module):
+    """An RG-LRU written as the reference code writes it: ``a_param`` beside two
+    :class:`BlockDiagonalLinear` gates, ``input_gate`` and ``a_gate``."""
+
+    def __init__(self, width=32, heads=4):
+        super().__init__()
+        self.a_param = nn.Parameter(torch.full((width,), 7.0))
+        self.input_gate = BlockDiagonalLinear(width, heads)
+        self.a_gate = BlockDiagonalLinear(width, heads)
+
+    def forward(self, x):
+        log_a = -8.0 * torch.sigmoid(self.a_gate(x)) * nn.functional.softplus(self.a_param)
+        return x * torch.sigmoid(self.input_gate(x)) * torch.sqrt(1 - torch.exp(2 * log_a))
+
+
+def _check_lru(model, report, what):
+    from initlab.modelinit.ssm import lru_units
+
+    found = lru_units(model)
+    assert found, what
+    params = dict(model.named_parameters())
+    for lu in found:
+        a = np.exp(-_softplus(params[lu.param].detach().numpy()))
+        assert a.min() >= 0.9 * (1 - 1e-6) and a.max() <= 0.999 * (1 + 1e-6), (what, lu.param)
+        assert len(np.unique(a)) == a.size, (what, "one radius per channel, all different")
+        assert report[lu.param].initializer.startswith("recurrence_radius"), report[lu.param]
+        assert len(lu.gates) == 2, (what, lu.gates)
+        for w, b, bw in lu.gates:
+            wt = params[w].detach().double()
+            # 1,024 entries per gate here at most: the sample std of n normals has relative
+            # standard error 1/sqrt(2n); 6 of them at n = 4 x 8 x 8 = 256 is 27%
+            n = wt.numel()
+            assert abs(wt.std().item() * math.sqrt(bw) - 1.0) <= 6 / math.sqrt(2 * n), (what, w)
+            assert [tuple(f) for f in report[w].fans] == [(bw, bw)] * wt.shape[0]  # per head
+            assert torch.equal(params[b], torch.zeros_like(params[b])), (what, b)
+            # every head's block its own draw: no two blocks equal
+            assert len({tuple(blk.flatten().tolist()) for blk in wt}) == wt.shape[0]
+    return found
+
+
+@pytest.mark.parametrize("plan", ["auto", "he", "orthogonal", "gpt2", "torch_default"])
+def test_every_plan_starts_an_rg_lru_as_griffin_does(plan):
+    """Before: every RG-LRU parameter matched no rule (a warning per tensor: left as torch's
+    empty memory left them, or as Hugging Face set them; materialize failed). Now the recurrence
+    parameter is Griffin's ring (a in [0.9, 0.999]) and each gate head block N(0, 1/bw)."""
+    model = hf.recurrent_gemma()
+    report, unmatched = _apply(model, plan)
+    assert not unmatched, unmatched
+    _check_lru(model, report, f"recurrent_gemma/{plan}")
+
+
+def test_a_users_rg_lru_written_as_the_reference_code_writes_it():
+    model = nn.Sequential(nn.Linear(32, 32), UserRGLRU(), nn.Linear(32, 8))
+    report, unmatched = _apply(model, "auto")
+    assert not unmatched, unmatched
+    (lu,) = _check_lru(model, report, "user RG-LRU")
+    assert lu.param == "1.a_param" and [g[0] for g in lu.gates] == ["1.input_gate.w",
+                                                                      "1.a_gate.w"]
+    # a lookalike: a 1-D `a_param` with no block-diagonal gate beside it is not an RG-LRU
+    from initlab.modelinit.ssm import is_lru_unit
+
+    odd = nn.Module()
+    odd.a_param = nn.Parameter(torch.zeros(4))
+    odd.input_gate = nn.Linear(4, 4)
+    assert not is_lru_unit(odd)
+
+
+def test_materialize_a_meta_recurrent_gemma_equals_apply_bit_for_bit():
+    ref = hf.recurrent_gemma()
+    initlab.apply(ref, "auto", seed=5)
+    with torch.device("meta"):
+        meta = hf.recurrent_gemma()
+    initlab.materialize(meta, "auto", seed=5, device="cpu")  # was: RG-LRU unmatched, an error
+    for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
+        assert torch.equal(a, b), name

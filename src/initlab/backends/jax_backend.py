@@ -52,6 +52,7 @@ from ..core.distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    RecurrenceRadius,
     S4DReal,
     Sparse,
     TimeStepBias,
@@ -173,6 +174,14 @@ def draw(key, dist: Distribution, shape: tuple[int, ...], dtype, layout: str = "
         cdt = compute_dtype(dtype)
         u = jax.random.uniform(key, shape, cdt, **kw)
         return jnp.log(dist.low + u * (dist.high - dist.low)).astype(dtype)
+    if isinstance(dist, RecurrenceRadius):
+        if cplx:
+            raise _no_complex(dist, dtype)
+        cdt = compute_dtype(dtype)
+        u = jax.random.uniform(key, shape, cdt, **kw)
+        lo2, hi2 = dist.min_rad ** 2, dist.max_rad ** 2
+        sp = -0.5 * jnp.log(lo2 + u * (hi2 - lo2))
+        return (sp + jnp.log(-jnp.expm1(-sp))).astype(dtype)
     if isinstance(dist, TimeStepBias):
         if cplx:
             raise _no_complex(dist, dtype)

@@ -58,6 +58,7 @@ from ..core.distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    RecurrenceRadius,
     S4DReal,
     Sparse,
     TimeStepBias,
@@ -644,6 +645,16 @@ def _decay_rate_log_(tensor: torch.Tensor, dist: DecayRateLog, gen) -> None:
     tensor.copy_(u.mul_(dist.high - dist.low).add_(dist.low).log_())
 
 
+def _recurrence_radius_(tensor: torch.Tensor, dist: RecurrenceRadius, gen) -> None:
+    """One U(0, 1) float64 draw per element (``uniform_`` from ``gen``), mapped as
+    :meth:`RecurrenceRadius.from_unit`, in float64, then written in the tensor's dtype."""
+    u = torch.empty(tensor.shape, dtype=torch.float64, device=tensor.device)
+    u.uniform_(0.0, 1.0, generator=gen)
+    lo2, hi2 = dist.min_rad ** 2, dist.max_rad ** 2
+    sp = u.mul_(hi2 - lo2).add_(lo2).log_().mul_(-0.5)   # -log a
+    tensor.copy_(sp + torch.log(-torch.expm1(-sp)))
+
+
 _COMPLEX_KINDS = (Normal, Uniform, Sparse)  # the kinds a complex tensor takes (see _COMPLEX)
 
 # One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
@@ -653,5 +664,5 @@ SAMPLERS = {
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
     LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
-    DecayRateLog: _decay_rate_log_,
+    DecayRateLog: _decay_rate_log_, RecurrenceRadius: _recurrence_radius_,
 }

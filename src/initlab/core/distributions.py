@@ -618,10 +618,52 @@ class DecayRateLog(Distribution):
         return _over(*self.bounds())
 
 
+#: Griffin's RG-LRU radius range (De et al. 2024): a = sigma(Lambda) in [0.9, 0.999]
+LRU_MIN_RAD, LRU_MAX_RAD = 0.9, 0.999
+
+
+@dataclass(frozen=True)
+class RecurrenceRadius(Distribution):
+    """The recurrence parameter of a real-gated linear recurrent unit (RG-LRU; De, Smith,
+    Fernando et al. 2024, "Griffin: Mixing Gated Linear Recurrences with Local Attention for
+    Efficient Language Models", in RecurrentGemma): the diagonal recurrence weight
+    a = exp(-softplus(x)) (= sigma(-x)) has a^2 ~ U(min_rad^2, max_rad^2), uniform over the
+    area of a ring (the LRU's ring initialization, Orvieto et al. 2023, "Resurrecting Recurrent
+    Neural Networks for Long Sequences"), and the tensor stores x = softplus^-1(-log a), so that
+    the layer's per-step decay a^(c r) starts at memory lengths 1/(1 - a) of 10 to 1,000 steps.
+    Elementwise: each value a monotone function of one U(0, 1) draw (:meth:`from_unit`)."""
+
+    min_rad: float = LRU_MIN_RAD
+    max_rad: float = LRU_MAX_RAD
+    kind = "recurrence_radius"
+
+    def from_unit(self, u):
+        """The values for U(0, 1) draws ``u`` (a NumPy array), float64."""
+        import numpy as np
+
+        lo2, hi2 = self.min_rad ** 2, self.max_rad ** 2
+        s = -0.5 * np.log(lo2 + np.asarray(u, dtype=np.float64) * (hi2 - lo2))  # -log a > 0
+        return s + np.log(-np.expm1(-s))   # softplus^-1(s), stable for small s
+
+    def moments(self, shape=None):
+        # smooth on [0, 1] (a, max_rad < 1): quadrature of g(U) and g(U)^2
+        m1 = _gauss_legendre(self.from_unit, 0.0, 1.0)
+        m2 = _gauss_legendre(lambda t: self.from_unit(t) ** 2, 0.0, 1.0)
+        return m1, math.sqrt(max(m2 - m1 * m1, 0.0))
+
+    def bounds(self):
+        # decreasing in the radius: the largest radius gives the smallest value
+        return (_softplus_inverse(-math.log(self.max_rad)),
+                _softplus_inverse(-math.log(self.min_rad)))
+
+    def extent(self) -> float:
+        return _over(*self.bounds())
+
+
 #: Every distribution kind; each backend's sampler table must cover all of them.
 KINDS: tuple[type[Distribution], ...] = (
     Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse,
-    MartensSparse, LooksLinear, S4DReal, TimeStepBias, DecayRateLog,
+    MartensSparse, LooksLinear, S4DReal, TimeStepBias, DecayRateLog, RecurrenceRadius,
 )
 
 

@@ -14,6 +14,8 @@ from .distributions import (
     DT_MAX,
     DT_MIN,
     LOOKS_LINEAR_POSITIONS,
+    LRU_MAX_RAD,
+    LRU_MIN_RAD,
     ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
@@ -25,6 +27,7 @@ from .distributions import (
     MartensSparse,
     Normal,
     Orthogonal,
+    RecurrenceRadius,
     S4DReal,
     Sparse,
     TimeStepBias,
@@ -45,6 +48,7 @@ __all__ = [
     "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
     "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "looks_linear", "sparse",
     "martens_sparse", "s4d_real", "time_step_bias", "decay_rate_log",
+    "recurrence_radius",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -557,3 +561,24 @@ def decay_rate_log(low: float = 1.0, high: float = 16.0) -> Initializer:
         return DecayRateLog(lo, hi)
 
     return Initializer("decay_rate_log", {"low": lo, "high": hi}, resolve)
+
+
+@register(aliases=("rglru_param", "lru_ring"))
+def recurrence_radius(min_rad: float = LRU_MIN_RAD, max_rad: float = LRU_MAX_RAD) -> Initializer:
+    """The recurrence parameter of Griffin's RG-LRU (De et al. 2024, "Griffin", in
+    RecurrentGemma: ``recurrent_param``): the recurrence weight a = exp(-softplus(x)) starts
+    with a^2 ~ U(min_rad^2, max_rad^2), uniform on the area of a ring (the LRU's ring
+    initialization, Orvieto et al. 2023), stored as x = softplus^-1(-log a). Defaults are
+    Griffin's (0.9, 0.999): memory lengths 1/(1 - a) of 10 to 1,000 steps before the gate's
+    exponent c r (c = 8)."""
+    lo = check_scalar(min_rad, "min_rad", min_val=0.0, max_val=1.0, include_min=False,
+                      include_max=False, why=" (a recurrence radius, in (0, 1))")
+    hi = check_scalar(max_rad, "max_rad", min_val=lo, max_val=1.0, include_max=False,
+                      why=f" (the ring's outer radius: at least min_rad = {lo:g} and below 1, "
+                          "where the decay would vanish and its log be infinite)",
+                      fix=f"pass min_rad <= max_rad < 1 (min_rad = {lo:g}).")
+
+    def resolve(ctx: Context):
+        return RecurrenceRadius(lo, hi)
+
+    return Initializer("recurrence_radius", {"min_rad": lo, "max_rad": hi}, resolve)

@@ -14,7 +14,7 @@ from .describe import describe
 from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
-from .ssm import gated_decays, mixers
+from .ssm import gated_decays, lru_units, mixers
 from .tables import (
     differential_lambdas,
     layer_scale_value,
@@ -30,7 +30,8 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
     (:func:`~initlab.modelinit.ssm.mixers`): ``A_log`` S4D-real, ``D`` ones, the time-step bias
     Mamba's log-uniform dt through softplus^-1 over the mixer's range; and of every gated
     linear-attention decay (:func:`~initlab.modelinit.ssm.gated_decays`): ``A_log`` log U(a, b),
-    ``dt_bias`` the same time step. Plans put these rules
+    ``dt_bias`` the same time step; and of every RG-LRU (:func:`~initlab.modelinit.ssm.lru_units`):
+    the recurrence parameter ``recurrence_radius``, each gate block N(0, 1/bw), gate biases 0. Plans put these rules
     first: ``dt_proj.bias`` belongs to a linear layer, whose generic bias rule (zeros) would
     otherwise win, and would start every channel at one step, softplus(0) = 0.69."""
     if model is None:
@@ -60,6 +61,20 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
                                                dt_floor=fl), label="gated decay",
                           why=f"gated decay's time step: softplus(bias) log-uniform on "
                               f"[{lo:g}, {hi:g}], floor {fl:g} ({gd.source})"))
+    for lu in lru_units(model):
+        a, b = lu.radii
+        rules.append(Rule(lu.param, get_init("recurrence_radius", min_rad=a, max_rad=b),
+                          label="recurrence",
+                          why=f"RG-LRU recurrence: a = exp(-softplus(x)), a^2 ~ U({a:g}^2, "
+                              f"{b:g}^2) ({lu.source}; Griffin, De et al. 2024)"))
+        for w, bias, bw in lu.gates:
+            rules.append(Rule(w, "lecun_normal", label="recurrence",
+                              why=f"RG-LRU gate: block-diagonal, one {bw}x{bw} block per head "
+                                  f"feeding a sigmoid: LeCun per block, N(0, 1/{bw}) (Griffin's "
+                                  "BlockDiagonalLinear)"))
+            if bias is not None:
+                rules.append(Rule(bias, "zeros", label="recurrence",
+                                  why="RG-LRU gate bias: 0"))
     return rules
 
 

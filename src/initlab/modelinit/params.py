@@ -51,6 +51,7 @@ import torch.nn as nn
 from ..core.validation import fail
 from ..util.hashing import canonical_param_name
 from .experts import expert_count, expert_layout, is_router
+from .ssm import block_gate_heads
 
 NORM_TYPES: tuple[type, ...] = tuple(
     t for t in (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
@@ -313,6 +314,12 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
         fan = ws[1:] if ws and len(ws) == 3 else shape[1:]
         return role, layout, [Block(e, e + 1, fan, f"expert_{e}", single=True)
                               for e in range(shape[0])], "experts", ""
+    if kind == "other" and (heads := block_gate_heads(module, local)):
+        bw = shape[-1]
+        return role, "torch_transposed", [Block(h, h + 1, (bw, bw), f"head_{h}", single=True)
+                                          for h in range(heads)], "heads", (
+            f"block-diagonal gate of {heads} heads (x @ W[h]): each head's {bw}x{bw} block "
+            "drawn as its own layer, with its own fans and stream")
     if kind == "norm":
         return ("norm_shift" if is_bias else "norm_scale"), "torch", \
             [Block(0, shape[0] if shape else 0, ())], None, ""

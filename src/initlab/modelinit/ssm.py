@@ -38,6 +38,21 @@ starts at ``decay_rate_log``, log U(low, high): the config's ``linear_a_log_min`
 ``_init_floor``, else 0.001, 0.1, 1e-4), as FLA, Kimi Linear and OLMo-Hybrid draw it; Hugging
 Face's Qwen3-Next, Qwen3.5 and Lara-mini set it to 1 (one step for every head), where initlab
 deliberately gives the spread, as for Bamba above.
+
+A *real-gated linear recurrent unit* (:func:`lru_units`; Griffin's RG-LRU, De, Smith, Fernando
+et al. 2024, in RecurrentGemma) holds a recurrence parameter (Hugging Face's
+``recurrent_param``, the reference code's ``a_param``) and two block-diagonal gates (one
+``bw x bw`` block per head, read as ``x @ W[h] + b[h]`` and fed to a sigmoid: Hugging Face's
+``input_gate_weight``/``_bias`` and ``recurrent_gate_weight``/``_bias``, the reference's
+``input_gate`` and ``a_gate`` modules with ``w`` and ``b``). The recurrence parameter starts at
+``recurrence_radius``: a = exp(-softplus(x)) with a^2 ~ U(0.9^2, 0.999^2) (the module's
+``min_rad``/``max_rad`` when it has them); each gate block LeCun normal over its block, N(0,
+1/bw), its bias 0, as the reference's ``BlockDiagonalLinear`` draws them at its default variance
+scale of 1.
+Where initlab deliberately differs from Hugging Face: its ``_init_weights`` multiplies the gate
+variance by ``config.w_init_variance_scale`` (0.01 by default), which starts both gates at
+sigmoid(~0) = 1/2 for every input, so neither gate selects anything at init; initlab keeps the
+reference's unit scale.
 """
 
 from __future__ import annotations
@@ -240,3 +255,94 @@ def place_mixer_layers(model: nn.Module, desc: Any) -> None:
             act, why = known[layer.name]
             layer.activation, layer.gated_by = act, None
             layer.activation_why = f"{why} (from the mixer's structure: {layer.activation_why})"
+
+
+#: local names of an RG-LRU's recurrence parameter (Hugging Face's, the reference code's)
+LRU_PARAM_NAMES = ("recurrent_param", "a_param")
+#: an RG-LRU's two gates: (weight, bias) local names held by the unit itself (Hugging Face), or
+#: child modules holding ``w`` and ``b`` (the reference's ``BlockDiagonalLinear``)
+LRU_GATE_PARAMS = (("input_gate_weight", "input_gate_bias"),
+                   ("recurrent_gate_weight", "recurrent_gate_bias"))
+LRU_GATE_MODULES = ("input_gate", "a_gate")
+
+
+@dataclass(frozen=True)
+class LruUnit:
+    """One RG-LRU: its module name, the full name of its recurrence parameter, its radius range
+    and where that was read, and its gates as ``(weight, bias or None, block width)``."""
+
+    name: str
+    param: str
+    radii: tuple[float, float]
+    source: str
+    gates: tuple[tuple[str, str | None, int], ...]
+
+
+def _lru_param(module: nn.Module) -> str | None:
+    p = module._parameters
+    return next((n for n in LRU_PARAM_NAMES if isinstance(p.get(n), torch.Tensor)
+                 and p[n].dim() == 1), None)
+
+
+def _block_gate(w: Any, b: Any) -> bool:
+    """A block-diagonal gate: (heads, bw, bw) weights, (heads, bw) bias or none."""
+    return (isinstance(w, torch.Tensor) and w.dim() == 3 and w.shape[1] == w.shape[2]
+            and (b is None or (isinstance(b, torch.Tensor) and tuple(b.shape) == tuple(w.shape[:2]))))
+
+
+def _lru_gates(prefix: str, module: nn.Module) -> list[tuple[str, str | None, int]]:
+    gates = []
+    p = module._parameters
+    for wn, bn in LRU_GATE_PARAMS:
+        if _block_gate(p.get(wn), p.get(bn)):
+            gates.append((prefix + wn, prefix + bn if p.get(bn) is not None else None,
+                          int(p[wn].shape[1])))
+    for cn in LRU_GATE_MODULES:
+        c = module._modules.get(cn)
+        if c is None:
+            continue
+        w, b = c._parameters.get("w"), c._parameters.get("b")
+        if _block_gate(w, b):
+            gates.append((f"{prefix}{cn}.w", f"{prefix}{cn}.b" if b is not None else None,
+                          int(w.shape[1])))
+    return gates
+
+
+def is_lru_unit(module: nn.Module) -> bool:
+    """Whether ``module`` is an RG-LRU (see the module docs): a 1-D recurrence parameter of one
+    of :data:`LRU_PARAM_NAMES` beside at least one block-diagonal gate."""
+    return _lru_param(module) is not None and bool(_lru_gates("", module))
+
+
+def lru_units(model: nn.Module) -> list[LruUnit]:
+    """Every RG-LRU of ``model``, in module order."""
+    from ..core.distributions import LRU_MAX_RAD, LRU_MIN_RAD
+
+    out = []
+    for mname, m in model.named_modules():
+        if not is_lru_unit(m):
+            continue
+        prefix = f"{mname}." if mname else ""
+        lo, hi = getattr(m, "min_rad", None), getattr(m, "max_rad", None)
+        if _number(lo) and _number(hi) and 0 < lo <= hi < 1:
+            radii, src = (float(lo), float(hi)), "the unit's min_rad/max_rad"
+        else:
+            radii, src = (LRU_MIN_RAD, LRU_MAX_RAD), "Griffin's (0.9, 0.999)"
+        out.append(LruUnit(mname, prefix + _lru_param(m), radii, src,
+                           tuple(_lru_gates(prefix, m))))
+    return out
+
+
+def block_gate_heads(module: nn.Module, local: str) -> int:
+    """The number of heads when ``local`` is a block-diagonal gate parameter of ``module`` (an
+    RG-LRU's own gate weight or bias, or the ``w``/``b`` of a ``BlockDiagonalLinear``), else 0:
+    the description draws such a tensor one head block at a time."""
+    p = module._parameters
+    if _lru_param(module) is not None:
+        for wn, bn in LRU_GATE_PARAMS:
+            if local in (wn, bn) and _block_gate(p.get(wn), p.get(bn)):
+                return int(p[wn].shape[0])
+    if "BlockDiagonal" in type(module).__name__ and local in ("w", "b") \
+            and _block_gate(p.get("w"), p.get("b")):
+        return int(p["w"].shape[0])
+    return 0
