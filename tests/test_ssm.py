@@ -36,6 +36,24 @@ def _softplus(x):
     return np.logaddexp(0.0, np.asarray(x, dtype=np.float64))
 
 
+def _numpy_and_torch(ini):
+    """N float64 draws of ``ini`` from NumPy and from torch (seed 0 each), named."""
+    t = torch.empty(N, dtype=torch.float64)
+    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
+    return [("numpy", ini.sample((N,), seed=0, dtype="float64")), ("torch", t.numpy())]
+
+
+def _check_moments(x, dist, what):
+    """Sample mean and variance against the distribution's (standard errors as in the module
+    docs); returns x as a flat float64 array."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    m, s = dist.moments()
+    assert abs(x.mean() - m) <= Z * s / math.sqrt(x.size), (what, x.mean(), m)
+    tol = Z * math.sqrt((_m4(dist) - s**4) / x.size)
+    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
+    return x
+
+
 def _m4(dist):
     m, _ = dist.moments()
     u, w = np.polynomial.legendre.leggauss(64)
@@ -144,25 +162,18 @@ def test_time_step_bias_refuses_a_bad_range(kw, param):
 # ----------------------------------------------------------------------------- decay_rate_log
 
 def _check_decay_draws(x, lo, hi, what):
-    """log A for A ~ U(lo, hi): moments against the closed form (sample-mean and -variance
-    standard errors as in the module docs), every value in [log lo, log hi], exp(x) uniform."""
+    """log A for A ~ U(lo, hi): moments against the closed form, every value in
+    [log lo, log hi], exp(x) uniform."""
     dist = initlab.get("decay_rate_log", low=lo, high=hi).resolve((N,))
-    x = np.asarray(x, dtype=np.float64).ravel()
-    m, s = dist.moments()
-    assert abs(x.mean() - m) <= Z * s / math.sqrt(x.size), (what, x.mean(), m)
-    tol = Z * math.sqrt((_m4(dist) - s**4) / x.size)
-    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
+    x = _check_moments(x, dist, what)
     assert x.min() >= math.log(lo) - 1e-6 and x.max() <= math.log(hi) + 1e-6, what
     assert stats.kstest((np.exp(x) - lo) / (hi - lo), "uniform").pvalue > 1e-6, what
 
 
 @pytest.mark.parametrize(("lo", "hi"), [(1.0, 16.0), (0.01, 16.0)])
 def test_decay_rate_log_numpy_and_torch_draw_log_uniform_rates(lo, hi):
-    ini = initlab.get("decay_rate_log", low=lo, high=hi)
-    _check_decay_draws(ini.sample((N,), seed=0, dtype="float64"), lo, hi, "numpy")
-    t = torch.empty(N, dtype=torch.float64)
-    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
-    _check_decay_draws(t.numpy(), lo, hi, "torch")
+    for what, x in _numpy_and_torch(initlab.get("decay_rate_log", low=lo, high=hi)):
+        _check_decay_draws(x, lo, hi, what)
 
 
 def test_decay_rate_log_moments_are_the_integrals_of_log():
@@ -203,26 +214,18 @@ def test_decay_rate_log_refuses_a_bad_range(kw, param):
 # ----------------------------------------------------------------------------- recurrence_radius
 
 def _check_radius_draws(x, r0, r1, what):
-    """x = softplus^-1(-log a): moments against quadrature (standard errors as in the module
-    docs), every a = exp(-softplus(x)) in [r0, r1], a^2 uniform on [r0^2, r1^2] (KS)."""
+    """x = softplus^-1(-log a): moments against quadrature, every a = exp(-softplus(x)) in
+    [r0, r1], a^2 uniform on [r0^2, r1^2] (KS)."""
     dist = initlab.get("recurrence_radius", min_rad=r0, max_rad=r1).resolve((N,))
-    x = np.asarray(x, dtype=np.float64).ravel()
-    m, s = dist.moments()
-    assert abs(x.mean() - m) <= Z * s / math.sqrt(x.size), (what, x.mean(), m)
-    tol = Z * math.sqrt((_m4(dist) - s**4) / x.size)
-    assert abs(x.var() - s * s) <= tol, (what, x.var(), s * s, tol)
-    a = np.exp(-_softplus(x))
+    a = np.exp(-_softplus(_check_moments(x, dist, what)))
     assert a.min() >= r0 * (1 - 1e-9) and a.max() <= r1 * (1 + 1e-9), what
     assert stats.kstest((a**2 - r0**2) / (r1**2 - r0**2), "uniform").pvalue > 1e-6, what
 
 
 @pytest.mark.parametrize(("r0", "r1"), [(0.9, 0.999), (0.5, 0.8)])
 def test_recurrence_radius_numpy_and_torch_draw_griffins_ring(r0, r1):
-    ini = initlab.get("recurrence_radius", min_rad=r0, max_rad=r1)
-    _check_radius_draws(ini.sample((N,), seed=0, dtype="float64"), r0, r1, "numpy")
-    t = torch.empty(N, dtype=torch.float64)
-    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
-    _check_radius_draws(t.numpy(), r0, r1, "torch")
+    for what, x in _numpy_and_torch(initlab.get("recurrence_radius", min_rad=r0, max_rad=r1)):
+        _check_radius_draws(x, r0, r1, what)
 
 
 def test_recurrence_radius_matches_griffins_formula_and_its_bounds():
