@@ -400,3 +400,12 @@ def recurrent_gemma(**kw):
 
 
 ARCHITECTURES.update({"recurrent_gemma": (recurrent_gemma, 6)})
+
+
+def cpmant():
+    """CPM-Ant: a relative-position bias table held as a raw parameter
+    (``position_bias.relative_attention_bias``, buckets + segment pairs by heads)."""
+    return transformers.CpmAntForCausalLM(transformers.CpmAntConfig(
+        vocab_size=128, hidden_size=32, num_attention_heads=4, dim_head=8, dim_ff=64,
+        num_hidden_layers=2, prompt_length=4, segment_types=4, position_bias_num_buckets=32,
+        position_bias_max_distance=64))

@@ -23,6 +23,7 @@ from hf_models import (
     clip,
     convnext,
     convnextv2,
+    cpmant,
     dinov2,
     gpt_neox,
     levit,
@@ -279,7 +280,8 @@ def _tables(m):
         return {"logit_scale": m.config.logit_scale_init_value}
     out = {}
     for n, _ in m.named_parameters():
-        if n.endswith(("relative_position_bias_table", "attention_biases")):  # LeViT's
+        if n.endswith(("relative_position_bias_table", "attention_biases",  # LeViT's
+                       "position_bias.relative_attention_bias")):   # CPM-Ant's
             out[n] = 0.0
         elif n.endswith((".grn.weight", ".grn.bias")):   # ConvNeXt V2: the identity at 0
             out[n] = 0.0
@@ -288,7 +290,7 @@ def _tables(m):
     return out
 
 
-@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2, levit, convnextv2],
+@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2, levit, convnextv2, cpmant],
                          ids=lambda b: b.__name__)
 @pytest.mark.parametrize("plan", ["auto", "he", "gpt2"])
 def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(build, plan):

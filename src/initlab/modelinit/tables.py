@@ -60,7 +60,10 @@ def layer_scale_value(model: nn.Module) -> tuple[float | None, str]:
 #: every attention's logits; an embedding in all but use, it starts at 0 (no positional
 #: preference; Hugging Face zeroes it, timm draws N(0, 0.02^2), within 0.02 of it). LeViT's
 #: and EfficientFormer's ``attention_biases`` (heads, offsets) are the same table.
-RELATIVE_POSITION_GLOBS = ("relative_position_bias_table", "attention_biases")
+#: CPM-Ant's ``relative_attention_bias`` (buckets and segment pairs, heads) is a raw parameter of
+#: its position module (T5's, an ``nn.Embedding``, is an embedding and keeps the embedding rule).
+RELATIVE_POSITION_GLOBS = ("relative_position_bias_table", "attention_biases",
+                           "relative_attention_bias")
 
 #: local names of learned *logit temperatures*: CLIP's ``logit_scale`` (log 1/tau), CLAP's
 #: ``logit_scale_a``/``logit_scale_t``, Swin-V2's per-head ``logit_scale``, SigLIP's
