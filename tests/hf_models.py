@@ -409,3 +409,18 @@ def cpmant():
         vocab_size=128, hidden_size=32, num_attention_heads=4, dim_head=8, dim_ff=64,
         num_hidden_layers=2, prompt_length=4, segment_types=4, position_bias_num_buckets=32,
         position_bias_max_distance=64))
+
+
+def xlstm(**kw):
+    """An xLSTM (xLSTM 7B's layout, Hugging Face's ``single`` weight mode): two mLSTM blocks of 4
+    heads, each with its ``igate_preact`` and ``fgate_preact`` (one output per head) beside a
+    gated feed-forward. Query/key width equal to the value width: with xLSTM 7B's
+    ``qk_dim_factor=0.5`` Hugging Face's cached forward (transformers 5.25) fails on any
+    sequence shorter than a chunk ("matC_old has wrong shape")."""
+    cfg = dict(vocab_size=128, hidden_size=64, embedding_dim=64, num_heads=4, num_blocks=2,
+               qk_dim_factor=1.0, v_dim_factor=1.0)
+    cfg.update(kw)
+    return transformers.xLSTMForCausalLM(transformers.xLSTMConfig(**cfg))
+
+
+ARCHITECTURES.update({"xlstm": (xlstm, 4)})

@@ -347,6 +347,41 @@ def test_auto_names_the_activation_it_found():
     assert "readout" in rep["fc.weight"].why
 
 
+class SoftCapped(nn.Module):
+    """``cap * tanh(fc(x) / cap)``, the soft cap of Gemma 2's logits and xLSTM's gates."""
+
+    def __init__(self, cap, then_relu=False):
+        super().__init__()
+        self.fc, self.cap, self.then_relu = nn.Linear(8, 8), cap, then_relu
+
+    def forward(self, x):
+        y = self.cap * torch.tanh(self.fc(x) / self.cap)
+        return torch.relu(y) if self.then_relu else y
+
+
+def test_a_soft_cap_is_not_a_tanh_activation():
+    """Before: ``cap * tanh(z / cap)`` told the layer "tanh follows" (Gemma 2's lm_head, with its
+    cap of 30, took Glorot for a tanh; the doctor flagged xLSTM's gates, cap 15, 100% saturated
+    at their bias of -10, whose tanh input is -0.67). A tanh whose input is the layer's output
+    scaled by 1/5 or less is a cap: what reads the capped value decides."""
+    head = nn.Linear(8, 3)
+    d = describe(nn.Sequential(SoftCapped(30.0), head))
+    assert d.layer("0.fc").activation is None, d.layer("0.fc").activation_why
+    d = describe(nn.Sequential(SoftCapped(15.0, then_relu=True), head))
+    assert d.layer("0.fc").activation[0].name == "relu", d.layer("0.fc").activation_why
+    # tanh(z / 2) = 2 sigmoid(z) - 1 and tanh(z) are activations, not caps
+    for cap in (2.0, 1.0):
+        assert describe(nn.Sequential(SoftCapped(cap), head)).layer("0.fc").activation[0].name \
+            == "tanh", cap
+    cfg = transformers.Gemma2Config(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                    num_hidden_layers=2, num_attention_heads=4,
+                                    num_key_value_heads=2, head_dim=8)
+    d = describe(transformers.Gemma2ForCausalLM(cfg))
+    lm = d.layer("lm_head")
+    assert cfg.final_logit_softcapping == 30.0 and d.method == "probe"
+    assert lm.activation is None and lm.is_readout, lm.activation_why
+
+
 def test_description_of_rnns_and_unknown_activations():
     d = describe(Recurrent())
     lstm = d.param("lstm.weight_hh_l0")

@@ -509,6 +509,50 @@ def test_the_doctor_measures_the_layers_a_scan_reads_directly(factory):
     model.zero_grad()
 
 
+# ----------------------------------------------------------------------------- linspace
+
+@pytest.mark.parametrize(("shape", "start", "end"), [((4,), 3.0, 6.0), ((3, 7), -1.0, 2.5),
+                                                     ((2, 1), 5.0, 9.0), ((2, 3, 5), 6.0, 3.0)])
+def test_linspace_is_the_same_ramp_in_numpy_torch_and_every_stream(shape, start, end):
+    from initlab.scale.sharded import counter_fill_
+
+    ini = initlab.get("linspace", start=start, end=end)
+    want = np.broadcast_to(np.linspace(start, end, shape[-1]), shape)
+    np.testing.assert_allclose(ini.sample(shape, seed=0, dtype="float64"), want, rtol=0,
+                               atol=1e-15)
+    t = torch.empty(shape, dtype=torch.float64)
+    initlab.torch.init_(t, ini, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_allclose(t.numpy(), want, rtol=0, atol=1e-15)
+    # the counter stream, whole and as a shard of the last axis: the global ramp's slice
+    full = torch.empty(shape)
+    counter_fill_(full, ini, seed=0, name="fgate.bias")
+    np.testing.assert_allclose(full.numpy(), want.astype(np.float32), rtol=0, atol=1e-6)
+    if shape[-1] > 2:
+        part = torch.empty(*shape[:-1], 2)
+        counter_fill_(part, ini, seed=0, name="fgate.bias", global_shape=shape,
+                      offsets=(0,) * (len(shape) - 1) + (1,))
+        assert torch.equal(part, full[..., 1:3])
+    m, s = ini.resolve(shape).moments(shape)
+    assert m == pytest.approx(want.mean(), abs=1e-12) and s == pytest.approx(want.std(), abs=1e-12)
+    assert ini.resolve(shape).bounds() == (min(start, end), max(start, end))
+
+
+def test_linspace_refuses_what_cannot_hold_it():
+    with pytest.raises(initlab.InitlabError, match="start"):
+        initlab.get("linspace", start=float("nan"))
+    with pytest.raises(initlab.InitlabError, match="end"):
+        initlab.get("linspace", end=float("inf"))
+    with pytest.raises(initlab.InitlabError, match="at least 1 dimension"):
+        initlab.torch.init_(torch.empty(()), "linspace")
+    # an integer tensor holds a ramp of integers only: linspace(3, 6) has 4.5 on 3 points
+    with pytest.raises(initlab.InitlabError, match="4.5"):
+        initlab.torch.init_(torch.empty(4, dtype=torch.int32), initlab.get("linspace", start=3,
+                                                                           end=6))
+    t = torch.empty(3, dtype=torch.int64)
+    initlab.torch.init_(t, initlab.get("linspace", start=2, end=4))
+    assert t.tolist() == [2, 3, 4]
+
+
 # ----------------------------------------------------------------------------- RG-LRU
 
 class BlockDiagonalLinear(nn.Module):
@@ -599,3 +643,142 @@ def test_materialize_a_meta_recurrent_gemma_equals_apply_bit_for_bit():
     initlab.materialize(meta, "auto", seed=5, device="cpu")  # was: RG-LRU unmatched, an error
     for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+# ----------------------------------------------------------------------------- mLSTM gates
+
+class UserMLSTMCell(nn.Module):
+    """An mLSTM cell written as the original xLSTM code writes it: ``igate`` and ``fgate``
+    linear layers from the concatenated q, k, v to one pre-activation per head."""
+
+    def __init__(self, width=16, heads=4):
+        super().__init__()
+        self.igate = nn.Linear(3 * width, heads)
+        self.fgate = nn.Linear(3 * width, heads)
+        self.heads = heads
+
+    def forward(self, q, k, v):
+        qkv = torch.cat([q, k, v], dim=-1)
+        i, f = self.igate(qkv), nn.functional.logsigmoid(self.fgate(qkv))
+        w = torch.exp(i - i.amax(-1, keepdim=True) + f)                # (B, S, heads)
+        return (v.unflatten(-1, (self.heads, -1)) * w[..., None]).flatten(-2)
+
+
+class UserMLSTM(nn.Module):
+    def __init__(self, width=16, heads=4):
+        super().__init__()
+        self.q, self.k, self.v = (nn.Linear(width, width) for _ in range(3))
+        self.cell = UserMLSTMCell(width, heads)
+        self.out = nn.Linear(width, 3)
+
+    def forward(self, x):
+        return self.out(self.cell(self.q(x), self.k(x), self.v(x)))
+
+
+def _check_mlstm(model, report, igate_bias, what):
+    from initlab.modelinit.ssm import mlstm_gates
+
+    found = mlstm_gates(model)
+    assert found, what
+    params = dict(model.named_parameters())
+    for g in found:
+        for w in (g.igate_weight, g.fgate_weight):
+            assert torch.equal(params[w], torch.zeros_like(params[w])), (what, w)
+            assert report[w].initializer == "zeros()", report[w]
+        fb = params[g.fgate_bias].detach().double().numpy()
+        np.testing.assert_allclose(fb, np.linspace(3.0, 6.0, g.heads), rtol=0, atol=1e-6,
+                                   err_msg=f"{what} {g.fgate_bias}")
+        igate_bias(params[g.igate_bias].detach().double(), g)
+    return found
+
+
+def _minus_ten(b, g):
+    assert torch.equal(b, torch.full_like(b, -10.0)), g.igate_bias
+
+
+@pytest.mark.parametrize("plan", ["auto", "he", "orthogonal", "gpt2", "torch_default"])
+def test_every_plan_starts_an_mlstm_as_xlstm_does(plan):
+    """Before: the gates were ordinary linear layers (random weights, zero biases): every head's
+    forget gate at sigmoid(0) = 1/2, a memory of about 1.4 steps, where xLSTM starts them at
+    sigmoid(3..6) = 0.95..0.998 (20 to 400 steps) and its input gates at exp(-10)."""
+    model = hf.xlstm()
+    report, unmatched = _apply(model, plan)
+    assert not unmatched, unmatched
+    found = _check_mlstm(model, report, _minus_ten, f"xlstm/{plan}")
+    assert len(found) == 2 and all(g.heads == 4 and g.layout == "igate_preact" for g in found)
+
+
+@pytest.mark.parametrize("name", ["mup", "ntk"])
+def test_width_parametrizations_keep_an_mlstms_gates(name):
+    model = hf.xlstm(hidden_size=128, embedding_dim=128)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*matched no rule")
+        par = initlab.parametrize(model, name, base=lambda: hf.xlstm(), seed=0)
+    (g, *_) = _check_mlstm(model, par.report, _minus_ten, name)
+    # one bias per head, 4 heads at every width: not rescaled; the gates' forward multiplier
+    # (an output-like layer, width to heads) scales the weight's product only, so a zero input
+    # still reads the biases exactly
+    assert par[g.fgate_bias].klass == par[g.igate_bias].klass == "fixed"
+    layer = model.get_submodule(g.name)
+    with torch.no_grad():
+        assert layer.fgate_preact(torch.zeros(1, 128)).flatten().tolist() == [3, 4, 5, 6]
+        assert layer.igate_preact(torch.zeros(1, 128)).flatten().tolist() == [-10] * 4
+
+
+def test_a_users_mlstm_written_as_the_original_xlstm_writes_it():
+    """The reference layout's input-gate bias is N(0, 0.1^2), one draw per head: 2,048 heads
+    here, so the sample std's relative standard error is 1/sqrt(2n) = 1.6% (6 of them allowed)
+    and the mean's standard error 0.1/sqrt(n)."""
+    model = UserMLSTM(width=16 * 128, heads=2048)
+
+    def normal(b, g):
+        n = b.numel()
+        assert abs(b.mean().item()) <= Z * 0.1 / math.sqrt(n), g.igate_bias
+        assert abs(b.std().item() / 0.1 - 1) <= Z / math.sqrt(2 * n), g.igate_bias
+
+    report, unmatched = _apply(model, "auto")
+    assert not unmatched, unmatched
+    (g,) = _check_mlstm(model, report, normal, "user mLSTM")
+    assert g.layout == "igate" and g.igate_bias == "cell.igate.bias"
+    assert report["cell.igate.bias"].initializer.startswith("normal")
+    # a lookalike: gates of different widths (not one pre-activation per head each) are not
+    from initlab.modelinit.ssm import is_mlstm
+
+    odd = nn.Module()
+    odd.igate, odd.fgate = nn.Linear(8, 4), nn.Linear(8, 3)
+    assert not is_mlstm(odd) and is_mlstm(model.cell)
+
+
+def test_materialize_a_meta_xlstm_equals_apply_bit_for_bit():
+    ref = hf.xlstm()
+    initlab.apply(ref, "auto", seed=5)
+    with torch.device("meta"):
+        meta = hf.xlstm()
+    initlab.materialize(meta, "auto", seed=5, device="cpu")
+    for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_the_doctor_on_an_xlstm_sees_capped_gates_and_the_memory_layers():
+    """xLSTM soft-caps its gates, 15 tanh(z / 15): not a tanh activation, so the input gate's
+    bias of -10 is not "100% saturated" (before: an error finding on every block). q, k and v
+    feed the mLSTM's matrix memory (linear, from its structure) and the forget gate a sigmoid;
+    the zero gate weights are the symmetry the gradients break (info only)."""
+    model = hf.xlstm()
+    _apply(model, "auto")
+    desc = initlab.describe(model)
+    for g in mlstm_gates_of(model):
+        for local in ("q", "k", "v"):
+            layer = desc.layer(f"{g.name}.{local}")
+            assert layer.activation is None and "mLSTM's structure" in layer.activation_why
+        assert desc.layer(g.fgate_weight[:-len(".weight")]).activation[0].name == "sigmoid"
+    ids = torch.randint(0, 128, (2, 16), generator=torch.Generator().manual_seed(0))
+    findings = initlab.doctor(model, ids).findings
+    assert [f for f in findings if f.severity != "info"] == [], findings
+    assert {f.code for f in findings} <= {"symmetry"}
+
+
+def mlstm_gates_of(model):
+    from initlab.modelinit.ssm import mlstm_gates
+
+    return mlstm_gates(model)

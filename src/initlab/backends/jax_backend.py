@@ -48,6 +48,7 @@ from ..core.distributions import (
     Dirac,
     Distribution,
     Eye,
+    Linspace,
     LooksLinear,
     MartensSparse,
     Normal,
@@ -337,6 +338,8 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         x = jnp.where(_ranks(kp, flat, 1) < dist.k, x, 0.0)  # k random inputs per unit
         return x.reshape(shape)
     if isinstance(dist, S4DReal):
+        return jnp.broadcast_to(jnp.asarray(dist.row(shape[-1]), cdt), shape)
+    if isinstance(dist, Linspace):
         return jnp.broadcast_to(jnp.asarray(dist.row(shape[-1]), cdt), shape)
     raise fail("distribution", "is not a kind the JAX backend knows", type(dist).__name__,
                "add it to initlab.backends.jax_backend.")

@@ -54,6 +54,7 @@ from ..core.distributions import (
     Dirac,
     Distribution,
     Eye,
+    Linspace,
     LooksLinear,
     MartensSparse,
     Normal,
@@ -627,6 +628,12 @@ def _s4d_real_(view: torch.Tensor, dist: S4DReal, gen) -> None:
     view.copy_(row.expand(view.shape))
 
 
+def _linspace_(view: torch.Tensor, dist: Linspace, gen) -> None:
+    row = torch.linspace(dist.start, dist.end, view.shape[-1], dtype=torch.float64,
+                         device=view.device)
+    view.copy_(row.expand(view.shape))
+
+
 def _time_step_bias_(tensor: torch.Tensor, dist: TimeStepBias, gen) -> None:
     """One U(0, 1) float64 draw per element (``uniform_`` from ``gen``), mapped as
     :meth:`TimeStepBias.from_unit`, in float64, then written in the tensor's dtype."""
@@ -665,4 +672,5 @@ SAMPLERS = {
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
     LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
     DecayRateLog: _decay_rate_log_, RecurrenceRadius: _recurrence_radius_,
+    Linspace: _linspace_,
 }

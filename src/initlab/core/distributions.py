@@ -539,6 +539,54 @@ class S4DReal(Distribution):
 
 
 @dataclass(frozen=True)
+class Linspace(Distribution):
+    """A ramp from ``start`` to ``end`` in equal steps along the tensor's last (torch-layout)
+    axis, broadcast over the others (``torch.linspace``; one value ``start`` on an axis of one).
+    xLSTM's forget-gate biases, linspace(3, 6) over the heads (Beck et al. 2024), give each head
+    its own memory length. Not random."""
+
+    start: float = 0.0
+    end: float = 1.0
+    kind = "linspace"
+    is_elementwise = False
+    random = False
+
+    def row(self, n: int):
+        """The values along the last axis, float64."""
+        import numpy as np
+
+        return np.linspace(self.start, self.end, n, dtype=np.float64)
+
+    def moments(self, shape=None):
+        if shape is None or len(shape) == 0 or math.prod(shape) == 0:
+            return None
+        n = shape[-1]
+        if n == 1:
+            return self.start, 0.0
+        # n equally spaced points: variance step^2 (n^2 - 1) / 12, step (end - start) / (n - 1)
+        return ((self.start + self.end) / 2,
+                abs(self.end - self.start) * math.sqrt((n + 1) / (12 * (n - 1))))
+
+    def bounds(self):
+        return (min(self.start, self.end), max(self.start, self.end))
+
+    def fixed_values(self):
+        # the ends, and the midpoint a ramp of odd length holds: an integer tensor takes a ramp
+        # only when all three are integers (linspace(2, 4); not linspace(3, 6))
+        if self.start == self.end:
+            return (self.start,)
+        return (self.start, self.end, (self.start + self.end) / 2)
+
+    def extent(self) -> float:
+        return _over(self.start, self.end)
+
+    def check_shape(self, shape) -> None:
+        if len(shape) == 0:
+            raise fail("tensor", "must have at least 1 dimension (the axis the ramp runs "
+                       "along) for `linspace`", shape, "pass a vector or larger tensor.")
+
+
+@dataclass(frozen=True)
 class TimeStepBias(Distribution):
     """The bias of a selective SSM's time step: dt ~ exp(U(log dt_min, log dt_max)), floored at
     ``floor``, stored as softplus^-1(dt), so that softplus(x + bias) starts at dt for x = 0
@@ -664,6 +712,7 @@ class RecurrenceRadius(Distribution):
 KINDS: tuple[type[Distribution], ...] = (
     Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse,
     MartensSparse, LooksLinear, S4DReal, TimeStepBias, DecayRateLog, RecurrenceRadius,
+    Linspace,
 )
 
 

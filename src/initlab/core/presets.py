@@ -23,6 +23,7 @@ from .distributions import (
     DeltaOrthogonal,
     Dirac,
     Eye,
+    Linspace,
     LooksLinear,
     MartensSparse,
     Normal,
@@ -48,7 +49,7 @@ __all__ = [
     "kaiming_normal", "kaiming_uniform", "torch_default", "nielsen_default", "nielsen_large",
     "orthogonal", "identity", "eye", "dirac", "delta_orthogonal", "looks_linear", "sparse",
     "martens_sparse", "s4d_real", "time_step_bias", "decay_rate_log",
-    "recurrence_radius",
+    "recurrence_radius", "linspace",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -510,6 +511,22 @@ def s4d_real() -> Initializer:
         return S4DReal()
 
     return Initializer("s4d_real", {}, resolve, random=False)
+
+
+@register()
+def linspace(start: float = 0.0, end: float = 1.0) -> Initializer:
+    """A ramp from ``start`` to ``end`` in equal steps along the tensor's last axis, repeated
+    over the others (``torch.linspace``). xLSTM's mLSTM forget-gate biases start at
+    linspace(3, 6) over the heads (Beck et al. 2024, "xLSTM: Extended Long Short-Term Memory",
+    and its reference code's ``bias_linspace_init_``), so that the heads' forget gates
+    sigmoid(3..6) = 0.95..0.998 keep memories of 20 to 400 steps. Not random."""
+    a = check_scalar(start, "start", why=" (the ramp's first value)")
+    b = check_scalar(end, "end", why=" (the ramp's last value)")
+
+    def resolve(ctx: Context):
+        return Linspace(a, b)
+
+    return Initializer("linspace", {"start": a, "end": b}, resolve, random=False)
 
 
 @register(aliases=("mamba_dt_bias",))

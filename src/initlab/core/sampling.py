@@ -27,6 +27,7 @@ from .distributions import (
     Dirac,
     Distribution,
     Eye,
+    Linspace,
     LooksLinear,
     MartensSparse,
     Normal,
@@ -233,6 +234,10 @@ def _s4d_real(dist: S4DReal, shape, rng, dtype) -> np.ndarray:
     return np.broadcast_to(dist.row(shape[-1]), shape).copy()
 
 
+def _linspace(dist: Linspace, shape, rng, dtype) -> np.ndarray:
+    return np.broadcast_to(dist.row(shape[-1]), shape).copy()
+
+
 def _from_unit(dist: TimeStepBias | DecayRateLog | RecurrenceRadius, shape, rng, dtype) -> np.ndarray:
     """A kind whose values are a monotone map of one U(0, 1) draw each (``dist.from_unit``)."""
     x = dist.from_unit(rng.uniform(0.0, 1.0, shape))
@@ -244,7 +249,7 @@ SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
     S4DReal: _s4d_real, TimeStepBias: _from_unit, DecayRateLog: _from_unit,
-    RecurrenceRadius: _from_unit,
+    RecurrenceRadius: _from_unit, Linspace: _linspace,
 }
 
 

@@ -14,7 +14,7 @@ from .describe import describe
 from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
-from .ssm import gated_decays, lru_units, mixers
+from .ssm import MLSTM_FGATE_RAMP, MLSTM_IGATE_BIAS, gated_decays, lru_units, mixers, mlstm_gates
 from .tables import (
     differential_lambdas,
     layer_scale_value,
@@ -31,7 +31,9 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
     Mamba's log-uniform dt through softplus^-1 over the mixer's range; and of every gated
     linear-attention decay (:func:`~initlab.modelinit.ssm.gated_decays`): ``A_log`` log U(a, b),
     ``dt_bias`` the same time step; and of every RG-LRU (:func:`~initlab.modelinit.ssm.lru_units`):
-    the recurrence parameter ``recurrence_radius``, each gate block N(0, 1/bw), gate biases 0. Plans put these rules
+    the recurrence parameter ``recurrence_radius``, each gate block N(0, 1/bw), gate biases 0;
+    and of every mLSTM's gates (:func:`~initlab.modelinit.ssm.mlstm_gates`): weights 0, the
+    forget-gate bias linspace(3, 6) over the heads, the input-gate bias by layout. Plans put these rules
     first: ``dt_proj.bias`` belongs to a linear layer, whose generic bias rule (zeros) would
     otherwise win, and would start every channel at one step, softplus(0) = 0.69."""
     if model is None:
@@ -75,6 +77,19 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
             if bias is not None:
                 rules.append(Rule(bias, "zeros", label="recurrence",
                                   why="RG-LRU gate bias: 0"))
+    start, end = MLSTM_FGATE_RAMP
+    for g in mlstm_gates(model):
+        for w, which in ((g.igate_weight, "input"), (g.fgate_weight, "forget")):
+            rules.append(Rule(w, "zeros", label="mlstm gate",
+                              why=f"mLSTM {which} gate weight: 0, the gate starts from its bias "
+                                  "(xLSTM, Beck et al. 2024)"))
+        name, kw, src = MLSTM_IGATE_BIAS[g.layout]
+        rules.append(Rule(g.igate_bias, get_init(name, **kw), label="mlstm gate",
+                          why=f"mLSTM exponential input gate bias: {src}"))
+        rules.append(Rule(g.fgate_bias, get_init("linspace", start=start, end=end),
+                          label="mlstm gate",
+                          why=f"mLSTM forget gate bias: linspace({start:g}, {end:g}) over the "
+                              f"{g.heads} heads, sigmoid = 0.95..0.998 (xLSTM, Beck et al. 2024)"))
     return rules
 
 

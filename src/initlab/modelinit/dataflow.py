@@ -87,6 +87,8 @@ from .dataflow_ops import (
     SHAPE_OPS,
     WRITES,
     base_name,
+    is_soft_cap,
+    scaled_by,
 )
 from .experts import is_router
 from .params import LAYER_KINDS, is_free_norm, module_kind
@@ -105,6 +107,9 @@ class Node:
     pending_res: frozenset = frozenset()  # ... through a residual addition
     activated: tuple | None = None        # (act, gate layer names) when this is act(layer(x))
     activation_call: bool = False         # this node is the activation call itself
+    #: the constant factor applied since the pending layers wrote their output (``x / cap``),
+    #: None once a tensor no layer produced multiplied it (a factor the probe cannot read)
+    scale: float | None = 1.0
 
 
 @dataclass
@@ -389,17 +394,21 @@ class _Probe(TorchFunctionMode):
         kw: dict[str, Any] = {}
         act = lookup_function(func, args, kwargs) if (pend or pres or ins) else None
         layer_ins = [n for n in ins if n.pending or n.pending_res or n.activated]
-        if act is not None:
+        if act is not None and (pend or pres) and is_soft_cap(act, layer_ins):
+            # cap * tanh(z / cap) (Gemma 2's logits, xLSTM's gates): linear while |z| << cap,
+            # the cap only bounds outliers; what reads the capped value decides, as for a scale
+            kw.update(pending=pend, pending_res=pres, scale=layer_ins[0].scale)
+        elif act is not None:
             self.outcome(pend | pres, Outcome("act", act, why=f"`{fname}` call"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
         elif fname in SHAPE_OPS or base in SHAPE_OPS or (base in POOL_REDUCTIONS
                                                             and len(ins) == 1):
-            kw.update(pending=pend, pending_res=pres,
+            kw.update(pending=pend, pending_res=pres, scale=scaled_by("", (), layer_ins),
                       activated=next((n.activated for n in ins if n.activated), None))
         elif fname in MUL_OPS and len(layer_ins) <= 1:
             # scaling by a constant or by a tensor no layer produced: still that layer's output
-            kw.update(pending=pend, pending_res=pres,
+            kw.update(pending=pend, pending_res=pres, scale=scaled_by(fname, args, layer_ins),
                       activated=next((n.activated for n in ins if n.activated), None))
         elif fname in MUL_OPS:
             gates = [n for n in layer_ins if n.activated]

@@ -6,8 +6,11 @@ One table per meaning; the probe and ``auto`` (:data:`MIRROR_SAFE`) read them fr
 
 from __future__ import annotations
 
+import torch
+
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
-           "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name"]
+           "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
+           "DIVIDE_OPS", "SOFT_CAP_SCALE", "scaled_by", "is_soft_cap"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -67,3 +70,31 @@ IGNORED = frozenset(("__get__", "size", "dim", "numel", "__len__", "__format__",
 # (`x in tensor` is data-dependent too: transformers' padding check, `pad_token_id in input_ids`)
 DATA_DEPENDENT = {"__bool__": False, "item": 0, "__int__": 0, "__float__": 0.0,
                    "__index__": 0, "tolist": [], "__contains__": False}
+
+
+#: a tanh whose input is a layer's output scaled by at most this factor (a cap of 5 or more)
+#: is a soft cap, cap * tanh(z / cap): the tanh is near-linear for the unit-scale z of an
+#: initialized layer (tanh'(0.2) = 0.96). tanh(z / 2) = 2 sigmoid(z) - 1 stays an activation.
+SOFT_CAP_SCALE = 0.2
+DIVIDE_OPS = frozenset(("div", "__truediv__", "div_", "__itruediv__"))
+
+
+def scaled_by(fname: str, args, layer_ins: list) -> float | None:
+    """The constant factor on a layer's output after ``fname(*args)``: the input's factor times
+    a Python number it is multiplied by (or divided by); None when a tensor scales it."""
+    base = layer_ins[0].scale if len(layer_ins) == 1 else (1.0 if not layer_ins else None)
+    if base is None or not fname:
+        return base
+    nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if len(nums) != 1 or len([a for a in args if isinstance(a, torch.Tensor)]) != 1:
+        return None
+    c = float(nums[0])
+    if fname in DIVIDE_OPS:
+        return base / c if c != 0 else None
+    return base * c
+
+
+def is_soft_cap(act, layer_ins: list) -> bool:
+    """Whether an activation call on ``layer_ins`` is a soft cap (see :data:`SOFT_CAP_SCALE`)."""
+    return (getattr(act[0], "name", "") == "tanh" and len(layer_ins) == 1
+            and layer_ins[0].scale is not None and 0 < abs(layer_ins[0].scale) <= SOFT_CAP_SCALE)

@@ -53,6 +53,17 @@ Where initlab deliberately differs from Hugging Face: its ``_init_weights`` mult
 variance by ``config.w_init_variance_scale`` (0.01 by default), which starts both gates at
 sigmoid(~0) = 1/2 for every input, so neither gate selects anything at init; initlab keeps the
 reference's unit scale.
+
+An *mLSTM's gates* (:func:`mlstm_gates`; xLSTM, Beck et al. 2024, and xLSTM 7B, Beck et al.
+2025) are two linear layers from the block's input to one pre-activation per head: the
+exponential input gate (Hugging Face's ``igate_preact``, the reference code's ``igate``) and
+the sigmoid forget gate (``fgate_preact``, ``fgate``). Both weights start at 0, so every gate
+starts from its bias alone; the forget-gate bias is linspace(3, 6) over the heads, so the heads
+start at sigmoid(3..6) = 0.95..0.998 and remember over 20 to 400 steps; the input-gate bias is
+-10 for Hugging Face's layout (xLSTM 7B's, which keeps the exponential gate small for stable
+training at scale) and N(0, 0.1^2) for the reference's (the original xLSTM's
+``mLSTMCell.reset_parameters``). Hugging Face's ``fused`` weight mode (one ``ifgate_preact``
+holding both gates) is not described: it is left to the generic linear rules.
 """
 
 from __future__ import annotations
@@ -211,14 +222,26 @@ MIXER_LAYERS = {
 }
 
 
+#: what follows an mLSTM's own layers (Hugging Face's names): the matrix memory
+#: C_t = f_t C_{t-1} + i_t v_t k_t^T, read as C_t q_t (Beck et al. 2024), with the forget gate
+#: f = sigmoid(.) (log-sigmoid in the stabilized form); the input gate is exp(.), which the
+#: activation registry does not hold (it stays unknown; its weight starts at 0 anyway)
+MLSTM_LAYERS = {
+    **{local: (None, f"{local} of an mLSTM: enters the matrix memory C = sum f i v k^T, read "
+                     "as C q: linear in each, gain 1") for local in ("q", "k", "v")},
+    "fgate_preact": ("sigmoid", "forget gate of an mLSTM: sigmoid"),
+}
+
+
 def layer_activations(model: nn.Module) -> dict[str, tuple[Any, str]]:
     """``{layer name: (activation, why)}`` for the layers of every mixer of ``model`` named in
-    :data:`MIXER_LAYERS`. The probe does not see them: the mixer's scan (``mamba_inner_fn`` and
+    :data:`MIXER_LAYERS`, and of every mLSTM named in :data:`MLSTM_LAYERS` (its backend, an
+    opaque module to the probe, reads them). The probe does not see them: the mixer's scan (``mamba_inner_fn`` and
     its reference path) reads the layers' weights directly rather than calling the layers.
     ``activation`` is the mixer's own activation module (Mamba's ``act``: SiLU) as
     :func:`~initlab.core.activations.lookup_module` reads it, or None (linear); a mixer without
     a recognized activation module gives its ``act`` layers nothing (they stay unknown)."""
-    from ..core.activations import lookup_module
+    from ..core.activations import get_activation, lookup_module
 
     out: dict[str, tuple[Any, str]] = {}
     for mname, m in model.named_modules():
@@ -240,6 +263,13 @@ def layer_activations(model: nn.Module) -> dict[str, tuple[Any, str]]:
                 out[prefix + local] = (act, why.format(act=act_name))
             else:
                 out[prefix + local] = (None, why)
+    for g in mlstm_gates(model):
+        m = model.get_submodule(g.name)
+        prefix = f"{g.name}." if g.name else ""
+        for local, (act_name, why) in MLSTM_LAYERS.items():
+            if isinstance(m._modules.get(local), nn.Linear):
+                out[prefix + local] = ((get_activation(act_name), None) if act_name else None,
+                                       why)
     return out
 
 
@@ -249,12 +279,15 @@ def place_mixer_layers(model: nn.Module, desc: Any) -> None:
     :class:`~initlab.modelinit.describe.ModelDescription`) what follows them by the mixer's
     structure (:func:`layer_activations`). A layer whose activation was found is kept as found."""
     known = layer_activations(model)
+    mlstm = {f"{g.name}.{local}" if g.name else local for g in mlstm_gates(model)
+             for local in MLSTM_LAYERS}
     for layer in desc.layers:
         if layer.name in known and (layer.activation == "unknown"
                                     or desc.method == "names-fallback"):
             act, why = known[layer.name]
             layer.activation, layer.gated_by = act, None
-            layer.activation_why = f"{why} (from the mixer's structure: {layer.activation_why})"
+            unit = "mLSTM" if layer.name in mlstm else "mixer"
+            layer.activation_why = f"{why} (from the {unit}'s structure: {layer.activation_why})"
 
 
 #: local names of an RG-LRU's recurrence parameter (Hugging Face's, the reference code's)
@@ -346,3 +379,63 @@ def block_gate_heads(module: nn.Module, local: str) -> int:
             and _block_gate(p.get("w"), p.get("b")):
         return int(p["w"].shape[0])
     return 0
+
+
+#: an mLSTM's (input gate, forget gate) child linear layers: Hugging Face's layout (xLSTM 7B's
+#: initialization), then the reference code's (the original xLSTM's)
+MLSTM_GATE_NAMES = (("igate_preact", "fgate_preact"), ("igate", "fgate"))
+#: the input-gate bias per layout: (initializer name, its arguments, the source)
+MLSTM_IGATE_BIAS = {
+    "igate_preact": ("constant", {"value": -10.0}, "-10 (xLSTM 7B, Beck et al. 2025)"),
+    "igate": ("normal", {"mean": 0.0, "std": 0.1},
+              "N(0, 0.1^2) (the original xLSTM's mLSTMCell, Beck et al. 2024)"),
+}
+#: the forget-gate bias ramp over the heads (both references)
+MLSTM_FGATE_RAMP = (3.0, 6.0)
+
+
+@dataclass(frozen=True)
+class MlstmGates:
+    """One mLSTM's gates: its module name, the full names of the input and forget gates'
+    weights and biases, the number of heads, and the layout's input-gate local name (the key of
+    :data:`MLSTM_IGATE_BIAS`)."""
+
+    name: str
+    igate_weight: str
+    igate_bias: str
+    fgate_weight: str
+    fgate_bias: str
+    heads: int
+    layout: str
+
+
+def _gate_pair(module: nn.Module) -> tuple[str, str] | None:
+    ch = module._modules
+    for ig, fg in MLSTM_GATE_NAMES:
+        i, f = ch.get(ig), ch.get(fg)
+        if (isinstance(i, nn.Linear) and isinstance(f, nn.Linear) and i.bias is not None
+                and f.bias is not None and i.out_features == f.out_features
+                and i.in_features == f.in_features):
+            return ig, fg
+    return None
+
+
+def is_mlstm(module: nn.Module) -> bool:
+    """Whether ``module`` holds an mLSTM's gates (see the module docs): linear children named
+    as one of :data:`MLSTM_GATE_NAMES`, both with a bias, with equal shapes (one output per
+    head)."""
+    return _gate_pair(module) is not None
+
+
+def mlstm_gates(model: nn.Module) -> list[MlstmGates]:
+    """The gates of every mLSTM of ``model``, in module order."""
+    out = []
+    for mname, m in model.named_modules():
+        pair = _gate_pair(m)
+        if pair is None:
+            continue
+        p = f"{mname}." if mname else ""
+        ig, fg = pair
+        out.append(MlstmGates(mname, f"{p}{ig}.weight", f"{p}{ig}.bias", f"{p}{fg}.weight",
+                              f"{p}{fg}.bias", int(m._modules[ig].out_features), ig))
+    return out
