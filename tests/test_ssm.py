@@ -266,7 +266,7 @@ def test_recurrence_radius_refuses_a_bad_ring(kw, param):
 hf = pytest.importorskip("hf_models")
 
 
-def _check_mixers(model, what, dt_range=(0.001, 0.1)):
+def _check_mixers(model, what, dt_range=(0.001, 0.1), dt_weight=True):
     found = mixers(model)
     assert found, what
     params = dict(model.named_parameters())
@@ -279,7 +279,20 @@ def _check_mixers(model, what, dt_range=(0.001, 0.1)):
         lo, hi = dt_range
         assert dt.min() >= lo * (1 - 1e-5) and dt.max() <= hi * (1 + 1e-5), (what, mx.dt_bias)
         assert len(np.unique(dt)) == dt.size, (what, "one step per channel, all different")
+        if dt_weight and mx.dt_weight is not None:
+            _check_dt_weight(params[mx.dt_weight], 1.0, what)
     return found
+
+
+def _check_dt_weight(w, scale, what):
+    """Mamba's U(+-s/sqrt(rank)): inside the bound, and the sample std at the uniform's
+    b/sqrt(3) (relative standard error sqrt(0.8 / (4n)) for a uniform's sample std: the
+    kurtosis of a uniform is 1.8), not LeCun's 1/sqrt(rank), sqrt(3) = 1.73 times larger."""
+    w = w.detach().double()
+    b = scale / math.sqrt(w.shape[-1])
+    assert w.abs().max() <= b * (1 + 1e-6), (what, "bound")
+    n = w.numel()
+    assert abs(w.std().item() / (b / math.sqrt(3)) - 1) <= Z * math.sqrt(0.8 / (4 * n)), what
 
 
 def _apply(model, plan, **kw):
@@ -307,6 +320,21 @@ def test_every_plan_starts_a_mixer_as_mamba_does(factory, plan):
         assert rows[mx.dt_bias].initializer.startswith("time_step_bias"), rows[mx.dt_bias]
         assert rows[mx.a_log].initializer.startswith("s4d_real")
         assert "state space" in rows[mx.dt_bias].rule
+
+
+def test_the_time_step_projection_follows_the_configs_scale_and_scheme():
+    """Before: dt_proj.weight took the plan's layer init (LeCun N(0, 1/rank) under auto, He's
+    2/rank under he): 3 and 6 times Mamba's variance."""
+    model = hf.mamba(time_step_scale=2.0)
+    report, _ = _apply(model, "he")
+    for mx in mixers(model):
+        _check_dt_weight(dict(model.named_parameters())[mx.dt_weight], 2.0, "scale 2")
+        assert "time_step_scale 2 from config" in report[mx.dt_weight].why
+    model = hf.mamba(time_step_init_scheme="constant")
+    _apply(model, "auto")
+    for mx in mixers(model):
+        w = model.get_parameter(mx.dt_weight)
+        assert torch.equal(w, torch.full_like(w, 1 / math.sqrt(w.shape[1]))), mx.dt_weight
 
 
 def test_jambas_dt_proj_bias_is_not_the_linear_layers_zero_bias():
@@ -452,7 +480,13 @@ def test_width_parametrizations_keep_a_mixers_structure(name):
     no parametrization rescales (its fan_in N is not width); D and the dt bias are vectors."""
     model = hf.mamba(hidden_size=64)
     par = initlab.parametrize(model, name, base=lambda: hf.mamba(hidden_size=32), seed=0)
-    _check_mixers(model, name)
+    # the time-step projection (d_inner, rank), rank ceil(hidden / 16): a hidden weight whose
+    # effective value (ntk: stored x multiplier 1/sqrt(m_in)) is Mamba's at the target rank
+    _check_mixers(model, name, dt_weight=False)
+    for mx in mixers(model):
+        w = model.get_parameter(mx.dt_weight) * par[mx.dt_weight].multiplier
+        assert par[mx.dt_weight].klass == "hidden" and par[mx.dt_weight].m_in == 2.0
+        _check_dt_weight(w, 1.0, name)
     (mx, *_) = mixers(model)
     assert par[mx.a_log].klass == "input" and par[mx.a_log].m_in == 1.0
     assert par[mx.d].klass == par[mx.dt_bias].klass == "vector"
@@ -475,11 +509,14 @@ def test_auto_reads_a_mixers_layers_from_its_structure(factory):
     assert conv.init["params"]["scale"] == pytest.approx(1 / silu2, rel=1e-3)
     assert "unknown" not in conv.why.split("[")[0]
     assert "silu" in conv.why and ("probe" in conv.why or "mixer's structure" in conv.why)
-    for local in ("in_proj", "x_proj", "dt_proj"):
+    for local in ("in_proj", "x_proj"):
         if p + local + ".weight" in {r.name for r in report}:
             rec = report[p + local + ".weight"]
             assert rec.initializer == "lecun_normal()", (local, rec.initializer)
             assert "mixer's structure" in rec.why
+    if mx.dt_weight is not None:   # Mamba's own start, whatever follows it
+        assert report[mx.dt_weight].init["name"] == "variance_scaling"
+        assert "Mamba's dt_init" in report[mx.dt_weight].why
 
 
 @pytest.mark.parametrize("factory", ["mamba", "jamba"])
@@ -782,3 +819,25 @@ def mlstm_gates_of(model):
     from initlab.modelinit.ssm import mlstm_gates
 
     return mlstm_gates(model)
+
+
+def test_lsuv_keeps_an_mlstms_gates_and_a_mixers_time_step_projection():
+    """Before: LSUV rescaled every linear layer to unit output std, and stopped at an mLSTM's
+    zero gate weights ("output std must be > 0"). Layers whose weight the structure sets are
+    pre-initialized by it and not rescaled (said in the report)."""
+    ids = torch.randint(0, 128, (4, 16), generator=torch.Generator().manual_seed(0))
+    model = hf.xlstm()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = initlab.lsuv(model, {"input_ids": ids}, seed=0)
+    _check_mlstm(model, rep.init_report, _minus_ten, "lsuv")
+    gates = {n for g in mlstm_gates_of(model) for n in (g.igate_weight, g.fgate_weight)}
+    assert {f"{n}.weight" for n in rep.structural} == gates
+    assert not gates & {f"{layer.name}.weight" for layer in rep.layers}
+    assert "weight set by the model's structure" in str(rep)
+    model = hf.mamba()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rep = initlab.lsuv(model, {"input_ids": ids % 64}, seed=0)
+    assert sorted(rep.structural) == sorted(mx.dt_weight[:-len(".weight")]
+                                            for mx in mixers(model))

@@ -45,6 +45,9 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
                               "axis (A = -(1..N); Gu et al. 2022, Mamba)"))
         rules.append(Rule(mx.d, "ones", label="state space",
                           why="SSM skip connection D: 1 (Mamba)"))
+        if mx.dt_weight is not None and mx.dt_weight_init is not None:
+            name, kw, why = mx.dt_weight_init
+            rules.append(Rule(mx.dt_weight, get_init(name, **kw), label="state space", why=why))
         if mx.dt_bias is not None:
             lo, hi, fl = mx.dt_range
             rules.append(Rule(mx.dt_bias, get_init("time_step_bias", dt_min=lo, dt_max=hi,

@@ -85,6 +85,8 @@ class LSUVReport:
     skipped: list[str] = field(default_factory=list)   # selected but never ran in the forward
     init_report: Any = None
     tied: list[str] = field(default_factory=list)      # not rescaled: weight tied elsewhere
+    #: not rescaled: the model's structure sets the weight (see :func:`_structural_layers`)
+    structural: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -92,7 +94,7 @@ class LSUVReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"tol": self.tol, "target_std": self.target_std, "max_iter": self.max_iter,
-                "seed": self.seed, "skipped": self.skipped,
+                "seed": self.seed, "skipped": self.skipped, "structural": self.structural,
                 "layers": [asdict(layer) for layer in self.layers]}
 
     def __str__(self) -> str:
@@ -109,6 +111,9 @@ class LSUVReport:
         if self.tied:
             lines.append("not rescaled, weight tied to another module (kept the embedding "
                          "rule): " + ", ".join(self.tied))
+        if self.structural:
+            lines.append("not rescaled, weight set by the model's structure (mLSTM gates, "
+                         "Mamba's dt_proj): " + ", ".join(self.structural))
         return "\n".join(lines)
 
 
@@ -205,7 +210,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                   if (isinstance(layer.module, mods) or (default and is_hf_conv1d(layer.module)))
                   and isinstance(getattr(layer.module, "weight", None), torch.Tensor)]
     tied = [n for n, _ in candidates if n in tied_names]
-    selected = [(n, m) for n, m in candidates if n not in tied_names]
+    # layers whose weight the model's structure sets (an mLSTM's zero gate weights, Mamba's
+    # dt_proj): the leading rules start them and LSUV leaves them so (a zero gate has no output
+    # std to rescale; dt_proj's spread is the time step's, not a signal's)
+    structural = _structural_layers(model, desc, {n for n, _ in candidates})
+    selected = [(n, m) for n, m in candidates if n not in tied_names and n not in structural]
     if not selected:
         raise fail("modules", "matched no layer with a weight in the model",
                    [t.__name__ for t in mods], "pass the layer types your model uses.")
@@ -290,7 +299,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     restore_modes()
     report = LSUVReport(layers, tol, target_std, max_iter, seed,
                         skipped=[n for n, _ in selected if n not in order],
-                        init_report=init_report, tied=tied)
+                        init_report=init_report, tied=tied,
+                        structural=[n for n, _ in candidates if n in structural])
     bad = [layer.name for layer in layers if not layer.converged]
     if bad:
         warnings.warn(f"LSUV did not reach std {target_std} +- {tol} within max_iter={max_iter} "
@@ -312,6 +322,20 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
             rec.notes.append("LSUV: not rescaled (tied)")
     init_report.lsuv = report
     return report
+
+
+def _structural_layers(model: nn.Module, desc: Any, names: set[str]) -> set[str]:
+    """The layers among ``names`` whose weight a leading rule
+    (:func:`~initlab.modelinit.builtin_rules.leading_rules`) initializes."""
+    from .matching import match
+
+    lead = leading_rules(model)
+    if not lead:
+        return set()
+    assignments, _ = match(Plan(lead, name="structure", warn_unused=False), desc.params)
+    return {a.slot.module_name for a in assignments
+            if a.status == "initialized" and a.slot.local == "weight"
+            and a.slot.module_name in names}
 
 
 def _check_finite(batch: Any) -> None:

@@ -6,14 +6,18 @@ A *mixer* is a module holding its own ``A_log`` and ``D`` parameters: Hugging Fa
 ``MambaMixer``, ``Mamba2Mixer``, ``FalconMambaMixer``, ``JambaMambaMixer``, ``BambaMixer``,
 ``FalconH1Mixer``, ``NemotronHMamba2Mixer``, ``GraniteMoeHybridMambaLayer``, ``ZambaMambaMixer``,
 ``Zamba2MambaMixer``, or a user's module with the same names (the names of the reference code,
-``mamba_ssm``). Its projections (``in_proj``, ``x_proj``, ``dt_proj``, ``out_proj``, the
-depthwise ``conv1d``) are ordinary layers, initialized by the plan like any other. Three
-parameters are not layers, and every plan starts them as Mamba does (Gu & Dao 2023, "Mamba:
-Linear-Time Sequence Modeling with Selective State Spaces", section 3.6):
+``mamba_ssm``). Its projections (``in_proj``, ``x_proj``, ``out_proj``, the depthwise
+``conv1d``) are ordinary layers, initialized by the plan like any other. Three parameters are
+not layers, and they and the time-step projection's weight start under every plan as Mamba
+starts them (Gu & Dao 2023, "Mamba: Linear-Time Sequence Modeling with Selective State
+Spaces", section 3.6, and its reference code):
 
 * ``A_log``: S4D-real, ``log(n + 1)`` along the state axis (``s4d_real``): the state matrix
   A = -exp(A_log) decays at rates 1..N;
 * ``D``: ones, the skip connection passing the input through;
+* the time-step projection's weight (``dt_proj.weight``, Zamba's ``dt_proj_weight``):
+  U(+-s / sqrt(rank)), s the config's ``time_step_scale`` (1 by default), as Mamba's
+  ``dt_init`` draws it (a third of LeCun's variance), and left so by LSUV;
 * the time-step bias (``dt_bias``, Zamba's ``dt_proj_bias``, or ``dt_proj.bias``):
   ``time_step_bias``, softplus(bias) log-uniform over ``[time_step_min, time_step_max]``
   floored at ``time_step_floor``, read from the mixer (Mamba-2 keeps them), else the model's
@@ -68,6 +72,7 @@ holding both gates) is not described: it is left to the generic linear rules.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 from typing import Any
@@ -96,6 +101,10 @@ class Mixer:
     dt_bias: str | None
     dt_range: tuple[float, float, float]
     dt_source: str
+    #: the time-step projection's weight (``dt_proj.weight``, Zamba's ``dt_proj_weight``) with
+    #: its start, ``(initializer name, arguments, why)`` (:func:`dt_proj_init`), or None
+    dt_weight: str | None = None
+    dt_weight_init: tuple[str, dict, str] | None = None
 
 
 def is_mixer(module: nn.Module) -> bool:
@@ -141,6 +150,51 @@ def _dt_bias_name(prefix: str, module: nn.Module) -> str | None:
     return None
 
 
+def _dt_weight(prefix: str, module: nn.Module) -> tuple[str, int, bool] | None:
+    """(full name, rank, a linear layer's) of a mixer's time-step projection weight: Zamba's
+    raw ``dt_proj_weight`` (heads, head_dim, rank), else ``dt_proj.weight`` (d_inner, rank)."""
+    w = module._parameters.get("dt_proj_weight")
+    if isinstance(w, torch.Tensor) and w.dim() >= 2:
+        return prefix + "dt_proj_weight", int(w.shape[-1]), False
+    proj = module._modules.get("dt_proj")
+    w = proj._parameters.get("weight") if proj is not None else None
+    if isinstance(proj, nn.Linear) and isinstance(w, torch.Tensor) and w.dim() == 2:
+        return prefix + "dt_proj.weight", int(w.shape[1]), True
+    return None
+
+
+def dt_proj_init(mixer: nn.Module, model: nn.Module | None, rank: int,
+                 fan_in_is_rank: bool = False) -> tuple[str, dict, str]:
+    """Mamba's start of the time-step projection (Gu & Dao 2023, the reference code's
+    ``dt_init``): U(+-s / sqrt(rank)), s the mixer's or config's ``time_step_scale`` (else 1);
+    the constant s / sqrt(rank) where ``time_step_init_scheme`` is ``"constant"``. Narrower than
+    LeCun's N(0, 1/rank) (variance 1/3 of it): the time step's spread comes from its bias.
+    ``fan_in_is_rank``: the weight is a linear layer's (its fan_in is the rank), so the uniform
+    is given as a fan-in variance scaling, else with its bound fixed (Zamba's raw 3-D weight)."""
+    cfg = getattr(model, "config", None) if model is not None else None
+    scale, src = 1.0, "scale 1"
+    for owner, where in ((mixer, "the mixer"), (cfg, "config")):
+        v = getattr(owner, "time_step_scale", None) if owner is not None else None
+        if _number(v) and v > 0:
+            scale, src = float(v), f"time_step_scale {float(v):g} from {where}"
+            break
+    bound = scale / math.sqrt(rank)
+    scheme = next((getattr(o, "time_step_init_scheme", None) for o in (mixer, cfg)
+                   if isinstance(getattr(o, "time_step_init_scheme", None), str)), "random")
+    if scheme == "constant":
+        return ("constant", {"value": bound},
+                f"SSM time-step projection: constant {bound:.4g} = s/sqrt(rank {rank}) "
+                f"({src}, time_step_init_scheme 'constant'; Mamba)")
+    why = (f"SSM time-step projection: U(+-{bound:.4g}), s/sqrt(rank {rank}) ({src}; Mamba's "
+           "dt_init, Gu & Dao 2023)")
+    if fan_in_is_rank:
+        # as a fan-in rule, U(+-sqrt(3 (s^2/3) / fan_in)): a width parametrization then sees
+        # how the bound scales with the rank (the base model's bound at its own rank)
+        return ("variance_scaling", {"scale": scale * scale / 3, "mode": "fan_in",
+                                     "distribution": "uniform"}, why)
+    return ("uniform", {"low": -bound, "high": bound}, why)
+
+
 def mixers(model: nn.Module) -> list[Mixer]:
     """Every state-space mixer of ``model``, in module order."""
     out = []
@@ -149,8 +203,10 @@ def mixers(model: nn.Module) -> list[Mixer]:
             continue
         prefix = f"{mname}." if mname else ""
         rng, src = dt_range(m, model)
+        dtw = _dt_weight(prefix, m)
         out.append(Mixer(mname, prefix + "A_log", prefix + "D", _dt_bias_name(prefix, m),
-                         rng, src))
+                         rng, src, dtw[0] if dtw else None,
+                         dt_proj_init(m, model, dtw[1], dtw[2]) if dtw else None))
     return out
 
 
