@@ -21,7 +21,8 @@ else ``"dense"``: an orthogonal matrix over the flattened kernel), so a plain st
 initializer on the layer's bias. ``isometry=True`` (the ``isometry`` plan) asks for them at any
 depth.
 
-Other parameters: RNN input weights glorot_uniform, recurrent weights orthogonal per gate (Saxe
+Other parameters: an LSTM's forget-gate bias 1 (``bias_ih``'s ``gate_f`` rows; Jozefowicz et
+al. 2015), RNN input weights glorot_uniform, recurrent weights orthogonal per gate (Saxe
 et al. 2014), attention in_proj q/k/v Glorot per block; biases zero; norms 1/0; embeddings by the
 plans' embedding rule (N(0, 1), or N(0, 1/dim) when the token embedding is tied to the readout).
 """
@@ -218,6 +219,12 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
              why="norm: scale 1, shift 0"),
         embedding_rule(model),
+        # the forget gate open at the start: its bias 1 (bias_hh's block 0, so the sum is 1)
+        Rule(nn.LSTM, params={"bias_ih*": "zeros"}, block_init={"gate_f": "ones"},
+             label="lstm forget bias",
+             why="LSTM forget-gate bias 1, the other gates 0 (Gers, Schmidhuber & Cummins 2000; "
+                 "Jozefowicz, Zaremba & Sutskever 2015; Keras' unit_forget_bias): the cell "
+                 "keeps its memory from the start"),
         Rule(nn.RNNBase, params={"weight_ih*": "glorot_uniform", "weight_hh*": "orthogonal",
                                  "weight_hr*": "glorot_uniform", "bias*": "zeros"},
              label="rnn", why="RNN: Glorot input weights, orthogonal recurrent gates "

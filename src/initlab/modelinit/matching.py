@@ -55,6 +55,8 @@ class Assignment:
     fans: list[tuple[int, int] | None] = field(default_factory=list)
     dists: list[Distribution] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
+    #: each block's initializer: the rule's, or its ``block_init`` entry for the block's label
+    inits: list[Initializer] = field(default_factory=list)
     status: str = "unmatched"
 
     @property
@@ -111,14 +113,24 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
                             "floating-point tensors only (rule "
                             f"#{a.rule_index} {a.rule.describe()}).")
             continue
-        for b in a.blocks:
+        by_block = a.rule.block_init
+        labels = [b.label for b in a.blocks]
+        missing = [k for k in by_block if k not in labels]
+        if missing:
+            problems.append(f"`{p.name}` (rule #{a.rule_index} {a.rule.describe()}): "
+                            f"block_init names block(s) {missing}, but its blocks are "
+                            f"{[x for x in labels if x] or 'none (not a packed tensor)'}; name "
+                            "those, or narrow the rule to the tensors that have them.")
+            continue
+        a.inits = [by_block.get(b.label, a.init) for b in a.blocks]
+        for b, init in zip(a.blocks, a.inits):
             bshape = b.shape_in(p.shape, len(a.blocks))
             fans = _fans_of(b.fan_shape, a.layout)
             try:
-                dist = a.init.resolve(bshape, fans=fans, layout=a.layout, role=p.fan_role)
+                dist = init.resolve(bshape, fans=fans, layout=a.layout, role=p.fan_role)
             except (ValueError, TypeError) as exc:
                 problems.append(f"`{p.name}` (shape {tuple(p.shape)}, rule #{a.rule_index} "
-                                f"{a.rule.describe()}, initializer {a.init!r}): {exc}")
+                                f"{a.rule.describe()}, initializer {init!r}): {exc}")
                 break
             a.fans.append(fans)
             a.dists.append(dist)

@@ -155,6 +155,8 @@ class ParamRecord:
     readout: bool = False
     # a width parametrization's (initlab.parametrize): init x, forward multiplier, lr x adam/sgd
     multipliers: dict[str, float] = field(default_factory=dict)
+    #: the rule's initializers of named blocks (``Rule(block_init=...)``), as dicts
+    block_init: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
     def build(cls, slot, a, *, loaded: bool,
@@ -185,6 +187,10 @@ class ParamRecord:
             return rec
         rec.initializer = compact_repr(a.init)
         rec.init = initializer_to_dict(a.init)
+        if a.rule.block_init:
+            rec.initializer += "".join(f"; {k}: {compact_repr(v)}"
+                                       for k, v in a.rule.block_init.items())
+            rec.block_init = {k: initializer_to_dict(v) for k, v in a.rule.block_init.items()}
         rec.fans = [list(f) if f is not None else None for f in a.fans]
         rec.layout = a.layout
         rec.blocks = [b.label for b in a.blocks] if len(a.blocks) > 1 else []
@@ -195,8 +201,15 @@ class ParamRecord:
         for b, dist in zip(a.blocks, a.dists):
             bshape = b.shape_in(tuple(slot.shape), len(a.blocks))
             moments.append(expected_moments(dist, bshape))
-        if moments and all(m is not None for m in moments) and len(set(moments)) == 1:
-            m, s = moments[0]
+        if moments and all(m is not None for m in moments) and (
+                len(set(moments)) == 1 or a.rule.block_init):
+            # blocks drawn from different initializers: the moments of the mixture of blocks
+            sizes = [math.prod(b.shape_in(tuple(slot.shape), len(a.blocks))) for b in a.blocks]
+            n = sum(sizes) or 1
+            m = sum(k * mb for k, (mb, _) in zip(sizes, moments)) / n
+            var = sum(k * (sb * sb + mb * mb) for k, (mb, sb) in zip(sizes, moments)) / n - m * m
+            s = moments[0][1] if len(set(moments)) == 1 else math.sqrt(max(var, 0.0))
+            m = moments[0][0] if len(set(moments)) == 1 else m
             rec.expected_mean, rec.expected_std = m * a.rule.scale, s * abs(a.rule.scale)
         return rec
 

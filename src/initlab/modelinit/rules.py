@@ -64,6 +64,33 @@ def to_initializer(spec: Any, where: str) -> Initializer | str:
         "'keep'", spec, "pass e.g. initlab.get('he_normal') or 'zeros'."))
 
 
+def _block_inits(block_init: Any, blocks: Any) -> dict[str, Initializer]:
+    """A rule's ``block_init``, checked: block label -> initializer (``"keep"`` not allowed: a
+    block is drawn with its tensor)."""
+    if block_init is None:
+        return {}
+    if not isinstance(block_init, Mapping):
+        raise InitlabTypeError(error_message(
+            "block_init", "must be a dict of block label -> initializer", block_init,
+            "pass e.g. block_init={'gate_f': 'ones'} (the labels the report lists as blocks)."))
+    if block_init and not blocks:
+        raise fail("block_init", "needs the packed tensors split into blocks (blocks=True)",
+                   dict(block_init), "drop blocks=False, or drop block_init.")
+    out: dict[str, Initializer] = {}
+    for k, v in block_init.items():
+        if not isinstance(k, str) or not k:
+            raise fail("block_init", "keys must be block labels (non-empty strings)", k,
+                       "use the labels the report lists, e.g. 'gate_f', 'q'.")
+        init = to_initializer(v, f"block_init[{k!r}]")
+        if init == KEEP:
+            raise fail(f"block_init[{k!r}]", "cannot be 'keep' (a block is drawn with the rest "
+                       "of its tensor)", v, "give the block an initializer, or keep the whole "
+                       "tensor with a rule of its own.")
+        assert isinstance(init, Initializer)
+        out[k] = init
+    return out
+
+
 def initializer_to_dict(init: Initializer | str) -> dict | str:
     if init == KEEP:
         return KEEP
@@ -208,8 +235,12 @@ class Rule:
 
     Keywords: ``scale`` multiplies the drawn values (Fixup's L^(-1/(2m-2))); ``layout`` overrides
     the fan convention (e.g. ``"torch_transposed"`` for true ConvTranspose fans); ``blocks=False``
-    treats packed tensors (MHA ``in_proj``, LSTM/GRU gates) as one matrix, as torch does; ``why``
-    is an explanation shown in the report; ``label`` names the rule in the report.
+    treats packed tensors (MHA ``in_proj``, LSTM/GRU gates) as one matrix, as torch does;
+    ``block_init`` gives named blocks of the packed tensors the rule matches their own
+    initializer (``block_init={"gate_f": "ones"}`` on an LSTM's ``bias_ih*``: the forget gate's
+    rows), the rule's initializer drawing the others, and every matched tensor must have each
+    named block (the report lists a tensor's blocks); ``why`` is an explanation shown in the
+    report; ``label`` names the rule in the report.
 
     Initializers are :class:`~initlab.Initializer` objects, catalog names, or ``"keep"``.
 
@@ -226,11 +257,13 @@ class Rule:
     blocks: bool = True
     why: str = ""
     label: str = ""
+    block_init: Mapping[str, Initializer] = field(default_factory=dict)
 
     def __init__(self, match: Any = None, init: Any = None, /, *, module: Any = None,
                  pattern: str | None = None, params: Mapping[str, Any] | None = None,
                  scale: float = 1.0, layout: str | None = None, blocks: bool = True,
-                 why: str = "", label: str = "", **per_param: Any):
+                 why: str = "", label: str = "", block_init: Mapping[str, Any] | None = None,
+                 **per_param: Any):
         mods: list[Any] = []
         if isinstance(match, str):
             if pattern is not None:
@@ -265,6 +298,8 @@ class Rule:
         if layout is not None and layout not in LAYOUTS:
             raise fail("layout", f"must be one of {LAYOUTS} or None", layout,
                        "pass 'torch', 'torch_transposed' or 'jax'.")
+        by_block = _block_inits(block_init, blocks)
+        object.__setattr__(self, "block_init", by_block)
         object.__setattr__(self, "module", mod_types)
         object.__setattr__(self, "pattern", pattern)
         object.__setattr__(self, "init", init_n)
@@ -332,6 +367,8 @@ class Rule:
             d["layout"] = self.layout
         if not self.blocks:
             d["blocks"] = False
+        if self.block_init:
+            d["block_init"] = {k: initializer_to_dict(v) for k, v in self.block_init.items()}
         if self.why:
             d["why"] = self.why
         if self.label:
@@ -345,7 +382,7 @@ class Rule:
                        "pass e.g. {'module': ['torch.nn.Linear'], 'params': {'weight': "
                        "{'name': 'he_normal'}}}.")
         known = {"module", "pattern", "init", "params", "scale", "layout", "blocks", "why",
-                 "label"}
+                 "label", "block_init"}
         extra = sorted(set(d) - known)
         if extra:
             raise fail("rule", f"has unknown key(s) {extra}", dict(d),
@@ -361,7 +398,8 @@ class Rule:
                 "write e.g. {'weight': {'name': 'he_normal'}}."))
         return cls(None, d.get("init"), module=d.get("module"), pattern=d.get("pattern"),
                    params=d.get("params"), scale=d.get("scale", 1.0), layout=d.get("layout"),
-                   blocks=d.get("blocks", True), why=d.get("why", ""), label=d.get("label", ""))
+                   blocks=d.get("blocks", True), why=d.get("why", ""), label=d.get("label", ""),
+                   block_init=d.get("block_init"))
 
     def __repr__(self) -> str:
         return f"Rule({json.dumps(self.to_dict(), default=str)})"
@@ -517,6 +555,9 @@ class Plan:
                     what += f", else {_init_text(r.init)}"
             else:
                 what = _init_text(r.init)
+            if r.block_init:
+                what += "; " + ", ".join(f"block {k}: {_init_text(v)}"
+                                         for k, v in r.block_init.items())
             extra = "" if r.scale == 1.0 else f" x{r.scale:g}"
             label = f" ({r.label})" if r.label else ""
             lines.append(f"  {i}. {r.selector()}{label} -> {what}{extra}")

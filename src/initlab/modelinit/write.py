@@ -48,20 +48,22 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                                    and a.rule.scale == 1.0 and pad is None
                                    and target.numel() > 0) else None
         if sink is not None:
-            backend.fill(target, init, seed=seed, key=a.keys[0], fans=a.fans[0], role=p.fan_role,
+            backend.fill(target, a.inits[0] if a.inits else init, seed=seed, key=a.keys[0],
+                         fans=a.fans[0], role=p.fan_role,
                          layout=a.layout, sink=sink)
             return sink[0] if sink else None
-        for b, fans, key in zip(a.blocks, a.fans, a.keys):
+        inits = a.inits or [init] * len(a.keys)
+        for b, fans, key, binit in zip(a.blocks, a.fans, a.keys, inits):
             if len(a.blocks) > 1 and backend.fill_rows is not None:
                 if b.stop > b.start:
-                    backend.fill_rows(target, init, rows=(b.start, b.stop), seed=seed, key=key,
+                    backend.fill_rows(target, binit, rows=(b.start, b.stop), seed=seed, key=key,
                                       fans=fans, role=p.fan_role, layout=a.layout,
                                       single=b.single)
                 continue
             view = b.view(target, len(a.blocks))
             if view.numel() == 0:
                 continue
-            backend.fill(view, init, seed=seed, key=key, fans=fans, role=p.fan_role,
+            backend.fill(view, binit, seed=seed, key=key, fans=fans, role=p.fan_role,
                          layout=a.layout)
         if a.rule.scale != 1.0:
             target.mul_(a.rule.scale)
