@@ -156,7 +156,7 @@ class ParamRecord:
     # a width parametrization's (initlab.parametrize): init x, forward multiplier, lr x adam/sgd
     multipliers: dict[str, float] = field(default_factory=dict)
     #: the rule's initializers of named blocks (``Rule(block_init=...)``), as dicts
-    block_init: dict[str, dict] = field(default_factory=dict)
+    block_init: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def build(cls, slot, a, *, loaded: bool,
@@ -196,21 +196,21 @@ class ParamRecord:
         rec.blocks = [b.label for b in a.blocks] if len(a.blocks) > 1 else []
         rec.scale = a.rule.scale
         rec.stream_keys = list(a.keys)
-        # expected moments: exact when every block has the same known distribution
-        moments = []
-        for b, dist in zip(a.blocks, a.dists):
-            bshape = b.shape_in(tuple(slot.shape), len(a.blocks))
-            moments.append(expected_moments(dist, bshape))
-        if moments and all(m is not None for m in moments) and (
-                len(set(moments)) == 1 or a.rule.block_init):
-            # blocks drawn from different initializers: the moments of the mixture of blocks
+        # expected moments: exact when every block has the same known distribution, and the
+        # mixture's when a rule's block_init draws blocks from different initializers
+        known = [expected_moments(dist, b.shape_in(tuple(slot.shape), len(a.blocks)))
+                 for b, dist in zip(a.blocks, a.dists)]
+        bm = [x for x in known if x is not None]
+        if bm and len(bm) == len(known) and len(set(bm)) == 1:
+            m, s = bm[0]
+            rec.expected_mean, rec.expected_std = m * a.rule.scale, s * abs(a.rule.scale)
+        elif bm and len(bm) == len(known) and a.rule.block_init:
             sizes = [math.prod(b.shape_in(tuple(slot.shape), len(a.blocks))) for b in a.blocks]
             n = sum(sizes) or 1
-            m = sum(k * mb for k, (mb, _) in zip(sizes, moments)) / n
-            var = sum(k * (sb * sb + mb * mb) for k, (mb, sb) in zip(sizes, moments)) / n - m * m
-            s = moments[0][1] if len(set(moments)) == 1 else math.sqrt(max(var, 0.0))
-            m = moments[0][0] if len(set(moments)) == 1 else m
-            rec.expected_mean, rec.expected_std = m * a.rule.scale, s * abs(a.rule.scale)
+            m = sum(k * mb for k, (mb, _) in zip(sizes, bm)) / n
+            var = sum(k * (sb * sb + mb * mb) for k, (mb, sb) in zip(sizes, bm)) / n - m * m
+            rec.expected_mean = m * a.rule.scale
+            rec.expected_std = math.sqrt(max(var, 0.0)) * abs(a.rule.scale)
         return rec
 
     def fans_str(self) -> str:
