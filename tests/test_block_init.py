@@ -135,3 +135,54 @@ def test_a_block_the_tensor_does_not_have_is_refused_before_any_write():
 def test_bad_block_init_is_a_clear_error(kw, exc, match):
     with pytest.raises(exc, match=match):
         Rule(nn.LSTM, params={"bias_ih*": "zeros"}, **kw)
+
+
+class CellTagger(nn.Module):
+    """A model that steps torch's cells itself: an LSTMCell then a GRUCell over time."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm, self.gru, self.head = nn.LSTMCell(6, 16), nn.GRUCell(16, 12), nn.Linear(12, 3)
+
+    def forward(self, x):                                   # x: (batch, time, 6)
+        h = c = x.new_zeros(x.shape[0], 16)
+        g = x.new_zeros(x.shape[0], 12)
+        for t in range(x.shape[1]):
+            h, c = self.lstm(x[:, t], (h, c))
+            g = self.gru(h, g)
+        return self.head(g)
+
+
+@pytest.mark.parametrize("plan", ["auto", "he", "orthogonal", "torch_default"])
+def test_rnn_cells_are_recurrent_layers_in_every_plan(plan):
+    """Before: every plan left nn.LSTMCell/GRUCell/RNNCell parameters unmatched (a warning;
+    torch's values kept). They are recurrent layers now, gates packed as in nn.LSTM/nn.GRU."""
+    import warnings
+
+    m = CellTagger()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*matched no rule")
+        rep = initlab.apply(m, plan, seed=0)
+    assert rep["lstm.weight_hh"].blocks == ["gate_i", "gate_f", "gate_g", "gate_o"]
+    assert rep["gru.weight_hh"].blocks == ["gate_r", "gate_z", "gate_n"]
+    if plan == "orthogonal":                 # each (16, 16) recurrent gate block orthogonal
+        w = m.lstm.weight_hh.detach().view(4, 16, 16)
+        for blk in w:
+            assert torch.allclose(blk @ blk.T, torch.eye(16), atol=1e-5)
+    if plan == "torch_default":              # torch's U(+-1/sqrt(hidden)) for every tensor
+        assert all(float(p.detach().abs().max()) <= 1 / math.sqrt(16)
+                   for p in m.lstm.parameters())
+    if plan == "auto":                       # the forget gate open, as for nn.LSTM
+        assert torch.equal(_gates(m.lstm.bias_ih, 16)[1], torch.ones(16))
+    if plan in ("he", "orthogonal"):
+        assert torch.equal(m.lstm.bias_ih, torch.zeros(64))
+
+
+def test_the_doctor_says_a_cells_internals_are_not_diagnosed():
+    m = CellTagger()
+    initlab.apply(m, "auto", seed=0)
+    x = torch.randn(4, 5, 6, generator=torch.Generator().manual_seed(0))
+    rep = initlab.doctor(m, x)
+    notes = " ".join(rep.notes)
+    assert "`lstm` (LSTMCell): its internals are not diagnosed" in notes
+    assert "`gru` (GRUCell)" in notes

@@ -682,7 +682,7 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
     """What this run could not diagnose, said in the report."""
     notes = []
     for name, m in model.named_modules():
-        if isinstance(m, nn.RNNBase):
+        if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
             notes.append(f"`{name or type(m).__name__}` ({type(m).__name__}): its internals are "
                          "not diagnosed (the gates' sigmoid/tanh and the recurrence over time run "
                          "inside the module; no per-gate statistics)")

@@ -49,7 +49,7 @@ from .builtin_rules import (
 from .dataflow_ops import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .experts import expert_part
-from .params import CONV_TYPES, CONVT_TYPES
+from .params import CONV_TYPES, CONVT_TYPES, RNN_TYPES
 from .rules import Plan, Rule
 
 LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
@@ -220,12 +220,12 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
              why="norm: scale 1, shift 0"),
         embedding_rule(model),
         # the forget gate open at the start: its bias 1 (bias_hh's block 0, so the sum is 1)
-        Rule(nn.LSTM, params={"bias_ih*": "zeros"}, block_init={"gate_f": "ones"},
+        Rule((nn.LSTM, nn.LSTMCell), params={"bias_ih*": "zeros"}, block_init={"gate_f": "ones"},
              label="lstm forget bias",
              why="LSTM forget-gate bias 1, the other gates 0 (Gers, Schmidhuber & Cummins 2000; "
                  "Jozefowicz, Zaremba & Sutskever 2015; Keras' unit_forget_bias): the cell "
                  "keeps its memory from the start"),
-        Rule(nn.RNNBase, params={"weight_ih*": "glorot_uniform", "weight_hh*": "orthogonal",
+        Rule(RNN_TYPES, params={"weight_ih*": "glorot_uniform", "weight_hh*": "orthogonal",
                                  "weight_hr*": "glorot_uniform", "bias*": "zeros"},
              label="rnn", why="RNN: Glorot input weights, orthogonal recurrent gates "
                               "(Saxe et al. 2014), zero biases"),

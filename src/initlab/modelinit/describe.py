@@ -266,12 +266,12 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
         out.append(((torch.zeros(2, first.in_features, device=meta),), {}))
     elif isinstance(first, (*CONV_TYPES, nn.ConvTranspose1d, nn.ConvTranspose2d,
                             nn.ConvTranspose3d)):
-        nd = first.weight.dim() - 2
-        c = first.in_channels
+        nd, c = first.weight.dim() - 2, first.in_channels
         for s in (32, 28, 16, 64, 8, 224):
             out.append(((torch.zeros(2, c, *([s] * nd), device=meta),), {}))
-    elif isinstance(first, nn.RNNBase):
-        out.append(((torch.zeros(2, 5, first.input_size, device=meta),), {}))
+    elif isinstance(first, (nn.RNNBase, nn.RNNCellBase)):   # a cell takes one time step
+        steps = (5,) if isinstance(first, nn.RNNBase) else ()
+        out.append(((torch.zeros(2, *steps, first.input_size, device=meta),), {}))
     elif isinstance(first, nn.MultiheadAttention):
         out.append(((torch.zeros(2, 5, first.embed_dim, device=meta),), {}))
     elif isinstance(first, nn.LayerNorm):

@@ -59,6 +59,17 @@ NORM_TYPES: tuple[type, ...] = tuple(
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RNN_GATES = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
+#: recurrent layers: torch's sequence modules and their single-step cells (same parameter
+#: names, ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``, gates packed along dim 0)
+RNN_TYPES: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase)
+_CELL_MODES = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}
+
+
+def rnn_gates(module: nn.Module) -> tuple[str, ...]:
+    """The gates packed in a recurrent layer's tensors, in torch's order (``("h",)``: one)."""
+    mode = getattr(module, "mode", None) if isinstance(module, nn.RNNBase) else next(
+        (m for t, m in _CELL_MODES.items() if isinstance(module, t)), None)
+    return RNN_GATES.get(mode, ("h",))
 #: kinds of modules whose weights have fans (the "layers" of a model)
 LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha", "experts")
 #: local names (globs) of *free* token and position tables: parameters a model holds directly
@@ -186,7 +197,7 @@ def module_kind(module: nn.Module) -> str:
         return "embedding"
     if isinstance(module, NORM_TYPES):
         return "norm"
-    if isinstance(module, nn.RNNBase):
+    if isinstance(module, RNN_TYPES):
         return "rnn"
     if isinstance(module, nn.MultiheadAttention):
         return "mha"
@@ -275,7 +286,7 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
         return "weight", layout, whole, None, ""
     role = "bias" if is_bias else "weight"
     if kind == "rnn":
-        gates = RNN_GATES.get(module.mode, ("h",))
+        gates = rnn_gates(module)
         h = module.hidden_size
         if local.startswith("weight_hr"):
             return "weight", "torch", whole, None, ""

@@ -1,7 +1,7 @@
 """Built-in plans by name: ``initlab.plans.get(name, model, **options)``.
 
 Every named-scheme plan applies the scheme exactly as published to every weight of Linear,
-Conv*, ConvTranspose*, RNN/LSTM/GRU (per gate block), MultiheadAttention (q, k, v blocks) and
+Conv*, ConvTranspose*, RNN/LSTM/GRU and their cells (per gate block), MultiheadAttention (q, k, v blocks) and
 Hugging Face ``Conv1D`` layers, output layer included (Glorot without an extra gain, He with its
 factor 2, orthogonal with gain 1); biases are zero unless the scheme says otherwise
 (``torch_default``, ``nielsen_*``, ``critical``). Norm layers of every type (LayerNorm, GroupNorm,
@@ -100,10 +100,10 @@ from .builtin_rules import (
 )
 from .describe import describe
 from .experts import closing_params, input_params
-from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES
+from .params import CONV_TYPES, CONVT_TYPES, NORM_TYPES, RNN_TYPES
 from .rules import Plan, Rule
 
-WEIGHTED: tuple[Any, ...] = (nn.Linear, *CONV_TYPES, *CONVT_TYPES, nn.RNNBase,
+WEIGHTED: tuple[Any, ...] = (nn.Linear, *CONV_TYPES, *CONVT_TYPES, *RNN_TYPES,
                              nn.MultiheadAttention, "Conv1D")
 LAYER_TYPES = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
 SHORTCUT_NAMES = ("downsample", "shortcut")
@@ -152,9 +152,9 @@ def torch_default(model: nn.Module | None = None) -> Plan:
     ]
     if model is not None:
         for mname, m in model.named_modules():
-            if isinstance(m, nn.RNNBase):
+            if isinstance(m, RNN_TYPES):
                 k = 1.0 / math.sqrt(m.hidden_size)
-                extra.append(Rule(nn.RNNBase, get_init("uniform", low=-k, high=k),
+                extra.append(Rule(RNN_TYPES, get_init("uniform", low=-k, high=k),
                                   pattern=f"{mname}.*" if mname else "*",
                                   label=f"RNN {mname or '(root)'}",
                                   why=f"torch: U(+-1/sqrt(hidden_size={m.hidden_size}))"))
