@@ -1,8 +1,8 @@
 """Built-in plans by name: ``initlab.plans.get(name, model, **options)``.
 
 Every named-scheme plan applies the scheme exactly as published to every weight of Linear,
-Conv*, ConvTranspose*, RNN/LSTM/GRU and their cells (per gate block), MultiheadAttention (q, k, v blocks) and
-Hugging Face ``Conv1D`` layers, output layer included (Glorot without an extra gain, He with its
+Conv*, ConvTranspose*, RNN/LSTM/GRU and their cells (per gate block), MultiheadAttention (q, k,
+v blocks) and Hugging Face ``Conv1D`` layers, output layer included (Glorot without an extra gain, He with its
 factor 2, orthogonal with gain 1); biases are zero unless the scheme says otherwise
 (``torch_default``, ``nielsen_*``, ``critical``). Norm layers of every type (LayerNorm, GroupNorm,
 BatchNorm, torch's RMSNorm, and norms of other classes found structurally: Llama's and T5's
