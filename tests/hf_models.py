@@ -424,3 +424,12 @@ def xlstm(**kw):
 
 
 ARCHITECTURES.update({"xlstm": (xlstm, 4)})
+
+
+def apertus(**kw):
+    """Apertus: an MLP ``down_proj(xielu(up_proj(x)))`` whose xIELU activation holds learnable
+    ``alpha_p``/``alpha_n`` (Huang et al. 2024)."""
+    cfg = dict(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+               num_attention_heads=4, num_key_value_heads=2)
+    cfg.update(kw)
+    return transformers.ApertusForCausalLM(transformers.ApertusConfig(**cfg))

@@ -172,3 +172,63 @@ def test_a_meta_diffllama_materializes_as_apply_draws_it():
     initlab.materialize(meta, "auto", seed=3, device="cpu")  # was: the lambdas unmatched
     for (name, a), b in zip(ref.state_dict().items(), meta.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+# ----------------------------------------------------------------------------- activations
+
+class PReLUNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.act1, self.fc2 = nn.Linear(8, 16), nn.PReLU(16, init=0.1), nn.Linear(16, 16)
+        self.act2, self.out = nn.PReLU(), nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.out(self.act2(self.fc2(self.act1(self.fc1(x)))))
+
+
+# (the residual plans need residual branches: Apertus below runs gpt2)
+@pytest.mark.parametrize("plan", [p for p in initlab.plans.names() if p not in (
+    "lsuv", "isometry", "gpt2", "zero_residual", "fixup")])
+def test_every_plan_starts_prelu_at_its_slope(plan):
+    """Before: every plan left PReLU's slope unmatched (a warning; whatever the tensor held,
+    e.g. torch's empty memory after ``materialize``). It starts at the module's ``init``
+    (He et al. 2015's 0.25 by default)."""
+    m = PReLUNet()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.fill_(7.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*matched no rule")
+        rep = initlab.apply(m, plan, seed=0)
+    assert torch.equal(m.act1.weight, torch.full((16,), 0.1))
+    assert torch.equal(m.act2.weight, torch.full((1,), 0.25))
+    assert rep["act2.weight"].rule == "activation" and "He et al. 2015" in rep["act2.weight"].why
+
+
+def test_lsuv_starts_the_slopes_too():
+    m = PReLUNet()
+    initlab.lsuv(m, torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), seed=0)
+    assert torch.equal(m.act1.weight.detach(), torch.full((16,), 0.1))
+
+
+def test_apertus_xielu_alphas_start_at_the_papers_slopes():
+    """xIELU keeps alpha_p = softplus^-1(0.8) and alpha_n = softplus^-1(0.8 - beta) (slopes
+    0.8); before, both matched no rule in any plan. Its python form multiplies the layer's
+    output by softplus(alpha_p): a factor, not a gate (before: "softplus gated unit, gated by
+    None"); xIELU is not in the registry, so up_proj's activation is unknown, said so."""
+    from hf_models import apertus
+
+    for plan in ("auto", "he", "gpt2"):
+        m = apertus()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*matched no rule")
+            warnings.filterwarnings("ignore", message=".*xIELU")
+            initlab.apply(m, plan, seed=0)
+        act = m.model.layers[0].mlp.act_fn
+        sp = torch.nn.functional.softplus
+        assert act.alpha_p.requires_grad
+        with torch.no_grad():
+            assert float(sp(act.alpha_p)) == pytest.approx(0.8, rel=1e-6), plan
+            assert float(act.beta + sp(act.alpha_n)) == pytest.approx(0.8, rel=1e-6), plan
+    up = initlab.describe(apertus()).layer("model.layers.0.mlp.up_proj")
+    assert up.activation == "unknown" and up.gated_by is None, up.activation_why

@@ -16,6 +16,7 @@ import transformers
 import initlab
 from hf_models import (
     ARCHITECTURES,
+    apertus,
     bart,
     beit,
     bloom,
@@ -316,10 +317,11 @@ def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(b
 
 
 @pytest.mark.parametrize("build", [dinov2, clip, siglip, swin, swinv2, poolformer, levit,
-                                   convnextv2], ids=lambda b: b.__name__)
+                                   convnextv2, apertus], ids=lambda b: b.__name__)
 def test_a_meta_model_with_tables_materializes_as_apply_draws_it(build):
-    """Layer scales (DINOv2's lambda1), relative-position tables and logit temperatures: a
-    meta model materializes to what apply draws (each was unmatched once: an error)."""
+    """Layer scales (DINOv2's lambda1), relative-position tables, logit temperatures and
+    Apertus' xIELU alphas: a meta model materializes to what apply draws (each was unmatched
+    once: an error)."""
     ref = build()
     initlab.apply(ref, "auto", seed=0)
     with torch.device("meta"):

@@ -16,6 +16,7 @@ from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
 from .ssm import MLSTM_FGATE_RAMP, MLSTM_IGATE_BIAS, gated_decays, lru_units, mixers, mlstm_gates
 from .tables import (
+    activation_params,
     differential_lambdas,
     layer_scale_value,
     layer_scales,
@@ -201,14 +202,14 @@ def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),
     relative-position tables, logit temperatures, response norms, differential-attention
-    lambdas and free
+    lambdas, learnable activations' parameters (PReLU, xIELU) and free
     token/position tables
     (:func:`free_table_rule`, with ``embedding``). Their names are
     disjoint, so their order among themselves changes no match."""
     return [*layer_scale_rules(model), *attention_sink_rules(model),
             *relative_position_rules(model), *logit_scale_rules(model),
             *response_norm_rules(model), *differential_lambda_rules(model),
-            free_table_rule(model, embedding)]
+            *activation_param_rules(model), free_table_rule(model, embedding)]
 
 
 def leading_rules(model: nn.Module | None) -> list[Rule]:
@@ -263,6 +264,15 @@ def logit_scale_rules(model: nn.Module | None) -> list[Rule]:
     return [Rule(name, get_init("constant", value=v), label="logit scale",
                  why=f"logit temperature: constant {v:g} ({where})")
             for name, v, where in logit_scales(model) if v is not None]
+
+
+def activation_param_rules(model: nn.Module | None) -> list[Rule]:
+    """Learnable activations' parameters (:func:`~initlab.modelinit.tables.activation_params`:
+    PReLU's slope, xIELU's alphas) at the activation's own start."""
+    if model is None:
+        return []
+    return [Rule(name, get_init("constant", value=v), label="activation", why=why)
+            for name, v, why in activation_params(model)]
 
 
 def differential_lambda_rules(model: nn.Module | None) -> list[Rule]:

@@ -393,7 +393,10 @@ class _Probe(TorchFunctionMode):
         base = base_name(fname)
         kw: dict[str, Any] = {}
         act = lookup_function(func, args, kwargs) if (pend or pres or ins) else None
-        layer_ins = [n for n in ins if n.pending or n.pending_res or n.activated]
+        # an activation of a value no layer produced (xIELU's softplus(alpha_p)) is a factor,
+        # not a gate: only activations of layer outputs gate what they multiply
+        layer_ins = [n for n in ins if n.pending or n.pending_res
+                     or (n.activated and n.activated[1])]
         if act is not None and (pend or pres) and is_soft_cap(act, layer_ins):
             # cap * tanh(z / cap) (Gemma 2's logits, xLSTM's gates): linear while |z| << cap,
             # the cap only bounds outliers; what reads the capped value decides, as for a scale
@@ -409,9 +412,9 @@ class _Probe(TorchFunctionMode):
         elif fname in MUL_OPS and len(layer_ins) <= 1:
             # scaling by a constant or by a tensor no layer produced: still that layer's output
             kw.update(pending=pend, pending_res=pres, scale=scaled_by(fname, args, layer_ins),
-                      activated=next((n.activated for n in ins if n.activated), None))
+                      activated=next((n.activated for n in layer_ins if n.activated), None))
         elif fname in MUL_OPS:
-            gates = [n for n in layer_ins if n.activated]
+            gates = [n for n in layer_ins if n.activated and n.activated[1]]
             others = [n for n in layer_ins if not n.activated]
             if gates and others:
                 act, gate_layers = gates[0].activated

@@ -58,7 +58,8 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
     memory), so the plan is applied as strict, and it is checked on the meta model before
     anything is allocated. Ties are kept (one tensor per tied group, reported once with its
     aliases). Buffers: norm layers' running statistics are reset; buffers that were already real
-    (not meta) keep their values. Other meta buffers are computed values (rotary ``inv_freq``,
+    (not meta) keep their values; buffers a module keeps as a number too (:data:`BUFFER_ATTRS`:
+    xIELU's beta and eps) are filled from it. Other meta buffers are computed values (rotary ``inv_freq``,
     BERT's ``position_ids``): with ``buffers="auto"`` (the default) a model that knows how to
     compute them, a Hugging Face model through its own ``_init_weights``, recomputes them, module
     by module, for the modules holding such buffers; each recomputed buffer is checked to be fully
@@ -92,22 +93,26 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
                    "allocated. Problems:\n  - " + "\n  - ".join(msg), plan_obj.name or "custom",
                    "add rules for those parameters.")
     resettable = {id(b) for m in running_stats_modules(model) for b in m.buffers(recurse=False)}
-    recompute = _recomputable(model, resettable) if buffers == "auto" else []
-    recomputed = {id(b) for m in recompute for b in m.buffers(recurse=False) if b.is_meta}
-    bad = [name for name, b in model.named_buffers()
-           if id(b) not in resettable | recomputed and b.is_meta and buffers != "zeros"]
+    known = _known_buffers(model)
+    recompute = _recomputable(model, resettable | set(known)) if buffers == "auto" else []
+    recomputed = {id(b) for m in recompute for b in m.buffers(recurse=False)
+                  if b.is_meta and id(b) not in known}
+    bad = [name for name, b in model.named_buffers() if id(b) not in resettable | recomputed
+           and id(b) not in known and b.is_meta and buffers != "zeros"]
     if bad:
         raise fail("buffers", "are on the meta device and nothing resets them: "
                    + ", ".join(f"`{n}`" for n in bad), "error",
                    "create those buffers on a real device in __init__, or pass "
                    "buffers='zeros' if zero is their right initial value.")
     zero_ids = {id(b) for b in model.buffers()
-                if id(b) not in resettable | recomputed and b.is_meta}
+                if id(b) not in resettable | recomputed and id(b) not in known and b.is_meta}
     new_of, undo = _allocate(model, dev)
     try:
         with torch.no_grad():
             for old_id in zero_ids:
                 new_of[old_id].zero_()
+            for old_id, v in known.items():
+                new_of[old_id].fill_(v)
             _recompute_buffers(model, recompute, [new_of[i] for i in recomputed])
         for p in desc.params:
             p.tensor = new_of.get(id(p.tensor), p.tensor)
@@ -122,6 +127,23 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
         for p in desc.params:
             p.tensor = olds.get(inv.get(id(p.tensor)), p.tensor)
         raise
+
+
+#: buffers a module holds beside the number it computed them from (class name: {buffer:
+#: attribute}): Hugging Face's ``XIELUActivation`` keeps ``beta`` and ``eps`` as floats too
+BUFFER_ATTRS = {"XIELUActivation": {"beta": "_beta_scalar", "eps": "_eps_scalar"}}
+
+
+def _known_buffers(model: nn.Module) -> dict[int, float]:
+    """``{id(buffer): value}`` of the meta buffers :data:`BUFFER_ATTRS` recomputes."""
+    out = {}
+    for m in model.modules():
+        for buf, attr in BUFFER_ATTRS.get(type(m).__name__, {}).items():
+            b, v = m._buffers.get(buf), getattr(m, attr, None)
+            if isinstance(b, torch.Tensor) and b.is_meta and isinstance(v, (int, float)) \
+                    and not isinstance(v, bool):
+                out[id(b)] = float(v)
+    return out
 
 
 def _recomputable(model: nn.Module, resettable: set[int]) -> list[nn.Module]:

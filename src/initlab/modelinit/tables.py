@@ -175,3 +175,42 @@ def response_norm_params(model: nn.Module) -> list[str]:
                 seen.add(id(t))
                 out.append(f"{mname}.{local}" if mname else local)
     return out
+
+
+#: PReLU's slope at the start (He et al. 2015, "Delving Deep into Rectifiers", sec. 2.1, and
+#: torch's default), where the module does not say (torch's ``nn.PReLU`` keeps its ``init``)
+PRELU_INIT = 0.25
+#: xIELU's alpha_p and alpha_n at the start (Huang et al. 2024, "Deriving Activation Functions
+#: Using Integration"; Hugging Face's ``XIELUActivation`` defaults, which it does not keep)
+XIELU_ALPHA_INIT = 0.8
+
+
+def activation_params(model: nn.Module) -> list[tuple[str, float, str]]:
+    """``(name, value, why)`` of the learnable parameters of every activation module of
+    ``model`` that has them, at the value the activation starts with:
+
+    - ``nn.PReLU``'s ``weight``: the module's ``init`` (torch's and He et al.'s 0.25);
+    - Hugging Face's ``XIELUActivation`` (Apertus): ``alpha_p = softplus^-1(0.8)`` and
+      ``alpha_n = softplus^-1(0.8 - beta)``, so the slopes softplus(alpha_p) = 0.8 and
+      beta + softplus(alpha_n) = 0.8 (beta the module's, 0.5 by default).
+    """
+    out = []
+    for mname, m in model.named_modules():
+        p = f"{mname}." if mname else ""
+        if isinstance(m, nn.PReLU) and isinstance(m._parameters.get("weight"), torch.Tensor):
+            v = _number(getattr(m, "init", None))
+            v, src = (v, "the module's init") if v is not None else (PRELU_INIT, "He et al. 2015")
+            out.append((p + "weight", v, f"PReLU slope {v:g} ({src}; He et al. 2015 start at "
+                                         "0.25)"))
+        elif type(m).__name__ == "XIELUActivation" and all(
+                isinstance(m._parameters.get(k), torch.Tensor) for k in ("alpha_p", "alpha_n")):
+            beta = _number(getattr(m, "_beta_scalar", None))
+            beta = 0.5 if beta is None else beta
+            a = XIELU_ALPHA_INIT
+            if a - beta <= 0:
+                continue      # no softplus preimage: left to the other rules (said unmatched)
+            for local, v in (("alpha_p", a), ("alpha_n", a - beta)):
+                out.append((p + local, math.log(math.expm1(v)),
+                            f"xIELU {local}: softplus^-1({v:g}), slope {a:g} (Huang et al. "
+                            "2024)"))
+    return out
