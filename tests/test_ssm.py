@@ -22,7 +22,7 @@ import torch.nn as nn
 from scipy import stats
 
 import initlab
-from initlab.modelinit.ssm import mixers
+from initlab.modelinit.ssm import mixers, mlstm_gates
 
 Z = 6.0
 N = 200_000
@@ -713,8 +713,6 @@ class UserMLSTM(nn.Module):
 
 
 def _check_mlstm(model, report, igate_bias, what):
-    from initlab.modelinit.ssm import mlstm_gates
-
     found = mlstm_gates(model)
     assert found, what
     params = dict(model.named_parameters())
@@ -804,7 +802,7 @@ def test_the_doctor_on_an_xlstm_sees_capped_gates_and_the_memory_layers():
     model = hf.xlstm()
     _apply(model, "auto")
     desc = initlab.describe(model)
-    for g in mlstm_gates_of(model):
+    for g in mlstm_gates(model):
         for local in ("q", "k", "v"):
             layer = desc.layer(f"{g.name}.{local}")
             assert layer.activation is None and "mLSTM's structure" in layer.activation_why
@@ -813,12 +811,6 @@ def test_the_doctor_on_an_xlstm_sees_capped_gates_and_the_memory_layers():
     findings = initlab.doctor(model, ids).findings
     assert [f for f in findings if f.severity != "info"] == [], findings
     assert {f.code for f in findings} <= {"symmetry"}
-
-
-def mlstm_gates_of(model):
-    from initlab.modelinit.ssm import mlstm_gates
-
-    return mlstm_gates(model)
 
 
 def test_lsuv_keeps_an_mlstms_gates_and_a_mixers_time_step_projection():
@@ -831,7 +823,7 @@ def test_lsuv_keeps_an_mlstms_gates_and_a_mixers_time_step_projection():
         warnings.simplefilter("ignore")
         rep = initlab.lsuv(model, {"input_ids": ids}, seed=0)
     _check_mlstm(model, rep.init_report, _minus_ten, "lsuv")
-    gates = {n for g in mlstm_gates_of(model) for n in (g.igate_weight, g.fgate_weight)}
+    gates = {n for g in mlstm_gates(model) for n in (g.igate_weight, g.fgate_weight)}
     assert {f"{n}.weight" for n in rep.structural} == gates
     assert not gates & {f"{layer.name}.weight" for layer in rep.layers}
     assert "weight set by the model's structure" in str(rep)

@@ -230,11 +230,8 @@ def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _s4d_real(dist: S4DReal, shape, rng, dtype) -> np.ndarray:
-    return np.broadcast_to(dist.row(shape[-1]), shape).copy()
-
-
-def _linspace(dist: Linspace, shape, rng, dtype) -> np.ndarray:
+def _row(dist: S4DReal | Linspace, shape, rng, dtype) -> np.ndarray:
+    """A deterministic kind that is one row (``dist.row``) repeated along the last axis."""
     return np.broadcast_to(dist.row(shape[-1]), shape).copy()
 
 
@@ -248,8 +245,8 @@ SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Constant: _constant, Normal: _normal, Uniform: _uniform, TruncatedNormal: _truncated_normal,
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
-    S4DReal: _s4d_real, TimeStepBias: _from_unit, DecayRateLog: _from_unit,
-    RecurrenceRadius: _from_unit, Linspace: _linspace,
+    S4DReal: _row, TimeStepBias: _from_unit, DecayRateLog: _from_unit,
+    RecurrenceRadius: _from_unit, Linspace: _row,
 }
 
 

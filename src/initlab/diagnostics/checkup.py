@@ -53,7 +53,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..modelinit.experts import is_router
-from ..modelinit.params import module_kind
+from ..modelinit.params import RNN_TYPES, module_kind
 from ..modelinit.stochastic import stochastic_off
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
@@ -682,7 +682,7 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
     """What this run could not diagnose, said in the report."""
     notes = []
     for name, m in model.named_modules():
-        if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+        if isinstance(m, RNN_TYPES):
             notes.append(f"`{name or type(m).__name__}` ({type(m).__name__}): its internals are "
                          "not diagnosed (the gates' sigmoid/tanh and the recurrence over time run "
                          "inside the module; no per-gate statistics)")

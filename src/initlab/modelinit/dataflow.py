@@ -87,6 +87,7 @@ from .dataflow_ops import (
     SHAPE_OPS,
     WRITES,
     base_name,
+    inherited_scale,
     is_soft_cap,
     scaled_by,
 )
@@ -407,7 +408,7 @@ class _Probe(TorchFunctionMode):
             kw["activation_call"] = True
         elif fname in SHAPE_OPS or base in SHAPE_OPS or (base in POOL_REDUCTIONS
                                                             and len(ins) == 1):
-            kw.update(pending=pend, pending_res=pres, scale=scaled_by("", (), layer_ins),
+            kw.update(pending=pend, pending_res=pres, scale=inherited_scale(layer_ins),
                       activated=next((n.activated for n in ins if n.activated), None))
         elif fname in MUL_OPS and len(layer_ins) <= 1:
             # scaling by a constant or by a tensor no layer produced: still that layer's output

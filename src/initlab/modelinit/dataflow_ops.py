@@ -10,7 +10,7 @@ import torch
 
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
-           "DIVIDE_OPS", "SOFT_CAP_SCALE", "scaled_by", "is_soft_cap"]
+           "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -79,11 +79,16 @@ SOFT_CAP_SCALE = 0.2
 DIVIDE_OPS = frozenset(("div", "__truediv__", "div_", "__itruediv__"))
 
 
+def inherited_scale(layer_ins: list) -> float | None:
+    """The constant factor a shape op (a view, a pool) passes on: its one layer input's."""
+    return layer_ins[0].scale if len(layer_ins) == 1 else (1.0 if not layer_ins else None)
+
+
 def scaled_by(fname: str, args, layer_ins: list) -> float | None:
     """The constant factor on a layer's output after ``fname(*args)``: the input's factor times
     a Python number it is multiplied by (or divided by); None when a tensor scales it."""
-    base = layer_ins[0].scale if len(layer_ins) == 1 else (1.0 if not layer_ins else None)
-    if base is None or not fname:
+    base = inherited_scale(layer_ins)
+    if base is None:
         return base
     nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
     if len(nums) != 1 or len([a for a in args if isinstance(a, torch.Tensor)]) != 1:

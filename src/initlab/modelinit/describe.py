@@ -60,7 +60,7 @@ from ..core.validation import InitlabError, fail
 from .dataflow import Branch, Graph, base_name, probe, unit_kind_of
 from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
-from .params import CONV_TYPES, LAYER_KINDS, ParamInfo, collect_params, module_kind
+from .params import CONV_TYPES, LAYER_KINDS, RNN_TYPES, ParamInfo, collect_params, module_kind
 from .ssm import place_mixer_layers
 
 #: names-fallback only: glob patterns of module names that close a residual branch
@@ -269,7 +269,7 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
         nd, c = first.weight.dim() - 2, first.in_channels
         for s in (32, 28, 16, 64, 8, 224):
             out.append(((torch.zeros(2, c, *([s] * nd), device=meta),), {}))
-    elif isinstance(first, (nn.RNNBase, nn.RNNCellBase)):   # a cell takes one time step
+    elif isinstance(first, RNN_TYPES):   # a sequence module (batch, time, in), a cell one step
         steps = (5,) if isinstance(first, nn.RNNBase) else ()
         out.append(((torch.zeros(2, *steps, first.input_size, device=meta),), {}))
     elif isinstance(first, nn.MultiheadAttention):

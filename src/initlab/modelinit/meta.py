@@ -97,15 +97,15 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
     recompute = _recomputable(model, resettable | set(known)) if buffers == "auto" else []
     recomputed = {id(b) for m in recompute for b in m.buffers(recurse=False)
                   if b.is_meta and id(b) not in known}
-    bad = [name for name, b in model.named_buffers() if id(b) not in resettable | recomputed
-           and id(b) not in known and b.is_meta and buffers != "zeros"]
+    handled = resettable | recomputed | set(known)   # every other meta buffer is an error
+    bad = [name for name, b in model.named_buffers()
+           if id(b) not in handled and b.is_meta and buffers != "zeros"]
     if bad:
         raise fail("buffers", "are on the meta device and nothing resets them: "
                    + ", ".join(f"`{n}`" for n in bad), "error",
                    "create those buffers on a real device in __init__, or pass "
                    "buffers='zeros' if zero is their right initial value.")
-    zero_ids = {id(b) for b in model.buffers()
-                if id(b) not in resettable | recomputed and id(b) not in known and b.is_meta}
+    zero_ids = {id(b) for b in model.buffers() if id(b) not in handled and b.is_meta}
     new_of, undo = _allocate(model, dev)
     try:
         with torch.no_grad():

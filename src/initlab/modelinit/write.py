@@ -32,8 +32,7 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
     drawing (one block, no scale, nothing written after the draw), else None: the report then
     measures the tensor itself."""
     p = a.slot
-    init = a.init
-    assert isinstance(init, Initializer)
+    assert a.inits and all(isinstance(i, Initializer) for i in a.inits)
     with torch.no_grad():
         if p.originals:
             target = torch.empty(p.shape, dtype=p.originals[-1].dtype,
@@ -48,12 +47,10 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                                    and a.rule.scale == 1.0 and pad is None
                                    and target.numel() > 0) else None
         if sink is not None:
-            backend.fill(target, a.inits[0] if a.inits else init, seed=seed, key=a.keys[0],
-                         fans=a.fans[0], role=p.fan_role,
-                         layout=a.layout, sink=sink)
+            backend.fill(target, a.inits[0], seed=seed, key=a.keys[0], fans=a.fans[0],
+                         role=p.fan_role, layout=a.layout, sink=sink)
             return sink[0] if sink else None
-        inits = a.inits or [init] * len(a.keys)
-        for b, fans, key, binit in zip(a.blocks, a.fans, a.keys, inits):
+        for b, fans, key, binit in zip(a.blocks, a.fans, a.keys, a.inits):
             if len(a.blocks) > 1 and backend.fill_rows is not None:
                 if b.stop > b.start:
                     backend.fill_rows(target, binit, rows=(b.start, b.stop), seed=seed, key=key,
