@@ -433,3 +433,16 @@ def apertus(**kw):
                num_attention_heads=4, num_key_value_heads=2)
     cfg.update(kw)
     return transformers.ApertusForCausalLM(transformers.ApertusConfig(**cfg))
+
+
+def rwkv(**kw):
+    """RWKV-4 (Peng et al. 2023): per block a time-mixing ``attention`` (``time_decay``,
+    ``time_first``, three token-shift mixes) and a channel-mixing ``feed_forward`` (two mixes),
+    each closing a residual branch."""
+    cfg = dict(vocab_size=64, hidden_size=32, num_hidden_layers=3, attention_hidden_size=32,
+               intermediate_size=64, context_length=32)
+    cfg.update(kw)
+    return transformers.RwkvForCausalLM(transformers.RwkvConfig(**cfg))
+
+
+ARCHITECTURES.update({"rwkv": (rwkv, 6)})

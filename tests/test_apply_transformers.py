@@ -321,6 +321,14 @@ def test_unmatched_parameters_are_warned_and_unknown_modules_explained():
     text = str(rep)
     assert "1.alpha: module type Scale is not one initlab knows" in text
     assert "matched by no rule" in text
+    # matched: the note stays when the draw reads the fans guessed from the shape, and goes
+    # when it reads none (RWKV's 21 structural vectors each printed it)
+    plan = initlab.Plan([initlab.Rule("*alpha", "he_normal"), initlab.Rule(nn.Linear,
+                                                                           "he_normal")])
+    assert "1.alpha: module type Scale" in str(initlab.apply(m, plan, seed=0))
+    plan = initlab.Plan([initlab.Rule("*alpha", "ones"), initlab.Rule(nn.Linear, "he_normal")])
+    rep = initlab.apply(m, plan, seed=0)
+    assert "module type" not in str(rep) and rep["1.alpha"].notes == []
 
 
 # ----------------------------------------------------------------------------- activations / auto
@@ -380,6 +388,42 @@ def test_a_soft_cap_is_not_a_tanh_activation():
     lm = d.layer("lm_head")
     assert cfg.final_logit_softcapping == 30.0 and d.method == "probe"
     assert lm.activation is None and lm.is_readout, lm.activation_why
+
+
+class SquaredRelu(nn.Module):
+    """relu(fc(x))^2 written four ways; ``how="pow3"`` is relu(x)^3, not an activation the
+    registry knows."""
+
+    def __init__(self, how):
+        super().__init__()
+        self.fc, self.out, self.how = nn.Linear(8, 16), nn.Linear(16, 4), how
+
+    def forward(self, x):
+        h = torch.relu(self.fc(x))
+        h = {"square": lambda: h.square(), "torch.square": lambda: torch.square(h),
+             "mul": lambda: h * h, "pow": lambda: h ** 2, "pow3": lambda: h ** 3,
+             "plain": lambda: h}[self.how]()
+        return self.out(h)
+
+
+@pytest.mark.parametrize("how", ["square", "torch.square", "mul", "pow"])
+def test_relu_then_square_is_relu_squared(how):
+    """Before: ``F.relu(x).square()`` (the nanoGPT speedrun's MLP, RWKV's channel mix) told the
+    layer "relu follows" (He: 2/fan_in); relu(z)^2 has E[f(z)^2] = 3/2 for z ~ N(0, 1), so its
+    variance-preserving gain is sqrt(2/3) and auto's Var = (2/3)/fan_in."""
+    m = SquaredRelu(how)
+    d = describe(m)
+    act = d.layer("fc").activation[0]
+    assert act.name == "relu_squared", d.layer("fc").activation_why
+    assert "then" in d.layer("fc").activation_why
+    rep = initlab.apply(m, "auto", seed=0)
+    assert rep["fc.weight"].init["params"]["scale"] == pytest.approx(2 / 3, rel=1e-4)
+    assert d.layer("out").activation is None
+
+
+def test_relu_then_another_power_stays_relu():
+    for how in ("pow3", "plain"):
+        assert describe(SquaredRelu(how)).layer("fc").activation[0].name == "relu", how
 
 
 def test_description_of_rnns_and_unknown_activations():

@@ -221,6 +221,9 @@ EXTRA = [  # non-default parameters, and a conv shape for the fan conventions
     ("looks_linear", {"position": "first"}, (40, 30)),
     ("looks_linear", {"position": "last", "gain": 0.5}, (10, 64)),
     ("looks_linear", {"position": "hidden", "gain": 0.8}, (16, 12, 3, 5)),  # a conv kernel
+    ("linspace", {"start": -5.0, "end": 3.0, "power": 1.3}, None),   # RWKV-4's decays
+    ("linspace", {"start": 0.3, "end": 1.3, "power": 0.5, "endpoint": False}, (1, 1, 9)),
+    ("cycle", {"values": [0.1, 0.6, -0.4]}, (5, 7)),                  # RWKV-4's bonus
 ]
 
 

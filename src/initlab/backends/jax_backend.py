@@ -43,6 +43,7 @@ import numpy as np
 from ..core.distributions import (
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
+    Cycle,
     DecayRateLog,
     DeltaOrthogonal,
     Dirac,
@@ -337,7 +338,7 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         x = jax.random.normal(kv, flat, cdt) * dist.std
         x = jnp.where(_ranks(kp, flat, 1) < dist.k, x, 0.0)  # k random inputs per unit
         return x.reshape(shape)
-    if isinstance(dist, (S4DReal, Linspace)):
+    if isinstance(dist, (S4DReal, Linspace, Cycle)):
         return jnp.broadcast_to(jnp.asarray(dist.row(shape[-1]), cdt), shape)
     raise fail("distribution", "is not a kind the JAX backend knows", type(dist).__name__,
                "add it to initlab.backends.jax_backend.")

@@ -49,6 +49,7 @@ from ..core.distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
     ORTHOGONAL_METHODS,
     Constant,
+    Cycle,
     DecayRateLog,
     DeltaOrthogonal,
     Dirac,
@@ -628,9 +629,10 @@ def _s4d_real_(view: torch.Tensor, dist: S4DReal, gen) -> None:
     view.copy_(row.expand(view.shape))
 
 
-def _linspace_(view: torch.Tensor, dist: Linspace, gen) -> None:
-    row = torch.linspace(dist.start, dist.end, view.shape[-1], dtype=torch.float64,
-                         device=view.device)
+def _row_(view: torch.Tensor, dist: Linspace | Cycle, gen) -> None:
+    """A deterministic kind that is one float64 row (``dist.row``, the NumPy reference's values
+    bit for bit) repeated along the last axis."""
+    row = torch.from_numpy(dist.row(view.shape[-1])).to(view.device)
     view.copy_(row.expand(view.shape))
 
 
@@ -672,5 +674,5 @@ SAMPLERS = {
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
     LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
     DecayRateLog: _decay_rate_log_, RecurrenceRadius: _recurrence_radius_,
-    Linspace: _linspace_,
+    Linspace: _row_, Cycle: _row_,
 }

@@ -518,6 +518,25 @@ def callable_names(func) -> list[str]:
     return out
 
 
+#: An activation followed by an elementwise function that together compute another activation:
+#: ``(first activation, function, its constant argument) -> the composite``. ``F.relu(x).square()``
+#: (the nanoGPT speedrun's MLP), ``torch.square(torch.relu(k))`` (RWKV's channel mix) and
+#: ``relu(x) ** 2`` are relu_squared (``x * x`` is read as ``square``).
+COMPOSITES: dict[tuple[str, str, float | None], str] = {
+    ("relu", "square", None): "relu_squared", ("relu", "pow", 2.0): "relu_squared",
+    ("relu", "__pow__", 2.0): "relu_squared", ("relu", "pow_", 2.0): "relu_squared",
+    ("relu", "__ipow__", 2.0): "relu_squared", ("relu", "square_", None): "relu_squared",
+}
+
+
+def composite(first: Activation, fname: str, const: float | None = None
+              ) -> tuple[Activation, float | None] | None:
+    """``(Activation, param)`` of ``fname(first(x), const)`` when that is an activation the
+    registry knows (:data:`COMPOSITES`), else None."""
+    name = COMPOSITES.get((first.name, fname, None if const is None else float(const)))
+    return None if name is None else _found(_BY_NAME[name], None)
+
+
 def _found(spec: Spec, param: float | None) -> tuple[Activation, float | None]:
     act = _build(spec.name, param)
     return act, act.param

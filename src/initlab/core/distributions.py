@@ -540,13 +540,18 @@ class S4DReal(Distribution):
 
 @dataclass(frozen=True)
 class Linspace(Distribution):
-    """A ramp from ``start`` to ``end`` in equal steps along the tensor's last (torch-layout)
-    axis, broadcast over the others (``torch.linspace``; one value ``start`` on an axis of one).
-    xLSTM's forget-gate biases, linspace(3, 6) over the heads (Beck et al. 2024), give each head
-    its own memory length. Not random."""
+    """A ramp from ``start`` towards ``end`` along the tensor's last (torch-layout) axis,
+    broadcast over the others: ``start + (end - start) * t_i ** power`` with ``t_i = i / (n - 1)``
+    (``endpoint``, ``torch.linspace``; one value ``start`` on an axis of one) or ``t_i = i / n``
+    (not ``endpoint``: ``numpy.linspace(..., endpoint=False)``, ``end`` not reached). ``power``
+    1 is equal steps; other powers warp the ramp. xLSTM's forget-gate biases are
+    linspace(3, 6) over the heads (Beck et al. 2024); RWKV-4's decays and token-shift mixes are
+    power ramps (Peng et al. 2023). Not random."""
 
     start: float = 0.0
     end: float = 1.0
+    power: float = 1.0
+    endpoint: bool = True
     kind = "linspace"
     is_elementwise = False
     random = False
@@ -555,7 +560,10 @@ class Linspace(Distribution):
         """The values along the last axis, float64."""
         import numpy as np
 
-        return np.linspace(self.start, self.end, n, dtype=np.float64)
+        if self.power == 1.0 and self.endpoint:
+            return np.linspace(self.start, self.end, n, dtype=np.float64)
+        t = np.arange(n, dtype=np.float64) / max(n - 1 if self.endpoint else n, 1)
+        return self.start + (self.end - self.start) * t ** self.power
 
     def moments(self, shape=None):
         if shape is None or len(shape) == 0 or math.prod(shape) == 0:
@@ -563,19 +571,28 @@ class Linspace(Distribution):
         n = shape[-1]
         if n == 1:
             return self.start, 0.0
-        # n equally spaced points: variance step^2 (n^2 - 1) / 12, step (end - start) / (n - 1)
-        return ((self.start + self.end) / 2,
-                abs(self.end - self.start) * math.sqrt((n + 1) / (12 * (n - 1))))
+        if self.power == 1.0 and self.endpoint:
+            # n equally spaced points: variance step^2 (n^2 - 1) / 12, step (end - start) / (n - 1)
+            return ((self.start + self.end) / 2,
+                    abs(self.end - self.start) * math.sqrt((n + 1) / (12 * (n - 1))))
+        r = self.row(n)  # every row the same: the row's moments are the tensor's
+        return float(r.mean()), float(r.std())
 
     def bounds(self):
         return (min(self.start, self.end), max(self.start, self.end))
 
     def fixed_values(self):
         # the ends, and the midpoint a ramp of odd length holds: an integer tensor takes a ramp
-        # only when all three are integers (linspace(2, 4); not linspace(3, 6))
+        # only when all three are integers (linspace(2, 4); not linspace(3, 6)); a warped or
+        # open ramp adds its values at t = 1/3 and 1/2, so that an integer tensor takes it
+        # only in the degenerate case start == end
         if self.start == self.end:
             return (self.start,)
-        return (self.start, self.end, (self.start + self.end) / 2)
+        if self.power == 1.0 and self.endpoint:
+            return (self.start, self.end, (self.start + self.end) / 2)
+        d = self.end - self.start
+        return (self.start, self.end, self.start + d * (1 / 3) ** self.power,
+                self.start + d * 0.5 ** self.power)
 
     def extent(self) -> float:
         return _over(self.start, self.end)
@@ -584,6 +601,49 @@ class Linspace(Distribution):
         if len(shape) == 0:
             raise fail("tensor", "must have at least 1 dimension (the axis the ramp runs "
                        "along) for `linspace`", shape, "pass a vector or larger tensor.")
+
+
+@dataclass(frozen=True)
+class Cycle(Distribution):
+    """The ``values`` repeated in order along the tensor's last (torch-layout) axis, broadcast
+    over the others: index i holds ``values[i % len(values)]``. RWKV-4's ``time_first`` starts
+    at log(0.3) plus the zigzag (0, 0.5, -0.5) over the channels (Peng et al. 2023). Not
+    random."""
+
+    values: tuple[float, ...] = (0.0,)
+    kind = "cycle"
+    is_elementwise = False
+    random = False
+
+    def row(self, n: int):
+        """The values along the last axis, float64."""
+        import numpy as np
+
+        v = np.asarray(self.values, dtype=np.float64)
+        return v[np.arange(n) % len(v)]
+
+    def moments(self, shape=None):
+        if shape is None or len(shape) == 0 or math.prod(shape) == 0:
+            return None
+        r = self.row(shape[-1])
+        return float(r.mean()), float(r.std())
+
+    def bounds(self):
+        return (min(self.values), max(self.values))
+
+    def fixed_values(self):
+        return tuple(self.values)
+
+    def extent(self) -> float:
+        return _over(*self.values)
+
+    def check_shape(self, shape) -> None:
+        if len(shape) == 0:
+            raise fail("tensor", "must have at least 1 dimension (the axis the values cycle "
+                       "along) for `cycle`", shape, "pass a vector or larger tensor.")
+
+    def to_dict(self) -> dict:
+        return {"kind": type(self).__name__, "values": list(self.values)}
 
 
 @dataclass(frozen=True)
@@ -712,7 +772,7 @@ class RecurrenceRadius(Distribution):
 KINDS: tuple[type[Distribution], ...] = (
     Constant, Normal, Uniform, TruncatedNormal, Orthogonal, Eye, Dirac, DeltaOrthogonal, Sparse,
     MartensSparse, LooksLinear, S4DReal, TimeStepBias, DecayRateLog, RecurrenceRadius,
-    Linspace,
+    Linspace, Cycle,
 )
 
 

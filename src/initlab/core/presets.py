@@ -19,6 +19,7 @@ from .distributions import (
     ORTHOGONAL_METHODS,
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
+    Cycle,
     DecayRateLog,
     DeltaOrthogonal,
     Dirac,
@@ -514,19 +515,56 @@ def s4d_real() -> Initializer:
 
 
 @register()
-def linspace(start: float = 0.0, end: float = 1.0) -> Initializer:
-    """A ramp from ``start`` to ``end`` in equal steps along the tensor's last axis, repeated
-    over the others (``torch.linspace``). xLSTM's mLSTM forget-gate biases start at
-    linspace(3, 6) over the heads (Beck et al. 2024, "xLSTM: Extended Long Short-Term Memory",
-    and its reference code's ``bias_linspace_init_``), so that the heads' forget gates
-    sigmoid(3..6) = 0.95..0.998 keep memories of 20 to 400 steps. Not random."""
+def linspace(start: float = 0.0, end: float = 1.0, power: float = 1.0,
+             endpoint: bool = True) -> Initializer:
+    """A ramp from ``start`` towards ``end`` along the tensor's last axis, repeated over the
+    others: ``start + (end - start) * t_i ** power``, ``t_i = i / (n - 1)`` with ``endpoint``
+    (``torch.linspace``: equal steps from start to end at power 1) or ``t_i = i / n`` without
+    it (``numpy.linspace(..., endpoint=False)``: ``end`` is not reached). Not random.
+
+    xLSTM's mLSTM forget-gate biases start at linspace(3, 6) over the heads (Beck et al. 2024,
+    "xLSTM: Extended Long Short-Term Memory", and its reference code's
+    ``bias_linspace_init_``), so that the heads' forget gates sigmoid(3..6) = 0.95..0.998 keep
+    memories of 20 to 400 steps. RWKV-4's per-channel decays are the warped ramp
+    ``-5 + 8 (h / (H - 1)) ** (0.7 + 1.3 l / (L - 1))`` (linspace(-5, 3, power=...)) and its
+    token-shift mixes ``(i / C) ** (1 - l / L)`` (endpoint=False), layer l of L (Peng et al.
+    2023, "RWKV: Reinventing RNNs for the Transformer Era", and its reference code)."""
     a = check_scalar(start, "start", why=" (the ramp's first value)")
-    b = check_scalar(end, "end", why=" (the ramp's last value)")
+    b = check_scalar(end, "end", why=" (the ramp's last value, or its limit without endpoint)")
+    p = check_scalar(power, "power", min_val=0.0, include_min=False,
+                     why=" (the exponent warping the ramp; 1 for equal steps)")
+    if not isinstance(endpoint, bool):
+        raise fail("endpoint", "must be True or False (whether the ramp ends at `end`)",
+                   endpoint, "pass endpoint=True (torch.linspace) or endpoint=False.")
+    params = {"start": a, "end": b}
+    if p != 1.0 or not endpoint:
+        params.update(power=p, endpoint=endpoint)
 
     def resolve(ctx: Context):
-        return Linspace(a, b)
+        return Linspace(a, b, p, endpoint)
 
-    return Initializer("linspace", {"start": a, "end": b}, resolve, random=False)
+    return Initializer("linspace", params, resolve, random=False)
+
+
+@register()
+def cycle(values=(0.0,)) -> Initializer:
+    """The ``values`` repeated in order along the tensor's last axis (index i holds
+    ``values[i % len(values)]``), the same for every other index. Not random.
+
+    RWKV-4's ``time_first`` (the bonus of the current token) starts at log(0.3) plus the zigzag
+    0, 0.5, -0.5 over the channels: ``cycle([log(0.3), log(0.3) + 0.5, log(0.3) - 0.5])``
+    (Peng et al. 2023, "RWKV: Reinventing RNNs for the Transformer Era", and its reference
+    code)."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__") or len(values) == 0:
+        raise fail("values", "must be a non-empty sequence of real numbers (repeated along the "
+                   "last axis)", values, "pass e.g. values=[0.0, 0.5, -0.5].")
+    vals = [check_scalar(v, f"values[{i}]", why=" (a value the cycle repeats)")
+            for i, v in enumerate(values)]
+
+    def resolve(ctx: Context):
+        return Cycle(tuple(vals))
+
+    return Initializer("cycle", {"values": vals}, resolve, random=False)
 
 
 @register(aliases=("mamba_dt_bias",))

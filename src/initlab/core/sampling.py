@@ -22,6 +22,7 @@ from scipy.linalg import lapack
 from .distributions import (
     DEFAULT_ORTHOGONAL_METHOD,
     Constant,
+    Cycle,
     DecayRateLog,
     DeltaOrthogonal,
     Dirac,
@@ -230,7 +231,7 @@ def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _row(dist: S4DReal | Linspace, shape, rng, dtype) -> np.ndarray:
+def _row(dist: S4DReal | Linspace | Cycle, shape, rng, dtype) -> np.ndarray:
     """A deterministic kind that is one row (``dist.row``) repeated along the last axis."""
     return np.broadcast_to(dist.row(shape[-1]), shape).copy()
 
@@ -246,7 +247,7 @@ SAMPLERS: dict[type[Distribution], Callable[..., np.ndarray]] = {
     Orthogonal: _orthogonal, Eye: _eye, Dirac: _dirac, DeltaOrthogonal: _delta_orthogonal,
     Sparse: _sparse, MartensSparse: _martens_sparse, LooksLinear: _looks_linear,
     S4DReal: _row, TimeStepBias: _from_unit, DecayRateLog: _from_unit,
-    RecurrenceRadius: _from_unit, Linspace: _row,
+    RecurrenceRadius: _from_unit, Linspace: _row, Cycle: _row,
 }
 
 

@@ -14,6 +14,7 @@ from .describe import describe
 from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
 from .rules import Rule
+from .rwkv import rwkv_blocks
 from .ssm import MLSTM_FGATE_RAMP, MLSTM_IGATE_BIAS, gated_decays, lru_units, mixers, mlstm_gates
 from .tables import (
     activation_params,
@@ -34,7 +35,9 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
     ``dt_bias`` the same time step; and of every RG-LRU (:func:`~initlab.modelinit.ssm.lru_units`):
     the recurrence parameter ``recurrence_radius``, each gate block N(0, 1/bw), gate biases 0;
     and of every mLSTM's gates (:func:`~initlab.modelinit.ssm.mlstm_gates`): weights 0, the
-    forget-gate bias linspace(3, 6) over the heads, the input-gate bias by layout. Plans put these rules
+    forget-gate bias linspace(3, 6) over the heads, the input-gate bias by layout; and of every
+    RWKV-4 mixing block (:func:`~initlab.modelinit.rwkv.rwkv_blocks`): its decays, bonuses and
+    token-shift mixes as RWKV-4 starts them. Plans put these rules
     first: ``dt_proj.bias`` belongs to a linear layer, whose generic bias rule (zeros) would
     otherwise win, and would start every channel at one step, softplus(0) = 0.69."""
     if model is None:
@@ -94,6 +97,9 @@ def ssm_rules(model: nn.Module | None) -> list[Rule]:
                           label="mlstm gate",
                           why=f"mLSTM forget gate bias: linspace({start:g}, {end:g}) over the "
                               f"{g.heads} heads, sigmoid = 0.95..0.998 (xLSTM, Beck et al. 2024)"))
+    for blk in rwkv_blocks(model):
+        for role, (name, kw, why) in blk.inits().items():
+            rules.append(Rule(blk.params[role], get_init(name, **kw), label="rwkv", why=why))
     return rules
 
 

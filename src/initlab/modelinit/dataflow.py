@@ -66,7 +66,6 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,7 +73,7 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from ..core.activations import lookup_function, lookup_module
+from ..core.activations import composite, lookup_function, lookup_module
 from .dataflow_ops import (
     ADD_OPS,
     DATA_DEPENDENT,
@@ -87,14 +86,14 @@ from .dataflow_ops import (
     SHAPE_OPS,
     WRITES,
     base_name,
+    elementwise_call,
     inherited_scale,
     is_soft_cap,
     scaled_by,
 )
-from .experts import is_router
-from .params import LAYER_KINDS, is_free_norm, module_kind
 from .probe_meta import META_RESULTS, meta_copy, shape_only
-from .stochastic import is_stochastic_depth, stochastic_off
+from .stochastic import stochastic_off
+from .units import tensors_in, unit_kind_of
 
 
 @dataclass
@@ -154,58 +153,6 @@ class Graph:
     notes: list[str] = field(default_factory=list)
 
 
-def _tensors(obj: Any, out: list, depth: int = 0) -> list:
-    if isinstance(obj, torch.Tensor):
-        out.append(obj)
-    elif depth < 4:
-        if isinstance(obj, Mapping):
-            for v in obj.values():
-                _tensors(v, out, depth + 1)
-        elif isinstance(obj, (tuple, list)):
-            for v in obj:
-                _tensors(v, out, depth + 1)
-        elif hasattr(obj, "to_tuple") and callable(obj.to_tuple):  # HF ModelOutput
-            _tensors(obj.to_tuple(), out, depth + 1)
-    return out
-
-
-def unit_kind_of(module: nn.Module) -> str | None:
-    """How the probe treats a module: ``layer`` / ``norm`` / ``embedding`` / ``other`` (a
-    parameter-owning leaf), ``activation``, ``free_norm`` (a norm without parameters, passed
-    through as a norm but never a branch's norm: nothing of it can be zeroed), ``opaque``
-    (unknown parameterless leaf), or None (looked inside)."""
-    if lookup_module(module) is not None:
-        return "activation"
-    kind = module_kind(module)
-    if kind == "mha" or is_router(module):   # a router's child holds at most a routing bias
-        return "layer"
-    from torch.nn.utils import parametrize
-
-    own = any(p is not None for p in module._parameters.values()) or \
-        parametrize.is_parametrized(module)
-    child_params = any(True for cname, c in module.named_children()
-                       if cname != "parametrizations" for _ in c.parameters())
-    if own and not child_params:
-        if kind in LAYER_KINDS:
-            return "layer"
-        if kind in ("norm", "embedding"):
-            return kind
-        if all(p is None or p.dim() <= 1 for p in module._parameters.values()) and \
-                not parametrize.is_parametrized(module):
-            # scalars and vectors only (a layer scale, DINOv2's `lambda1`, a learned temperature):
-            # looked inside, so `x * gamma` keeps x a layer's output and a residual branch
-            # closed through it is still seen
-            return None
-        return "other"
-    if not own and not any(True for _ in module.children()):
-        if is_free_norm(module):
-            return "free_norm"   # a norm without parameters: passed through as a norm
-        if type(module).__module__.startswith("torch.nn") or is_stochastic_depth(module):
-            return None      # torch's own parameterless leaves: looked inside (dropout, pools)
-        return "opaque"
-    return None
-
-
 class _Probe(TorchFunctionMode):
     def __init__(self, graph: Graph, units: dict[nn.Module, tuple[str, str]], mha_out: dict):
         super().__init__()
@@ -253,7 +200,7 @@ class _Probe(TorchFunctionMode):
     # ------------------------------------------------------------------ units (hooks)
     def pre(self, module, args, kwargs):
         if self.depth == 0:
-            ins = _tensors(args, []) + _tensors(kwargs, [])
+            ins = tensors_in(args, []) + tensors_in(kwargs, [])
             idx = tuple(self.node(t).idx for t in ins)
             self.stack.append(idx)
             opaque = self.units[module][1] == "opaque"
@@ -303,7 +250,7 @@ class _Probe(TorchFunctionMode):
                 self.outcome(pend | pres, Outcome("linear", why=f"feeds `{name}`"))
         n = self.new_node("unit", name, parents, unit_kind=ukind, **kw)
         self.g.unit_calls.append((name, n.idx))
-        for t in _tensors(output, []):
+        for t in tensors_in(output, []):
             self.bind(t, n)
         return output
 
@@ -326,13 +273,13 @@ class _Probe(TorchFunctionMode):
             if self.depth == 1 and self.inner is not None and fname not in IGNORED:
                 self.inner.add(fname)
                 self.inner_read.update(self.inner_in[id(t)] for t in
-                                       _tensors(args, []) + _tensors(kwargs, [])
+                                       tensors_in(args, []) + tensors_in(kwargs, [])
                                        if id(t) in self.inner_in)
             return out
         if fname in WRITES:
             self.write(fname, args)
             return out
-        outs = _tensors(out, [])
+        outs = tensors_in(out, [])
         if not outs:
             return out
         if fname in LIKE:
@@ -341,7 +288,7 @@ class _Probe(TorchFunctionMode):
             return out
         if fname in DIRECT and self.direct(args, kwargs, fname, outs):
             return out
-        ins_t = _tensors(args, []) + _tensors(kwargs, [])
+        ins_t = tensors_in(args, []) + tensors_in(kwargs, [])
         ins = [self.node(t) for t in ins_t]
         self.record(func, fname, args, kwargs, ins, outs)
         return out
@@ -394,6 +341,8 @@ class _Probe(TorchFunctionMode):
         base = base_name(fname)
         kw: dict[str, Any] = {}
         act = lookup_function(func, args, kwargs) if (pend or pres or ins) else None
+        if act is None and self.compose(fname, args, ins, outs):
+            return
         # an activation of a value no layer produced (xIELU's softplus(alpha_p)) is a factor,
         # not a gate: only activations of layer outputs gate what they multiply
         layer_ins = [n for n in ins if n.pending or n.pending_res
@@ -444,6 +393,28 @@ class _Probe(TorchFunctionMode):
         n = self.new_node("op", fname, [x.idx for x in ins], **kw)
         for t in outs:
             self.bind(t, n)
+
+    def compose(self, fname: str, args, ins: list[Node], outs) -> bool:
+        """An elementwise function of an activation call's output that makes it another
+        activation (``relu(x).square()``: relu_squared): the layers' "act" outcome becomes
+        the composite's (:func:`~initlab.modelinit.dataflow_ops.elementwise_call`)."""
+        call = elementwise_call(fname, args)
+        if call is None or len({n.idx for n in ins}) != 1 or not ins[0].activation_call \
+                or not ins[0].activated:
+            return False
+        first, layers = ins[0].activated
+        comp = composite(first[0], *call)
+        if comp is None:
+            return False
+        for ocs in (self.g.outcomes.get(layer, []) for layer in layers):
+            at = [i for i, oc in enumerate(ocs) if oc.kind == "act" and oc.act is first]
+            if at:
+                ocs[at[-1]] = Outcome("act", comp, why=f"{ocs[at[-1]].why} then `{call[0]}`")
+        n = self.new_node("op", fname, [ins[0].idx], activated=(comp, layers),
+                          activation_call=True)
+        for t in outs:
+            self.bind(t, n)
+        return True
 
     # ------------------------------------------------------------------ residual additions
     def ancestors(self, start: int, floor: int) -> set[int]:
@@ -563,7 +534,7 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
         ctx = torch.enable_grad() if on_meta else torch.no_grad()
         with ctx, stochastic_off(target), mode:
             inp_nodes = []
-            for t in _tensors(args, []) + _tensors(kwargs, []):
+            for t in tensors_in(args, []) + tensors_in(kwargs, []):
                 n = mode.new_node("input", "input", ())
                 mode.bind(t, n)
                 inp_nodes.append(n)
@@ -571,7 +542,7 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
     finally:
         for h in handles:
             h.remove()
-    outs = _tensors(out, [])
+    outs = tensors_in(out, [])
     if outs:
         first = mode.node_of.get(id(outs[0]))
         if first is not None:

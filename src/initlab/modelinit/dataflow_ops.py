@@ -10,7 +10,8 @@ import torch
 
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
-           "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap"]
+           "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap",
+           "elementwise_call"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -103,3 +104,18 @@ def is_soft_cap(act, layer_ins: list) -> bool:
     """Whether an activation call on ``layer_ins`` is a soft cap (see :data:`SOFT_CAP_SCALE`)."""
     return (getattr(act[0], "name", "") == "tanh" and len(layer_ins) == 1
             and layer_ins[0].scale is not None and 0 < abs(layer_ins[0].scale) <= SOFT_CAP_SCALE)
+
+
+def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:
+    """``(function, constant)`` of an elementwise call of one tensor and at most one number
+    (``x.square()``: ("square", None); ``x ** 2``: ("__pow__", 2)); ``x * x`` reads as
+    ("square", None). None for anything else. What an activation's output then becomes is the
+    registry's (:func:`initlab.core.activations.composite`)."""
+    tensors = [a for a in args if isinstance(a, torch.Tensor)]
+    nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    if fname in ("mul", "__mul__") and len(tensors) == 2 and tensors[0] is tensors[1] \
+            and not nums:
+        return "square", None
+    if len(tensors) == 1 and len(nums) <= 1 and len(args) == len(tensors) + len(nums):
+        return fname, (float(nums[0]) if nums else None)
+    return None

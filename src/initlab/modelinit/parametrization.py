@@ -153,13 +153,19 @@ def _tied_readout_multiplier(name: str, d_mult: float, output_mult: float) -> fl
 
 
 def _std_at(init: Any, p: ParamInfo) -> float | None:
-    """The std ``init`` gives ``p`` (each block with its fans), or None when it has none."""
+    """The std ``init`` gives ``p`` (each block with its fans), or None when it has none or
+    sets a value rather than drawing one (a constant, a ramp, a cycle, an identity: what the
+    architecture sets is the same at every width, so no parametrization rescales it; the std
+    of RWKV's ramp over the channels changes with their number, and rescaling it would move
+    the ramp's ends)."""
     stds = []
     for b in p.blocks:
         fans = None if len(b.fan_shape) < 2 or 0 in b.fan_shape else core_fans(b.fan_shape,
                                                                                p.layout)
         bshape = b.shape_in(tuple(p.shape), len(p.blocks))
         d = init.resolve(bshape, fans=fans, layout=p.layout, role=p.fan_role)
+        if not d.random:
+            return None
         stds.append(d.expected_std(bshape))
     if not stds or any(v is None for v in stds) or len({round(v, 12) for v in stds}) != 1:
         return None

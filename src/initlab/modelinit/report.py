@@ -119,8 +119,14 @@ def compact_repr(init) -> str:
     if factory is None:
         return repr(init)
     defaults = _defaults(factory)
-    args = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v!r}"
-            for k, v in init.params.items() if defaults.get(k, object()) != v]
+    def short(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, (list, tuple)) and all(isinstance(x, float) for x in v):
+            return "[" + ", ".join(f"{x:.4g}" for x in v) + "]"   # cycle's values
+        return repr(v)
+
+    args = [f"{k}={short(v)}" for k, v in init.params.items() if defaults.get(k, object()) != v]
     return f"{init.name}({', '.join(args)})"
 
 
@@ -187,6 +193,10 @@ class ParamRecord:
             return rec
         rec.initializer = compact_repr(a.init)
         rec.init = initializer_to_dict(a.init)
+        if not any(getattr(i, "needs_fans", True) for i in (a.init, *a.rule.block_init.values())):
+            # the role and fans guessed for an unknown module's parameter decide nothing when
+            # the initializer reads no fans (RWKV's decays, a mixer's A_log, a constant)
+            rec.notes = [n for n in rec.notes if not n.startswith("module type")]
         if a.rule.block_init:
             rec.initializer += "".join(f"; {k}: {compact_repr(v)}"
                                        for k, v in a.rule.block_init.items())

@@ -129,6 +129,11 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
     and out), ``input`` (width out only), ``output`` (the readout: width in only), ``vector``
     (a 1-D width: biases, norms; a bank's per-expert biases), or ``fixed``; and the width
     multipliers of its fan_in and fan_out dimensions."""
+    if p.kind == "other" and p.role != "embedding":
+        # a parameter of a module initlab does not know, shaped to broadcast (RWKV's (1, 1, C)
+        # token-shift mixes, a (1, C, 1, 1) channel scale): its axes of size 1 that are not
+        # width are broadcast axes, not fan axes
+        dims = tuple(d for d in dims if d.dim != 1 or d.is_width)
     widths = [d for d in dims if d.is_width]
     if p.role == "embedding" and len(dims) >= 2:
         # (num, d) table, or a free (1, n, d) token/position table: the index is its input, the
