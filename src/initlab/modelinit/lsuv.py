@@ -213,7 +213,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     # layers whose weight the model's structure sets (an mLSTM's zero gate weights, Mamba's
     # dt_proj): the leading rules start them and LSUV leaves them so (a zero gate has no output
     # std to rescale; dt_proj's spread is the time step's, not a signal's)
-    structural = _structural_layers(model, desc, {n for n, _ in candidates})
+    lead = leading_rules(model)
+    structural = _structural_layers(lead, desc, {n for n, _ in candidates})
     selected = [(n, m) for n, m in candidates if n not in tied_names and n not in structural]
     if not selected:
         raise fail("modules", "matched no layer with a weight in the model",
@@ -231,7 +232,7 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     finally:
         restore_modes()
     names = [n for n, _ in selected]
-    pre = Plan(leading_rules(model)
+    pre = Plan(lead
                + [Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
                      why="LSUV: orthonormal pre-init") for n in names]
                + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",
@@ -324,12 +325,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     return report
 
 
-def _structural_layers(model: nn.Module, desc: Any, names: set[str]) -> set[str]:
-    """The layers among ``names`` whose weight a leading rule
+def _structural_layers(lead: list[Rule], desc: Any, names: set[str]) -> set[str]:
+    """The layers among ``names`` whose weight one of the model's leading rules ``lead``
     (:func:`~initlab.modelinit.builtin_rules.leading_rules`) initializes."""
     from .matching import match
 
-    lead = leading_rules(model)
     if not lead:
         return set()
     assignments, _ = match(Plan(lead, name="structure", warn_unused=False), desc.params)

@@ -23,6 +23,7 @@ from .describe import active, describe
 from .engine import initialize, resolve_plan, running_stats_modules
 from .matching import match
 from .streams import check_rng
+from .tables import XIELU_SCALARS, XIELU_TYPE
 
 
 def _allocate(model: nn.Module, device: torch.device) -> tuple[dict[int, torch.Tensor], list]:
@@ -131,7 +132,7 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
 
 #: buffers a module holds beside the number it computed them from (class name: {buffer:
 #: attribute}): Hugging Face's ``XIELUActivation`` keeps ``beta`` and ``eps`` as floats too
-BUFFER_ATTRS = {"XIELUActivation": {"beta": "_beta_scalar", "eps": "_eps_scalar"}}
+BUFFER_ATTRS = {XIELU_TYPE: XIELU_SCALARS}
 
 
 def _known_buffers(model: nn.Module) -> dict[int, float]:

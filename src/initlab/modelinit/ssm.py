@@ -117,6 +117,16 @@ def _number(v: Any) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
+def _setting(mixer: nn.Module, cfg: Any, attr: str, ok=_number) -> tuple[Any, str | None]:
+    """``(value, where)`` of a setting: the mixer's own attribute, else the config's (the
+    first that ``ok`` accepts), else ``(None, None)``."""
+    for owner, where in ((mixer, "the mixer"), (cfg, "config")):
+        v = getattr(owner, attr, None) if owner is not None else None
+        if ok(v):
+            return v, where
+    return None, None
+
+
 def dt_range(mixer: nn.Module, model: nn.Module | None = None, attrs=DT_ATTRS
              ) -> tuple[tuple[float, float, float], str]:
     """``((dt_min, dt_max, dt_floor), source)``: each value from the mixer's own attribute,
@@ -126,15 +136,9 @@ def dt_range(mixer: nn.Module, model: nn.Module | None = None, attrs=DT_ATTRS
     cfg = getattr(model, "config", None) if model is not None else None
     values, sources = [], []
     for attr, default in attrs:
-        for owner, where in ((mixer, "the mixer"), (cfg, "config")):
-            v = getattr(owner, attr, None) if owner is not None else None
-            if _number(v):
-                values.append(float(v))
-                sources.append(where)
-                break
-        else:
-            values.append(default)
-            sources.append("Mamba's default")
+        v, where = _setting(mixer, cfg, attr)
+        values.append(default if where is None else float(v))
+        sources.append(where or "Mamba's default")
     src = sources[0] if len(set(sources)) == 1 else ", ".join(
         f"{a[0]} from {s}" for a, s in zip(attrs, sources))
     return (values[0], values[1], values[2]), src
@@ -172,15 +176,12 @@ def dt_proj_init(mixer: nn.Module, model: nn.Module | None, rank: int,
     ``fan_in_is_rank``: the weight is a linear layer's (its fan_in is the rank), so the uniform
     is given as a fan-in variance scaling, else with its bound fixed (Zamba's raw 3-D weight)."""
     cfg = getattr(model, "config", None) if model is not None else None
-    scale, src = 1.0, "scale 1"
-    for owner, where in ((mixer, "the mixer"), (cfg, "config")):
-        v = getattr(owner, "time_step_scale", None) if owner is not None else None
-        if _number(v) and v > 0:
-            scale, src = float(v), f"time_step_scale {float(v):g} from {where}"
-            break
+    v, where = _setting(mixer, cfg, "time_step_scale", lambda x: _number(x) and x > 0)
+    scale, src = (1.0, "scale 1") if where is None else (
+        float(v), f"time_step_scale {float(v):g} from {where}")
     bound = scale / math.sqrt(rank)
-    scheme = next((getattr(o, "time_step_init_scheme", None) for o in (mixer, cfg)
-                   if isinstance(getattr(o, "time_step_init_scheme", None), str)), "random")
+    scheme = _setting(mixer, cfg, "time_step_init_scheme", lambda x: isinstance(x, str))[0] \
+        or "random"
     if scheme == "constant":
         return ("constant", {"value": bound},
                 f"SSM time-step projection: constant {bound:.4g} = s/sqrt(rank {rank}) "

@@ -183,6 +183,10 @@ PRELU_INIT = 0.25
 #: xIELU's alpha_p and alpha_n at the start (Huang et al. 2024, "Deriving Activation Functions
 #: Using Integration"; Hugging Face's ``XIELUActivation`` defaults, which it does not keep)
 XIELU_ALPHA_INIT = 0.8
+#: Hugging Face's xIELU module, and the floats it keeps beside its buffers of the same values
+#: (buffer: attribute): the one place initlab reads them (here and in ``materialize``)
+XIELU_TYPE = "XIELUActivation"
+XIELU_SCALARS = {"beta": "_beta_scalar", "eps": "_eps_scalar"}
 
 
 def activation_params(model: nn.Module) -> list[tuple[str, float, str]]:
@@ -202,9 +206,9 @@ def activation_params(model: nn.Module) -> list[tuple[str, float, str]]:
             v, src = (v, "the module's init") if v is not None else (PRELU_INIT, "He et al. 2015")
             out.append((p + "weight", v, f"PReLU slope {v:g} ({src}; He et al. 2015 start at "
                                          "0.25)"))
-        elif type(m).__name__ == "XIELUActivation" and all(
+        elif type(m).__name__ == XIELU_TYPE and all(
                 isinstance(m._parameters.get(k), torch.Tensor) for k in ("alpha_p", "alpha_n")):
-            beta = _number(getattr(m, "_beta_scalar", None))
+            beta = _number(getattr(m, XIELU_SCALARS["beta"], None))
             beta = 0.5 if beta is None else beta
             a = XIELU_ALPHA_INIT
             if a - beta <= 0:
