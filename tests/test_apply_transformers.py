@@ -391,7 +391,7 @@ def test_a_soft_cap_is_not_a_tanh_activation():
 
 
 class SquaredRelu(nn.Module):
-    """relu(fc(x))^2 written four ways; ``how="pow3"`` is relu(x)^3, not an activation the
+    """relu(fc(x))^2 written six ways; ``how="pow3"`` is relu(x)^3, not an activation the
     registry knows."""
 
     def __init__(self, how):
@@ -402,11 +402,12 @@ class SquaredRelu(nn.Module):
         h = torch.relu(self.fc(x))
         h = {"square": lambda: h.square(), "torch.square": lambda: torch.square(h),
              "mul": lambda: h * h, "pow": lambda: h ** 2, "pow3": lambda: h ** 3,
+             "square_": lambda: h.square_(), "pow_": lambda: h.pow_(2),
              "plain": lambda: h}[self.how]()
         return self.out(h)
 
 
-@pytest.mark.parametrize("how", ["square", "torch.square", "mul", "pow"])
+@pytest.mark.parametrize("how", ["square", "torch.square", "mul", "pow", "square_", "pow_"])
 def test_relu_then_square_is_relu_squared(how):
     """Before: ``F.relu(x).square()`` (the nanoGPT speedrun's MLP, RWKV's channel mix) told the
     layer "relu follows" (He: 2/fan_in); relu(z)^2 has E[f(z)^2] = 3/2 for z ~ N(0, 1), so its

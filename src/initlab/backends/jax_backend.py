@@ -43,19 +43,17 @@ import numpy as np
 from ..core.distributions import (
     TRUNCATED_NORMAL_STD_2SIGMA,
     Constant,
-    Cycle,
     DecayRateLog,
     DeltaOrthogonal,
     Dirac,
     Distribution,
     Eye,
-    Linspace,
     LooksLinear,
     MartensSparse,
     Normal,
     Orthogonal,
     RecurrenceRadius,
-    S4DReal,
+    RowDistribution,
     Sparse,
     TimeStepBias,
     TruncatedNormal,
@@ -338,7 +336,7 @@ def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> 
         x = jax.random.normal(kv, flat, cdt) * dist.std
         x = jnp.where(_ranks(kp, flat, 1) < dist.k, x, 0.0)  # k random inputs per unit
         return x.reshape(shape)
-    if isinstance(dist, (S4DReal, Linspace, Cycle)):
+    if isinstance(dist, RowDistribution):
         return jnp.broadcast_to(jnp.asarray(dist.row(shape[-1]), cdt), shape)
     raise fail("distribution", "is not a kind the JAX backend knows", type(dist).__name__,
                "add it to initlab.backends.jax_backend.")

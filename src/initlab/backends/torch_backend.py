@@ -61,6 +61,7 @@ from ..core.distributions import (
     Normal,
     Orthogonal,
     RecurrenceRadius,
+    RowDistribution,
     S4DReal,
     Sparse,
     TimeStepBias,
@@ -623,13 +624,7 @@ def _martens_sparse_(view: torch.Tensor, dist: MartensSparse, gen) -> None:
     view.copy_(tmp.reshape(view.shape))
 
 
-def _s4d_real_(view: torch.Tensor, dist: S4DReal, gen) -> None:
-    n = view.shape[-1]
-    row = torch.arange(1, n + 1, dtype=torch.float64, device=view.device).log_()
-    view.copy_(row.expand(view.shape))
-
-
-def _row_(view: torch.Tensor, dist: Linspace | Cycle, gen) -> None:
+def _row_(view: torch.Tensor, dist: RowDistribution, gen) -> None:
     """A deterministic kind that is one float64 row (``dist.row``, the NumPy reference's values
     bit for bit) repeated along the last axis."""
     row = torch.from_numpy(dist.row(view.shape[-1])).to(view.device)
@@ -672,7 +667,7 @@ SAMPLERS = {
     Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,
-    LooksLinear: _looks_linear_, S4DReal: _s4d_real_, TimeStepBias: _time_step_bias_,
+    LooksLinear: _looks_linear_, S4DReal: _row_, TimeStepBias: _time_step_bias_,
     DecayRateLog: _decay_rate_log_, RecurrenceRadius: _recurrence_radius_,
     Linspace: _row_, Cycle: _row_,
 }

@@ -521,11 +521,11 @@ def callable_names(func) -> list[str]:
 #: An activation followed by an elementwise function that together compute another activation:
 #: ``(first activation, function, its constant argument) -> the composite``. ``F.relu(x).square()``
 #: (the nanoGPT speedrun's MLP), ``torch.square(torch.relu(k))`` (RWKV's channel mix) and
-#: ``relu(x) ** 2`` are relu_squared (``x * x`` is read as ``square``).
+#: ``relu(x) ** 2`` are relu_squared (``x * x`` is read as ``square``; functions by their
+#: names without an in-place underscore: ``square_`` is ``square``).
 COMPOSITES: dict[tuple[str, str, float | None], str] = {
     ("relu", "square", None): "relu_squared", ("relu", "pow", 2.0): "relu_squared",
-    ("relu", "__pow__", 2.0): "relu_squared", ("relu", "pow_", 2.0): "relu_squared",
-    ("relu", "__ipow__", 2.0): "relu_squared", ("relu", "square_", None): "relu_squared",
+    ("relu", "__pow__", 2.0): "relu_squared", ("relu", "__ipow__", 2.0): "relu_squared",
 }
 
 

@@ -501,16 +501,42 @@ def _gauss_legendre(f, a: float, b: float, n: int = 64) -> float:
     return float(0.5 * (b - a) * np.sum(w * f(t)))
 
 
+class RowDistribution(Distribution):
+    """A kind that is one float64 row (:meth:`row`, ``n`` values for a last axis of ``n``)
+    repeated along the tensor's last (torch-layout) axis, the same for every other index; not
+    random. Every backend writes ``row`` itself (the NumPy reference's values bit for bit), and
+    the tensor's moments are the row's. ``axis`` names the last axis in the shape error."""
+
+    is_elementwise = False
+    random = False
+    axis: ClassVar[str] = "the axis the values run along"
+    _shape_fix: ClassVar[str] = "pass a vector or larger tensor."
+
+    def row(self, n: int):
+        raise NotImplementedError
+
+    def moments(self, shape=None):
+        if shape is None or len(shape) == 0 or math.prod(shape) == 0:
+            return None
+        r = self.row(shape[-1])
+        return float(r.mean()), float(r.std())
+
+    def check_shape(self, shape) -> None:
+        if len(shape) == 0:
+            raise fail("tensor", f"must have at least 1 dimension ({self.axis}) for "
+                       f"`{self.kind}`", shape, self._shape_fix)
+
+
 @dataclass(frozen=True)
-class S4DReal(Distribution):
+class S4DReal(RowDistribution):
     """The S4D-real diagonal state matrix stored as its log: ``A_n = -(n + 1)``, so the tensor
     holds ``log(n + 1)`` at index n of its last (torch-layout) axis, broadcast over the others
     (Gu, Gupta, Goel, Re 2022, "On the Parameterization and Initialization of Diagonal State
     Space Models"; Mamba's ``A_log``, Mamba-2's per-head ``A_log``). Not random."""
 
     kind = "s4d_real"
-    is_elementwise = False
-    random = False
+    axis = "the state axis"
+    _shape_fix = "pass the state matrix's A_log tensor."
 
     @staticmethod
     def row(n: int):
@@ -519,12 +545,6 @@ class S4DReal(Distribution):
 
         return np.log(np.arange(1, n + 1, dtype=np.float64))
 
-    def moments(self, shape=None):
-        if shape is None or len(shape) == 0 or math.prod(shape) == 0:
-            return None
-        r = self.row(shape[-1])
-        return float(r.mean()), float(r.std())
-
     def fixed_values(self):
         # an integer tensor cannot hold log(2) (every last axis of 2 or more holds it)
         return (0.0, math.log(2.0))
@@ -532,14 +552,9 @@ class S4DReal(Distribution):
     def extent(self) -> float:
         return 64 * math.log(2.0)  # log of any axis length that fits in memory (< 2**64)
 
-    def check_shape(self, shape) -> None:
-        if len(shape) == 0:
-            raise fail("tensor", "must have at least 1 dimension (the state axis) for "
-                       "`s4d_real`", shape, "pass the state matrix's A_log tensor.")
-
 
 @dataclass(frozen=True)
-class Linspace(Distribution):
+class Linspace(RowDistribution):
     """A ramp from ``start`` towards ``end`` along the tensor's last (torch-layout) axis,
     broadcast over the others: ``start + (end - start) * t_i ** power`` with ``t_i = i / (n - 1)``
     (``endpoint``, ``torch.linspace``; one value ``start`` on an axis of one) or ``t_i = i / n``
@@ -553,8 +568,7 @@ class Linspace(Distribution):
     power: float = 1.0
     endpoint: bool = True
     kind = "linspace"
-    is_elementwise = False
-    random = False
+    axis = "the axis the ramp runs along"
 
     def row(self, n: int):
         """The values along the last axis, float64."""
@@ -575,8 +589,7 @@ class Linspace(Distribution):
             # n equally spaced points: variance step^2 (n^2 - 1) / 12, step (end - start) / (n - 1)
             return ((self.start + self.end) / 2,
                     abs(self.end - self.start) * math.sqrt((n + 1) / (12 * (n - 1))))
-        r = self.row(n)  # every row the same: the row's moments are the tensor's
-        return float(r.mean()), float(r.std())
+        return super().moments(shape)
 
     def bounds(self):
         return (min(self.start, self.end), max(self.start, self.end))
@@ -597,14 +610,9 @@ class Linspace(Distribution):
     def extent(self) -> float:
         return _over(self.start, self.end)
 
-    def check_shape(self, shape) -> None:
-        if len(shape) == 0:
-            raise fail("tensor", "must have at least 1 dimension (the axis the ramp runs "
-                       "along) for `linspace`", shape, "pass a vector or larger tensor.")
-
 
 @dataclass(frozen=True)
-class Cycle(Distribution):
+class Cycle(RowDistribution):
     """The ``values`` repeated in order along the tensor's last (torch-layout) axis, broadcast
     over the others: index i holds ``values[i % len(values)]``. RWKV-4's ``time_first`` starts
     at log(0.3) plus the zigzag (0, 0.5, -0.5) over the channels (Peng et al. 2023). Not
@@ -612,8 +620,7 @@ class Cycle(Distribution):
 
     values: tuple[float, ...] = (0.0,)
     kind = "cycle"
-    is_elementwise = False
-    random = False
+    axis = "the axis the values cycle along"
 
     def row(self, n: int):
         """The values along the last axis, float64."""
@@ -621,12 +628,6 @@ class Cycle(Distribution):
 
         v = np.asarray(self.values, dtype=np.float64)
         return v[np.arange(n) % len(v)]
-
-    def moments(self, shape=None):
-        if shape is None or len(shape) == 0 or math.prod(shape) == 0:
-            return None
-        r = self.row(shape[-1])
-        return float(r.mean()), float(r.std())
 
     def bounds(self):
         return (min(self.values), max(self.values))
@@ -636,11 +637,6 @@ class Cycle(Distribution):
 
     def extent(self) -> float:
         return _over(*self.values)
-
-    def check_shape(self, shape) -> None:
-        if len(shape) == 0:
-            raise fail("tensor", "must have at least 1 dimension (the axis the values cycle "
-                       "along) for `cycle`", shape, "pass a vector or larger tensor.")
 
     def to_dict(self) -> dict:
         return {"kind": type(self).__name__, "values": list(self.values)}

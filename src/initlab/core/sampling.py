@@ -34,6 +34,7 @@ from .distributions import (
     Normal,
     Orthogonal,
     RecurrenceRadius,
+    RowDistribution,
     S4DReal,
     Sparse,
     TimeStepBias,
@@ -231,7 +232,7 @@ def _martens_sparse(dist: MartensSparse, shape, rng, dtype) -> np.ndarray:
     return out.reshape(shape)
 
 
-def _row(dist: S4DReal | Linspace | Cycle, shape, rng, dtype) -> np.ndarray:
+def _row(dist: RowDistribution, shape, rng, dtype) -> np.ndarray:
     """A deterministic kind that is one row (``dist.row``) repeated along the last axis."""
     return np.broadcast_to(dist.row(shape[-1]), shape).copy()
 

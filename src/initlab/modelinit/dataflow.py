@@ -398,7 +398,7 @@ class _Probe(TorchFunctionMode):
         """An elementwise function of an activation call's output that makes it another
         activation (``relu(x).square()``: relu_squared): the layers' "act" outcome becomes
         the composite's (:func:`~initlab.modelinit.dataflow_ops.elementwise_call`)."""
-        call = elementwise_call(fname, args)
+        call = elementwise_call(base_name(fname), args)
         if call is None or len({n.idx for n in ins}) != 1 or not ins[0].activation_call \
                 or not ins[0].activated:
             return False
