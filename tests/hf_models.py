@@ -435,6 +435,9 @@ def apertus(**kw):
     return transformers.ApertusForCausalLM(transformers.ApertusConfig(**cfg))
 
 
+ARCHITECTURES.update({"apertus": (apertus, 4)})
+
+
 def rwkv(**kw):
     """RWKV-4 (Peng et al. 2023): per block a time-mixing ``attention`` (``time_decay``,
     ``time_first``, three token-shift mixes) and a channel-mixing ``feed_forward`` (two mixes),
@@ -446,3 +449,37 @@ def rwkv(**kw):
 
 
 ARCHITECTURES.update({"rwkv": (rwkv, 6)})
+
+
+_VISION_TOWER = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                     num_attention_heads=4, image_size=32, patch_size=8)
+
+
+def llava():
+    """LLaVA: a CLIP vision tower and a Llama, joined by a two-layer GELU projector; the image's
+    features go where the input holds ``image_token_index``."""
+    return transformers.LlavaForConditionalGeneration(transformers.LlavaConfig(
+        vision_config=dict(model_type="clip_vision_model", **_VISION_TOWER),
+        text_config=dict(model_type="llama", hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         vocab_size=64),
+        image_token_index=63, projector_hidden_act="gelu"))
+
+
+def gemma3_vlm():
+    """Gemma 3 (image-text): a SigLIP tower pooled to ``mm_tokens_per_image`` tokens and a Gemma 3
+    text model."""
+    return transformers.Gemma3ForConditionalGeneration(transformers.Gemma3Config(
+        vision_config=dict(_VISION_TOWER),
+        text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, vocab_size=300,
+                         head_dim=8),
+        mm_tokens_per_image=4, image_token_index=299, boi_token_index=297,
+        eoi_token_index=298))
+
+
+# Gemma 3's SigLIP tower ends in an attention-pooling head with a residual MLP: one more branch
+ARCHITECTURES.update({"llava": (llava, 8), "gemma3_vlm": (gemma3_vlm, 9)})
+
+# Llama 4 rotates q and k as complex numbers (view_as_complex, a product, view_as_real)
+ARCHITECTURES.update({"llama4": (llama4, 4)})

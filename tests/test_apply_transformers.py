@@ -427,6 +427,62 @@ def test_relu_then_another_power_stays_relu():
         assert describe(SquaredRelu(how)).layer("fc").activation[0].name == "relu", how
 
 
+class TimesSigmoid(nn.Module):
+    """``z * sigmoid(k z)`` of a layer output z written out (k = 1: silu, 1.702: quick_gelu),
+    optionally behind GPT-OSS's ``clamp(max=7)``; ``fused=True`` is GPT-OSS's clamped SwiGLU:
+    one ``gate_up`` layer, ``(up + 1) * gate * sigmoid(1.702 gate)``."""
+
+    def __init__(self, k=1.0, order="zs", clamp=None, fused=False):
+        super().__init__()
+        self.fc = nn.Linear(8, 32 if fused else 16)
+        self.out = nn.Linear(16, 4)
+        self.k, self.order, self.clamp, self.fused = k, order, clamp, fused
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.fused:
+            gate, up = h.chunk(2, dim=-1)
+            gate, up = gate.clamp(max=7.0), up.clamp(min=-7.0, max=7.0)
+            return self.out((up + 1) * (gate * torch.sigmoid(gate * self.k)))
+        if self.clamp is not None:
+            h = h.clamp(**self.clamp)
+        s = torch.sigmoid(h * self.k if self.k != 1 else h)
+        return self.out(h * s if self.order == "zs" else s * h)
+
+
+@pytest.mark.parametrize("k, order, clamp, name", [
+    (1.0, "zs", None, "silu"), (1.0, "sz", None, "silu"), (1.702, "zs", None, "quick_gelu"),
+    (1.702, "sz", {"max": 7.0}, "quick_gelu"), (1.0, "zs", {"min": -10.0, "max": 10.0}, "silu")])
+def test_a_layer_times_its_own_sigmoid_is_silu_or_quick_gelu(k, order, clamp, name):
+    """Before: ``h * torch.sigmoid(h)`` (silu written out) told the layer "sigmoid follows"
+    (gain 1/sqrt(E[sigmoid(z)^2]) = 1.86, three times silu's variance); a clamp at +-7 (GPT-OSS,
+    MiniMax) was "unknown". A clamp that cannot bind on unit-scale values (bounds at 5 or beyond)
+    is passed through."""
+    m = TimesSigmoid(k, order, clamp)
+    d = describe(m)
+    fc = d.layer("fc")
+    assert fc.activation != "unknown" and fc.activation[0].name == name, fc.activation_why
+    assert fc.gated_by is None
+    rep = initlab.apply(m, "auto", seed=0)
+    g = get_activation(name).forward_gain()
+    assert rep["fc.weight"].expected_std == pytest.approx(g / math.sqrt(8), rel=1e-9)
+
+
+def test_gpt_oss_clamped_swiglu_is_a_quick_gelu_gated_unit():
+    d = describe(TimesSigmoid(1.702, fused=True))
+    fc = d.layer("fc")
+    assert fc.activation != "unknown" and fc.activation[0].name == "quick_gelu", fc.activation_why
+
+
+def test_other_self_gates_and_binding_clamps_stay_unknown():
+    """z * sigmoid(2 z) is no registry activation (not sigmoid, not a gated unit: the gate is the
+    layer itself); a clamp at +-1 binds, so what follows it is not read through it."""
+    fc = describe(TimesSigmoid(2.0)).layer("fc")
+    assert fc.activation == "unknown" and "sigmoid(2 z)" in fc.activation_why
+    fc = describe(TimesSigmoid(1.0, clamp={"min": -1.0, "max": 1.0})).layer("fc")
+    assert fc.activation == "unknown" and "clamp" in fc.activation_why, fc.activation_why
+
+
 def test_description_of_rnns_and_unknown_activations():
     d = describe(Recurrent())
     lstm = d.param("lstm.weight_hh_l0")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -215,7 +216,8 @@ def test_apertus_xielu_alphas_start_at_the_papers_slopes():
     """xIELU keeps alpha_p = softplus^-1(0.8) and alpha_n = softplus^-1(0.8 - beta) (slopes
     0.8); before, both matched no rule in any plan. Its python form multiplies the layer's
     output by softplus(alpha_p): a factor, not a gate (before: "softplus gated unit, gated by
-    None"); xIELU is not in the registry, so up_proj's activation is unknown, said so."""
+    None"); up_proj's activation is the registry's xielu (at those slopes), so `auto` scales it by
+    xIELU's own forward gain (before the entry existed: unknown, LeCun)."""
     from hf_models import apertus
 
     for plan in ("auto", "he", "gpt2"):
@@ -231,4 +233,17 @@ def test_apertus_xielu_alphas_start_at_the_papers_slopes():
             assert float(sp(act.alpha_p)) == pytest.approx(0.8, rel=1e-6), plan
             assert float(act.beta + sp(act.alpha_n)) == pytest.approx(0.8, rel=1e-6), plan
     up = initlab.describe(apertus()).layer("model.layers.0.mlp.up_proj")
-    assert up.activation == "unknown" and up.gated_by is None, up.activation_why
+    assert up.activation[0].name == "xielu" and up.gated_by is None, up.activation_why
+    from initlab.core.activations import activation
+
+    m = apertus()
+    row = initlab.apply(m, "auto", seed=0)["model.layers.0.mlp.up_proj.weight"]
+    g = activation("xielu").forward_gain()
+    # E[f(z)^2] by Monte Carlo (2e6 draws, seed 0): the gain's definition, 1 / sqrt(E[f(z)^2])
+    z = np.random.default_rng(0).standard_normal(2_000_000)
+    f2 = activation("xielu").f(z) ** 2
+    assert abs(g ** -2 - f2.mean()) < 5 * f2.std() / math.sqrt(z.size)
+    fan_in = row.fans[0][0]
+    assert fan_in == 32 and row.expected_std == pytest.approx(g / math.sqrt(fan_in), rel=1e-9)
+    # the drawn std of 64 x 32 = 2048 entries: standard error 1/sqrt(2 n) = 1.6%, so 5% is 3 se
+    assert row.std == pytest.approx(row.expected_std, rel=0.05)

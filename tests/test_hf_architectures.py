@@ -44,7 +44,9 @@ SEEN_THROUGH = {"levit": "a parameterless subsample module (a view and a strided
                 "deberta_v2": "`pad_token_id in input_ids` on meta (names-fallback)",
                 "bloom": "its own BloomGelu module",
                 "vit_mae": "a gather of a random share of the patches",
-                "olmo": "layer norms without parameters"}
+                "olmo": "layer norms without parameters",
+                "llama4": "RoPE in complex numbers (view_as_complex, view_as_real)",
+                "apertus": "its xIELU module (the registry's xielu at its starting slopes)"}
 
 
 @pytest.mark.parametrize("name", sorted(SEEN_THROUGH))
@@ -476,3 +478,51 @@ def test_a_norm_without_parameters_is_a_norm_and_a_rotarys_input_is_not_consumed
     for fc2 in model.fc2:
         assert torch.count_nonzero(fc2.weight) == 0 and torch.count_nonzero(fc2.bias) == 0
     assert torch.count_nonzero(model.fc1[0].weight) > 0
+
+
+@pytest.mark.parametrize("name", ["llava", "gemma3_vlm"])
+def test_an_image_text_model_is_probed_with_its_image_tokens(name):
+    """An image-text model's probe input holds as many image tokens as its vision tower gives
+    features (found on a meta copy), so both towers and the projector run; before, pixel values
+    beside 8 text tokens failed HF's token count check and the whole model fell back to names."""
+    m = ARCHITECTURES[name][0]()
+    desc = initlab.describe(m)
+    assert desc.method == "probe", desc.notes
+    assert [layer.name for layer in desc.layers if "did not run" in layer.activation_why] == []
+    if name == "llava":
+        proj = desc.layer("model.multi_modal_projector.linear_1")
+        assert proj.activation[0].name == "gelu", proj.activation_why
+
+
+def test_an_image_text_model_whose_image_cannot_go_in_is_probed_on_its_text():
+    """When the image does not go in (here: the vision tower fails on it), the text alone is
+    probed: the language model's dataflow is seen, the vision tower is said not to have run."""
+    from hf_models import llava
+
+    m = llava()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no image here")
+
+    m.model.vision_tower.forward = broken
+    desc = initlab.describe(m)
+    assert desc.method == "probe", desc.notes
+    not_run = {layer.name for layer in desc.layers if "did not run" in layer.activation_why}
+    assert not_run and all(n.startswith(("model.vision_tower", "model.multi_modal_projector"))
+                           for n in not_run), not_run
+    up = desc.layer("model.language_model.layers.0.mlp.up_proj")
+    assert up.activation != "unknown", up.activation_why
+
+
+def test_the_probe_input_of_an_image_text_model_holds_one_token_per_image_feature():
+    """LLaVA on 32x32 images in 8x8 patches: 16 patch features (CLIP's class token dropped), so
+    the built input holds 8 text tokens then 16 image tokens; models that compare the two counts
+    in Python (GOT-OCR2) run only with it."""
+    from hf_models import llava
+    from initlab.modelinit.inputs import config_inputs
+
+    m = llava()
+    (args, kw), *rest = config_inputs(m)
+    ids = kw["input_ids"]
+    assert ids.shape == (1, 8 + 16) and tuple(kw["pixel_values"].shape) == (1, 3, 32, 32)
+    assert ids.is_meta and rest[0][1].keys() == {"input_ids"}   # then the text alone

@@ -2,9 +2,10 @@
 :func:`module` (an ``nn.Module``), both read from the entry's forms in the one activation
 registry, :mod:`initlab.core.activations` (no name-to-function table here).
 
-The registry names every activation's torch function by qualified name; for the three torch has
+The registry names every activation's torch function by qualified name; for the four torch has
 none of, it names the functions below (:func:`identity`, :func:`quick_gelu`,
-:func:`relu_squared`), so a model that calls them is recognized too (``lookup_function``).
+:func:`relu_squared`, :func:`xielu`), so a model that calls them is recognized too
+(``lookup_function``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from torch import nn
 from ..core.activations import (
     ACTIVATION_NAMES,
     QUICK_GELU_SCALE,
+    XIELU_ALPHA_INIT,
+    XIELU_BETA,
+    XIELU_EPS,
     Activation,
     activation,
     function_form,
@@ -40,6 +44,14 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
 def relu_squared(x: torch.Tensor) -> torch.Tensor:
     """``relu(x)^2`` (So et al. 2021, Primer)."""
     return torch.relu(x).square()
+
+
+def xielu(x: torch.Tensor) -> torch.Tensor:
+    """xIELU at its starting slopes (Huang et al. 2024): ``0.8 x^2 + 0.5 x`` for x > 0, else
+    ``0.8 (expm1(min(x, -1e-6)) - x) + 0.5 x`` (Hugging Face's ``XIELUActivation`` as built)."""
+    a, b = XIELU_ALPHA_INIT, XIELU_BETA
+    neg = a * (torch.expm1(torch.clamp(x, max=XIELU_EPS)) - x)
+    return torch.where(x > 0, a * x * x, neg) + b * x
 
 
 def _resolve(target: str):

@@ -10,8 +10,8 @@ functions that ARE this activation in a model, by qualified name
 (``"torch.nn.LeakyReLU"``, ``"torch.nn.functional.gelu"``, ``"torch.Tensor.relu"``,
 ``"transformers.activations.NewGELUActivation"``). The core imports no framework: modules and
 callables are recognized by the qualified names of their classes and functions and read through
-their attributes and arguments. Every entry has a torch function form: the three torch has no
-function for (``linear``, ``quick_gelu``, ``relu_squared``) name initlab's own in
+their attributes and arguments. Every entry has a torch function form: the four torch has no
+function for (``linear``, ``quick_gelu``, ``relu_squared``, ``xielu``) name initlab's own in
 :mod:`initlab.backends.torch_activations`, the one place that turns forms into torch callables
 and modules (tests/test_activation_registry.py checks every entry). Everything else asks here:
 :func:`activation` (by name), :func:`lookup_module` (the activation a module is),
@@ -34,10 +34,13 @@ less than 2e-9). ``relu6`` is ``min(max(x, 0), 6)``, its own entry (``nn.ReLU6``
 ``Hardtanh(0, 6)``), never read as relu. ``hardtanh`` is ``Hardtanh(-1, 1)``; other bounds, and
 ``Softplus``/``ELU`` settings without a counterpart here, are not recognized (lookups return None).
 ``relu_squared`` (alias ``relu2``) is ``relu(x)^2`` (transformers' ``ReLUSquaredActivation``).
-``x.clamp(min=0)`` is relu and ``x.clamp(0, 6)`` relu6.
+``x.clamp(min=0)`` is relu and ``x.clamp(0, 6)`` relu6. ``xielu`` is xIELU (Huang et al. 2024;
+Apertus) at its starting slopes, ``alpha_p = alpha_n = 0.8``, ``beta = 0.5``: transformers'
+``XIELUActivation`` is it while its slopes are there (as built), and is not recognized once they
+have moved (a trained model's).
 
 Not in the registry (lookups return None): transformers' ``LaplaceActivation``,
-``SqrtSoftplusActivation``, ``XIELUActivation``; torch's ``Softshrink``, ``Hardshrink``,
+``SqrtSoftplusActivation``; torch's ``Softshrink``, ``Hardshrink``,
 ``Tanhshrink``, ``LogSigmoid``, ``Threshold``, ``GLU``, ``Softmax``; ``nn.Identity`` (not an
 activation: a placeholder a model skips).
 """
@@ -62,6 +65,19 @@ SELU_SCALE = 1.0507009873554804934193349852946
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 QUICK_GELU_SCALE = 1.702  # Hendrycks & Gimpel 2016, sec. 2: x * sigmoid(1.702 x) ~ GELU
 GELU_MIN = -0.16997  # min of x * Phi(x) (at x = -0.7518): a clip below it never binds
+# xIELU (Huang et al. 2024, "Deriving Activation Functions Using Integration"): the slopes
+# alpha_p, alpha_n start at 0.8 and beta = 0.5, eps = -1e-6 (the paper's and Hugging Face's
+# ``XIELUActivation`` defaults; the registry's ``xielu`` is the activation at these values)
+XIELU_ALPHA_INIT = 0.8
+XIELU_BETA = 0.5
+XIELU_EPS = -1e-6
+# how far a module's softplus-stored slopes may sit from 0.8 and still be the registry's xielu:
+# Hugging Face keeps them in bfloat16, whose rounding moves them by up to ~2e-3
+XIELU_ATOL = 1e-2
+# Hugging Face's ``XIELUActivation`` keeps beta and eps as floats beside its buffers of the same
+# values (buffer: attribute): the one place initlab reads them (here, in the model's starting
+# xIELU parameters and in ``materialize``)
+XIELU_SCALARS = {"beta": "_beta_scalar", "eps": "_eps_scalar"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,40 @@ def _ones(x):
 
 def _box(x, lo, hi):
     return ((x > lo) & (x < hi)).astype(np.float64)
+
+
+def _xielu(x):
+    """xIELU at its starting slopes: ``a_p x^2 + b x`` for x > 0, else
+    ``a_n (expm1(min(x, eps)) - x) + b x`` (a_p = a_n = 0.8, b = 0.5, eps = -1e-6)."""
+    a, b = XIELU_ALPHA_INIT, XIELU_BETA
+    return np.where(x > 0, a * x * x + b * x, a * (np.expm1(np.minimum(x, XIELU_EPS)) - x) + b * x)
+
+
+def _dxielu(x):
+    a, b = XIELU_ALPHA_INIT, XIELU_BETA
+    neg = np.where(x < XIELU_EPS, a * np.expm1(np.minimum(x, XIELU_EPS)), -a)
+    return np.where(x > 0, 2.0 * a * x + b, neg + b)
+
+
+def _softplus_value(t) -> float | None:
+    """``softplus`` of a one-element parameter (how xIELU stores its slopes), None without
+    values (on the meta device) or for anything else."""
+    v = _mean(t)
+    return None if v is None else float(np.logaddexp(0.0, v))
+
+
+def _xielu_at_start(get) -> bool:
+    """Whether an ``XIELUActivation`` holds the registry's xielu: beta and eps as the defaults,
+    and its slopes softplus(alpha_p), beta + softplus(alpha_n) at 0.8 (a module on meta, whose
+    slopes have no values, is taken at its constructor's, as torch's PReLU is)."""
+    beta, eps = get(XIELU_SCALARS["beta"]), get(XIELU_SCALARS["eps"])
+    if beta is None or eps is None or abs(beta - XIELU_BETA) > 1e-9 or abs(eps - XIELU_EPS) > 1e-12:
+        return False
+    slopes = (_softplus_value(get("alpha_p")), _softplus_value(get("alpha_n")))
+    if None in slopes:
+        return all(getattr(get(k), "is_meta", False) for k in ("alpha_p", "alpha_n"))
+    return abs(slopes[0] - XIELU_ALPHA_INIT) <= XIELU_ATOL and \
+        abs(beta + slopes[1] - XIELU_ALPHA_INIT) <= XIELU_ATOL
 
 
 def _hardswish(x):
@@ -412,6 +462,12 @@ SPECS_LIST: tuple[Spec, ...] = (
                                     "relu_like": True},
          aliases=("relu2",), forms=_mod(TF + "ReLUSquaredActivation") + _fn(IL + "relu_squared"),
          doc="relu(x)^2, So et al. 2021 (Primer)"),
+    # the slopes are learned; at the start (what initialization sees) they are 0.8, so the entry
+    # is xIELU there, and a module whose slopes moved is not it (lookups return None)
+    Spec("xielu", lambda _: {"f": _xielu, "df": _dxielu, "kinks": (XIELU_EPS, 0.0)},
+         forms=_mod(TF + "XIELUActivation", when=_xielu_at_start) + _fn(IL + "xielu"),
+         doc="0.8 x^2 + 0.5 x for x > 0, 0.8 (expm1(x) - x) + 0.5 x otherwise (xIELU at its "
+             "starting slopes), Huang et al. 2024 (Apertus)"),
 )
 
 SPECS: dict[str, Spec] = {s.name: s for s in SPECS_LIST}
@@ -522,10 +578,14 @@ def callable_names(func) -> list[str]:
 #: ``(first activation, function, its constant argument) -> the composite``. ``F.relu(x).square()``
 #: (the nanoGPT speedrun's MLP), ``torch.square(torch.relu(k))`` (RWKV's channel mix) and
 #: ``relu(x) ** 2`` are relu_squared (``x * x`` is read as ``square``; functions by their
-#: names without an in-place underscore: ``square_`` is ``square``).
+#: names without an in-place underscore: ``square_`` is ``square``); ``z * sigmoid(z)`` is silu
+#: and ``z * sigmoid(1.702 z)`` quick_gelu (GPT-OSS's gate), z a layer's output.
 COMPOSITES: dict[tuple[str, str, float | None], str] = {
     ("relu", "square", None): "relu_squared", ("relu", "pow", 2.0): "relu_squared",
     ("relu", "__pow__", 2.0): "relu_squared", ("relu", "__ipow__", 2.0): "relu_squared",
+    # z * sigmoid(k z) written out (the probe's "times_input", k): silu and quick_gelu
+    ("sigmoid", "times_input", 1.0): "silu",
+    ("sigmoid", "times_input", QUICK_GELU_SCALE): "quick_gelu",
 }
 
 

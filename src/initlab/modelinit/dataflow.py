@@ -88,6 +88,7 @@ from .dataflow_ops import (
     base_name,
     elementwise_call,
     inherited_scale,
+    is_free_clamp,
     is_soft_cap,
     scaled_by,
 )
@@ -262,8 +263,12 @@ class _Probe(TorchFunctionMode):
                 isinstance(args[0], torch.Tensor) and args[0].is_meta:
             self.data_dependent.add(fname)
             src = self.node_of.get(id(args[0]))
-            if fname == "__bool__" and src is not None and self.g.nodes[src].name == "all":
-                return True      # `if mask.all():` takes the ordinary path (nothing masked)
+            if fname in ("__bool__", "item") and src is not None and \
+                    self.g.nodes[src].name in ("all", "_is_all_true"):
+                return True      # `if mask.all():` takes the ordinary path (nothing masked),
+                # and so does torch._check(cond.all()) (transformers' image-token count check)
+            if fname == "item" and args[0].dtype == torch.bool:
+                return False     # a bool, as __bool__ answers
             return DATA_DEPENDENT[fname]
         out = META_RESULTS[fname](args, kwargs) if self.depth == 0 and fname in META_RESULTS \
             else None
@@ -356,7 +361,8 @@ class _Probe(TorchFunctionMode):
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
         elif fname in SHAPE_OPS or base in SHAPE_OPS or (base in POOL_REDUCTIONS
-                                                            and len(ins) == 1):
+                                                            and len(ins) == 1) \
+                or is_free_clamp(base, args, kwargs):
             kw.update(pending=pend, pending_res=pres, scale=inherited_scale(layer_ins),
                       activated=next((n.activated for n in ins if n.activated), None))
         elif fname in MUL_OPS and len(layer_ins) <= 1:
@@ -399,22 +405,41 @@ class _Probe(TorchFunctionMode):
         activation (``relu(x).square()``: relu_squared): the layers' "act" outcome becomes
         the composite's (:func:`~initlab.modelinit.dataflow_ops.elementwise_call`)."""
         call = elementwise_call(base_name(fname), args)
+        if call is None and len(ins) == 2 and \
+                base_name(fname) in ("mul", "__mul__", "__rmul__", "__imul__"):
+            ins, call = self.times_input(ins)
         if call is None or len({n.idx for n in ins}) != 1 or not ins[0].activation_call \
                 or not ins[0].activated:
             return False
         first, layers = ins[0].activated
         comp = composite(first[0], *call)
-        if comp is None:
+        if comp is None and call[0] != "times_input":
             return False
         for ocs in (self.g.outcomes.get(layer, []) for layer in layers):
             at = [i for i, oc in enumerate(ocs) if oc.kind == "act" and oc.act is first]
-            if at:
+            if at and comp is None:                 # z * sigmoid(2 z) is not sigmoid
+                ocs[at[-1]] = Outcome("unknown", why=f"z * {first[0].name}({call[1]:g} z), not "
+                                      "an activation the registry knows")
+            elif at:
                 ocs[at[-1]] = Outcome("act", comp, why=f"{ocs[at[-1]].why} then `{call[0]}`")
-        n = self.new_node("op", fname, [ins[0].idx], activated=(comp, layers),
-                          activation_call=True)
+        n = self.new_node("op", fname, [ins[0].idx], activated=None if comp is None else
+                          (comp, layers), activation_call=comp is not None)
         for t in outs:
             self.bind(t, n)
         return True
+
+    def times_input(self, ins: list[Node]) -> tuple[list[Node], tuple | None]:
+        """``z * f(k z)`` of a layer output z: ``([f's call], ("times_input", k))`` (``x *
+        sigmoid(x)`` is silu, ``x * sigmoid(1.702 x)`` quick_gelu: the registry's
+        :data:`~initlab.core.activations.COMPOSITES`), else ``(ins, None)``."""
+        for act, z in ((ins[0], ins[1]), (ins[1], ins[0])):
+            if not act.activation_call or not act.activated or z.activated or \
+                    not act.parents or set(act.activated[1]) != set(z.pending | z.pending_res):
+                continue
+            arg = self.g.nodes[act.parents[0]]
+            if (arg.idx == z.idx or z.idx in arg.parents) and arg.scale and z.scale:
+                return [act], ("times_input", arg.scale / z.scale)
+        return ins, None
 
     # ------------------------------------------------------------------ residual additions
     def ancestors(self, start: int, floor: int) -> set[int]:

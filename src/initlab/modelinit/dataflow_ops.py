@@ -11,7 +11,7 @@ import torch
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
            "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap",
-           "elementwise_call"]
+           "elementwise_call", "CLAMP_FREE", "is_free_clamp"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -22,7 +22,7 @@ clone detach narrow select repeat movedim moveaxis swapaxes neg __neg__ max_pool
 max_pool3d avg_pool1d avg_pool2d avg_pool3d adaptive_avg_pool1d adaptive_avg_pool2d
 adaptive_avg_pool3d adaptive_max_pool1d adaptive_max_pool2d adaptive_max_pool3d pad
 identity sum mean interpolate upsample pixel_shuffle pixel_unshuffle gather index_select
-take_along_dim roll flip fliplr flipud tile repeat_interleave unfold
+take_along_dim roll flip fliplr flipud tile repeat_interleave unfold view_as_complex view_as_real
 """.split())
 # reductions that are a pooling when they read one tensor (Hiera's max over a window's
 # positions), an elementwise comparison when two (`torch.max(x, y)`): not a shape op then
@@ -104,6 +104,30 @@ def is_soft_cap(act, layer_ins: list) -> bool:
     """Whether an activation call on ``layer_ins`` is a soft cap (see :data:`SOFT_CAP_SCALE`)."""
     return (getattr(act[0], "name", "") == "tanh" and len(layer_ins) == 1
             and layer_ins[0].scale is not None and 0 < abs(layer_ins[0].scale) <= SOFT_CAP_SCALE)
+
+
+#: a clamp whose bounds are this far from 0 or further (or absent) does not bind on the
+#: unit-scale output of an initialized layer (P(|z| > 5) = 6e-7 at unit variance): GPT-OSS's and
+#: MiniMax's SwiGLU clamp at +-7 (``swiglu_limit``) is the identity there, as a soft cap of 5 or
+#: more is linear (:data:`SOFT_CAP_SCALE`). ``clamp(min=0)`` is relu (the registry's), not this.
+CLAMP_FREE = 1.0 / SOFT_CAP_SCALE
+
+
+def is_free_clamp(base: str, args, kwargs) -> bool:
+    """Whether a ``clamp``/``clip`` call (function, method or in place) has number bounds that
+    cannot bind at init (see :data:`CLAMP_FREE`); tensor bounds are not read (False)."""
+    if base not in ("clamp", "clip"):
+        return False
+    lo = kwargs.get("min", args[1] if len(args) > 1 else None)
+    hi = kwargs.get("max", args[2] if len(args) > 2 else None)
+    if lo is None and hi is None:
+        return False
+    for v, far in ((lo, lambda x: x <= -CLAMP_FREE), (hi, lambda x: x >= CLAMP_FREE)):
+        if v is None:
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not far(v):
+            return False
+    return True
 
 
 def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:

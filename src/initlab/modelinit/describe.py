@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import inspect
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -57,10 +56,11 @@ import torch.nn as nn
 
 from ..core.activations import lookup_module
 from ..core.validation import InitlabError, fail
-from .dataflow import Branch, Graph, base_name, probe, unit_kind_of
+from .dataflow import Branch, Graph, base_name, probe
 from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
-from .params import CONV_TYPES, LAYER_KINDS, RNN_TYPES, ParamInfo, collect_params, module_kind
+from .inputs import config_inputs, split_batch
+from .params import LAYER_KINDS, ParamInfo, collect_params, module_kind
 from .ssm import place_mixer_layers
 
 #: names-fallback only: glob patterns of module names that close a residual branch
@@ -197,88 +197,6 @@ def active(model: nn.Module, desc: ModelDescription, batch: Any = None):
 # ----------------------------------------------------------------------------- inputs
 
 
-def _split_batch(batch: Any) -> tuple[tuple, dict]:
-    if isinstance(batch, Mapping):
-        return (), dict(batch)
-    if isinstance(batch, (tuple, list)):
-        return tuple(batch), {}
-    return (batch,), {}
-
-
-def _accepts(model: nn.Module, kw: str) -> bool:
-    try:
-        sig = inspect.signature(model.forward)
-    except (TypeError, ValueError):
-        return False
-    return kw in sig.parameters or any(p.kind == p.VAR_KEYWORD for p in sig.parameters.values())
-
-
-def _names_param(model: nn.Module, kw: str) -> bool:
-    """Whether ``model.forward`` names ``kw`` itself (not through ``**kwargs``)."""
-    try:
-        return kw in inspect.signature(model.forward).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _pixels(cfg: Any, device: torch.device) -> torch.Tensor:
-    s = getattr(cfg, "image_size", 224)
-    s = s[0] if isinstance(s, (tuple, list)) else s
-    return torch.zeros(1, getattr(cfg, "num_channels", 3), s, s, device=device)
-
-
-def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
-    """Candidate inputs built from the model (see the module docs), meta tensors."""
-    cfg = getattr(model, "config", None)
-    out: list[tuple[tuple, dict]] = []
-    meta = torch.device("meta")
-    if cfg is not None:
-        main = getattr(model, "main_input_name", "input_ids")
-        text = getattr(cfg, "text_config", None) or cfg      # CLIP-like: per-tower configs
-        vision = getattr(cfg, "vision_config", None) or cfg
-        kw: dict[str, Any] = {}
-        ids = torch.zeros(1, 8, dtype=torch.long, device=meta)
-        if main == "input_ids" and isinstance(getattr(text, "vocab_size", None), int):
-            kw["input_ids"] = ids
-        elif main == "pixel_values":
-            kw["pixel_values"] = _pixels(vision, meta)
-        elif main == "input_values":          # raw audio (wav2vec2, HuBERT): (batch, samples)
-            kw["input_values"] = torch.zeros(1, 16000, device=meta)
-        elif main == "input_features" and isinstance(getattr(cfg, "num_mel_bins", None), int):
-            n = 2 * int(getattr(cfg, "max_source_positions", 1500))  # Whisper: 2 frames/position
-            kw["input_features"] = torch.zeros(1, cfg.num_mel_bins, n, device=meta)
-        if kw:
-            if main != "pixel_values" and _names_param(model, "pixel_values") and \
-                    getattr(cfg, "vision_config", None) is not None:
-                kw["pixel_values"] = _pixels(vision, meta)     # both towers (CLIP)
-            if getattr(cfg, "is_encoder_decoder", False):
-                kw["decoder_input_ids"] = ids
-            if _accepts(model, "use_cache") and getattr(cfg, "use_cache", False):
-                kw["use_cache"] = False
-            out.append(((), kw))
-    first = next((m for m in model.modules() if unit_kind_of(m) in
-                  ("layer", "embedding", "norm")), None)
-    if first is None:
-        return out
-    if isinstance(first, (nn.Embedding, nn.EmbeddingBag)):
-        out.append(((torch.zeros(2, 8, dtype=torch.long, device=meta),), {}))
-    elif isinstance(first, nn.Linear):
-        out.append(((torch.zeros(2, first.in_features, device=meta),), {}))
-    elif isinstance(first, (*CONV_TYPES, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                            nn.ConvTranspose3d)):
-        nd, c = first.weight.dim() - 2, first.in_channels
-        for s in (32, 28, 16, 64, 8, 224):
-            out.append(((torch.zeros(2, c, *([s] * nd), device=meta),), {}))
-    elif isinstance(first, RNN_TYPES):   # a sequence module (batch, time, in), a cell one step
-        steps = (5,) if isinstance(first, nn.RNNBase) else ()
-        out.append(((torch.zeros(2, *steps, first.input_size, device=meta),), {}))
-    elif isinstance(first, nn.MultiheadAttention):
-        out.append(((torch.zeros(2, 5, first.embed_dim, device=meta),), {}))
-    elif isinstance(first, nn.LayerNorm):
-        out.append(((torch.zeros(2, 5, *first.normalized_shape, device=meta),), {}))
-    return out
-
-
 # ----------------------------------------------------------------------------- describe
 
 
@@ -384,7 +302,7 @@ def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
 def _dataflow(model: nn.Module, batch: Any, config_input: bool
               ) -> tuple[Graph | None, str, list[str]]:
     notes: list[str] = []
-    candidates = [_split_batch(batch)] if batch is not None else \
+    candidates = [split_batch(batch)] if batch is not None else \
         (config_inputs(model) if config_input else [])
     errors = []
     for inputs in candidates:
@@ -398,7 +316,7 @@ def _dataflow(model: nn.Module, batch: Any, config_input: bool
     is_meta = any(p.is_meta for p in model.parameters())
     if batch is not None and not is_meta:
         try:
-            g = probe(model, _split_batch(batch), on_meta=False)
+            g = probe(model, split_batch(batch), on_meta=False)
             notes.append("the model did not run on meta (" + errors[-1] + "); probed with the "
                          "real batch instead")
             return g, "probe-real", notes + g.notes

@@ -17,13 +17,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..core.activations import XIELU_SCALARS
 from ..core.validation import fail
 from .checks import check_device, check_model, check_seed
 from .describe import active, describe
 from .engine import initialize, resolve_plan, running_stats_modules
 from .matching import match
 from .streams import check_rng
-from .tables import XIELU_SCALARS, XIELU_TYPE
+from .tables import XIELU_TYPE
 
 
 def _allocate(model: nn.Module, device: torch.device) -> tuple[dict[int, torch.Tensor], list]:

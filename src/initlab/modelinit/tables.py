@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn as nn
 
+from ..core.activations import XIELU_ALPHA_INIT, XIELU_BETA, XIELU_SCALARS
 from .params import is_response_norm, module_kind
 
 #: local names (globs) of *layer scales* held by a module of the model's own class: the
@@ -180,13 +181,9 @@ def response_norm_params(model: nn.Module) -> list[str]:
 #: PReLU's slope at the start (He et al. 2015, "Delving Deep into Rectifiers", sec. 2.1, and
 #: torch's default), where the module does not say (torch's ``nn.PReLU`` keeps its ``init``)
 PRELU_INIT = 0.25
-#: xIELU's alpha_p and alpha_n at the start (Huang et al. 2024, "Deriving Activation Functions
-#: Using Integration"; Hugging Face's ``XIELUActivation`` defaults, which it does not keep)
-XIELU_ALPHA_INIT = 0.8
-#: Hugging Face's xIELU module, and the floats it keeps beside its buffers of the same values
-#: (buffer: attribute): the one place initlab reads them (here and in ``materialize``)
+#: Hugging Face's xIELU module (its starting slopes, and the floats it keeps beside its buffers,
+#: are the activation registry's: :data:`initlab.core.activations.XIELU_SCALARS`)
 XIELU_TYPE = "XIELUActivation"
-XIELU_SCALARS = {"beta": "_beta_scalar", "eps": "_eps_scalar"}
 
 
 def activation_params(model: nn.Module) -> list[tuple[str, float, str]]:
@@ -209,7 +206,7 @@ def activation_params(model: nn.Module) -> list[tuple[str, float, str]]:
         elif type(m).__name__ == XIELU_TYPE and all(
                 isinstance(m._parameters.get(k), torch.Tensor) for k in ("alpha_p", "alpha_n")):
             beta = _number(getattr(m, XIELU_SCALARS["beta"], None))
-            beta = 0.5 if beta is None else beta
+            beta = XIELU_BETA if beta is None else beta
             a = XIELU_ALPHA_INIT
             if a - beta <= 0:
                 continue      # no softplus preimage: left to the other rules (said unmatched)
