@@ -483,3 +483,12 @@ ARCHITECTURES.update({"llava": (llava, 8), "gemma3_vlm": (gemma3_vlm, 9)})
 
 # Llama 4 rotates q and k as complex numbers (view_as_complex, a product, view_as_real)
 ARCHITECTURES.update({"llama4": (llama4, 4)})
+
+
+def sam_vision():
+    """SAM's vision encoder: windowed and global attention with decomposed relative-position
+    tables ``rel_pos_h``/``rel_pos_w`` (also GOT-OCR2's vision tower)."""
+    return transformers.SamVisionModel(transformers.SamVisionConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, image_size=64, patch_size=16,
+        use_rel_pos=True, window_size=2, global_attn_indexes=[1], output_channels=16,
+        mlp_dim=64))

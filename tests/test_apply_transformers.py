@@ -627,3 +627,21 @@ def test_kaiming_and_xavier_are_aliases():
     initlab.apply(a, "glorot", seed=1)
     initlab.apply(b, "xavier", seed=1)
     assert torch.equal(a.weight, b.weight)
+
+
+def test_features_scattered_into_the_embeddings_are_used_linearly():
+    """An image-text model's projector writes its features where the image tokens are
+    (``masked_scatter``, GOT-OCR2): no activation follows it (before: "unknown")."""
+
+    class Scatter(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.proj, self.head = nn.Embedding(10, 8), nn.Linear(4, 8), nn.Linear(8, 3)
+
+        def forward(self, ids, feats):
+            e = self.emb(ids)
+            mask = (ids == 9).unsqueeze(-1).expand_as(e)
+            return self.head(e.masked_scatter(mask, self.proj(feats)))
+
+    d = describe(Scatter(), batch=(torch.tensor([[1, 9, 9, 2]]), torch.zeros(2, 4)))
+    assert d.layer("proj").activation is None, d.layer("proj").activation_why

@@ -30,6 +30,7 @@ from hf_models import (
     levit,
     opt,
     poolformer,
+    sam_vision,
     siglip,
     swin,
     swinv2,
@@ -284,7 +285,8 @@ def _tables(m):
     out = {}
     for n, _ in m.named_parameters():
         if n.endswith(("relative_position_bias_table", "attention_biases",  # LeViT's
-                       "position_bias.relative_attention_bias")):   # CPM-Ant's
+                       "position_bias.relative_attention_bias",    # CPM-Ant's
+                       "attn.rel_pos_h", "attn.rel_pos_w")):        # SAM's
             out[n] = 0.0
         elif n.endswith((".grn.weight", ".grn.bias")):   # ConvNeXt V2: the identity at 0
             out[n] = 0.0
@@ -293,8 +295,8 @@ def _tables(m):
     return out
 
 
-@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2, levit, convnextv2, cpmant],
-                         ids=lambda b: b.__name__)
+@pytest.mark.parametrize("build", [clip, siglip, clap, swin, swinv2, levit, convnextv2, cpmant,
+                                   sam_vision], ids=lambda b: b.__name__)
 @pytest.mark.parametrize("plan", ["auto", "he", "gpt2"])
 def test_position_tables_and_logit_temperatures_start_as_the_architecture_does(build, plan):
     m = build()

@@ -37,12 +37,16 @@ From the recorded graph:
 
 * **activation after a layer**: its output is followed through shape-only ops (view, reshape,
   transpose, split, getitem, dropout, casts; selections and permutations: gather, index_select,
-  roll, flip, ViT-MAE's random masking), scaling by constants or by tensors that no layer
+  roll, flip, ViT-MAE's random masking; Llama 4's complex view of q and k), clamps that cannot
+  bind at init (:func:`~initlab.modelinit.dataflow_ops.is_free_clamp`: GPT-OSS's at +-7),
+  scaling by constants or by tensors that no layer
   produced (rotary embeddings, a learned scalar), norms, pooling (a max or min over one
   tensor's dimension too), resampling (interpolate, pixel shuffle), sums and means (Llama 4's sum
   over its experts) and residual additions; the first
   other consumer decides. An activation call (:func:`~initlab.core.activations.lookup_function`)
-  or module gives that activation; an elementwise product with another layer's activated output
+  or module gives that activation, and an elementwise function of its output may make it
+  another (:data:`~initlab.core.activations.COMPOSITES`: ``relu(z)^2``; ``z * sigmoid(z)`` is
+  silu, ``z * sigmoid(1.702 z)`` quick_gelu); an elementwise product with another layer's activated output
   is a **gated unit** (Llama's ``act(gate_proj(x)) * up_proj(x)``: up_proj gets the gate's
   activation and ``gated_by``; the product is still up_proj's output, so a residual addition it
   reaches is closed by up_proj: Qwen2-MoE's ``sigmoid(shared_expert_gate(x)) * shared_expert(x)``); a layer, attention, matmul, concatenation, softmax or the model's

@@ -36,7 +36,7 @@ matmul __matmul__ __rmatmul__ mm bmm baddbmm addmm einsum scaled_dot_product_att
 log_softmax _softmax cat concat concatenate stack hstack vstack sub __sub__ __rsub__
 linear conv1d conv2d conv3d conv_transpose1d conv_transpose2d conv_transpose3d layer_norm
 group_norm batch_norm rms_norm instance_norm cross_entropy nll_loss mse_loss masked_fill
-masked_fill_ where multi_head_attention_forward
+masked_fill_ where multi_head_attention_forward masked_scatter masked_scatter_
 """.split())
 #: What may stand between a looks-linear layer and the layer that folds its mirrored output
 #: ``[f(u), f(-u)]`` back (``LayerInfo.via``, read by ``auto``): the activation ``f`` itself

@@ -63,8 +63,10 @@ def layer_scale_value(model: nn.Module) -> tuple[float | None, str]:
 #: and EfficientFormer's ``attention_biases`` (heads, offsets) are the same table.
 #: CPM-Ant's ``relative_attention_bias`` (buckets and segment pairs, heads) is a raw parameter of
 #: its position module (T5's, an ``nn.Embedding``, is an embedding and keeps the embedding rule).
+#: SAM's (and ViTDet's, GOT-OCR2's) decomposed tables ``rel_pos_h``/``rel_pos_w`` (offsets,
+#: head size), read by every query; the reference code and Hugging Face zero them too.
 RELATIVE_POSITION_GLOBS = ("relative_position_bias_table", "attention_biases",
-                           "relative_attention_bias")
+                           "relative_attention_bias", "rel_pos_h", "rel_pos_w")
 
 #: local names of learned *logit temperatures*: CLIP's ``logit_scale`` (log 1/tau), CLAP's
 #: ``logit_scale_a``/``logit_scale_t``, Swin-V2's per-head ``logit_scale``, SigLIP's
