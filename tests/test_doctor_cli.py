@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -120,6 +121,16 @@ def test_doctor_cli_bad_target(module_file, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli.main(["doctor", "no_colon_here", "--input-shape", "64"]) == 2
     assert "must be FILE.py:NAME" in capsys.readouterr().err
+
+
+def test_doctor_cli_target_file_without_py_suffix(module_file, tmp_path, capsys):
+    # an existing file Python cannot import (no .py suffix) once raised a bare AttributeError
+    src = tmp_path / "models.txt"
+    src.write_text(Path(module_file).read_text())
+    assert cli.main(["doctor", f"{src}:build_model", "--input-shape", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "`target` must name a Python source file (FILE.py)" in err
+    assert "models.txt:build_model" in err and "rename the file to end in .py" in err
 
 
 def test_doctor_cli_as_a_process(module_file):

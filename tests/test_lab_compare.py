@@ -182,6 +182,14 @@ def test_report_is_well_formed_html(tmp_path):
     assert "symmetry is never broken" in text  # the takeaway on the zeros plan
 
 
+def test_write_report_without_an_output_directory_needs_a_path():
+    # a CompareResult's out defaults to None; write_report(res) once raised a bare TypeError
+    res = C.CompareResult(CompareConfig(**TINY), None, [], {})
+    with pytest.raises(InitlabError, match=r"`path` is needed for a result without an output "
+                       r"directory.*got None\. Fix: pass write_report\(res, 'report.html'\)"):
+        write_report(res)
+
+
 def test_lr_grid_picks_on_validation(tmp_path):
     cfg = CompareConfig(**{**TINY, "lr_grid": (1e-4, 0.1), "seeds": 1})
     res = run_compare(cfg, tmp_path / "g", quiet=True)

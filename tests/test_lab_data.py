@@ -49,6 +49,15 @@ def test_digits_splits_standardization_and_seed():
     assert (len(small.y_train), len(small.y_test)) == (50, 20)
 
 
+def test_n_val_none_keeps_the_default_split():
+    # None keeps the default (no validation split) for every dataset, as the toy sets did; the
+    # image sets once raised a bare TypeError (None + 1)
+    for name in ("digits", "mnist1d", "circles"):
+        d, default = load_dataset(name, n_val=None), load_dataset(name)
+        assert len(d.y_val) == 0
+        assert np.array_equal(d.x_train, default.x_train)
+
+
 def test_circles_default_is_ngs_data_exactly():
     from sklearn.datasets import make_circles
 

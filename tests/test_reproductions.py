@@ -53,6 +53,15 @@ def test_bad_override_is_refused():
         reproduce("symmetry", overrides={"nope": 1})
 
 
+def test_glorot_bengio_refuses_an_activation_it_cannot_measure():
+    # an unbounded activation once trained every arm, then failed unpacking its bounds (None)
+    # with a bare TypeError
+    with pytest.raises(InitlabError, match=r"`activations` must be one of 'tanh', 'sigmoid'; "
+                       r"got 'relu'\. Fix: pass activations from"):
+        reproduce("glorot-bengio", quiet=True,
+                  overrides={"activations": ("relu",), "inits": ("standard",), "epochs": 1})
+
+
 # ------------------------------------------------------------------ output directory
 def test_checkpoint_refuses_other_experiments_and_resumes(tmp_path):
     calls = []

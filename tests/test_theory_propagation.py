@@ -112,3 +112,15 @@ def test_per_layer_initializers_and_errors():
     with pytest.raises(InitlabError, match="`weight_init`"):
         predict_propagation([10, 10], "relu", initlab.get("normal", mean=1.0))
     assert predict_propagation([5, 5], "tanh", "lecun_uniform").forward == pytest.approx([1.0])
+
+
+def test_same_is_refused_as_a_weight_init():
+    # "same" (the weight initializer's bias rule) is a bias_init value; as the weight init it
+    # once reached `"same".resolve` and raised a bare AttributeError
+    for call in (predict_propagation, measure_propagation):
+        with pytest.raises(InitlabError, match=r"`weight_init` cannot be 'same'.*got 'same'.*"
+                           r"Fix: pass an initializer name"):
+            call([8, 8], "tanh", "same")
+        with pytest.raises(InitlabError, match="`weight_init` cannot be 'same'"):
+            call([8, 8, 8], "tanh", ["lecun_normal", "same"])
+    assert predict_propagation([8, 8], "tanh", "lecun_normal", "same").forward

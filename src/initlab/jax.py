@@ -140,7 +140,8 @@ def _check_dtype(dtype: Any, *, integer_ok: bool = False) -> jnp.dtype:
     if not jnp.issubdtype(dt, jnp.inexact):
         raise fail("dtype", "must be a floating or complex dtype (initial weights are real or "
                    "complex numbers)", str(dt), fix + " Cast afterwards if you need another type.")
-    if dt in (jnp.float64, jnp.complex128) and not jax.config.jax_enable_x64:
+    x64 = jax.config.jax_enable_x64  # type: ignore[attr-defined]  # the stub lacks the flags
+    if dt in (jnp.float64, jnp.complex128) and not x64:
         raise fail("dtype", "can only be 64-bit (float64, complex128) when JAX's x64 mode is on",
                    str(dt), "run jax.config.update('jax_enable_x64', True) first, or pass "
                    "jnp.float32 / jnp.complex64.")
@@ -380,7 +381,7 @@ class JaxInitializer:
         else:
             x = one(key)
         x = x.reshape(tuple(shape[i] for i in perm))
-        x = jnp.transpose(x, np.argsort(perm))
+        x = jnp.transpose(x, np.argsort(perm).tolist())
         if out_sharding is not None:
             x = jax.sharding.reshard(x, out_sharding)
         return x

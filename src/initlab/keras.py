@@ -58,6 +58,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without keras
 import numpy as np
 
 from .backends import keras_backend
+from .core.distributions import Constant as _ConstantKind
 from .core.distributions import check_fits_integer
 from .core.fans import LAYOUTS, check_fans, fan_for_mode
 from .core.fans import fans as core_fans
@@ -257,6 +258,7 @@ class KerasInitializer(keras.initializers.Initializer):
         lo, hi = (0, 1) if dtype == "bool" else (int(np.iinfo(dtype).min),
                                                  int(np.iinfo(dtype).max))
         check_fits_integer(dist, dtype, lo, hi)
+        assert isinstance(dist, _ConstantKind)  # only zeros, ones and constant get here
         return keras.ops.full(shape, dist.value, dtype=dtype)
 
     # ------------------------------------------------------------------------- serialization
@@ -320,7 +322,7 @@ def get(init: str | Initializer | dict | None = None, *, seed=None, layout: str 
     if init is None:
         return None
     if isinstance(init, dict):
-        cls = init.get("class_name")
+        cls: Any = init.get("class_name")  # anything a config holds; unknown ones go to Keras
         keras_name = KERAS_ALIASES.get(cls, cls)
         config = init.get("config") or {}
         if (keras_name in KERAS_NAMES or keras_name == "STFT") and isinstance(config, dict) \

@@ -295,7 +295,7 @@ def _stewart(key, n: int, dtype) -> jax.Array:
     return q * signs[None, :]
 
 
-def _ranks(key, shape: tuple[int, int], axis: int) -> jax.Array:
+def _ranks(key, shape: tuple[int, ...], axis: int) -> jax.Array:
     """Uniformly random ranks 0..shape[axis]-1 along ``axis`` (a random permutation per slice)."""
     u = jax.random.uniform(key, shape)
     return jnp.argsort(jnp.argsort(u, axis=axis), axis=axis)
@@ -303,7 +303,8 @@ def _ranks(key, shape: tuple[int, int], axis: int) -> jax.Array:
 
 def _at_centre(shape: tuple[int, ...], m, cdt):
     """A torch-layout delta kernel: zeros with the ``(out, in)`` matrix ``m`` at the centre tap."""
-    return jnp.zeros(shape, cdt).at[(slice(None), slice(None), *kernel_centre(shape))].set(m)
+    centre: tuple[slice | int, ...] = (slice(None), slice(None), *kernel_centre(shape))
+    return jnp.zeros(shape, cdt).at[centre].set(m)
 
 
 def _draw_torch_layout(key, dist: Distribution, shape: tuple[int, ...], cdt) -> jax.Array:

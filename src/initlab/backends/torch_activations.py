@@ -77,7 +77,7 @@ def _in_registry(act) -> bool:
         activation(act.name, act.param) == act
 
 
-def _name_and_param(name, param):
+def _name_and_param(name, param) -> tuple[str, float | None]:
     """A registry :class:`Activation` gives its name and parameter; names pass through."""
     if _in_registry(name):
         return name.name, name.param if param is None else param

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 
 import torch
 
@@ -227,7 +228,7 @@ def draw_(tensor: torch.Tensor, dist: Distribution, generator: torch.Generator |
         return tensor
     with torch.no_grad():
         fill = _measurable(tensor, dist, generator) if sink is not None else None
-        if fill is not None:
+        if fill is not None and sink is not None:   # fill is None without a sink
             moments = moments_from_sums(*chunk_sums(tensor.view(-1), fill=fill))
             if moments is not None:   # None: the sums could cancel; the caller measures
                 sink.append(moments)
@@ -257,11 +258,10 @@ def _measurable(tensor: torch.Tensor, dist: Distribution, gen):
     if (not _plain(tensor) or tensor.device.type != "cpu" or tensor.dtype not in _DIRECT
             or not tensor.is_contiguous() or gen is None or gen.device.type != "cpu"):
         return None
-    kind = type(dist)
-    if kind is Normal:
+    if type(dist) is Normal:
         mean, std = dist.mean, dist.std
         return lambda x: x.normal_(mean, std, generator=gen)
-    if kind is Uniform and dist.high - dist.low <= torch.finfo(tensor.dtype).max:
+    if type(dist) is Uniform and dist.high - dist.low <= torch.finfo(tensor.dtype).max:
         low, high = dist.low, dist.high
         return lambda x: x.uniform_(low, high, generator=gen)
     return None
@@ -557,14 +557,16 @@ def _dirac_(view: torch.Tensor, dist: Dirac, gen) -> None:
     d = torch.arange(min(per_group, shape[1]), device=view.device)
     rows = (torch.arange(dist.groups, device=view.device)[:, None] * per_group + d).reshape(-1)
     cols = d.repeat(dist.groups)
-    view[(rows, cols, *kernel_centre(shape))] = torch.tensor(dist.gain).to(view.dtype)
+    index: tuple[torch.Tensor | int, ...] = (rows, cols, *kernel_centre(shape))
+    view[index] = torch.tensor(dist.gain).to(view.dtype)
 
 
 def _at_centre_(view: torch.Tensor, m: torch.Tensor) -> None:
     """``view`` (a conv kernel) as a delta kernel: zeros, the ``(out, in)`` matrix ``m`` at the
     centre tap."""
     view.zero_()
-    view[(slice(None), slice(None), *kernel_centre(tuple(view.shape)))] = m
+    centre: tuple[slice | int, ...] = (slice(None), slice(None), *kernel_centre(tuple(view.shape)))
+    view[centre] = m
 
 
 def _delta_orthogonal_(view: torch.Tensor, dist: DeltaOrthogonal, gen) -> None:
@@ -663,7 +665,7 @@ _COMPLEX_KINDS = (Normal, Uniform, Sparse)  # the kinds a complex tensor takes (
 
 # One sampler per distribution kind: ``sampler(tensor, dist, generator)`` fills in place (for
 # structured kinds ``tensor`` is the torch-layout view). ``draw_`` is its only caller.
-SAMPLERS = {
+SAMPLERS: dict[type[Distribution], Callable[..., None]] = {
     Constant: _constant_, Normal: _normal_, Uniform: _uniform_,
     TruncatedNormal: _truncated_normal_, Orthogonal: _orthogonal_, Eye: _eye_, Dirac: _dirac_,
     DeltaOrthogonal: _delta_orthogonal_, Sparse: _sparse_, MartensSparse: _martens_sparse_,

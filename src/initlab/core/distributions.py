@@ -349,8 +349,9 @@ def looks_linear_block(shape: tuple[int, ...], position: str) -> tuple[int, int]
     """The ``(rows, cols)`` of the orthogonal block ``V`` a looks-linear ``(out, in)`` matrix (or
     a conv kernel's ``(out, in)`` centre tap) is made of (:class:`LooksLinear`): halves of the
     mirrored sides."""
-    return tuple(n // 2 if mirrored else n
-                 for n, mirrored in zip(shape[:2], LOOKS_LINEAR_MIRRORS[position]))
+    (rows_mirrored, cols_mirrored) = LOOKS_LINEAR_MIRRORS[position]
+    return (shape[0] // 2 if rows_mirrored else shape[0],
+            shape[1] // 2 if cols_mirrored else shape[1])
 
 
 def kernel_centre(shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -60,7 +60,9 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         # a wrong type raises an error that is also a ValueError, as torch's does
         param = check_finite_param(param, "param", what="the negative slope of leaky_relu",
                                    type_error=InitlabArgumentError)
-    return SPECS[name].torch_gain(None if param is None else float(param))
+    torch_gain = SPECS[name].torch_gain
+    assert torch_gain is not None  # TORCH_GAIN_NAMES holds only entries with a torch_gain
+    return torch_gain(None if param is None else float(param))
 
 
 def gain(activation_name, *, q: float = 1.0, direction: str = "forward",

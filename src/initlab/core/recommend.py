@@ -84,6 +84,7 @@ from . import criticality
 from .activations import Activation
 from .activations import activation as get_activation
 from .criticality import PredictedSpectrum
+from .distributions import Normal
 from .initializer import Initializer
 from .registry import get as get_init
 from .validation import InitlabTypeError, check_choice, check_scalar, error_message
@@ -255,7 +256,9 @@ def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer
     q* = 1 (where the forward gain puts the signal), else the classic gain."""
     p = criticality.critical_at(act, 1.0, depth)
     if p is None:  # no stable critical point at q* = 1 with sigma_b2 >= 0 (softplus)
-        g = math.sqrt(rec.initializer.resolve((256, 256)).std ** 2 * 256)
+        dist = rec.initializer.resolve((256, 256))
+        assert isinstance(dist, Normal)  # the non-saturating, non-ReLU plans draw N(0, std^2)
+        g = math.sqrt(dist.std ** 2 * 256)
         return _orthogonal_classic(rec, act, depth, layer, g, f"the variance of "
                                    f"{rec.initializer.name} (no critical point at q* = 1)")
     return _on_critical_line(
@@ -266,7 +269,10 @@ def _critical_orthogonal(rec: Recommendation, act: Activation, depth: int, layer
 
 def _slope(act: Activation) -> float:
     """The negative slope ``a`` of a ReLU-family activation (0 for relu, relu6)."""
-    return act.param if act.name == "leaky_relu" else 0.0
+    if act.name != "leaky_relu":
+        return 0.0
+    assert act.param is not None  # the registry's leaky_relu always carries its slope
+    return act.param
 
 
 def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activation | None,
@@ -292,7 +298,7 @@ def _looks_linear(rec: Recommendation, act: Activation | None, mirrored: Activat
     who = (f"{rec.activation} follows" if rec.activation else
            "readout (linear output)" if rec.role == "readout" else "no activation follows")
     he = criticality.spectrum_at(act, 2.0 / (1.0 + _slope(act) ** 2), 0.0, layers) \
-        if out and depth else None
+        if out and depth and act is not None else None
     versus = (f"; orthogonal He weights' spread would be {he.spread_orthogonal:.3g}, Gaussian "
               f"He's {he.spread_gaussian:.3g}") if he is not None else ""
     return replace(
@@ -320,6 +326,7 @@ def _for_depth(rec: Recommendation, act: Activation | None, layer: str,
     if name is None or name == "linear":
         return _orthogonal_classic(rec, get_activation("linear"), depth, layer, 1.0,
                                    "gain 1 (a linear net)")
+    assert act is not None  # recommend builds it for every name but None and "unknown"
     if act.saturating:
         return _isometric(rec, act, depth, layer, spread)
     if name in _HE_FAMILY:

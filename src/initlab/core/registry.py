@@ -52,7 +52,7 @@ def _check_name(name: Any) -> None:
                    f"pass one of: {', '.join(sorted(_REGISTRY))}.{hint}")
 
 
-def get(name: str, **params: Any) -> Initializer:
+def get(name: str | Initializer, **params: Any) -> Initializer:
     """Build the initializer ``name`` with ``params``.
 
     Unknown names and unknown parameters raise errors that list the valid ones.

@@ -142,7 +142,7 @@ def dirac_array(shape: tuple[int, ...], groups: int, gain: float) -> np.ndarray:
     centre = kernel_centre(shape)
     for g in range(groups):
         for d in range(min(per_group, shape[1])):
-            out[(g * per_group + d, d, *centre)] = gain
+            out[tuple([g * per_group + d, d, *centre])] = gain
     return out
 
 
@@ -199,7 +199,8 @@ def _dirac(dist: Dirac, shape, rng, dtype) -> np.ndarray:
 def _at_centre(shape, m: np.ndarray) -> np.ndarray:
     """A delta kernel of ``shape``: zeros with the ``(out, in)`` matrix ``m`` at the centre tap."""
     out = np.zeros(shape)
-    out[(slice(None), slice(None), *kernel_centre(shape))] = m
+    centre: tuple[slice | int, ...] = (slice(None), slice(None), *kernel_centre(shape))
+    out[centre] = m
     return out
 
 

@@ -14,7 +14,7 @@ import math
 import numbers
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal, overload
 
 
 class InitlabError(ValueError):
@@ -65,6 +65,24 @@ def fail(name: str, rule: str, value: Any, fix: str | None = None) -> InitlabErr
     return InitlabError(error_message(name, rule, value, fix))
 
 
+@overload
+def check_scalar(
+    value: Any, name: str, *, min_val: float | None = ..., max_val: float | None = ...,
+    include_min: bool = ..., include_max: bool = ..., integer: Literal[True], finite: bool = ...,
+    why: str = ..., fix: str | None = ...,
+) -> int: ...
+@overload
+def check_scalar(
+    value: Any, name: str, *, min_val: float | None = ..., max_val: float | None = ...,
+    include_min: bool = ..., include_max: bool = ..., integer: Literal[False] = ...,
+    finite: bool = ..., why: str = ..., fix: str | None = ...,
+) -> float: ...
+@overload
+def check_scalar(
+    value: Any, name: str, *, min_val: float | None = ..., max_val: float | None = ...,
+    include_min: bool = ..., include_max: bool = ..., integer: bool, finite: bool = ...,
+    why: str = ..., fix: str | None = ...,
+) -> float: ...
 def check_scalar(
     value: Any,
     name: str,

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import nullcontext as _nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -561,7 +562,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     snap = _Snapshot(model)
     grads: dict[int, torch.Tensor | None] = {}
     cuda = sorted({p.device.index or 0 for p, _ in snap.params if p.device.type == "cuda"})
-    desc, notes = None, []
+    desc = None
+    notes: list[str] = []
     stream = None
     with Hooks() as hooks:
         try:
@@ -632,6 +634,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             f"`{n}`" for n in fused[:3]) + (", ..." if len(fused) > 3 else "") + ") runs in one "
             "fused call: its softmax is not measured")
     x = _first_tensor(batch)
+    assert x is not None  # the batch was checked to hold a tensor on entry
     xs = S.snapshot(x) if x.is_floating_point() else None
     inputs = None
     if xs is not None:
@@ -678,7 +681,7 @@ def _describe(model: nn.Module, batch: Any) -> tuple[Any, list[str]]:
 
 def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
                     blocks: list[S.BlockStats], fallback,
-                    banks_measured: set[str] = frozenset()) -> list[str]:
+                    banks_measured: AbstractSet[str] = frozenset()) -> list[str]:
     """What this run could not diagnose, said in the report."""
     notes = []
     for name, m in model.named_modules():
@@ -740,9 +743,11 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
     out = []
     for k, c in enumerate(calls):
         m = c.module
-        w = S.snapshot(m.weight)
-        b = m.bias if isinstance(getattr(m, "bias", None), torch.Tensor) else None
-        b = S.snapshot(b) if b is not None else None
+        weight = m.weight
+        assert isinstance(weight, torch.Tensor)  # weighted layers and expert views hold one
+        w = S.snapshot(weight)
+        bias = getattr(m, "bias", None)
+        b = S.snapshot(bias) if isinstance(bias, torch.Tensor) else None
         layout, tied = _weight_info(desc, m)
         rows = S.weight_rows(m, w, layout)
         n = rows.shape[0]
@@ -769,6 +774,7 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
         shown = o
         a = c.act_stats
         if a is not None:
+            assert c.act is not None  # set together with act_stats
             s.activation, s.activation_module = c.act[0], c.act_module
         elif c.desc_stats is not None:
             a = c.desc_stats
@@ -824,7 +830,7 @@ def _mark_chain(layers: list[S.LayerStats], calls: list[_Call], desc: Any) -> No
         level[layer.name] = 1 + max((level.get(i, 0) for i in layer.inputs), default=0)
     chain: set[str] = set()
     if level:
-        cur = max(level, key=lambda n: level[n])
+        cur: str | None = max(level, key=lambda n: level[n])
         while cur is not None:
             chain.add(cur)
             ins = [i for i in by_name[cur].inputs if level.get(i) == level[cur] - 1]

@@ -63,6 +63,9 @@ def load_object(target: str) -> tuple[Any, str]:
 
         modname = f"_initlab_doctor_{stable_u64(str(path)):016x}"
         spec = importlib.util.spec_from_file_location(modname, path)
+        if spec is None or spec.loader is None:  # a file without a Python suffix (models.txt)
+            raise fail("target", "must name a Python source file (FILE.py) before the colon",
+                       target, "pass e.g. models.py:build_model (rename the file to end in .py).")
         module = importlib.util.module_from_spec(spec)
         sys.path.insert(0, str(path.parent))  # so the file can import its neighbours
         try:
@@ -219,7 +222,7 @@ def run(args: argparse.Namespace) -> int:
     from .checkup import doctor
 
     shape = parse_shape(args.input_shape)
-    kwargs = {}
+    kwargs: Any = {}
     if args.kwargs:
         try:
             kwargs = json.loads(args.kwargs)

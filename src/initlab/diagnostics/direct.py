@@ -53,8 +53,8 @@ class DirectRecorder(TorchFunctionMode):
         if not isinstance(t, torch.Tensor) or t.is_meta:
             return None
         for name, m in self.by_storage.get(t.untyped_storage().data_ptr(), ()):
-            w = m.weight
-            if t.storage_offset() != w.storage_offset():
+            w = getattr(m, "weight", None)
+            if not isinstance(w, torch.Tensor) or t.storage_offset() != w.storage_offset():
                 continue
             if t.shape == w.shape:
                 return name, m, False

@@ -67,7 +67,7 @@ class _Bank:
             if not _same_storage(w, p) or tuple(w.shape) != tuple(p.shape[1:]) or \
                     w.stride() != p.stride()[1:]:
                 continue
-            e, r = divmod(w.storage_offset() - p.storage_offset(), p.stride(0))
+            e, r = divmod(int(w.storage_offset() - p.storage_offset()), int(p.stride(0)))
             if r == 0 and 0 <= e < p.shape[0]:
                 return local, e
         return None

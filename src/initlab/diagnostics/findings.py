@@ -256,10 +256,10 @@ def rule_symmetry(layers, inputs, th, net) -> list[Finding]:
 def _saturation_cause(s: LayerStats) -> str:
     """Why the weighted input z is large: weights, biases or inputs."""
     parts = []
-    big_w = bool(s.weight_std and s.lecun_std and s.weight_std / s.lecun_std >= 3)
+    ratio = s.weight_std / s.lecun_std if s.weight_std and s.lecun_std else 0.0
+    big_w = ratio >= 3
     big_b = s.bias_rms is not None and s.bias_rms >= 1.0
     if big_w:
-        ratio = s.weight_std / s.lecun_std
         parts.append(f"the weights are ~{ratio:.0f}x too large (std {s.weight_std:.3g} where "
                      f"LeCun's is 1/sqrt({s.fan_in}) = {s.lecun_std:.3g})")
     if big_b:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 import torch
@@ -126,12 +126,12 @@ def snapshot(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(device="cpu", dtype=torch.float64, copy=True)
 
 
-def finite(x: float | None) -> float | None:
+def finite(x: SupportsFloat | None) -> float | None:
     """``None`` for None/NaN/inf (JSON has no NaN), else the float."""
     if x is None:
         return None
-    x = float(x)
-    return x if math.isfinite(x) else None
+    f = float(x)
+    return f if math.isfinite(f) else None
 
 
 def moments(x: torch.Tensor) -> dict[str, float | None]:
@@ -251,15 +251,15 @@ def histogram(x: torch.Tensor, bins: int = HIST_BINS) -> tuple[list[float], list
     v = x.reshape(-1)
     if v.numel() > HIST_MAX_ENTRIES:
         v = v[:: -(-v.numel() // HIST_MAX_ENTRIES)]
-    v = v.numpy()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+    a = v.numpy()
+    a = a[np.isfinite(a)]
+    if a.size == 0:
         return [], []
-    lo, hi = float(v.min()), float(v.max())
+    lo, hi = float(a.min()), float(a.max())
     if hi - lo <= 1e-12 * (1.0 + abs(lo)):
         pad = 1e-6 * (1.0 + abs(lo))
         lo, hi = lo - pad, hi + pad
-    counts, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    counts, edges = np.histogram(a, bins=bins, range=(lo, hi))
     return [float(e) for e in edges], [int(c) for c in counts]
 
 

@@ -106,7 +106,7 @@ def closers(model: nn.Module, desc: Any) -> list[tuple[int, str, nn.Module, bool
     """``(branch index, closing layer, module to hook, output is a tuple)`` per residual branch
     of a model description."""
     mods = dict(model.named_modules())
-    out = []
+    out: list[tuple[int, str, nn.Module, bool]] = []
     for b in getattr(desc, "residual_branches", []) or []:
         name = b.closing
         parent_name, _, leaf = name.rpartition(".")

@@ -18,6 +18,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..core.validation import fail
 from ..util.argtypes import whole_number
@@ -26,9 +27,10 @@ from ..util.argtypes import whole_number
 # clearly differ (PyTorch's default U(+-1/sqrt(fan_in)) shrinks the signal layer by layer and
 # stays at chance; Glorot, He, orthogonal, LSUV and critical train), and it runs in well under a
 # minute on 2 cores.
-DEMO = dict(data="digits", model="mlp", depth=10, width=64, activation="tanh",
-            inits=("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical"),
-            epochs=8, seeds=2, lr=0.01, batch_size=64)
+DEMO: dict[str, Any] = dict(
+    data="digits", model="mlp", depth=10, width=64, activation="tanh",
+    inits=("torch_default", "glorot", "he", "orthogonal", "lsuv", "critical"),
+    epochs=8, seeds=2, lr=0.01, batch_size=64)
 DEMO_OUT = "runs/demo"
 COMPARE_OUT = "runs/compare"
 

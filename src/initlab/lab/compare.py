@@ -24,7 +24,7 @@ import torch
 
 from ..core.validation import InitlabError, check_choice, check_scalar, fail
 from ..util.hashing import stable_u64
-from .data import DATASETS, load_dataset
+from .data import DATASETS, Dataset, load_dataset
 from .models import ACTIVATIONS, KINDS, ModelConfig, build_model
 from .progress import progress_bar
 from .results import RunDir, check_out_dir
@@ -169,7 +169,7 @@ class CompareResult:
     the summary rows (:func:`summarize`) and the output directory."""
 
     config: CompareConfig
-    data: object
+    data: Dataset
     records: list[dict]
     best_lr: dict[str, float]
     summary: list[dict] = field(default_factory=list)

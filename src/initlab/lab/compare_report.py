@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.activations import get_activation
+from ..core.validation import fail
 from ..diagnostics.stats import NEAR_BOUND, SATURATION_THRESHOLD, output_saturation
 from ..report.figures import curves, integer_ticks, layer_heatmaps, legend_outside, mean_band
 from ..report.figures import histograms as _hist_figure
@@ -140,7 +141,9 @@ def _doctor(model, x, y, cfg):
 
 def heatmap_figure(stats: dict):
     """Layer x init heatmaps of the doctor's activation std, gradient norm and saturation."""
-    std, grad, sat = {}, {}, {}
+    std: dict[str, list[float | None]] = {}
+    grad: dict[str, list[float | None]] = {}
+    sat: dict[str, list[float | None]] = {}
     for init, (acts, _, doc) in stats.items():
         if isinstance(doc, str) or doc is None:
             std[init] = [float(a.std()) for a in acts.values()]
@@ -200,7 +203,13 @@ def write_report(res: CompareResult, path: str | Path | None = None, *,
                  command: str = "compare") -> Path:
     """Write ``report.html`` for a finished comparison (default: in its output directory).
     ``command`` (``"compare"`` or ``"demo"``) is the one the Reproduce line reruns."""
-    path = Path(path) if path is not None else Path(res.out) / "report.html"
+    if path is not None:
+        path = Path(path)
+    elif res.out is not None:
+        path = Path(res.out) / "report.html"
+    else:
+        raise fail("path", "is needed for a result without an output directory (its `out` is "
+                   "None)", path, "pass write_report(res, 'report.html').")
     return build_report(res, command=command).save(path)
 
 
@@ -266,7 +275,7 @@ def _tables(rep: HtmlReport, res: CompareResult, stats) -> None:
         with rep.details("Learning-rate grid: mean final validation accuracy (%)"):
             grid_rows = []
             for init in cfg.inits:
-                row = [init]
+                row: list[str | float | None] = [init]
                 for lr in cfg.lrs:
                     fin = [r for r in res.records if r["init"] == init and r["lr"] == lr
                            and r["epoch"] == cfg.epochs and r.get("val_acc") is not None]

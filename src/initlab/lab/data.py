@@ -454,7 +454,7 @@ def downsample(data: Dataset, factor: int) -> Dataset:
 
 
 def load_dataset(name: str, *, seed: int = 0, data_dir=None, n_train: int | None = None,
-                 n_val: int = 0, n_test: int | None = None,
+                 n_val: int | None = 0, n_test: int | None = None,
                  standardize: bool | None = None) -> Dataset:
     """Load a dataset by name, split and standardized, deterministically for ``seed``.
 
@@ -475,7 +475,7 @@ def load_dataset(name: str, *, seed: int = 0, data_dir=None, n_train: int | None
     check_choice(name, "name", DATASETS)
     seed = check_scalar(seed, "seed", min_val=0, integer=True)
     n_train = _check_count(n_train, "n_train", min_val=1)
-    n_val = _check_count(n_val, "n_val")
+    n_val = _check_count(n_val, "n_val") or 0  # None keeps the default, no validation split
     n_test = _check_count(n_test, "n_test", min_val=1)
     if name in ("circles", "moons", "spirals"):
         return _toy(name, seed, n_train, n_val, n_test, bool(standardize))

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -31,6 +32,8 @@ from torch import nn
 from ..backends import torch_activations
 from ..core.activations import lookup_module
 from ..core.validation import check_choice, check_scalar, fail
+
+_M = TypeVar("_M", bound=nn.Module)
 
 KINDS = ("mlp", "cnn", "resmlp", "rescnn", "linear")
 # the activations the lab offers (names of the registry, :mod:`initlab.core.activations`)
@@ -153,7 +156,7 @@ def _layers(cfg: ModelConfig) -> list[nn.Module]:
 
 
 @torch.no_grad()
-def torch_default_(model: nn.Module, generator: torch.Generator) -> nn.Module:
+def torch_default_(model: _M, generator: torch.Generator) -> _M:
     """Re-draw every Linear/Conv parameter as PyTorch does by default, from ``generator``:
     weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (``kaiming_uniform_(a=sqrt(5))`` gives
     bound gain*sqrt(3/fan_in) with gain sqrt(2/(1+5)), i.e. 1/sqrt(fan_in))."""
@@ -194,8 +197,9 @@ def hidden_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     acts = [(n, m) for n, m in top if lookup_module(m) is not None]
     if acts:
         return acts
-    layers = [(n, m) for n, m in model.named_modules()
-              if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+    layers: list[tuple[str, nn.Module]] = [
+        (n, m) for n, m in model.named_modules()
+        if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     return layers[:-1]
 
 

@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from ..core.validation import InitlabError, fail
@@ -196,13 +197,13 @@ class RunLock:
 
 def _lock(fd: int) -> None:
     """Take an exclusive, non-blocking OS lock on ``fd``; OSError when another holds it."""
-    try:
-        import fcntl
-    except ImportError:  # Windows
+    if sys.platform == "win32":  # no fcntl there
         import msvcrt
 
         msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
         return
+    import fcntl
+
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 

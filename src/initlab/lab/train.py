@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,7 +147,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
     """torch's SGD (with momentum) or Adam over ``model``'s parameters, or over
     ``param_groups`` (e.g. a width parametrization's per-parameter learning rates,
     :meth:`initlab.Parametrization.param_groups`; keys torch does not know are dropped)."""
-    params: object = model.parameters()
+    params: Iterable[torch.Tensor] | Iterable[dict[str, Any]] = model.parameters()
     if param_groups is not None:
         params = [{k: v for k, v in g.items() if k not in ("names", "lr_mult")}
                   for g in param_groups]

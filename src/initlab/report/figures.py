@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def layer_heatmaps(panels: list[tuple[str, dict[str, list[float | None]], str]],
             lo, hi = (finite.min(), finite.max()) if finite.size else (1e-3, 1.0)
             if hi <= lo:
                 lo, hi = lo / 2, hi * 2
-            norm = LogNorm(vmin=lo, vmax=hi)
+            norm: Normalize = LogNorm(vmin=lo, vmax=hi)
         else:
             norm = Normalize(vmin=0.0, vmax=1.0)
         cmap = plt.get_cmap(SEQUENTIAL).with_extremes(bad="#dddddd")
@@ -85,7 +86,8 @@ def layer_heatmaps(panels: list[tuple[str, dict[str, list[float | None]], str]],
     return fig
 
 
-def curves(ax, series: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]], *,
+def curves(ax, series: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                                         np.ndarray | None]], *,
            labels: dict[str, str] | None = None, zorders: dict[str, float] | None = None) -> None:
     """Plot ``{init: (x, mean, lo, hi)}`` on ``ax`` in each init's colour and marker."""
     colors, markers = init_colors(series), init_markers(series)

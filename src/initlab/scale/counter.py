@@ -43,10 +43,13 @@ bit for every thread count and chunk size.
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import cast
 
 import numpy as np
 from scipy import special
@@ -127,8 +130,9 @@ def check_seed(seed) -> int:
 # faster than NumPy's, see docs/scale.md) and NumPy's C `Philox` bit generator. They agree bit
 # for bit (tests/test_scale_philox.py), so the choice changes speed, never a value. This is
 # the one place that chooses: `_Words` asks `words_backend()` when it is created.
-try:
-    from . import _philox as _compiled
+_compiled: ModuleType | None
+try:  # imported by name: a C extension without a stub, which mypy cannot read
+    _compiled = importlib.import_module("._philox", __package__)
 except ImportError:  # not built (no compiler at install, or a source checkout without build_ext)
     _compiled = None
 
@@ -206,6 +210,7 @@ class _Words:
         self._k = int(key)
         self.backend = words_backend()
         if self.backend == "compiled":
+            assert _compiled is not None  # words_backend() names it only when it is built
             self._fill = _compiled.fill
             return
         self._fill = None
@@ -363,9 +368,9 @@ def _chunk_words(reader: _Words, starts: np.ndarray, run: int, a: int, b: int) -
     out = np.empty(b - a, dtype=np.uint64)
     p = a
     while p < b:
-        r = p // run
-        q = min(b, (r + 1) * run)
-        out[p - a:q - a] = reader.read(int(starts[r]) + p - r * run, q - p)
+        k = p // run
+        q = min(b, (k + 1) * run)
+        out[p - a:q - a] = reader.read(int(starts[k]) + p - k * run, q - p)
         p = q
     return out
 
@@ -626,7 +631,9 @@ def structured_full(dist: Distribution, global_shape, key: int,
     Mezzadri's sign fix, or the method the distribution names)."""
     from ..backends.numpy_backend import draw
 
-    return draw(dist, tuple(global_shape), CounterRNG(key), np.float64, layout)
+    # CounterRNG has the Generator methods the samplers call (a duck-typed Generator)
+    rng = cast(np.random.Generator, CounterRNG(key))
+    return draw(dist, tuple(global_shape), rng, np.float64, layout)
 
 
 def structured_block(dist, global_shape, offsets, local_shape, key: int,

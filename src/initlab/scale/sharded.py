@@ -208,13 +208,13 @@ def _writer(flat: torch.Tensor, lo_hi):
             arr[a:b] = r
         return write
 
-    def write(a, b, x):
+    def write_copy(a, b, x):
         with torch.no_grad():  # grad mode is per thread: worker threads need their own
             seg = flat[a:b]
             seg.copy_(torch.from_numpy(x))
             if lo_hi is not None:
                 seg.clamp_(*lo_hi)
-    return write
+    return write_copy
 
 
 def _check_fillable(local: torch.Tensor) -> None:
@@ -312,9 +312,9 @@ def _chunk_bits(reader, starts: np.ndarray, run: int, a: int, b: int) -> torch.T
     parts = []
     p = a
     while p < b:
-        r = p // run
-        q = min(b, (r + 1) * run)
-        parts.append(reader.read(int(starts[r]) + p - r * run, q - p))
+        k = p // run
+        q = min(b, (k + 1) * run)
+        parts.append(reader.read(int(starts[k]) + p - k * run, q - p))
         p = q
     return torch.cat(parts)
 
@@ -383,7 +383,7 @@ def _fill_torch_stream(flat: torch.Tensor, dist, key: int, g, o, s, lo_hi, *, th
                 sums.append((total, squares))
 
     run_spans(work, spans, threads)
-    if sums is not None:
+    if sums is not None and sink is not None:  # sums is None without a sink
         moments = moments_from_sums(n, sum(t for t, _ in sums), sum(q for _, q in sums))
         if moments is not None:  # None: the sums could cancel; the caller measures the tensor
             sink.append(moments)

@@ -274,7 +274,8 @@ class CpuTransform:
     * for a bf16/fp16 ``dst`` the float32 value is clipped and cast by ``copy_``, as before.
     """
 
-    def __init__(self, dist: Distribution, dtype: torch.dtype, lo_hi, chunk: int):
+    def __init__(self, dist: Distribution, dtype: torch.dtype,
+                 lo_hi: tuple[float, float] | None, chunk: int):
         from .counter import compiled_kernels
 
         self.dist, self.lo_hi = dist, lo_hi
@@ -295,6 +296,7 @@ class CpuTransform:
             self.a, self.mean = _SQRT2 * dist.std, dist.mean
             self._mode, self._add = 1, True
         else:
+            assert isinstance(dist, (Constant, TruncatedNormal))  # the rest of `applies`' kinds
             self.kind = "fill"
             self.value = _fill_value(dist)
         if self.kind != "fill":

@@ -7,7 +7,7 @@ initializers' resolved distributions, all from one seeded ``torch.Generator``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -31,8 +31,10 @@ def check_widths(widths) -> list[int]:
     return ws
 
 
-def per_layer(init, n_layers: int, name: str, *, allow_none: bool) -> list:
-    """One initializer (or None) per layer from a single one or a sequence."""
+def per_layer(init, n_layers: int, name: str, *, allow_none: bool, allow_same: bool = False
+              ) -> list[Initializer | Distribution | str | None]:
+    """One initializer (or None, or ``"same"`` where ``allow_same``: a bias drawn by the weight
+    initializer's bias rule) per layer from a single one or a sequence."""
     if isinstance(init, Sequence) and not isinstance(init, str):
         items = list(init)
         if len(items) != n_layers:
@@ -40,12 +42,15 @@ def per_layer(init, n_layers: int, name: str, *, allow_none: bool) -> list:
                        f"pass a single initializer or a list of {n_layers}.")
     else:
         items = [init] * n_layers
-    out = []
+    out: list[Initializer | Distribution | str | None] = []
     for it in items:
         if it is None:
             if not allow_none:
                 raise fail(name, "must not be None", it, "pass an initializer name.")
             out.append(None)
+        elif isinstance(it, str) and it == "same" and not allow_same:
+            raise fail(name, "cannot be 'same' (a bias_init value: the weight initializer's bias "
+                       "rule)", it, "pass an initializer name, e.g. 'lecun_normal'.")
         elif isinstance(it, (Initializer, Distribution)) or it == "same":
             out.append(it)
         elif isinstance(it, str):
@@ -79,7 +84,7 @@ def resolve_layer(weight_init, bias_init, n_in: int, n_out: int):
 class MLP:
     weights: list[torch.Tensor]
     biases: list[torch.Tensor | None]
-    act: object
+    act: Callable[[torch.Tensor], torch.Tensor]
     activate_last: bool = False
 
     def layer(self, li: int, h: torch.Tensor) -> torch.Tensor:
@@ -113,8 +118,9 @@ def build_mlp(widths, activation="tanh", weight_init="lecun_normal", bias_init=N
     ws = check_widths(widths)
     L = len(ws) - 1
     winits = per_layer(weight_init, L, "weight_init", allow_none=False)
-    binits = per_layer(bias_init, L, "bias_init", allow_none=True)
-    weights, biases = [], []
+    binits = per_layer(bias_init, L, "bias_init", allow_none=True, allow_same=True)
+    weights: list[torch.Tensor] = []
+    biases: list[torch.Tensor | None] = []
     for li in range(L):
         wd, bd = resolve_layer(winits[li], binits[li], ws[li], ws[li + 1])
         W = torch.empty(ws[li + 1], ws[li], dtype=dtype)

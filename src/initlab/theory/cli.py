@@ -150,8 +150,9 @@ def _cmd_saturation(args) -> int:
 
 def _cmd_weighted_input(args) -> int:
     from .saturation import saturated_fraction
-    from .weighted_input import IidInputs, binary_inputs, weighted_input
+    from .weighted_input import FixedInputs, IidInputs, binary_inputs, weighted_input
 
+    inputs: FixedInputs | IidInputs
     if args.n_on is not None:
         inputs = binary_inputs(args.n, args.n_on)
         desc = f"{args.n} inputs, {args.n_on} equal to 1, the rest 0 (fixed)"

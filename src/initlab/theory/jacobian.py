@@ -281,9 +281,10 @@ def model_jacobian_spectrum(model, x, *, start: int | None = None, stop: int | N
     if not isinstance(model, torch.nn.Sequential):
         raise fail("model", "must be an nn.Sequential (a lab model)", type(model).__name__,
                    "wrap the layers in nn.Sequential, or use jacobian_spectrum(widths, ...).")
-    d_start, d_stop = hidden_segment(model) if start is None or stop is None else (None, None)
-    start = d_start if start is None else start
-    stop = d_stop if stop is None else stop
+    if start is None or stop is None:
+        d_start, d_stop = hidden_segment(model)
+        start = d_start if start is None else start
+        stop = d_stop if stop is None else stop
     if not 0 <= start < stop <= len(model):
         raise fail("start/stop", f"must satisfy 0 <= start < stop <= {len(model)}",
                    (start, stop), "pick a slice of the model's layers.")
@@ -292,6 +293,7 @@ def model_jacobian_spectrum(model, x, *, start: int | None = None, stop: int | N
     for p in net.parameters():
         p.requires_grad_(False)
     head, seg = net[:start], net[start:stop]
+    assert isinstance(seg, torch.nn.Sequential)  # a slice of one is (torch's stub says Module)
     with torch.no_grad():
         hs = head(torch.as_tensor(x).to(dtype))
     shape = hs.shape[1:]

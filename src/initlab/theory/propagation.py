@@ -100,7 +100,8 @@ def predict_propagation(widths, activation="tanh", weight_init="lecun_normal", b
                       include_min=False, why=" (E[x^2] of the inputs)")
     a = get_activation(activation, param)
     moments = _layer_moments(per_layer(weight_init, L, "weight_init", allow_none=False),
-                             per_layer(bias_init, L, "bias_init", allow_none=True), ws)
+                             per_layer(bias_init, L, "bias_init", allow_none=True,
+                                       allow_same=True), ws)
 
     def act_on(li: int) -> bool:
         return li < L - 1 or activate_last

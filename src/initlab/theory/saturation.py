@@ -93,6 +93,7 @@ def saturated_set(act="sigmoid", threshold: float = DEFAULT_THRESHOLD, *,
         if inside[i]:
             start = edge
         else:
+            assert start is not None  # the entries alternate: the set was entered before
             intervals.append((start, edge))
             start = None
     if start is not None:

@@ -8,6 +8,7 @@ interrupted at any point loses at most the arm in progress.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -63,7 +64,7 @@ class Checkpoint:
         self.arms: dict[str, Any] = {}
         self.moved_to: Path | None = None
         self.path = Path(out) / CHECKPOINT if out is not None else None
-        if self.path is None:
+        if self.path is None or out is None:  # both or neither
             return
         out = Path(out)
         remove_stale_temporaries(out)
@@ -165,6 +166,11 @@ def _worker_init(threads: int, data_spec: dict) -> None:
     _WORKER["data"] = load_data(**data_spec)
 
 
+def _returned(value: Any) -> Any:
+    """``value`` (the thunk :meth:`Checkpoint.run` saves for a worker's finished arm)."""
+    return value
+
+
 def _worker_call(fn: Callable[..., Any], args: tuple) -> Any:
     return fn(*args, data=_WORKER["data"])
 
@@ -213,7 +219,7 @@ def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..
         prev = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            return [ck.run(key, lambda args=args: fn(*args, data=data))
+            return [ck.run(key, functools.partial(fn, *args, data=data))
                     for key, args in progress(tasks, desc=desc, quiet=quiet)]
         finally:
             torch.set_num_threads(prev)
@@ -228,7 +234,7 @@ def run_arms(ck: Checkpoint, tasks: Sequence[tuple[str, tuple]], fn: Callable[..
         for fut in progress(as_completed(futures), desc=f"{desc} ({workers} workers)",
                             quiet=quiet, total=len(futures)):
             result = fut.result()            # a worker's exception is raised here
-            ck.run(futures[fut], lambda result=result: result)
+            ck.run(futures[fut], functools.partial(_returned, result))
     except BaseException:
         # an error or Ctrl-C: the finished arms are saved; drop the ones not started and do
         # not wait for the ones running (their workers exit after them)
@@ -409,7 +415,7 @@ def learned(acc: float | None, chance: float | None) -> bool:
 def _score(v: float | None, chance: float | None = None) -> float:
     """A validation score for comparing arms: a run that did not learn (:func:`learned`: a
     diverged run, or one near ``chance``) counts as -1."""
-    return v if learned(v, chance) else -1.0
+    return v if v is not None and learned(v, chance) else -1.0
 
 
 def choose_by_validation(scores: dict[float, float | None], chance: float | None = None) -> float:
@@ -502,8 +508,8 @@ def search_lrs(grid: Sequence[float], train: Callable[[float], dict], *,
         if fails_above(scores(), chance):
             break
         arms[lr] = train(lr)
-    while (lr := widen_lr(grid, scores(), chance)) is not None:
-        arms[lr] = train(lr)
+    while (wider := widen_lr(grid, scores(), chance)) is not None:
+        arms[wider] = train(wider)
     arms = dict(sorted(arms.items()))
     return arms, choose_by_validation(scores(), chance)
 

@@ -9,11 +9,13 @@ and test errors.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from ...core.activations import get_activation
+from ...core.validation import check_choice
 from ...diagnostics.stats import output_saturation
 from ._common import Checkpoint, initialize, linear_layers, load_data, plt, progress
 
@@ -61,9 +63,20 @@ DATA_NOTE_MNIST = ("Glorot & Bengio use 50,000 MNIST training images and train t
                    "few epochs, so test errors are higher than theirs.")
 
 
+#: the activations the case measures: bounded (the histograms span their range) and with f'
+#: known from h (:func:`_dact`)
+ACTIVATIONS = ("tanh", "sigmoid")
+
+
 def _dact(act: str, h: np.ndarray) -> np.ndarray:
     """f'(z) from h = f(z): tanh 1 - h^2, sigmoid h (1 - h)."""
     return 1.0 - h * h if act == "tanh" else h * (1.0 - h)
+
+
+def _bounds(act: str) -> tuple[float, float]:
+    bounds = get_activation(act).bounds
+    assert bounds is not None  # run() admits only ACTIVATIONS, both bounded
+    return bounds
 
 
 def measure(model, x: np.ndarray, act: str, n_jac: int) -> dict:
@@ -73,7 +86,7 @@ def measure(model, x: np.ndarray, act: str, n_jac: int) -> dict:
 
     acts = [a.astype(np.float64) for a in layer_activations(model, x).values()]
     weights = [lin.weight.detach().double().numpy() for lin in linear_layers(model)]
-    lo, hi = get_activation(act).bounds
+    lo, hi = _bounds(act)
     layers = []
     for a in acts:
         counts, _ = np.histogram(a, bins=BINS, range=(lo, hi))
@@ -110,10 +123,13 @@ def train_one(act: str, init: str, cfg: Config, data) -> dict:
 def run(cfg: Config, *, data_dir=None, quiet: bool = False,
         checkpoint: Checkpoint | None = None) -> dict:
     """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
+    for a in cfg.activations:
+        check_choice(a, "activations", ACTIVATIONS, fix="pass activations from "
+                     "('tanh', 'sigmoid'): the case reads f' from the bounded outputs.")
     ck = checkpoint or Checkpoint(None, {})
     data = load_data(cfg.dataset, seed=0, data_dir=data_dir)
     arms = [(a, i) for a in cfg.activations for i in cfg.inits]
-    runs = [ck.run(f"{a}/{i}", lambda a=a, i=i: train_one(a, i, cfg, data))
+    runs = [ck.run(f"{a}/{i}", functools.partial(train_one, a, i, cfg, data))
             for a, i in progress(arms, desc=NAME, quiet=quiet)]
     headline = [f"{r['activation']:7s} {r['init']:10s} Jacobian mean singular value at init "
                 f"{np.mean(r['at_init']['jacobian_mean_sv']):.2f} (published, tanh: "
@@ -154,7 +170,7 @@ def report(results: dict):
                                     figsize=(min(11.5, 3.2 * len(results["runs"])), 3.2),
                                     squeeze=False, sharey=True)  # compared panels: one y axis
         for ax, r in zip(axes[0], results["runs"]):
-            lo, hi = get_activation(r["activation"]).bounds
+            lo, hi = _bounds(r["activation"])
             centers = lo + (np.arange(BINS) + 0.5) * (hi - lo) / BINS
             for li, layer in enumerate(r[stage]["layers"]):
                 ax.plot(centers, layer["hist"], label=f"layer {li + 1}")

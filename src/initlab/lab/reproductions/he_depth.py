@@ -11,6 +11,7 @@ the ratio is exactly sqrt(1/2) per layer in distribution.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,7 +102,8 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     sig = ck.run("signal", lambda: signal(cfg, data))
     runs = []
     for key, seed in progress([(k, s) for k in INITS for s in cfg.seeds], desc=NAME, quiet=quiet):
-        runs.append(ck.run(f"train/{key}/{seed}", lambda k=key, s=seed: train_one(k, s, cfg, data)))
+        runs.append(ck.run(f"train/{key}/{seed}",
+                           functools.partial(train_one, key, seed, cfg, data)))
     final = {k: float(np.mean([r["test_acc"][-1] for r in runs if r["init"] == k])) for k in INITS}
     best = {k: float(np.mean([max(a for a in r["test_acc"] if a is not None)
                               for r in runs if r["init"] == k])) for k in INITS}

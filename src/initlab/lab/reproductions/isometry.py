@@ -51,7 +51,9 @@ the budget again).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -332,6 +334,7 @@ def spectrum_arm(depth: int, init: str, cfg: Config, data, kind: str = "mlp") ->
              batch=torch.from_numpy(data.x_train[:cfg.lsuv_batch]),
              activation=KINDS[kind][1])
     sp = model_jacobian_spectrum(model, torch.from_numpy(data.x_train[:cfg.spectrum_inputs]))
+    assert sp.singular_values is not None  # the exact method (the default) keeps them
     return {"depth": depth, "init": init, "summary": sp.input_output.as_dict(),
             "singular_values": [float(f"{v:.4g}") for v in sp.singular_values.ravel()]}
 
@@ -376,7 +379,9 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     sched = Scheduler(ck, budget, bar, NAME)
     chosen: dict[tuple[int, str], float] = {}
     failed: dict[str, int] = {}  # init -> the depth where no lr learned (search_failed)
-    grid, spectra, remaining = [], [], []
+    grid: list[dict] = []
+    spectra: list[dict] = []
+    remaining: list[tuple[int, str]] = []
     try:
         def mlp_cell(depth, init):
             try:
@@ -449,7 +454,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
 
 
 def headline(grid: list[dict], cnn: list[dict], remaining, cfg: Config,
-             relu: list[dict] = (), relu_cnn: list[dict] = ()) -> list[str]:
+             relu: Sequence[dict] = (), relu_cnn: Sequence[dict] = ()) -> list[str]:
     lines = []
     if grid:
         deepest = max(r["depth"] for r in grid)
@@ -524,7 +529,7 @@ def spectrum_figure(spectra: list[dict]):
     axes[0, 0].set_ylabel("density of log10 s")
     from ...report.figures import legend_outside
 
-    handles = {}
+    handles: dict[str, Any] = {}
     for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             handles.setdefault(lab, h)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def train_one(sweep: str, par_name: str, size: int, log2_lr: int, seed: int, cfg
         # the width does not change: μP is SP in width here, and depth="sqrt" scales branches;
         # the same depth at twice the width (delta) tells which layer is the readout
         wide = _builder(sweep, cfg, data, width=2 * cfg.depth_width)
-        kw = {"base": lambda: build(size), "delta": lambda: wide(size)}
+        kw: dict[str, Any] = {"base": lambda: build(size), "delta": lambda: wide(size)}
         if par_name == "mup":
             kw.update(depth="sqrt", base_depth=base)   # one residual branch per block
     else:
@@ -383,7 +384,8 @@ def summarize(arms: list[dict], cfg: Config) -> list[dict]:
                         and a["size"] == size]
                 if not cell:
                     continue
-                mean = [np.mean([_loss(a) for a in cell if a["log2_lr"] == k]) for k in lrs]
+                mean = [float(np.mean([_loss(a) for a in cell if a["log2_lr"] == k]))
+                        for k in lrs]
                 best = int(np.argmin(mean))
                 refined = _refined(mean, lrs)
                 per_seed = []

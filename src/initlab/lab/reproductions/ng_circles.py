@@ -14,8 +14,10 @@ mean cross-entropy, learning rate 0.01, 15,000 iterations, from three initializa
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special
@@ -30,14 +32,14 @@ PAPER = ('A. Ng et al., deeplearning.ai "Improving Deep Neural Networks: Hyperpa
 LN2 = math.log(2.0)  # 0.6931: cross-entropy of predicting 0.5 on balanced labels
 
 # Train / test accuracy printed by the assignment (one run, np.random.seed(3)).
-PUBLISHED = {
+PUBLISHED: dict[str, dict[str, Any]] = {
     "zeros": {"train": 0.50, "test": 0.50, "cost": 0.6931},
     "large": {"train": 0.83, "test": 0.86, "cost_start": "inf"},
     "he": {"train": 0.9933, "test": 0.96},
 }
 # init name -> (weight initializer, bias initializer) as catalog entries, and the built-in plan
 # of initlab.apply that means the same for Linear layers (None: a Plan is built from the entries)
-INITS = {
+INITS: dict[str, tuple[str | dict[str, Any], str, str | None]] = {
     "zeros": ("zeros", "zeros", "zeros"),
     "large": ({"name": "normal", "params": {"std": 10.0}}, "zeros", None),
     "he": ("he_normal", "zeros", "he"),
@@ -143,7 +145,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     # zero init draws nothing: one run is every run
     arms = [(i, s) for i in cfg.inits for s in (cfg.seeds[:1] if i == "zeros" else cfg.seeds)]
     for init, seed in progress(arms, desc=NAME, quiet=quiet):
-        runs.append(ck.run(f"{init}/{seed}", lambda i=init, s=seed: train_one(i, s, cfg, data)))
+        runs.append(ck.run(f"{init}/{seed}", functools.partial(train_one, init, seed, cfg, data)))
     summary = {}
     for init in cfg.inits:
         rs = [r for r in runs if r["init"] == init]

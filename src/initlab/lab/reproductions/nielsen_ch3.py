@@ -179,7 +179,7 @@ def train_numpy(weights, biases, data, orders, *, eta, lmbda, batch_size, quiet=
 
 
 def train_torch(weights, biases, data, orders, *, eta, lmbda, batch_size, dtype="float64",
-                quiet=True, desc="torch"):
+                quiet=True, desc="torch") -> dict:
     """The same network and update in PyTorch: sigmoid outputs, cross-entropy summed over the
     outputs and averaged over the mini-batch (``binary_cross_entropy_with_logits``), gradients by
     autograd, then ``W <- (1 - eta*lambda/n) W - eta*grad``, ``b <- b - eta*grad``."""
@@ -329,9 +329,9 @@ def report(results: dict):
         for init, curve in by_init.items():
             line, = ax.plot(range(1, len(curve) + 1), curve, marker="o", ms=3,
                             color=colors[init], label=f"{init} (ours)")
-            pub = PUBLISHED.get(int(h), {}).get(init, {})
-            if pub:
-                ax.plot(list(pub), list(pub.values()), "x--", color=line.get_color(),
+            published = PUBLISHED.get(int(h), {}).get(init, {})
+            if published:
+                ax.plot(list(published), list(published.values()), "x--", color=line.get_color(),
                         label=f"{init} (Nielsen)")
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)

@@ -14,6 +14,7 @@ a factor ``criterion`` of the least-squares minimum L* (computed in closed form)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,15 +92,16 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     table = []
     for init, depth, seed in progress(arms, desc=NAME, quiet=quiet):
         tries = {lr0: ck.run(f"{init}/{depth}/{seed}/{lr0}",
-                             lambda i=init, d=depth, s=seed, lr=lr0:
-                             train_one(i, d, lr, s, cfg, data, target))
+                             functools.partial(train_one, init, depth, lr0, seed, cfg, data,
+                                               target))
                  for lr0 in cfg.lr0_grid}
         reached = {lr: t["epochs"] for lr, t in tries.items() if t["epochs"] is not None}
-        best = min(reached, key=reached.get) if reached else None
+        best = min(reached, key=lambda lr: reached[lr]) if reached else None
         table.append({"init": init, "depth": depth, "seed": seed, "best_lr0": best,
                       "epochs": reached.get(best) if best is not None else None,
                       "loss_curve": tries[best]["loss"] if best is not None else None})
-    summary, per_seed = {}, {}
+    summary: dict[str, dict[str, float | None]] = {}
+    per_seed: dict[str, dict[str, list]] = {}
     for init in INITS:
         summary[init], per_seed[init] = {}, {}
         for d in cfg.depths:

@@ -13,7 +13,9 @@ full width from a small random init. Counted by our tolerance check and, when
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -26,9 +28,10 @@ PAPER = ('Rumelhart, Hinton, Williams 1986, "Learning representations by back-pr
          'Goodfellow, Bengio, Courville 2016, "Deep Learning", sec. 8.4')
 PUBLISHED = {"zeros": "all hidden units identical for ever (1 distinct unit)",
              "small_normal": "units differ from the start (width distinct units)"}
-INITS = {"zeros": ("zeros", "zeros"), "constant": ({"name": "constant", "params": {"value": 0.05}},
-                                                   "zeros"),
-         "small_normal": ("small_normal", "zeros")}
+INITS: dict[str, tuple[str | dict[str, Any], str]] = {
+    "zeros": ("zeros", "zeros"),
+    "constant": ({"name": "constant", "params": {"value": 0.05}}, "zeros"),
+    "small_normal": ("small_normal", "zeros")}
 DATA_NOTE = ("The argument holds for any data; scikit-learn's 8x8 digits (standardized) are used.")
 
 
@@ -87,8 +90,8 @@ def train_one(init: str, cfg: Config, data) -> dict:
                                     activation=cfg.activation, in_shape=(data.n_features,),
                                     n_classes=data.n_classes))
     w, b = INITS[init]
-    w = from_dict(w) if isinstance(w, dict) else get(w)
-    path = initialize(model, w, b, seed=cfg.seed)
+    weight = from_dict(w) if isinstance(w, dict) else get(w)
+    path = initialize(model, weight, b, seed=cfg.seed)
     counts, doctor_counts = [], []
     probe = data.x_train[:64]
 
@@ -109,7 +112,7 @@ def run(cfg: Config, *, data_dir=None, quiet: bool = False,
     """Run every arm of the case (finished arms come from ``checkpoint``); return the results."""
     ck = checkpoint or Checkpoint(None, {})
     data = load_data("digits", seed=0, data_dir=None)
-    runs = [ck.run(init, lambda i=init: train_one(i, cfg, data))
+    runs = [ck.run(init, functools.partial(train_one, init, cfg, data))
             for init in progress(cfg.inits, desc=NAME, quiet=quiet)]
     headline = [f"{r['init']:13s} distinct hidden units at init {r['distinct_units'][0]}, after "
                 f"training {r['distinct_units'][-1]} of {cfg.width}; test acc "
