@@ -238,11 +238,11 @@ def _xielu_at_start(get) -> bool:
     beta, eps = get(XIELU_SCALARS["beta"]), get(XIELU_SCALARS["eps"])
     if beta is None or eps is None or abs(beta - XIELU_BETA) > 1e-9 or abs(eps - XIELU_EPS) > 1e-12:
         return False
-    slopes = (_softplus_value(get("alpha_p")), _softplus_value(get("alpha_n")))
-    if None in slopes:
+    a_p, a_n = _softplus_value(get("alpha_p")), _softplus_value(get("alpha_n"))
+    if a_p is None or a_n is None:
         return all(getattr(get(k), "is_meta", False) for k in ("alpha_p", "alpha_n"))
-    return abs(slopes[0] - XIELU_ALPHA_INIT) <= XIELU_ATOL and \
-        abs(beta + slopes[1] - XIELU_ALPHA_INIT) <= XIELU_ATOL
+    return abs(a_p - XIELU_ALPHA_INIT) <= XIELU_ATOL and \
+        abs(beta + a_n - XIELU_ALPHA_INIT) <= XIELU_ATOL
 
 
 def _hardswish(x):
