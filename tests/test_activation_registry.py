@@ -304,3 +304,17 @@ def test_saturating_is_bounded_and_not_relu_like():
     assert names == {"sigmoid", "tanh", "softsign", "hardtanh", "hardsigmoid"}
     assert activation("relu6").bounds == (0.0, 6.0) and activation("relu6").relu_like
     assert activation(np.tanh).bounds is None and not activation(np.tanh).saturating  # a callable
+
+
+def test_spec_make_without_the_parameter_is_a_clear_error():
+    # Spec.make(None) of a parametrized entry once returned functions that raised a bare
+    # TypeError (None * x) when called; _build fills in the default, a direct call must pass it
+    from initlab.core.activations import spec
+
+    for name in ("leaky_relu", "elu", "celu", "softplus"):
+        with pytest.raises(InitlabError, match=rf"`param` must be a number to build {name}.*"
+                           r"got None.*Fix: pass a value"):
+            spec(name).make(None)
+        built = spec(name).make(spec(name).default)
+        assert np.isfinite(built["f"](np.array([-1.0, 1.0]))).all()
+    assert activation("elu").f(-1.0) == pytest.approx(math.expm1(-1.0))

@@ -89,6 +89,16 @@ def test_width_shapes_declared_by_mapping():
     assert not ws["0.weight"][0].is_width
 
 
+def test_width_shapes_of_a_model_mapping_with_none_is_a_clear_error():
+    # None marks a base's non-width dimension; in the model's own shapes it once reached
+    # int(None) and raised a bare TypeError
+    shapes = {n: tuple(p.shape) for n, p in mlp(256).named_parameters()}
+    with pytest.raises(InitlabError, match=r"`model` must give the size of every dimension.*"
+                       r"'0.weight': \(None, 16\).*Fix: pass the model itself"):
+        width_shapes({**shapes, "0.weight": (None, 16)}, base=lambda: mlp(64))
+    assert width_shapes(shapes, base=lambda: mlp(64))["2.weight"][0].mult == 4.0
+
+
 @pytest.mark.parametrize("base, phrase", [
     (lambda: nn.Sequential(nn.Linear(16, 64)), "same parameters"),
     (42, "must be an nn.Module"),
@@ -475,6 +485,18 @@ def test_query_parts_locate_the_query_in_every_attention_kind():
     assert got == {(f"bert.encoder.layer.{i}.attention.self.query.{t}", 0, None, None)
                    for i in (0, 1) for t in ("weight", "bias")}
     assert _queries(mlp(64)) == (set(), [])
+
+
+def test_query_part_needs_both_ends_of_its_range():
+    # a range with one end once built, and its view() raised a bare TypeError (None - start)
+    from initlab.modelinit.params import QueryPart
+
+    t = torch.zeros(6, 4)
+    for start, stop in ((0, None), (None, 2)):
+        with pytest.raises(InitlabError, match=r"`start, stop` must be given together.*Fix:"):
+            QueryPart("attn", "attn.w", t, 0, start, stop)
+    assert QueryPart("attn", "attn.w", t, 0, 2, 4).view().shape == (2, 4)
+    assert QueryPart("attn", "attn.w", t).view() is t
 
 
 def test_query_zero_init_zeroes_the_query_and_nothing_else():

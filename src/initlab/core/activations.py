@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .validation import check_choice
+from .validation import check_choice, fail
 
 Array = np.ndarray
 
@@ -189,6 +189,15 @@ def _elu(alpha: float):
 def _celu(alpha: float):
     return (lambda x: np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0.0) / alpha)),
             lambda x: np.where(x > 0, 1.0, np.exp(np.minimum(x, 0.0) / alpha)))
+
+
+def _given(p: float | None, name: str) -> float:
+    """The parameter a parametrized activation is built with: :func:`_build` passes the default
+    for None, so None reaches here only from a direct ``Spec.make(None)``."""
+    if p is None:
+        raise fail("param", f"must be a number to build {name} (Spec.make does not fill in the "
+                   "default)", p, f"pass a value, e.g. spec({name!r}).default.")
+    return p
 
 
 def _leaky(slope: float):
@@ -367,7 +376,8 @@ SPECS_LIST: tuple[Spec, ...] = (
          + _fn("torch.clamp", "torch.clip", "torch.Tensor.clamp", "torch.Tensor.clip",
                args=("min", "max"), fixed={"min": 0, "max": None}),
          torch_gain=lambda _: math.sqrt(2.0), doc="max(x, 0)"),
-    Spec("leaky_relu", lambda a: dict(zip(("f", "df"), _leaky(a)), kinks=(0.0,), relu_like=True),
+    Spec("leaky_relu", lambda a: dict(zip(("f", "df"), _leaky(_given(a, "leaky_relu"))),
+                                      kinks=(0.0,), relu_like=True),
          default=0.01, param_name="negative slope",
          forms=_mod(NN + "LeakyReLU", param="negative_slope")
          + _fn(F_ + "leaky_relu", args=("negative_slope",), param="negative_slope",
@@ -381,13 +391,13 @@ SPECS_LIST: tuple[Spec, ...] = (
                param=lambda get: (get("lower") + get("upper")) / 2),
          torch_gain=lambda a: math.sqrt(2.0 / (1 + (0.01 if a is None else a) ** 2)),
          doc="x for x > 0, slope * x otherwise"),
-    Spec("elu", lambda a: dict(zip(("f", "df"), _elu(a)), kinks=(0.0,)), default=1.0,
-         param_name="alpha",
+    Spec("elu", lambda a: dict(zip(("f", "df"), _elu(_given(a, "elu"))), kinks=(0.0,)),
+         default=1.0, param_name="alpha",
          forms=_mod(NN + "ELU", param="alpha")
          + _fn(F_ + "elu", "torch.elu", args=("alpha",), param="alpha", defaults={"alpha": 1.0}),
          doc="x for x > 0, alpha (exp(x) - 1) otherwise"),
-    Spec("celu", lambda a: dict(zip(("f", "df"), _celu(a)), kinks=(0.0,)), default=1.0,
-         param_name="alpha",
+    Spec("celu", lambda a: dict(zip(("f", "df"), _celu(_given(a, "celu"))), kinks=(0.0,)),
+         default=1.0, param_name="alpha",
          forms=_mod(NN + "CELU", param="alpha")
          + _fn(F_ + "celu", "torch.celu", args=("alpha",), param="alpha", defaults={"alpha": 1.0}),
          doc="x for x > 0, alpha (exp(x / alpha) - 1) otherwise"),
@@ -423,8 +433,8 @@ SPECS_LIST: tuple[Spec, ...] = (
     Spec("mish", lambda _: {"f": _mish, "df": _dmish},
          forms=_mod(NN + "Mish", TF + "MishActivation") + _fn(F_ + "mish"),
          doc="x tanh(softplus(x)), Misra 2019"),
-    Spec("softplus", lambda b: dict(zip(("f", "df"), _softplus(b))), default=1.0,
-         param_name="beta",
+    Spec("softplus", lambda b: dict(zip(("f", "df"), _softplus(_given(b, "softplus")))),
+         default=1.0, param_name="beta",
          forms=_mod(NN + "Softplus", param="beta")
          + _fn(F_ + "softplus", args=("beta",), param="beta", defaults={"beta": 1.0}),
          doc="log(1 + exp(beta x)) / beta"),
@@ -550,9 +560,10 @@ def callable_names(func) -> list[str]:
     (``torch.relu``, ``torch.nn.functional.gelu``, ``torch.Tensor.relu``), then the in-place
     variant's base (``relu_`` -> ``relu``)."""
     name = getattr(func, "__name__", None)
-    qual = getattr(func, "__qualname__", None) or name
     if not isinstance(name, str):
         return []
+    qual = getattr(func, "__qualname__", None)
+    qual = qual if isinstance(qual, str) and qual else name
     module = getattr(func, "__module__", None)
     objclass = getattr(func, "__objclass__", None)
     owner = getattr(func, "__self__", None)

@@ -29,7 +29,7 @@ plans' embedding rule (N(0, 1), or N(0, 1/dim) when the token embedding is tied 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import torch.nn as nn
 
@@ -49,7 +49,7 @@ from .builtin_rules import (
 from .dataflow_ops import MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .experts import expert_part
-from .params import CONV_TYPES, CONVT_TYPES, RNN_TYPES
+from .params import CONV_TYPES, CONVT_TYPES, RNN_TYPES, weight_shape
 from .rules import Plan, Rule
 
 LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
@@ -69,6 +69,18 @@ def choose(act: Any, *, tanh: str = "glorot", readout: bool = False, residual: b
                     role="readout" if readout else "hidden", spread=spread,
                     deep_relu=deep_relu, mirrored_input=mirrored_input)
     return rec.initializer, rec.bias, rec.reason
+
+
+class _How(TypedDict):
+    """What :func:`choose` is told of a layer, beside its activation."""
+
+    tanh: str
+    readout: bool
+    depth: int | None
+    layer: str
+    residual: bool
+    isometry: bool | None
+    spread: float | None
 
 
 def _looks_linear_misfit(desc, layer, position: str) -> str | None:
@@ -171,7 +183,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         broken = sorted(layer.via - MIRROR_SAFE) if feed is not None else []
         if broken:
             feed = None
-        how = dict(tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
+        how = _How(tanh=tanh, readout=layer.is_readout, depth=depth, layer=kind,
                    residual=residual, isometry=isometry, spread=spread)
         init, bias, why = choose(layer.activation, deep_relu=deep_relu, mirrored_input=feed,
                                  **how)
@@ -194,7 +206,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                 break
             init, bias, why = choose(layer.activation, deep_relu="orthogonal",
                                      mirrored_input=fallback, **how)
-            why += f" ({misfit}; weight {tuple(layer.module.weight.shape)})"
+            why += f" ({misfit}; weight {weight_shape(layer.module)})"
         if broken:
             why += (f" (fed by looks-linear `{layer.inputs[0]}` through "
                     f"{', '.join(f'`{b}`' for b in broken)}, which breaks its mirrored pairs: "

@@ -171,7 +171,7 @@ class _Probe(TorchFunctionMode):
         self.data_dependent: set[str] = set()
         # the functions an opaque module calls (None outside one): only shape ops, and it is
         # a reshaping, passed through (LeViT's `LevitSubsample`: a view and a strided slice)
-        self.inner: set[str] | None = None
+        self.opaque_fns: set[str] | None = None
         # an opaque module's input tensors (id -> node) and the nodes of those it reads
         self.inner_in: dict[int, int] = {}
         self.inner_read: set[int] = set()
@@ -209,7 +209,7 @@ class _Probe(TorchFunctionMode):
             idx = tuple(self.node(t).idx for t in ins)
             self.stack.append(idx)
             opaque = self.units[module][1] == "opaque"
-            self.inner = set() if opaque else None
+            self.opaque_fns = set() if opaque else None
             self.inner_in = dict(zip(map(id, ins), idx)) if opaque else {}
             self.inner_read = set()
         else:
@@ -242,8 +242,8 @@ class _Probe(TorchFunctionMode):
                                               f"({type(module).__name__})"))
             kw["activated"] = (act, tuple(sorted(pend | pres)))
             kw["activation_call"] = True
-        elif ukind == "opaque" and self.inner and all(
-                f in SHAPE_OPS or base_name(f) in SHAPE_OPS for f in self.inner):
+        elif ukind == "opaque" and self.opaque_fns and all(
+                f in SHAPE_OPS or base_name(f) in SHAPE_OPS for f in self.opaque_fns):
             kw.update(pending=pend, pending_res=pres,
                       activated=next((n.activated for n in ins if n.activated), None))
         elif ukind == "opaque":
@@ -279,8 +279,8 @@ class _Probe(TorchFunctionMode):
         if out is None:
             out = func(*args, **kwargs)
         if self.depth or fname in IGNORED:
-            if self.depth == 1 and self.inner is not None and fname not in IGNORED:
-                self.inner.add(fname)
+            if self.depth == 1 and self.opaque_fns is not None and fname not in IGNORED:
+                self.opaque_fns.add(fname)
                 self.inner_read.update(self.inner_in[id(t)] for t in
                                        tensors_in(args, []) + tensors_in(kwargs, [])
                                        if id(t) in self.inner_in)
@@ -377,7 +377,7 @@ class _Probe(TorchFunctionMode):
             gates = [n for n in layer_ins if n.activated and n.activated[1]]
             others = [n for n in layer_ins if not n.activated]
             if gates and others:
-                act, gate_layers = gates[0].activated
+                act, gate_layers = gates[0].activated or (None, ())
                 gate = gate_layers[0] if gate_layers else None
                 lay = frozenset().union(*(n.pending | n.pending_res for n in others))
                 self.outcome(lay, Outcome("gated", act, gate=gate,
@@ -478,8 +478,8 @@ class _Probe(TorchFunctionMode):
                     src = max(common)
                     sides = []
                     for side in (a, b):
-                        nodes = self.branch_nodes(src, side.idx)
-                        sides.append(sum(self.g.nodes[i].unit_kind == "layer" for i in nodes))
+                        on = self.branch_nodes(src, side.idx)
+                        sides.append(sum(self.g.nodes[i].unit_kind == "layer" for i in on))
                     # a projection shortcut is one layer (ResNet's 1x1 conv, with its norm):
                     # two multi-layer paths added together (a MoE block's routed and shared
                     # experts) are one branch's output, not a branch and its shortcut

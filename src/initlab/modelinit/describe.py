@@ -48,7 +48,7 @@ import fnmatch
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -212,7 +212,7 @@ _BY_OBJECT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class _Dataflow:
     """The probe's part of a description, holding no module (layers by name)."""
 
-    layers: tuple[LayerInfo, ...]      # module=None
+    layers: tuple[dict[str, Any], ...]  # each layer's fields but its module (_layer_fields)
     branches: tuple[Branch, ...]
     readouts: tuple[str, ...]
     method: str
@@ -220,7 +220,7 @@ class _Dataflow:
 
     @classmethod
     def of(cls, desc: ModelDescription) -> _Dataflow:
-        return cls(tuple(_copy_layer(x, None) for x in desc.layers),
+        return cls(tuple(_layer_fields(x) for x in desc.layers),
                    tuple(_copy_branch(b) for b in desc.residual_branches), tuple(desc.readouts),
                    desc.method, tuple(desc.notes))
 
@@ -228,15 +228,23 @@ class _Dataflow:
         """A description of ``model`` (of this structure) from the kept dataflow, or None when a
         layer is not where it was."""
         mods = _layer_modules(model)
-        if any(x.name not in mods for x in self.layers):
+        if any(x["name"] not in mods for x in self.layers):
             return None
-        return ModelDescription(params, [_copy_layer(x, mods[x.name]) for x in self.layers],
+        return ModelDescription(params, [_layer_on(x, mods[x["name"]]) for x in self.layers],
                                 [_copy_branch(b) for b in self.branches], self.method,
                                 list(self.notes), list(self.readouts), type(model).__name__)
 
 
-def _copy_layer(layer: LayerInfo, module: nn.Module | None) -> LayerInfo:
-    return replace(layer, module=module, inputs=list(layer.inputs), outputs=list(layer.outputs))
+def _layer_fields(layer: LayerInfo) -> dict[str, Any]:
+    """What the dataflow keeps of a layer: its fields but the module (lists copied)."""
+    out = {f.name: getattr(layer, f.name) for f in fields(layer) if f.name != "module"}
+    return {**out, "inputs": list(layer.inputs), "outputs": list(layer.outputs)}
+
+
+def _layer_on(kept: dict[str, Any], module: nn.Module) -> LayerInfo:
+    """The layer of ``kept`` (:func:`_layer_fields`) on ``module``, a model's own."""
+    return LayerInfo(**{**kept, "module": module, "inputs": list(kept["inputs"]),
+                        "outputs": list(kept["outputs"])})
 
 
 def _copy_branch(b: Branch) -> Branch:
@@ -399,12 +407,12 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
             info.activation, info.activation_why = "unknown", \
                 "recurrent cell: gates' sigmoid/tanh inside the module (not probed)"
         info.is_readout = name in g.readouts
-        ins = set()
+        ins: set[str] = set()
         via: set[str] = set()
         for idx in nodes_of.get(name, []):
-            names, labels = upstream.get(idx, (set(), frozenset()))
-            ins |= names
-            via |= labels
+            up_names, up_labels = upstream.get(idx, (set(), frozenset()))
+            ins |= up_names
+            via |= up_labels
         info.inputs = sorted(ins - {name}, key=order.index)
         info.via = frozenset(via)
         desc.layers.append(info)

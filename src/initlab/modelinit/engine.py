@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -46,6 +46,13 @@ def one_thread():
         yield
     finally:
         torch.set_num_threads(prev)
+
+
+@runtime_checkable
+class _ResetsRunningStats(Protocol):
+    """A module holding running statistics (BatchNorm...)."""
+
+    def reset_running_stats(self) -> None: ...
 
 
 def running_stats_modules(model: nn.Module) -> list[nn.Module]:
@@ -124,11 +131,12 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
             + ". Check the glob (`*` crosses dots) or the module type.", UserWarning,
             stacklevel=3)
 
-    norm_modules = []
+    norm_modules: list[_ResetsRunningStats] = []
     if plan_obj.reset_running_stats:
         loaded_buffers = set(load.buffer_ids) if load is not None else set()
         norm_modules = [m for m in running_stats_modules(model)
-                        if id(getattr(m, "running_mean", None)) not in loaded_buffers]
+                        if isinstance(m, _ResetsRunningStats)  # all are: it narrows the type
+                        and id(getattr(m, "running_mean", None)) not in loaded_buffers]
 
     # copy only what can still fail after validation
     risky: list[torch.Tensor] = []
@@ -161,8 +169,8 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     by_tensor = {id(a.slot.tensor): a for a in assignments}
     with one_thread():
         for p in params:
-            a = by_tensor.get(id(p.tensor))
-            records.append(ParamRecord.build(p, a, loaded=a is None,
+            found = by_tensor.get(id(p.tensor))
+            records.append(ParamRecord.build(p, found, loaded=found is None,
                                              moments=measured.get(id(p.tensor))))
     return InitReport(
         seed=seed, rng=rng, stream_version=stream_version(rng), plan=plan_obj, records=records,

@@ -65,7 +65,7 @@ def structure_key(model: nn.Module) -> tuple | None:
         objs: dict[int, Any] = {}      # id -> fingerprint of objects seen (configs are shared)
         first_mod: dict[int, int] = {}
         first_t: dict[int, int] = {}
-        mods = []
+        mods: list[tuple] = []
         for i, (name, m) in enumerate(model.named_modules(remove_duplicate=False)):
             shared = first_mod.setdefault(id(m), i)
             if shared != i:
@@ -74,7 +74,7 @@ def structure_key(model: nn.Module) -> tuple | None:
             d = m.__dict__
             if any(d.get(h) for h in _FORWARD_HOOKS):
                 return None
-            tensors = []
+            tensors: list[tuple] = []
             for kind in ("_parameters", "_buffers"):
                 for local, t in d[kind].items():
                     if t is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn as nn
@@ -61,6 +61,13 @@ def _image_token(cfg: Any) -> int | None:
     return None
 
 
+@runtime_checkable
+class _ImageTextModel(Protocol):
+    """An image-text model (transformers'): the feature vectors its vision tower gives."""
+
+    def get_image_features(self, *, pixel_values: torch.Tensor) -> Any: ...
+
+
 def _image_tokens(model: nn.Module, pixels: torch.Tensor) -> int | None:
     """How many image tokens an image-text model (LLaVA, Gemma 3, GOT-OCR2...) wants for
     ``pixels``: the number of feature vectors its ``get_image_features`` returns, computed on a
@@ -69,7 +76,10 @@ def _image_tokens(model: nn.Module, pixels: torch.Tensor) -> int | None:
     if _image_token(getattr(model, "config", None)) is None or not callable(get):
         return None
     try:
-        feats = meta_copy(model).get_image_features(pixel_values=pixels)
+        copy = meta_copy(model)
+        if not isinstance(copy, _ImageTextModel):  # pragma: no cover - a copy of model's class
+            return None
+        feats = copy.get_image_features(pixel_values=pixels)
     except Exception:  # noqa: BLE001 - any failure: no image candidate, the text one is tried
         return None
     # transformers returns the features themselves, or an output whose ``pooler_output`` holds
@@ -109,11 +119,11 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
             if main != "pixel_values" and _names_param(model, "pixel_values") and \
                     getattr(cfg, "vision_config", None) is not None:
                 kw["pixel_values"] = _pixels(vision, meta)     # both towers (CLIP)
-                n = _image_tokens(model, kw["pixel_values"])
-                if n is not None:                              # an image-text model (LLaVA)
+                token, n_img = _image_token(cfg), _image_tokens(model, kw["pixel_values"])
+                if token is not None and n_img is not None:    # an image-text model (LLaVA)
                     kw["input_ids"] = torch.cat([ids, torch.full(
-                        (1, n), _image_token(cfg), dtype=torch.long, device=meta)], dim=1)
-            extra = {}
+                        (1, n_img), token, dtype=torch.long, device=meta)], dim=1)
+            extra: dict[str, Any] = {}
             if getattr(cfg, "is_encoder_decoder", False):
                 extra["decoder_input_ids"] = ids
             if _accepts(model, "use_cache") and getattr(cfg, "use_cache", False):

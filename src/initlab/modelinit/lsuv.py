@@ -284,8 +284,10 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                                "layer", std, "check the batch (all zeros?) and the layers before "
                                f"`{name}`; the model is unchanged.")
                 c = target_std / std
+                weight = layer.weight
+                assert isinstance(weight, torch.Tensor), "candidates hold a weight tensor"
                 with torch.no_grad():
-                    layer.weight.mul_(c)
+                    weight.mul_(c)
                     bias = getattr(layer, "bias", None)
                     if mean_correction and isinstance(bias, torch.Tensor):
                         bias.sub_(mean).mul_(c)
@@ -310,15 +312,15 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     # the InitReport's statistics from the final tensors: LSUV rescaled the weights
     from .report import _tensor_moments
 
-    scaled = {layer.name: layer for layer in layers}
+    scaled = {done.name: done for done in layers}
     for rec, p in zip(init_report.records, desc.params):
         if p.module_name in scaled and p.local in ("weight", "bias"):
-            layer = scaled[p.module_name]
+            done = scaled[p.module_name]
             rec.mean, rec.std = _tensor_moments(p.tensor)
             rec.expected_mean = rec.expected_std = None
-            if layer.iterations:
-                rec.notes.append(f"LSUV: {layer.iterations} rescaling(s), output std "
-                                 f"{layer.initial_std:.4f} -> {layer.final_std:.4f}")
+            if done.iterations:
+                rec.notes.append(f"LSUV: {done.iterations} rescaling(s), output std "
+                                 f"{done.initial_std:.4f} -> {done.final_std:.4f}")
         elif p.module_name in tied:
             rec.notes.append("LSUV: not rescaled (tied)")
     init_report.lsuv = report

@@ -81,28 +81,30 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
     for p in params:
         a = Assignment(p, None, None, None)
         cls = type(p.module)
-        for i, rule in enumerate(plan.rules):
+        for i, candidate in enumerate(plan.rules):
             ok = type_ok.get((i, cls))
             if ok is None:
-                ok = type_ok[(i, cls)] = rule.matches_type(p.module)
+                ok = type_ok[(i, cls)] = candidate.matches_type(p.module)
             if not ok:
                 continue
-            init = rule.select(p.names, p.module, p.local, type_ok=True)
-            if init is not None:
-                a.rule_index, a.rule, a.init = i, rule, init
+            selected = candidate.select(p.names, p.module, p.local, type_ok=True)
+            if selected is not None:
+                a.rule_index, a.rule, a.init = i, candidate, selected
                 break
         out.append(a)
-        if a.init is None:
+        rule, spec = a.rule, a.init
+        if rule is None or spec is None:
             continue
-        if a.init == KEEP:
+        if spec == KEEP:
             a.status = "kept"
             continue
+        assert isinstance(spec, Initializer), "to_initializer gives an Initializer or KEEP"
         if math.prod(p.shape) == 0:
             a.status = "empty"   # zero elements: nothing to draw
             continue
         a.status = "initialized"
-        a.layout = a.rule.layout or p.layout
-        if a.rule.blocks or len(p.blocks) == 1:
+        a.layout = rule.layout or p.layout
+        if rule.blocks or len(p.blocks) == 1:
             a.blocks = p.blocks
         else:
             fan_shape = p.shape if p.fan_role == "weight" else (
@@ -111,18 +113,18 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
         if not p.tensor.is_floating_point():
             problems.append(f"`{p.name}` has dtype {p.tensor.dtype}; initializers fill "
                             "floating-point tensors only (rule "
-                            f"#{a.rule_index} {a.rule.describe()}).")
+                            f"#{a.rule_index} {rule.describe()}).")
             continue
-        by_block = a.rule.block_init
+        by_block = rule.block_init
         labels = [b.label for b in a.blocks]
         missing = [k for k in by_block if k not in labels]
         if missing:
-            problems.append(f"`{p.name}` (rule #{a.rule_index} {a.rule.describe()}): "
+            problems.append(f"`{p.name}` (rule #{a.rule_index} {rule.describe()}): "
                             f"block_init names block(s) {missing}, but its blocks are "
                             f"{[x for x in labels if x] or 'none (not a packed tensor)'}; name "
                             "those, or narrow the rule to the tensors that have them.")
             continue
-        a.inits = [by_block.get(b.label, a.init) for b in a.blocks]
+        a.inits = [by_block.get(b.label, spec) for b in a.blocks]
         for b, init in zip(a.blocks, a.inits):
             bshape = b.shape_in(p.shape, len(a.blocks))
             fans = _fans_of(b.fan_shape, a.layout)
@@ -130,7 +132,7 @@ def match(plan: Plan, params: list[ParamInfo]) -> tuple[list[Assignment], list[s
                 dist = init.resolve(bshape, fans=fans, layout=a.layout, role=p.fan_role)
             except (ValueError, TypeError) as exc:
                 problems.append(f"`{p.name}` (shape {tuple(p.shape)}, rule #{a.rule_index} "
-                                f"{a.rule.describe()}, initializer {init!r}): {exc}")
+                                f"{rule.describe()}, initializer {init!r}): {exc}")
                 break
             a.fans.append(fans)
             a.dists.append(dist)

@@ -33,7 +33,8 @@ def _allocate(model: nn.Module, device: torch.device) -> tuple[dict[int, torch.T
     new_of: dict[int, torch.Tensor] = {}
     undo: list[tuple[dict, str, torch.Tensor]] = []
     for mod in model.modules():
-        for table, is_param in ((mod._parameters, True), (mod._buffers, False)):
+        for is_param in (True, False):
+            table: dict[str, Any] = mod._parameters if is_param else mod._buffers
             for k, t in list(table.items()):
                 if t is None:
                     continue
@@ -127,7 +128,9 @@ def materialize(model: nn.Module, plan: Any, *, device: Any = "cpu", seed: int,
         inv = {id(v): k for k, v in new_of.items()}
         olds = {id(t): t for _, _, t in undo}
         for p in desc.params:
-            p.tensor = olds.get(inv.get(id(p.tensor)), p.tensor)
+            orig = inv.get(id(p.tensor))
+            if orig is not None:
+                p.tensor = olds.get(orig, p.tensor)
         raise
 
 
@@ -167,7 +170,8 @@ def _recompute_buffers(model: nn.Module, modules: list[nn.Module],
     """Fill ``tensors`` with a sentinel, run the model's ``_init_weights`` on ``modules``, and
     check that every element was written (else an error: the caller returns the model to
     meta)."""
-    if not modules:
+    init_weights = getattr(model, "_init_weights", None)
+    if not modules or not callable(init_weights):  # _recomputable gives none without it
         return
     for t in tensors:
         _sentinel_fill(t)
@@ -176,7 +180,7 @@ def _recompute_buffers(model: nn.Module, modules: list[nn.Module],
     # from a forked global state, so the user's random streams are not advanced
     with torch.random.fork_rng(devices=devices):
         for m in modules:
-            model._init_weights(m)
+            init_weights(m)
     left = []
     for name, b in model.named_buffers():
         if any(b is t for t in tensors):

@@ -69,7 +69,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 import torch.nn as nn
@@ -118,31 +118,38 @@ class Scaling:
         return self.multiplier ** 2 * self.lr_sgd
 
 
-def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float
-           ) -> dict[str, float]:
+class _Rules(TypedDict):
+    width_factor: float | None     # None: the draw as is (SP)
+    multiplier: float
+    lr_adam: float
+    lr_sgd: float
+
+
+def _rules(name: str, klass: str, m_in: float, m_out: float, output_mult: float) -> _Rules:
     """width_factor, multiplier, lr_adam, lr_sgd of one parameter (the table in the module
     docs). ``width_factor`` multiplies the base width's std: stored std = (the base plan's std
     at the base shape) x width_factor."""
-    r = {"width_factor": 1.0, "multiplier": 1.0, "lr_adam": 1.0, "lr_sgd": 1.0}
+    r: _Rules = {"width_factor": 1.0, "multiplier": 1.0, "lr_adam": 1.0, "lr_sgd": 1.0}
     if name == "sp":
         # SP: the base plan at the target shape, as drawn; output_mult a constant on the readout
         return {**r, "width_factor": None,
                 "multiplier": output_mult if klass == "output" else 1.0}
     if name == "mup":
         if klass == "hidden":
-            r.update(width_factor=1 / math.sqrt(m_in), lr_adam=1 / m_in, lr_sgd=m_out / m_in)
+            r.update({"width_factor": 1 / math.sqrt(m_in), "lr_adam": 1 / m_in,
+                      "lr_sgd": m_out / m_in})
         elif klass == "input":
-            r.update(lr_sgd=m_out)
+            r["lr_sgd"] = m_out
         elif klass == "output":
-            r.update(multiplier=output_mult / m_in, lr_sgd=m_in)
+            r.update({"multiplier": output_mult / m_in, "lr_sgd": m_in})
         elif klass == "vector":
-            r.update(lr_sgd=m_out)
+            r["lr_sgd"] = m_out
         return r
     # ntk and mfp: hidden layers (and ntk's readout) with a 1/sqrt(fan_in) multiplier
     if klass in ("hidden", "output"):
-        r.update(multiplier=1 / math.sqrt(m_in))
+        r["multiplier"] = 1 / math.sqrt(m_in)
     if klass == "output":
-        r.update(multiplier=output_mult / (m_in if name == "mfp" else math.sqrt(m_in)))
+        r["multiplier"] = output_mult / (m_in if name == "mfp" else math.sqrt(m_in))
     return r
 
 
@@ -228,7 +235,7 @@ class Parametrization:
         for h in self._handles or ():
             h.remove()
         for m, old in self._attn_modules:
-            m.scaling = old
+            m.scaling = old  # type: ignore[assignment]  # torch's stubs: Tensor | Module only
         self._handles, self._attn_modules = [], []
 
     def __enter__(self) -> Parametrization:
@@ -454,6 +461,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             raise fail("depth", "needs residual branches, and the model description found none",
                        depth, "use depth=None for a plain network, or check the model's "
                        f"description (method {desc.method!r}).")
+        assert base_depth is not None, "checked with depth above"
         branch_mult = math.sqrt(base_depth / n_branches)
         for b in desc.residual_branches:
             branch_layers.update(b.layers)
@@ -508,8 +516,8 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             elif s.init_scale != 1.0:
                 for t in p.write_targets():
                     t.mul_(s.init_scale)
-        for q in queries:
-            q.view().zero_()
+        for part in queries:
+            part.view().zero_()
     qnames = {canonical_param_name(q.name): q for q in queries}
     from .report import _tensor_moments as tensor_moments
 
@@ -529,7 +537,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             if q is not None:
                 r.notes.append(f"{name}: query of `{q.attention}` zeroed (query_zero_init)" + (
                     f", {q.stop - q.start} of {q.tensor.shape[q.axis]} along dim {q.axis}"
-                    if q.start is not None else ""))
+                    if q.start is not None and q.stop is not None else ""))
         s.stored_std = r.std
 
     for s in scalings:
@@ -564,7 +572,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
         for mname, m, old, new in scales:
             par._attn_modules.append((m, old))
             par.attention.append((mname, old, new))
-            m.scaling = new
+            m.scaling = new  # type: ignore[assignment]  # torch's stubs: Tensor | Module only
     return par
 
 

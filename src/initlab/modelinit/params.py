@@ -61,7 +61,7 @@ CONVT_TYPES = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 RNN_GATES = {"LSTM": ("i", "f", "g", "o"), "GRU": ("r", "z", "n")}
 #: recurrent layers: torch's sequence modules and their single-step cells (same parameter
 #: names, ``weight_ih``/``weight_hh``/``bias_ih``/``bias_hh``, gates packed along dim 0)
-RNN_TYPES: tuple[type, ...] = (nn.RNNBase, nn.RNNCellBase)
+RNN_TYPES: tuple[type[nn.RNNBase], type[nn.RNNCellBase]] = (nn.RNNBase, nn.RNNCellBase)
 _CELL_MODES = {nn.LSTMCell: "LSTM", nn.GRUCell: "GRU"}
 
 
@@ -69,7 +69,7 @@ def rnn_gates(module: nn.Module) -> tuple[str, ...]:
     """The gates packed in a recurrent layer's tensors, in torch's order (``("h",)``: one)."""
     mode = getattr(module, "mode", None) if isinstance(module, nn.RNNBase) else next(
         (m for t, m in _CELL_MODES.items() if isinstance(module, t)), None)
-    return RNN_GATES.get(mode, ("h",))
+    return RNN_GATES.get(mode or "", ("h",))
 #: kinds of modules whose weights have fans (the "layers" of a model)
 LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha", "experts")
 #: local names (globs) of *free* token and position tables: parameters a model holds directly
@@ -229,11 +229,10 @@ def looks_like_norm(module: nn.Module) -> bool:
     if any(True for _ in module.children()) or is_response_norm(module):
         return False
     params = dict(module._parameters)
-    if set(params) - {"weight", "bias"} or not isinstance(params.get("weight"), torch.Tensor):
+    w, b = params.get("weight"), params.get("bias")
+    if set(params) - {"weight", "bias"} or not isinstance(w, torch.Tensor):
         return False
-    w = params["weight"]
-    if w.dim() != 1 or (isinstance(params.get("bias"), torch.Tensor) and
-                        tuple(params["bias"].shape) != tuple(w.shape)):
+    if w.dim() != 1 or (isinstance(b, torch.Tensor) and tuple(b.shape) != tuple(w.shape)):
         return False
     return any(hasattr(module, a) for a in NORM_ATTRS)
 
@@ -285,7 +284,7 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
             return "bias", layout, [Block(0, shape[0], ws if ws is not None else shape)], None, ""
         return "weight", layout, whole, None, ""
     role = "bias" if is_bias else "weight"
-    if kind == "rnn":
+    if kind == "rnn" and isinstance(module, RNN_TYPES):
         gates = rnn_gates(module)
         h = module.hidden_size
         if local.startswith("weight_hr"):
@@ -297,7 +296,7 @@ def _static(module: nn.Module, local: str, shape: tuple[int, ...]):
                       for i, g in enumerate(gates)]
             return role, "torch", blocks, "gates", ""
         return role, "torch", [Block(0, shape[0], ws)], None, ""
-    if kind == "mha":
+    if kind == "mha" and isinstance(module, nn.MultiheadAttention):
         e = module.embed_dim
         if local == "in_proj_weight":
             return "weight", "torch", [Block(i * e, (i + 1) * e, (e, shape[1]), q)
@@ -466,6 +465,12 @@ class QueryPart:
     start: int | None = None
     stop: int | None = None
 
+    def __post_init__(self) -> None:
+        if (self.start is None) != (self.stop is None):
+            raise fail("start, stop", "must be given together (the query's range [start, stop)) "
+                       "or both be None (the whole tensor)", (self.start, self.stop),
+                       "pass both ends of the range, or neither.")
+
     @property
     def stored(self) -> bool:
         """False for a weight computed by a parametrization (``torch.nn.utils.parametrize``,
@@ -474,7 +479,7 @@ class QueryPart:
 
     def view(self) -> torch.Tensor:
         """The query's part of the stored tensor (a view: writing it writes the parameter)."""
-        if self.start is None:
+        if self.start is None or self.stop is None:
             return self.tensor
         return self.tensor.narrow(self.axis, self.start, self.stop - self.start)
 

@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch.nn as nn
@@ -120,7 +120,7 @@ def _common(model: nn.Module | None, embedding: Any = "normal", *,
     ]
 
 
-def _scheme(name: str, weight, bias="zeros", *, description: str, extra: list[Rule] = (),
+def _scheme(name: str, weight, bias="zeros", *, description: str, extra: Sequence[Rule] = (),
             zero_embeddings: bool = False, embedding="normal", model=None) -> Plan:
     rules = [
         *leading_rules(model),

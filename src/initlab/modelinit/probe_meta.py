@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import copyreg
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -172,12 +172,12 @@ def shape_only(module: nn.Module, ukind: str):
         x = args[0] if args else next(iter(kwargs.values()), None)
         return x if isinstance(x, torch.Tensor) else None
 
-    def own(base: type) -> bool:  # a subclass with its own forward computes something else
+    def own(base: type[nn.Module]) -> bool:  # a subclass with its own forward computes other
         return isinstance(module, base) and type(module).forward is base.forward
 
     if own(nn.Linear) or is_hf_conv1d(module):
         n_in, n_out = (module.in_features, module.out_features) if \
-            isinstance(module, nn.Linear) else (module.weight.shape[0], module.nf)
+            isinstance(module, nn.Linear) else (module.get_parameter("weight").shape[0], module.nf)
 
         def fwd(*args, **kwargs):
             x = first(args, kwargs)
@@ -194,7 +194,7 @@ def shape_only(module: nn.Module, ukind: str):
             return torch.empty((*x.shape, module.embedding_dim), dtype=module.weight.dtype,
                                device="meta")
     elif own(nn.LayerNorm):
-        ns = tuple(module.normalized_shape)
+        ns = tuple(cast(nn.LayerNorm, module).normalized_shape)   # own() checked the class
 
         def fwd(*args, **kwargs):
             x = first(args, kwargs)

@@ -94,8 +94,8 @@ def _chunked_moments(flat: torch.Tensor) -> tuple[float, float]:
         part = flat[i:i + chunk]
         if part.dtype not in (torch.float32, torch.float64):
             part = part.float()
-        v, m = torch.var_mean(part, unbiased=False)
-        n, m, v = part.numel(), float(m), float(v)
+        var_t, mean_t = torch.var_mean(part, unbiased=False)
+        n, m, v = part.numel(), float(mean_t), float(var_t)
         delta = m - mean
         tot = n_tot + n
         mean += delta * n / tot

@@ -130,7 +130,7 @@ def register_module_type(cls: type, name: str | None = None) -> type:
     if name is not None and (not isinstance(name, str) or not name.strip()):
         raise fail("name", "must be a non-empty string", name,
                    "pass e.g. 'mypkg.MyBlock', or leave it None for the qualified name.")
-    for key in {type_name(cls), name} - {None}:
+    for key in {type_name(cls), *([] if name is None else [name])}:
         if _USER_TYPES.get(key, cls) is not cls:
             raise fail("name", f"is already registered for {_USER_TYPES[key]!r}", key,
                        "register under another name.")
@@ -195,9 +195,10 @@ def resolve_type(spec: Any, where: str) -> type | str:
                                          spec, "pass e.g. torch.nn.Linear or 'torch.nn.Linear'."))
 
 
-def _type_matches(module, t: type | str) -> bool:
+def _type_matches(module: object, t: type | str) -> bool:
     if isinstance(t, str):
-        return _class_matches(type(module), t)
+        cls: type = type(module)  # `type`: mypy rejects type[object] as Hashable (lru_cache)
+        return _class_matches(cls, t)
     return isinstance(module, t)
 
 

@@ -75,7 +75,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import torch
 import torch.nn as nn
@@ -113,7 +113,7 @@ def is_mixer(module: nn.Module) -> bool:
     return isinstance(p.get("A_log"), torch.Tensor) and isinstance(p.get("D"), torch.Tensor)
 
 
-def _number(v: Any) -> bool:
+def _number(v: Any) -> TypeGuard[float]:
     return isinstance(v, numbers.Real) and not isinstance(v, bool)
 
 
@@ -247,14 +247,14 @@ def gated_decays(model: nn.Module) -> list[GatedDecay]:
     """Every gated decay of ``model``, in module order."""
     cfg = getattr(model, "config", None)
     lo, hi = (getattr(cfg, a, None) for a in DECAY_ATTRS)
-    configured = _number(lo) and _number(hi) and 0 < lo <= hi
+    configured = (float(lo), float(hi)) if _number(lo) and _number(hi) and 0 < lo <= hi else None
     out = []
     for mname, m in model.named_modules():
         if not is_gated_decay(m):
             continue
         prefix = f"{mname}." if mname else ""
-        if configured:
-            rates, src = (float(lo), float(hi)), "config.linear_a_log_min/max"
+        if configured is not None:
+            rates, src = configured, "config.linear_a_log_min/max"
         elif "GatedDeltaNet" in type(m).__name__:
             rates, src = GDN_RATES, "Gated DeltaNet's U(0, 16), floored at 0.01"
         else:
@@ -323,9 +323,9 @@ def layer_activations(model: nn.Module) -> dict[str, tuple[Any, str]]:
     for g in mlstm_gates(model):
         m = model.get_submodule(g.name)
         prefix = f"{g.name}." if g.name else ""
-        for local, (act_name, why) in MLSTM_LAYERS.items():
+        for local, (gate_act, why) in MLSTM_LAYERS.items():
             if isinstance(m._modules.get(local), nn.Linear):
-                out[prefix + local] = ((get_activation(act_name), None) if act_name else None,
+                out[prefix + local] = ((get_activation(gate_act), None) if gate_act else None,
                                        why)
     return out
 
@@ -369,12 +369,14 @@ class LruUnit:
 
 
 def _lru_param(module: nn.Module) -> str | None:
-    p = module._parameters
-    return next((n for n in LRU_PARAM_NAMES if isinstance(p.get(n), torch.Tensor)
-                 and p[n].dim() == 1), None)
+    for n in LRU_PARAM_NAMES:
+        t = module._parameters.get(n)
+        if isinstance(t, torch.Tensor) and t.dim() == 1:
+            return n
+    return None
 
 
-def _block_gate(w: Any, b: Any) -> bool:
+def _block_gate(w: Any, b: Any) -> TypeGuard[torch.Tensor]:
     """A block-diagonal gate: (heads, bw, bw) weights, (heads, bw) bias or none."""
     return (isinstance(w, torch.Tensor) and w.dim() == 3 and w.shape[1] == w.shape[2]
             and (b is None or (isinstance(b, torch.Tensor) and tuple(b.shape) == tuple(w.shape[:2]))))
@@ -384,9 +386,10 @@ def _lru_gates(prefix: str, module: nn.Module) -> list[tuple[str, str | None, in
     gates = []
     p = module._parameters
     for wn, bn in LRU_GATE_PARAMS:
-        if _block_gate(p.get(wn), p.get(bn)):
+        w = p.get(wn)
+        if _block_gate(w, p.get(bn)):
             gates.append((prefix + wn, prefix + bn if p.get(bn) is not None else None,
-                          int(p[wn].shape[1])))
+                          int(w.shape[1])))
     for cn in LRU_GATE_MODULES:
         c = module._modules.get(cn)
         if c is None:
@@ -418,8 +421,9 @@ def lru_units(model: nn.Module) -> list[LruUnit]:
             radii, src = (float(lo), float(hi)), "the unit's min_rad/max_rad"
         else:
             radii, src = (LRU_MIN_RAD, LRU_MAX_RAD), "Griffin's (0.9, 0.999)"
-        out.append(LruUnit(mname, prefix + _lru_param(m), radii, src,
-                           tuple(_lru_gates(prefix, m))))
+        param = _lru_param(m)
+        assert param is not None, "is_lru_unit found the recurrence parameter"
+        out.append(LruUnit(mname, prefix + param, radii, src, tuple(_lru_gates(prefix, m))))
     return out
 
 
@@ -430,11 +434,13 @@ def block_gate_heads(module: nn.Module, local: str) -> int:
     p = module._parameters
     if _lru_param(module) is not None:
         for wn, bn in LRU_GATE_PARAMS:
-            if local in (wn, bn) and _block_gate(p.get(wn), p.get(bn)):
-                return int(p[wn].shape[0])
+            w = p.get(wn)
+            if local in (wn, bn) and _block_gate(w, p.get(bn)):
+                return int(w.shape[0])
+    w = p.get("w")
     if "BlockDiagonal" in type(module).__name__ and local in ("w", "b") \
-            and _block_gate(p.get("w"), p.get("b")):
-        return int(p["w"].shape[0])
+            and _block_gate(w, p.get("b")):
+        return int(w.shape[0])
     return 0
 
 

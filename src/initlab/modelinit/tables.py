@@ -140,7 +140,7 @@ def logit_scales(model: nn.Module) -> list[tuple[str, float | None, str]]:
     - anything else: ``None``, left to the other rules (unmatched, said by the plan's warning).
     """
     cfg_value = _number(getattr(getattr(model, "config", None), "logit_scale_init_value", None))
-    out = []
+    out: list[tuple[str, float | None, str]] = []
     for name, local, m, t in _other_params(model, LOGIT_SCALE_NAMES):
         pair = all(isinstance(m._parameters.get(k), torch.Tensor)
                    for k in ("logit_scale", "logit_bias"))

@@ -114,12 +114,16 @@ def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tu
                        f"{tuple(bshape)} vs {tuple(shape)}", "build the same architecture.")
         dims = []
         for i, (d, b) in enumerate(zip(shape, bshape)):
+            if d is None:
+                raise fail("model", "must give the size of every dimension (None marks a base's "
+                           "dimension that is not width)", f"{name!r}: {tuple(shape)}",
+                           "pass the model itself (an nn.Module), or its full shapes.")
             if ref is not None:
                 r = ref[name][i]
                 width = b is not None and r is not None and r != b
             else:
                 width = b is not None and b != d
-            dims.append(WidthDim(int(d), int(b) if width else None))
+            dims.append(WidthDim(int(d), int(b) if width and b is not None else None))
         out[name] = tuple(dims)
     return out
 
@@ -135,6 +139,7 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
         # width are broadcast axes, not fan axes
         dims = tuple(d for d in dims if d.dim != 1 or d.is_width)
     widths = [d for d in dims if d.is_width]
+    io: tuple[int, int] | None
     if p.role == "embedding" and len(dims) >= 2:
         # (num, d) table, or a free (1, n, d) token/position table: the index is its input, the
         # last dimension its output

@@ -31,8 +31,9 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
     Returns ``(mean, std)`` of the written values when the random source measured them while
     drawing (one block, no scale, nothing written after the draw), else None: the report then
     measures the tensor itself."""
-    p = a.slot
-    assert a.inits and all(isinstance(i, Initializer) for i in a.inits)
+    p, rule = a.slot, a.rule
+    assert rule is not None and a.inits and all(isinstance(i, Initializer) for i in a.inits), \
+        "write takes an initialized assignment: match gave it a rule and its initializers"
     with torch.no_grad():
         if p.originals:
             target = torch.empty(p.shape, dtype=p.originals[-1].dtype,
@@ -44,7 +45,7 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
             if p.kind == "embedding" and p.local == "weight" else None
         sink: list | None = [] if (backend.measures and len(a.blocks) == 1 and not p.originals
                                    and not a.blocks[0].single
-                                   and a.rule.scale == 1.0 and pad is None
+                                   and rule.scale == 1.0 and pad is None
                                    and target.numel() > 0) else None
         if sink is not None:
             backend.fill(target, a.inits[0], seed=seed, key=a.keys[0], fans=a.fans[0],
@@ -62,8 +63,8 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                 continue
             backend.fill(view, binit, seed=seed, key=key, fans=fans, role=p.fan_role,
                          layout=a.layout)
-        if a.rule.scale != 1.0:
-            target.mul_(a.rule.scale)
+        if rule.scale != 1.0:
+            target.mul_(rule.scale)
         if pad is not None:
             target[pad].fill_(0)
             if "padding_idx row zeroed (as torch)" not in p.notes:
@@ -74,3 +75,4 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
                 value = par.right_inverse(value)
             for orig, v in zip(p.originals, value):
                 orig.copy_(v)
+    return None
