@@ -492,3 +492,23 @@ def sam_vision():
         hidden_size=32, num_hidden_layers=2, num_attention_heads=4, image_size=64, patch_size=16,
         use_rel_pos=True, window_size=2, global_attn_indexes=[1], output_channels=16,
         mlp_dim=64))
+
+
+def xlnet():
+    """XLNet: its attention's projections are raw (d_model, heads, head) parameters read by
+    einsum (``einsum("ibh,hnd->ibnd", h, self.q)``), its content/position/segment biases are
+    added to the query's projection, and its segment encoding ``seg_embed`` runs only when
+    segment ids are given."""
+    return transformers.XLNetLMHeadModel(transformers.XLNetConfig(
+        vocab_size=128, d_model=32, n_layer=2, n_head=4, d_inner=64))
+
+
+def gpt_neox_japanese():
+    """GPT-NeoX-Japanese: the last layer's attention adds ``dense_bias``, a parameter of the
+    attention module, to its bias-free ``dense`` output after the block returns."""
+    return transformers.GPTNeoXJapaneseForCausalLM(transformers.GPTNeoXJapaneseConfig(
+        vocab_size=128, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_multiple_size=2, bos_token_id=0, eos_token_id=1))
+
+
+ARCHITECTURES.update({"xlnet": (xlnet, 4), "gpt_neox_japanese": (gpt_neox_japanese, 4)})

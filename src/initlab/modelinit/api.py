@@ -31,7 +31,9 @@ def apply(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch", pretrai
         :func:`~initlab.modelinit.load_pretrained`, partial loads allowed) and only the parameters it
         does not provide are initialized by the plan (transfer learning: a new head).
     mapping : key rename rules for ``pretrained``.
-    batch : example input for data-dependent plans (``"lsuv"``, ``"auto"``).
+    batch : an example input: the model is described (probed) on it, so every plan sees its
+        dataflow (residual branches, readout, activations) even when no input can be built
+        from the model; data-dependent plans (``"lsuv"``, ``"auto"``) also use it.
     strict : overrides ``plan.strict`` (a parameter that no rule matches is an error).
     atomic : copy (and restore on failure) the tensors whose write can still fail after every
         check passed: parametrized weights, and everything when the random source is not trusted

@@ -223,9 +223,13 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
         prefix = f"{layer.name}." if layer.name else ""
         label = f"auto {layer.name or '(root)'}"
         found = f" [found by {desc.method}: {layer.activation_why}]"
-        rules.append(Rule(f"{prefix}weight", init, label=label, why=why + found))
-        if bias.name != "zeros" and getattr(layer.module, "bias", None) is not None:
+        free = layer.kind == "free"     # a free weight: the rule names the parameter
+        rules.append(Rule(layer.name if free else f"{prefix}weight", init, label=label,
+                          why=why + found))
+        if bias.name != "zeros" and not free and getattr(layer.module, "bias", None) is not None:
             rules.append(Rule(f"{prefix}bias", bias, label=label, why=why))
+        rules += [Rule(b, bias, label=label, why=f"{why} (a free bias: added to its output)")
+                  for b in layer.biases]
     linear_like = (*LAYERS, "Conv1D", *router_types(model))
     rules += [
         Rule(norm_types(model), weight="ones", bias="zeros", label="norm",

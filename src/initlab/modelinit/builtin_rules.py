@@ -204,6 +204,23 @@ def layer_scale_rules(model: nn.Module | None) -> list[Rule]:
     return rules
 
 
+def free_rules(model: nn.Module | None, weight: Any, bias: Any) -> list[Rule]:
+    """The plan's ``weight`` for each free weight of the model's description (a parameter that a
+    product reads as a layer's weight outside any layer module: XLNet's einsum projections
+    ``q``/``k``/``v``/``o``/``r``), drawn with the fans of that use, and its ``bias`` for each
+    free bias (a parameter added to a layer's output: XLNet's ``r_w_bias``, GPT-NeoX-Japanese's
+    ``dense_bias``), with its layer's fans."""
+    if model is None:
+        return []
+    desc = describe(model)
+    rules = [Rule(x.name, weight, label="free weights",
+                  why=f"a free weight ({x.use}): the plan's weight rule, fans {x.fans}")
+             for x in desc.layers if x.kind == "free"]
+    return rules + [Rule(b, bias, label="free biases",
+                         why=f"a free bias, added to `{x.name}`'s output: the plan's bias rule")
+                    for x in desc.layers for b in x.biases]
+
+
 def table_rules(model: nn.Module | None, embedding: Any = "normal") -> list[Rule]:
     """The rules every plan ends with, on parameters that are neither layers nor norms: layer
     scales (:func:`layer_scale_rules`), attention sinks (:func:`attention_sink_rules`),

@@ -17,6 +17,13 @@ mark the units:
   transformers' classes included);
 * a ``linear``, ``conv*`` or ``matmul`` outside any unit that reads a layer's weight (or a view
   of it) is a call of that layer (a Mamba scan's ``F.conv1d(x, weight=conv1d.weight)``);
+* a *free weight*: an ``einsum``, ``matmul``/``@`` or ``linear`` that reads, as its one weight,
+  a parameter held directly by a module the probe looks inside (or a view of one: ``.t()``,
+  ``.view``), with data as the other operand, is a call of a layer named by that parameter,
+  with the fans of that use (:func:`~initlab.modelinit.dataflow_ops.product_weight`; XLNet's
+  ``einsum("ibh,hnd->ibnd", h, self.q)``); such a parameter added to one layer's own output,
+  shaped as a bias over its last dimensions, is that layer's *free bias* (XLNet's
+  ``q_head + r_w_bias``, GPT-NeoX-Japanese's ``dense_bias``), and so is ``F.linear``'s bias;
 * ``new_empty``/``zeros_like`` and the like read no values; ``dst.copy_(src)`` and
   ``dst[i] = src`` make the destination (and the tensor it views) carry ``src``'s dataflow
   (Kimi Linear's multi-head latent attention assembles its keys so);
@@ -70,7 +77,6 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -78,14 +84,17 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import composite, lookup_function, lookup_module
+from .dataflow_graph import Graph, Node, Outcome, ResidualAdds
 from .dataflow_ops import (
     ADD_OPS,
     DATA_DEPENDENT,
     DIRECT,
+    FREE_PRODUCTS,
     IGNORED,
     LIKE,
     LINEAR_OPS,
     MUL_OPS,
+    PARAM_VIEWS,
     POOL_REDUCTIONS,
     SHAPE_OPS,
     WRITES,
@@ -94,6 +103,7 @@ from .dataflow_ops import (
     inherited_scale,
     is_free_clamp,
     is_soft_cap,
+    product_weight,
     scaled_by,
 )
 from .probe_meta import META_RESULTS, meta_copy, shape_only
@@ -101,69 +111,14 @@ from .stochastic import stochastic_off
 from .units import tensors_in, unit_kind_of
 
 
-@dataclass
-class Node:
-    idx: int
-    kind: str                      # input | op | unit | leaf
-    name: str                      # op name, or the unit's module name
-    parents: tuple[int, ...]
-    unit_kind: str = ""            # layer | norm | embedding | activation | opaque | other
-    pending: frozenset = frozenset()      # layer units whose output this is (shape ops only)
-    pending_res: frozenset = frozenset()  # ... through a residual addition
-    activated: tuple | None = None        # (act, gate layer names) when this is act(layer(x))
-    activation_call: bool = False         # this node is the activation call itself
-    #: the constant factor applied since the pending layers wrote their output (``x / cap``),
-    #: None once a tensor no layer produced multiplied it (a factor the probe cannot read)
-    scale: float | None = 1.0
-
-
-@dataclass
-class Branch:
-    index: int
-    closing: str                   # module name of the closing layer
-    layers: list[str]              # weighted layers on the branch, in dataflow order
-    norms: list[str]               # norm modules on the branch, in dataflow order
-    norms_after: list[str]         # norms after the closing layer (zero_residual targets them)
-    shortcut: str                  # "identity" | "projection"
-    add_op: str                    # the op that closed it
-    #: every layer whose output reaches the addition (dataflow order; ``closing`` is the last):
-    #: one for a Llama block, two when a MoE block adds its shared expert to its routed experts
-    closers: list[str] = field(default_factory=list)
-
-    @property
-    def closing_layers(self) -> list[str]:
-        """:attr:`closers`, or ``[closing]`` for a branch recorded without them."""
-        return list(self.closers) or [self.closing]
-
-    @property
-    def depth(self) -> int:
-        return len(self.layers)
-
-
-@dataclass
-class Outcome:
-    kind: str                      # act | gated | linear | unknown
-    act: Any = None
-    gate: str | None = None
-    why: str = ""
-
-
-@dataclass
-class Graph:
-    nodes: list[Node] = field(default_factory=list)
-    unit_calls: list[tuple[str, int]] = field(default_factory=list)   # (module, node) in order
-    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
-    branches: list[Branch] = field(default_factory=list)
-    readouts: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-class _Probe(TorchFunctionMode):
-    def __init__(self, graph: Graph, units: dict[nn.Module, tuple[str, str]], mha_out: dict):
+class _Probe(ResidualAdds, TorchFunctionMode):
+    def __init__(self, graph: Graph, units: dict[nn.Module, tuple[str, str]], mha_out: dict,
+                 params: dict[int, str] | None = None):
         super().__init__()
         self.g = graph
         self.units = units
         self.mha_out = mha_out
+        self.params = params or {}      # id -> name of each free parameter
         self.node_of: dict[int, int] = {}
         self.keep: list[torch.Tensor] = []     # keep ids unique while the probe runs
         self.depth = 0
@@ -189,7 +144,7 @@ class _Probe(TorchFunctionMode):
     def node(self, t: torch.Tensor) -> Node:
         i = self.node_of.get(id(t))
         if i is None:
-            n = self.new_node("leaf", "tensor", ())
+            n = self.new_node("leaf", "tensor", (), param=self.params.get(id(t), ""))
             self.bind(t, n)
             return n
         return self.g.nodes[i]
@@ -197,10 +152,6 @@ class _Probe(TorchFunctionMode):
     def bind(self, t: torch.Tensor, n: Node) -> None:
         self.node_of[id(t)] = n.idx
         self.keep.append(t)
-
-    def outcome(self, layers, oc: Outcome) -> None:
-        for layer in layers:
-            self.g.outcomes.setdefault(layer, []).append(oc)
 
     # ------------------------------------------------------------------ units (hooks)
     def pre(self, module, args, kwargs):
@@ -299,8 +250,49 @@ class _Probe(TorchFunctionMode):
             return out
         ins_t = tensors_in(args, []) + tensors_in(kwargs, [])
         ins = [self.node(t) for t in ins_t]
+        if fname in FREE_PRODUCTS and self.free_product(fname, args, kwargs, ins, outs):
+            return out
+        if fname in ADD_OPS and len(ins) == 2:
+            self.free_bias(ins_t, ins)
         self.record(func, fname, args, kwargs, ins, outs)
         return out
+
+    def free_product(self, fname: str, args, kwargs, ins: list[Node], outs) -> bool:
+        """A product reading a free parameter as its weight (XLNet's ``einsum("ibh,hnd->ibnd",
+        h, self.q)``, :func:`~initlab.modelinit.dataflow_ops.product_weight`): a call of a
+        *free weight*, a layer named by the parameter, with the fans of that use."""
+        found = product_weight(fname, args, kwargs,
+                               lambda t: bool(self.node(t).param))
+        if found is None:
+            return False
+        w, fans, how, bias = found
+        name = self.node(w).param
+        data = [n for n in ins if not n.param]
+        pend = frozenset().union(*(n.pending | n.pending_res for n in data))
+        self.outcome(pend, Outcome("linear", why=f"feeds free weight `{name}`"))
+        n = self.new_node("unit", name, [x.idx for x in data], unit_kind="layer",
+                          pending=frozenset([name]))
+        self.g.unit_calls.append((name, n.idx))
+        self.g.free_layers.setdefault(name, (fans, how))
+        if bias is not None:
+            self.g.free_biases.setdefault(self.node(bias).param, name)
+        for t in outs:
+            self.bind(t, n)
+        return True
+
+    def free_bias(self, ins_t: list[torch.Tensor], ins: list[Node]) -> None:
+        """``z + b``: a free parameter ``b`` added to one layer's own output ``z`` (not yet
+        activated), shaped as a bias over z's last dimensions (XLNet's ``q_head + r_w_bias``,
+        GPT-NeoX-Japanese's ``dense_bias``): that layer's free bias."""
+        pairs = list(zip(ins_t, ins))
+        for (z, zn), (b, bn) in (pairs, pairs[::-1]):
+            if not bn.param or zn.param or len(zn.pending) != 1 or zn.activated:
+                continue
+            shape = list(b.shape)
+            while shape and shape[0] == 1:
+                shape.pop(0)
+            if shape and tuple(shape) == tuple(z.shape[-len(shape):]):
+                self.g.free_biases.setdefault(bn.param, next(iter(zn.pending)))
 
     def direct(self, args, kwargs, fname: str, outs) -> bool:
         """A product that reads a layer's weight (or a view of it) outside the layer's forward
@@ -400,6 +392,8 @@ class _Probe(TorchFunctionMode):
         else:
             self.outcome(pend | pres, Outcome("unknown", why=f"feeds `{fname}`, not an "
                                               "activation the registry knows"))
+        if ins and ins[0].param and (fname in PARAM_VIEWS or base in PARAM_VIEWS):
+            kw["param"] = ins[0].param   # a view of a free parameter (expand_as(y): y's shape)
         n = self.new_node("op", fname, [x.idx for x in ins], **kw)
         for t in outs:
             self.bind(t, n)
@@ -445,91 +439,6 @@ class _Probe(TorchFunctionMode):
                 return [act], ("times_input", arg.scale / z.scale)
         return ins, None
 
-    # ------------------------------------------------------------------ residual additions
-    def ancestors(self, start: int, floor: int) -> set[int]:
-        seen = {start}
-        todo = [start]
-        nodes = self.g.nodes
-        while todo:
-            i = todo.pop()
-            for p in nodes[i].parents:
-                if p >= floor and p not in seen:
-                    seen.add(p)
-                    todo.append(p)
-        return seen
-
-    def add(self, fname: str, ins: list[Node]) -> dict[str, Any]:
-        a, b = ins[0], ins[1]
-        pend = a.pending | b.pending
-        pres = a.pending_res | b.pending_res
-        merged = {"pending": frozenset(), "pending_res": pend | pres}
-        found = None
-        anc_b = self.ancestors(b.idx, a.idx)
-        if a.idx in anc_b and b.pending:
-            found = (a, b, a.idx, "identity")
-        else:
-            anc_a = self.ancestors(a.idx, b.idx)
-            if b.idx in anc_a and a.pending:
-                found = (b, a, b.idx, "identity")
-            else:
-                common = [i for i in self.ancestors(a.idx, 0) & self.ancestors(b.idx, 0)
-                          if self.g.nodes[i].parents]
-                if common:
-                    src = max(common)
-                    sides = []
-                    for side in (a, b):
-                        on = self.branch_nodes(src, side.idx)
-                        sides.append(sum(self.g.nodes[i].unit_kind == "layer" for i in on))
-                    # a projection shortcut is one layer (ResNet's 1x1 conv, with its norm):
-                    # two multi-layer paths added together (a MoE block's routed and shared
-                    # experts) are one branch's output, not a branch and its shortcut
-                    if sides[0] != sides[1] and min(sides) <= 1:
-                        br, sk = (a, b) if sides[0] > sides[1] else (b, a)
-                        if br.pending:
-                            found = (sk, br, src, "projection")
-        if found is None:
-            return {"pending": pend, "pending_res": pres}
-        _skip, branch, src, kind = found
-        nodes = sorted(self.branch_nodes(src, branch.idx))
-        layers = [self.g.nodes[i] for i in nodes if self.g.nodes[i].unit_kind == "layer"]
-        if not layers:
-            return {"pending": pend, "pending_res": pres}
-        names = []
-        for n in layers:
-            nm = self.mha_out.get(n.name, n.name)
-            if n.name in self.mha_out:
-                names.append(n.name)      # in_proj's owner first, then out_proj
-            if nm not in names:
-                names.append(nm)
-        closing = sorted(branch.pending)[-1] if len(branch.pending) > 1 else \
-            next(iter(branch.pending))
-        if len(branch.pending) > 1:   # several layers end the branch: the latest one
-            order = {self.mha_out.get(n.name, n.name): n.idx for n in layers}
-            closing = max(branch.pending, key=lambda x: order.get(x, -1))
-        last_idx = max(n.idx for n in layers if self.mha_out.get(n.name, n.name) == closing) \
-            if any(self.mha_out.get(n.name, n.name) == closing for n in layers) else -1
-        norms = [self.g.nodes[i] for i in nodes if self.g.nodes[i].unit_kind == "norm"]
-        order = {self.mha_out.get(n.name, n.name): n.idx for n in layers}
-        closers = sorted((x for x in branch.pending if x in order), key=order.__getitem__)
-        self.g.branches.append(Branch(
-            len(self.g.branches), closing, names, [n.name for n in norms],
-            [n.name for n in norms if n.idx > last_idx], kind, fname,
-            closers if closing in closers else [closing]))
-        self.outcome(branch.pending, Outcome("linear", why=f"closes residual branch "
-                                             f"#{len(self.g.branches) - 1} (`{fname}`)"))
-        return merged
-
-    def branch_nodes(self, src: int, end: int) -> set[int]:
-        """Nodes on a path from ``src`` (excluded) to ``end`` (included)."""
-        anc = self.ancestors(end, src)
-        nodes = self.g.nodes
-        desc = {src}
-        for i in sorted(anc):
-            if i != src and any(p in desc for p in nodes[i].parents):
-                desc.add(i)
-        desc.discard(src)
-        return desc & anc
-
 
 def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
     """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
@@ -550,7 +459,11 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
                 m.forward = fwd       # the meta copy only: nothing inside a unit is recorded
         if isinstance(m, nn.MultiheadAttention):
             mha_out[name] = f"{name}.out_proj" if name else "out_proj"
-    mode = _Probe(graph, units, mha_out)
+    # free parameters: held directly by a module the probe looks inside (not a unit's)
+    free = {id(t): f"{name}.{local}" if name else local
+            for name, m in target.named_modules() if m not in units
+            for local, t in m._parameters.items() if t is not None}
+    mode = _Probe(graph, units, mha_out, free)
     for m in units:
         handles.append(m.register_forward_pre_hook(mode.pre, with_kwargs=True))
         handles.append(m.register_forward_hook(mode.post, with_kwargs=True))

@@ -6,12 +6,15 @@ One table per meaning; the probe and ``auto`` (:data:`MIRROR_SAFE`) read them fr
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
            "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap",
-           "elementwise_call", "CLAMP_FREE", "is_free_clamp"]
+           "elementwise_call", "CLAMP_FREE", "is_free_clamp", "FREE_PRODUCTS", "PARAM_VIEWS",
+           "product_weight", "einsum_fans"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -120,14 +123,13 @@ def is_free_clamp(base: str, args, kwargs) -> bool:
         return False
     lo = kwargs.get("min", args[1] if len(args) > 1 else None)
     hi = kwargs.get("max", args[2] if len(args) > 2 else None)
-    if lo is None and hi is None:
-        return False
-    for v, far in ((lo, lambda x: x <= -CLAMP_FREE), (hi, lambda x: x >= CLAMP_FREE)):
-        if v is None:
-            continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not far(v):
-            return False
-    return True
+
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    return (lo is not None or hi is not None) \
+        and (lo is None or (number(lo) and lo <= -CLAMP_FREE)) \
+        and (hi is None or (number(hi) and hi >= CLAMP_FREE))
 
 
 def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:
@@ -143,3 +145,95 @@ def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:
     if len(tensors) == 1 and len(nums) <= 1 and len(args) == len(tensors) + len(nums):
         return fname, (float(nums[0]) if nums else None)
     return None
+
+
+# ----------------------------------------------------------------------------- free weights
+#: products that may read a *free* parameter as their weight: one held directly by a module the
+#: probe looks inside, not a layer's (XLNet's ``einsum("ibh,hnd->ibnd", h, self.q)``, a custom
+#: block's ``x @ self.w``)
+FREE_PRODUCTS = frozenset(("einsum", "matmul", "__matmul__", "__rmatmul__", "mm", "bmm",
+                           "linear"))
+#: views through which a parameter is still that parameter (``self.w.t()``, ``.view(...)``);
+#: an indexing or a gather makes a new table (a relative-position lookup), not a view of one
+PARAM_VIEWS = frozenset("""
+view view_as reshape reshape_as permute transpose t contiguous to float half double bfloat16
+type type_as unsqueeze squeeze expand expand_as flatten unflatten movedim moveaxis swapaxes
+clone detach
+""".split())
+
+
+def einsum_fans(equation: str, shapes: list[tuple[int, ...]], k: int) -> tuple[int, int] | None:
+    """(fan_in, fan_out) of operand ``k`` of ``torch.einsum(equation, ...)`` read as a layer's
+    weight: fan_in is the product of its dimensions summed over (contracted with another operand,
+    or absent from the output), fan_out of those that reach the output and no other operand;
+    dimensions shared with another operand and kept (heads, "n" in ``"ibnd,snd->ibns"``) are
+    batch dimensions, in neither. None when nothing of it is contracted with another operand
+    (an elementwise scale), for a repeated index (a diagonal), or an equation this does not
+    parse (sublist form, an ellipsis in the weight's own term)."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, out = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) != len(shapes) or not 0 <= k < len(terms) or "..." in terms[k]:
+        return None
+    terms = [t.replace("...", "") for t in terms]
+    mine = terms[k]
+    if len(mine) != len(shapes[k]) or len(set(mine)) != len(mine) or not mine.isalpha():
+        return None
+    if not arrow:   # implicit output: the indices that appear once, in alphabetical order
+        joined = "".join(terms)
+        out = "".join(sorted(c for c in set(joined) if joined.count(c) == 1))
+    others = set("".join(t for i, t in enumerate(terms) if i != k))
+    if not any(c in others and c not in out for c in mine):
+        return None
+    dims = dict(zip(mine, shapes[k]))
+    fan_in = math.prod(d for c, d in dims.items() if c not in out)
+    fan_out = math.prod(d for c, d in dims.items() if c in out and c not in others)
+    return fan_in, fan_out
+
+
+def product_weight(fname: str, args, kwargs, is_free) -> tuple[torch.Tensor, tuple[int, int],
+                                                                str, torch.Tensor | None] | None:
+    """``(weight, (fan_in, fan_out), how, bias)`` when the product ``fname(*args, **kwargs)``
+    reads exactly one free parameter (``is_free(tensor)``) as its weight, with at least one
+    other operand that is not a free parameter (the data): the fans of that use (an einsum's
+    from its equation, :func:`einsum_fans`; ``x @ W``: W's last two dimensions, (in, out);
+    ``W @ x``: (out, in); ``F.linear``: torch's (out, in)) and, for ``F.linear``, its bias when
+    that is a free parameter too. None for any other call, and for a weight that gives one
+    score per position (fan_out 1: a learned query vector, ``x @ q``), whose start is the
+    architecture's (Inkling's block-attention queries start at 0, uniform attention)."""
+    found = _product_weight(fname, args, kwargs, is_free)
+    return found if found is not None and found[1][1] > 1 else None
+
+
+def _product_weight(fname: str, args, kwargs, is_free):
+    def tensors(xs) -> list[torch.Tensor]:
+        return [x for x in xs if isinstance(x, torch.Tensor)]
+
+    if fname == "einsum":
+        if not args or not isinstance(args[0], str):
+            return None
+        ops = tensors(args[1]) if len(args) == 2 and isinstance(args[1], (list, tuple)) \
+            else tensors(args[1:])
+        free = [i for i, t in enumerate(ops) if is_free(t)]
+        if len(free) != 1 or len(ops) < 2:
+            return None
+        fans = einsum_fans(args[0], [tuple(t.shape) for t in ops], free[0])
+        return None if fans is None else (ops[free[0]], fans, f"einsum {args[0]!r}", None)
+    if fname == "linear":
+        x = args[0] if args else kwargs.get("input")
+        w = args[1] if len(args) > 1 else kwargs.get("weight")
+        b = args[2] if len(args) > 2 else kwargs.get("bias")
+        if not isinstance(w, torch.Tensor) or not is_free(w) or w.dim() != 2 or \
+                not isinstance(x, torch.Tensor) or is_free(x):
+            return None
+        bias = b if isinstance(b, torch.Tensor) and is_free(b) else None
+        return w, (w.shape[1], w.shape[0]), "F.linear", bias
+    ops = tensors(args[:2]) + tensors(kwargs.values())
+    if len(ops) != 2 or is_free(ops[0]) == is_free(ops[1]):
+        return None
+    right = is_free(ops[1]) != (fname == "__rmatmul__")     # x @ W (W second)
+    w = ops[1] if is_free(ops[1]) else ops[0]
+    if w.dim() == 1:
+        return None      # a vector: one score per position
+    fans = (w.shape[-2], w.shape[-1]) if right else (w.shape[-1], w.shape[-2])
+    return w, fans, "x @ W" if right else "W @ x", None

@@ -56,9 +56,11 @@ import torch.nn as nn
 
 from ..core.activations import lookup_module
 from ..core.validation import InitlabError, fail
-from .dataflow import Branch, Graph, base_name, probe
+from .dataflow import base_name, probe
+from .dataflow_graph import Branch, Graph
 from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
+from .free import attach_free_biases, fill_free
 from .inputs import config_inputs, split_batch
 from .params import LAYER_KINDS, ParamInfo, collect_params, module_kind
 from .ssm import place_mixer_layers
@@ -89,6 +91,13 @@ class LayerInfo:
     #: ``"input"`` (the model's input), ``"N activations"`` when more than one activation call
     #: stands there; empty for a names-fallback description
     via: frozenset = frozenset()
+    #: a *free weight* (kind ``"free"``: a parameter that a product reads as a layer's weight,
+    #: outside any layer module; ``name`` is the parameter's, ``module`` its owner): its
+    #: (fan_in, fan_out) from that use, and how it is read (``"einsum 'ibh,hnd->ibnd'"``)
+    fans: tuple[int, int] | None = None
+    use: str = ""
+    #: free biases: parameters (not the layer's own ``bias``) added to its output
+    biases: tuple[str, ...] = ()
 
     @property
     def activation_name(self) -> str | None:
@@ -96,8 +105,8 @@ class LayerInfo:
 
 
 #: Layer kinds that count towards a net's depth (:meth:`ModelDescription.plain_depth`):
-#: embeddings, norms, attention and recurrent modules do not.
-DEPTH_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d")
+#: embeddings, norms, attention and recurrent modules do not; free weights (``"free"``) do.
+DEPTH_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "free")
 
 
 @dataclass
@@ -227,7 +236,7 @@ class _Dataflow:
     def describe(self, model: nn.Module, params: list[ParamInfo]) -> ModelDescription | None:
         """A description of ``model`` (of this structure) from the kept dataflow, or None when a
         layer is not where it was."""
-        mods = _layer_modules(model)
+        mods = _layer_modules(model, [x["name"] for x in self.layers if x["kind"] == "free"])
         if any(x["name"] not in mods for x in self.layers):
             return None
         return ModelDescription(params, [_layer_on(x, mods[x["name"]]) for x in self.layers],
@@ -354,8 +363,15 @@ def _shape(batch: Any) -> Any:
     return type(batch).__name__
 
 
-def _layer_modules(model: nn.Module) -> dict[str, nn.Module]:
-    return {n: m for n, m in model.named_modules() if module_kind(m) in LAYER_KINDS}
+def _layer_modules(model: nn.Module, free: Any = ()) -> dict[str, nn.Module]:
+    """Layer modules by name, and the owner of each free weight in ``free`` (parameter names)
+    that ``model`` has."""
+    out = {n: m for n, m in model.named_modules() if module_kind(m) in LAYER_KINDS}
+    names = dict(model.named_parameters(remove_duplicate=False))
+    for name in free:
+        if name in names:
+            out[name] = model.get_submodule(name.rpartition(".")[0])
+    return out
 
 
 def _resolve(outcomes) -> tuple[Any, str, str | None]:
@@ -374,7 +390,7 @@ def _resolve(outcomes) -> tuple[Any, str, str | None]:
 
 
 def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
-    mods = _layer_modules(model)
+    mods = _layer_modules(model, g.free_layers)
     order: list[str] = []
     calls: dict[str, int] = {}
     mha = {n for n, m in mods.items() if isinstance(m, nn.MultiheadAttention)}
@@ -397,6 +413,9 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         if m is None:
             continue
         info = LayerInfo(name, m, module_kind(m), calls=calls.get(name, 0))
+        if name in g.free_layers:
+            info.kind = "free"
+            info.fans, info.use = g.free_layers[name]
         if name in mha:
             info.activation, info.activation_why = None, "q/k/v projections inside attention"
         elif info.calls == 0:
@@ -417,6 +436,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         info.via = frozenset(via)
         desc.layers.append(info)
     by_name = {layer.name: layer for layer in desc.layers}
+    attach_free_biases(desc.params, g.free_biases, by_name)
     for layer in desc.layers:
         for i in layer.inputs:
             if i in by_name and layer.name not in by_name[i].outputs:
@@ -523,3 +543,5 @@ def _fill_params(desc: ModelDescription) -> None:
         if p.role not in ("weight", "bias") or p.kind not in LAYER_KINDS:
             if p.module_name not in by_name:
                 p.activation, p.activation_why = None, f"{p.role}: no activation applies"
+    fill_free(desc, by_name)
+

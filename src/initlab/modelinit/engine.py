@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
@@ -78,6 +79,17 @@ def resolve_plan(model: nn.Module, plan: Any, **plan_kwargs: Any) -> Plan:
         f"pass e.g. 'he' or Plan([...]); built-in plans: {', '.join(plans_mod.names())}."))
 
 
+def _takes_batch(plan: Any) -> bool:
+    """Whether the built-in plan named ``plan`` takes a ``batch=`` option (``auto``)."""
+    from . import plans as plans_mod
+
+    factory = plans_mod.PLANS.get(plan) if isinstance(plan, str) else None
+    try:
+        return factory is not None and "batch" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a factory without a signature
+        return False
+
+
 def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
                pretrained: Any = None, mapping: Any = None, batch: Any = None,
                strict: bool | None = None, atomic: bool = True,
@@ -90,8 +102,10 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     if desc is None:
         desc = describe(model, batch)
     with active(model, desc, batch):
-        if batch is not None:
+        if batch is not None and _takes_batch(plan):
             plan_kwargs["batch"] = batch
+        # every other plan reads the description made from the batch (its residual branches,
+        # its readout) through `active`
         plan_obj = resolve_plan(model, plan, **plan_kwargs)
     if strict is not None:
         plan_obj = dataclasses.replace(plan_obj, strict=strict)

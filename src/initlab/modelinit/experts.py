@@ -164,17 +164,21 @@ def closing_params(desc: Any, layer: str) -> tuple[list[str], list[str]]:
     of the model description ``desc``) writes its output, i.e. what a residual plan scales or
     zeroes when ``layer`` closes a branch: ``layer.weight`` / ``layer.bias``; for an expert bank
     its output projections (``down_proj``, and ``down_proj_bias`` if it has one), the input
-    projections left as they are."""
+    projections left as they are; for a free weight (kind ``"free"``, named by its parameter)
+    the parameter itself. Free biases added to the layer's output come with the biases."""
     prefix = f"{layer}." if layer else ""
     info = next((x for x in desc.layers if x.name == layer), None)
+    free = list(info.biases) if info is not None else []
+    if info is not None and info.kind == "free":
+        return [layer], free
     if info is None or info.kind != "experts":
-        return [f"{prefix}weight"], [f"{prefix}bias"]
+        return [f"{prefix}weight"], [f"{prefix}bias", *free]
     ws: list[str] = []
     bs: list[str] = []
     for local, t in info.module._parameters.items():
         if t is not None and expert_part(local) == "out":
             (ws if t.dim() == 3 else bs).append(prefix + local)
-    return ws, bs
+    return ws, bs + free
 
 
 def input_params(desc: Any, layer: str) -> list[str]:

@@ -2,6 +2,9 @@
 first layer (:func:`config_inputs`; see :mod:`~initlab.modelinit.describe`), and a user's batch
 as ``(args, kwargs)`` (:func:`split_batch`).
 
+A text model whose forward takes ``token_type_ids`` is probed with segment ids (all 0) first,
+then without them.
+
 An image-text model (LLaVA, Gemma 3, GOT-OCR2...) gets ``input_ids`` that hold as many image
 tokens as its ``get_image_features`` returns feature vectors for the image (computed on a meta
 copy), beside ``pixel_values``; if that input does not run, the text alone is tried next (its
@@ -128,6 +131,12 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
                 extra["decoder_input_ids"] = ids
             if _accepts(model, "use_cache") and getattr(cfg, "use_cache", False):
                 extra["use_cache"] = False
+            if "input_ids" in kw and "pixel_values" not in kw and \
+                    _names_param(model, "token_type_ids"):
+                # segment ids (all 0): a model that reads segments only when given them (XLNet's
+                # relative segment encoding) runs them, and one with a default runs as before
+                out.append(((), {**kw, **extra,
+                                 "token_type_ids": torch.zeros_like(kw["input_ids"])}))
             out.append(((), {**kw, **extra}))
             if "pixel_values" in kw and "input_ids" in kw:
                 # the text tower alone, when the image cannot go in (the vision layers are then

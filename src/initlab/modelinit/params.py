@@ -76,12 +76,12 @@ LAYER_KINDS = ("linear", "conv", "conv_transpose", "hf_conv1d", "rnn", "mha", "e
 #: on a module of its own class rather than in an ``nn.Embedding`` (ViT/DeiT/BEiT/Swin in
 #: Hugging Face: ``cls_token``, ``mask_token``, ``position_embeddings``; timm: ``pos_embed``,
 #: ``dist_token``, ``reg_token``; DINOv2: ``register_tokens``; CLIP: ``class_embedding``;
-#: wav2vec2/HuBERT's mask vector ``masked_spec_embed``; SigLIP's attention-pooling query
-#: ``probe``).
+#: wav2vec2/HuBERT's mask vector ``masked_spec_embed``, XLNet's ``mask_emb``; SigLIP's
+#: attention-pooling query ``probe``).
 #: They are embeddings (role ``embedding``), each a stack of vectors of its last dimension.
 FREE_TABLE_GLOBS = ("*_token", "*_tokens", "pos_embed", "pos_embedding", "position_embedding",
                     "position_embeddings", "absolute_pos_embed", "class_embedding",
-                    "masked_spec_embed", "probe")
+                    "masked_spec_embed", "mask_emb", "probe")
 
 
 def is_free_table(module: nn.Module, local: str) -> bool:

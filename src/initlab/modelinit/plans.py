@@ -93,6 +93,7 @@ from ..core.validation import check_scalar, fail
 from .builtin_rules import (
     embedding_rule,
     expert_rule,
+    free_rules,
     leading_rules,
     norm_types,
     router_types,
@@ -130,6 +131,7 @@ def _scheme(name: str, weight, bias="zeros", *, description: str, extra: Sequenc
              label="layers"),
         *expert_rule(model, weight, bias),
         *table_rules(model, "zeros" if zero_embeddings else embedding),
+        *free_rules(model, weight, bias),
     ]
     return Plan(rules, name=name, description=description, warn_unused=False)
 
@@ -434,9 +436,10 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
         s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
         why = f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} (branches found by {how})"
         for name in [x for x in layers if x not in closers]:
-            for local in ("weight", "in_proj_weight"):
-                extra.append(Rule(f"{name}.{local}", "he_normal", scale=s,
-                                  label=f"fixup {name}", why=why))
+            free = any(x.name == name and x.kind == "free" for x in desc.layers)
+            targets = [name] if free else [f"{name}.weight", f"{name}.in_proj_weight"]
+            for target in targets:
+                extra.append(Rule(target, "he_normal", scale=s, label=f"fixup {name}", why=why))
         for last in closers:
             # an expert bank closing the branch: its input projections are inner layers
             for name in input_params(desc, last):
