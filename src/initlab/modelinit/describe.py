@@ -367,7 +367,7 @@ def _layer_modules(model: nn.Module, free: Any = ()) -> dict[str, nn.Module]:
     """Layer modules by name, and the owner of each free weight in ``free`` (parameter names)
     that ``model`` has."""
     out = {n: m for n, m in model.named_modules() if module_kind(m) in LAYER_KINDS}
-    names = dict(model.named_parameters(remove_duplicate=False))
+    names = dict(model.named_parameters(remove_duplicate=False)) if free else {}
     for name in free:
         if name in names:
             out[name] = model.get_submodule(name.rpartition(".")[0])

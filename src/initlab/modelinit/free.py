@@ -23,12 +23,20 @@ def attach_free_biases(params: list[ParamInfo], found: dict[str, str],
             by_name[layer].biases += (bias,)
 
 
+def weight_of(layer: Any, params: dict[str, ParamInfo]) -> ParamInfo | None:
+    """``layer``'s weight among ``params`` (by every name): the free weight itself, or the
+    module's ``weight``."""
+    if layer.kind == "free":
+        return params.get(layer.name)
+    return params.get(f"{layer.name}.weight" if layer.name else "weight")
+
+
 def fan_out(layer: Any, params: dict[str, ParamInfo]) -> int | None:
     """The number of output units of ``layer``: a free weight's from its use, else its
     weight's fan_out (None when it has no single weight matrix)."""
     if layer.fans is not None:
         return layer.fans[1]
-    w = params.get(f"{layer.name}.weight" if layer.name else "weight")
+    w = weight_of(layer, params)
     fans = w.fans if w is not None else []
     return fans[0][1] if len(fans) == 1 and fans[0] is not None else None
 
@@ -37,7 +45,7 @@ def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
     """Free weights and free biases (:class:`LayerInfo` ``fans``/``biases``) take their layer's
     dataflow, and fans from the use the probe saw (a bias: its layer weight's), in place of
     those read from their shape."""
-    weights = {p.name: p for p in desc.params}
+    named = {n: p for p in desc.params for n in p.names}
     owner = {b: layer for layer in desc.layers for b in layer.biases}
     for p in desc.params:
         layer = next((by_name[n] for n in p.names if n in by_name and
@@ -51,8 +59,7 @@ def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
                 f"a free weight: {layer.use} reads it as a layer's weight (on "
                 f"{type(layer.module).__name__}): fans ({fi}, {fo}) from that use"]
         elif bias_of is not None and p.role not in ("norm_scale", "norm_shift"):
-            w = weights.get(bias_of.name if bias_of.kind == "free" else
-                            f"{bias_of.name}.weight" if bias_of.name else "weight")
+            w = weight_of(bias_of, named)
             p.role = "bias"
             if w is not None and len(w.blocks) == 1:
                 p.layout = w.layout

@@ -432,12 +432,12 @@ def fixup(model: nn.Module, *, blocks: str | Callable | None = None,
         raise _no_blocks(blocks)
     n_branches = len(found)
     extra: list[Rule] = []
+    free = {x.name for x in desc.layers if x.kind == "free"}
     for b, layers, _, m, closers in found:
         s = n_branches ** (-1.0 / (2 * m - 2)) if m >= 2 else 1.0
         why = f"Fixup: He * L^(-1/(2m-2)), L={n_branches}, m={m} (branches found by {how})"
         for name in [x for x in layers if x not in closers]:
-            free = any(x.name == name and x.kind == "free" for x in desc.layers)
-            targets = [name] if free else [f"{name}.weight", f"{name}.in_proj_weight"]
+            targets = [name] if name in free else [f"{name}.weight", f"{name}.in_proj_weight"]
             for target in targets:
                 extra.append(Rule(target, "he_normal", scale=s, label=f"fixup {name}", why=why))
         for last in closers:
