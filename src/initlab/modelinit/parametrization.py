@@ -21,7 +21,9 @@ device), no special optimizer. It returns a :class:`Parametrization` that holds
   with torch's default (std 1/sqrt(fan_in)) μP's hidden weights keep the draw, as in ``mup``;
   with a fixed std (GPT-2's 0.02) they get 0.02/sqrt(m_in), as ``mup.init.normal_`` gives;
 * the multipliers training needs: a forward ``multiplier`` on the layer's weight (applied by a
-  removable forward pre-hook that scales the layer's input, so ``W (m x) + b = (m W) x + b``),
+  removable forward pre-hook that scales the layer's input, so ``W (m x) + b = (m W) x + b``;
+  a free weight's, one its module's own einsum reads, by a parametrization of the parameter:
+  :mod:`~initlab.modelinit.multipliers`),
   the attention scale (``module.scaling`` of Hugging Face attention modules), the residual-branch
   multiplier for depth, and per-parameter learning-rate multipliers for Adam-like and SGD-like
   optimizers, handed to torch's own optimizers as ordinary parameter groups
@@ -67,7 +69,6 @@ branches by sqrt(L0 / L) (Tensor Programs VI, Depth-μP); SGD learning rates are
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypedDict
 
@@ -77,9 +78,17 @@ import torch.nn as nn
 from ..core.fans import fans as core_fans
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
-from .params import ParamInfo, collect_params, mup_attention_scales, required_queries
+from .multipliers import (
+    SetAttr,
+    check_forward_multipliers,
+    install,
+    mup_attention_scales,
+    scale_input,
+    scale_output,
+)
+from .params import ParamInfo, collect_params, required_queries
 from .plans import PARAMETRIZATION_NAMES as PARAMETRIZATIONS  # the one list of names
-from .widths import classify, width_shapes
+from .widths import classify, free_widths, width_shapes
 
 CLASSES = ("input", "hidden", "output", "vector", "fixed")
 OPTIMIZERS = ("adam", "sgd")
@@ -193,7 +202,6 @@ class Parametrization:
     attention: list[tuple[str, float, float]] = field(default_factory=list)  # (module, old, new)
     notes: list[str] = field(default_factory=list)
     _handles: list[Any] = field(default_factory=list, repr=False)
-    _attn_modules: list[tuple[nn.Module, float]] = field(default_factory=list, repr=False)
     _params: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
 
     def __getitem__(self, name: str) -> Scaling:
@@ -232,11 +240,9 @@ class Parametrization:
     def remove(self) -> None:
         """Remove the forward multipliers and restore the attention scales (the parameter values
         stay as initialized). Safe to call twice."""
-        for h in self._handles or ():
+        for h in reversed(self._handles or ()):   # last installed first
             h.remove()
-        for m, old in self._attn_modules:
-            m.scaling = old  # type: ignore[assignment]  # torch's stubs: Tensor | Module only
-        self._handles, self._attn_modules = [], []
+        self._handles = []
 
     def __enter__(self) -> Parametrization:
         return self
@@ -285,52 +291,12 @@ class Parametrization:
         return "\n".join(lines)
 
 
-def _scale_input(mult: float) -> Callable:
-    def hook(module, args):
-        if not args:
-            return None
-        return (args[0] * mult, *args[1:])
-    return hook
-
-
-def _scale_output(mult: float) -> Callable:
-    def hook(module, args, output):
-        if isinstance(output, torch.Tensor):
-            return output * mult
-        if isinstance(output, tuple) and output and isinstance(output[0], torch.Tensor):
-            return (output[0] * mult, *output[1:])
-        return output
-    return hook
-
-
 def _build_base(base: Any) -> Any:
     if callable(base) and not isinstance(base, nn.Module):
         with torch.device("meta"):
             built = base()
         return built
     return base
-
-
-def _check_forward_multipliers(by_info: list[tuple[ParamInfo, Scaling]], name: str) -> None:
-    """A forward multiplier is installed as a pre-hook scaling the module's input, which is the
-    weight's multiplier only when the weight is the module's one matrix. A module holding two
-    (an LSTM's ``weight_ih``/``weight_hh``, an expert bank's ``gate_up_proj``/``down_proj``)
-    would get its input scaled once per matrix and its second matrix not at all: refused
-    before anything is written."""
-    mats: dict[int, list[str]] = {}
-    for p, _s in by_info:
-        if p.role in ("weight", "other") and len(p.shape) >= 2:
-            mats.setdefault(id(p.module), []).append(p.name)
-    for p, s in by_info:
-        names = mats.get(id(p.module), [])
-        if s.multiplier != 1.0 and p.role in ("weight", "other") and len(names) > 1:
-            raise fail("name", f"gives `{p.name}` a forward multiplier ({s.multiplier:.4g}), "
-                       f"and its module `{p.module_name or '(root)'}` "
-                       f"({type(p.module).__name__}) holds {len(names)} matrices "
-                       f"({', '.join(names)}), so scaling the module's input cannot be that "
-                       "one matrix's multiplier", name,
-                       "use 'mup' or 'sp' (whose hidden matrices have no forward multiplier), "
-                       "or split the module into one layer per matrix.")
 
 
 def _layer_use(p: ParamInfo) -> tuple[str, nn.Module] | None:
@@ -407,17 +373,21 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     base_model = _build_base(base)
     widths = width_shapes(model, base_model, delta)
     infos = collect_params(model)
+    # free weights (XLNet's einsum-read q): classes and fans from their use, in the description
+    free, fdesc, fbase = free_widths(model, base_model, _build_base(delta), infos, batch)
+    if fdesc is not None:
+        infos = fdesc.params
     scalings: list[Scaling] = []
     by_info: list[tuple[ParamInfo, Scaling]] = []
     for p in infos:
-        klass, m_in, m_out = classify(p, widths[p.name])
+        klass, m_in, m_out = free.get(p.name) or classify(p, widths[p.name])
         s = Scaling(name=p.name, shape=tuple(p.shape), klass=klass, m_in=m_in, m_out=m_out,
                     aliases=tuple(p.aliases))
         for k, v in _rules(name, klass, m_in, m_out, output_mult).items():
             setattr(s, k, v)
         scalings.append(s)
         by_info.append((p, s))
-    _check_forward_multipliers(by_info, name)
+    check_forward_multipliers(by_info, name, free)
     if name == "mfp":
         m_model = max((s.m_in for s in scalings if s.klass == "output"), default=1.0)
         for s in scalings:
@@ -484,7 +454,8 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     # 0.02); μP's hidden weights then get (base std) / sqrt(m_in) whatever the plan.
     from ..core import from_dict
 
-    base_infos = ({n: q for q in collect_params(base_model) for n in q.names}
+    base_infos = ({n: q for q in (fbase.params if fbase is not None else
+                                  collect_params(base_model)) for n in q.names}
                   if isinstance(base_model, nn.Module) else {})
     report = initialize(model, init, seed=seed, rng=rng)
     records = {r.name: r for r in report.records}
@@ -553,26 +524,25 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     # forward multipliers
     for p, s in by_info:
         if p.role in ("weight", "other") and len(p.shape) >= 2 and s.multiplier != 1.0:
-            par._handles.append(p.module.register_forward_pre_hook(_scale_input(s.multiplier)))
+            par._handles.append(install(p, s.multiplier, p.name in free))
     for s, module in readout_uses:
         if s.readout_multiplier != 1.0:
             par._handles.append(module.register_forward_pre_hook(
-                _scale_input(s.readout_multiplier)))
+                scale_input(s.readout_multiplier)))
     if desc is not None and branch_mult != 1.0:
         mods = dict(model.named_modules())
         for b in desc.residual_branches:
             # every layer whose output reaches the addition (a MoE's routed and shared experts)
             for closer in b.closing_layers:
                 par._handles.append(mods[closer].register_forward_hook(
-                    _scale_output(branch_mult)))
+                    scale_output(branch_mult)))
     # attention: 1/d instead of 1/sqrt(d), equal to SP at the base head size
     if name == "mup" and attention:
         scales, notes = mup_attention_scales(model, base_model)
         par.notes += notes
-        for mname, m, old, new in scales:
-            par._attn_modules.append((m, old))
+        for mname, m, attr, old, new in scales:
+            par._handles.append(SetAttr(m, attr, old, new))
             par.attention.append((mname, old, new))
-            m.scaling = new  # type: ignore[assignment]  # torch's stubs: Tensor | Module only
     return par
 
 

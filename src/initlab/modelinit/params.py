@@ -565,32 +565,3 @@ def required_queries(model: nn.Module) -> list[QueryPart]:
                    "remove the parametrization from the query first, or pass "
                    "query_zero_init=False.")
     return parts
-
-
-def mup_attention_scales(model: nn.Module, base: Any) -> tuple[list[tuple[str, nn.Module, float,
-                                                                           float]], list[str]]:
-    """μP's attention scale for every Hugging Face-style attention module of ``model`` (one with
-    an int ``head_dim`` and a float ``scaling``, the factor on q.k): ``sqrt(d_base) / d`` times
-    the module's own constant (so 1/d, equal to SP's 1/sqrt(d) at the base head size ``d_base``,
-    read from the same module of ``base``). Returns ``(name, module, old, new)`` for every
-    module whose scale changes (nothing is set here), and notes for modules left as they are
-    (base head size unknown; ``nn.MultiheadAttention``, which computes its own 1/sqrt(d))."""
-    base_mods = dict(base.named_modules()) if isinstance(base, nn.Module) else {}
-    out: list[tuple[str, nn.Module, float, float]] = []
-    notes: list[str] = []
-    for mname, m in model.named_modules():
-        hd, sc = getattr(m, "head_dim", None), getattr(m, "scaling", None)
-        if isinstance(hd, int) and isinstance(sc, float):
-            bhd = getattr(base_mods.get(mname), "head_dim", None)
-            if not isinstance(bhd, int):
-                notes.append(f"`{mname}`: base head size unknown; attention scale left as it is")
-                continue
-            new = math.sqrt(bhd) / hd * (sc * math.sqrt(hd))
-            if new != sc:
-                out.append((mname, m, sc, new))
-        elif isinstance(m, nn.MultiheadAttention):
-            base_m = base_mods.get(mname)
-            if isinstance(base_m, nn.MultiheadAttention) and base_m.head_dim != m.head_dim:
-                notes.append(f"`{mname}` (nn.MultiheadAttention) computes its own 1/sqrt(d): its "
-                             "attention scale is not μP's 1/d")
-    return out, notes

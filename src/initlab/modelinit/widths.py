@@ -175,3 +175,78 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
     klass = {(True, True): "hidden", (False, True): "input", (True, False): "output",
              (False, False): "fixed"}[(win, wout)]
     return klass, dims[i].mult, dims[o].mult
+
+
+def _free_fans(desc: Any) -> dict[str, tuple[tuple[int, int], bool]]:
+    """Canonical name -> ((fan_in, fan_out), is_bias) of every free weight and free bias of a
+    model description: the fans of the use the probe saw (a free bias: its layer's)."""
+    free = {lay.name for lay in desc.layers if lay.kind == "free"}
+    biases = {b for lay in desc.layers for b in lay.biases}
+    out: dict[str, tuple[tuple[int, int], bool]] = {}
+    for p in desc.params:
+        names = set(p.names)
+        if not names & (free | biases) or len(p.blocks) != 1 or len(p.blocks[0].fan_shape) != 2:
+            continue
+        fo, fi = p.blocks[0].fan_shape
+        for n in p.names:
+            out[n] = ((int(fi), int(fo)), not names & free)
+    return out
+
+
+def free_widths(model: nn.Module, base: Any, delta: Any, params: list[ParamInfo],
+                batch: Any = None) -> tuple[dict[str, tuple[str, float, float]], Any, Any]:
+    """Width classes of the model's *free* weights and biases (a parameter that an ``einsum``,
+    ``@`` or ``F.linear`` reads as a layer's weight, :mod:`~initlab.modelinit.free`): ``(classes,
+    desc, base_desc)``, ``classes`` mapping every name of each to ``(class, m_in, m_out)``.
+
+    Their stored shape does not say which dimensions are fan_in (XLNet's ``q`` is ``(d_model,
+    heads, head)``, read by ``einsum("ibh,hnd->ibnd", h, q)``), so the width multipliers are the
+    ratios of the fans of the same use in the model and in the base, both read by the model
+    description; with ``delta``, a fan is width where the base's and the delta's differ. A free
+    bias is a ``vector`` with its layer's fan_out. ``({}, None, None)`` when the model has none
+    (nothing is described then)."""
+    if not any(p.kind == "other" and len(p.shape) >= 2 for p in params):
+        return {}, None, None
+    from .describe import describe
+
+    desc = describe(model, batch)
+    fans = _free_fans(desc)
+    if not fans:
+        return {}, None, None
+    others: list[dict[str, tuple[tuple[int, int], bool]] | None] = []
+    base_desc: Any = None
+    for what, other in (("base", base), ("delta", delta)):
+        if other is None and what == "delta":
+            others.append(None)
+            continue
+        if not isinstance(other, nn.Module):
+            raise fail(what, "must be a model (or a function building one) when the model has "
+                       "free weights, whose fans come from their use, not their shape",
+                       f"a {type(other).__name__} for a model with free weights "
+                       f"({', '.join(sorted(fans)[:3])})", "pass the model at its base width, "
+                       f"e.g. `{what}=lambda: make_model(width=64)`.")
+        d = describe(other, batch)
+        if base_desc is None:
+            base_desc = d
+        others.append(_free_fans(d))
+    classes: dict[str, tuple[str, float, float]] = {}
+    for name, ((fi, fo), is_bias) in fans.items():
+        got = [o.get(name) if o is not None else ((fi, fo), is_bias) for o in others]
+        (bi, bo), (ri, ro) = [g[0] if g is not None else (0, 0) for g in got]
+        if 0 in (bi, ri):
+            raise fail("base", f"must use `{name}` as the model does (a free "
+                       f"{'bias' if is_bias else 'weight'} with fans ({fi}, {fo}))",
+                       "the base's description does not find it", "build the base with the "
+                       "same architecture; pass batch= if it cannot be probed without one.")
+        # without a delta a fan is width where the model's and the base's differ
+        if others[1] is None:
+            ri, ro = fi, fo
+        win, wout = bi != ri, bo != ro
+        m_in, m_out = fi / bi if win else 1.0, fo / bo if wout else 1.0
+        if is_bias:
+            classes[name] = ("vector" if wout else "fixed", 1.0, m_out)
+        else:
+            classes[name] = ({(True, True): "hidden", (False, True): "input",
+                              (True, False): "output", (False, False): "fixed"}[(win, wout)],
+                             m_in, m_out)
+    return classes, desc, base_desc
