@@ -194,7 +194,7 @@ def test_materialize_on_meta_equals_apply_bit_for_bit(build):
             assert torch.equal(a, b), (plan, name)
 
 
-def test_mup_classifies_a_bank_as_hidden_matrices_and_ntk_is_refused():
+def test_mup_classifies_a_bank_as_hidden_matrices_and_ntk_multiplies_each_matrix():
     base = lambda: mixtral(hidden_size=32, intermediate_size=48)  # noqa: E731
     par = initlab.parametrize(mixtral(), "mup", base=base, seed=0)
     for name in ("gate_up_proj", "down_proj"):
@@ -202,11 +202,21 @@ def test_mup_classifies_a_bank_as_hidden_matrices_and_ntk_is_refused():
         assert (s.klass, s.m_in, s.m_out) == ("hidden", 2.0, 2.0)
         assert s.lr_adam == 0.5
     assert par["model.layers.0.mlp.gate.weight"].klass == "output"   # width in, experts out
+    # NTK's hidden multiplier 1/sqrt(m_in) on each of the bank's two matrices: a pre-hook on
+    # the bank's input could be only one of them; a parametrization of each is exact
     m = mixtral()
-    before = {k: v.clone() for k, v in m.state_dict().items()}
-    with pytest.raises(InitlabError, match="holds 2 matrices"):
-        initlab.parametrize(m, "ntk", base=base, seed=0)
-    assert all(torch.equal(before[k], v) for k, v in m.state_dict().items())  # nothing written
+    keys = list(m.state_dict())
+    x = torch.randint(0, 64, (1, 6), generator=torch.Generator().manual_seed(0))
+    par = initlab.parametrize(m, "ntk", base=base, seed=0)
+    bank = m.model.layers[0].mlp.experts
+    for name in ("gate_up_proj", "down_proj"):
+        assert par[f"model.layers.0.mlp.experts.{name}"].multiplier == pytest.approx(2 ** -0.5)
+        stored = bank.parametrizations[name].original
+        torch.testing.assert_close(getattr(bank, name), stored * 2 ** -0.5)
+    with_mult = m(x).logits
+    par.remove()
+    assert list(m.state_dict()) == keys
+    assert not torch.allclose(m(x).logits, with_mult)
     with pytest.raises(InitlabError, match="number of experts"):
         initlab.parametrize(mixtral(), "mup", base=lambda: mixtral(num_local_experts=2), seed=0)
 

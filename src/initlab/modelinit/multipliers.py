@@ -5,11 +5,13 @@
   b = (m W) x + b``, which leaves the module, its parameters and their names as they are. That
   is the weight's multiplier only when the weight is the module's one matrix
   (:func:`check_forward_multipliers`).
-* A *free* weight (a parameter that a module's own ``einsum``/``@`` reads, XLNet's ``q``), which
-  shares its module with other matrices, gets ``m`` through ``torch.nn.utils.parametrize``:
-  ``module.q`` reads ``m * original``. The stored parameter is the same tensor object
-  (optimizers holding it are unaffected); while installed its name is
-  ``...parametrizations.q.original``, as for any torch parametrization.
+* A weight that its module's own code reads, not a layer's forward initlab knows (a *free*
+  weight that a module's ``einsum``/``@`` reads, XLNet's ``q``; an expert bank's
+  ``gate_up_proj``; SAM's ``rel_pos_h``; any parameter of a module of kind ``"other"``), gets
+  ``m`` through ``torch.nn.utils.parametrize``: ``module.q`` reads ``m * original``, exactly the
+  effective weight whatever the module does with it, and whatever else the module holds. The
+  stored parameter is the same tensor object (optimizers holding it are unaffected); while
+  installed its name is ``...parametrizations.q.original``, as for any torch parametrization.
 * A residual branch's multiplier is a forward hook scaling its closing layers' outputs.
 * μP's attention scale (1/d) is set on the attention modules' scale attribute, and put back.
 """
@@ -46,6 +48,13 @@ def scale_output(mult: float) -> Callable:
             return (output[0] * mult, *output[1:])
         return output
     return hook
+
+
+#: module kinds (:func:`~initlab.modelinit.params.module_kind`) whose parameters' multipliers
+#: are parametrizations of the parameter, not pre-hooks on the module's input: what the module
+#: does with its parameters is its own code (a pre-hook is exact only for a layer whose output
+#: is linear in its input through its one weight)
+OWN_MULTIPLIER_KINDS = frozenset(("other", "experts"))
 
 
 class _Times(nn.Module):
@@ -88,20 +97,21 @@ class ParamMultiplier:
 
 
 def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
-                              free: Any = ()) -> None:
+                              own: Any = ()) -> None:
     """A forward multiplier is installed as a pre-hook scaling the module's input, which is the
     weight's multiplier only when the weight is the module's one matrix. A module holding two
     (an LSTM's ``weight_ih``/``weight_hh``, an expert bank's ``gate_up_proj``/``down_proj``)
     would get its input scaled once per matrix and its second matrix not at all: refused
-    before anything is written. Free weights (names in ``free``) get theirs as a
-    parametrization of the parameter itself and are not concerned."""
+    before anything is written. The parameters named in ``own`` (free weights, those of
+    :data:`OWN_MULTIPLIER_KINDS`) get theirs as a parametrization of the parameter itself and
+    are not concerned."""
     mats: dict[int, list[str]] = {}
     for p, _s in by_info:
-        if p.role in ("weight", "other") and len(p.shape) >= 2 and p.name not in free:
+        if p.role in ("weight", "other") and len(p.shape) >= 2 and p.name not in own:
             mats.setdefault(id(p.module), []).append(p.name)
     for p, s in by_info:
         names = mats.get(id(p.module), [])
-        if s.multiplier != 1.0 and p.name not in free and p.role in ("weight", "other") and \
+        if s.multiplier != 1.0 and p.name not in own and p.role in ("weight", "other") and \
                 len(names) > 1:
             raise fail("name", f"gives `{p.name}` a forward multiplier ({s.multiplier:.4g}), "
                        f"and its module `{p.module_name or '(root)'}` "
@@ -112,10 +122,10 @@ def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
                        "or split the module into one layer per matrix.")
 
 
-def install(p: ParamInfo, mult: float, free: bool) -> Any:
-    """The removable handle of ``p``'s forward multiplier: a parametrization of a free weight,
-    else a pre-hook on its module."""
-    if free:
+def install(p: ParamInfo, mult: float, own: bool) -> Any:
+    """The removable handle of ``p``'s forward multiplier: a parametrization of the parameter
+    (``own``: see the module docs), else a pre-hook on its module."""
+    if own:
         return ParamMultiplier(p.module, p.local, mult)
     return p.module.register_forward_pre_hook(scale_input(mult))
 

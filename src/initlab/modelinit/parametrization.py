@@ -22,8 +22,8 @@ device), no special optimizer. It returns a :class:`Parametrization` that holds
   with a fixed std (GPT-2's 0.02) they get 0.02/sqrt(m_in), as ``mup.init.normal_`` gives;
 * the multipliers training needs: a forward ``multiplier`` on the layer's weight (applied by a
   removable forward pre-hook that scales the layer's input, so ``W (m x) + b = (m W) x + b``;
-  a free weight's, one its module's own einsum reads, by a parametrization of the parameter:
-  :mod:`~initlab.modelinit.multipliers`),
+  a weight that its module's own code reads (a free weight, an expert bank, a table), by a
+  parametrization of the parameter: :mod:`~initlab.modelinit.multipliers`),
   the attention scale (``module.scaling`` of Hugging Face attention modules), the residual-branch
   multiplier for depth, and per-parameter learning-rate multipliers for Adam-like and SGD-like
   optimizers, handed to torch's own optimizers as ordinary parameter groups
@@ -79,6 +79,7 @@ from ..core.fans import fans as core_fans
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
 from .multipliers import (
+    OWN_MULTIPLIER_KINDS,
     SetAttr,
     check_forward_multipliers,
     install,
@@ -387,7 +388,8 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
             setattr(s, k, v)
         scalings.append(s)
         by_info.append((p, s))
-    check_forward_multipliers(by_info, name, free)
+    own = {p.name for p in infos if p.name in free or p.kind in OWN_MULTIPLIER_KINDS}
+    check_forward_multipliers(by_info, name, own)
     if name == "mfp":
         m_model = max((s.m_in for s in scalings if s.klass == "output"), default=1.0)
         for s in scalings:
@@ -524,7 +526,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     # forward multipliers
     for p, s in by_info:
         if p.role in ("weight", "other") and len(p.shape) >= 2 and s.multiplier != 1.0:
-            par._handles.append(install(p, s.multiplier, p.name in free))
+            par._handles.append(install(p, s.multiplier, p.name in own))
     for s, module in readout_uses:
         if s.readout_multiplier != 1.0:
             par._handles.append(module.register_forward_pre_hook(
