@@ -198,3 +198,29 @@ def test_coordinate_check_of_xlnet_sp_breaks_and_mup_keeps_its_hidden_layers():
     assert set(mup.breaking) <= {"lm_loss", ""}   # "": the model output
     verdicts = mup.verdicts()
     assert all(verdicts[m][0] == "stable" for m in ff)
+
+
+def sam(hidden: int) -> nn.Module:
+    return transformers.SamVisionModel(transformers.SamVisionConfig(
+        hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4, image_size=64,
+        patch_size=16, use_rel_pos=True, window_size=2, global_attn_indexes=[1],
+        output_channels=16, mlp_dim=2 * hidden))
+
+
+def test_sams_relative_position_tables_get_their_multiplier_on_each_table():
+    """SAM's (and GOT-OCR2's) attention holds two tables, rel_pos_h and rel_pos_w (offsets, head
+    size), which its own code contracts with the queries over the head size: under μP each is
+    an `output` with multiplier 1/m_in. A pre-hook on the module's input could be neither (it
+    was refused); each table's parametrization is exact."""
+    m = sam(64)
+    keys = list(m.state_dict())
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    par = initlab.parametrize(m, "mup", base=lambda: sam(32), seed=0)
+    att = m.vision_encoder.layers[0].attn
+    for t in ("rel_pos_h", "rel_pos_w"):
+        s = par[f"vision_encoder.layers.0.attn.{t}"]
+        assert (s.klass, s.m_in, s.multiplier) == ("output", 2.0, 0.5)
+        torch.testing.assert_close(getattr(att, t), att.parametrizations[t].original * 0.5)
+    assert torch.isfinite(m(pixel_values=x).last_hidden_state).all()
+    par.remove()
+    assert list(m.state_dict()) == keys
