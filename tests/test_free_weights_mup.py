@@ -224,3 +224,43 @@ def test_sams_relative_position_tables_get_their_multiplier_on_each_table():
     assert torch.isfinite(m(pixel_values=x).last_hidden_state).all()
     par.remove()
     assert list(m.state_dict()) == keys
+
+
+class LearnedQueries(nn.Module):
+    """Inkling-style learned queries (loops, heads, d), indexed by loop and read by the module's
+    own attention over d: one width dimension, in a place where no matrix keeps its fans."""
+
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, w)
+        self.query = nn.Parameter(torch.zeros(3, 2, w))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.inp(x)                                    # (b, d)
+        return torch.softmax(h @ self.query[1].t(), -1)    # (b, heads)
+
+
+def test_a_tensor_with_one_width_dimension_off_the_fan_axes_is_a_vector_as_in_mup():
+    """Before, μP refused the model ("makes a kernel dimension a width dimension"); mup counts
+    a tensor with one infinite dimension as vector-like wherever it is, and so does initlab."""
+    mup = pytest.importorskip("mup", reason="the reference package `mup` is not installed "
+                                            "(.ci/run installs it with pip --no-deps)")
+    with pytest.warns(UserWarning, match="matched no rule .* `query`"):   # torch has no init
+        par = initlab.parametrize(LearnedQueries(64), "mup", base=lambda: LearnedQueries(16),
+                                  seed=0)
+    q = par["query"]
+    assert (q.klass, q.m_out, q.multiplier, q.lr_adam, q.lr_sgd) == ("vector", 4.0, 1.0, 1.0, 4.0)
+    ref = LearnedQueries(64)
+    mup.set_base_shapes(ref, LearnedQueries(16), rescale_params=False)
+    assert ref.query.infshape.ninf() == 1     # mup: vector-like (MuAdam: lr unscaled)
+    # a 3-D tensor of a module initlab does not know with two such width dimensions is still
+    # an error: which of them are fans is not known
+    with pytest.raises(InitlabError, match="kernel dimension"):
+        initlab.parametrize(nn.ModuleDict({"m": _TwoWide(64)}), "mup",
+                            base=lambda: nn.ModuleDict({"m": _TwoWide(16)}), seed=0)
+
+
+class _TwoWide(nn.Module):
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.t = nn.Parameter(torch.zeros(3, w, w))

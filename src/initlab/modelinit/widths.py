@@ -168,6 +168,11 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
         return ("vector" if widths else "fixed"), 1.0, m
     i, o = io
     extra = [k for k, d in enumerate(dims) if d.is_width and k not in io]
+    if extra and p.kind == "other" and len(widths) == 1:
+        # a tensor of a module initlab does not know, with one width dimension that is not where
+        # a matrix's fans are (Inkling's learned queries (loops, heads, d)): a vector, as mup's
+        # InfShape counts it (one infinite dimension: vector-like)
+        return "vector", 1.0, widths[0].mult
     if extra:
         raise fail("base", f"makes a kernel dimension of `{p.name}` a width dimension",
                    [d.dim for d in dims], "change only channel/feature sizes in the base model.")
