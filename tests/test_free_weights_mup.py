@@ -264,3 +264,35 @@ class _TwoWide(nn.Module):
     def __init__(self, w: int) -> None:
         super().__init__()
         self.t = nn.Parameter(torch.zeros(3, w, w))
+
+
+class _Readout(nn.Module):
+    def __init__(self, r: nn.Parameter) -> None:
+        super().__init__()
+        self.R = r
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("bi,oi->bo", h, self.R)
+
+
+class TiedReadouts(nn.Module):
+    """Two heads sharing one readout tensor (3, w) of a module initlab does not know."""
+
+    def __init__(self, w: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(8, w)
+        r = nn.Parameter(torch.randn(3, w) / math.sqrt(w))
+        self.a, self.b = _Readout(r), _Readout(r)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        return self.a(h) + self.b(h)
+
+
+def test_a_multiplier_on_a_tensor_tied_across_modules_is_refused_before_any_write():
+    m = TiedReadouts(64)
+    before = [p.detach().clone() for p in m.parameters()]
+    with pytest.raises(InitlabError, match=r"2 modules use that tensor"):
+        initlab.parametrize(m, "mup", base=lambda: TiedReadouts(16), seed=0)
+    assert all(torch.equal(a, p) for a, p in zip(before, m.parameters()))
+    assert not hasattr(m.a, "parametrizations")

@@ -110,6 +110,12 @@ def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
         if p.role in ("weight", "other") and len(p.shape) >= 2 and p.name not in own:
             mats.setdefault(id(p.module), []).append(p.name)
     for p, s in by_info:
+        if s.multiplier != 1.0 and p.name in own and len({id(m) for _, m, _ in p.uses}) > 1:
+            raise fail("name", f"gives `{p.name}` a forward multiplier ({s.multiplier:.4g}), "
+                       f"and {len(p.uses)} modules use that tensor ({', '.join(p.names)}): a "
+                       "parametrization on one would leave the others reading the stored "
+                       "tensor", name, "untie the parameter, or use a parametrization without "
+                       "a multiplier on it ('mup' gives one only to the readout).")
         names = mats.get(id(p.module), [])
         if s.multiplier != 1.0 and p.name not in own and p.role in ("weight", "other") and \
                 len(names) > 1:
