@@ -104,7 +104,8 @@ def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
     would get its input scaled once per matrix and its second matrix not at all: refused
     before anything is written. The parameters named in ``own`` (free weights, those of
     :data:`OWN_MULTIPLIER_KINDS`) get theirs as a parametrization of the parameter itself and
-    are not concerned."""
+    are not concerned, unless several modules share the tensor (a parametrization on one would
+    leave the others reading the stored tensor): refused too."""
     mats: dict[int, list[str]] = {}
     for p, _s in by_info:
         if p.role in ("weight", "other") and len(p.shape) >= 2 and p.name not in own:
