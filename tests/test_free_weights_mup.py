@@ -29,9 +29,9 @@ class FreeNet(nn.Module):
     def __init__(self, w: int) -> None:
         super().__init__()
         self.inp = nn.Linear(8, w)
-        self.W = nn.Parameter(torch.empty(w, w))
+        self.W = nn.Parameter(torch.zeros(w, w))   # every plan here draws it
         self.b = nn.Parameter(torch.zeros(w))
-        self.R = nn.Parameter(torch.empty(w, 3))
+        self.R = nn.Parameter(torch.zeros(w, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.inp(x))
