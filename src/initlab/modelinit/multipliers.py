@@ -96,6 +96,12 @@ class ParamMultiplier:
                 self._times.mult = 1.0
 
 
+def is_matrix(p: ParamInfo) -> bool:
+    """Whether ``p`` is a weight matrix (or an unknown module's 2-D+ tensor): what a forward
+    multiplier goes on."""
+    return p.role in ("weight", "other") and len(p.shape) >= 2
+
+
 def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
                               own: Any = ()) -> None:
     """A forward multiplier is installed as a pre-hook scaling the module's input, which is the
@@ -108,7 +114,7 @@ def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
     leave the others reading the stored tensor): refused too."""
     mats: dict[int, list[str]] = {}
     for p, _s in by_info:
-        if p.role in ("weight", "other") and len(p.shape) >= 2 and p.name not in own:
+        if is_matrix(p) and p.name not in own:
             mats.setdefault(id(p.module), []).append(p.name)
     for p, s in by_info:
         if s.multiplier != 1.0 and p.name in own and len({id(m) for _, m, _ in p.uses}) > 1:
@@ -118,8 +124,7 @@ def check_forward_multipliers(by_info: list[tuple[ParamInfo, Any]], name: str,
                        "tensor", name, "untie the parameter, or use a parametrization without "
                        "a multiplier on it ('mup' gives one only to the readout).")
         names = mats.get(id(p.module), [])
-        if s.multiplier != 1.0 and p.name not in own and p.role in ("weight", "other") and \
-                len(names) > 1:
+        if s.multiplier != 1.0 and p.name not in own and is_matrix(p) and len(names) > 1:
             raise fail("name", f"gives `{p.name}` a forward multiplier ({s.multiplier:.4g}), "
                        f"and its module `{p.module_name or '(root)'}` "
                        f"({type(p.module).__name__}) holds {len(names)} matrices "

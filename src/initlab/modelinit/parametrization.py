@@ -83,6 +83,7 @@ from .multipliers import (
     SetAttr,
     check_forward_multipliers,
     install,
+    is_matrix,
     mup_attention_scales,
     scale_input,
     scale_output,
@@ -372,10 +373,11 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
         base_depth = int(check_scalar(base_depth, "base_depth", integer=True, min_val=1))
 
     base_model = _build_base(base)
-    widths = width_shapes(model, base_model, delta)
+    delta_model = _build_base(delta)
+    widths = width_shapes(model, base_model, delta_model)
     infos = collect_params(model)
     # free weights (XLNet's einsum-read q): classes and fans from their use, in the description
-    free, fdesc, fbase = free_widths(model, base_model, _build_base(delta), infos, batch)
+    free, fdesc, fbase = free_widths(model, base_model, delta_model, infos, batch)
     if fdesc is not None:
         infos = fdesc.params
     scalings: list[Scaling] = []
@@ -525,7 +527,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     report.parametrization = par
     # forward multipliers
     for p, s in by_info:
-        if p.role in ("weight", "other") and len(p.shape) >= 2 and s.multiplier != 1.0:
+        if is_matrix(p) and s.multiplier != 1.0:
             par._handles.append(install(p, s.multiplier, p.name in own))
     for s, module in readout_uses:
         if s.readout_multiplier != 1.0:

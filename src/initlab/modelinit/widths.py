@@ -128,6 +128,11 @@ def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tu
     return out
 
 
+#: a matrix's class from whether its fan_in and its fan_out are width
+CLASS_OF = {(True, True): "hidden", (False, True): "input", (True, False): "output",
+            (False, False): "fixed"}
+
+
 def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, float]:
     """``(class, m_in, m_out)`` of one parameter from its width dimensions: ``hidden`` (width in
     and out), ``input`` (width out only), ``output`` (the readout: width in only), ``vector``
@@ -176,10 +181,7 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
     if extra:
         raise fail("base", f"makes a kernel dimension of `{p.name}` a width dimension",
                    [d.dim for d in dims], "change only channel/feature sizes in the base model.")
-    win, wout = dims[i].is_width, dims[o].is_width
-    klass = {(True, True): "hidden", (False, True): "input", (True, False): "output",
-             (False, False): "fixed"}[(win, wout)]
-    return klass, dims[i].mult, dims[o].mult
+    return CLASS_OF[dims[i].is_width, dims[o].is_width], dims[i].mult, dims[o].mult
 
 
 def _free_fans(desc: Any) -> dict[str, tuple[tuple[int, int], bool]]:
@@ -234,24 +236,21 @@ def free_widths(model: nn.Module, base: Any, delta: Any, params: list[ParamInfo]
         if base_desc is None:
             base_desc = d
         others.append(_free_fans(d))
+    base_fans, ref_fans = others
     classes: dict[str, tuple[str, float, float]] = {}
     for name, ((fi, fo), is_bias) in fans.items():
-        got = [o.get(name) if o is not None else ((fi, fo), is_bias) for o in others]
-        (bi, bo), (ri, ro) = [g[0] if g is not None else (0, 0) for g in got]
-        if 0 in (bi, ri):
+        b = base_fans.get(name) if base_fans is not None else None
+        r = ref_fans.get(name) if ref_fans is not None else ((fi, fo), is_bias)
+        if b is None or r is None:
             raise fail("base", f"must use `{name}` as the model does (a free "
                        f"{'bias' if is_bias else 'weight'} with fans ({fi}, {fo}))",
                        "the base's description does not find it", "build the base with the "
                        "same architecture; pass batch= if it cannot be probed without one.")
-        # without a delta a fan is width where the model's and the base's differ
-        if others[1] is None:
-            ri, ro = fi, fo
+        # a fan is width where the base's and the delta's differ (without a delta: the base's
+        # and the model's)
+        (bi, bo), (ri, ro) = b[0], r[0]
         win, wout = bi != ri, bo != ro
         m_in, m_out = fi / bi if win else 1.0, fo / bo if wout else 1.0
-        if is_bias:
-            classes[name] = ("vector" if wout else "fixed", 1.0, m_out)
-        else:
-            classes[name] = ({(True, True): "hidden", (False, True): "input",
-                              (True, False): "output", (False, False): "fixed"}[(win, wout)],
-                             m_in, m_out)
+        classes[name] = (("vector" if wout else "fixed", 1.0, m_out) if is_bias else
+                         (CLASS_OF[win, wout], m_in, m_out))
     return classes, desc, base_desc
