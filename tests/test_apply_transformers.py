@@ -311,8 +311,8 @@ def test_unmatched_parameters_are_warned_and_unknown_modules_explained():
             super().__init__()
             self.alpha = nn.Parameter(torch.ones(3, 3))
 
-        def forward(self, x):
-            return x @ self.alpha
+        def forward(self, x):   # not a product: a product would make alpha a free weight
+            return x.unsqueeze(-1) * self.alpha
 
     m = nn.Sequential(nn.Linear(3, 3), Scale())
     with pytest.warns(UserWarning, match=r"matched no rule for 1 parameter.*`1\.alpha`"):

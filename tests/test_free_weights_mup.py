@@ -146,6 +146,31 @@ def test_a_declared_base_cannot_give_a_free_weights_fans():
     assert all(torch.equal(a, p) for a, p in zip(before, m.parameters()))   # nothing written
 
 
+class ScaleNet(FreeNet):
+    """FreeNet's parameters, but `W` scales the hidden units elementwise: no free use of it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(self.inp(x))
+        h = torch.relu(h * self.W.mean(0) + self.b)
+        return torch.einsum("bi,io->bo", h, self.R)
+
+
+def test_the_base_or_delta_that_does_not_match_is_the_one_named_in_the_error():
+    m = FreeNet(64)
+    before = [p.detach().clone() for p in m.parameters()]
+    # the delta's `W` is no free weight: the error names the delta, not the base
+    with pytest.raises(InitlabError, match=r"`delta` must use `W` as the model does.*"
+                                           r"the delta's description does not find it"):
+        initlab.parametrize(m, "mup", base=lambda: FreeNet(16), delta=lambda: ScaleNet(32),
+                            seed=0)
+    # and a delta with other parameter names
+    with pytest.raises(InitlabError, match=r"^`delta` must have the same parameters .* \"`delta` "
+                                           r"has other parameters than the model"):
+        initlab.parametrize(m, "mup", base=lambda: FreeNet(16), delta=lambda: LinearNet(32),
+                            seed=0)
+    assert all(torch.equal(a, p) for a, p in zip(before, m.parameters()))   # nothing written
+
+
 def test_six_free_multipliers_on_one_module_are_removed_in_place():
     """Under NTK every hidden matrix has a multiplier: XLNet's attention module gets six
     parametrizations (q, k, v, o, r, seg_embed), and removing them restores its parameters'

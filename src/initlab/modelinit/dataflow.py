@@ -98,6 +98,7 @@ from .dataflow_ops import (
     POOL_REDUCTIONS,
     SHAPE_OPS,
     WRITES,
+    LinearLeaf,
     base_name,
     elementwise_call,
     inherited_scale,
@@ -130,6 +131,9 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         # an opaque module's input tensors (id -> node) and the nodes of those it reads
         self.inner_in: dict[int, int] = {}
         self.inner_read: set[int] = set()
+        # the calls of a parameter-owning leaf of an unknown class (None outside one): a linear
+        # layer in disguise (a user's `MyLinear`, `x @ self.weight + self.bias`) is a free weight
+        self.leaf: LinearLeaf | None = None
         # each layer unit's weight: a product reading it outside the layer is the layer's call
         self.weights = {id(m.weight): name for m, (name, kind) in units.items()
                         if kind == "layer" and isinstance(getattr(m, "weight", None),
@@ -163,7 +167,13 @@ class _Probe(ResidualAdds, TorchFunctionMode):
             self.opaque_fns = set() if opaque else None
             self.inner_in = dict(zip(map(id, ins), idx)) if opaque else {}
             self.inner_read = set()
+            name, kind = self.units[module]
+            own = {id(t): f"{name}.{local}" if name else local
+                   for local, t in reversed(module._parameters.items()) if t is not None}
+            self.leaf = LinearLeaf(own, len(set(own))) if kind == "other" else None
         else:
+            if self.leaf is not None:
+                self.leaf.ok = False      # a nested unit: not a plain linear layer
             self.stack.append(())
         self.depth += 1
 
@@ -173,6 +183,13 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         if self.depth:
             return output
         name, ukind = self.units[module]
+        leaf, self.leaf = self.leaf, None
+        found = leaf.layer(output) if leaf is not None else None
+        if found is not None:
+            w, fans, how, bias = found
+            self.free_call(w, fans, how, bias, [self.g.nodes[i] for i in parents],
+                           tensors_in(output, []))
+            return output
         if ukind == "opaque":
             # inputs the module reads only for their dtype, device or shape (a rotary
             # embedding given the value states, Moshi's and Csm's): not consumed
@@ -230,6 +247,8 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         if out is None:
             out = func(*args, **kwargs)
         if self.depth or fname in IGNORED:
+            if self.depth == 1 and self.leaf is not None and fname not in IGNORED:
+                self.leaf.call(fname, args, kwargs, out)
             if self.depth == 1 and self.opaque_fns is not None and fname not in IGNORED:
                 self.opaque_fns.add(fname)
                 self.inner_read.update(self.inner_in[id(t)] for t in
@@ -266,8 +285,15 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         if found is None:
             return False
         w, fans, how, bias = found
-        name = self.node(w).param
-        data = [n for n in ins if not n.param]
+        self.free_call(self.node(w).param, fans, how,
+                       self.node(bias).param if bias is not None else None,
+                       [n for n in ins if not n.param], outs)
+        return True
+
+    def free_call(self, name: str, fans: tuple[int, int], how: str, bias: str | None,
+                  data: list[Node], outs) -> None:
+        """A call of the free weight ``name`` (fans of this use) on ``data``, with its free
+        ``bias``: a layer node, the outputs ``outs`` bound to it."""
         pend = frozenset().union(*(n.pending | n.pending_res for n in data))
         self.outcome(pend, Outcome("linear", why=f"feeds free weight `{name}`"))
         n = self.new_node("unit", name, [x.idx for x in data], unit_kind="layer",
@@ -275,10 +301,9 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         self.g.unit_calls.append((name, n.idx))
         self.g.free_layers.setdefault(name, (fans, how))
         if bias is not None:
-            self.g.free_biases.setdefault(self.node(bias).param, name)
+            self.g.free_biases.setdefault(bias, name)
         for t in outs:
             self.bind(t, n)
-        return True
 
     def free_bias(self, ins_t: list[torch.Tensor], ins: list[Node]) -> None:
         """``z + b``: a free parameter ``b`` added to one layer's own output ``z`` (not yet
@@ -460,9 +485,12 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
         if isinstance(m, nn.MultiheadAttention):
             mha_out[name] = f"{name}.out_proj" if name else "out_proj"
     # free parameters: held directly by a module the probe looks inside (not a unit's)
-    free = {id(t): f"{name}.{local}" if name else local
-            for name, m in target.named_modules() if m not in units
-            for local, t in m._parameters.items() if t is not None}
+    # (a tensor tied across modules is named by its first name, as collect_params names it)
+    free: dict[int, str] = {}
+    for name, m in target.named_modules():
+        for local, t in m._parameters.items() if m not in units else ():
+            if t is not None:
+                free.setdefault(id(t), f"{name}.{local}" if name else local)
     mode = _Probe(graph, units, mha_out, free)
     for m in units:
         handles.append(m.register_forward_pre_hook(mode.pre, with_kwargs=True))

@@ -14,7 +14,7 @@ __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
            "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap",
            "elementwise_call", "CLAMP_FREE", "is_free_clamp", "FREE_PRODUCTS", "PARAM_VIEWS",
-           "product_weight", "einsum_fans"]
+           "product_weight", "einsum_fans", "LinearLeaf"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -237,3 +237,75 @@ def _product_weight(fname: str, args, kwargs, is_free):
         return None      # a vector: one score per position
     fans = (w.shape[-2], w.shape[-1]) if right else (w.shape[-1], w.shape[-2])
     return w, fans, "x @ W" if right else "W @ x", None
+
+
+class LinearLeaf:
+    """What a parameter-owning leaf of an unknown class (a unit of kind ``"other"``) did in its
+    forward, watched call by call: whether it is a *linear layer in disguise*, a user's
+    ``MyLinear`` whose forward is ``x @ self.weight + self.bias`` or ``F.linear(x, self.weight,
+    self.bias)``, with any shape ops around. It is when its calls are exactly one product that
+    reads one of its own parameters (or a view of one, :data:`PARAM_VIEWS`) as its weight
+    (:func:`product_weight`), at most one addition of another own parameter to that product's
+    output (its bias), and shape ops (:data:`SHAPE_OPS`) on anything but its own parameters,
+    and its output is that product's (through those ops); its only other parameter is the bias.
+    Then the probe records it as a call of a free weight named by the parameter, with the fans
+    of that use, which reads an ``(in, out)`` layout as such. Anything else (an activation, a
+    second product, a parameter used elementwise, a nested unit) and the module stays an opaque
+    unit, as before."""
+
+    def __init__(self, own: dict[int, str], n_params: int):
+        self.own = dict(own)          # id of an own parameter or a view of one -> its name
+        self.n_params = n_params      # how many distinct own parameters the module holds
+        self.ok = True
+        self.product: tuple[str, tuple[int, int], str] | None = None
+        self.bias: str | None = None
+        self.out: int | None = None   # id of the product's output (or of a shape op of it)
+        self.keep: list[torch.Tensor] = []   # keep ids unique while the module runs
+
+    def call(self, fname: str, args, kwargs, out) -> None:
+        if not self.ok:
+            return
+        ins = _tensors(args) + _tensors(kwargs)
+        outs = _tensors(out)
+        self.keep += outs
+        base = base_name(fname)
+        mine = [t for t in ins if id(t) in self.own]
+        if fname in FREE_PRODUCTS and self.product is None and outs:
+            found = product_weight(fname, args, kwargs, lambda t: id(t) in self.own)
+            if found is not None:
+                w, fans, how, bias = found
+                self.product = (self.own[id(w)], fans, how)
+                self.bias = self.own.get(id(bias)) if bias is not None else None
+                self.out = id(outs[0])
+                return
+        elif (fname in PARAM_VIEWS or base in PARAM_VIEWS) and len(mine) == 1 and \
+                ins[0] is mine[0] and self.product is None:
+            self.own.update((id(t), self.own[id(mine[0])]) for t in outs)
+            return
+        elif fname in ADD_OPS and len(ins) == 2 and len(mine) == 1 and self.bias is None \
+                and self.out is not None and any(id(t) == self.out for t in ins) and outs:
+            self.bias, self.out = self.own[id(mine[0])], id(outs[0])
+            return
+        elif (fname in SHAPE_OPS or base in SHAPE_OPS) and not mine:
+            if self.out is not None and ins and id(ins[0]) == self.out and outs:
+                self.out = id(outs[0])
+            return
+        self.ok = False
+
+    def layer(self, output) -> tuple[str, tuple[int, int], str, str | None] | None:
+        """``(weight, fans, how, bias)`` when the module was a linear layer in disguise and
+        ``output`` is its product's output, else None."""
+        outs = _tensors(output)
+        used = 1 + (self.bias is not None)
+        if not self.ok or self.product is None or len(outs) != 1 or \
+                id(outs[0]) != self.out or self.n_params != used or self.product[1][1] <= 1:
+            return None
+        return (*self.product, self.bias)
+
+
+def _tensors(obj) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, dict):
+        obj = list(obj.values())
+    return [t for x in obj for t in _tensors(x)] if isinstance(obj, (list, tuple)) else []

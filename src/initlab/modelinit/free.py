@@ -53,8 +53,11 @@ def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
         bias_of = next((owner[n] for n in p.names if n in owner), None)
         if layer is not None and layer.fans is not None:
             fi, fo = layer.fans
-            p.role, p.layout = "weight", "torch"
-            p.blocks = [Block(0, p.shape[0] if p.shape else 0, (fo, fi))]
+            if p.role != "weight" or not p.fans or any(f != (fi, fo) for f in p.fans):
+                # the use's fans replace those read from the shape; blocks that already
+                # agree with the use are kept (RG-LRU's block-diagonal gate: one per head)
+                p.role, p.layout = "weight", "torch"
+                p.blocks = [Block(0, p.shape[0] if p.shape else 0, (fo, fi))]
             p.notes = [x for x in p.notes if not x.startswith("module type ")] + [
                 f"a free weight: {layer.use} reads it as a layer's weight (on "
                 f"{type(layer.module).__name__}): fans ({fi}, {fo}) from that use"]

@@ -461,7 +461,7 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     base_infos = ({n: q for q in (fbase.params if fbase is not None else
                                   collect_params(base_model)) for n in q.names}
                   if isinstance(base_model, nn.Module) else {})
-    report = initialize(model, init, seed=seed, rng=rng)
+    report = initialize(model, init, seed=seed, rng=rng, batch=batch)
     records = {r.name: r for r in report.records}
     for p, s in by_info:
         rec = records.get(p.name)

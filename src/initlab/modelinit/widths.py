@@ -93,18 +93,21 @@ def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tu
     target = _shapes_of(model, "model")
     base_s = _shapes_of(base, "base")
     ref = _shapes_of(delta, "delta") if delta is not None else None
-    problems = []
+    problems, wrong = [], []
     for label, other in (("base", base_s), ("delta", ref)):
         if other is None:
             continue
         missing, extra = sorted(set(target) - set(other)), sorted(set(other) - set(target))
         if missing or extra:
+            wrong.append(label)
             problems.append(f"`{label}` has other parameters than the model (missing: "
                             f"{missing[:5] or '-'}, extra: {extra[:5] or '-'})")
     if problems:
-        raise fail("base", "must have the same parameters as the model, at another width",
+        what = "`, `".join(wrong)     # rendered "`base`, `delta` must have ..."
+        raise fail(what, "must have the same parameters as the model, at another width",
                    "; ".join(problems),
-                   "build the base with the same architecture and depth, changing only the "
+                   f"build the {' and the '.join(wrong)} with the same architecture and depth, "
+                   "changing only the "
                    "hidden sizes (width), and the same vocabulary.")
     out: dict[str, tuple[WidthDim, ...]] = {}
     for name, shape in target.items():
@@ -242,10 +245,11 @@ def free_widths(model: nn.Module, base: Any, delta: Any, params: list[ParamInfo]
         b = base_fans.get(name) if base_fans is not None else None
         r = ref_fans.get(name) if ref_fans is not None else ((fi, fo), is_bias)
         if b is None or r is None:
-            raise fail("base", f"must use `{name}` as the model does (a free "
+            what = "base" if b is None else "delta"
+            raise fail(what, f"must use `{name}` as the model does (a free "
                        f"{'bias' if is_bias else 'weight'} with fans ({fi}, {fo}))",
-                       "the base's description does not find it", "build the base with the "
-                       "same architecture; pass batch= if it cannot be probed without one.")
+                       f"the {what}'s description does not find it", f"build the {what} with "
+                       "the same architecture; pass batch= if it cannot be probed without one.")
         # a fan is width where the base's and the delta's differ (without a delta: the base's
         # and the model's)
         (bi, bo), (ri, ro) = b[0], r[0]

@@ -1,0 +1,199 @@
+"""A user's own linear layer: a leaf module of a class initlab does not know whose forward is a
+plain product with its own weight (``x @ self.weight + self.bias``, ``F.linear(x, self.weight,
+self.bias)``, ``x @ self.weight.t()``). The probe reads it as a free weight: its fans come from
+that use, so an ``(in, out)`` layout is read as such, and the activation after it, the readout
+and the residual branches it closes are found as for ``nn.Linear``. A leaf that does anything
+more stays an opaque unit, whose parameters no plan guesses at."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import transformers
+
+import initlab
+from initlab.modelinit.describe import describe
+
+
+class InOut(nn.Module):
+    """Weight stored (in, out), as HF's Conv1D and JAX store it: ``x @ W + b``."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias if self.bias is not None else y
+
+
+class FLinear(nn.Module):
+    """Torch layout (out, in) through ``F.linear``."""
+
+    def __init__(self, n_in: int, n_out: int, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_out, n_in))
+        self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
+
+    def forward(self, x):
+        return F.linear(x, self.weight, self.bias)
+
+
+class Transposed(FLinear):
+    """Torch layout read through a view: ``x.reshape(-1, in) @ W.t()``, reshaped back."""
+
+    def forward(self, x):
+        y = (x.reshape(-1, x.shape[-1]) @ self.weight.t()).reshape(*x.shape[:-1], -1)
+        return y + self.bias if self.bias is not None else y
+
+
+class Net(nn.Module):
+    """12 -> 32 (gelu) -> residual block [32 -> 64 relu -> 32] -> 5 (readout)."""
+
+    def __init__(self, layer=nn.Linear, w: int = 32) -> None:
+        super().__init__()
+        self.inp, self.up = layer(12, w), layer(w, 2 * w)
+        self.down, self.out = layer(2 * w, w), layer(w, 5, bias=False)
+
+    def forward(self, x):
+        h = F.gelu(self.inp(x))
+        h = h + self.down(torch.relu(self.up(h)))
+        return self.out(h)
+
+
+def _layers(model, batch):
+    """name (of the module) -> (activation, fans, readout, residual branch, biases) for each
+    layer of the description."""
+    out = {}
+    for layer in describe(model, batch=batch).layers:
+        mod = layer.name.removesuffix(".weight")
+        act = getattr(layer.activation, "name", layer.activation) if not isinstance(
+            layer.activation, tuple) else layer.activation[0].name
+        params = {p.name: p for p in describe(model, batch=batch).params}
+        w = params[f"{mod}.weight"]
+        out[mod] = (act, tuple(w.fans), layer.is_readout, layer.residual_branch,
+                    tuple(b.removeprefix(mod) for b in layer.biases) if layer.kind == "free"
+                    else (".bias",) if f"{mod}.bias" in params else ())
+    return out
+
+
+@pytest.mark.parametrize("layer", [InOut, FLinear, Transposed])
+def test_a_users_linear_layer_is_described_as_the_same_nn_linear(layer):
+    batch = torch.randn(4, 12)
+    got, want = _layers(Net(layer), batch), _layers(Net(), batch)
+    assert got == want
+    assert want["up"][0] == "relu" and want["inp"][0] == "gelu" and want["out"][2]
+    assert want["down"][3] is not None            # closes the residual branch
+
+
+def test_auto_draws_a_users_in_out_weight_from_the_fans_of_its_use():
+    torch.manual_seed(0)
+    m = nn.Sequential(InOut(400, 100), nn.ReLU(), InOut(100, 3))
+    rep = initlab.apply(m, "auto", seed=0, batch=torch.randn(2, 400))
+    assert rep.unmatched == []
+    assert [tuple(f) for f in rep["0.weight"].fans] == [(400, 100)]
+    assert rep["0.weight"].initializer == "he_normal()"
+    # 40,000 normal entries: the sample std's relative standard error is 1/sqrt(2n) = 0.35%;
+    # 5 of them (1.8%) separate sqrt(2/400) from the torch-layout reading sqrt(2/100) (2x)
+    assert abs(m[0].weight.std().item() / math.sqrt(2 / 400) - 1) < 5 / math.sqrt(2 * 40_000)
+    assert torch.count_nonzero(m[0].bias) == 0
+    assert rep["2.weight"].readout and "lecun" in rep["2.weight"].initializer
+
+
+def test_a_leaf_that_does_more_than_one_product_stays_opaque():
+    class ActInside(InOut):
+        def forward(self, x):
+            return torch.relu(x @ self.weight + self.bias)
+
+    class TwoMatrices(InOut):
+        def __init__(self, n_in, n_out):
+            super().__init__(n_in, n_out)
+            self.gate = nn.Parameter(torch.zeros(n_in, n_out))
+
+        def forward(self, x):
+            return x @ self.weight * (x @ self.gate)
+
+    class Scaled(InOut):     # its weight used elementwise too
+        def forward(self, x):
+            return (x @ self.weight) * self.weight.sum(0)
+
+    for cls in (ActInside, TwoMatrices, Scaled):
+        m = nn.Sequential(nn.Linear(6, 8), cls(8, 4))
+        d = describe(m, batch=torch.randn(2, 6))
+        assert [layer.kind for layer in d.layers if layer.name.startswith("1")] == [], cls
+        with pytest.warns(UserWarning, match="matched no rule"):
+            rep = initlab.apply(m, "auto", seed=0, batch=torch.randn(2, 6))
+        assert "1.weight" in rep.unmatched, cls
+
+
+@pytest.mark.parametrize("name", ["mup", "ntk", "mfp"])
+def test_a_users_linear_net_gets_the_scalings_of_the_nn_linear_net(name):
+    batch = torch.randn(4, 12)
+    user = initlab.parametrize(Net(InOut, 64), name, base=lambda: Net(InOut, 16), seed=0,
+                               batch=batch)
+    lin = initlab.parametrize(Net(nn.Linear, 64), name, base=lambda: Net(nn.Linear, 16),
+                              seed=0, batch=batch)
+    for p in ("inp.weight", "inp.bias", "up.weight", "down.weight", "out.weight"):
+        u, g = user[p], lin[p]
+        assert (u.klass, u.m_in, u.m_out) == (g.klass, g.m_in, g.m_out), p
+        assert (u.multiplier, u.lr_adam, u.lr_sgd, u.init_scale) == pytest.approx(
+            (g.multiplier, g.lr_adam, g.lr_sgd, g.init_scale), rel=1e-12), p
+    assert user["out.weight"].klass == "output" and user["inp.weight"].klass == "input"
+    assert user.readout_multiplier == pytest.approx(lin.readout_multiplier)
+    user.remove()
+    lin.remove()
+
+
+def _gpt2(replace: bool) -> nn.Module:
+    cfg = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=16,
+                                  vocab_size=64)
+    torch.manual_seed(0)
+    m = transformers.GPT2LMHeadModel(cfg)
+    if replace:          # a user's own (in, out) layer in place of HF's Conv1D c_fc
+        for block in m.transformer.h:
+            block.mlp.c_fc = InOut(32, 128)
+    return m
+
+
+def test_a_users_linear_inside_gpt2_is_initialized_as_hfs_conv1d():
+    batch = torch.randint(0, 64, (1, 8))
+    ref = initlab.apply(_gpt2(False), "auto", seed=0, batch=batch)
+    got = initlab.apply(_gpt2(True), "auto", seed=0, batch=batch)
+    assert got.unmatched == []
+    for i in range(2):
+        for p in ("weight", "bias"):
+            name = f"transformer.h.{i}.mlp.c_fc.{p}"
+            assert got[name].initializer == ref[name].initializer, name
+            assert got[name].fans == ref[name].fans, name
+            assert got[name].activation == ref[name].activation, name
+    assert "gelu" in got["transformer.h.0.mlp.c_fc.weight"].why
+
+
+def test_a_free_weight_tied_across_modules_is_named_as_its_parameter():
+    class Inner(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+            self.w = w
+
+        def forward(self, x):
+            return self.lin(x) @ self.w
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(8, 16))
+            self.inner = Inner(self.w)
+
+        def forward(self, x):
+            return self.inner(x)
+
+    d = describe(Outer(), batch=torch.randn(2, 8))
+    (p,) = [p for p in d.params if "w" in p.names]
+    assert p.name == "w" and set(p.names) == {"w", "inner.w"}
+    assert [layer.name for layer in d.layers if layer.kind == "free"] == [p.name]
