@@ -197,3 +197,63 @@ def test_a_free_weight_tied_across_modules_is_named_as_its_parameter():
     (p,) = [p for p in d.params if "w" in p.names]
     assert p.name == "w" and set(p.names) == {"w", "inner.w"}
     assert [layer.name for layer in d.layers if layer.kind == "free"] == [p.name]
+
+
+def test_the_doctor_measures_a_users_linear_net_as_the_nn_linear_net():
+    torch.manual_seed(0)
+    lin = Net()
+    user = Net(InOut)
+    with torch.no_grad():        # the same network: each weight stored transposed
+        for name in ("inp", "up", "down", "out"):
+            a, b = getattr(lin, name), getattr(user, name)
+            b.weight.copy_(a.weight.t())
+            if a.bias is not None:
+                b.bias.copy_(a.bias)
+    x, y = torch.randn(64, 12), torch.randint(0, 5, (64,))
+    ref, got = initlab.doctor(lin, x, target=y), initlab.doctor(user, x, target=y)
+    assert [s.name for s in got.layers] == [s.name for s in ref.layers]
+    for s, r in zip(got.layers, ref.layers):
+        assert (s.activation, s.fan_in, s.fan_out, s.n_units) == \
+            (r.activation, r.fan_in, r.fan_out, r.n_units), s.name
+        assert s.z_std == pytest.approx(r.z_std, rel=1e-5), s.name
+        assert s.lecun_std == pytest.approx(r.lecun_std, rel=1e-12), s.name
+    assert len(got.blocks) == len(ref.blocks) == 1
+    assert got.blocks[0].stream_std == pytest.approx(ref.blocks[0].stream_std, rel=1e-5)
+    assert not any("did not run" in n for n in got.notes), got.notes
+
+
+@pytest.mark.parametrize("plan", ["auto", "he", "glorot", "torch_default", "orthogonal"])
+def test_every_plan_draws_a_users_linear_net_as_the_nn_linear_net(plan):
+    """Stored (out, in), a user's layer gets nn.Linear's draws bit for bit (the same stream:
+    the same parameter names). Stored (in, out), an orthogonal draw is the transpose of
+    nn.Linear's (units are its columns, as for HF's Conv1D); elementwise draws come in the
+    stored order, from the same distribution (tested above)."""
+    batch = torch.randn(4, 12)
+    ref = Net()
+    initlab.apply(ref, plan, seed=3, batch=batch)
+    for layer in (FLinear, Transposed, InOut):
+        m = Net(layer)
+        rep = initlab.apply(m, plan, seed=3, batch=batch)
+        assert rep.unmatched == [], (layer, plan)
+        for name in ("inp", "up", "down", "out"):
+            got, want = getattr(m, name).weight, getattr(ref, name).weight
+            if layer is InOut and plan != "orthogonal":
+                assert got.shape == want.t().shape
+                continue
+            assert torch.equal(got.t() if layer is InOut else got, want), (layer, plan, name)
+
+
+def test_lsuv_scales_a_users_linear_layers_as_nn_linear_ones():
+    batch = torch.randn(32, 12)
+    ref = Net()
+    want = initlab.lsuv(ref, batch, seed=3)
+    for layer in (FLinear, Transposed, InOut):
+        m = Net(layer)
+        got = initlab.lsuv(m, batch, seed=3)
+        assert [x.name for x in got.layers] == [x.name for x in want.layers] == \
+            ["inp", "up", "down", "out"]
+        assert [x.final_std for x in got.layers] == pytest.approx(
+            [x.final_std for x in want.layers], rel=1e-6)
+        for name in ("inp", "up", "down", "out"):
+            w = getattr(m, name).weight
+            assert torch.equal(w.t() if layer is InOut else w, getattr(ref, name).weight)

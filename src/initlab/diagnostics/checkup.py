@@ -708,7 +708,7 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
                          "one (all multiplied at once, or no token routed to them): not "
                          "measured per expert")
         unseen = [f"`{layer.name}`" for layer in desc.layers
-                  if layer.kind != "experts" and layer.name not in ran]
+                  if layer.kind != "experts" and _row_name(layer) not in ran]
         if unseen:
             notes.append(_listed(unseen) + ": did not run as modules in this forward (a "
                          "branch not taken, or the weight read by an operation other than "
@@ -719,6 +719,14 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
             notes.append("residual branches closed by " + ", ".join(f"`{n}`" for n in missed[:6])
                          + " not followed to their addition in this forward: no stream statistics")
     return notes
+
+
+def _row_name(layer: Any) -> str:
+    """The row a layer of the description is measured as: its module's (a user's linear layer's
+    for its free weight; the root's by its class name), else the layer's own name."""
+    if not layer.module_output:
+        return layer.name
+    return layer.module_name or type(layer.module).__name__
 
 
 def _listed(items: list[str], k: int = 6) -> str:

@@ -107,8 +107,15 @@ def closers(model: nn.Module, desc: Any) -> list[tuple[int, str, nn.Module, bool
     of a model description."""
     mods = dict(model.named_modules())
     out: list[tuple[int, str, nn.Module, bool]] = []
+    layers = {layer.name: layer for layer in getattr(desc, "layers", [])}
     for b in getattr(desc, "residual_branches", []) or []:
         name = b.closing
+        if name in layers and layers[name].kind == "free":
+            # a user's linear layer: hooked as its module (the product is its whole forward)
+            own = layers[name].module_name
+            if own is not None and own in mods:
+                out.append((b.index, name, mods[own], False))
+            continue
         parent_name, _, leaf = name.rpartition(".")
         parent = mods.get(parent_name) if leaf == "out_proj" else None
         if isinstance(parent, nn.MultiheadAttention):

@@ -189,6 +189,7 @@ class _Probe(ResidualAdds, TorchFunctionMode):
             w, fans, how, bias = found
             self.free_call(w, fans, how, bias, [self.g.nodes[i] for i in parents],
                            tensors_in(output, []))
+            self.g.free_modules.add(w)
             return output
         if ukind == "opaque":
             # inputs the module reads only for their dtype, device or shape (a rotary

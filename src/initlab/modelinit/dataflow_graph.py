@@ -71,6 +71,9 @@ class Graph:
     free_layers: dict[str, tuple[tuple[int, int], str]] = field(default_factory=dict)
     #: free biases (a free parameter added to one layer's output, or F.linear's): name -> layer
     free_biases: dict[str, str] = field(default_factory=dict)
+    #: free weights whose owner module's output is their call's (a user's linear layer,
+    #: :class:`~initlab.modelinit.dataflow_ops.LinearLeaf`)
+    free_modules: set[str] = field(default_factory=set)
 
 
 class ResidualAdds:

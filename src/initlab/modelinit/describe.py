@@ -98,10 +98,22 @@ class LayerInfo:
     use: str = ""
     #: free biases: parameters (not the layer's own ``bias``) added to its output
     biases: tuple[str, ...] = ()
+    #: a free weight whose owner ``module``'s output is its output (a user's linear layer, whose
+    #: forward is the product with it): hooks on the module see the layer
+    module_output: bool = False
 
     @property
     def activation_name(self) -> str | None:
         return activation_name(self.activation)
+
+    @property
+    def module_name(self) -> str | None:
+        """The name of the module whose output is this layer's output (what a forward hook on
+        it sees): the layer's own, a user's linear layer's for its free weight, None for a
+        free weight read inside a larger module (XLNet's ``q``)."""
+        if self.kind != "free":
+            return self.name
+        return self.name.rpartition(".")[0] if self.module_output else None
 
 
 #: Layer kinds that count towards a net's depth (:meth:`ModelDescription.plain_depth`):
@@ -416,6 +428,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         if name in g.free_layers:
             info.kind = "free"
             info.fans, info.use = g.free_layers[name]
+            info.module_output = name in g.free_modules
         if name in mha:
             info.activation, info.activation_why = None, "q/k/v projections inside attention"
         elif info.calls == 0:

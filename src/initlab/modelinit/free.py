@@ -41,6 +41,22 @@ def fan_out(layer: Any, params: dict[str, ParamInfo]) -> int | None:
     return fans[0][1] if len(fans) == 1 and fans[0] is not None else None
 
 
+def stored_layout(shape: tuple[int, ...], fans: tuple[int, int], use: str) -> str | None:
+    """The layout of a 2-D free weight of ``shape`` read with ``fans`` (fan_in, fan_out) by
+    ``use``: ``"torch"`` when stored (out, in), ``"torch_transposed"`` when (in, out); a square
+    one by its use (``x @ W`` reads (in, out); ``W @ x`` and ``F.linear`` (out, in)). None for
+    any other tensor, and for a square one an ``einsum`` reads (its fans are the same either
+    way)."""
+    if len(shape) != 2:
+        return None
+    fi, fo = fans
+    if shape == (fi, fo) and (fi != fo or use == "x @ W"):
+        return "torch_transposed"
+    if shape == (fo, fi) and (fi != fo or use in ("W @ x", "F.linear")):
+        return "torch"
+    return None
+
+
 def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
     """Free weights and free biases (:class:`LayerInfo` ``fans``/``biases``) take their layer's
     dataflow, and fans from the use the probe saw (a bias: its layer weight's), in place of
@@ -53,7 +69,13 @@ def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
         bias_of = next((owner[n] for n in p.names if n in owner), None)
         if layer is not None and layer.fans is not None:
             fi, fo = layer.fans
-            if p.role != "weight" or not p.fans or any(f != (fi, fo) for f in p.fans):
+            layout = stored_layout(tuple(p.shape), (fi, fo), layer.use)
+            if layout is not None:
+                # a matrix read as stored, (out, in) or (in, out): its layout says which
+                # dimension is the units (a user's `x @ W` with W (in, out) is HF Conv1D's)
+                p.role, p.layout = "weight", layout
+                p.blocks = [Block(0, p.shape[0], tuple(p.shape))]
+            elif p.role != "weight" or not p.fans or any(f != (fi, fo) for f in p.fans):
                 # the use's fans replace those read from the shape; blocks that already
                 # agree with the use are kept (RG-LRU's block-diagonal gate: one per head)
                 p.role, p.layout = "weight", "torch"

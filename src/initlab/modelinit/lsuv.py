@@ -19,8 +19,9 @@ All or nothing: the batch is checked (finite) and run once before anything is wr
 later error every tensor LSUV wrote is restored (LSUV holds a copy of them while it runs: it
 writes each layer several times, so it cannot validate everything up front as ``apply`` does).
 
-On transformers: the layers come from the model description (Linear, Conv and Hugging Face
-``Conv1D`` by default, in dataflow order); a layer whose weight is tied to another module's (a
+On transformers: the layers come from the model description (Linear, Conv, Hugging Face
+``Conv1D`` and a user's own linear layer, a module whose forward is one product with its weight,
+by default, in dataflow order); a layer whose weight is tied to another module's (a
 readout tied to the input embedding) is not rescaled (it keeps the embedding rule; LSUV would
 rescale the embedding as a side effect), and the report says so. The pre-init covers the rest of
 the model as the built-in plans do (norms 1/0, embeddings by the plans' embedding rule), and every
@@ -206,9 +207,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                    "pass e.g. (nn.Linear, nn.Conv2d).")
     desc = describe(model, batch)
     tied_names = {n for p in desc.params if p.aliases for n, _m, _l in p.uses[1:]}
-    candidates = [(layer.name, layer.module) for layer in desc.layers
-                  if (isinstance(layer.module, mods) or (default and is_hf_conv1d(layer.module)))
-                  and isinstance(getattr(layer.module, "weight", None), torch.Tensor)]
+    targets = _targets(desc, mods, default)
+    candidates = [(t.name, t.module) for t in targets]
     tied = [n for n, _ in candidates if n in tied_names]
     # layers whose weight the model's structure sets (an mLSTM's zero gate weights, Mamba's
     # dt_proj): the leading rules start them and LSUV leaves them so (a zero gate has no output
@@ -231,12 +231,12 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         _forward(model, batch)
     finally:
         restore_modes()
-    names = [n for n, _ in selected]
+    chosen = [t for t in targets if t.name in dict(selected)]
     pre = Plan(lead
-               + [Rule(f"{n}.weight" if n else "weight", "orthogonal", label="LSUV pre-init",
-                     why="LSUV: orthonormal pre-init") for n in names]
-               + [Rule(f"{n}.bias" if n else "bias", "zeros", label="LSUV pre-init",
-                       why="LSUV: zero bias") for n in names]
+               + [Rule(t.weight, "orthogonal", label="LSUV pre-init",
+                       why="LSUV: orthonormal pre-init") for t in chosen]
+               + [Rule(b, "zeros", label="LSUV pre-init", why="LSUV: zero bias")
+                  for t in chosen for b in t.biases]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
                        why="norm layers: scale 1, shift 0"), embedding_rule(model),
                   *table_rules(model)]
@@ -270,6 +270,7 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
             for h in handles:
                 h.remove()
         by_name = dict(selected)
+        by_target = {t.name: t for t in chosen}
         layers: list[LSUVLayer] = []
         from tqdm.auto import tqdm
 
@@ -284,13 +285,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                                "layer", std, "check the batch (all zeros?) and the layers before "
                                f"`{name}`; the model is unchanged.")
                 c = target_std / std
-                weight = layer.weight
-                assert isinstance(weight, torch.Tensor), "candidates hold a weight tensor"
+                t = by_target[name]
                 with torch.no_grad():
-                    weight.mul_(c)
-                    bias = getattr(layer, "bias", None)
-                    if mean_correction and isinstance(bias, torch.Tensor):
-                        bias.sub_(mean).mul_(c)
+                    model.get_parameter(t.weight).mul_(c)
+                    if mean_correction and len(t.biases) == 1:
+                        model.get_parameter(t.biases[0]).sub_(mean).mul_(c)
                 it += 1
                 mean, std = _measure(model, layer, batch)
             layers.append(LSUVLayer(name, it, initial, std, mean,
@@ -312,10 +311,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     # the InitReport's statistics from the final tensors: LSUV rescaled the weights
     from .report import _tensor_moments
 
-    scaled = {done.name: done for done in layers}
+    scaled = {n: done for done in layers for n in (by_target[done.name].weight,
+                                                   *by_target[done.name].biases)}
     for rec, p in zip(init_report.records, desc.params):
-        if p.module_name in scaled and p.local in ("weight", "bias"):
-            done = scaled[p.module_name]
+        if p.name in scaled:
+            done = scaled[p.name]
             rec.mean, rec.std = _tensor_moments(p.tensor)
             rec.expected_mean = rec.expected_std = None
             if done.iterations:
@@ -325,6 +325,37 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
             rec.notes.append("LSUV: not rescaled (tied)")
     init_report.lsuv = report
     return report
+
+
+@dataclass
+class _Target:
+    """A layer LSUV scales: its module's name (the row of the report), the module whose output
+    it measures, and the names of its weight and bias parameters."""
+
+    name: str
+    module: nn.Module
+    weight: str
+    biases: tuple[str, ...]
+
+
+def _targets(desc: Any, mods: tuple, default: bool) -> list[_Target]:
+    """The description's layers of the types ``mods`` (with ``default``, HF's ``Conv1D`` and a
+    user's own linear layer too: a free weight whose module's output is its product), in
+    dataflow order."""
+    out = []
+    for layer in desc.layers:
+        m = layer.module
+        if layer.kind == "free":
+            if default and layer.module_output and layer.module_name is not None:
+                out.append(_Target(layer.module_name, m, layer.name, tuple(layer.biases)))
+            continue
+        if (isinstance(m, mods) or (default and is_hf_conv1d(m))) and \
+                isinstance(getattr(m, "weight", None), torch.Tensor):
+            pre = f"{layer.name}." if layer.name else ""
+            bias = getattr(m, "bias", None)
+            out.append(_Target(layer.name, m, f"{pre}weight",
+                               (f"{pre}bias",) if isinstance(bias, torch.Tensor) else ()))
+    return out
 
 
 def _structural_layers(lead: list[Rule], desc: Any, names: set[str]) -> set[str]:

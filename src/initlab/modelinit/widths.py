@@ -195,9 +195,10 @@ def _free_fans(desc: Any) -> dict[str, tuple[tuple[int, int], bool]]:
     out: dict[str, tuple[tuple[int, int], bool]] = {}
     for p in desc.params:
         names = set(p.names)
-        if not names & (free | biases) or len(p.blocks) != 1 or len(p.blocks[0].fan_shape) != 2:
+        if not names & (free | biases) or len(p.blocks) != 1 or len(p.blocks[0].fan_shape) != 2 \
+                or p.fans[0] is None:
             continue
-        fo, fi = p.blocks[0].fan_shape
+        fi, fo = p.fans[0]       # in its layout: (in, out) storage is HF Conv1D's
         for n in p.names:
             out[n] = ((int(fi), int(fo)), not names & free)
     return out
