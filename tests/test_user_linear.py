@@ -257,3 +257,34 @@ def test_lsuv_scales_a_users_linear_layers_as_nn_linear_ones():
         for name in ("inp", "up", "down", "out"):
             w = getattr(m, name).weight
             assert torch.equal(w.t() if layer is InOut else w, getattr(ref, name).weight)
+
+
+def test_the_coordinate_check_of_a_users_linear_net_is_the_nn_linear_nets():
+    """Under μP the user's readout carries its multiplier as a parametrization (its module then
+    holds no parameter of its own): it is still measured, as itself."""
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 12), torch.randint(0, 5, (64,))
+    runs = {}
+    for layer in (nn.Linear, FLinear):
+        runs[layer] = initlab.coord_check(lambda w, layer=layer: Net(layer, w), [32, 64, 128],
+                                          (x, y), parametrization="mup", steps=3,
+                                          batch=x[:4])
+    got, want = runs[FLinear], runs[nn.Linear]
+    assert got.modules() == want.modules() == ["inp", "up", "down", "out", ""]
+    # the hidden layers are stable; the readout may still shrink after 3 steps from μP's
+    # O(1/width) readout at init, in both alike
+    assert got.breaking == want.breaking and not {"inp", "up", "down"} & set(got.breaking)
+    for m in want.modules():      # the same network, the same weights: the same sizes
+        for t in range(3):
+            assert got.sizes(m, t) == pytest.approx(want.sizes(m, t), rel=1e-5), (m, t)
+
+
+@pytest.mark.parametrize("layer", [InOut, FLinear])
+def test_a_net_that_starts_with_a_users_linear_layer_is_probed_without_a_batch(layer):
+    """The input is built from the first layer's matrix, of either width (the stored layout is
+    not known before the probe): no batch needed, the same description as with one."""
+    d = describe(Net(layer))
+    assert d.method == "probe", d.notes
+    assert _layers(Net(layer), None) == _layers(Net(layer), torch.randn(4, 12))
+    rep = initlab.apply(Net(layer), "auto", seed=0)
+    assert rep.unmatched == [] and rep["up.weight"].initializer == "he_normal()"

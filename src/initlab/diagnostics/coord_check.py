@@ -144,6 +144,20 @@ class CoordCheck:
         return path
 
 
+def _measured(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The modules whose outputs the check measures: those holding parameters, whether stored
+    on them or moved by a multiplier's parametrization (``torch.nn.utils.parametrize``: a user's
+    linear readout under μP holds its weight in ``out.parametrizations.weight.original``), and
+    not the parametrization modules themselves."""
+    from torch.nn.utils import parametrize
+
+    inside = {id(x) for _, m in model.named_modules() if parametrize.is_parametrized(m)
+              for x in m.parametrizations.modules()}
+    return [(name, m) for name, m in model.named_modules()
+            if name and id(m) not in inside and (parametrize.is_parametrized(m) or
+                                                 any(True for _ in m.parameters(recurse=False)))]
+
+
 def _loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     if out.dim() == 3:   # (batch, seq, vocab) language-model logits
         out = out.reshape(-1, out.shape[-1])
@@ -236,9 +250,8 @@ def coord_check(model_fn: Callable[[int], nn.Module], widths: Sequence[int], dat
                                                "l1": float(out.detach().abs().mean())})
                 return hook
 
-            for name, m in model.named_modules():
-                if name and any(True for _ in m.parameters(recurse=False)):
-                    handles.append(m.register_forward_hook(record(name)))
+            for name, m in _measured(model):
+                handles.append(m.register_forward_hook(record(name)))
             handles.append(model.register_forward_hook(record("")))
             try:
                 for t in range(steps):
