@@ -106,9 +106,9 @@ def test_auto_draws_a_users_in_out_weight_from_the_fans_of_its_use():
 
 
 def test_a_leaf_that_does_more_than_one_product_stays_opaque():
-    class ActInside(InOut):
+    class TwoActivations(InOut):
         def forward(self, x):
-            return torch.relu(x @ self.weight + self.bias)
+            return torch.tanh(torch.relu(x @ self.weight + self.bias))
 
     class TwoMatrices(InOut):
         def __init__(self, n_in, n_out):
@@ -122,7 +122,7 @@ def test_a_leaf_that_does_more_than_one_product_stays_opaque():
         def forward(self, x):
             return (x @ self.weight) * self.weight.sum(0)
 
-    for cls in (ActInside, TwoMatrices, Scaled):
+    for cls in (TwoActivations, TwoMatrices, Scaled):
         m = nn.Sequential(nn.Linear(6, 8), cls(8, 4))
         d = describe(m, batch=torch.randn(2, 6))
         assert [layer.kind for layer in d.layers if layer.name.startswith("1")] == [], cls
@@ -288,3 +288,35 @@ def test_a_net_that_starts_with_a_users_linear_layer_is_probed_without_a_batch(l
     assert _layers(Net(layer), None) == _layers(Net(layer), torch.randn(4, 12))
     rep = initlab.apply(Net(layer), "auto", seed=0)
     assert rep.unmatched == [] and rep["up.weight"].initializer == "he_normal()"
+
+
+class Dense(InOut):
+    """A Keras-style dense layer: its activation inside, as a module it holds or a call."""
+
+    def __init__(self, n_in, n_out, act=None):
+        super().__init__(n_in, n_out)
+        self.act = act
+
+    def forward(self, x):
+        y = x @ self.weight + self.bias
+        return self.act(y) if self.act is not None else F.gelu(y)
+
+
+def test_a_users_dense_layer_with_its_activation_inside_gets_that_activations_init():
+    m = nn.Sequential(Dense(10, 40, nn.Tanh()), Dense(40, 40), InOut(40, 3))
+    ref = nn.Sequential(nn.Linear(10, 40), nn.Tanh(), nn.Linear(40, 40), nn.GELU(),
+                        nn.Linear(40, 3))
+    got = initlab.apply(m, "auto", seed=0)          # input built from the first matrix
+    want = initlab.apply(ref, "auto", seed=0)
+    assert got.unmatched == []
+    for g, w in (("0", "0"), ("1", "2"), ("2", "4")):
+        a, b = got[f"{g}.weight"], want[f"{w}.weight"]
+        assert (a.initializer, a.fans, a.activation) == (b.initializer, b.fans, b.activation)
+    assert "inside `0`" in got["0.weight"].why and "inside `1`" in got["1.weight"].why
+    d = describe(m)
+    assert [layer.activation_inside for layer in d.layers] == [True, True, False]
+    # the doctor does not apply gelu a second time to the module's output: it says so
+    rep = initlab.doctor(m, torch.randn(32, 10), target=torch.randint(0, 3, (32,)))
+    assert any("`1` (gelu): the activation runs inside the module" in n for n in rep.notes)
+    row = next(s for s in rep.layers if s.name == "1")
+    assert row.saturated is None

@@ -148,8 +148,9 @@ def _desc_act(info: Any) -> tuple[str, float | None] | None:
     activation, not activated) nor for layers closing a residual branch (the activation acts on
     the stream, shortcut plus branch). After a norm or a scaling the activation's true input
     differs from the layer's output; ``h = f(z)`` is then an approximation."""
-    if info is None or info.gated_by is not None or info.residual_branch is not None:
-        return None
+    if info is None or info.gated_by is not None or info.residual_branch is not None or \
+            getattr(info, "activation_inside", False):
+        return None    # (inside the module: its output is already the activation's)
     act = info.activation
     if isinstance(act, tuple) and act and hasattr(act[0], "name"):
         return act[0].name, act[1]
@@ -713,6 +714,12 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
             notes.append(_listed(unseen) + ": did not run as modules in this forward (a "
                          "branch not taken, or the weight read by an operation other than "
                          "linear, conv or matmul): not measured")
+        inside = [f"`{_row_name(layer)}` ({layer.activation_name})" for layer in desc.layers
+                  if layer.activation_inside and _row_name(layer) in ran]
+        if inside:
+            notes.append(_listed(inside) + ": the activation runs inside the module, so its "
+                         "output, shown as z, is the activation's: saturation and dead units "
+                         "not measured there")
         seen = {b.index for b in blocks}
         missed = [b.closing for b in desc.residual_branches if b.index not in seen]
         if missed:

@@ -172,8 +172,13 @@ class _Probe(ResidualAdds, TorchFunctionMode):
                    for local, t in reversed(module._parameters.items()) if t is not None}
             self.leaf = LinearLeaf(own, len(set(own))) if kind == "other" else None
         else:
-            if self.leaf is not None:
-                self.leaf.ok = False      # a nested unit: not a plain linear layer
+            if self.leaf is not None and self.depth == 1:
+                # a nested unit: an activation module on the product's output is the leaf's
+                # activation; any other, and it is not a plain linear layer
+                self.leaf.enter(lookup_module(module) if self.units[module][1] == "activation"
+                                else None, module, args)
+            elif self.leaf is not None:
+                self.leaf.ok = False
             self.stack.append(())
         self.depth += 1
 
@@ -181,15 +186,24 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         self.depth -= 1
         parents = self.stack.pop()
         if self.depth:
+            if self.depth == 1 and self.leaf is not None:
+                self.leaf.leave(output)
             return output
         name, ukind = self.units[module]
         leaf, self.leaf = self.leaf, None
         found = leaf.layer(output) if leaf is not None else None
         if found is not None:
             w, fans, how, bias = found
-            self.free_call(w, fans, how, bias, [self.g.nodes[i] for i in parents],
-                           tensors_in(output, []))
-            self.g.free_modules.add(w)
+            outs = tensors_in(output, [])
+            n = self.free_call(w, fans, how, bias, [self.g.nodes[i] for i in parents], outs)
+            self.g.free_modules[w] = leaf.act is not None
+            if leaf.act is not None:       # its activation, inside the module
+                self.outcome(frozenset([w]), Outcome("act", leaf.act, why=f"{leaf.act_how} "
+                                                     f"inside `{name}`"))
+                a = self.new_node("unit", name, [n.idx], unit_kind="activation",
+                                  activated=(leaf.act, (w,)), activation_call=True)
+                for t in outs:
+                    self.bind(t, a)
             return output
         if ukind == "opaque":
             # inputs the module reads only for their dtype, device or shape (a rotary
@@ -249,7 +263,7 @@ class _Probe(ResidualAdds, TorchFunctionMode):
             out = func(*args, **kwargs)
         if self.depth or fname in IGNORED:
             if self.depth == 1 and self.leaf is not None and fname not in IGNORED:
-                self.leaf.call(fname, args, kwargs, out)
+                self.leaf.call(func, fname, args, kwargs, out)
             if self.depth == 1 and self.opaque_fns is not None and fname not in IGNORED:
                 self.opaque_fns.add(fname)
                 self.inner_read.update(self.inner_in[id(t)] for t in
@@ -292,7 +306,7 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         return True
 
     def free_call(self, name: str, fans: tuple[int, int], how: str, bias: str | None,
-                  data: list[Node], outs) -> None:
+                  data: list[Node], outs) -> Node:
         """A call of the free weight ``name`` (fans of this use) on ``data``, with its free
         ``bias``: a layer node, the outputs ``outs`` bound to it."""
         pend = frozenset().union(*(n.pending | n.pending_res for n in data))
@@ -305,6 +319,7 @@ class _Probe(ResidualAdds, TorchFunctionMode):
             self.g.free_biases.setdefault(bias, name)
         for t in outs:
             self.bind(t, n)
+        return n
 
     def free_bias(self, ins_t: list[torch.Tensor], ins: list[Node]) -> None:
         """``z + b``: a free parameter ``b`` added to one layer's own output ``z`` (not yet

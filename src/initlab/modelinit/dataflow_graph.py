@@ -72,8 +72,9 @@ class Graph:
     #: free biases (a free parameter added to one layer's output, or F.linear's): name -> layer
     free_biases: dict[str, str] = field(default_factory=dict)
     #: free weights whose owner module's output is their call's (a user's linear layer,
-    #: :class:`~initlab.modelinit.dataflow_ops.LinearLeaf`)
-    free_modules: set[str] = field(default_factory=set)
+    #: :class:`~initlab.modelinit.dataflow_ops.LinearLeaf`) -> whether its activation runs
+    #: inside that module (then the module's output is the activation's)
+    free_modules: dict[str, bool] = field(default_factory=dict)
 
 
 class ResidualAdds:

@@ -7,8 +7,11 @@ One table per meaning; the probe and ``auto`` (:data:`MIRROR_SAFE`) read them fr
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
+
+from ..core.activations import lookup_function
 
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
@@ -246,12 +249,14 @@ class LinearLeaf:
     self.bias)``, with any shape ops around. It is when its calls are exactly one product that
     reads one of its own parameters (or a view of one, :data:`PARAM_VIEWS`) as its weight
     (:func:`product_weight`), at most one addition of another own parameter to that product's
-    output (its bias), and shape ops (:data:`SHAPE_OPS`) on anything but its own parameters,
-    and its output is that product's (through those ops); its only other parameter is the bias.
-    Then the probe records it as a call of a free weight named by the parameter, with the fans
-    of that use, which reads an ``(in, out)`` layout as such. Anything else (an activation, a
-    second product, a parameter used elementwise, a nested unit) and the module stays an opaque
-    unit, as before."""
+    output (its bias), at most one activation of the result (a call the registry knows,
+    ``torch.relu``/``F.gelu``, or an activation module it holds: a Keras-style ``Dense`` with
+    its activation), and shape ops (:data:`SHAPE_OPS`) on anything but its own parameters, and
+    its output is that result (through those ops); its only other parameter is the bias. Then
+    the probe records it as a call of a free weight named by the parameter, with the fans of
+    that use (which reads an ``(in, out)`` layout as such), followed by that activation.
+    Anything else (a second product, a parameter used elementwise, another nested module) and
+    the module stays an opaque unit, as before."""
 
     def __init__(self, own: dict[int, str], n_params: int):
         self.own = dict(own)          # id of an own parameter or a view of one -> its name
@@ -259,10 +264,12 @@ class LinearLeaf:
         self.ok = True
         self.product: tuple[str, tuple[int, int], str] | None = None
         self.bias: str | None = None
+        self.act: Any = None          # the activation of the product's output, when one follows
+        self.act_how = ""
         self.out: int | None = None   # id of the product's output (or of a shape op of it)
         self.keep: list[torch.Tensor] = []   # keep ids unique while the module runs
 
-    def call(self, fname: str, args, kwargs, out) -> None:
+    def call(self, func, fname: str, args, kwargs, out) -> None:
         if not self.ok:
             return
         ins = _tensors(args) + _tensors(kwargs)
@@ -290,11 +297,32 @@ class LinearLeaf:
             if self.out is not None and ins and id(ins[0]) == self.out and outs:
                 self.out = id(outs[0])
             return
+        elif self.act is None and self.out is not None and ins and id(ins[0]) == self.out \
+                and not mine and outs and (act := lookup_function(func, args, kwargs)):
+            self.act, self.act_how, self.out = act, f"`{fname}` call", id(outs[0])
+            return
         self.ok = False
+
+    def enter(self, act: Any, module: Any, args) -> None:
+        """A nested module is called: an activation module on the product's output is the
+        leaf's activation (``act``: what the registry knows of it); anything else ends it."""
+        ins = _tensors(args)
+        if act is None or self.act is not None or self.out is None or not ins or \
+                id(ins[0]) != self.out:
+            self.ok = False
+            return
+        self.act, self.act_how, self.out = act, f"module {type(module).__name__}", None
+
+    def leave(self, output) -> None:
+        """The nested activation module returned ``output``: the leaf's result is its."""
+        outs = _tensors(output)
+        if self.ok and self.out is None and outs:
+            self.out = id(outs[0])
+            self.keep += outs
 
     def layer(self, output) -> tuple[str, tuple[int, int], str, str | None] | None:
         """``(weight, fans, how, bias)`` when the module was a linear layer in disguise and
-        ``output`` is its product's output, else None."""
+        ``output`` is its result (its activation then in :attr:`act`), else None."""
         outs = _tensors(output)
         used = 1 + (self.bias is not None)
         if not self.ok or self.product is None or len(outs) != 1 or \

@@ -99,8 +99,11 @@ class LayerInfo:
     #: free biases: parameters (not the layer's own ``bias``) added to its output
     biases: tuple[str, ...] = ()
     #: a free weight whose owner ``module``'s output is its output (a user's linear layer, whose
-    #: forward is the product with it): hooks on the module see the layer
+    #: forward is the product with it): hooks on the module see the layer; with
+    #: ``activation_inside`` the module applies the activation too (a Keras-style ``Dense``), so
+    #: its output is the activation's
     module_output: bool = False
+    activation_inside: bool = False
 
     @property
     def activation_name(self) -> str | None:
@@ -429,6 +432,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
             info.kind = "free"
             info.fans, info.use = g.free_layers[name]
             info.module_output = name in g.free_modules
+            info.activation_inside = g.free_modules.get(name, False)
         if name in mha:
             info.activation, info.activation_why = None, "q/k/v projections inside attention"
         elif info.calls == 0:
