@@ -110,6 +110,10 @@ def test_a_leaf_that_does_more_than_one_product_stays_opaque():
         def forward(self, x):
             return torch.tanh(torch.relu(x @ self.weight + self.bias))
 
+    class BiasAfterActivation(InOut):
+        def forward(self, x):
+            return torch.relu(x @ self.weight) + self.bias
+
     class TwoMatrices(InOut):
         def __init__(self, n_in, n_out):
             super().__init__(n_in, n_out)
@@ -122,7 +126,7 @@ def test_a_leaf_that_does_more_than_one_product_stays_opaque():
         def forward(self, x):
             return (x @ self.weight) * self.weight.sum(0)
 
-    for cls in (TwoActivations, TwoMatrices, Scaled):
+    for cls in (TwoActivations, BiasAfterActivation, TwoMatrices, Scaled):
         m = nn.Sequential(nn.Linear(6, 8), cls(8, 4))
         d = describe(m, batch=torch.randn(2, 6))
         assert [layer.kind for layer in d.layers if layer.name.startswith("1")] == [], cls

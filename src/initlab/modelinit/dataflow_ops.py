@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..core.activations import lookup_function
+from .units import tensors_in
 
 __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "MIRROR_SAFE",
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
@@ -272,8 +273,8 @@ class LinearLeaf:
     def call(self, func, fname: str, args, kwargs, out) -> None:
         if not self.ok:
             return
-        ins = _tensors(args) + _tensors(kwargs)
-        outs = _tensors(out)
+        ins = tensors_in(args, []) + tensors_in(kwargs, [])
+        outs = tensors_in(out, [])
         self.keep += outs
         base = base_name(fname)
         mine = [t for t in ins if id(t) in self.own]
@@ -290,7 +291,7 @@ class LinearLeaf:
             self.own.update((id(t), self.own[id(mine[0])]) for t in outs)
             return
         elif fname in ADD_OPS and len(ins) == 2 and len(mine) == 1 and self.bias is None \
-                and self.out is not None and any(id(t) == self.out for t in ins) and outs:
+                and self.act is None and self.out is not None and any(id(t) == self.out for t in ins) and outs:
             self.bias, self.out = self.own[id(mine[0])], id(outs[0])
             return
         elif (fname in SHAPE_OPS or base in SHAPE_OPS) and not mine:
@@ -306,7 +307,7 @@ class LinearLeaf:
     def enter(self, act: Any, module: Any, args) -> None:
         """A nested module is called: an activation module on the product's output is the
         leaf's activation (``act``: what the registry knows of it); anything else ends it."""
-        ins = _tensors(args)
+        ins = tensors_in(args, [])
         if act is None or self.act is not None or self.out is None or not ins or \
                 id(ins[0]) != self.out:
             self.ok = False
@@ -315,7 +316,7 @@ class LinearLeaf:
 
     def leave(self, output) -> None:
         """The nested activation module returned ``output``: the leaf's result is its."""
-        outs = _tensors(output)
+        outs = tensors_in(output, [])
         if self.ok and self.out is None and outs:
             self.out = id(outs[0])
             self.keep += outs
@@ -323,17 +324,10 @@ class LinearLeaf:
     def layer(self, output) -> tuple[str, tuple[int, int], str, str | None] | None:
         """``(weight, fans, how, bias)`` when the module was a linear layer in disguise and
         ``output`` is its result (its activation then in :attr:`act`), else None."""
-        outs = _tensors(output)
+        outs = tensors_in(output, [])
         used = 1 + (self.bias is not None)
         if not self.ok or self.product is None or len(outs) != 1 or \
                 id(outs[0]) != self.out or self.n_params != used or self.product[1][1] <= 1:
             return None
         return (*self.product, self.bias)
 
-
-def _tensors(obj) -> list[torch.Tensor]:
-    if isinstance(obj, torch.Tensor):
-        return [obj]
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    return [t for x in obj for t in _tensors(x)] if isinstance(obj, (list, tuple)) else []
