@@ -170,7 +170,7 @@ class _Probe(ResidualAdds, TorchFunctionMode):
             name, kind = self.units[module]
             own = {id(t): f"{name}.{local}" if name else local
                    for local, t in reversed(module._parameters.items()) if t is not None}
-            self.leaf = LinearLeaf(own, len(set(own))) if kind == "other" else None
+            self.leaf = LinearLeaf(own) if kind == "other" else None
         else:
             if self.leaf is not None and self.depth == 1:
                 # a nested unit: an activation module on the product's output is the leaf's

@@ -259,9 +259,9 @@ class LinearLeaf:
     Anything else (a second product, a parameter used elementwise, another nested module) and
     the module stays an opaque unit, as before."""
 
-    def __init__(self, own: dict[int, str], n_params: int):
+    def __init__(self, own: dict[int, str]):
         self.own = dict(own)          # id of an own parameter or a view of one -> its name
-        self.n_params = n_params      # how many distinct own parameters the module holds
+        self.n_params = len(own)      # how many distinct own parameters the module holds
         self.ok = True
         self.product: tuple[str, tuple[int, int], str] | None = None
         self.bias: str | None = None

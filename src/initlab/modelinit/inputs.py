@@ -142,15 +142,15 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
                 # the text tower alone, when the image cannot go in (the vision layers are then
                 # said not to have run)
                 out.append(((), {**text_only, **extra}))
-    units = [m for m in model.modules() if unit_kind_of(m) in
-             ("layer", "embedding", "norm", "other")]
-    first = next((m for m in units if unit_kind_of(m) != "other"), None)
+    units = [(m, k) for m in model.modules()
+             if (k := unit_kind_of(m)) in ("layer", "embedding", "norm", "other")]
+    first = next((m for m, k in units if k != "other"), None)
     out += _layer_inputs(first, meta) if first is not None else []
-    if units and unit_kind_of(units[0]) == "other":
+    if units and units[0][1] == "other":
         # the first unit is a module of a class initlab does not know holding one matrix (a
         # user's linear layer, stored (out, in) or (in, out)): inputs of either width, after
         # the others
-        mats = [p for p in units[0]._parameters.values() if p is not None and p.dim() == 2]
+        mats = [p for p in units[0][0]._parameters.values() if p is not None and p.dim() == 2]
         if len(mats) == 1:
             for n in dict.fromkeys((mats[0].shape[1], mats[0].shape[0])):
                 out.append(((torch.zeros(2, n, device=meta),), {}))

@@ -208,14 +208,13 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     desc = describe(model, batch)
     tied_names = {n for p in desc.params if p.aliases for n, _m, _l in p.uses[1:]}
     targets = _targets(desc, mods, default)
-    candidates = [(t.name, t.module) for t in targets]
-    tied = [n for n, _ in candidates if n in tied_names]
+    tied = [t.name for t in targets if t.name in tied_names]
     # layers whose weight the model's structure sets (an mLSTM's zero gate weights, Mamba's
     # dt_proj): the leading rules start them and LSUV leaves them so (a zero gate has no output
     # std to rescale; dt_proj's spread is the time step's, not a signal's)
     lead = leading_rules(model)
-    structural = _structural_layers(lead, desc, {n for n, _ in candidates})
-    selected = [(n, m) for n, m in candidates if n not in tied_names and n not in structural]
+    structural = _structural_layers(lead, desc, {t.name for t in targets})
+    selected = [t for t in targets if t.name not in tied_names and t.name not in structural]
     if not selected:
         raise fail("modules", "matched no layer with a weight in the model",
                    [t.__name__ for t in mods], "pass the layer types your model uses.")
@@ -231,12 +230,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         _forward(model, batch)
     finally:
         restore_modes()
-    chosen = [t for t in targets if t.name in dict(selected)]
     pre = Plan(lead
                + [Rule(t.weight, "orthogonal", label="LSUV pre-init",
-                       why="LSUV: orthonormal pre-init") for t in chosen]
+                       why="LSUV: orthonormal pre-init") for t in selected]
                + [Rule(b, "zeros", label="LSUV pre-init", why="LSUV: zero bias")
-                  for t in chosen for b in t.biases]
+                  for t in selected for b in t.biases]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
                        why="norm layers: scale 1, shift 0"), embedding_rule(model),
                   *table_rules(model)]
@@ -260,22 +258,22 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         model.eval()
         # forward order of the selected layers
         order: list[str] = []
-        by_mod = {m: n for n, m in selected}
+        by_mod = {t.module: t.name for t in selected}
         handles = [m.register_forward_hook(
             lambda mod, i, o: order.append(by_mod[mod]) if by_mod[mod] not in order else None)
-            for _, m in selected]
+            for m in by_mod]
         try:
             _forward(model, batch)
         finally:
             for h in handles:
                 h.remove()
-        by_name = dict(selected)
-        by_target = {t.name: t for t in chosen}
+        by_target = {t.name: t for t in selected}
         layers: list[LSUVLayer] = []
         from tqdm.auto import tqdm
 
         for name in tqdm(order, desc="LSUV", disable=quiet, leave=False):
-            layer = by_name[name]
+            t = by_target[name]
+            layer = t.module
             mean, std = _measure(model, layer, batch)
             initial = std
             it = 0
@@ -285,7 +283,6 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                                "layer", std, "check the batch (all zeros?) and the layers before "
                                f"`{name}`; the model is unchanged.")
                 c = target_std / std
-                t = by_target[name]
                 with torch.no_grad():
                     model.get_parameter(t.weight).mul_(c)
                     if mean_correction and len(t.biases) == 1:
@@ -300,9 +297,9 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         raise
     restore_modes()
     report = LSUVReport(layers, tol, target_std, max_iter, seed,
-                        skipped=[n for n, _ in selected if n not in order],
+                        skipped=[t.name for t in selected if t.name not in order],
                         init_report=init_report, tied=tied,
-                        structural=[n for n, _ in candidates if n in structural])
+                        structural=[t.name for t in targets if t.name in structural])
     bad = [layer.name for layer in layers if not layer.converged]
     if bad:
         warnings.warn(f"LSUV did not reach std {target_std} +- {tol} within max_iter={max_iter} "

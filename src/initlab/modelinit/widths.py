@@ -107,8 +107,7 @@ def width_shapes(model: nn.Module, base: Any, delta: Any = None) -> dict[str, tu
         raise fail(what, "must have the same parameters as the model, at another width",
                    "; ".join(problems),
                    f"build the {' and the '.join(wrong)} with the same architecture and depth, "
-                   "changing only the "
-                   "hidden sizes (width), and the same vocabulary.")
+                   "changing only the hidden sizes (width), and the same vocabulary.")
     out: dict[str, tuple[WidthDim, ...]] = {}
     for name, shape in target.items():
         bshape = base_s[name]
