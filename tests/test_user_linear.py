@@ -52,6 +52,14 @@ class Transposed(FLinear):
         return y + self.bias if self.bias is not None else y
 
 
+class ViewBias(InOut):
+    """The bias read through a view after the product: ``x @ W + b.view(1, -1)``."""
+
+    def forward(self, x):
+        y = x @ self.weight
+        return y + self.bias.view(*[1] * (x.dim() - 1), -1) if self.bias is not None else y
+
+
 class Net(nn.Module):
     """12 -> 32 (gelu) -> residual block [32 -> 64 relu -> 32] -> 5 (readout)."""
 
@@ -82,7 +90,7 @@ def _layers(model, batch):
     return out
 
 
-@pytest.mark.parametrize("layer", [InOut, FLinear, Transposed])
+@pytest.mark.parametrize("layer", [InOut, FLinear, Transposed, ViewBias])
 def test_a_users_linear_layer_is_described_as_the_same_nn_linear(layer):
     batch = torch.randn(4, 12)
     got, want = _layers(Net(layer), batch), _layers(Net(), batch)
@@ -135,6 +143,16 @@ def test_a_leaf_that_does_more_than_one_product_stays_opaque():
         assert "1.weight" in rep.unmatched, cls
 
 
+def assert_same_scalings(got, want, names) -> None:
+    """Two parametrizations give ``names`` the same class, width ratios, multipliers, learning
+    rates and init scale (float ratios of the same sizes: to 1e-12)."""
+    for p in names:
+        u, g = got[p], want[p]
+        assert (u.klass, u.m_in, u.m_out) == (g.klass, g.m_in, g.m_out), p
+        assert (u.multiplier, u.lr_adam, u.lr_sgd, u.init_scale) == pytest.approx(
+            (g.multiplier, g.lr_adam, g.lr_sgd, g.init_scale), rel=1e-12), p
+
+
 @pytest.mark.parametrize("name", ["mup", "ntk", "mfp"])
 def test_a_users_linear_net_gets_the_scalings_of_the_nn_linear_net(name):
     batch = torch.randn(4, 12)
@@ -142,11 +160,8 @@ def test_a_users_linear_net_gets_the_scalings_of_the_nn_linear_net(name):
                                batch=batch)
     lin = initlab.parametrize(Net(nn.Linear, 64), name, base=lambda: Net(nn.Linear, 16),
                               seed=0, batch=batch)
-    for p in ("inp.weight", "inp.bias", "up.weight", "down.weight", "out.weight"):
-        u, g = user[p], lin[p]
-        assert (u.klass, u.m_in, u.m_out) == (g.klass, g.m_in, g.m_out), p
-        assert (u.multiplier, u.lr_adam, u.lr_sgd, u.init_scale) == pytest.approx(
-            (g.multiplier, g.lr_adam, g.lr_sgd, g.init_scale), rel=1e-12), p
+    assert_same_scalings(user, lin, ("inp.weight", "inp.bias", "up.weight", "up.bias",
+                                     "down.weight", "out.weight"))
     assert user["out.weight"].klass == "output" and user["inp.weight"].klass == "input"
     assert user.readout_multiplier == pytest.approx(lin.readout_multiplier)
     user.remove()

@@ -229,10 +229,11 @@ class _Recorder:
             xd = x.detach().double()
             x_rms, x_spread = S.finite(xd.square().mean().sqrt()), S.spread(xd)
         z = S.snapshot(output)
-        axis = S.unit_axis(module)
+        desc = info if info is not None else self.desc_of.get(id(module))
+        axis = S.unit_axis(module, desc)
         call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
                      x_spread, S.output_stats(z, axis, self.bins))
-        call.desc = info if info is not None else self.desc_of.get(id(module))
+        call.desc = desc
         spec = _desc_act(call.desc)
         if spec is not None:  # used unless an activation module claims this call
             h = S.apply_activation(z, *spec)
@@ -771,7 +772,7 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
         last = info.is_readout if info is not None else (desc is None and k == len(calls) - 1)
         s = S.LayerStats(index=k + 1, name=c.name, kind=type(m).__name__,
                          weight_shape=list(w.shape), fan_in=fan_in, fan_out=fan_out, n_units=n,
-                         is_output=last, tied_to=tied)
+                         is_output=last, tied_to=tied, conv=S.is_conv(m, info))
         if info is not None:
             s.gated_by, s.residual_branch = info.gated_by, info.residual_branch
             s.activation = info.activation_name  # None: linear; "unknown": not found

@@ -155,12 +155,13 @@ def _net(layers: Sequence[LayerStats], depth: int | None = None) -> dict[str, An
     """What the recommender needs to know about the net: its depth (the model description's
     :meth:`~initlab.modelinit.describe.ModelDescription.plain_depth`, the one ``auto`` uses,
     when the doctor had a description; else the number of weighted layers measured), whether it
-    has residual branches, and whether its layers are convolutions (delta-orthogonal kernels)."""
-    kinds = Counter(s.kind for s in layers if not s.is_output)
-    main = kinds.most_common(1)[0][0] if kinds else ""
+    has residual branches, and whether most of its layers are convolutions (``LayerStats.conv``:
+    delta-orthogonal kernels)."""
+    kinds = Counter(s.conv for s in layers if not s.is_output)
+    conv = kinds.most_common(1)[0][0] if kinds else False
     return {"depth": depth if depth else len(layers),
             "residual": any(s.residual_branch is not None for s in layers),
-            "layer": "conv" if main.startswith("Conv") and "Transpose" not in main else "dense"}
+            "layer": "conv" if conv else "dense"}
 
 
 def advise(activation: str | None, problem: str = "scale", *, depth: int,

@@ -85,9 +85,21 @@ def is_weighted_layer(module: nn.Module) -> bool:
     return isinstance(w, nn.Parameter) and w.dim() >= 2 and not any(True for _ in module.children())
 
 
-def unit_axis(module: nn.Module) -> int:
-    """Axis of the layer's output that indexes units: channels (1) for convs, else the last."""
-    return 1 if isinstance(module, nn.modules.conv._ConvNd) else -1
+def unit_axis(module: nn.Module, info: Any = None) -> int:
+    """Axis of the layer's output that indexes units: channels (1) for convs (an nn.Conv* or
+    ConvTranspose*, or a layer the model description ``info`` says is a convolution: a user's
+    ``F.conv2d`` layer), else the last."""
+    conv = isinstance(module, nn.modules.conv._ConvNd) or getattr(info, "conv", None) is not None
+    return 1 if conv else -1
+
+
+def is_conv(module: nn.Module, info: Any = None) -> bool:
+    """Whether the layer is a convolution that delta-orthogonal kernels fit the form of (not a
+    transposed one): the description's ``conv`` when there is one, else by type."""
+    if info is not None:
+        return getattr(info, "conv", None) is not None
+    return isinstance(module, nn.modules.conv._ConvNd) and \
+        not isinstance(module, nn.modules.conv._ConvTransposeNd)
 
 
 def weight_layout(module: nn.Module) -> str:
@@ -334,6 +346,7 @@ class LayerStats:
     unit_groups: int = 0               # distinct (weights, bias, gradient) rows
     duplicate_outputs: int = 0         # units whose outputs over the batch equal another's
     is_output: bool = False            # the model's output (readout) layer
+    conv: bool = False                 # a convolution (:func:`is_conv`): channels are its units
     gated_by: str | None = None        # gated unit: its output is multiplied by that layer's act.
     on_chain: bool = True              # on the longest path of layers (the depth rules' chain)
     residual_branch: int | None = None  # index of the residual branch this layer closes

@@ -46,10 +46,10 @@ from .builtin_rules import (
     router_types,
     table_rules,
 )
-from .dataflow_ops import MIRROR_SAFE
+from .dataflow_ops import DENSE_USES, MIRROR_SAFE
 from .describe import DEPTH_KINDS, activation_name, describe  # noqa: F401 (re-export)
 from .experts import expert_part
-from .params import CONV_TYPES, CONVT_TYPES, RNN_TYPES, weight_shape
+from .params import CONV_TYPES, CONVT_TYPES, RNN_TYPES
 from .rules import Plan, Rule
 
 LAYERS = (nn.Linear, *CONV_TYPES, *CONVT_TYPES)
@@ -87,15 +87,25 @@ def _looks_linear_misfit(desc, layer, position: str) -> str | None:
     """Why ``layer``'s weight cannot hold looks-linear weights at ``position`` (None: it can),
     by the distribution's own rule (:func:`initlab.core.distributions.looks_linear_misfit`) on
     the weight's torch-layout shape (the description's layout: HF Conv1D stores ``(in, out)``)."""
-    if layer.kind not in ("linear", "hf_conv1d", "conv") or \
-            getattr(layer.module, "weight", None) is None:
+    free = layer.kind == "free"
+    p = _weight(desc, layer)
+    dense = free and p is not None and len(p.shape) == 2 and layer.use in DENSE_USES
+    if p is None or not (layer.kind in ("linear", "hf_conv1d", "conv") or dense or
+                         (free and layer.conv is not None)):
         return "looks-linear weights are for dense and conv layers"
-    if layer.kind == "conv" and layer.module.groups != 1:
+    if layer.conv is not None and layer.conv[2] != 1:
         return (f"looks-linear mirrors all channels, a grouped conv (groups = "
-                f"{layer.module.groups}) keeps them apart")
-    p = desc.param(f"{layer.name}.weight")
+                f"{layer.conv[2]}) keeps them apart")
     misfit = looks_linear_misfit(to_torch_shape(p.shape, p.layout), position)
     return f"looks-linear does not fit: the weight {misfit[0]}" if misfit else None
+
+
+def _weight(desc, layer):
+    """``layer``'s weight parameter (a free weight's own), None when it has none."""
+    if layer.kind == "free":
+        return desc.param(layer.name)
+    has = isinstance(getattr(layer.module, "weight", None), nn.Parameter)
+    return desc.param(f"{layer.name}.weight") if has else None
 
 
 def plain_depth(desc) -> int:
@@ -106,8 +116,7 @@ def plain_depth(desc) -> int:
 
 def _layer_kind(layer) -> str:
     """``"conv"`` when delta-orthogonal kernels fit the layer (a convolution, in <= out)."""
-    m = layer.module
-    if layer.kind == "conv" and m.in_channels // m.groups <= m.out_channels:
+    if layer.conv is not None and layer.conv[0] <= layer.conv[1]:
         return "conv"
     return "dense"
 
@@ -187,7 +196,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                    residual=residual, isometry=isometry, spread=spread)
         init, bias, why = choose(layer.activation, deep_relu=deep_relu, mirrored_input=feed,
                                  **how)
-        if init.name == "looks_linear" and layer.kind == "conv" and kind == "dense":
+        if init.name == "looks_linear" and layer.conv is not None and kind == "dense":
             # a conv with in > out: looks-linear needs no in <= out, and is a centre-tap kernel
             how["layer"] = "conv"
             init, bias, why = choose(layer.activation, deep_relu=deep_relu,
@@ -206,14 +215,14 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
                 break
             init, bias, why = choose(layer.activation, deep_relu="orthogonal",
                                      mirrored_input=fallback, **how)
-            why += f" ({misfit}; weight {weight_shape(layer.module)})"
+            why += f" ({misfit}; weight {tuple(_weight(desc, layer).shape)})"
         if broken:
             why += (f" (fed by looks-linear `{layer.inputs[0]}` through "
                     f"{', '.join(f'`{b}`' for b in broken)}, which breaks its mirrored pairs: "
                     "not folded back)")
         if init.name == "looks_linear" and LOOKS_LINEAR_MIRRORS[init.params["position"]][0]:
             mirrored[layer.name] = layer.activation  # its output is [u, -u]: fold it back
-        if layer.kind == "conv" and kind == "dense" and init.name == "orthogonal":
+        if layer.conv is not None and kind == "dense" and init.name == "orthogonal":
             why += " (in_channels > out_channels: orthogonal over the flattened kernel)"
         if layer.gated_by:
             why += f" (gated by `{layer.gated_by}`)"

@@ -99,6 +99,7 @@ from .dataflow_ops import (
     SHAPE_OPS,
     WRITES,
     LinearLeaf,
+    Product,
     base_name,
     elementwise_call,
     inherited_scale,
@@ -193,9 +194,9 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         leaf, self.leaf = self.leaf, None
         found = leaf.layer(output) if leaf is not None else None
         if found is not None:
-            w, fans, how, bias = found
+            w, product, bias = found
             outs = tensors_in(output, [])
-            n = self.free_call(w, fans, how, bias, [self.g.nodes[i] for i in parents], outs)
+            n = self.free_call(w, product, bias, [self.g.nodes[i] for i in parents], outs)
             self.g.free_modules[w] = leaf.act is not None
             if leaf.act is not None:       # its activation, inside the module
                 self.outcome(frozenset([w]), Outcome("act", leaf.act, why=f"{leaf.act_how} "
@@ -299,22 +300,21 @@ class _Probe(ResidualAdds, TorchFunctionMode):
                                lambda t: bool(self.node(t).param))
         if found is None:
             return False
-        w, fans, how, bias = found
-        self.free_call(self.node(w).param, fans, how,
-                       self.node(bias).param if bias is not None else None,
+        self.free_call(self.node(found.weight).param, found,
+                       self.node(found.bias).param if found.bias is not None else None,
                        [n for n in ins if not n.param], outs)
         return True
 
-    def free_call(self, name: str, fans: tuple[int, int], how: str, bias: str | None,
+    def free_call(self, name: str, product: Product, bias: str | None,
                   data: list[Node], outs) -> Node:
-        """A call of the free weight ``name`` (fans of this use) on ``data``, with its free
-        ``bias``: a layer node, the outputs ``outs`` bound to it."""
+        """A call of the free weight ``name`` by ``product`` (the fans of this use) on
+        ``data``, with its free ``bias``: a layer node, the outputs ``outs`` bound to it."""
         pend = frozenset().union(*(n.pending | n.pending_res for n in data))
         self.outcome(pend, Outcome("linear", why=f"feeds free weight `{name}`"))
         n = self.new_node("unit", name, [x.idx for x in data], unit_kind="layer",
                           pending=frozenset([name]))
         self.g.unit_calls.append((name, n.idx))
-        self.g.free_layers.setdefault(name, (fans, how))
+        self.g.free_layers.setdefault(name, (product.fans, product.how, product.conv))
         if bias is not None:
             self.g.free_biases.setdefault(bias, name)
         for t in outs:

@@ -67,8 +67,10 @@ class Graph:
     readouts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     #: free weights (a product reads a free parameter as its weight): name -> ((fan_in,
-    #: fan_out), how it is read), from its first use
-    free_layers: dict[str, tuple[tuple[int, int], str]] = field(default_factory=dict)
+    #: fan_out), how it is read, a convolution's (in/groups, out, groups) or None), from its
+    #: first use
+    free_layers: dict[str, tuple[tuple[int, int], str, tuple[int, int, int] | None]] = \
+        field(default_factory=dict)
     #: free biases (a free parameter added to one layer's output, or F.linear's): name -> layer
     free_biases: dict[str, str] = field(default_factory=dict)
     #: free weights whose owner module's output is their call's (a user's linear layer,

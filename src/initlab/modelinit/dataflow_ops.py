@@ -7,7 +7,7 @@ One table per meaning; the probe and ``auto`` (:data:`MIRROR_SAFE`) read them fr
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
@@ -18,7 +18,7 @@ __all__ = ["SHAPE_OPS", "POOL_REDUCTIONS", "ADD_OPS", "MUL_OPS", "LINEAR_OPS", "
            "LIKE", "WRITES", "DIRECT", "IGNORED", "DATA_DEPENDENT", "base_name",
            "DIVIDE_OPS", "SOFT_CAP_SCALE", "inherited_scale", "scaled_by", "is_soft_cap",
            "elementwise_call", "CLAMP_FREE", "is_free_clamp", "FREE_PRODUCTS", "PARAM_VIEWS",
-           "product_weight", "einsum_fans", "LinearLeaf"]
+           "CONV_PRODUCTS", "DENSE_USES", "Product", "product_weight", "einsum_fans", "LinearLeaf"]
 
 # ops through which "the output of layer L" is still the output of layer L (no activation yet)
 SHAPE_OPS = frozenset("""
@@ -155,8 +155,26 @@ def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:
 #: products that may read a *free* parameter as their weight: one held directly by a module the
 #: probe looks inside, not a layer's (XLNet's ``einsum("ibh,hnd->ibnd", h, self.q)``, a custom
 #: block's ``x @ self.w``)
+#: convolutions that may read a free parameter as their kernel (a user's ``MyConv`` calling
+#: ``F.conv2d(x, self.weight, self.bias, padding=1)``): fans as torch's for an (out, in/groups,
+#: *k) kernel. A transposed convolution stores (in, out/groups, *k) and is not read here.
+CONV_PRODUCTS = frozenset(("conv1d", "conv2d", "conv3d"))
 FREE_PRODUCTS = frozenset(("einsum", "matmul", "__matmul__", "__rmatmul__", "mm", "bmm",
-                           "linear"))
+                           "linear")) | CONV_PRODUCTS
+
+
+#: how a product reads a 2-D free weight as a dense layer's (:class:`Product` ``how``)
+DENSE_USES = ("x @ W", "W @ x", "F.linear")
+
+
+class Product(NamedTuple):
+    """A product that reads a free parameter as a layer's weight (:func:`product_weight`)."""
+
+    weight: torch.Tensor
+    fans: tuple[int, int]               # (fan_in, fan_out) of this use
+    how: str                            # "x @ W", "einsum 'ibh,hnd->ibnd'", "F.conv2d", ...
+    bias: torch.Tensor | None           # F.linear's / F.convNd's bias, when a free parameter
+    conv: tuple[int, int, int] | None   # a convolution's (in/groups, out, groups) channels
 #: views through which a parameter is still that parameter (``self.w.t()``, ``.view(...)``);
 #: an indexing or a gather makes a new table (a relative-position lookup), not a view of one
 PARAM_VIEWS = frozenset("""
@@ -195,23 +213,42 @@ def einsum_fans(equation: str, shapes: list[tuple[int, ...]], k: int) -> tuple[i
     return fan_in, fan_out
 
 
-def product_weight(fname: str, args, kwargs, is_free) -> tuple[torch.Tensor, tuple[int, int],
-                                                                str, torch.Tensor | None] | None:
-    """``(weight, (fan_in, fan_out), how, bias)`` when the product ``fname(*args, **kwargs)``
-    reads exactly one free parameter (``is_free(tensor)``) as its weight, with at least one
-    other operand that is not a free parameter (the data): the fans of that use (an einsum's
-    from its equation, :func:`einsum_fans`; ``x @ W``: W's last two dimensions, (in, out);
-    ``W @ x``: (out, in); ``F.linear``: torch's (out, in)) and, for ``F.linear``, its bias when
-    that is a free parameter too. None for any other call, and for a weight that gives one
-    score per position (fan_out 1: a learned query vector, ``x @ q``), whose start is the
-    architecture's (Inkling's block-attention queries start at 0, uniform attention)."""
+def product_weight(fname: str, args, kwargs, is_free) -> Product | None:
+    """The :class:`Product` when ``fname(*args, **kwargs)`` reads exactly one free parameter
+    (``is_free(tensor)``) as its weight, with at least one other operand that is not a free
+    parameter (the data): the fans of that use (an einsum's from its equation,
+    :func:`einsum_fans`; ``x @ W``: W's last two dimensions, (in, out); ``W @ x``: (out, in);
+    ``F.linear``: torch's (out, in); ``F.conv2d``: torch's for a conv kernel, receptive field
+    included) and, for ``F.linear`` and a convolution, its bias when that is a free parameter
+    too. None for any other call, and for a weight that gives one score per position (fan_out
+    1: a learned query vector, ``x @ q``), whose start is the architecture's (Inkling's
+    block-attention queries start at 0, uniform attention)."""
     found = _product_weight(fname, args, kwargs, is_free)
-    return found if found is not None and found[1][1] > 1 else None
+    return found if found is not None and found.fans[1] > 1 else None
 
 
-def _product_weight(fname: str, args, kwargs, is_free):
+def _conv_kernel(fname: str, args, kwargs, is_free) -> Product | None:
+    """``F.conv{1,2,3}d(x, weight, bias, stride, padding, dilation, groups)`` reading a free
+    kernel of ``n + 2`` dimensions (out, in/groups, *k) on data that is not free."""
+    x = args[0] if args else kwargs.get("input")
+    w = args[1] if len(args) > 1 else kwargs.get("weight")
+    b = args[2] if len(args) > 2 else kwargs.get("bias")
+    groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
+    if not isinstance(w, torch.Tensor) or not is_free(w) or w.dim() != int(fname[4]) + 2 or \
+            not isinstance(x, torch.Tensor) or is_free(x) or not isinstance(groups, int):
+        return None
+    field = math.prod(w.shape[2:])
+    bias = b if isinstance(b, torch.Tensor) and is_free(b) else None
+    return Product(w, (w.shape[1] * field, w.shape[0] * field), f"F.{fname}", bias,
+                   (w.shape[1], w.shape[0], groups))
+
+
+def _product_weight(fname: str, args, kwargs, is_free) -> Product | None:
     def tensors(xs) -> list[torch.Tensor]:
         return [x for x in xs if isinstance(x, torch.Tensor)]
+
+    if fname in CONV_PRODUCTS:
+        return _conv_kernel(fname, args, kwargs, is_free)
 
     if fname == "einsum":
         if not args or not isinstance(args[0], str):
@@ -222,7 +259,8 @@ def _product_weight(fname: str, args, kwargs, is_free):
         if len(free) != 1 or len(ops) < 2:
             return None
         fans = einsum_fans(args[0], [tuple(t.shape) for t in ops], free[0])
-        return None if fans is None else (ops[free[0]], fans, f"einsum {args[0]!r}", None)
+        return None if fans is None else Product(ops[free[0]], fans, f"einsum {args[0]!r}",
+                                                 None, None)
     if fname == "linear":
         x = args[0] if args else kwargs.get("input")
         w = args[1] if len(args) > 1 else kwargs.get("weight")
@@ -231,7 +269,7 @@ def _product_weight(fname: str, args, kwargs, is_free):
                 not isinstance(x, torch.Tensor) or is_free(x):
             return None
         bias = b if isinstance(b, torch.Tensor) and is_free(b) else None
-        return w, (w.shape[1], w.shape[0]), "F.linear", bias
+        return Product(w, (w.shape[1], w.shape[0]), "F.linear", bias, None)
     ops = tensors(args[:2]) + tensors(kwargs.values())
     if len(ops) != 2 or is_free(ops[0]) == is_free(ops[1]):
         return None
@@ -240,7 +278,7 @@ def _product_weight(fname: str, args, kwargs, is_free):
     if w.dim() == 1:
         return None      # a vector: one score per position
     fans = (w.shape[-2], w.shape[-1]) if right else (w.shape[-1], w.shape[-2])
-    return w, fans, "x @ W" if right else "W @ x", None
+    return Product(w, fans, "x @ W" if right else "W @ x", None, None)
 
 
 class LinearLeaf:
@@ -263,7 +301,7 @@ class LinearLeaf:
         self.own = dict(own)          # id of an own parameter or a view of one -> its name
         self.n_params = len(own)      # how many distinct own parameters the module holds
         self.ok = True
-        self.product: tuple[str, tuple[int, int], str] | None = None
+        self.product: Product | None = None   # the product, its weight and bias by name
         self.bias: str | None = None
         self.act: Any = None          # the activation of the product's output, when one follows
         self.act_how = ""
@@ -281,13 +319,12 @@ class LinearLeaf:
         if fname in FREE_PRODUCTS and self.product is None and outs:
             found = product_weight(fname, args, kwargs, lambda t: id(t) in self.own)
             if found is not None:
-                w, fans, how, bias = found
-                self.product = (self.own[id(w)], fans, how)
-                self.bias = self.own.get(id(bias)) if bias is not None else None
+                self.product = found
+                self.bias = self.own.get(id(found.bias)) if found.bias is not None else None
                 self.out = id(outs[0])
                 return
         elif (fname in PARAM_VIEWS or base in PARAM_VIEWS) and len(mine) == 1 and \
-                ins[0] is mine[0] and self.product is None:
+                ins[0] is mine[0]:        # a view of the kernel, or of the bias to add
             self.own.update((id(t), self.own[id(mine[0])]) for t in outs)
             return
         elif fname in ADD_OPS and len(ins) == 2 and len(mine) == 1 and self.bias is None \
@@ -321,13 +358,14 @@ class LinearLeaf:
             self.out = id(outs[0])
             self.keep += outs
 
-    def layer(self, output) -> tuple[str, tuple[int, int], str, str | None] | None:
-        """``(weight, fans, how, bias)`` when the module was a linear layer in disguise and
-        ``output`` is its result (its activation then in :attr:`act`), else None."""
+    def layer(self, output) -> tuple[str, Product, str | None] | None:
+        """``(weight, product, bias)`` (the parameters by name) when the module was a linear
+        layer in disguise and ``output`` is its result (its activation then in :attr:`act`),
+        else None."""
         outs = tensors_in(output, [])
         used = 1 + (self.bias is not None)
         if not self.ok or self.product is None or len(outs) != 1 or \
-                id(outs[0]) != self.out or self.n_params != used or self.product[1][1] <= 1:
+                id(outs[0]) != self.out or self.n_params != used:
             return None
-        return (*self.product, self.bias)
+        return self.own[id(self.product.weight)], self.product, self.bias
 

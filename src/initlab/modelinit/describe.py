@@ -104,6 +104,10 @@ class LayerInfo:
     #: its output is the activation's
     module_output: bool = False
     activation_inside: bool = False
+    #: a convolution's channels, (in_channels / groups, out_channels, groups): an nn.Conv*'s
+    #: (not a transposed one), or a free kernel's from its ``F.convNd`` use (a user's conv
+    #: layer); its units are its output channels (axis 1 of its output). None for other layers
+    conv: tuple[int, int, int] | None = None
 
     @property
     def activation_name(self) -> str | None:
@@ -404,6 +408,16 @@ def _resolve(outcomes) -> tuple[Any, str, str | None]:
     return None, f"no activation follows: {outcomes[0].why}", None
 
 
+def _new_layer(name: str, module: nn.Module, calls: int = 0) -> LayerInfo:
+    """The layer ``module`` by its type (an nn.Conv*'s channels in ``conv``)."""
+    info = LayerInfo(name, module, module_kind(module), calls=calls)
+    if info.kind == "conv":
+        c_in, c_out, groups = (int(getattr(module, a)) for a in ("in_channels", "out_channels",
+                                                                 "groups"))
+        info.conv = (c_in // groups, c_out, groups)
+    return info
+
+
 def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
     mods = _layer_modules(model, g.free_layers)
     order: list[str] = []
@@ -427,10 +441,10 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
         m = mods.get(name)
         if m is None:
             continue
-        info = LayerInfo(name, m, module_kind(m), calls=calls.get(name, 0))
+        info = _new_layer(name, m, calls.get(name, 0))
         if name in g.free_layers:
             info.kind = "free"
-            info.fans, info.use = g.free_layers[name]
+            info.fans, info.use, info.conv = g.free_layers[name]
             info.module_output = name in g.free_modules
             info.activation_inside = g.free_modules.get(name, False)
         if name in mha:
@@ -509,7 +523,7 @@ def _from_names(model: nn.Module, desc: ModelDescription) -> None:
     for i, (n, m) in enumerate(leaves):
         if module_kind(m) not in LAYER_KINDS:
             continue
-        info = LayerInfo(n, m, module_kind(m))
+        info = _new_layer(n, m)
         info.activation, info.activation_why = "unknown", "names-fallback: nothing found after it"
         for n2, m2 in leaves[i + 1:]:
             act = lookup_module(m2)

@@ -32,8 +32,11 @@ def weight_of(layer: Any, params: dict[str, ParamInfo]) -> ParamInfo | None:
 
 
 def fan_out(layer: Any, params: dict[str, ParamInfo]) -> int | None:
-    """The number of output units of ``layer``: a free weight's from its use, else its
-    weight's fan_out (None when it has no single weight matrix)."""
+    """The number of output units of ``layer``: a convolution's output channels, a free
+    weight's fan_out from its use, else its weight's fan_out (None when it has no single
+    weight matrix)."""
+    if layer.conv is not None:
+        return layer.conv[1]
     if layer.fans is not None:
         return layer.fans[1]
     w = weight_of(layer, params)

@@ -149,12 +149,20 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
     if units and units[0][1] == "other":
         # the first unit is a module of a class initlab does not know holding one matrix (a
         # user's linear layer, stored (out, in) or (in, out)): inputs of either width, after
-        # the others
-        mats = [p for p in units[0][0]._parameters.values() if p is not None and p.dim() == 2]
-        if len(mats) == 1:
+        # the others; or one kernel (out, in, *k) (a user's conv layer): images of in channels
+        mats = [p for p in units[0][0]._parameters.values() if p is not None and p.dim() >= 2]
+        if len(mats) == 1 and mats[0].dim() == 2:
             for n in dict.fromkeys((mats[0].shape[1], mats[0].shape[0])):
                 out.append(((torch.zeros(2, n, device=meta),), {}))
+        elif len(mats) == 1 and mats[0].dim() <= 5:
+            out += _images(mats[0].dim() - 2, mats[0].shape[1], meta)
     return out
+
+
+def _images(nd: int, channels: int, meta: torch.device) -> list[tuple[tuple, dict]]:
+    """Candidate inputs of a convolution over ``nd`` dimensions with ``channels`` inputs."""
+    return [((torch.zeros(2, channels, *([s] * nd), device=meta),), {})
+            for s in (32, 28, 16, 64, 8, 224)]
 
 
 def _layer_inputs(first: nn.Module, meta: torch.device) -> list[tuple[tuple, dict]]:
@@ -166,9 +174,7 @@ def _layer_inputs(first: nn.Module, meta: torch.device) -> list[tuple[tuple, dic
         out.append(((torch.zeros(2, first.in_features, device=meta),), {}))
     elif isinstance(first, (*CONV_TYPES, nn.ConvTranspose1d, nn.ConvTranspose2d,
                             nn.ConvTranspose3d)):
-        nd, c = first.weight.dim() - 2, first.in_channels
-        for s in (32, 28, 16, 64, 8, 224):
-            out.append(((torch.zeros(2, c, *([s] * nd), device=meta),), {}))
+        out += _images(first.weight.dim() - 2, first.in_channels, meta)
     elif isinstance(first, RNN_TYPES):   # a sequence module (batch, time, in), a cell one step
         steps = (5,) if isinstance(first, nn.RNNBase) else ()
         out.append(((torch.zeros(2, *steps, first.input_size, device=meta),), {}))

@@ -188,14 +188,15 @@ def classify(p: ParamInfo, dims: tuple[WidthDim, ...]) -> tuple[str, float, floa
 
 def _free_fans(desc: Any) -> dict[str, tuple[tuple[int, int], bool]]:
     """Canonical name -> ((fan_in, fan_out), is_bias) of every free weight and free bias of a
-    model description: the fans of the use the probe saw (a free bias: its layer's)."""
+    model description: the fans of the use the probe saw (a free bias: its layer's; a kernel's
+    include its receptive field, which the width ratios cancel)."""
     free = {lay.name for lay in desc.layers if lay.kind == "free"}
     biases = {b for lay in desc.layers for b in lay.biases}
     out: dict[str, tuple[tuple[int, int], bool]] = {}
     for p in desc.params:
         names = set(p.names)
-        if not names & (free | biases) or len(p.blocks) != 1 or len(p.blocks[0].fan_shape) != 2 \
-                or p.fans[0] is None:
+        if not names & (free | biases) or len(p.blocks) != 1 or len(p.blocks[0].fan_shape) < 2 \
+                or p.fans[0] is None:     # a matrix or a conv kernel (out, in/groups, *k)
             continue
         fi, fo = p.fans[0]       # in its layout: (in, out) storage is HF Conv1D's
         for n in p.names:
