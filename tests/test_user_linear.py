@@ -339,3 +339,47 @@ def test_a_users_dense_layer_with_its_activation_inside_gets_that_activations_in
     assert any("`1` (gelu): the activation runs inside the module" in n for n in rep.notes)
     row = next(s for s in rep.layers if s.name == "1")
     assert row.saturated is None
+
+
+class Kernel(nn.Module):
+    """Keras's names: a ``kernel`` stored (in, out), the activation a module it holds."""
+
+    def __init__(self, n_in, n_out, act=None):
+        super().__init__()
+        self.kernel = nn.Parameter(torch.zeros(n_in, n_out))
+        self.bias = nn.Parameter(torch.zeros(n_out))
+        self.act = act
+
+    def forward(self, x):
+        y = x @ self.kernel + self.bias
+        return self.act(y) if self.act is not None else y
+
+
+def test_the_doctor_measures_a_dense_layer_and_the_activation_it_holds():
+    """A user's layer is a row whatever its weight is called, and an activation module inside
+    it is measured as the one after nn.Linear: z is its input, h its output, and |dL/dz| the
+    gradient at its input; the nn.Linear + nn.Tanh net with the same weights gives the same
+    numbers."""
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(10, 40), nn.Tanh(), nn.Linear(40, 40), nn.Tanh(),
+                        nn.Linear(40, 3))
+    user = nn.Sequential(Kernel(10, 40, nn.Tanh()), Kernel(40, 40, nn.Tanh()), Kernel(40, 3))
+    with torch.no_grad():
+        for u, r in zip(user, (ref[0], ref[2], ref[4])):
+            u.kernel.copy_(3 * r.weight.t())     # large enough that tanh saturates somewhat
+            u.bias.copy_(r.bias)
+            r.weight.mul_(3)
+    x, y = torch.randn(256, 10), torch.randint(0, 3, (256,))
+    got, want = initlab.doctor(user, x, target=y), initlab.doctor(ref, x, target=y)
+    assert [s.name for s in got.layers] == ["0", "1", "2"]
+    assert [s.name for s in want.layers] == ["0", "2", "4"]
+    for s, r in zip(got.layers, want.layers):
+        assert (s.activation, s.fan_in, s.fan_out, s.n_units) == \
+            (r.activation, r.fan_in, r.fan_out, r.n_units), s.name
+        for field in ("z_std", "h_std", "saturated", "grad_out_rms", "grad_weight_ratio"):
+            a, b = getattr(s, field), getattr(r, field)
+            assert (a is None) == (b is None), (s.name, field)
+            assert a is None or a == pytest.approx(b, rel=1e-5, abs=1e-12), (s.name, field)
+    assert got.layers[0].saturated > 0 and got.layers[0].activation_module == "0 (inside)"
+    assert not any("inside the module" in n for n in got.notes), got.notes
+    assert not any("did not run" in n for n in got.notes), got.notes

@@ -169,6 +169,11 @@ class _Recorder:
         self.calls: list[_Call] = []
         self.counts: dict[int, int] = {}
         self.pending_u: torch.Tensor | None = None
+        # a user's layer with an activation module inside (a Keras-style Dense holding
+        # nn.Tanh): id of the layer's module -> (z as passed, z, h, spec) from that module's
+        # last call, for the layer's own call to take
+        self.inner: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]] = {}
+        self.inner_z: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _waiting(self) -> _Call | None:
         last = self.calls[-1] if self.calls else None
@@ -186,6 +191,24 @@ class _Recorder:
             with self.paused():
                 self._layer(name, module, inputs, output)
         return hook
+
+    def inner_hooks(self, owner: nn.Module, act: nn.Module,
+                    spec: tuple[str, float | None]) -> None:
+        """Hooks on the activation module ``act`` that a user's layer ``owner`` applies to its
+        product inside its forward: its input is the layer's z, its output the layer's h."""
+        def pre(module, inputs):
+            x = inputs[0] if inputs else None
+            if isinstance(x, torch.Tensor) and x.is_floating_point():
+                with self.paused():   # a snapshot before an in-place activation overwrites it
+                    self.inner_z[id(owner)] = (x, S.snapshot(x))
+
+        def post(module, inputs, output):
+            x, z = self.inner_z.pop(id(owner), (None, None))
+            if x is not None and z is not None and isinstance(output, torch.Tensor):
+                with self.paused():
+                    self.inner[id(owner)] = (x, z, S.snapshot(output), spec)
+        self.hooks.register(act, pre, "forward_pre")
+        self.hooks.register(act, post)
 
     def expert_call(self, name: str, weight, x, output, info: Any, rows=None) -> _Call | None:
         """One expert's projection (:mod:`initlab.diagnostics.experts`), as a layer call whose
@@ -228,7 +251,12 @@ class _Recorder:
         if x is not None and x.is_floating_point() and x.numel():
             xd = x.detach().double()
             x_rms, x_spread = S.finite(xd.square().mean().sqrt()), S.spread(xd)
-        z = S.snapshot(output)
+        inner = self.inner.pop(id(module), None)
+        if inner is not None:        # z and h from the activation module the layer holds
+            full_z, z, h_in, spec_in = inner
+            rows = (full_z, None)
+        else:
+            z = S.snapshot(output)
         desc = info if info is not None else self.desc_of.get(id(module))
         axis = S.unit_axis(module, desc)
         call = _Call(module, name if k == 1 else f"{name} (call {k})", axis, z.dim(), x_rms,
@@ -246,6 +274,10 @@ class _Recorder:
             call.fallback_stats = S.activation_stats(z, h, *self.fallback, axis,
                                                      self.th.saturation_slope, self.bins)
             call.fallback_stats["name"] = self.fallback[0]
+        if inner is not None:
+            call.act, call.act_module = spec_in, f"{call.name} (inside)"
+            call.act_stats = S.activation_stats(z, h_in, *spec_in, axis,
+                                                self.th.saturation_slope, self.bins)
         self.calls.append(call)
         full, pick = rows if rows is not None else (output, None)
         if full.requires_grad:
@@ -580,11 +612,21 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             model.train(train)
             seen: set[int] = set()
             weighted: list[tuple[str, nn.Module]] = []
+            # a user's layer (a free weight whose module's output is its output): a weighted
+            # layer whatever its weight's name, and an activation module it holds runs inside it
+            users = [layer.module for layer in (desc.layers if desc else [])
+                     if layer.kind == "free" and layer.module_output]
+            inside = {id(c) for u in users for c in u.modules() if c is not u}
+            for u in users:          # its activation module's input is its z
+                for c in u.modules():
+                    spec = S.activation_of(c) if c is not u else None
+                    if spec is not None:
+                        rec.inner_hooks(u, c, spec)
             for name, m in model.named_modules():
-                if id(m) in seen:
+                if id(m) in seen or id(m) in inside:
                     continue
                 seen.add(id(m))
-                if S.is_weighted_layer(m):
+                if S.is_weighted_layer(m) or any(m is u for u in users):
                     hooks.register(m, rec.layer_hook(name or type(m).__name__))
                     weighted.append((name or type(m).__name__, m))
                 elif module_kind(m) == "experts":
@@ -715,8 +757,10 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
             notes.append(_listed(unseen) + ": did not run as modules in this forward (a "
                          "branch not taken, or the weight read by an operation other than "
                          "linear, conv or matmul): not measured")
+        held = {s.name.split(" (call ")[0] for s in layers
+                if (s.activation_module or "").endswith(" (inside)")}   # measured inside
         inside = [f"`{_row_name(layer)}` ({layer.activation_name})" for layer in desc.layers
-                  if layer.activation_inside and _row_name(layer) in ran]
+                  if layer.activation_inside and _row_name(layer) in ran - held]
         if inside:
             notes.append(_listed(inside) + ": the activation runs inside the module, so its "
                          "output, shown as z, is the activation's: saturation and dead units "
@@ -741,6 +785,20 @@ def _listed(items: list[str], k: int = 6) -> str:
     return ", ".join(items[:k]) + (f" and {len(items) - k} more" if len(items) > k else "")
 
 
+def _weight_of(c: _Call, desc: Any) -> tuple[torch.Tensor, Any, str | None, list[str]]:
+    """(weight, bias, layout, other names of the weight) of a call's layer: a user's layer's
+    free weight and free bias from the description (its weight may be named ``kernel``), else
+    the module's ``weight`` and ``bias`` (weighted layers and expert views hold one)."""
+    info = c.desc
+    if desc is not None and info is not None and info.kind == "free" and info.module_output:
+        p = desc.param(info.name)
+        bias = desc.param(info.biases[0]).tensor if info.biases else None
+        return p.tensor, bias, p.layout, [n for n in p.names if n != info.name]
+    weight = c.module.weight
+    assert isinstance(weight, torch.Tensor)
+    return (weight, getattr(c.module, "bias", None), *_weight_info(desc, c.module))
+
+
 def _weight_info(desc: Any, module: nn.Module) -> tuple[str | None, list[str]]:
     """(layout, other names of the tensor) of a layer's weight from the description."""
     if desc is None:
@@ -759,12 +817,9 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
     out = []
     for k, c in enumerate(calls):
         m = c.module
-        weight = m.weight
-        assert isinstance(weight, torch.Tensor)  # weighted layers and expert views hold one
+        weight, bias, layout, tied = _weight_of(c, desc)
         w = S.snapshot(weight)
-        bias = getattr(m, "bias", None)
         b = S.snapshot(bias) if isinstance(bias, torch.Tensor) else None
-        layout, tied = _weight_info(desc, m)
         rows = S.weight_rows(m, w, layout)
         n = rows.shape[0]
         fan_in, fan_out = S.layer_fans(m, w, layout)
@@ -807,7 +862,7 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
         s.hist_edges, s.hist_counts = shown["hist"]
         s.grad_out_rms, s.grad_out_norm = c.grad_rms, c.grad_norm
         s.weight_norm = S.finite(w.norm())
-        gw = grads.get(id(m.weight))
+        gw = grads.get(id(weight))
         if gw is not None:
             s.weight_grad_norm = S.finite(gw.norm())
             if s.weight_norm and s.weight_grad_norm is not None:
