@@ -172,7 +172,8 @@ class _Recorder:
         # a user's layer with an activation module inside (a Keras-style Dense holding
         # nn.Tanh): id of the layer's module -> (z as passed, z, h, spec) from that module's
         # last call, for the layer's own call to take
-        self.inner: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any]] = {}
+        self.inner: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor,
+                                    tuple[str, float | None]]] = {}
         self.inner_z: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _waiting(self) -> _Call | None:
