@@ -38,14 +38,16 @@ def fresh_cache():
 @pytest.fixture
 def probes(monkeypatch):
     """Counts the probe forwards ``describe`` runs."""
+    import initlab.modelinit.probing as P
+
     calls = []
-    real = D.probe
+    real = P.probe
 
     def counting(model, inputs, **kw):
         calls.append(type(model).__name__)
         return real(model, inputs, **kw)
 
-    monkeypatch.setattr(D, "probe", counting)
+    monkeypatch.setattr(P, "probe", counting)
     return calls
 
 

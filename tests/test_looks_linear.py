@@ -248,6 +248,27 @@ def test_without_the_dataflow_a_deep_relu_stack_gets_orthogonal_he_and_says_why(
            "names-fallback; pass `batch=` to apply)" in rep.records[0].why
 
 
+def test_without_the_dataflow_a_narrowing_conv_of_a_deep_relu_stack_is_orthogonal_he():
+    """A conv with in_channels > out_channels (a bottleneck's, VITS's feed-forward `conv_2`)
+    cannot hold delta-orthogonal kernels. Once looks-linear is ruled out (names-fallback), it
+    gets orthogonal He over its flattened kernel, as a dense layer, and the plan applies
+    (it asked for delta-orthogonal on a (4, 8, 3, 3) kernel and failed before)."""
+    layers: list[nn.Module] = [nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()]
+    for _ in range(20):
+        layers += [nn.Conv2d(8, 8, 3, padding=1), nn.ReLU()]
+    layers += [nn.Conv2d(8, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 36, 3)]
+
+    class TwoInputs(nn.Sequential):    # no input initlab can build: names-fallback
+        def forward(self, x, scale):
+            return super().forward(x * scale)
+
+    rep = initlab.apply(TwoInputs(*layers), "auto", seed=0)
+    assert "names-fallback" in rep.to_dict()["plan"]["description"]
+    narrow = rep["42.weight"]
+    assert narrow.initializer.startswith("orthogonal") and "flattened kernel" in narrow.why
+    assert rep["40.weight"].initializer.startswith("delta_orthogonal")
+
+
 def test_a_max_pool_or_a_norm_between_breaks_the_mirror_and_is_not_folded_back():
     def stack(between, side=4):
         layers = [nn.Conv2d(1, 8, 3, padding=1), nn.ReLU()]

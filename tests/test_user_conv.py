@@ -222,21 +222,24 @@ def test_a_conv_leaf_that_does_more_stays_opaque():
             w = self.weight - self.weight.mean((1, 2, 3), keepdim=True)
             return F.conv2d(x, w, self.bias, padding=1)
 
-    class Transposed(nn.Module):     # a transposed conv's kernel is (in, out, *k): not read
-        def __init__(self):
+    class TwoKernels(MyConv):         # two convolutions with its kernel
+        def forward(self, x):
+            return F.conv2d(x, self.weight, padding=1) + F.conv2d(x, self.weight, padding=1)
+
+    class GroupedTransposed(nn.Module):   # (in, out/groups, *k): units not one dimension
+        def __init__(self, c_in, c_out):
             super().__init__()
-            self.weight = nn.Parameter(torch.zeros(3, 8, 3, 3))
+            self.weight = nn.Parameter(torch.zeros(c_in, c_out // 2, 3, 3))
 
         def forward(self, x):
-            return F.conv_transpose2d(x, self.weight, padding=1)
+            return F.conv_transpose2d(x, self.weight, padding=1, groups=2)
 
-    for cls in (Standardized, Transposed):
-        first = cls(3, 8) if cls is Standardized else cls()
-        m = nn.Sequential(first, nn.ReLU(), nn_conv(8, 4))
-        d = describe(m, batch=torch.randn(2, 3, 8, 8))
+    for cls in (Standardized, TwoKernels, GroupedTransposed):
+        m = nn.Sequential(cls(4, 8), nn.ReLU(), nn_conv(8, 4))
+        d = describe(m, batch=torch.randn(2, 4, 8, 8))
         assert [x.name for x in d.layers if x.name.startswith("0")] == [], cls
         with pytest.warns(UserWarning, match="matched no rule"):
-            rep = initlab.apply(m, "auto", seed=0, batch=torch.randn(2, 3, 8, 8))
+            rep = initlab.apply(m, "auto", seed=0, batch=torch.randn(2, 4, 8, 8))
         assert "0.weight" in rep.unmatched, cls
 
 
@@ -262,3 +265,69 @@ def test_a_kernel_a_block_holds_itself_is_a_free_conv_weight():
     rep = initlab.apply(Block(), "auto", seed=0, batch=torch.randn(2, 6, 16))
     assert rep.unmatched == [] and rep["kernel"].initializer.startswith("glorot")
     assert [tuple(f) for f in rep["kernel"].fans] == [(30, 60)]
+
+
+class MyConvTranspose(nn.Module):
+    """``F.conv_transpose2d(x, self.weight, self.bias, stride=2)``, kernel (in, out, k, k)."""
+
+    def __init__(self, c_in: int, c_out: int, k: int = 2) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(c_in, c_out, k, k))
+        self.bias = nn.Parameter(torch.zeros(c_out))
+
+    def forward(self, x):
+        return F.conv_transpose2d(x, self.weight, self.bias, stride=2)
+
+
+class Decoder(nn.Module):
+    """A decoder: 6 -> 12 -> 4 channels, each a stride-2 transposed conv (ReLU, then a conv)."""
+
+    def __init__(self, up=None) -> None:
+        super().__init__()
+        up = up or (lambda i, o: nn.ConvTranspose2d(i, o, 2, stride=2))
+        self.up1, self.up2, self.out = up(6, 12), up(12, 4), nn_conv(4, 3)
+
+    def forward(self, x):
+        return self.out(torch.relu(self.up2(torch.relu(self.up1(x)))))
+
+
+def test_a_users_transposed_conv_is_the_same_nn_convtranspose2d():
+    """A transposed kernel (in, out, *k): torch's fan convention (fan_in from dimension 1, as
+    nn.init reads nn.ConvTranspose2d), no delta-orthogonal form (``conv`` None), its units its
+    output channels; every plan draws it bit for bit as nn.ConvTranspose2d."""
+    batch = torch.randn(2, 6, 4, 4)
+    d = describe(Decoder(MyConvTranspose), batch=batch)
+    layer = d.layer("up1.weight")
+    assert (layer.kind, layer.use, layer.conv, layer.transposed_conv, layer.channel_units) == \
+        ("free", "F.conv_transpose2d", None, True, True)
+    ref = describe(Decoder(), batch=batch).layer("up1")
+    assert layer.fans == (12 * 4, 6 * 4) and d.param("up1.weight").fans == [(48, 24)]
+    assert (ref.transposed_conv, ref.conv) == (True, None)
+    assert layer.activation_name == ref.activation_name == "relu"
+    for plan in ("auto", "he", "torch_default", "orthogonal"):
+        want, m = Decoder(), Decoder(MyConvTranspose)
+        a = initlab.apply(want, plan, seed=1, batch=batch)
+        b = initlab.apply(m, plan, seed=1, batch=batch)
+        assert b.unmatched == [], plan
+        for name, p in want.named_parameters():
+            assert torch.equal(dict(m.named_parameters())[name], p), (plan, name)
+            assert a[name].initializer == b[name].initializer, (plan, name)
+
+
+def test_the_doctor_counts_a_transposed_convs_output_channels_as_its_units():
+    """nn.ConvTranspose2d(6, 12) has 12 units (its kernel's dimension 1), not 6; a user's
+    transposed conv too. Five output channels made copies of channel 0 are 5 duplicate
+    units and 5 duplicate outputs."""
+    torch.manual_seed(0)
+    ref, user = Decoder(), Decoder(MyConvTranspose)
+    initlab.apply(ref, "he", seed=0, batch=torch.randn(2, 6, 4, 4))
+    with torch.no_grad():
+        ref.up1.weight[:, 7:] = ref.up1.weight[:, :1]
+        ref.up1.bias[7:] = ref.up1.bias[0]
+        user.load_state_dict(ref.state_dict())
+    x = torch.randn(16, 6, 4, 4)
+    for rep in (initlab.doctor(ref, x), initlab.doctor(user, x)):
+        up1 = next(s for s in rep.layers if s.name == "up1")
+        assert (up1.n_units, up1.fan_in, up1.fan_out) == (12, 48, 24)
+        assert (up1.duplicate_units, up1.duplicate_outputs) == (5, 5)
+        assert not up1.conv

@@ -383,3 +383,48 @@ def test_the_doctor_measures_a_dense_layer_and_the_activation_it_holds():
     assert got.layers[0].saturated > 0 and got.layers[0].activation_module == "0 (inside)"
     assert not any("inside the module" in n for n in got.notes), got.notes
     assert not any("did not run" in n for n in got.notes), got.notes
+
+
+class TiedHead(nn.Module):
+    """A user's readout reading the input embedding's table: ``x @ emb.weight.t()``."""
+
+    def __init__(self, table: nn.Parameter) -> None:
+        super().__init__()
+        self.weight = table
+
+    def forward(self, x):
+        return x @ self.weight.t()
+
+
+class TinyLM(nn.Module):
+    def __init__(self, head=None, w: int = 16) -> None:
+        super().__init__()
+        self.emb, self.mid = nn.Embedding(50, w), nn.Linear(w, w)
+        self.head = head(self.emb.weight) if head is not None else nn.Linear(w, 50, bias=False)
+        if head is None:
+            self.head.weight = self.emb.weight
+
+    def forward(self, ids):
+        return self.head(torch.tanh(self.mid(self.emb(ids))))
+
+
+def test_a_users_readout_tied_to_the_embedding_keeps_the_embedding_rule():
+    """As an nn.Linear head tied to the embedding: the tensor is the embedding (its rule, its
+    `why`), the readout of the description, and μP's classes and multipliers are the same."""
+    batch = torch.randint(0, 50, (2, 5))
+    got = initlab.apply(TinyLM(TiedHead), "auto", seed=0, batch=batch)
+    want = initlab.apply(TinyLM(), "auto", seed=0, batch=batch)
+    for name in ("emb.weight", "mid.weight"):
+        a, b = got[name], want[name]
+        assert (a.initializer, a.rule, a.why) == (b.initializer, b.rule, b.why), name
+    assert "tied to the readout" in got["emb.weight"].why
+    d = describe(TinyLM(TiedHead), batch=batch)
+    assert [p.name for p in d.tied_embeddings()] == ["emb.weight"]
+    par = {}
+    for head in (TiedHead, None):
+        par[head] = initlab.parametrize(TinyLM(head, 64), "mup", seed=0, batch=batch,
+                                        base=lambda head=head: TinyLM(head, 16))
+    assert_same_scalings(par[TiedHead], par[None], ("emb.weight", "mid.weight", "mid.bias"))
+    assert par[TiedHead].readout_multiplier == pytest.approx(par[None].readout_multiplier)
+    for p in par.values():
+        p.remove()

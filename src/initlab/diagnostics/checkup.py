@@ -821,7 +821,8 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
         weight, bias, layout, tied = _weight_of(c, desc)
         w = S.snapshot(weight)
         b = S.snapshot(bias) if isinstance(bias, torch.Tensor) else None
-        rows = S.weight_rows(m, w, layout)
+        rows_layout = S.unit_rows_layout(m, c.desc, layout)
+        rows = S.weight_rows(m, w, rows_layout)
         n = rows.shape[0]
         fan_in, fan_out = S.layer_fans(m, w, layout)
         info = c.desc
@@ -874,8 +875,8 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
             parts.append(b.reshape(n, 1))
         s.duplicate_units = n - S.distinct_rows(torch.cat(parts, dim=1))
         if gw is not None:
-            parts.append(S.weight_rows(m, gw, layout))
-            gb = grads.get(id(m.bias)) if b is not None and b.numel() == n else None
+            parts.append(S.weight_rows(m, gw, rows_layout))
+            gb = grads.get(id(bias)) if b is not None and b.numel() == n else None
             if gb is not None:
                 parts.append(gb.reshape(n, 1))
             s.unit_groups = S.distinct_rows(torch.cat(parts, dim=1))

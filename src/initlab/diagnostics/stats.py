@@ -89,8 +89,18 @@ def unit_axis(module: nn.Module, info: Any = None) -> int:
     """Axis of the layer's output that indexes units: channels (1) for convs (an nn.Conv* or
     ConvTranspose*, or a layer the model description ``info`` says is a convolution: a user's
     ``F.conv2d`` layer), else the last."""
-    conv = isinstance(module, nn.modules.conv._ConvNd) or getattr(info, "conv", None) is not None
+    conv = isinstance(module, nn.modules.conv._ConvNd) or getattr(info, "channel_units", False)
     return 1 if conv else -1
+
+
+def unit_rows_layout(module: nn.Module, info: Any, layout: str | None) -> str | None:
+    """The layout to read a layer's weight rows (:func:`weight_rows`) in: a transposed
+    convolution's units are dimension 1 of its kernel whatever layout its fans are read in
+    (the description reads nn.ConvTranspose's fans in torch's convention, dimension 1 as
+    fan_in); else ``layout``."""
+    transposed = isinstance(module, nn.modules.conv._ConvTransposeNd) or \
+        getattr(info, "transposed_conv", False)
+    return "torch_transposed" if transposed else layout
 
 
 def is_conv(module: nn.Module, info: Any = None) -> bool:

@@ -177,7 +177,8 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
     mirrored: dict[str, Any] = {}  # layer -> the activation after it, for mirrored outputs
     dataflow = desc.method != "names-fallback"
     for layer in desc.layers:
-        if layer.kind in ("rnn", "mha") or f"{layer.name}.weight" in tied:
+        weight = layer.name if layer.kind == "free" else f"{layer.name}.weight"
+        if layer.kind in ("rnn", "mha") or weight in tied:
             continue
         residual = layer.residual_branch is not None or layer.name in inside
         if layer.kind == "experts":
@@ -201,9 +202,11 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             how["layer"] = "conv"
             init, bias, why = choose(layer.activation, deep_relu=deep_relu,
                                      mirrored_input=feed, **how)
+        own = _How(**how)
+        own["layer"] = kind     # without looks-linear: a conv with in > out is dense again
         if init.name == "looks_linear" and not dataflow:
             # positions come from the dataflow; without it every layer would be "first"
-            init, bias, why = choose(layer.activation, deep_relu="orthogonal", **how)
+            init, bias, why = choose(layer.activation, deep_relu="orthogonal", **own)
             why += (f" (not looks-linear: placing its layers needs the dataflow, and this "
                     f"description is {desc.method}; pass `batch=` to apply)")
         # a weight that cannot hold its looks-linear position: fold a mirrored input back
@@ -214,7 +217,7 @@ def auto_plan(model: nn.Module, *, batch: Any = None, tanh: str = "glorot",
             if not misfit:
                 break
             init, bias, why = choose(layer.activation, deep_relu="orthogonal",
-                                     mirrored_input=fallback, **how)
+                                     mirrored_input=fallback, **own)
             why += f" ({misfit}; weight {tuple(_weight(desc, layer).shape)})"
         if broken:
             why += (f" (fed by looks-linear `{layer.inputs[0]}` through "

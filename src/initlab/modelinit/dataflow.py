@@ -77,6 +77,7 @@ the models tested). A model that cannot run on meta at all falls back (see
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -481,9 +482,26 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         return ins, None
 
 
+@contextlib.contextmanager
+def buffers_kept(model: nn.Module):
+    """Every buffer of ``model`` as it was, after the block: a forward of the model itself (a
+    BatchNorm in train mode updates its running statistics and ``num_batches_tracked``) leaves
+    the user's state unchanged; a buffer the forward replaced is put back, as the same tensor."""
+    saved = [(m, name, b, b.detach().clone()) for m in model.modules()
+             for name, b in m._buffers.items() if b is not None]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for m, name, b, value in saved:
+                m._buffers[name] = b
+                b.copy_(value)
+
+
 def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
     """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
-    and return the recorded :class:`Graph`. Exceptions of the forward propagate."""
+    and return the recorded :class:`Graph`; on the model itself (``on_meta=False``) its buffers
+    are restored after (:func:`buffers_kept`). Exceptions of the forward propagate."""
     target = meta_copy(model) if on_meta else model
     graph = Graph()
     units: dict[nn.Module, tuple[str, str]] = {}
@@ -518,7 +536,8 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True)
                   for k, v in kwargs.items()}
     try:
         ctx = torch.enable_grad() if on_meta else torch.no_grad()
-        with ctx, stochastic_off(target), mode:
+        kept = contextlib.nullcontext() if on_meta else buffers_kept(target)
+        with ctx, stochastic_off(target), kept, mode:
             inp_nodes = []
             for t in tensors_in(args, []) + tensors_in(kwargs, []):
                 n = mode.new_node("input", "input", ())

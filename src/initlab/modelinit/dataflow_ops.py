@@ -157,8 +157,10 @@ def elementwise_call(fname: str, args) -> tuple[str, float | None] | None:
 #: block's ``x @ self.w``)
 #: convolutions that may read a free parameter as their kernel (a user's ``MyConv`` calling
 #: ``F.conv2d(x, self.weight, self.bias, padding=1)``): fans as torch's for an (out, in/groups,
-#: *k) kernel. A transposed convolution stores (in, out/groups, *k) and is not read here.
-CONV_PRODUCTS = frozenset(("conv1d", "conv2d", "conv3d"))
+#: *k) kernel, and for a transposed one's (in, out/groups, *k) kernel torch's convention too
+#: (its fan_in from dimension 1, as ``nn.init`` computes it for nn.ConvTranspose*)
+CONV_PRODUCTS = frozenset(("conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                           "conv_transpose3d"))
 FREE_PRODUCTS = frozenset(("einsum", "matmul", "__matmul__", "__rmatmul__", "mm", "bmm",
                            "linear")) | CONV_PRODUCTS
 
@@ -229,18 +231,23 @@ def product_weight(fname: str, args, kwargs, is_free) -> Product | None:
 
 def _conv_kernel(fname: str, args, kwargs, is_free) -> Product | None:
     """``F.conv{1,2,3}d(x, weight, bias, stride, padding, dilation, groups)`` reading a free
-    kernel of ``n + 2`` dimensions (out, in/groups, *k) on data that is not free."""
+    kernel of ``n + 2`` dimensions (out, in/groups, *k) on data that is not free (``conv``:
+    its channels); ``F.conv_transpose{1,2,3}d(x, weight, bias, stride, padding,
+    output_padding, groups, dilation)`` one of (in, out, *k), ungrouped (``conv`` None: not a
+    kernel delta-orthogonal weights fit; the use says it is transposed)."""
     x = args[0] if args else kwargs.get("input")
     w = args[1] if len(args) > 1 else kwargs.get("weight")
     b = args[2] if len(args) > 2 else kwargs.get("bias")
     groups = args[6] if len(args) > 6 else kwargs.get("groups", 1)
-    if not isinstance(w, torch.Tensor) or not is_free(w) or w.dim() != int(fname[4]) + 2 or \
+    if not isinstance(w, torch.Tensor) or not is_free(w) or w.dim() != int(fname[-2]) + 2 or \
             not isinstance(x, torch.Tensor) or is_free(x) or not isinstance(groups, int):
         return None
     field = math.prod(w.shape[2:])
     bias = b if isinstance(b, torch.Tensor) and is_free(b) else None
-    return Product(w, (w.shape[1] * field, w.shape[0] * field), f"F.{fname}", bias,
-                   (w.shape[1], w.shape[0], groups))
+    if "transpose" in fname and groups != 1:
+        return None     # (in, out/groups, *k): its units are not one dimension; stays opaque
+    conv = None if "transpose" in fname else (w.shape[1], w.shape[0], groups)
+    return Product(w, (w.shape[1] * field, w.shape[0] * field), f"F.{fname}", bias, conv)
 
 
 def _product_weight(fname: str, args, kwargs, is_free) -> Product | None:

@@ -47,22 +47,19 @@ import contextlib
 import fnmatch
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-import torch
 import torch.nn as nn
 
 from ..core.activations import lookup_module
-from ..core.validation import InitlabError, fail
-from .dataflow import base_name, probe
+from .dataflow import base_name
 from .dataflow_graph import Branch, Graph
 from .experts import expert_activation, expert_part
 from .fingerprint import structure_key
 from .free import attach_free_biases, fill_free
-from .inputs import config_inputs, split_batch
 from .params import LAYER_KINDS, ParamInfo, collect_params, module_kind
+from .probing import dataflow_of
 from .ssm import place_mixer_layers
 
 #: names-fallback only: glob patterns of module names that close a residual branch
@@ -112,6 +109,17 @@ class LayerInfo:
     @property
     def activation_name(self) -> str | None:
         return activation_name(self.activation)
+
+    @property
+    def transposed_conv(self) -> bool:
+        """A transposed convolution (an nn.ConvTranspose*, or a free kernel ``F.conv_transpose2d``
+        reads): its kernel is (in, out/groups, *k), its units on dimension 1."""
+        return self.kind == "conv_transpose" or self.use.startswith("F.conv_transpose")
+
+    @property
+    def channel_units(self) -> bool:
+        """Whether the layer's units are its output's channels (axis 1): a convolution."""
+        return self.conv is not None or self.transposed_conv
 
     @property
     def module_name(self) -> str | None:
@@ -314,7 +322,7 @@ def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
             flow = kept[1] if kept is not None and kept[0] == osig else None
         desc = flow.describe(model, params) if flow is not None else None
     if desc is None:
-        graph, method, notes = _dataflow(model, batch, config_input)
+        graph, method, notes = dataflow_of(model, batch, config_input)
         desc = ModelDescription(params, [], [], method, notes, model_type=type(model).__name__)
         if graph is not None:
             _from_graph(model, desc, graph)
@@ -333,53 +341,6 @@ def describe(model: nn.Module, batch: Any = None, *, config_input: bool = True,
                 pass
     _fill_params(desc)
     return desc
-
-
-def _dataflow(model: nn.Module, batch: Any, config_input: bool
-              ) -> tuple[Graph | None, str, list[str]]:
-    notes: list[str] = []
-    candidates = [split_batch(batch)] if batch is not None else \
-        (config_inputs(model) if config_input else [])
-    errors = []
-    for inputs in candidates:
-        try:
-            g = probe(model, inputs, on_meta=True)
-            return g, "probe", notes + g.notes
-        except InitlabError:
-            raise
-        except Exception as exc:  # the forward does not run on meta with this input
-            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
-    is_meta = any(p.is_meta for p in model.parameters())
-    if batch is not None and not is_meta:
-        try:
-            g = probe(model, split_batch(batch), on_meta=False)
-            notes.append("the model did not run on meta (" + errors[-1] + "); probed with the "
-                         "real batch instead")
-            return g, "probe-real", notes + g.notes
-        except Exception as exc:
-            if batch is not None:
-                raise fail("batch", f"must fit the model: the forward pass raised "
-                           f"{type(exc).__name__}: {str(exc)[:300]}", _shape(batch),
-                           "pass a batch the model accepts (a tensor, a tuple of positional "
-                           "inputs or a dict of keyword inputs); the model is unchanged.") \
-                    from exc
-    if batch is not None and errors:
-        raise fail("batch", f"must fit the model: the forward pass raised {errors[-1]}",
-                   _shape(batch), "pass a batch the model accepts (a tensor, a tuple of "
-                   "positional inputs or a dict of keyword inputs); the model is unchanged.")
-    why = errors[-1] if errors else "no input could be built from the model"
-    notes.append("dataflow not seen (" + why + "): names-fallback used (layers in registration "
-                 "order, residual closers by RESIDUAL_NAMES); pass batch= for a probe")
-    return None, "names-fallback", notes
-
-
-def _shape(batch: Any) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return tuple(batch.shape)
-    if isinstance(batch, Mapping):
-        return {k: tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
-                for k, v in batch.items()}
-    return type(batch).__name__
 
 
 def _layer_modules(model: nn.Module, free: Any = ()) -> dict[str, nn.Module]:

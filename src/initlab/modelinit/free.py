@@ -32,11 +32,14 @@ def weight_of(layer: Any, params: dict[str, ParamInfo]) -> ParamInfo | None:
 
 
 def fan_out(layer: Any, params: dict[str, ParamInfo]) -> int | None:
-    """The number of output units of ``layer``: a convolution's output channels, a free
-    weight's fan_out from its use, else its weight's fan_out (None when it has no single
+    """The number of output units of ``layer``: a convolution's output channels (a transposed
+    one's: its kernel's dimension 1), a free weight's fan_out from its use, else its weight's fan_out (None when it has no single
     weight matrix)."""
     if layer.conv is not None:
         return layer.conv[1]
+    if layer.transposed_conv and layer.kind == "free":    # an ungrouped (in, out, *k) kernel
+        w = weight_of(layer, params)
+        return int(w.shape[1]) if w is not None else None
     if layer.fans is not None:
         return layer.fans[1]
     w = weight_of(layer, params)
@@ -70,6 +73,11 @@ def fill_free(desc: Any, by_name: dict[str, Any]) -> None:
         layer = next((by_name[n] for n in p.names if n in by_name and
                       by_name[n].kind == "free"), None)
         bias_of = next((owner[n] for n in p.names if n in owner), None)
+        if layer is not None and p.role == "embedding":
+            # a readout tied to the input embedding (a user's head `x @ emb.weight.t()`): the
+            # tensor is described as the embedding, as an nn.Linear head tied to it is
+            p.is_readout = p.is_readout or layer.is_readout
+            continue
         if layer is not None and layer.fans is not None:
             fi, fo = layer.fans
             layout = stored_layout(tuple(p.shape), (fi, fo), layer.use)
