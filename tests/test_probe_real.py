@@ -89,3 +89,15 @@ def test_a_model_above_the_size_limit_is_not_run_without_a_batch(monkeypatch):
     d = describe(Routed())
     assert d.method == "names-fallback"
     assert any("pass batch= for a probe" in n for n in d.notes)
+
+
+def test_a_model_with_forward_hooks_is_not_run_without_a_batch():
+    """A forward initlab would start on its own would fire the user's hooks (or FSDP's, which
+    swap sharded and unsharded parameters): without a batch, such a model is not run."""
+    m = Routed()
+    fired = []        # real calls (the meta probe runs on a copy, hooks included: meta)
+    m.bn.register_forward_hook(lambda mod, i, out: fired.append(1) if not out.is_meta else None)
+    d = describe(m)
+    assert d.method == "names-fallback" and fired == []
+    d = describe(m, batch=torch.randn(4, 4))          # a batch: the user asked for a forward
+    assert d.method == "probe-real" and fired == [1]

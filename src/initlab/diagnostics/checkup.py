@@ -618,6 +618,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             users = [layer.module for layer in (desc.layers if desc else [])
                      if layer.kind == "free" and layer.module_output]
             inside = {id(c) for u in users for c in u.modules() if c is not u}
+            user_ids = {id(u) for u in users}
             for u in users:          # its activation module's input is its z
                 for c in u.modules():
                     spec = S.activation_of(c) if c is not u else None
@@ -627,7 +628,7 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
                 if id(m) in seen or id(m) in inside:
                     continue
                 seen.add(id(m))
-                if S.is_weighted_layer(m) or any(m is u for u in users):
+                if S.is_weighted_layer(m) or id(m) in user_ids:
                     hooks.register(m, rec.layer_hook(name or type(m).__name__))
                     weighted.append((name or type(m).__name__, m))
                 elif module_kind(m) == "experts":

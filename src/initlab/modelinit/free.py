@@ -33,8 +33,8 @@ def weight_of(layer: Any, params: dict[str, ParamInfo]) -> ParamInfo | None:
 
 def fan_out(layer: Any, params: dict[str, ParamInfo]) -> int | None:
     """The number of output units of ``layer``: a convolution's output channels (a transposed
-    one's: its kernel's dimension 1), a free weight's fan_out from its use, else its weight's fan_out (None when it has no single
-    weight matrix)."""
+    one's: its kernel's dimension 1), a free weight's fan_out from its use, else its weight's
+    fan_out (None when it has no single weight matrix)."""
     if layer.conv is not None:
         return layer.conv[1]
     if layer.transposed_conv and layer.kind == "free":    # an ungrouped (in, out, *k) kernel

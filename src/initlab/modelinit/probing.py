@@ -2,7 +2,8 @@
 on a meta copy with the user's batch or inputs built from the model (``"probe"``); when the
 forward cannot run on meta, the same probe on the model itself (``"probe-real"``, its buffers
 restored: :func:`~initlab.modelinit.dataflow.buffers_kept`), with the user's batch, or, for a
-model of at most :data:`REAL_PROBE_MAX_PARAMS` parameters, with the built inputs; else none
+plain model (no forward hooks, no DTensor parameters: :func:`_plain`) of at most
+:data:`REAL_PROBE_MAX_PARAMS` parameters, with the built inputs; else none
 (``"names-fallback"``), with the reason in the notes."""
 
 from __future__ import annotations
@@ -27,7 +28,11 @@ REAL_PROBE_MAX_PARAMS = 200_000_000
 
 
 def dataflow_of(model: nn.Module, batch: Any, config_input: bool
-              ) -> tuple[Graph | None, str, list[str]]:
+                ) -> tuple[Graph | None, str, list[str]]:
+    """``(graph, method, notes)``: the dataflow of ``model`` seen by the first forward that runs
+    (see the module docs; ``config_input``: build inputs from the model when no ``batch``), or
+    ``(None, "names-fallback", notes)`` with the reason. A batch the model does not accept is
+    an error naming it, the model unchanged."""
     notes: list[str] = []
     candidates = [split_batch(batch)] if batch is not None else \
         (config_inputs(model) if config_input else [])
@@ -48,13 +53,12 @@ def dataflow_of(model: nn.Module, batch: Any, config_input: bool
                          "real batch instead")
             return g, "probe-real", notes + g.notes
         except Exception as exc:
-            if batch is not None:
-                raise fail("batch", f"must fit the model: the forward pass raised "
-                           f"{type(exc).__name__}: {str(exc)[:300]}", shape_of(batch),
-                           "pass a batch the model accepts (a tensor, a tuple of positional "
-                           "inputs or a dict of keyword inputs); the model is unchanged.") \
-                    from exc
-    if batch is None and not is_meta and candidates and \
+            raise fail("batch", f"must fit the model: the forward pass raised "
+                       f"{type(exc).__name__}: {str(exc)[:300]}", shape_of(batch),
+                       "pass a batch the model accepts (a tensor, a tuple of positional "
+                       "inputs or a dict of keyword inputs); the model is unchanged.") \
+                from exc
+    if batch is None and not is_meta and candidates and _plain(model) and \
             sum(p.numel() for p in model.parameters()) <= REAL_PROBE_MAX_PARAMS:
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         for inputs in candidates:     # the model itself, on the inputs built from it
@@ -74,6 +78,18 @@ def dataflow_of(model: nn.Module, batch: Any, config_input: bool
     notes.append("dataflow not seen (" + why + "): names-fallback used (layers in registration "
                  "order, residual closers by RESIDUAL_NAMES); pass batch= for a probe")
     return None, "names-fallback", notes
+
+
+def _plain(model: nn.Module) -> bool:
+    """Whether a forward of ``model`` initlab starts on its own (no batch given) has no effect
+    beyond its buffers: no module carries forward hooks (the user's own, FSDP's, which swap
+    sharded and unsharded parameters, accelerate's), and every parameter is a plain tensor (not
+    a DTensor or another subclass)."""
+    for m in model.modules():
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or \
+                getattr(m, "_forward_hooks_with_kwargs", None):
+            return False
+    return all(type(p.data) is torch.Tensor for p in model.parameters())
 
 
 def _real(model: nn.Module, inputs: tuple[tuple, dict]) -> Graph:
