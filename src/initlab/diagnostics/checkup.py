@@ -157,6 +157,11 @@ def _desc_act(info: Any) -> tuple[str, float | None] | None:
     return None
 
 
+#: how the activation a user's layer applies inside itself is named in its row's
+#: ``activation_module`` (``"0 (inside)"``), and how the coverage notes know it was measured
+_INSIDE = " (inside)"
+
+
 class _Recorder:
     """Forward hooks for weighted layers and activation modules; tensor hooks for dL/dz."""
 
@@ -276,7 +281,7 @@ class _Recorder:
                                                      self.th.saturation_slope, self.bins)
             call.fallback_stats["name"] = self.fallback[0]
         if inner is not None:
-            call.act, call.act_module = spec_in, f"{call.name} (inside)"
+            call.act, call.act_module = spec_in, f"{call.name}{_INSIDE}"
             call.act_stats = S.activation_stats(z, h_in, *spec_in, axis,
                                                 self.th.saturation_slope, self.bins)
         self.calls.append(call)
@@ -617,11 +622,14 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
             # layer whatever its weight's name, and an activation module it holds runs inside it
             users = [layer.module for layer in (desc.layers if desc else [])
                      if layer.kind == "free" and layer.module_output]
-            inside = {id(c) for u in users for c in u.modules() if c is not u}
+            inside: set[int] = set()
             user_ids = {id(u) for u in users}
             for u in users:          # its activation module's input is its z
                 for c in u.modules():
-                    spec = S.activation_of(c) if c is not u else None
+                    if c is u:
+                        continue
+                    inside.add(id(c))
+                    spec = S.activation_of(c)
                     if spec is not None:
                         rec.inner_hooks(u, c, spec)
             for name, m in model.named_modules():
@@ -760,7 +768,7 @@ def _coverage_notes(model: nn.Module, desc: Any, layers: list[S.LayerStats],
                          "branch not taken, or the weight read by an operation other than "
                          "linear, conv or matmul): not measured")
         held = {s.name.split(" (call ")[0] for s in layers
-                if (s.activation_module or "").endswith(" (inside)")}   # measured inside
+                if (s.activation_module or "").endswith(_INSIDE)}   # measured inside
         inside = [f"`{_row_name(layer)}` ({layer.activation_name})" for layer in desc.layers
                   if layer.activation_inside and _row_name(layer) in ran - held]
         if inside:

@@ -86,9 +86,8 @@ def _plain(model: nn.Module) -> bool:
     sharded and unsharded parameters, accelerate's), and every parameter is a plain tensor (not
     a DTensor or another subclass)."""
     for m in model.modules():
-        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or \
-                getattr(m, "_forward_hooks_with_kwargs", None):
-            return False
+        if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
+            return False      # (hooks registered with_kwargs are in these dicts too)
     return all(type(p.data) is torch.Tensor for p in model.parameters())
 
 
