@@ -234,7 +234,7 @@ def test_shape_only_ops_describe_what_the_real_kernels_describe(build, monkeypat
     m = build()
     fast = facts(initlab.describe(m, refresh=True))
     monkeypatch.setattr(FLOW, "META_RESULTS", {})
-    monkeypatch.setattr(META, "_copy_module", lambda mod, memo: copy.deepcopy(mod, memo))
+    monkeypatch.setattr(META, "_copy_module", lambda mod, memo, hooks: copy.deepcopy(mod, memo))
     assert facts(initlab.describe(m, refresh=True)) == fast
 
 
@@ -282,7 +282,8 @@ def test_meta_copy_keeps_ties_hooks_and_leaves_the_model_alone():
     assert c is not m and c.transformer.h[0] is not m.transformer.h[0]
     assert c.lm_head.weight is c.transformer.wte.weight and c.lm_head.weight.is_meta
     assert all(p.is_meta for p in c.parameters()) and all(b.is_meta for b in c.buffers())
-    assert len(c.transformer.h[0].mlp._forward_hooks) == 1
+    assert not c.transformer.h[0].mlp._forward_hooks        # the user's hook is left out
+    assert len(META.meta_copy(m, user_hooks=True).transformer.h[0].mlp._forward_hooks) == 1
     assert c.config is not m.config and c.config.to_dict() == m.config.to_dict()
     assert all(torch.equal(p, before[n]) for n, p in m.named_parameters())
     assert not any(p.is_meta for p in m.parameters())

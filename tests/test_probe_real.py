@@ -95,9 +95,27 @@ def test_a_model_with_forward_hooks_is_not_run_without_a_batch():
     """A forward initlab would start on its own would fire the user's hooks (or FSDP's, which
     swap sharded and unsharded parameters): without a batch, such a model is not run."""
     m = Routed()
-    fired = []        # real calls (the meta probe runs on a copy, hooks included: meta)
-    m.bn.register_forward_hook(lambda mod, i, out: fired.append(1) if not out.is_meta else None)
-    d = describe(m)
-    assert d.method == "names-fallback" and fired == []
+    fired = []        # is_meta of each call's output (the meta probe runs on a copy without
+    m.bn.register_forward_hook(lambda mod, i, out: fired.append(out.is_meta))  # the hooks,
+    d = describe(m)   # then, as it fails without them, with them: a meta call)
+    assert d.method == "names-fallback" and False not in fired
+    fired.clear()
     d = describe(m, batch=torch.randn(4, 4))          # a batch: the user asked for a forward
-    assert d.method == "probe-real" and fired == [1]
+    assert d.method == "probe-real" and fired.count(False) == 1        # one real forward
+
+
+def test_a_global_module_hook_keeps_a_model_from_being_run_without_a_batch():
+    """``register_module_forward_hook`` fires for every module's forward: a forward initlab
+    would start on its own is not run while one is registered."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    fired = []
+    handle = register_module_forward_hook(
+        lambda mod, i, out: fired.append(1) if isinstance(out, torch.Tensor) and
+        not out.is_meta else None)
+    try:
+        d = describe(Routed())
+    finally:
+        handle.remove()
+    assert d.method == "names-fallback" and fired == []
+    assert describe(Routed()).method == "probe-real"     # without it, as before

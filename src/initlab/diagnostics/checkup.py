@@ -874,6 +874,8 @@ def _layer_stats(calls: list[_Call], grads: dict[int, torch.Tensor | None],
         s.grad_out_rms, s.grad_out_norm = c.grad_rms, c.grad_norm
         s.weight_norm = S.finite(w.norm())
         gw = grads.get(id(weight))
+        if gw is None and weight is getattr(m, "weight", None):   # a pruned weight's
+            gw = grads.get(id(S.weight_param(m)))     # gradient is its weight_orig's
         if gw is not None:
             s.weight_grad_norm = S.finite(gw.norm())
             if s.weight_norm and s.weight_grad_norm is not None:

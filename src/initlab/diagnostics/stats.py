@@ -54,6 +54,7 @@ from ..core.activations import Activation, lookup_module
 from ..core.activations import activation as core_activation
 from ..core.validation import check_scalar
 from ..modelinit.experts import is_router
+from ..modelinit.hooked import hooked_of
 
 SATURATION_THRESHOLD = 0.05  # |f'| below 5% of its peak = learning >= 20x slower than at 0
 # an output within 0.01 of a bound of f's range is saturated (output_saturation): Glorot & Bengio
@@ -82,7 +83,22 @@ def is_weighted_layer(module: nn.Module) -> bool:
     w = getattr(module, "weight", None)
     if is_router(module):   # a linear layer whose child may hold a routing bias (Ernie 4.5)
         return True
-    return isinstance(w, nn.Parameter) and w.dim() >= 2 and not any(True for _ in module.children())
+    return isinstance(w, torch.Tensor) and w.dim() >= 2 and \
+        (isinstance(w, nn.Parameter) or weight_param(module) is not None) and \
+        not any(True for _ in module.children())
+
+
+def weight_param(module: nn.Module) -> torch.Tensor | None:
+    """The one parameter behind a layer's ``weight``: the weight itself, or ``weight_orig``
+    when a torch hook computes ``weight`` from it (pruning, spectral norm: where the gradient
+    lands); None for none or two (weight norm's g and v)."""
+    w = getattr(module, "weight", None)
+    if isinstance(w, nn.Parameter):
+        return w
+    hook = next((h for h in hooked_of(module).values() if h.name == "weight"), None)
+    if hook is None:
+        return None
+    return module._parameters[hook.stored[0]] if len(hook.stored) == 1 else None
 
 
 def unit_axis(module: nn.Module, info: Any = None) -> int:

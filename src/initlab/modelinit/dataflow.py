@@ -498,11 +498,13 @@ def buffers_kept(model: nn.Module):
                 b.copy_(value)
 
 
-def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True) -> Graph:
-    """Run one forward of ``model`` (a meta copy when ``on_meta``) on ``inputs`` (args, kwargs)
-    and return the recorded :class:`Graph`; on the model itself (``on_meta=False``) its buffers
-    are restored after (:func:`buffers_kept`). Exceptions of the forward propagate."""
-    target = meta_copy(model) if on_meta else model
+def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True,
+          user_hooks: bool = False) -> Graph:
+    """Run one forward of ``model`` (a meta copy when ``on_meta``, with the user's hooks only if
+    ``user_hooks``: :func:`~initlab.modelinit.probe_meta.meta_copy`) on ``inputs`` (args,
+    kwargs) and return the recorded :class:`Graph`; on the model itself (``on_meta=False``) its
+    buffers are restored after (:func:`buffers_kept`). Exceptions of the forward propagate."""
+    target = meta_copy(model, user_hooks=user_hooks) if on_meta else model
     graph = Graph()
     units: dict[nn.Module, tuple[str, str]] = {}
     mha_out: dict[str, str] = {}

@@ -26,7 +26,9 @@ import torch.nn as nn
 from ..core.validation import InitlabError, InitlabTypeError, error_message, fail
 from .checks import check_model, check_not_meta, check_seed
 from .describe import ModelDescription, active, describe
+from .hooked import refresh
 from .matching import match
+from .params import is_parametrized
 from .report import InitReport, ParamRecord
 from .rules import Plan
 from .streams import RNG_BACKENDS, check_rng, stream_version
@@ -178,6 +180,11 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     except BaseException:
         restore(snap)
         raise
+    for a in assignments:     # a pruned or normalized weight as its forward computes it
+        if a.status == "initialized" and (a.slot.hooked or a.slot.module is not None and
+                                          is_parametrized(a.slot.module, a.slot.local)):
+            for _, module, _ in a.slot.uses:
+                refresh(module, refit=True)
 
     records = []
     by_tensor = {id(a.slot.tensor): a for a in assignments}

@@ -79,7 +79,7 @@ def _image_tokens(model: nn.Module, pixels: torch.Tensor) -> int | None:
     if _image_token(getattr(model, "config", None)) is None or not callable(get):
         return None
     try:
-        copy = meta_copy(model)
+        copy = meta_copy(model)             # (torch's hooks only: the user's see real data)
         if not isinstance(copy, _ImageTextModel):  # pragma: no cover - a copy of model's class
             return None
         feats = copy.get_image_features(pixel_values=pixels)

@@ -51,10 +51,11 @@ from .builtin_rules import (
 from .checks import check_model, check_not_meta, check_seed
 from .describe import active, describe
 from .engine import initialize
+from .hooked import fixed_scale
 from .params import is_hf_conv1d
 from .rules import Plan, Rule
 from .stochastic import stochastic_off
-from .write import restore, snapshot
+from .write import restore, snapshot, store
 
 #: layer types LSUV scales by default (and Hugging Face's ``Conv1D``, matched by class name)
 DEFAULT_MODULES = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -88,6 +89,8 @@ class LSUVReport:
     tied: list[str] = field(default_factory=list)      # not rescaled: weight tied elsewhere
     #: not rescaled: the model's structure sets the weight (see :func:`_structural_layers`)
     structural: list[str] = field(default_factory=list)
+    #: not rescaled: a spectral norm or an orthogonal parametrization fixes the weight's scale
+    normalized: list[str] = field(default_factory=list)
 
     @property
     def converged(self) -> bool:
@@ -96,6 +99,7 @@ class LSUVReport:
     def to_dict(self) -> dict[str, Any]:
         return {"tol": self.tol, "target_std": self.target_std, "max_iter": self.max_iter,
                 "seed": self.seed, "skipped": self.skipped, "structural": self.structural,
+                "normalized": self.normalized,
                 "layers": [asdict(layer) for layer in self.layers]}
 
     def __str__(self) -> str:
@@ -115,6 +119,9 @@ class LSUVReport:
         if self.structural:
             lines.append("not rescaled, weight set by the model's structure (mLSTM gates, "
                          "Mamba's dt_proj): " + ", ".join(self.structural))
+        if self.normalized:
+            lines.append("not rescaled, the weight's scale is fixed (spectral norm, orthogonal "
+                         "parametrization): " + ", ".join(self.normalized))
         return "\n".join(lines)
 
 
@@ -214,7 +221,11 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     # std to rescale; dt_proj's spread is the time step's, not a signal's)
     lead = leading_rules(model)
     structural = _structural_layers(lead, desc, {t.name for t in targets})
-    selected = [t for t in targets if t.name not in tied_names and t.name not in structural]
+    # a spectral norm divides any rescaling out: no output std to reach by scaling
+    normalized = [t.name for t in targets if fixed_scale(desc.param(t.weight).module,
+                                                          desc.param(t.weight).local)]
+    started = [t for t in targets if t.name not in tied_names and t.name not in structural]
+    selected = [t for t in started if t.name not in normalized]
     if not selected:
         raise fail("modules", "matched no layer with a weight in the model",
                    [t.__name__ for t in mods], "pass the layer types your model uses.")
@@ -232,9 +243,9 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
         restore_modes()
     pre = Plan(lead
                + [Rule(t.weight, "orthogonal", label="LSUV pre-init",
-                       why="LSUV: orthonormal pre-init") for t in selected]
+                       why="LSUV: orthonormal pre-init") for t in started]
                + [Rule(b, "zeros", label="LSUV pre-init", why="LSUV: zero bias")
-                  for t in selected for b in t.biases]
+                  for t in started for b in t.biases]
                + [Rule(norm_types(model), weight="ones", bias="zeros", label="norm",
                        why="norm layers: scale 1, shift 0"), embedding_rule(model),
                   *table_rules(model)]
@@ -284,9 +295,9 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
                                f"`{name}`; the model is unchanged.")
                 c = target_std / std
                 with torch.no_grad():
-                    model.get_parameter(t.weight).mul_(c)
+                    _scale(desc.param(t.weight), c)
                     if mean_correction and len(t.biases) == 1:
-                        model.get_parameter(t.biases[0]).sub_(mean).mul_(c)
+                        desc.param(t.biases[0]).tensor.sub_(mean).mul_(c)
                 it += 1
                 mean, std = _measure(model, layer, batch)
             layers.append(LSUVLayer(name, it, initial, std, mean,
@@ -299,7 +310,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     report = LSUVReport(layers, tol, target_std, max_iter, seed,
                         skipped=[t.name for t in selected if t.name not in order],
                         init_report=init_report, tied=tied,
-                        structural=[t.name for t in targets if t.name in structural])
+                        structural=[t.name for t in targets if t.name in structural],
+                        normalized=normalized)
     bad = [layer.name for layer in layers if not layer.converged]
     if bad:
         warnings.warn(f"LSUV did not reach std {target_std} +- {tol} within max_iter={max_iter} "
@@ -313,7 +325,8 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     for rec, p in zip(init_report.records, desc.params):
         if p.name in scaled:
             done = scaled[p.name]
-            rec.mean, rec.std = _tensor_moments(p.tensor)
+            rec.mean, rec.std = _tensor_moments(getattr(p.module, p.local) if p.originals
+                                                else p.tensor)
             rec.expected_mean = rec.expected_std = None
             if done.iterations:
                 rec.notes.append(f"LSUV: {done.iterations} rescaling(s), output std "
@@ -353,6 +366,16 @@ def _targets(desc: Any, mods: tuple, default: bool) -> list[_Target]:
             out.append(_Target(layer.name, m, f"{pre}weight",
                                (f"{pre}bias",) if isinstance(bias, torch.Tensor) else ()))
     return out
+
+
+def _scale(p: Any, c: float) -> None:
+    """Multiply the weight ``p`` (a ParamInfo) computes by ``c``: its stored tensor (a pruned
+    weight's ``weight_orig``), or, drawn through a parametrization (weight norm's g and v),
+    c x the weight stored back through it."""
+    if p.originals:
+        store(p, getattr(p.module, p.local) * c)
+    else:
+        p.tensor.mul_(c)
 
 
 def _structural_layers(lead: list[Rule], desc: Any, names: set[str]) -> set[str]:

@@ -51,6 +51,7 @@ import torch.nn as nn
 from ..core.validation import fail
 from ..util.hashing import canonical_param_name
 from .experts import expert_count, expert_layout, is_router
+from .hooked import hooked_of
 from .ssm import block_gate_heads
 
 NORM_TYPES: tuple[type, ...] = tuple(
@@ -139,6 +140,8 @@ class ParamInfo:
     kind: str                      # the owning module's kind: linear, conv, ..., norm, other
     originals: tuple[torch.Tensor, ...] = ()   # multi-original parametrizations
     plist: Any = None              # the ParametrizationList for multi-original
+    hooked: bool = False           # reparametrized by a torch hook (prune, spectral/weight
+    #                                norm: :mod:`~initlab.modelinit.hooked`): refreshed
     notes: list[str] = field(default_factory=list)
     #: every (module name, module, local name) holding this tensor, primary first
     uses: list[tuple[str, nn.Module, str]] = field(default_factory=list)
@@ -258,11 +261,11 @@ def is_free_norm(module: nn.Module) -> bool:
 
 
 def _logical_shape(module: nn.Module, local: str, tensor: torch.Tensor) -> tuple[int, ...]:
-    return tuple(getattr(module, local).shape) if _is_parametrized(module, local) \
+    return tuple(getattr(module, local).shape) if is_parametrized(module, local) \
         else tuple(tensor.shape)
 
 
-def _is_parametrized(module: nn.Module, local: str) -> bool:
+def is_parametrized(module: nn.Module, local: str) -> bool:
     p = getattr(module, "parametrizations", None)
     return p is not None and local in p
 
@@ -371,14 +374,22 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
         if plists is not None and parametrize.is_parametrized(module):
             for tname, plist in plists.items():
                 locals_.append((tname, plist))
-        for local, obj in locals_:
+        hooks = hooked_of(module)       # (prune, spectral_norm, weight_norm: `weight` computed)
+        for stored, obj in locals_:
             if obj is None:
                 continue
+            hook = hooks.get(stored)
+            if hook is not None and stored != hook.stored[0]:
+                continue                # weight norm's v: drawn with g, as one weight
+            local = hook.name if hook is not None else stored
             full = f"{mname}.{local}" if mname else local
             canon = canonical_param_name(full)
-            if isinstance(obj, parametrize.ParametrizationList):
+            if hook is not None:
+                tensors: tuple[torch.Tensor, ...] = tuple(module._parameters[n] for n in
+                                                          hook.stored)
+            elif isinstance(obj, parametrize.ParametrizationList):
                 if hasattr(obj, "original"):
-                    tensors: tuple[torch.Tensor, ...] = (obj.original,)
+                    tensors = (obj.original,)
                 else:
                     tensors = tuple(getattr(obj, f"original{i}") for i in range(obj.ntensors))
             else:
@@ -389,6 +400,7 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
                 if canon not in p.names:
                     p.aliases = (*p.aliases, canon)
                     p.uses.append((mname, module, local))
+                p.hooked = p.hooked or hook is not None
                 continue
             if canon in by_name:
                 raise fail(
@@ -397,19 +409,27 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
                     "would share one random stream", type(model).__name__,
                     "rename one of them, or initialize the unwrapped model.")
             by_name[canon] = full
-            shape = _logical_shape(module, local, tensors[0])
+            shape = tuple(getattr(module, local).shape) if hook is not None else \
+                _logical_shape(module, local, tensors[0])
             role, layout, blocks, packed, note = _static(module, local, shape)
             p = ParamInfo(canon, (), mname, module, local, tensors[-1], shape, role, layout,
                           blocks, module_kind(module), packed=packed)
             p.uses.append((mname, module, local))
             if note:
                 p.notes.append(note)
-            if len(tensors) > 1:
+            if hook is not None:
+                p.hooked = True
+                p.notes.append(hook.note)
+                if len(tensors) > 1:
+                    p.originals, p.plist = tensors, (hook,)
+            elif len(tensors) > 1 or isinstance(obj, parametrize.ParametrizationList) and \
+                    all(hasattr(par, "right_inverse") for par in obj):
                 p.originals = tensors
                 p.plist = obj
                 p.notes.append("parametrized: drawn W mapped through right_inverse")
             elif isinstance(obj, parametrize.ParametrizationList):
-                p.notes.append("parametrized: drawn into `original`")
+                p.notes.append("parametrized: drawn into `original` (a parametrization without "
+                               "right_inverse)")
             by_id[key] = p
             for t in tensors:
                 by_id[id(t)] = p

@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from ..core.validation import InitlabError, InitlabTypeError, error_message, fail
 from ..util.hashing import canonical_param_name
+from .hooked import hooked_of, refresh
 
 # ----------------------------------------------------------------------------- reading
 
@@ -252,6 +253,10 @@ class PreparedLoad:
 
     pairs: list[tuple[torch.Tensor, torch.Tensor]]
     report: LoadReport
+    #: modules with a weight a torch hook computes (:mod:`~initlab.modelinit.hooked`), each
+    #: recomputed after the copy; True: loaded by the plain model's key, so a spectral norm's
+    #: vectors are fitted to it (they came with the checkpoint otherwise)
+    hooked: list[tuple[nn.Module, bool]] = field(default_factory=list)
 
     @property
     def targets(self) -> list[torch.Tensor]:
@@ -265,6 +270,8 @@ class PreparedLoad:
         with torch.no_grad():
             for target, value in self.pairs:
                 target.copy_(value.to(device=target.device, dtype=target.dtype))
+        for mod, refit in self.hooked:       # as the module's next forward computes it
+            refresh(mod, refit=refit)
 
 
 def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
@@ -279,8 +286,24 @@ def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
     targets: dict[str, torch.Tensor] = {}
     for k, t in model.state_dict(keep_vars=True).items():
         targets.setdefault(canonical_param_name(k), t)
+    # a weight a torch hook reparametrizes (prune, spectral_norm, weight_norm) also loads from
+    # the plain model's key: `x.weight` into `x.weight_orig` (a lottery ticket rewound to a
+    # saved init), or weight norm's g and v; the hook's buffers (the mask) are then the model's
+    plain_of: dict[str, tuple[nn.Module, Any]] = {}   # `x.weight` -> (module, Hooked)
+    owned: dict[str, str] = {}                        # `x.weight_orig`, `x.weight_mask` -> it
+    hooked = []
+    for mname, mod in model.named_modules():
+        for hook in set(hooked_of(mod).values()):
+            hooked.append(mod)
+            pre = f"{mname}." if mname else ""
+            plain = canonical_param_name(pre + hook.name)
+            if plain not in targets:
+                targets[plain] = getattr(mod, hook.name)   # its shape, dtype and device
+                plain_of[plain] = (mod, hook)
+                owned.update((canonical_param_name(pre + n), plain)
+                             for n in (*hook.stored, *hook.buffers))
     problems: list[str] = []
-    pairs = []
+    pairs: list[tuple[torch.Tensor, torch.Tensor]] = []
     seen: set[str] = set()
     for key, value in sd.items():
         new = rename(key)
@@ -313,10 +336,17 @@ def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
         if tgt.device.type == "meta":
             problems.append(f"`{new}` is on the meta device; materialize the model first")
             continue
-        pairs.append((tgt, value))
+        if new in plain_of:
+            mod, hook = plain_of[new]
+            pairs.extend(zip((getattr(mod, n) for n in hook.stored),
+                             hook.right_inverse(value)))
+        else:
+            pairs.append((tgt, value))
         report.loaded.append(new)
     loaded_ids = {id(t) for t, _ in pairs}   # a tied tensor loaded under another name
-    report.missing = [k for k, t in targets.items() if k not in seen and id(t) not in loaded_ids]
+    given = {owned[k] for k in seen if k in owned}     # a hooked weight by its stored names
+    report.missing = [k for k, t in targets.items() if k not in seen and id(t) not in loaded_ids
+                      and owned.get(k) not in seen and k not in given]
     if strict and (report.missing or report.unexpected):
         if report.missing:
             problems.append("missing from the checkpoint: " + ", ".join(report.missing))
@@ -329,7 +359,8 @@ def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
             + "\nFix: rename keys with mapping={'old.*': 'new.*'}, drop keys with "
             "{'head.*': None}, or pass strict=False to load only what matches "
             "(shape mismatches are always errors).")
-    return PreparedLoad(pairs, report)
+    by_plain = {id(mod) for name, (mod, _) in plain_of.items() if name in seen}
+    return PreparedLoad(pairs, report, [(m, id(m) in by_plain) for m in hooked])
 
 
 def load_pretrained(model: nn.Module, path_or_state_dict: Any, *, mapping: Any = None,

@@ -2,8 +2,10 @@
 outputs computed from shapes where torch's meta kernels are slow.
 
 * :func:`meta_copy`: the module tree copied with every parameter and buffer replaced by a meta
-  tensor of its shape (ties kept, hooks and attributes copied as ``copy.deepcopy`` copies them;
-  nothing of the model's size is allocated, the model itself is not touched).
+  tensor of its shape (ties kept, attributes copied as ``copy.deepcopy`` copies them; nothing of
+  the model's size is allocated, the model itself is not touched). Its forward hooks are torch's
+  own (weight norm, pruning, lazy modules, FSDP...) unless ``user_hooks``: a hook of the user's
+  (a logger, a feature extractor) would see meta tensors and keep them in the user's objects.
 * :data:`META_RESULTS`: torch functions whose output the probe takes from the inputs' shapes and
   dtypes in their common forms (``scaled_dot_product_attention``, ``dropout``, elementwise
   ``add``/``sub``/``mul``/``div``); each returns None for any other form, and the real kernel runs
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import copyreg
+import types
 from collections import OrderedDict
 from typing import Any, cast
 
@@ -26,9 +29,10 @@ from .experts import expert_output_width
 from .params import is_hf_conv1d, module_kind
 
 
-def meta_copy(model: nn.Module) -> nn.Module:
+def meta_copy(model: nn.Module, *, user_hooks: bool = False) -> nn.Module:
     """A copy of ``model``'s module tree whose parameters and buffers are meta tensors of the
-    same shapes (ties kept; nothing of the model's size is allocated)."""
+    same shapes (ties kept; nothing of the model's size is allocated). Its forward and backward
+    hooks are those :func:`torch_hook` accepts, or all of them with ``user_hooks``."""
     memo: dict[int, Any] = {}
     for mod in model.modules():
         for p in mod._parameters.values():
@@ -37,7 +41,37 @@ def meta_copy(model: nn.Module) -> nn.Module:
         for b in mod._buffers.values():
             if b is not None and id(b) not in memo:
                 memo[id(b)] = _meta_like(b)
-    return _copy_module(model, memo)
+    new = _copy_module(model, memo, user_hooks)
+    if not user_hooks:   # modules that went through copy.deepcopy copied every hook
+        for mod in new.modules():
+            for table in _HOOK_TABLES:
+                hooks = getattr(mod, table, None)
+                if hooks and not all(map(torch_hook, hooks.values())):
+                    for key in [k for k, h in hooks.items() if not torch_hook(h)]:
+                        del hooks[key]
+    return new
+
+
+#: the module attributes that hold hooks run by a forward or a backward
+_HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
+                "_backward_pre_hooks")
+
+
+def torch_hook(hook: Any) -> bool:
+    """Whether ``hook`` (a function, bound method, ``functools.partial`` or callable object) is
+    defined in torch: part of what a module computes (weight norm's and pruning's weights, a
+    lazy module's shapes, FSDP's parameters), not the user's."""
+    f = getattr(hook, "func", hook)               # functools.partial
+    f = getattr(f, "__func__", f)                  # a bound method
+    where = f.__module__ if isinstance(f, (types.FunctionType, types.BuiltinFunctionType)) \
+        else type(f).__module__
+    return isinstance(where, str) and (where == "torch" or where.startswith("torch."))
+
+
+def user_hook_count(model: nn.Module) -> int:
+    """How many forward and backward hooks on ``model``'s modules are not torch's own."""
+    return sum(not torch_hook(h) for m in model.modules() for t in _HOOK_TABLES
+               for h in getattr(m, t, {}).values())
 
 
 def _meta_like(t: torch.Tensor) -> torch.Tensor:
@@ -53,10 +87,11 @@ _DEFAULT_COPY = (object.__reduce_ex__, object.__reduce__, nn.Module.__getstate__
 _EMPTY = (dict, OrderedDict, set)
 
 
-def _copy_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
+def _copy_module(m: nn.Module, memo: dict[int, Any], user_hooks: bool) -> nn.Module:
     """``copy.deepcopy(m, memo)``, done field by field for modules that copy the default way
     (the result is the same; an empty hook table is made, not deep-copied: 2/3 of deepcopy's time
-    on a transformer); any other module class goes through ``copy.deepcopy``."""
+    on a transformer; without ``user_hooks`` the user's hooks are left out before the copy, so
+    nothing they hold is copied); any other module class goes through ``copy.deepcopy``."""
     if id(m) in memo:
         return memo[id(m)]
     cls = type(m)
@@ -73,10 +108,19 @@ def _copy_module(m: nn.Module, memo: dict[int, Any]) -> nn.Module:
         if k in ("_parameters", "_buffers"):
             state[k] = type(v)((n, None if t is None else memo[id(t)]) for n, t in v.items())
         elif k == "_modules":
-            state[k] = type(v)((n, None if c is None else _copy_module(c, memo))
+            state[k] = type(v)((n, None if c is None else _copy_module(c, memo, user_hooks))
                                for n, c in v.items())
         elif type(v) in _EMPTY and not v:
             state[k] = type(v)()
+        elif isinstance(v, torch.Tensor) and not v.is_leaf:
+            # a tensor computed from parameters (pruning's ``weight`` = weight_orig * mask):
+            # deepcopy refuses it; its pre-hook recomputes it in the forward
+            if id(v) not in memo:
+                memo[id(v)] = _meta_like(v.detach())
+            state[k] = memo[id(v)]
+        elif k in _HOOK_TABLES and not user_hooks:
+            state[k] = type(v)((i, copy.deepcopy(h, memo)) for i, h in v.items()
+                               if torch_hook(h))
         else:
             state[k] = copy.deepcopy(v, memo)
     new.__setstate__(state)
@@ -176,8 +220,10 @@ def shape_only(module: nn.Module, ukind: str):
         return isinstance(module, base) and type(module).forward is base.forward
 
     if own(nn.Linear) or is_hf_conv1d(module):
+        # (HF's Conv1D: `weight` may be a pruned module's computed tensor, not a parameter)
         n_in, n_out = (module.in_features, module.out_features) if \
-            isinstance(module, nn.Linear) else (module.get_parameter("weight").shape[0], module.nf)
+            isinstance(module, nn.Linear) else \
+            (cast(torch.Tensor, module.weight).shape[0], module.nf)
 
         def fwd(*args, **kwargs):
             x = first(args, kwargs)

@@ -1,5 +1,6 @@
 """Which forward describes a model (:mod:`~initlab.modelinit.describe`'s first step): a probe
-on a meta copy with the user's batch or inputs built from the model (``"probe"``); when the
+on a meta copy with the user's batch or inputs built from the model (``"probe"``; the user's
+forward hooks left out of the copy, unless the forward fails without them); when the
 forward cannot run on meta, the same probe on the model itself (``"probe-real"``, its buffers
 restored: :func:`~initlab.modelinit.dataflow.buffers_kept`), with the user's batch, or, for a
 plain model (no forward hooks, no DTensor parameters: :func:`_plain`) of at most
@@ -18,6 +19,7 @@ from ..core.validation import InitlabError, fail
 from .dataflow import probe
 from .dataflow_graph import Graph
 from .inputs import config_inputs, split_batch
+from .probe_meta import user_hook_count
 
 __all__ = ["REAL_PROBE_MAX_PARAMS", "dataflow_of", "shape_of"]
 
@@ -37,14 +39,22 @@ def dataflow_of(model: nn.Module, batch: Any, config_input: bool
     candidates = [split_batch(batch)] if batch is not None else \
         (config_inputs(model) if config_input else [])
     errors = []
+    hooks = user_hook_count(model)
     for inputs in candidates:
-        try:
-            g = probe(model, inputs, on_meta=True)
+        for with_hooks in (False, True) if hooks else (False,):
+            try:
+                g = probe(model, inputs, on_meta=True, user_hooks=with_hooks)
+            except InitlabError:
+                raise
+            except Exception as exc:  # the forward does not run on meta with this input
+                errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
+                continue
+            if hooks:
+                notes.append(f"the meta probe ran {'with' if with_hooks else 'without'} the "
+                             f"model's {hooks} forward/backward hook(s) not torch's own" +
+                             (" (it failed without them)" if with_hooks else
+                              " (they see real forwards only)"))
             return g, "probe", notes + g.notes
-        except InitlabError:
-            raise
-        except Exception as exc:  # the forward does not run on meta with this input
-            errors.append(f"{type(exc).__name__}: {str(exc)[:160]}")
     is_meta = any(p.is_meta for p in model.parameters())
     if batch is not None and not is_meta:
         try:
@@ -83,8 +93,15 @@ def dataflow_of(model: nn.Module, batch: Any, config_input: bool
 def _plain(model: nn.Module) -> bool:
     """Whether a forward of ``model`` initlab starts on its own (no batch given) has no effect
     beyond its buffers: no module carries forward hooks (the user's own, FSDP's, which swap
-    sharded and unsharded parameters, accelerate's), and every parameter is a plain tensor (not
+    sharded and unsharded parameters, accelerate's), none is registered for every module
+    (``register_module_forward_hook``), and every parameter is a plain tensor (not
     a DTensor or another subclass)."""
+    from torch.nn.modules import module as torch_module
+
+    if any(getattr(torch_module, g, None) for g in (
+            "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+            "_global_backward_pre_hooks")):
+        return False          # torch.nn.modules.module.register_module_forward_hook & co.
     for m in model.modules():
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
             return False      # (hooks registered with_kwargs are in these dicts too)

@@ -70,9 +70,26 @@ def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
             if "padding_idx row zeroed (as torch)" not in p.notes:
                 p.notes.append("padding_idx row zeroed (as torch)")
         if p.originals:
-            value: Any = target
-            for par in reversed(p.plist):
-                value = par.right_inverse(value)
-            for orig, v in zip(p.originals, value):
-                orig.copy_(v)
+            from .report import _tensor_moments
+
+            drawn = _tensor_moments(target)   # the draw's (a spectral norm divides it later)
+            store(p, target)
+            return None if drawn[0] is None else drawn  # type: ignore[return-value]
     return None
+
+
+def store(p: Any, value: torch.Tensor) -> None:
+    """Make ``value`` the weight the parameter ``p`` computes: copied into its tensor, or, for a
+    weight drawn through its parametrization (``p.originals``), mapped through each
+    ``right_inverse`` in reverse order (weight norm: g and v; torch's orthogonal
+    parametrization: its base) and copied into the stored tensors, as assigning
+    ``module.weight = value`` does in ``torch.nn.utils.parametrize``."""
+    with torch.no_grad():
+        if not p.originals:
+            p.tensor.copy_(value)
+            return
+        out: Any = value
+        for par in reversed(p.plist):
+            out = par.right_inverse(out)
+        for orig, v in zip(p.originals, (out,) if isinstance(out, torch.Tensor) else out):
+            orig.copy_(v)
