@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..core.registry import get as get_init
+from .adapters import lora_rules
 from .describe import describe
 from .experts import is_router, routing_biases
 from .params import FREE_TABLE_GLOBS, NORM_TYPES, module_kind
@@ -240,8 +241,10 @@ def leading_rules(model: nn.Module | None) -> list[Rule]:
     generic weight or bias rule would otherwise take them) but are not drawn as one: a
     state-space mixer's and a gated decay's structure (:func:`ssm_rules`) and routing biases
     (:func:`routing_bias_rules`: Laguna's router holds its weight and its routing bias side
-    by side, and a ``*bias*`` rule would draw the routing bias as a layer's bias)."""
-    return [*ssm_rules(model), *routing_bias_rules(model)]
+    by side, and a ``*bias*`` rule would draw the routing bias as a layer's bias), and LoRA
+    adapters (:func:`~initlab.modelinit.adapters.lora_rules`: B = 0, the model starts as its
+    base)."""
+    return [*lora_rules(model), *ssm_rules(model), *routing_bias_rules(model)]
 
 
 def routing_bias_rules(model: nn.Module | None) -> list[Rule]:

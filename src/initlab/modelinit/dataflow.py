@@ -85,6 +85,7 @@ import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.activations import composite, lookup_function, lookup_module
+from .adapters import lora_base
 from .dataflow_graph import Graph, Node, Outcome, ResidualAdds
 from .dataflow_ops import (
     ADD_OPS,
@@ -510,6 +511,10 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True,
     mha_out: dict[str, str] = {}
     handles = []
     for name, m in target.named_modules():
+        base = lora_base(m)    # a LoRA wrapper is its base layer (the adapter's sum inside)
+        if base is not None and (uk := unit_kind_of(getattr(m, base))) is not None:
+            units[m] = (f"{name}.{base}" if name else base, uk)
+            continue
         uk = unit_kind_of(m)
         if uk is None:
             continue

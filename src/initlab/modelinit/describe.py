@@ -53,6 +53,8 @@ from typing import Any
 import torch.nn as nn
 
 from ..core.activations import lookup_module
+from ..util.hashing import canonical_param_name
+from .adapters import lora_part
 from .dataflow import base_name
 from .dataflow_graph import Branch, Graph
 from .experts import expert_activation, expert_part
@@ -149,8 +151,11 @@ class ModelDescription:
     model_type: str = ""
 
     def param(self, name: str) -> ParamInfo:
+        """The parameter named ``name``: canonical, or as the model names it (a wrapped
+        model's ``module.0.weight``)."""
+        canon = canonical_param_name(name)
         for p in self.params:
-            if name in p.names:
+            if name in p.names or canon in p.names:
                 return p
         raise KeyError(name)
 
@@ -410,6 +415,14 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
             info.activation_inside = g.free_modules.get(name, False)
         if name in mha:
             info.activation, info.activation_why = None, "q/k/v projections inside attention"
+        elif info.calls == 0 and (lora := lora_part(model, name)) is not None:
+            # inside a LoRA wrapper (one unit of the probe): A feeds B, B is added to the base
+            # layer's output, so it is followed by what follows the base layer
+            base = next((x for x in desc.layers if x.name == lora[1]), None)
+            info.activation, info.activation_why = (None, "LoRA A: feeds its B (linear)") \
+                if lora[0] == "A" or base is None else \
+                (base.activation, f"LoRA B: added to `{lora[1]}`'s output; "
+                 f"{base.activation_why}")
         elif info.calls == 0:
             info.activation, info.activation_why = "unknown", "did not run in the probe forward"
         else:

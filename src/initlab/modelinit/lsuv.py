@@ -117,8 +117,8 @@ class LSUVReport:
             lines.append("not rescaled, weight tied to another module (kept the embedding "
                          "rule): " + ", ".join(self.tied))
         if self.structural:
-            lines.append("not rescaled, weight set by the model's structure (mLSTM gates, "
-                         "Mamba's dt_proj): " + ", ".join(self.structural))
+            lines.append("not rescaled, weight set by the model's structure (LoRA adapters, "
+                         "mLSTM gates, Mamba's dt_proj): " + ", ".join(self.structural))
         if self.normalized:
             lines.append("not rescaled, the weight's scale is fixed (spectral norm, orthogonal "
                          "parametrization): " + ", ".join(self.normalized))

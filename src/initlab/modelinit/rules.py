@@ -29,6 +29,7 @@ from typing import Any
 
 from ..core.initializer import Initializer
 from ..core.validation import InitlabError, InitlabTypeError, check_scalar, error_message, fail
+from ..util.hashing import canonical_param_name
 
 KEEP = "keep"  # an init spec meaning "matched, left as it is"
 
@@ -220,6 +221,13 @@ def _class_matches(cls: type, t: str) -> bool:
 # ----------------------------------------------------------------------------- Rule
 
 
+@functools.lru_cache(maxsize=4096)
+def _canonical_glob(pattern: str) -> str:
+    """A glob written with a wrapper's prefix (DDP's ``module.``, a PeftModel's
+    ``base_model.model.``, auto's rules on a wrapped model) as the canonical names read."""
+    return canonical_param_name(pattern)
+
+
 @dataclass(frozen=True, eq=False)
 class Rule:
     """One line of a plan.
@@ -324,9 +332,11 @@ class Rule:
         answer for ``module`` when the caller has it."""
         if not (self.matches_type(module) if type_ok is None else type_ok):
             return None
-        if self.pattern is not None and not any(fnmatch.fnmatchcase(n, self.pattern)
-                                                for n in names):
-            return None
+        if self.pattern is not None:
+            # names are canonical (wrappers' prefixes stripped): so is the glob, as well
+            pats = {self.pattern, _canonical_glob(self.pattern)}
+            if not any(fnmatch.fnmatchcase(n, pat) for n in names for pat in pats):
+                return None
         if local in self.params:
             return self.params[local]
         for key, init in self.params.items():
