@@ -81,6 +81,30 @@ def test_wrapper_prefixes_are_stripped():
     # rules match the canonical names too
     initlab.apply(b, Plan([Rule("0.weight", "zeros")], warn_unused=False), seed=0)
     assert torch.count_nonzero(b.module[0].weight) == 0
+    # and a glob written with the wrapper's prefix (the model's own names) matches as well
+    initlab.apply(b, Plan([Rule("module.0.weight", "ones")], warn_unused=False), seed=0)
+    assert torch.all(b.module[0].weight == 1)
+
+
+class _Forwarding(Wrapper):
+    def forward(self, x):
+        return self.module(x)
+
+
+def test_auto_on_a_wrapped_model_keeps_its_per_layer_choices():
+    """auto's rules name the layers as the model does (`module.0`): a tanh MLP under a
+    DDP-like wrapper got LeCun from the generic rule instead of its Glorot, and LSUV looked its
+    weights up by those names."""
+    plain = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4))
+    wrapped = _Forwarding(nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 4)))
+    ra = initlab.apply(plain, "auto", seed=1)
+    rb = initlab.apply(wrapped, "auto", seed=1)
+    assert rb["0.weight"].initializer == ra["0.weight"].initializer == "glorot_uniform()"
+    assert rb["0.weight"].rule == "auto module.0"
+    assert all(torch.equal(p, q) for p, q in zip(plain.parameters(), wrapped.parameters()))
+    x = torch.randn(64, 8, generator=torch.Generator().manual_seed(0))
+    rep = initlab.lsuv(wrapped, x, seed=0)
+    assert [layer.name for layer in rep.layers] == ["module.0", "module.2"] and rep.converged
 
 
 class Tied(nn.Module):
