@@ -251,3 +251,31 @@ def test_a_state_dict_without_the_hook_loads_into_a_weight_normed_model():
     initlab.load_pretrained(spec, sd)
     assert torch.equal(spec[0].weight_orig, plain[0].weight)
     assert _sigma(spec[0].weight) == pytest.approx(1.0, abs=1e-4)     # its vectors fitted
+
+
+@pytest.mark.parametrize("name", ["spectral_norm", "P.spectral_norm", "P.orthogonal"])
+def test_a_failed_apply_restores_the_parametrization_state_too(name):
+    """Writing through an orthogonal parametrization sets its `base` buffer, and a spectral
+    norm's refit changes its vectors: a draw that fails later in the same apply restores
+    them with the parameters (the model unchanged)."""
+    from initlab.modelinit.rules import Plan, Rule
+    from initlab.modelinit.streams import RNG_BACKENDS, RngBackend
+
+    net = wrapped(name)
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    calls = []
+
+    def flaky(tensor, init, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("device fell over")
+        RNG_BACKENDS["torch"].fill(tensor, init, **kw)
+
+    RNG_BACKENDS["flaky"] = RngBackend("flaky", "test", flaky)
+    try:
+        with pytest.raises(RuntimeError, match="device fell over"):
+            initlab.apply(net, Plan([Rule("0.weight", "orthogonal"), Rule("*", "glorot_uniform")],
+                                    warn_unused=False), seed=0, rng="flaky")
+    finally:
+        del RNG_BACKENDS["flaky"]
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())

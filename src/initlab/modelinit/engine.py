@@ -32,7 +32,7 @@ from .params import is_parametrized
 from .report import InitReport, ParamRecord
 from .rules import Plan
 from .streams import RNG_BACKENDS, check_rng, stream_version
-from .write import restore, snapshot, write
+from .write import kept_buffers, put_back, restore, snapshot, write
 
 
 @contextlib.contextmanager
@@ -96,8 +96,28 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
                pretrained: Any = None, mapping: Any = None, batch: Any = None,
                strict: bool | None = None, atomic: bool = True,
                desc: ModelDescription | None = None, **plan_kwargs: Any) -> InitReport:
-    """The body of :func:`initlab.apply` for static plans (see there)."""
+    """The body of :func:`initlab.apply` for static plans (see there). On any failure the
+    parametrizations' buffers are put back as they were: a parametrization may replace one
+    while it is written through (the orthogonal one's ``base``), and a spectral norm in
+    training mode takes a power step on every read of its weight."""
     check_model(model)
+    from torch.nn.utils import parametrize
+
+    kept = kept_buffers([par for m in model.modules() if parametrize.is_parametrized(m)
+                         for par in m.get_submodule("parametrizations").modules()]) \
+        if atomic else []
+    try:
+        return _initialize(model, plan, seed=seed, rng=rng, pretrained=pretrained,
+                           mapping=mapping, batch=batch, strict=strict, atomic=atomic,
+                           desc=desc, **plan_kwargs)
+    except BaseException:
+        put_back(kept)
+        raise
+
+
+def _initialize(model: nn.Module, plan: Any, *, seed: int, rng: str, pretrained: Any,
+                mapping: Any, batch: Any, strict: bool | None, atomic: bool,
+                desc: ModelDescription | None, **plan_kwargs: Any) -> InitReport:
     seed = check_seed(seed)
     rng = check_rng(rng)
     check_not_meta(model)
@@ -161,7 +181,8 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
     for a in assignments:
         if check is not None and a.status == "initialized" and not a.slot.originals:
             check(a.slot.tensor)
-        if a.status == "initialized" and (a.slot.originals or a.slot.plist is not None
+        if a.status == "initialized" and (a.slot.originals or a.slot.plist is not None or
+                                          a.slot.hooked
                                           or "parametrized" in " ".join(a.slot.notes)
                                           or not trusted):
             risky.extend(a.slot.write_targets())
@@ -175,16 +196,16 @@ def initialize(model: nn.Module, plan: Any, *, seed: int, rng: str = "torch",
                 moments = write(a, seed=seed, rng=rng)
                 if moments is not None:
                     measured[id(a.slot.tensor)] = moments
+        for a in assignments:     # a pruned or normalized weight as its forward computes it
+            if a.status == "initialized" and (a.slot.hooked or a.slot.module is not None and
+                                              is_parametrized(a.slot.module, a.slot.local)):
+                for _, module, _ in a.slot.uses:
+                    refresh(module, refit=True)
         for m in norm_modules:
             m.reset_running_stats()
     except BaseException:
         restore(snap)
         raise
-    for a in assignments:     # a pruned or normalized weight as its forward computes it
-        if a.status == "initialized" and (a.slot.hooked or a.slot.module is not None and
-                                          is_parametrized(a.slot.module, a.slot.local)):
-            for _, module, _ in a.slot.uses:
-                refresh(module, refit=True)
 
     records = []
     by_tensor = {id(a.slot.tensor): a for a in assignments}

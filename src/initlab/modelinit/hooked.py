@@ -24,7 +24,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-__all__ = ["POWER_ITERATIONS", "Hooked", "fixed_scale", "hooked_of", "refresh"]
+__all__ = ["POWER_ITERATIONS", "Hooked", "computed", "fixed_scale", "hooked_of", "refresh"]
 
 #: at most this many power iterations fit a spectral norm's vectors (u, v) to a weight initlab
 #: wrote; they stop when sigma's estimate changes by less than :data:`POWER_RTOL` (torch runs a
@@ -129,6 +129,22 @@ def _fit(w: torch.Tensor, u: torch.Tensor, v: torch.Tensor, eps: float) -> None:
         if sigma is not None and abs(new - sigma) <= POWER_RTOL * abs(new):
             return
         sigma = new
+
+
+def computed(module: nn.Module, local: str) -> torch.Tensor:
+    """``module.<local>`` as the module computes it, read without a side effect: a
+    parametrized spectral norm runs a power step on each read in training mode, so its
+    parametrizations are read in eval mode (a hook's attribute is a plain read)."""
+    plists = getattr(module, "parametrizations", None)
+    pars = list(plists[local]) if plists is not None and local in plists else []
+    flags = [par.training for par in pars]
+    try:
+        for par in pars:
+            par.training = False
+        return getattr(module, local)
+    finally:
+        for par, flag in zip(pars, flags):
+            par.training = flag
 
 
 def fixed_scale(module: nn.Module, local: str) -> str | None:

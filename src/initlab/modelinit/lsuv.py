@@ -51,7 +51,7 @@ from .builtin_rules import (
 from .checks import check_model, check_not_meta, check_seed
 from .describe import active, describe
 from .engine import initialize
-from .hooked import fixed_scale
+from .hooked import computed, fixed_scale
 from .params import is_hf_conv1d
 from .rules import Plan, Rule
 from .stochastic import stochastic_off
@@ -325,7 +325,7 @@ def lsuv(model: nn.Module, batch: Any, *, tol: float = 0.1, max_iter: int = 10,
     for rec, p in zip(init_report.records, desc.params):
         if p.name in scaled:
             done = scaled[p.name]
-            rec.mean, rec.std = _tensor_moments(getattr(p.module, p.local) if p.originals
+            rec.mean, rec.std = _tensor_moments(computed(p.module, p.local) if p.originals
                                                 else p.tensor)
             rec.expected_mean = rec.expected_std = None
             if done.iterations:
@@ -373,7 +373,7 @@ def _scale(p: Any, c: float) -> None:
     weight's ``weight_orig``), or, drawn through a parametrization (weight norm's g and v),
     c x the weight stored back through it."""
     if p.originals:
-        store(p, getattr(p.module, p.local) * c)
+        store(p, computed(p.module, p.local) * c)
     else:
         p.tensor.mul_(c)
 

@@ -51,7 +51,7 @@ import torch.nn as nn
 from ..core.validation import fail
 from ..util.hashing import canonical_param_name
 from .experts import expert_count, expert_layout, is_router
-from .hooked import hooked_of
+from .hooked import computed, hooked_of
 from .ssm import block_gate_heads
 
 NORM_TYPES: tuple[type, ...] = tuple(
@@ -178,7 +178,14 @@ class ParamInfo:
         return bool(self.aliases)
 
     def write_targets(self) -> tuple[torch.Tensor, ...]:
-        return self.originals if self.originals else (self.tensor,)
+        """Every tensor a write of this parameter may change in place: its stored tensors, and
+        the vectors of a spectral norm's hook, refitted (a parametrization's buffers, which it
+        may replace, are kept by ``write.kept_buffers``)."""
+        out = self.originals if self.originals else (self.tensor,)
+        if self.hooked:
+            out = (*out, *(m.get_buffer(b) for _, m, _ in self.uses
+                           for h in set(hooked_of(m).values()) for b in h.buffers))
+        return out
 
 
 #: the name used before the model description existed (kept for code that imports it)
@@ -261,7 +268,7 @@ def is_free_norm(module: nn.Module) -> bool:
 
 
 def _logical_shape(module: nn.Module, local: str, tensor: torch.Tensor) -> tuple[int, ...]:
-    return tuple(getattr(module, local).shape) if is_parametrized(module, local) \
+    return tuple(computed(module, local).shape) if is_parametrized(module, local) \
         else tuple(tensor.shape)
 
 
@@ -409,7 +416,7 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
                     "would share one random stream", type(model).__name__,
                     "rename one of them, or initialize the unwrapped model.")
             by_name[canon] = full
-            shape = tuple(getattr(module, local).shape) if hook is not None else \
+            shape = tuple(computed(module, local).shape) if hook is not None else \
                 _logical_shape(module, local, tensors[0])
             role, layout, blocks, packed, note = _static(module, local, shape)
             p = ParamInfo(canon, (), mname, module, local, tensors[-1], shape, role, layout,

@@ -170,12 +170,13 @@ class ParamRecord:
         """``moments``: ``(mean, std)`` of the values as the draw measured them (see
         ``modelinit.write``); without them the tensor is measured here."""
         from .describe import activation_name
+        from .hooked import computed
         from .matching import expected_moments
         from .rules import initializer_to_dict
 
         value = slot.tensor
         if slot.originals:
-            value = getattr(slot.module, slot.local)
+            value = computed(slot.module, slot.local)
         mean, std = moments if moments is not None else _tensor_moments(value)
         rec = cls(name=slot.name, shape=tuple(slot.shape), dtype=str(slot.tensor.dtype)
                   .replace("torch.", ""), module=type(slot.module).__name__, role=slot.role,
