@@ -83,9 +83,8 @@ def is_weighted_layer(module: nn.Module) -> bool:
     w = getattr(module, "weight", None)
     if is_router(module):   # a linear layer whose child may hold a routing bias (Ernie 4.5)
         return True
-    return isinstance(w, torch.Tensor) and w.dim() >= 2 and \
-        (isinstance(w, nn.Parameter) or weight_param(module) is not None) and \
-        not any(True for _ in module.children())
+    return isinstance(w, torch.Tensor) and w.dim() >= 2 and weight_param(module) is not None \
+        and not any(True for _ in module.children())
 
 
 def weight_param(module: nn.Module) -> torch.Tensor | None:

@@ -56,6 +56,11 @@ class LoraAdapter:
     embedding: bool
     dora: bool
 
+    @property
+    def b_params(self) -> tuple[str, ...]:
+        """B's weight, and its bias when it has one (``lora_bias=True``)."""
+        return (self.b, self.b_bias) if self.b_bias else (self.b,)
+
 
 def lora_base(module: nn.Module) -> str | None:
     """``"base_layer"`` when ``module`` is a LoRA wrapper (peft's ``LoraLayer``: a
@@ -138,7 +143,7 @@ def lora_rules(model: nn.Module | None) -> list[Rule]:
                    "weight or from data")
             dora = [canonical_param_name(f"{ad.wrapper}.lora_magnitude_vector.{ad.adapter}"
                                          ".weight")] if ad.dora else []
-            for n in (ad.a, ad.b, *([ad.b_bias] if ad.b_bias else []), *ad.base, *dora):
+            for n in (ad.a, *ad.b_params, *ad.base, *dora):
                 rules.append(Rule(n, "keep", label="LoRA (kept)", why=f"{where}: {why}; kept, "
                                   "with the base weight"))
             continue
@@ -161,5 +166,5 @@ def lora_rules(model: nn.Module | None) -> list[Rule]:
                                   "(loralib; peft's default)"))
         rules += [Rule(n, "zeros", label="LoRA B", why=f"{where}: B = 0, so the adapted layer "
                        "starts as its base (Hu et al. 2022)")
-                  for n in (ad.b, *([ad.b_bias] if ad.b_bias else []))]
+                  for n in ad.b_params]
     return rules

@@ -483,20 +483,33 @@ class _Probe(ResidualAdds, TorchFunctionMode):
         return ins, None
 
 
+def kept_buffers(modules: list[nn.Module]) -> list[tuple[Any, str, torch.Tensor, Any]]:
+    """Each buffer of ``modules`` as (module, name, the tensor, a copy), for :func:`put_back`:
+    what runs between may replace a buffer, not only change it (a parametrization written
+    through: the orthogonal one's ``base``; a forward that assigns a new step counter)."""
+    with torch.no_grad():
+        return [(m, n, b, b.detach().clone()) for m in modules for n, b in m._buffers.items()
+                if b is not None]
+
+
+def put_back(kept: list[tuple[Any, str, torch.Tensor, Any]]) -> None:
+    """Buffers as :func:`kept_buffers` saw them: the same tensors, their values."""
+    with torch.no_grad():
+        for m, n, b, saved in kept:
+            m._buffers[n] = b
+            b.copy_(saved)
+
+
 @contextlib.contextmanager
 def buffers_kept(model: nn.Module):
     """Every buffer of ``model`` as it was, after the block: a forward of the model itself (a
     BatchNorm in train mode updates its running statistics and ``num_batches_tracked``) leaves
     the user's state unchanged; a buffer the forward replaced is put back, as the same tensor."""
-    saved = [(m, name, b, b.detach().clone()) for m in model.modules()
-             for name, b in m._buffers.items() if b is not None]
+    saved = kept_buffers(list(model.modules()))
     try:
         yield
     finally:
-        with torch.no_grad():
-            for m, name, b, value in saved:
-                m._buffers[name] = b
-                b.copy_(value)
+        put_back(saved)
 
 
 def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True,

@@ -25,6 +25,7 @@ import torch.nn as nn
 
 from ..core.validation import InitlabError, InitlabTypeError, error_message, fail
 from .checks import check_model, check_not_meta, check_seed
+from .dataflow import kept_buffers, put_back
 from .describe import ModelDescription, active, describe
 from .hooked import refresh
 from .matching import match
@@ -32,7 +33,7 @@ from .params import is_parametrized
 from .report import InitReport, ParamRecord
 from .rules import Plan
 from .streams import RNG_BACKENDS, check_rng, stream_version
-from .write import kept_buffers, put_back, restore, snapshot, write
+from .write import restore, snapshot, write
 
 
 @contextlib.contextmanager

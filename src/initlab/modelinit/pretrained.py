@@ -293,8 +293,10 @@ def prepare_load(model: nn.Module, source: Any, *, mapping: Any = None,
     owned: dict[str, str] = {}                        # `x.weight_orig`, `x.weight_mask` -> it
     hooked = []
     for mname, mod in model.named_modules():
-        for hook in set(hooked_of(mod).values()):
+        hooks = set(hooked_of(mod).values())
+        if hooks:
             hooked.append(mod)
+        for hook in hooks:
             pre = f"{mname}." if mname else ""
             plain = canonical_param_name(pre + hook.name)
             if plain not in targets:

@@ -25,22 +25,6 @@ def _restore(snap: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
 snapshot, restore = _snapshot, _restore
 
 
-def kept_buffers(modules: list[torch.nn.Module]) -> list[tuple[Any, str, torch.Tensor, Any]]:
-    """Each buffer of ``modules`` as (module, name, the tensor, a copy): a parametrization may
-    replace its buffer while it is written through (the orthogonal one's ``base``)."""
-    with torch.no_grad():
-        return [(m, n, b, b.detach().clone()) for m in modules for n, b in m._buffers.items()
-                if b is not None and b.device.type != "meta"]
-
-
-def put_back(kept: list[tuple[Any, str, torch.Tensor, Any]]) -> None:
-    """Buffers as :func:`kept_buffers` saw them: the same tensors, their values."""
-    with torch.no_grad():
-        for m, n, b, saved in kept:
-            m._buffers[n] = b
-            b.copy_(saved)
-
-
 def write(a: Assignment, *, seed: int, rng: str) -> tuple[float, float] | None:
     """Draw ``a``'s initializer into its tensor (block by block, each from its own stream).
 
