@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import initlab
-from hf_models import gpt2, llama
+from hf_models import bert, gpt2, llama
 from initlab.modelinit.describe import _clear_cache, describe
 from initlab.util.hashing import canonical_param_name
 
@@ -69,9 +69,12 @@ def test_the_wrapper_is_its_base_layer_in_the_description(build, targets):
         assert gate_b.activation_name == "silu" and "LoRA B" in gate_b.activation_why
 
 
+# BERT: LoRA on `dense` also wraps the MLM head's transform, on the main path; its parts once
+# counted towards the plain depth, so `auto` gave that layer a deep stack's orthogonal init
 @pytest.mark.parametrize("plan", ["auto", "gpt2", "zero_residual", "he"])
-@pytest.mark.parametrize("build,targets", [(llama, LLAMA_TARGETS), (gpt2, ["c_attn", "c_proj"])],
-                         ids=["llama", "gpt2"])
+@pytest.mark.parametrize("build,targets", [(llama, LLAMA_TARGETS), (gpt2, ["c_attn", "c_proj"]),
+                                           (bert, ["query", "value", "dense"])],
+                         ids=["llama", "gpt2", "bert"])
 def test_every_plan_starts_the_adapted_model_as_its_base(build, targets, plan):
     plain, pm = build(n_layer=2), lora(build(n_layer=2), targets)
     initlab.apply(plain, plan, seed=5)
@@ -170,3 +173,46 @@ def test_a_plain_checkpoint_loads_into_the_peft_model():
     assert not rep.unexpected and rep.missing and all("lora_" in k for k in rep.missing)
     base = _base_params(pm)
     assert all(torch.equal(base[k], v) for k, v in sd.items() if k in base)
+
+
+def _lora_mlp(width):
+    m = torch.nn.Sequential(torch.nn.Linear(16, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, width), torch.nn.ReLU(),
+                            torch.nn.Linear(width, 4))
+    return lora(m, ["2"])
+
+
+def test_mup_scales_lora_as_lora_plus_and_keeps_a_out_of_the_readout():
+    """LoRA's A has width in its fan_in only, as a readout has. Before, μP took it for one: a
+    1/m multiplier shrank its output, output_mult multiplied it, and readout_zero_init zeroed it
+    beside B = 0, so that neither A nor B ever got a gradient. Now it is hidden-like, LoRA+'s
+    scaling for Adam (eta_B / eta_A = m, A kept at peft's 1/sqrt(fan_in))."""
+    pm = _lora_mlp(256)
+    par = initlab.parametrize(pm, "mup", base=lambda: _lora_mlp(64), seed=3, output_mult=2.0,
+                              readout_zero_init=True)
+    a_name, b_name = "2.lora_A.default.weight", "2.lora_B.default.weight"
+    a, b, readout = par[a_name], par[b_name], par["4.weight"]
+    assert (a.klass, b.klass, readout.klass) == ("hidden", "input", "output")
+    assert a.multiplier == 1.0 and readout.multiplier == pytest.approx(2.0 / 4)
+    assert par.readout_multiplier == pytest.approx(2.0 / 4)
+    assert b.effective_lr("adam") / a.effective_lr("adam") == pytest.approx(4.0)   # m = 4
+    # A is the draw `apply` gives it (peft's kaiming_uniform(a=sqrt(5)) at fan_in 256), not
+    # rescaled and not zeroed; the readout is zeroed
+    ref = _lora_mlp(256)
+    initlab.apply(ref, "torch_default", seed=3)
+    own, theirs = dict(pm.named_parameters()), dict(ref.named_parameters())
+    full = "base_model.model."
+    assert torch.equal(own[full + a_name], theirs[full + a_name])
+    assert own[full + a_name].abs().sum() > 0 and not own[full + "4.weight"].any()
+    # the adapter trains: Adam steps on the parametrized model move B off zero, and A (peft froze
+    # the base; the zeroed readout is trained here, as it would be from scratch)
+    own[full + "4.weight"].requires_grad_(True)
+    opt = torch.optim.Adam(par.param_groups(lr=1e-2))
+    x = torch.randn(32, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(32, 4, generator=torch.Generator().manual_seed(1))
+    a0 = own[full + a_name].detach().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        (pm(x) - y).pow(2).mean().backward()
+        opt.step()
+    assert own[full + b_name].abs().sum() > 0 and not torch.equal(own[full + a_name], a0)

@@ -107,6 +107,10 @@ class LayerInfo:
     #: (not a transposed one), or a free kernel's from its ``F.convNd`` use (a user's conv
     #: layer); its units are its output channels (axis 1 of its output). None for other layers
     conv: tuple[int, int, int] | None = None
+    #: a LoRA adapter's part (``lora_A``/``lora_B``): the base layer it is added to. The probe
+    #: runs the wrapper as its base layer, so a part is not a layer of its own on the signal's
+    #: path: it does not count towards :meth:`ModelDescription.plain_depth`
+    adapter_of: str | None = None
 
     @property
     def activation_name(self) -> str | None:
@@ -187,10 +191,11 @@ class ModelDescription:
 
     def depth_layers(self) -> list[LayerInfo]:
         """The layers :meth:`plain_depth` counts: weighted (:data:`DEPTH_KINDS`) and on the main
-        path (not inside a residual branch)."""
+        path (not inside a residual branch), a LoRA adapter's parts left out (its base layer
+        counts)."""
         inside = self.branch_layers()
-        return [layer for layer in self.layers
-                if layer.kind in DEPTH_KINDS and layer.name not in inside]
+        return [layer for layer in self.layers if layer.kind in DEPTH_KINDS
+                and layer.name not in inside and layer.adapter_of is None]
 
     def tied_embeddings(self) -> list[ParamInfo]:
         """Embedding tensors that are also the readout's weight."""
@@ -419,6 +424,7 @@ def _from_graph(model: nn.Module, desc: ModelDescription, g: Graph) -> None:
             # inside a LoRA wrapper (one unit of the probe): A feeds B, B is added to the base
             # layer's output, so it is followed by what follows the base layer
             base = next((x for x in desc.layers if x.name == lora[1]), None)
+            info.adapter_of = lora[1]
             info.activation, info.activation_why = (None, "LoRA A: feeds its B (linear)") \
                 if lora[0] == "A" or base is None else \
                 (base.activation, f"LoRA B: added to `{lora[1]}`'s output; "

@@ -64,6 +64,15 @@ Depth (``depth="sqrt"``, with ``base_depth`` L0 the number of residual branches 
 hyperparameters were tuned at): each residual branch's output is multiplied by sqrt(L0 / L), L the
 branches found by the model description, and the Adam learning rate of the parameters inside the
 branches by sqrt(L0 / L) (Tensor Programs VI, Depth-μP); SGD learning rates are unchanged.
+
+A LoRA adapter's A (peft's ``lora_A``: fan_in width, fan_out the rank r) has width in its fan_in
+only, as a readout has, but it is not one: its output feeds B. It is classed ``hidden``, which
+under ``mup`` with Adam is LoRA+'s scaling (Hayou, Ghosh & Yu 2024, "LoRA+: Efficient Low Rank
+Adaptation of Large Models"): A's std stays 1/sqrt(fan_in) (peft's kaiming init) and its learning
+rate is / m_in while B (an ``input``) keeps its own, so eta_B / eta_A = m. A readout multiplier
+would shrink A's output as 1/m, and ``readout_zero_init`` would zero A beside B = 0, after which
+neither ever gets a gradient. Under SGD the classes' rules apply as for any layer (eta_B / eta_A =
+m^2); LoRA+ derives its ratio for Adam.
 """
 
 from __future__ import annotations
@@ -78,6 +87,7 @@ import torch.nn as nn
 from ..core.fans import fans as core_fans
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..util.hashing import canonical_param_name
+from .adapters import lora_part
 from .multipliers import (
     OWN_MULTIPLIER_KINDS,
     SetAttr,
@@ -95,6 +105,8 @@ from .widths import classify, free_widths, width_shapes
 CLASSES = ("input", "hidden", "output", "vector", "fixed")
 OPTIMIZERS = ("adam", "sgd")
 DEPTH_RULES = (None, "sqrt")
+LORA_A_WHY = ("LoRA A: hidden-like, as LoRA+ (Hayou et al. 2024) scales it; no readout "
+              "multiplier or readout_zero_init (its output feeds B)")
 
 
 @dataclass
@@ -384,8 +396,11 @@ def parametrize(model: nn.Module, name: str = "mup", *, base: Any, delta: Any = 
     by_info: list[tuple[ParamInfo, Scaling]] = []
     for p in infos:
         klass, m_in, m_out = free.get(p.name) or classify(p, widths[p.name])
+        lora_a = klass == "output" and (lora_part(model, p.module_name) or ("",))[0] == "A"
+        if lora_a:
+            klass = "hidden"        # see LORA_A_WHY
         s = Scaling(name=p.name, shape=tuple(p.shape), klass=klass, m_in=m_in, m_out=m_out,
-                    aliases=tuple(p.aliases))
+                    aliases=tuple(p.aliases), why=LORA_A_WHY if lora_a else "")
         for k, v in _rules(name, klass, m_in, m_out, output_mult).items():
             setattr(s, k, v)
         scalings.append(s)
