@@ -119,3 +119,31 @@ def test_a_global_module_hook_keeps_a_model_from_being_run_without_a_batch():
         handle.remove()
     assert d.method == "names-fallback" and fired == []
     assert describe(Routed()).method == "probe-real"     # without it, as before
+
+
+class Drawing(Routed):
+    """Routed, whose forward also draws from Python's, NumPy's and torch's global streams (a
+    user's noise injection)."""
+
+    def forward(self, x):
+        import random
+
+        import numpy as np
+
+        noise = random.random() + float(np.random.rand())  # noqa: NPY002
+        return super().forward(x + noise * torch.rand(()))
+
+
+def test_the_real_probe_leaves_every_global_random_state_as_it_was():
+    import random
+
+    import numpy as np
+
+    m = Drawing()
+    random.seed(1), np.random.seed(2), torch.manual_seed(3)  # noqa: NPY002
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()  # noqa: NPY002
+    d = describe(m, batch=torch.randn(16, 4, generator=torch.Generator().manual_seed(0)))
+    assert d.method == "probe-real"
+    assert random.getstate() == states[0]
+    assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
+    assert torch.equal(torch.get_rng_state(), states[2])

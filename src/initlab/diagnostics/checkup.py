@@ -55,7 +55,7 @@ from torch.overrides import TorchFunctionMode
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..modelinit.experts import is_router
 from ..modelinit.params import RNN_TYPES, module_kind
-from ..modelinit.stochastic import stochastic_off
+from ..modelinit.stochastic import global_rng_kept, stochastic_off
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
 from .direct import DirectRecorder
@@ -601,13 +601,12 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     th = thresholds or Thresholds()
     snap = _Snapshot(model)
     grads: dict[int, torch.Tensor | None] = {}
-    cuda = sorted({p.device.index or 0 for p, _ in snap.params if p.device.type == "cuda"})
     desc = None
     notes: list[str] = []
     stream = None
     with Hooks() as hooks:
         try:
-            with torch.random.fork_rng(devices=cuda):
+            with global_rng_kept(p for p, _ in snap.params):
                 desc, notes = _describe(model, batch)  # may run the model (probe-real): restored
             desc_of = {id(layer.module): layer for layer in desc.layers} if desc else {}
             branches = closers(model, desc) if desc is not None else []

@@ -23,6 +23,7 @@ from .checks import check_device, check_model, check_seed
 from .describe import active, describe
 from .engine import initialize, resolve_plan, running_stats_modules
 from .matching import match
+from .stochastic import global_rng_kept
 from .streams import check_rng
 from .tables import XIELU_TYPE
 
@@ -175,10 +176,9 @@ def _recompute_buffers(model: nn.Module, modules: list[nn.Module],
         return
     for t in tensors:
         _sentinel_fill(t)
-    devices = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
     # a module holding parameters gets them drawn by HF's init too (the plan redraws them):
     # from a forked global state, so the user's random streams are not advanced
-    with torch.random.fork_rng(devices=devices):
+    with global_rng_kept(tensors):
         for m in modules:
             init_weights(m)
     left = []

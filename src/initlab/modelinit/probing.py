@@ -110,8 +110,9 @@ def _plain(model: nn.Module) -> bool:
 
 def _real(model: nn.Module, inputs: tuple[tuple, dict]) -> Graph:
     """The probe on the model itself; the global random state (a forward may draw) as it was."""
-    cuda = sorted({p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"})
-    with torch.random.fork_rng(devices=cuda):
+    from .stochastic import global_rng_kept
+
+    with global_rng_kept(model.parameters()):
         return probe(model, inputs, on_meta=False)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -34,6 +34,22 @@ STOCHASTIC_ATTRS = ("layerdrop", "encoder_layerdrop", "decoder_layerdrop", "appl
 
 
 @contextlib.contextmanager
+def global_rng_kept(tensors: Iterable[torch.Tensor] = ()) -> Iterator[None]:
+    """The one owner of "leave the user's global random state as it was": the global states of
+    Python, NumPy (the legacy ones a forward may draw from), the CPU and the GPUs ``tensors``
+    are on are saved on entry and restored on exit (``torch.random.fork_rng``), whatever a
+    forward or a Hugging Face ``_init_weights`` draws in between."""
+    cuda = sorted({t.device.index or 0 for t in tensors if t.device.type == "cuda"})
+    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+
+
+@contextlib.contextmanager
 def stochastic_off(model: nn.Module) -> Iterator[None]:
     """Run ``model`` without its randomness: dropout and stochastic-depth modules in eval mode,
     :data:`STOCHASTIC_ATTRS` at 0 / False, and the global random state of Python, NumPy, the CPU
@@ -58,15 +74,10 @@ def stochastic_off(model: nn.Module) -> Iterator[None]:
                 elif isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0:
                     attrs.append((obj, a, v))
                     setattr(obj, a, type(v)(0))
-    cuda = sorted({t.device.index or 0 for t in model.parameters() if t.device.type == "cuda"})
-    # the legacy global states are what a forward may draw from: saved as they are
-    py_state, np_state = random.getstate(), np.random.get_state()  # noqa: NPY002
     try:
-        with torch.random.fork_rng(devices=cuda):
+        with global_rng_kept(model.parameters()):
             yield
     finally:
-        random.setstate(py_state)
-        np.random.set_state(np_state)  # noqa: NPY002
         for obj, a, v in reversed(attrs):
             setattr(obj, a, v)
         for m, flag in flags:
