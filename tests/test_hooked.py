@@ -66,6 +66,8 @@ def test_a_pruned_mlp_draws_what_the_unpruned_one_draws_and_keeps_its_mask():
     rep = initlab.apply(net, "auto", seed=3, batch=batch)
     ref_rep = initlab.apply(ref, "auto", seed=3, batch=batch)
     assert not rep.unmatched and _rows(rep) == _rows(ref_rep)
+    # in the unpruned order too (torch re-registers the pruned weight after the bias)
+    assert [r.name for r in rep.records] == [r.name for r in ref_rep.records]
     first = next(r for r in rep.records if r.name == "0.weight")
     assert first.initializer.startswith("glorot")             # the tanh was seen
     _same_as_unpruned(net, ref)

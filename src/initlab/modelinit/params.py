@@ -382,6 +382,8 @@ def collect_params(model: nn.Module) -> list[ParamInfo]:
             for tname, plist in plists.items():
                 locals_.append((tname, plist))
         hooks = hooked_of(module)       # (prune, spectral_norm, weight_norm: `weight` computed)
+        # a hook re-registers the weight as `weight_orig` after the bias: listed first again
+        locals_.sort(key=lambda kv: kv[0] not in hooks)
         for stored, obj in locals_:
             if obj is None:
                 continue
