@@ -134,3 +134,36 @@ def test_the_meta_copy_keeps_torchs_hooks_and_leaves_the_users_out():
     assert torch.nn.utils.parametrize.is_parametrized(lc[0]) and not lc[0]._forward_hooks
     lc(torch.zeros(2, 4, device="meta"))
     assert rec.seen == [] and len(lin._forward_hooks) == 1      # the user's module keeps it
+
+
+def test_a_hook_registered_for_every_module_is_out_of_the_meta_probe_and_back_after():
+    """A logger registered with ``register_module_forward_hook`` (it reads ``.item()``, which a
+    meta tensor refuses) made the meta probe fail: GPT-2 was described from its names. Now the
+    global hooks are out of torch's tables while the meta copy is made and runs, and back, as
+    the same entries, after: the hook logs the user's forward only, and its handle removes it."""
+    from torch.nn.modules import module as tm
+
+    seen: list[float] = []
+
+    def log(module, args, out):
+        if isinstance(out, torch.Tensor):
+            seen.append(out.float().abs().mean().item())
+
+    m = gpt2(n_layer=2)
+    handle = tm.register_module_forward_hook(log)
+    pre = tm.register_module_forward_pre_hook(lambda module, args: None)
+    try:
+        before = list(tm._global_forward_hooks.items()), list(tm._global_forward_pre_hooks.items())
+        d = describe(m)
+        rep = initlab.apply(m, "gpt2", seed=0)
+        assert d.method == "probe" and rep.description.method == "probe", d.notes
+        assert d.n_residual == 4 and seen == []          # the probe's forwards were not logged
+        assert (list(tm._global_forward_hooks.items()),
+                list(tm._global_forward_pre_hooks.items())) == before
+        with torch.no_grad():
+            m(torch.zeros(1, 4, dtype=torch.long))
+        assert len(seen) > 10 and all(v == v for v in seen)   # real numbers, logged
+    finally:
+        handle.remove()
+        pre.remove()
+    assert not tm._global_forward_hooks and not tm._global_forward_pre_hooks

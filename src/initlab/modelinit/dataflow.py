@@ -110,7 +110,7 @@ from .dataflow_ops import (
     product_weight,
     scaled_by,
 )
-from .probe_meta import META_RESULTS, meta_copy, shape_only
+from .probe_meta import META_RESULTS, global_hooks_suspended, meta_copy, shape_only
 from .stochastic import stochastic_off
 from .units import tensors_in, unit_kind_of
 
@@ -518,6 +518,13 @@ def probe(model: nn.Module, inputs: tuple[tuple, dict], *, on_meta: bool = True,
     ``user_hooks``: :func:`~initlab.modelinit.probe_meta.meta_copy`) on ``inputs`` (args,
     kwargs) and return the recorded :class:`Graph`; on the model itself (``on_meta=False``) its
     buffers are restored after (:func:`buffers_kept`). Exceptions of the forward propagate."""
+    suspended = global_hooks_suspended() if on_meta else contextlib.nullcontext()
+    with suspended:
+        return _probe(model, inputs, on_meta, user_hooks)
+
+
+def _probe(model: nn.Module, inputs: tuple[tuple, dict], on_meta: bool, user_hooks: bool
+           ) -> Graph:
     target = meta_copy(model, user_hooks=user_hooks) if on_meta else model
     graph = Graph()
     units: dict[nn.Module, tuple[str, str]] = {}

@@ -56,10 +56,9 @@ class _Unkeyable(Exception):
 def structure_key(model: nn.Module) -> tuple | None:
     """A hashable key of ``model``'s structure (see the module docs), or None when the model
     holds something the key cannot capture."""
-    from torch.nn.modules import module as _module
+    from .probe_meta import global_hooks_registered
 
-    if any((_module._global_forward_hooks, _module._global_forward_pre_hooks,
-            _module._global_backward_hooks, _module._global_backward_pre_hooks)):
+    if global_hooks_registered():
         return None
     try:
         objs: dict[int, Any] = {}      # id -> fingerprint of objects seen (configs are shared)

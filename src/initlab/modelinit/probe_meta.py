@@ -6,6 +6,8 @@ outputs computed from shapes where torch's meta kernels are slow.
   the model's size is allocated, the model itself is not touched). Its forward hooks are torch's
   own (weight norm, pruning, lazy modules, FSDP...) unless ``user_hooks``: a hook of the user's
   (a logger, a feature extractor) would see meta tensors and keep them in the user's objects.
+  Hooks registered for every module (``register_module_forward_hook`` & co.) are suspended
+  while the copy is made and runs (:func:`global_hooks_suspended`).
 * :data:`META_RESULTS`: torch functions whose output the probe takes from the inputs' shapes and
   dtypes in their common forms (``scaled_dot_product_attention``, ``dropout``, elementwise
   ``add``/``sub``/``mul``/``div``); each returns None for any other form, and the real kernel runs
@@ -16,10 +18,12 @@ outputs computed from shapes where torch's meta kernels are slow.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import copyreg
 import types
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any, cast
 
 import torch
@@ -55,6 +59,48 @@ def meta_copy(model: nn.Module, *, user_hooks: bool = False) -> nn.Module:
 #: the module attributes that hold hooks run by a forward or a backward
 _HOOK_TABLES = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
                 "_backward_pre_hooks")
+
+
+#: torch's tables of hooks registered for every module: run by a forward or a backward (the
+#: first four), or when a module, parameter or buffer is registered (as a copy does)
+GLOBAL_HOOK_TABLES = ("_global_forward_hooks", "_global_forward_pre_hooks",
+                      "_global_backward_hooks", "_global_backward_pre_hooks",
+                      "_global_module_registration_hooks",
+                      "_global_parameter_registration_hooks",
+                      "_global_buffer_registration_hooks")
+
+
+def global_hooks_registered() -> bool:
+    """Whether a hook runs on every module's forward or backward
+    (``torch.nn.modules.module.register_module_forward_hook`` & co.)."""
+    from torch.nn.modules import module as tm
+
+    return any(getattr(tm, t, None) for t in GLOBAL_HOOK_TABLES[:4])
+
+
+@contextlib.contextmanager
+def global_hooks_suspended() -> Iterator[None]:
+    """Every hook of :data:`GLOBAL_HOOK_TABLES` out of torch's tables for the duration (a
+    logger registered for every module would see the meta copy's meta tensors; a profiler's
+    module tracker would count the probe), and back in their places after, as the same
+    entries: their handles still remove them. Torch's tables are process-wide, so another
+    thread running a model meanwhile runs it without them."""
+    from torch.nn.modules import module as tm
+
+    saved = []
+    for name in GLOBAL_HOOK_TABLES:
+        table = getattr(tm, name, None)
+        if table:
+            saved.append((table, list(table.items())))
+            table.clear()
+    try:
+        yield
+    finally:
+        for table, items in saved:
+            added = list(table.items())        # registered meanwhile: after the old ones
+            table.clear()
+            table.update(items)
+            table.update(added)
 
 
 def torch_hook(hook: Any) -> bool:

@@ -19,7 +19,7 @@ from ..core.validation import InitlabError, fail
 from .dataflow import probe
 from .dataflow_graph import Graph
 from .inputs import config_inputs, split_batch
-from .probe_meta import user_hook_count
+from .probe_meta import global_hooks_registered, user_hook_count
 
 __all__ = ["REAL_PROBE_MAX_PARAMS", "dataflow_of", "shape_of"]
 
@@ -96,11 +96,7 @@ def _plain(model: nn.Module) -> bool:
     sharded and unsharded parameters, accelerate's), none is registered for every module
     (``register_module_forward_hook``), and every parameter is a plain tensor (not
     a DTensor or another subclass)."""
-    from torch.nn.modules import module as torch_module
-
-    if any(getattr(torch_module, g, None) for g in (
-            "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
-            "_global_backward_pre_hooks")):
+    if global_hooks_registered():
         return False          # torch.nn.modules.module.register_module_forward_hook & co.
     for m in model.modules():
         if m._forward_hooks or m._forward_pre_hooks or m._backward_hooks:
