@@ -528,3 +528,24 @@ def test_the_probe_input_of_an_image_text_model_holds_one_token_per_image_featur
     ids = kw["input_ids"]
     assert ids.shape == (1, 8 + 16) and tuple(kw["pixel_values"].shape) == (1, 3, 32, 32)
     assert ids.is_meta and rest[0][1].keys() == {"input_ids"}   # then the text alone
+
+
+def test_a_one_config_image_text_model_is_probed_with_its_pixels():
+    """ViLT has one config (image_size beside vocab_size, no vision_config) and a forward that
+    asks for pixel_values beside the text. The built input held the text alone, the forward
+    refused it, and the model was described from its names; now the pixels go in too."""
+    import transformers
+
+    from initlab.modelinit.inputs import config_inputs
+
+    cfg = transformers.ViltConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                  intermediate_size=128, image_size=32, patch_size=8,
+                                  vocab_size=128, max_position_embeddings=16)
+    m = transformers.ViltModel(cfg)
+    (_, kw), *_ = config_inputs(m)
+    assert tuple(kw["pixel_values"].shape) == (1, 3, 32, 32) and "input_ids" in kw
+    desc = initlab.describe(m)
+    assert desc.method in ("probe", "probe-real"), desc.notes
+    patch = desc.layer("embeddings.patch_embeddings.projection")
+    assert patch.calls == 1 and "did not run" not in patch.activation_why
+    assert [x.name for x in desc.layers if "did not run" in x.activation_why] == []

@@ -8,7 +8,9 @@ then without them.
 An image-text model (LLaVA, Gemma 3, GOT-OCR2...) gets ``input_ids`` that hold as many image
 tokens as its ``get_image_features`` returns feature vectors for the image (computed on a meta
 copy), beside ``pixel_values``; if that input does not run, the text alone is tried next (its
-vision layers are then said not to have run).
+vision layers are then said not to have run). Pixels go in beside the text when the config
+has a ``vision_config`` (CLIP's towers) or one config names the image's size (ViLT, whose
+forward refuses the text alone).
 """
 
 from __future__ import annotations
@@ -119,8 +121,11 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
             kw["input_features"] = torch.zeros(1, cfg.num_mel_bins, n, device=meta)
         if kw:
             text_only = dict(kw)
-            if main != "pixel_values" and _names_param(model, "pixel_values") and \
-                    getattr(cfg, "vision_config", None) is not None:
+            if main != "pixel_values" and _names_param(model, "pixel_values") and (
+                    getattr(cfg, "vision_config", None) is not None
+                    or isinstance(getattr(cfg, "image_size", None), (int, list, tuple))):
+                # both towers: a CLIP's per-tower configs, or one config with the image's size
+                # (ViLT, LayoutLMv3, whose forward asks for the pixels beside the text)
                 kw["pixel_values"] = _pixels(vision, meta)     # both towers (CLIP)
                 token, n_img = _image_token(cfg), _image_tokens(model, kw["pixel_values"])
                 if token is not None and n_img is not None:    # an image-text model (LLaVA)
