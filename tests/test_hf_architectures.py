@@ -549,3 +549,33 @@ def test_a_one_config_image_text_model_is_probed_with_its_pixels():
     patch = desc.layer("embeddings.patch_embeddings.projection")
     assert patch.calls == 1 and "did not run" not in patch.activation_why
     assert [x.name for x in desc.layers if "did not run" in x.activation_why] == []
+
+
+def _groupvit():
+    import transformers
+
+    cfg = transformers.GroupViTConfig(
+        text_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, vocab_size=128, max_position_embeddings=16),
+        vision_config=dict(hidden_size=64, intermediate_size=128, depths=[1, 1],
+                           num_group_tokens=[8, 0], num_output_groups=[8, 8],
+                           num_attention_heads=4, image_size=32, patch_size=8),
+        projection_dim=32, projection_intermediate_dim=64)
+    return transformers.GroupViTModel(cfg)
+
+
+def test_a_training_mode_batchnorm_takes_a_batch_of_one_in_the_probe():
+    """GroupViT's projection heads hold a BatchNorm1d, in training mode as built; the input
+    built from the config is a batch of one, which BatchNorm refuses in training. The whole
+    model was described from its names; the probe now runs BatchNorm from shapes (it computes
+    nothing inside a unit). A user's batch of one fits too, where the real forward fails."""
+    desc = initlab.describe(_groupvit())
+    assert desc.method == "probe", desc.notes
+    assert [x.name for x in desc.layers if "did not run" in x.activation_why] == []
+    head = desc.layer("visual_projection.0")             # Linear -> BatchNorm1d -> ReLU
+    assert head.activation_name == "relu", head.activation_why
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    d = initlab.describe(net, batch=torch.randn(1, 4))
+    assert d.method == "probe" and d.layer("0").activation_name == "relu"
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        net(torch.randn(1, 4))                           # the model itself refuses it

@@ -147,3 +147,22 @@ def test_the_real_probe_leaves_every_global_random_state_as_it_was():
     assert random.getstate() == states[0]
     assert np.array_equal(np.random.get_state()[1], states[1])  # noqa: NPY002
     assert torch.equal(torch.get_rng_state(), states[2])
+
+
+def test_the_fallback_note_gives_the_fullest_inputs_error():
+    """The names-fallback note quotes the error of the first input tried (the fullest one
+    built from the model), not of the last, simplest one, and counts the others."""
+
+    class Needs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inp = nn.Linear(4, 4)
+
+        def forward(self, x, mask):
+            return self.inp(x) * mask
+
+    d = describe(Needs())
+    assert d.method == "names-fallback"
+    note = next(n for n in d.notes if "names-fallback used" in n)
+    assert "missing 1 required positional argument: 'mask'" in note
+    assert "other input(s) failed too" in note

@@ -293,6 +293,16 @@ def shape_only(module: nn.Module, ukind: str):
             if tuple(x.shape[x.dim() - len(ns):]) != ns:
                 raise RuntimeError(f"LayerNorm{ns} got shape {tuple(x.shape)}")
             return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    elif own(nn.modules.batchnorm._BatchNorm):
+        # the output is the input's shape; a training-mode BatchNorm would refuse a batch of one
+        # (the input built from a config), which the statistics it does not compute here need
+        c = cast(nn.modules.batchnorm._BatchNorm, module).num_features
+
+        def fwd(*args, **kwargs):
+            x = first(args, kwargs)
+            if x.dim() < 2 or x.shape[1] != c:
+                raise RuntimeError(f"{type(module).__name__}({c}) got shape {tuple(x.shape)}")
+            return torch.empty(x.shape, dtype=x.dtype, device="meta")
     elif module_kind(module) == "experts" and (width := expert_output_width(module)):
         # the routing (which tokens each expert takes) is data-dependent: the bank's output
         # is the model width for every token, whatever the routing

@@ -84,7 +84,10 @@ def dataflow_of(model: nn.Module, batch: Any, config_input: bool
         raise fail("batch", f"must fit the model: the forward pass raised {errors[-1]}",
                    shape_of(batch), "pass a batch the model accepts (a tensor, a tuple of "
                    "positional inputs or a dict of keyword inputs); the model is unchanged.")
-    why = errors[-1] if errors else "no input could be built from the model"
+    # the first input is the fullest one built from the config (text and pixels): its error
+    # says what the model needs; the later, simpler inputs mostly fail for wanting it
+    why = (errors[0] + (f"; {len(errors) - 1} other input(s) failed too" if len(errors) > 1
+                        else "")) if errors else "no input could be built from the model"
     notes.append("dataflow not seen (" + why + "): names-fallback used (layers in registration "
                  "order, residual closers by RESIDUAL_NAMES); pass batch= for a probe")
     return None, "names-fallback", notes
