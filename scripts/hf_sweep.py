@@ -69,6 +69,13 @@ def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def _set(cfg, name: str, value) -> None:
+    try:
+        setattr(cfg, name, value)
+    except AttributeError:      # a property computed from others (Jamba's layer pattern from
+        pass                    # its periods, a codec's hidden_size): follows them
+
+
 def shrink(cfg, seen=None):
     """Shrink a config and its sub-configs in place: two layers (per-layer patterns cut to
     them), four experts (two per token), a vocabulary of at most 1,024 (keeping every special
@@ -91,9 +98,9 @@ def shrink(cfg, seen=None):
     if widths and max(widths.values()) // k < 32:
         k = 1                    # already small
     for a, v in (*widths.items(), *heads.items()):
-        setattr(cfg, a, v // k)
+        _set(cfg, a, v // k)
     for a, v in lists.items():
-        setattr(cfg, a, type(v)(x // k for x in v))
+        _set(cfg, a, type(v)(x // k for x in v))
     # a per-layer pattern keeps one layer of each kind (a hybrid's attention and its mamba
     # layers), at least two, in their order; the layer counts follow it
     pattern = next((v for a in PER_LAYER if isinstance(v := getattr(cfg, a, None), (list, tuple))
@@ -107,16 +114,13 @@ def shrink(cfg, seen=None):
         for a in PER_LAYER:
             v = getattr(cfg, a, None)
             if isinstance(v, (list, tuple)) and len(v) == len(pattern):
-                try:
-                    setattr(cfg, a, type(v)(v[i] for i in keep))
-                except AttributeError:   # computed from the layer count (Jamba's periods)
-                    pass
+                _set(cfg, a, type(v)(v[i] for i in keep))
     for size, names in COUNTS.items():
         for a in names:
             v = getattr(cfg, a, None)
             n = len(keep) if keep is not None and "layers" in a else size
             if _int(v) and v > n:
-                setattr(cfg, a, n)
+                _set(cfg, a, n)
     vocab = getattr(cfg, "vocab_size", None)
     if _int(vocab) and vocab > 1024:
         ids = [getattr(cfg, a, None) for a in dir(cfg) if a.endswith("token_id")]
@@ -156,7 +160,8 @@ def build(model_type: str):
     raise RuntimeError(errors[0] if len(errors) == len(TASK_HEADS) else errors[-1])
 
 
-def run_one(model_type: str, plan: str, max_params: int) -> dict:
+def run_one(model_type: str, plan: str, max_params: int, built=None) -> dict:
+    """One type's entry; ``built()`` is called once the model is built."""
     import torch
 
     import initlab
@@ -167,6 +172,8 @@ def run_one(model_type: str, plan: str, max_params: int) -> dict:
         model, head = build(model_type)
     except Exception as e:  # noqa: BLE001
         return {"outcome": "build", "error": str(e)[:300]}
+    if built is not None:
+        built()
     n = sum(p.numel() for p in model.parameters())
     if n > max_params:
         return {"outcome": "large", "params": n, "head": head}
@@ -190,7 +197,7 @@ def run_one(model_type: str, plan: str, max_params: int) -> dict:
 
 def _child(model_type: str, plan: str, max_params: int, conn) -> None:
     try:
-        res = run_one(model_type, plan, max_params)
+        res = run_one(model_type, plan, max_params, built=lambda: conn.send("built"))
     except BaseException as e:  # noqa: BLE001  (run_one records initlab's errors itself)
         res = {"outcome": "fail", "error": f"{type(e).__name__}: {str(e)[:300]}"}
     conn.send(res)
@@ -246,7 +253,7 @@ def main(argv=None) -> int:
     del initlab
     torch.set_num_threads(1)
     ctx = mp.get_context("fork")
-    running: dict[str, tuple] = {}
+    running: dict[str, tuple] = {}    # type -> (process, pipe, start[, built])
     queue, done = list(todo), 0
 
     def finish(t: str, res: dict) -> None:
@@ -266,21 +273,28 @@ def main(argv=None) -> int:
             send.close()
             running[t] = (proc, recv, time.perf_counter())
         time.sleep(0.05)
-        for t, (proc, recv, t0) in list(running.items()):
+        for t, (proc, recv, t0, *_) in list(running.items()):
             wall = time.perf_counter() - t0
-            if recv.poll():
+            res = None
+            while res is None and recv.poll():
                 try:
-                    res = recv.recv()
+                    msg = recv.recv()
                 except EOFError:
-                    res = {"outcome": "fail", "error": f"the process ended (exit "
-                           f"{proc.exitcode}) without a result"}
-            elif not proc.is_alive():
-                res = {"outcome": "fail", "error": f"the process ended (exit {proc.exitcode}) "
-                       "without a result"}
-            elif wall > args.timeout:
+                    break
+                if msg == "built":
+                    running[t] = (proc, recv, t0, True)
+                else:
+                    res = msg
+            stage = "running the plan" if len(running[t]) > 3 else "building the model"
+            if res is None and not proc.is_alive():
+                # killed while transformers built it (BLT's 500,002-row hash tables take all
+                # the memory): not an initlab result
+                res = {"outcome": "fail" if len(running[t]) > 3 else "build",
+                       "error": f"the process ended (exit {proc.exitcode}) while {stage}"}
+            elif res is None and wall > args.timeout:
                 proc.kill()
-                res = {"outcome": "timeout", "error": f"over {args.timeout:.0f} s"}
-            else:
+                res = {"outcome": "timeout", "error": f"over {args.timeout:.0f} s, {stage}"}
+            elif res is None:
                 continue
             proc.join(5)
             del running[t]
