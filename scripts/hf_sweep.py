@@ -7,9 +7,8 @@
 "A feature works when it works on a real model": this is the widest such check. For each model
 type in transformers' ``CONFIG_MAPPING`` the default config is shrunk (:func:`shrink`: two layers,
 four experts, widths and heads divided by one factor; every sub-config alike: a VLM's vision and
-text towers), the
-model is built with ``AutoModel`` (or the first task head that accepts the config), and
-``initlab.apply(model, PLAN, seed=0)`` runs on it. Each type runs in a process of its own
+text towers), the model is built with ``AutoModel`` (or the first task head that accepts the
+config), and ``initlab.apply(model, PLAN, seed=0)`` runs on it. Each type runs in a process of its own
 (forked) with a timeout, so a hang or a crash in one cannot stop the sweep.
 
 Outcomes per type, in the JSON file (written atomically after every type; a rerun with the same
@@ -253,7 +252,8 @@ def main(argv=None) -> int:
     del initlab
     torch.set_num_threads(1)
     ctx = mp.get_context("fork")
-    running: dict[str, tuple] = {}    # type -> (process, pipe, start[, built])
+    running: dict[str, tuple] = {}    # type -> (process, pipe, start)
+    built: set[str] = set()            # types whose model transformers has built
     queue, done = list(todo), 0
 
     def finish(t: str, res: dict) -> None:
@@ -273,7 +273,7 @@ def main(argv=None) -> int:
             send.close()
             running[t] = (proc, recv, time.perf_counter())
         time.sleep(0.05)
-        for t, (proc, recv, t0, *_) in list(running.items()):
+        for t, (proc, recv, t0) in list(running.items()):
             wall = time.perf_counter() - t0
             res = None
             while res is None and recv.poll():
@@ -282,14 +282,14 @@ def main(argv=None) -> int:
                 except EOFError:
                     break
                 if msg == "built":
-                    running[t] = (proc, recv, t0, True)
+                    built.add(t)
                 else:
                     res = msg
-            stage = "running the plan" if len(running[t]) > 3 else "building the model"
+            stage = "running the plan" if t in built else "building the model"
             if res is None and not proc.is_alive():
                 # killed while transformers built it (BLT's 500,002-row hash tables take all
                 # the memory): not an initlab result
-                res = {"outcome": "fail" if len(running[t]) > 3 else "build",
+                res = {"outcome": "fail" if t in built else "build",
                        "error": f"the process ended (exit {proc.exitcode}) while {stage}"}
             elif res is None and wall > args.timeout:
                 proc.kill()

@@ -5,7 +5,8 @@ What a run does, in order:
 
 1. Snapshot everything it could disturb: parameters and buffers (BatchNorm running statistics,
    spectral-norm vectors, ...), each parameter's ``.grad`` object, every module's ``training``
-   flag, and the global random state of the CPU and of the model's GPUs (``fork_rng``).
+   flag; the global random states (Python, NumPy, the CPU, the model's GPUs) are kept around
+   every forward it runs (:func:`initlab.modelinit.stochastic.global_rng_kept`).
 2. Describe the model (:func:`initlab.modelinit.describe.describe` on the batch: one probe forward
    on a meta copy): which activation follows each layer (modules *and* functionals such as
    ``torch.relu`` in ``forward``; gated units), which layer is the output (readout), which layers
@@ -55,7 +56,7 @@ from torch.overrides import TorchFunctionMode
 from ..core.validation import InitlabTypeError, check_choice, check_scalar, error_message, fail
 from ..modelinit.experts import is_router
 from ..modelinit.params import RNN_TYPES, module_kind
-from ..modelinit.stochastic import global_rng_kept, stochastic_off
+from ..modelinit.stochastic import stochastic_off
 from . import stats as S
 from .attention import AttentionRecorder, fused_attention_modules
 from .direct import DirectRecorder
@@ -606,8 +607,8 @@ def doctor(model: nn.Module, batch: Any, *, loss_fn: Callable | None = None, tar
     stream = None
     with Hooks() as hooks:
         try:
-            with global_rng_kept(p for p, _ in snap.params):
-                desc, notes = _describe(model, batch)  # may run the model (probe-real): restored
+            # may run the model (probe-real): the probe keeps buffers and global random state
+            desc, notes = _describe(model, batch)
             desc_of = {id(layer.module): layer for layer in desc.layers} if desc else {}
             branches = closers(model, desc) if desc is not None else []
             stream = StreamRecorder(hooks, branches) if branches else None

@@ -125,8 +125,8 @@ def config_inputs(model: nn.Module) -> list[tuple[tuple, dict]]:
                     getattr(cfg, "vision_config", None) is not None
                     or isinstance(getattr(cfg, "image_size", None), (int, list, tuple))):
                 # both towers: a CLIP's per-tower configs, or one config with the image's size
-                # (ViLT, LayoutLMv3, whose forward asks for the pixels beside the text)
-                kw["pixel_values"] = _pixels(vision, meta)     # both towers (CLIP)
+                # (ViLT, whose forward asks for the pixels beside the text)
+                kw["pixel_values"] = _pixels(vision, meta)
                 token, n_img = _image_token(cfg), _image_tokens(model, kw["pixel_values"])
                 if token is not None and n_img is not None:    # an image-text model (LLaVA)
                     kw["input_ids"] = torch.cat([ids, torch.full(

@@ -108,11 +108,10 @@ def _plain(model: nn.Module) -> bool:
 
 
 def _real(model: nn.Module, inputs: tuple[tuple, dict]) -> Graph:
-    """The probe on the model itself; the global random state (a forward may draw) as it was."""
-    from .stochastic import global_rng_kept
-
-    with global_rng_kept(model.parameters()):
-        return probe(model, inputs, on_meta=False)
+    """The probe on the model itself; the global random state (a forward may draw) as it was:
+    the probe runs the forward inside :func:`~initlab.modelinit.stochastic.stochastic_off`,
+    which keeps it."""
+    return probe(model, inputs, on_meta=False)
 
 
 def _on(inputs: tuple[tuple, dict], device: torch.device) -> tuple[tuple, dict]:
